@@ -1,0 +1,100 @@
+#include "fiber/internal/generator_core.h"
+
+#include <cstdint>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace fiberloop::internal {
+
+GeneratorCore* GeneratorCore::create(const StackOptions& options, std::size_t callable_bytes,
+                                     std::size_t callable_align, void (*invoke)(GeneratorCore&),
+                                     void (*destroy)(void*)) {
+  if (callable_bytes + sizeof(GeneratorCore) + 8192 > options.size) {
+    throw std::logic_error("Generator: the body is " + std::to_string(callable_bytes) +
+                           " bytes, too big for a " + std::to_string(options.size >> 10) +
+                           " KiB stack; capture less by value or raise StackOptions::size");
+  }
+  StackPool& pool = StackPool::this_thread();
+  Stack stack = pool.acquire(options);
+  // [ ... context stack ... | callable | core ] <- stack.top
+  auto top = reinterpret_cast<std::uintptr_t>(stack.top);
+  const std::uintptr_t core_at = (top - sizeof(GeneratorCore)) & ~std::uintptr_t{63};
+  auto* core = ::new (reinterpret_cast<void*>(core_at)) GeneratorCore;
+  const std::size_t align = callable_align < 16 ? 16 : callable_align;
+  const std::uintptr_t callable_at = (core_at - callable_bytes) & ~(align - 1);
+  const std::uintptr_t context_top = callable_at & ~std::uintptr_t{63};
+  core->pool_ = &pool;
+  core->stack_ = stack;
+  core->invoke_ = invoke;
+  core->destroy_ = destroy;
+  core->callable_ = reinterpret_cast<void*>(callable_at);
+  core->start = &GeneratorCore::body_main;
+  core->body_context_ = make_context(reinterpret_cast<void*>(context_top),
+                                     context_top - reinterpret_cast<std::uintptr_t>(stack.bottom()));
+  return core;
+}
+
+void GeneratorCore::destroy(GeneratorCore* core) noexcept {
+  if (core->started_ && !core->finished_) {
+    core->unwinding_ = true;
+    try {
+      while (!core->finished_) core->resume(nullptr);
+    } catch (...) {
+      // The body threw while unwinding; nobody is left to tell.
+    }
+  }
+  if (core->callable_alive_) core->destroy_(core->callable_);
+  StackPool* pool = core->pool_;
+  Stack stack = core->stack_;
+  core->~GeneratorCore();
+  pool->release(stack);
+}
+
+void GeneratorCore::discard(GeneratorCore* core) noexcept {
+  core->callable_alive_ = false;
+  destroy(core);
+}
+
+bool GeneratorCore::resume(void* sent) {
+  if (finished_) return false;
+  if (consumer_context_ != nullptr) {
+    throw std::logic_error(
+        "Generator: resumed while its body is already running (from inside the body, or from "
+        "another fiber while the body is parked); one consumer at a time");
+  }
+  started_ = true;
+  sent_ = sent;
+  switch_context(&consumer_context_, body_context_, this);
+  consumer_context_ = nullptr;
+  if (finished_ && error_) std::rethrow_exception(std::exchange(error_, nullptr));
+  return !finished_;
+}
+
+void* GeneratorCore::yield(void* value) {
+  if (unwinding_) throw GeneratorUnwind{};
+  yielded_ = value;
+  switch_context(&body_context_, consumer_context_, nullptr);
+  yielded_ = nullptr;
+  if (unwinding_) throw GeneratorUnwind{};
+  return sent_;
+}
+
+void GeneratorCore::body_main(ContextEntry* entry) noexcept {
+  auto& core = static_cast<GeneratorCore&>(*entry);
+  if (!core.unwinding_) {
+    try {
+      core.invoke_(core);
+    } catch (const GeneratorUnwind&) {
+    } catch (...) {
+      core.error_ = std::current_exception();
+    }
+  }
+  core.destroy_(core.callable_);
+  core.callable_alive_ = false;
+  core.finished_ = true;
+  exit_context(core.consumer_context_, nullptr, [](void*) {}, nullptr);
+}
+
+}  // namespace fiberloop::internal

@@ -1,0 +1,66 @@
+// The untyped half of Generator: its own stack and context, and the switches
+// between the consumer and the body. Lives at the top of its own stack.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+
+#include "fiber/internal/context.h"
+#include "fiber/internal/stack_pool.h"
+#include "fiber/stack.h"
+
+namespace fiberloop::internal {
+
+// Thrown at the body's yield when its Generator is destroyed unfinished, so
+// that the body's destructors run. Not a std::exception; do not swallow it.
+struct GeneratorUnwind {};
+
+class GeneratorCore : public ContextEntry {
+ public:
+  // Makes a generator whose callable (of `callable_bytes`) will sit on its
+  // stack; `invoke` runs the callable, `destroy` destroys it.
+  // Throws: std::system_error if no stack memory can be had.
+  static GeneratorCore* create(const StackOptions& options, std::size_t callable_bytes,
+                               std::size_t callable_align, void (*invoke)(GeneratorCore&),
+                               void (*destroy)(void*));
+  // Unwinds an unfinished body, destroys the callable, frees the stack.
+  static void destroy(GeneratorCore* core) noexcept;
+  // Frees a generator whose callable was never constructed.
+  static void discard(GeneratorCore* core) noexcept;
+
+  // Consumer side: runs the body until it yields (returns true) or finishes
+  // (returns false), with `sent` as what the pending yield returns.
+  // Throws: what the body threw (once).
+  bool resume(void* sent);
+
+  // Body side: hands `value` to the consumer and waits; returns the pointer
+  // passed to the next resume().
+  // Throws: GeneratorUnwind when the generator is being destroyed.
+  void* yield(void* value);
+
+  void* callable() const noexcept { return callable_; }
+  void* yielded() const noexcept { return yielded_; }
+  bool started() const noexcept { return started_; }
+  bool finished() const noexcept { return finished_; }
+
+ private:
+  GeneratorCore() = default;
+  static void body_main(ContextEntry* entry) noexcept;
+
+  StackPool* pool_ = nullptr;
+  Stack stack_;
+  ContextHandle body_context_ = nullptr;  // saved while the consumer runs
+  ContextHandle consumer_context_ = nullptr;  // saved while the body runs
+  void (*invoke_)(GeneratorCore&) = nullptr;
+  void (*destroy_)(void*) = nullptr;
+  void* callable_ = nullptr;
+  void* yielded_ = nullptr;
+  void* sent_ = nullptr;
+  std::exception_ptr error_;
+  bool started_ = false;
+  bool finished_ = false;
+  bool unwinding_ = false;
+  bool callable_alive_ = true;
+};
+
+}  // namespace fiberloop::internal

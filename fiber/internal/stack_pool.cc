@@ -1,0 +1,202 @@
+#include "fiber/internal/stack_pool.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <string>
+#include <system_error>
+
+namespace fiberloop::internal {
+namespace {
+
+// glibc 2.36 predates MADV_GUARD_INSTALL (Linux 6.13); the value is ABI.
+constexpr int kMadvGuardInstall = 102;
+// A slab reserves about this much address space (never less than one stack).
+constexpr std::size_t kSlabBytes = 16u << 20;
+
+std::size_t page_size() noexcept {
+  static const std::size_t size = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return size;
+}
+
+std::size_t round_up(std::size_t n, std::size_t to) noexcept { return (n + to - 1) / to * to; }
+
+}  // namespace
+
+GuardMethod StackPool::best_guard_method() noexcept {
+  static const GuardMethod method = [] {
+    // Probe on a scratch mapping: EINVAL means the kernel lacks guard regions.
+    const std::size_t page = page_size();
+    void* p = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) return GuardMethod::kMprotect;
+    const bool ok = ::madvise(p, page, kMadvGuardInstall) == 0;
+    ::munmap(p, 2 * page);
+    return ok ? GuardMethod::kGuardInstall : GuardMethod::kMprotect;
+  }();
+  return method;
+}
+
+StackPool::StackPool(GuardMethod method) noexcept : method_(method) {}
+
+StackPool::~StackPool() {
+  for (const Slab& slab : slabs_) {
+    if (slab.base != nullptr) ::munmap(slab.base, slab.bytes);
+  }
+}
+
+StackPool& StackPool::this_thread() noexcept {
+  static thread_local StackPool pool;
+  return pool;
+}
+
+std::uint16_t StackPool::size_class(std::size_t size, bool guard) {
+  for (std::size_t i = 0; i < classes_.size(); ++i) {
+    if (classes_[i].size == size && classes_[i].guard == guard) return static_cast<std::uint16_t>(i);
+  }
+  classes_.push_back(SizeClass{size, guard, {}, 0, nullptr, 0, 0});
+  return static_cast<std::uint16_t>(classes_.size() - 1);
+}
+
+Stack StackPool::acquire(const StackOptions& options) {
+  const std::size_t size = round_up(std::max<std::size_t>(options.size, 1), page_size());
+  const std::uint16_t index = size_class(size, options.guard_page && method_ != GuardMethod::kNone);
+  SizeClass& sc = classes_[index];
+  Stack stack;
+  if (!sc.free.empty()) {
+    stack = sc.free.back();
+    sc.free.pop_back();
+    sc.cold = std::min(sc.cold, sc.free.size());
+  } else {
+    if (sc.carve_left == 0) map_slab(sc);
+    const std::size_t slot = size + (sc.guard ? page_size() : 0);
+    stack.top = sc.carve_next + size;
+    stack.size = size;
+    stack.slab = sc.carve_slab;
+    stack.size_class = index;
+    stack.guarded = sc.guard && !warned_budget_;
+    if (sc.guard && !stack.guarded) ++unguarded_;
+    sc.carve_next += slot;
+    --sc.carve_left;
+  }
+  ++slabs_[stack.slab].outstanding;
+  ++outstanding_;
+  return stack;
+}
+
+void StackPool::release(Stack stack) noexcept {
+  --slabs_[stack.slab].outstanding;
+  --outstanding_;
+  classes_[stack.size_class].free.push_back(stack);
+}
+
+void StackPool::map_slab(SizeClass& sc) {
+  const std::size_t guard_bytes = sc.guard ? page_size() : 0;
+  const std::size_t slot = sc.size + guard_bytes;
+  const std::size_t count = std::max<std::size_t>(1, kSlabBytes / slot);
+  const std::size_t bytes = slot * count;
+  void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+  if (base == MAP_FAILED) {
+    throw std::system_error(errno, std::generic_category(),
+                            "fiberloop: mmap of " + std::to_string(bytes >> 10) +
+                                " KiB for fiber stacks of " + std::to_string(sc.size >> 10) +
+                                " KiB each failed; use a smaller StackOptions::size or fewer fibers");
+  }
+  char* first = static_cast<char*>(base);
+  if (sc.guard && !warned_budget_ && !install_guards(first, slot, count)) {
+    warned_budget_ = true;
+    std::fprintf(stderr,
+                 "fiberloop: the kernel refused more mappings for guard pages (vm.max_map_count); "
+                 "new fiber stacks have no guard page, so a stack overflow may corrupt memory "
+                 "silently. Raise vm.max_map_count or use a kernel with MADV_GUARD_INSTALL.\n");
+  }
+  std::uint32_t index = 0;
+  while (index < slabs_.size() && slabs_[index].base != nullptr) ++index;
+  if (index == slabs_.size()) slabs_.push_back({});
+  slabs_[index] = Slab{first, bytes, 0};
+  sc.carve_next = first + guard_bytes;  // each slot: [guard][stack]
+  sc.carve_left = count;
+  sc.carve_slab = index;
+}
+
+bool StackPool::install_guards(char* first_guard, std::size_t stride, std::size_t count) noexcept {
+  const std::size_t page = page_size();
+  for (std::size_t i = 0; i < count; ++i) {
+    char* guard = first_guard + i * stride;
+    const int rc = method_ == GuardMethod::kGuardInstall
+                       ? ::madvise(guard, page, kMadvGuardInstall)
+                       : ::mprotect(guard, page, PROT_NONE);
+    if (rc != 0) return false;  // ENOMEM: out of mappings; the rest go unguarded
+  }
+  return true;
+}
+
+void StackPool::trim(std::size_t keep) noexcept {
+  for (SizeClass& sc : classes_) {
+    unmap_idle_slabs(sc, keep);
+    if (sc.free.size() <= keep + sc.cold) continue;
+    // free[cold, size - keep) still hold pages: give them back, coalescing
+    // stacks that sit next to each other (guard pages between them included).
+    std::vector<Stack> warm(sc.free.begin() + static_cast<std::ptrdiff_t>(sc.cold),
+                            sc.free.end() - static_cast<std::ptrdiff_t>(keep));
+    std::sort(warm.begin(), warm.end(),
+              [](const Stack& a, const Stack& b) { return a.top < b.top; });
+    const std::size_t guard_bytes = sc.guard ? page_size() : 0;
+    std::size_t i = 0;
+    while (i < warm.size()) {
+      char* begin = warm[i].bottom();
+      char* end = warm[i].top;
+      while (++i < warm.size() && warm[i].bottom() - guard_bytes == end) end = warm[i].top;
+      ::madvise(begin, static_cast<std::size_t>(end - begin), MADV_DONTNEED);
+    }
+    sc.cold = sc.free.size() - keep;
+  }
+}
+
+void StackPool::unmap_idle_slabs(SizeClass& sc, std::size_t keep) noexcept {
+  // A slab can go when none of its stacks is out and it holds none of the
+  // `keep` stacks released last.
+  if (sc.free.size() <= keep) return;
+  const std::size_t kept_from = sc.free.size() - keep;
+  std::vector<bool> idle(slabs_.size(), false);
+  bool any = false;
+  for (std::size_t i = 0; i < kept_from; ++i) {
+    const std::uint32_t slab = sc.free[i].slab;
+    if (slabs_[slab].outstanding == 0) idle[slab] = any = true;
+  }
+  for (std::size_t i = kept_from; i < sc.free.size(); ++i) idle[sc.free[i].slab] = false;
+  if (!any) return;
+  std::size_t kept = 0, kept_cold = 0;
+  for (std::size_t i = 0; i < sc.free.size(); ++i) {
+    if (idle[sc.free[i].slab]) continue;
+    if (i < sc.cold) ++kept_cold;
+    sc.free[kept++] = sc.free[i];
+  }
+  sc.free.resize(kept);
+  sc.cold = kept_cold;
+  for (std::size_t i = 0; i < slabs_.size(); ++i) {
+    if (!idle[i]) continue;
+    ::munmap(slabs_[i].base, slabs_[i].bytes);
+    slabs_[i] = Slab{nullptr, 0, 0};
+    if (sc.carve_slab == i) sc.carve_left = 0;
+  }
+}
+
+StackPoolStats StackPool::stats() const noexcept {
+  StackPoolStats s;
+  s.outstanding = outstanding_;
+  for (const SizeClass& sc : classes_) s.pooled += sc.free.size();
+  for (const Slab& slab : slabs_) {
+    if (slab.base == nullptr) continue;
+    s.mapped_bytes += slab.bytes;
+    ++s.slabs;
+  }
+  s.unguarded = unguarded_;
+  return s;
+}
+
+}  // namespace fiberloop::internal

@@ -1,0 +1,100 @@
+// Fiber stacks: mmap'ed in slabs, committed lazily, guarded, pooled.
+//
+// Guard policy: each stack has one no-access page below it. Where the kernel
+// has MADV_GUARD_INSTALL (Linux >= 6.13) the guard costs no extra mapping, so
+// a million guarded stacks fit in vm.max_map_count. Elsewhere the guard is an
+// mprotect'ed page (one more mapping per stack); when the kernel refuses more
+// mappings, stacks are handed out unguarded and one warning line says why.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fiber/stack.h"
+
+namespace fiberloop::internal {
+
+// One stack: usable memory [top - size, top), with a guard page right below
+// when `guarded`.
+struct Stack {
+  char* top = nullptr;
+  std::size_t size = 0;
+  std::uint32_t slab = 0;        // index into the pool's slabs
+  std::uint16_t size_class = 0;  // index into the pool's size classes
+  bool guarded = false;
+
+  char* bottom() const noexcept { return top - size; }
+  explicit operator bool() const noexcept { return top != nullptr; }
+};
+
+enum class GuardMethod : std::uint8_t { kGuardInstall, kMprotect, kNone };
+
+struct StackPoolStats {
+  std::size_t outstanding = 0;    // stacks handed out and not yet released
+  std::size_t pooled = 0;         // free stacks kept for reuse
+  std::size_t mapped_bytes = 0;   // address space reserved by slabs
+  std::size_t slabs = 0;
+  std::size_t unguarded = 0;      // stacks handed out without a guard page
+};
+
+class StackPool {
+ public:
+  // `method` forces a guard method (tests); by default the best one the kernel has.
+  explicit StackPool(GuardMethod method = best_guard_method()) noexcept;
+  ~StackPool();
+  StackPool(const StackPool&) = delete;
+  StackPool& operator=(const StackPool&) = delete;
+
+  // The pool of the calling thread; fibers and generators take stacks from it.
+  static StackPool& this_thread() noexcept;
+
+  // Hands out a stack, reusing a released one of the same shape when it can.
+  // Throws: std::system_error when the kernel refuses the memory (the message
+  //         names the size and suggests a smaller StackOptions::size).
+  Stack acquire(const StackOptions& options);
+
+  // Takes a stack back. Its pages stay committed until trim().
+  void release(Stack stack) noexcept;
+
+  // Gives the physical pages of pooled stacks beyond the `keep` most recently
+  // released back to the kernel (one madvise per run of adjacent stacks). The
+  // address space stays reserved; slabs with no stack outstanding are unmapped.
+  void trim(std::size_t keep) noexcept;
+
+  StackPoolStats stats() const noexcept;
+  GuardMethod guard_method() const noexcept { return method_; }
+
+  static GuardMethod best_guard_method() noexcept;
+
+ private:
+  struct Slab {
+    char* base;
+    std::size_t bytes;
+    std::size_t outstanding;  // stacks of this slab handed out
+  };
+  // Stacks of one shape (size, guard) and the slab being carved.
+  struct SizeClass {
+    std::size_t size;
+    bool guard;
+    std::vector<Stack> free;       // released; most recent at the back
+    std::size_t cold = 0;          // free[0, cold) have had their pages trimmed
+    char* carve_next = nullptr;    // next unused slot of the newest slab
+    std::size_t carve_left = 0;
+    std::uint32_t carve_slab = 0;  // which slab carve_next is in
+  };
+
+  std::uint16_t size_class(std::size_t size, bool guard);
+  void map_slab(SizeClass& sc);
+  bool install_guards(char* first_guard, std::size_t stride, std::size_t count) noexcept;
+  void unmap_idle_slabs(SizeClass& sc, std::size_t keep) noexcept;
+
+  GuardMethod method_;
+  std::vector<SizeClass> classes_;
+  std::vector<Slab> slabs_;  // an unmapped slab keeps its slot with base == nullptr
+  std::size_t outstanding_ = 0;
+  std::size_t unguarded_ = 0;
+  bool warned_budget_ = false;
+};
+
+}  // namespace fiberloop::internal

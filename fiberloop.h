@@ -1,0 +1,20 @@
+// fiberloop: stackful fibers on an event loop. Plain sequential code, a
+// hundred thousand tasks on one core.
+//
+//   #include "fiberloop.h"
+//   int main() {
+//     return fiberloop::run([] {
+//       auto t = fiberloop::spawn([] { return 42; });
+//       return t.join() == 42 ? 0 : 1;
+//     });
+//   }
+#pragma once
+
+#include "fiber/generator.h"
+#include "fiber/stack.h"
+#include "loop/errors.h"
+#include "loop/loop.h"
+#include "loop/options.h"
+#include "loop/run.h"
+#include "loop/task.h"
+#include "loop/this_fiber.h"

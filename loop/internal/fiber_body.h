@@ -1,0 +1,39 @@
+// The type-erased entry of a fiber: runs the callable that spawn() placed on
+// the fiber's stack, and stores what it returned or threw in the record.
+#pragma once
+
+#include <exception>
+#include <functional>
+#include <type_traits>
+
+#include "loop/internal/fiber_record.h"
+#include "loop/internal/loop_core.h"
+
+namespace fiberloop {
+class Loop;
+}
+
+namespace fiberloop::internal {
+
+template <class Fn, class R>
+struct FiberBody {
+  static void run(FiberRecord* f) noexcept {
+    Fn& fn = *static_cast<Fn*>(f->callable);
+    try {
+      enter_body(*f);
+      if constexpr (std::is_void_v<R>) {
+        std::invoke(std::move(fn));
+      } else {
+        f->result.emplace<R>(std::invoke(std::move(fn)));
+      }
+    } catch (...) {
+      f->error = std::current_exception();
+    }
+    fn.~Fn();
+  }
+};
+
+// This thread's Loop. Throws std::logic_error naming `what` if there is none.
+Loop& current_loop(const char* what);
+
+}  // namespace fiberloop::internal

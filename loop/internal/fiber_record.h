@@ -1,0 +1,110 @@
+// The loop's record of one fiber. Pooled: spawning takes a record from the
+// loop's free list and finishing returns it, so spawn allocates nothing in
+// steady state. Task<T> and the running fiber share it by reference count.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <new>
+#include <source_location>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "fiber/internal/context.h"
+#include "fiber/internal/stack_pool.h"
+#include "loop/internal/intrusive_list.h"
+#include "loop/options.h"
+
+namespace fiberloop::internal {
+
+class LoopCore;
+class RecordPool;
+
+enum class FiberState : std::uint8_t {
+  kReady,     // in the ready queue (also: spawned, not yet started)
+  kRunning,   // the one fiber on the CPU
+  kParked,    // waiting to be woken; in at most one wait list
+  kFinished,  // body returned or threw; stack released
+};
+
+// Holds a fiber's return value inline when it is small, on the heap otherwise.
+class ResultSlot {
+ public:
+  static constexpr std::size_t kInlineBytes = 48;
+
+  template <class T, class... Args>
+  void emplace(Args&&... args) {
+    if constexpr (fits_inline<T>()) {
+      ::new (static_cast<void*>(buffer_)) T(std::forward<Args>(args)...);
+      destroy_ = [](ResultSlot& s) { s.get<T>()->~T(); };
+    } else {
+      ::new (static_cast<void*>(buffer_)) T*(new T(std::forward<Args>(args)...));
+      destroy_ = [](ResultSlot& s) { delete *reinterpret_cast<T**>(s.buffer_); };
+    }
+  }
+
+  // Moves the value out and empties the slot. Requires: holds a T.
+  template <class T>
+  T take() {
+    T value = std::move(*get<T>());
+    reset();
+    return value;
+  }
+
+  void reset() noexcept {
+    if (destroy_ != nullptr) destroy_(*this);
+    destroy_ = nullptr;
+  }
+
+ private:
+  template <class T>
+  static constexpr bool fits_inline() {
+    return sizeof(T) <= kInlineBytes && alignof(T) <= alignof(std::max_align_t);
+  }
+  template <class T>
+  T* get() noexcept {
+    if constexpr (fits_inline<T>()) {
+      return std::launder(reinterpret_cast<T*>(buffer_));
+    } else {
+      return *reinterpret_cast<T**>(buffer_);
+    }
+  }
+
+  alignas(std::max_align_t) unsigned char buffer_[kInlineBytes];
+  void (*destroy_)(ResultSlot&) = nullptr;
+};
+
+struct AllFibersTag {};  // hook of LoopCore::all_
+struct WaitTag {};       // hook of whatever wait list a parked fiber is in
+
+struct FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<WaitTag> {
+  using WaitHook = ListHook<WaitTag>;
+
+  // Scheduling: touched on every switch, kept together.
+  ContextHandle context = nullptr;  // saved while not running
+  LoopCore* loop = nullptr;  // null once the loop is destroyed
+  RecordPool* pool = nullptr;
+  FiberState state = FiberState::kReady;
+  bool notified = false;          // woken by a notifier (wake) since it last parked
+  bool cancel_pending = false;    // cancel() requested, not yet delivered
+  bool detached = false;          // no Task will observe the outcome
+  bool joined = false;            // join() has returned the outcome
+  std::uint32_t refs = 0;         // the running fiber + the Task handle
+
+  FiberId id = 0;
+  Stack stack;
+  void (*body)(FiberRecord*) = nullptr;  // runs the callable, fills result/error
+  void* callable = nullptr;              // on the fiber's stack, near its top
+  IntrusiveList<FiberRecord, WaitTag> joiners;  // fibers parked in join()
+  std::exception_ptr error;
+  ResultSlot result;
+  std::string name;
+  std::source_location spawned_at;
+  FiberRecord* next_free = nullptr;  // the pool's free list
+
+  bool finished() const noexcept { return state == FiberState::kFinished; }
+};
+
+}  // namespace fiberloop::internal

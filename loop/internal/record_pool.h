@@ -1,0 +1,70 @@
+// Fiber records in chunks, recycled through a free list: spawning in steady
+// state allocates nothing. A record can outlive its loop (a Task kept after
+// the Loop is gone), so the loop orphans the pool and the last record
+// released frees it.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <vector>
+
+#include "loop/internal/fiber_record.h"
+
+namespace fiberloop::internal {
+
+class RecordPool {
+ public:
+  // A fresh record: every field at its default, refs == 0.
+  FiberRecord* acquire() {
+    if (free_ == nullptr) grow();
+    FiberRecord* r = free_;
+    free_ = r->next_free;
+    r->next_free = nullptr;
+    ++live_;
+    return r;
+  }
+
+  // Resets the record and takes it back; frees the pool if it was orphaned
+  // and this was its last record.
+  void release(FiberRecord* r) noexcept {
+    r->result.reset();
+    r->error = nullptr;
+    r->name.clear();  // keeps its capacity for the next fiber
+    r->context = nullptr;
+    r->loop = nullptr;
+    r->state = FiberState::kReady;
+    r->notified = r->cancel_pending = r->detached = r->joined = false;
+    r->stack = Stack{};
+    r->next_free = free_;
+    free_ = r;
+    if (--live_ == 0 && orphaned_) delete this;
+  }
+
+  // The owning loop is going away: free now, or once the last record returns.
+  void orphan() noexcept {
+    orphaned_ = true;
+    if (live_ == 0) delete this;
+  }
+
+  std::size_t live() const noexcept { return live_; }
+
+ private:
+  static constexpr std::size_t kChunk = 256;
+
+  void grow() {
+    chunks_.push_back(std::make_unique<FiberRecord[]>(kChunk));
+    FiberRecord* chunk = chunks_.back().get();
+    for (std::size_t i = kChunk; i-- > 0;) {
+      chunk[i].pool = this;
+      chunk[i].next_free = free_;
+      free_ = &chunk[i];
+    }
+  }
+
+  std::vector<std::unique_ptr<FiberRecord[]>> chunks_;
+  FiberRecord* free_ = nullptr;
+  std::size_t live_ = 0;
+  bool orphaned_ = false;
+};
+
+}  // namespace fiberloop::internal

@@ -1,0 +1,118 @@
+// Loop: one per thread; runs fibers round-robin and wakes them on time and I/O.
+//
+//   fiberloop::Loop loop;
+//   auto t = loop.spawn([] { fiberloop::this_fiber::yield(); return 42; });
+//   loop.run();          // until nothing can make progress
+//   int v = t.join();    // 42
+#pragma once
+
+#include <exception>
+#include <functional>
+#include <memory>
+#include <source_location>
+#include <type_traits>
+#include <utility>
+
+#include "loop/internal/fiber_body.h"
+#include "loop/internal/loop_core.h"
+#include "loop/options.h"
+#include "loop/task.h"
+
+namespace fiberloop {
+
+// The Task type spawn() returns for a callable F.
+template <class F>
+using TaskFor = Task<std::invoke_result_t<std::decay_t<F>>>;
+
+class Loop {
+ public:
+  // Becomes this thread's loop (Loop::current()).
+  // Throws: std::logic_error if this thread already has a Loop.
+  explicit Loop(LoopOptions options = {});
+  // Cancels every live fiber and runs them until they have unwound, so their
+  // destructors run and no stack is freed under a live frame.
+  // Requires: not called from one of this loop's fibers.
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  // The loop of the calling thread, or nullptr.
+  static Loop* current() noexcept;
+
+  // Creates a fiber running `fn` and queues it at the back of the ready queue.
+  // Does not switch: the fiber first runs when the caller next suspends (or
+  // when run() is called, from outside any fiber). `fn` is moved onto the
+  // fiber's stack.
+  // Throws: std::logic_error from another thread; std::system_error if no
+  //         stack memory can be had.
+  template <class F>
+  TaskFor<F> spawn(F&& fn, std::source_location where = std::source_location::current()) {
+    return spawn(SpawnOptions{}, std::forward<F>(fn), where);
+  }
+  template <class F>
+  TaskFor<F> spawn(SpawnOptions options, F&& fn,
+                   std::source_location where = std::source_location::current());
+
+  // Spawns `fn`, runs the loop until it finishes, returns its value or
+  // rethrows its exception (asyncio's run_until_complete).
+  // Throws: what `fn` throws; std::runtime_error if the loop stops or
+  //         deadlocks first.
+  template <class F>
+  auto run_until_complete(F&& fn, std::source_location where = std::source_location::current()) {
+    return spawn(SpawnOptions{}, std::forward<F>(fn), where).join();
+  }
+
+  // Runs until nothing can make progress (no fiber ready, nothing to wait
+  // for), or until stop().
+  // Throws: std::logic_error when already running or called from another thread.
+  void run();
+
+  // Makes run() return after the current iteration. Callable from any thread.
+  void stop() noexcept;
+
+  // Receives failures nobody observes: a detached fiber's exception, or one
+  // whose Task was dropped unjoined. Default: one line on stderr naming the
+  // fiber. Cancellations are not failures and are not reported.
+  void set_exception_handler(std::function<void(std::exception_ptr, const FiberInfo&)> handler);
+
+  // Counters since creation and what is alive now.
+  LoopStats stats() const;
+
+  // The scheduler, for fiberloop's own headers.
+  internal::LoopCore& core() noexcept { return *core_; }
+
+ private:
+  std::unique_ptr<internal::LoopCore> core_;
+};
+
+template <class F>
+TaskFor<F> Loop::spawn(SpawnOptions options, F&& fn, std::source_location where) {
+  using Fn = std::decay_t<F>;
+  using R = std::invoke_result_t<Fn>;
+  static_assert(!std::is_reference_v<R>,
+                "a fiber cannot return a reference; return a value or std::reference_wrapper");
+  internal::FiberRecord* f = core_->create_fiber(std::move(options), sizeof(Fn), alignof(Fn),
+                                                 &internal::FiberBody<Fn, R>::run, where);
+  try {
+    ::new (f->callable) Fn(std::forward<F>(fn));
+  } catch (...) {
+    core_->discard_fiber(*f);
+    throw;
+  }
+  core_->start_fiber(*f);
+  return Task<R>(f);
+}
+
+// spawn() on the calling thread's loop.
+// Throws: std::logic_error if this thread has no Loop.
+template <class F>
+TaskFor<F> spawn(F&& fn, std::source_location where = std::source_location::current()) {
+  return internal::current_loop("spawn").spawn(std::forward<F>(fn), where);
+}
+template <class F>
+TaskFor<F> spawn(SpawnOptions options, F&& fn,
+                 std::source_location where = std::source_location::current()) {
+  return internal::current_loop("spawn").spawn(std::move(options), std::forward<F>(fn), where);
+}
+
+}  // namespace fiberloop

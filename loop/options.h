@@ -1,0 +1,53 @@
+// Time types, options for loops and fibers, and what the loop reports about them.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <source_location>
+#include <string>
+
+#include "fiber/stack.h"
+
+namespace fiberloop {
+
+using Clock = std::chrono::steady_clock;
+using Duration = Clock::duration;
+using TimePoint = Clock::time_point;
+
+// Identifies a fiber for the life of its loop; never reused. 0 is "no fiber".
+using FiberId = std::uint64_t;
+
+// How a Loop is set up. Every field has a working default.
+struct LoopOptions {
+  // The stack of fibers spawned without SpawnOptions::stack.
+  StackOptions stack;
+};
+
+// How one fiber is spawned.
+struct SpawnOptions {
+  // Shown by Loop::dump(), the exception handler and the stack-overflow report.
+  std::string name;
+  // Overrides LoopOptions::stack for this fiber.
+  std::optional<StackOptions> stack;
+};
+
+// What the loop knows of a fiber, as given to the exception handler.
+struct FiberInfo {
+  FiberId id = 0;
+  std::string name;
+  std::source_location spawned_at;  // where spawn() was called
+};
+
+// Counters since the loop was created, and what is alive now.
+struct LoopStats {
+  std::uint64_t fibers_alive = 0;     // spawned and not yet finished
+  std::uint64_t fibers_created = 0;
+  std::uint64_t fibers_finished = 0;
+  std::uint64_t switches = 0;         // context switches, fiber or scheduler
+  std::uint64_t iterations = 0;       // loop iterations (each runs the fibers ready when it began)
+  std::uint64_t stacks_outstanding = 0;  // stacks held by live fibers and generators of this thread
+  std::uint64_t stacks_pooled = 0;       // free stacks kept for reuse
+};
+
+}  // namespace fiberloop

@@ -1,0 +1,413 @@
+// The scheduler: how fibers are spawned, switched, parked, woken and ended.
+//
+// Invariants:
+// - Every fiber is in exactly one state: kRunning (it is current_), kReady (in
+//   ready_ exactly once), kParked (in at most one wait list, through its
+//   WaitTag hook, and nowhere in ready_), or kFinished (stack released, not in
+//   all_).
+// - At most one fiber runs; while the scheduler's own code runs (on the
+//   thread's stack), current_ is null.
+// - budget_ <= ready_.size(): fibers leave ready_ only by being picked to run.
+//   An iteration runs the budget_ fibers that were ready when it began; a
+//   fiber made ready during it runs in the next one.
+// - Fibers switch directly to the next ready fiber; control returns to the
+//   scheduler only when the iteration's budget is spent and the scheduler has
+//   work (needs_scheduler()), or when nothing is ready.
+// - A fiber's record lives while refs > 0: one ref for the running fiber
+//   (dropped after its stack is released), one for its Task handle.
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+#include "loop/errors.h"
+#include "loop/internal/loop_core.h"
+
+namespace fiberloop::internal {
+namespace {
+
+// initial-exec: a plain %fs-relative load even when linked as a shared library.
+thread_local LoopCore* tls_loop __attribute__((tls_model("initial-exec"))) = nullptr;
+
+// A fiber that swallows Cancelled this many times is left alone at shutdown.
+constexpr int kShutdownRounds = 64;
+
+std::string describe(const FiberRecord& f) {
+  std::string s = "fiber " + std::to_string(f.id);
+  if (!f.name.empty()) s += " '" + f.name + "'";
+  return s;
+}
+
+bool is_cancellation(const std::exception_ptr& e) noexcept {
+  try {
+    std::rethrow_exception(e);
+  } catch (const fiberloop::Cancelled&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+void default_exception_handler(std::exception_ptr e, const FiberInfo& info) {
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+  }
+  std::fprintf(stderr, "fiberloop: fiber %llu '%s' (spawned at %s:%u) failed: %s\n",
+               static_cast<unsigned long long>(info.id), info.name.c_str(),
+               info.spawned_at.file_name(), static_cast<unsigned>(info.spawned_at.line()),
+               what.c_str());
+}
+
+}  // namespace
+
+LoopCore::LoopCore(Loop& owner, const LoopOptions& options)
+    : owner_(owner),
+      options_(options),
+      stacks_(StackPool::this_thread()),
+      records_(new RecordPool),
+      exception_handler_(&default_exception_handler) {
+  if (tls_loop != nullptr) {
+    delete records_;
+    throw std::logic_error(
+        "fiberloop::Loop: this thread already has a Loop; use Loop::current(), or destroy the "
+        "other Loop first (one Loop per thread)");
+  }
+  tls_loop = this;
+}
+
+LoopCore::~LoopCore() {
+  if (tls_loop == this) tls_loop = nullptr;
+  records_->orphan();
+}
+
+LoopCore* LoopCore::current() noexcept { return tls_loop; }
+
+void LoopCore::check_thread(const char* what) const {
+  if (tls_loop != this) {
+    throw std::logic_error(std::string(what) +
+                           ": this Loop belongs to another thread; hand work to it with "
+                           "call_soon_threadsafe()");
+  }
+}
+
+FiberRecord& LoopCore::running_fiber(const char* what) {
+  if (current_ == nullptr) {
+    throw std::logic_error(std::string(what) +
+                           " called outside a fiber; call it from a fiber (spawn one, or use "
+                           "fiberloop::run(main))");
+  }
+  return *current_;
+}
+
+// ---- spawning ---------------------------------------------------------------
+
+FiberRecord* LoopCore::create_fiber(SpawnOptions&& options, std::size_t callable_bytes,
+                                    std::size_t callable_align, void (*body)(FiberRecord*),
+                                    const std::source_location& where) {
+  check_thread("spawn");
+  const StackOptions& stack_options = options.stack ? *options.stack : options_.stack;
+  if (callable_bytes + 8192 > stack_options.size) {
+    throw std::logic_error("spawn: the callable is " + std::to_string(callable_bytes) +
+                           " bytes, too big for a " + std::to_string(stack_options.size >> 10) +
+                           " KiB stack; capture less by value or raise StackOptions::size");
+  }
+  Stack stack = stacks_.acquire(stack_options);
+  FiberRecord* f = records_->acquire();
+  f->loop = this;
+  f->refs = 2;  // the fiber itself and its Task
+  f->id = next_id_++;
+  f->stack = stack;
+  f->body = body;
+  f->start = &LoopCore::fiber_main;
+  f->name = std::move(options.name);
+  f->spawned_at = where;
+  // The callable sits at the top of the stack (the page the first frames
+  // touch anyway); the context starts below it.
+  const std::size_t align = callable_align < 16 ? 16 : callable_align;
+  auto top = reinterpret_cast<std::uintptr_t>(stack.top);
+  const std::uintptr_t callable = (top - callable_bytes) & ~(align - 1);
+  f->callable = reinterpret_cast<void*>(callable);
+  const std::uintptr_t context_top = callable & ~std::uintptr_t{63};
+  f->context = make_context(reinterpret_cast<void*>(context_top),
+                            context_top - reinterpret_cast<std::uintptr_t>(stack.bottom()));
+  return f;
+}
+
+void LoopCore::start_fiber(FiberRecord& f) {
+  all_.push_back(f);
+  ++created_;
+  make_ready(f);
+}
+
+void LoopCore::discard_fiber(FiberRecord& f) noexcept {
+  stacks_.release(f.stack);
+  f.refs = 1;
+  release_ref(f);
+}
+
+void enter_body(FiberRecord& f) {
+  if (f.cancel_pending) {
+    f.cancel_pending = false;
+    throw fiberloop::Cancelled{};
+  }
+}
+
+void LoopCore::fiber_main(ContextEntry* entry) noexcept {
+  auto& f = static_cast<FiberRecord&>(*entry);
+  f.body(&f);  // catches everything the callable throws
+  f.loop->finish_running();
+}
+
+void LoopCore::finish_running() noexcept {
+  FiberRecord& f = *current_;
+  f.state = FiberState::kFinished;
+  static_cast<ListHook<AllFibersTag>&>(f).unlink();
+  ++finished_;
+  while (!f.joiners.empty()) wake(f.joiners.pop_front());
+  if (&f == run_target_) attention_ = true;
+  if (f.detached && f.error) report_failure(f);
+  FiberRecord* next = pick_next();
+  ++switches_;
+  current_ = next;
+  if (next != nullptr) next->state = FiberState::kRunning;
+  exit_context(next != nullptr ? next->context : scheduler_context_, next, &LoopCore::after_exit,
+               &f);
+}
+
+void LoopCore::after_exit(void* finished_fiber) noexcept {
+  // Runs on the stack we switched to, so the finished fiber's stack is free.
+  auto& f = *static_cast<FiberRecord*>(finished_fiber);
+  f.loop->stacks_.release(f.stack);
+  f.stack = Stack{};
+  release_ref(f);
+}
+
+void LoopCore::release_ref(FiberRecord& f) noexcept {
+  if (--f.refs == 0) f.pool->release(&f);
+}
+
+// ---- switching --------------------------------------------------------------
+
+bool LoopCore::needs_scheduler() const noexcept {
+  return attention_ || stop_requested_.load(std::memory_order_relaxed);
+}
+
+FiberRecord* LoopCore::pick_next() noexcept {
+  if (budget_ == 0) {
+    // The iteration is over. Start the next one here, without a detour
+    // through the scheduler, unless the scheduler has work of its own.
+    if (ready_.empty() || needs_scheduler()) return nullptr;
+    budget_ = ready_.size();
+    ++iterations_;
+  }
+  --budget_;
+  FiberRecord* next = ready_.pop_front();
+  // Fetch ahead what the next switches will touch: records, then the saved
+  // registers on their stacks. Hides memory latency with many fibers.
+  if (FiberRecord* soon = ready_.peek(1)) __builtin_prefetch(soon->context);
+  if (FiberRecord* later = ready_.peek(3)) __builtin_prefetch(later);
+  return next;
+}
+
+void LoopCore::suspend(FiberRecord& self) noexcept {
+  FiberRecord* next = pick_next();
+  if (next == &self) {  // it was the only one ready
+    self.state = FiberState::kRunning;
+    return;
+  }
+  ++switches_;
+  current_ = next;
+  if (next != nullptr) {
+    next->state = FiberState::kRunning;
+    switch_context(&self.context, next->context, next);
+  } else {
+    switch_context(&self.context, scheduler_context_, nullptr);
+  }
+  // Resumed: whoever switched here set current_ = &self and kRunning.
+}
+
+void LoopCore::resume_from_scheduler(FiberRecord& f) noexcept {
+  ++switches_;
+  current_ = &f;
+  f.state = FiberState::kRunning;
+  switch_context(&scheduler_context_, f.context, &f);
+  current_ = nullptr;
+}
+
+void LoopCore::make_ready(FiberRecord& f) noexcept {
+  f.state = FiberState::kReady;
+  ready_.push_back(&f);
+}
+
+void LoopCore::deliver_interrupt(FiberRecord& self) {
+  if (self.cancel_pending) {
+    self.cancel_pending = false;
+    throw fiberloop::Cancelled{};
+  }
+}
+
+void LoopCore::yield() {
+  FiberRecord& self = running_fiber("yield");
+  deliver_interrupt(self);
+  make_ready(self);
+  suspend(self);
+  deliver_interrupt(self);
+}
+
+void LoopCore::park() {
+  FiberRecord& self = running_fiber("park");
+  if (self.cancel_pending) {
+    static_cast<FiberRecord::WaitHook&>(self).unlink();
+    deliver_interrupt(self);
+  }
+  self.state = FiberState::kParked;
+  self.notified = false;
+  suspend(self);
+  if (!self.notified) deliver_interrupt(self);
+}
+
+void LoopCore::wake(FiberRecord& f) noexcept {
+  f.notified = true;
+  if (f.state == FiberState::kParked) make_ready(f);
+}
+
+void LoopCore::cancel(FiberRecord& f) noexcept {
+  if (f.finished()) return;
+  f.cancel_pending = true;
+  if (f.state == FiberState::kParked) {
+    static_cast<FiberRecord::WaitHook&>(f).unlink();
+    make_ready(f);
+  }
+}
+
+// ---- join and Task ----------------------------------------------------------
+
+void LoopCore::join(FiberRecord& f) {
+  if (f.joined) {
+    throw std::logic_error("Task::join: " + describe(f) +
+                           " was already joined; a Task can be joined once (keep the value "
+                           "from the first join)");
+  }
+  if (!f.finished()) f.loop->wait_finished(f);
+  f.joined = true;
+  if (f.error) std::rethrow_exception(f.error);
+}
+
+void LoopCore::wait_finished(FiberRecord& f) {
+  if (current_ != nullptr) {
+    FiberRecord& self = *current_;
+    if (&self == &f) {
+      throw std::logic_error("Task::join: " + describe(f) + " joins itself, which never returns");
+    }
+    f.joiners.push_back(self);
+    park();
+    return;
+  }
+  check_thread("Task::join");
+  if (in_scheduler_) {
+    throw std::logic_error(
+        "Task::join from a loop callback would block the loop; join from a fiber instead");
+  }
+  run_scheduler(&f);
+  if (!f.finished()) {
+    throw std::runtime_error(
+        "Task::join: the loop stopped, or ran out of work, before " + describe(f) +
+        " finished (a deadlock if nothing was stopped: every fiber is parked and nothing can "
+        "wake them)");
+  }
+}
+
+void LoopCore::drop_task(FiberRecord& f) noexcept {
+  if (!f.finished()) {
+    f.detached = true;
+  } else if (f.error && !f.joined && f.loop != nullptr) {
+    f.loop->report_failure(f);
+  }
+  release_ref(f);
+}
+
+void LoopCore::report_failure(FiberRecord& f) noexcept {
+  if (is_cancellation(f.error)) return;  // cancelling is not failing
+  FiberInfo info{f.id, f.name, f.spawned_at};
+  try {
+    exception_handler_(f.error, info);
+  } catch (...) {
+    std::fprintf(stderr, "fiberloop: the exception handler threw while reporting %s\n",
+                 describe(f).c_str());
+  }
+}
+
+void LoopCore::set_exception_handler(ExceptionHandler handler) {
+  check_thread("Loop::set_exception_handler");
+  exception_handler_ = handler ? std::move(handler) : ExceptionHandler(&default_exception_handler);
+}
+
+// ---- the scheduler's own loop -----------------------------------------------
+
+void LoopCore::run() {
+  check_thread("Loop::run");
+  if (current_ != nullptr || in_scheduler_) {
+    throw std::logic_error("Loop::run: the loop is already running (called from a fiber or a "
+                           "callback); spawn a fiber instead");
+  }
+  run_scheduler(nullptr);
+}
+
+void LoopCore::stop() noexcept { stop_requested_.store(true, std::memory_order_relaxed); }
+
+void LoopCore::run_scheduler(FiberRecord* until) {
+  in_scheduler_ = true;
+  run_target_ = until;
+  for (;;) {
+    attention_ = false;
+    if (until != nullptr && until->finished()) break;
+    if (stop_requested_.exchange(false, std::memory_order_relaxed)) break;
+    if (ready_.empty()) break;  // every fiber is parked and nothing can wake one
+    budget_ = ready_.size();
+    ++iterations_;
+    --budget_;
+    resume_from_scheduler(*ready_.pop_front());
+  }
+  run_target_ = nullptr;
+  in_scheduler_ = false;
+}
+
+void LoopCore::shutdown() noexcept {
+  if (current_ != nullptr) {
+    std::fprintf(stderr, "fiberloop: a Loop was destroyed from inside one of its own fibers\n");
+    std::abort();
+  }
+  for (int round = 0; !all_.empty(); ++round) {
+    if (round == kShutdownRounds) {
+      all_.for_each([](FiberRecord& f) {
+        std::fprintf(stderr,
+                     "fiberloop: %s ignored cancellation %d times; its stack is leaked, not "
+                     "freed under a live frame\n",
+                     describe(f).c_str(), kShutdownRounds);
+        static_cast<ListHook<AllFibersTag>&>(f).unlink();
+      });
+      break;
+    }
+    all_.for_each([this](FiberRecord& f) { cancel(f); });
+    stop_requested_.store(false, std::memory_order_relaxed);
+    run_scheduler(nullptr);
+  }
+}
+
+LoopStats LoopCore::stats() const noexcept {
+  LoopStats s;
+  s.fibers_created = created_;
+  s.fibers_finished = finished_;
+  s.fibers_alive = created_ - finished_;
+  s.switches = switches_;
+  s.iterations = iterations_;
+  const StackPoolStats pool = stacks_.stats();
+  s.stacks_outstanding = pool.outstanding;
+  s.stacks_pooled = pool.pooled;
+  return s;
+}
+
+}  // namespace fiberloop::internal

@@ -1,0 +1,85 @@
+// Task<T>: the handle to a spawned fiber, through which its result comes back.
+//
+//   fiberloop::Task<int> t = fiberloop::spawn([] { return 6 * 7; });
+//   int v = t.join();   // 42, or rethrows what the fiber threw
+#pragma once
+
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
+
+#include "loop/internal/fiber_record.h"
+#include "loop/internal/loop_core.h"
+#include "loop/options.h"
+
+namespace fiberloop {
+
+// Move-only. Dropping a Task detaches its fiber: it runs on, and a failure
+// nobody joins goes to the loop's exception handler.
+template <class T>
+class Task {
+ public:
+  Task() noexcept = default;
+  Task(Task&& other) noexcept : fiber_(std::exchange(other.fiber_, nullptr)) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      reset();
+      fiber_ = std::exchange(other.fiber_, nullptr);
+    }
+    return *this;
+  }
+  ~Task() { reset(); }
+
+  // Waits until the fiber finishes; returns its value or rethrows its
+  // exception. Returns at once if it already finished. From a fiber, parks
+  // the caller; from outside any fiber (on the loop's thread), runs the loop
+  // until the fiber finishes.
+  // Throws: the fiber's exception (Cancelled if it was cancelled); Cancelled if
+  //         the caller is cancelled while waiting; std::logic_error on a second
+  //         join, a join of an empty or detached Task, or a fiber joining itself;
+  //         std::runtime_error if, run from outside a fiber, the loop stops or
+  //         deadlocks first.
+  T join() {
+    internal::LoopCore::join(fiber("join"));
+    if constexpr (!std::is_void_v<T>) return fiber_->result.template take<T>();
+  }
+
+  // True once the fiber has finished (returned, thrown, or been cancelled).
+  bool done() const noexcept { return fiber_ == nullptr || fiber_->finished(); }
+
+  // Requests cancellation: Cancelled is thrown in the fiber at its current or
+  // next suspension point; a parked fiber wakes at once. A no-op once done.
+  // Throws: std::logic_error on an empty Task.
+  void cancel() {
+    internal::FiberRecord& f = fiber("cancel");
+    if (f.loop != nullptr) f.loop->cancel(f);
+  }
+
+  // Lets the fiber run on unobserved; the Task becomes empty.
+  void detach() noexcept { reset(); }
+
+  // The fiber's id; 0 for an empty Task.
+  FiberId id() const noexcept { return fiber_ != nullptr ? fiber_->id : 0; }
+
+  // True unless empty (default-constructed, moved from, or detached).
+  explicit operator bool() const noexcept { return fiber_ != nullptr; }
+
+ private:
+  friend class Loop;
+  explicit Task(internal::FiberRecord* f) noexcept : fiber_(f) {}
+
+  internal::FiberRecord& fiber(const char* what) const {
+    if (fiber_ == nullptr) {
+      throw std::logic_error(std::string("Task::") + what +
+                             ": the Task is empty (moved from, detached, or default-made)");
+    }
+    return *fiber_;
+  }
+  void reset() noexcept {
+    if (fiber_ != nullptr) internal::LoopCore::drop_task(*std::exchange(fiber_, nullptr));
+  }
+
+  internal::FiberRecord* fiber_ = nullptr;
+};
+
+}  // namespace fiberloop

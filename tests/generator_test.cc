@@ -1,0 +1,156 @@
+// Generator: lazy start, values, send, exceptions, unwinding, parking bodies.
+#include <string>
+#include <vector>
+
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using Ints = Generator<int>;
+
+TEST(GeneratorTest, StartsLazilyAndYieldsInOrder) {
+  std::string trace;
+  Ints g([&](Ints::Context& co) {
+    trace += "start ";
+    for (int i = 0; i < 3; ++i) co.yield(i);
+    trace += "end";
+  });
+  EXPECT_EQ(trace, "");  // nothing ran at construction
+  EXPECT_EQ(g.next(), 0);
+  EXPECT_EQ(trace, "start ");
+  EXPECT_EQ(g.next(), 1);
+  EXPECT_EQ(g.next(), 2);
+  EXPECT_FALSE(g.done());
+  EXPECT_EQ(g.next(), std::nullopt);
+  EXPECT_TRUE(g.done());
+  EXPECT_EQ(trace, "start end");
+  EXPECT_EQ(g.next(), std::nullopt);  // stays finished
+}
+
+TEST(GeneratorTest, RangeFor) {
+  Generator<std::string> words([](Generator<std::string>::Context& co) {
+    co.yield("fibers");
+    co.yield("are");
+    co.yield("stackful");
+  });
+  std::vector<std::string> got;
+  for (const std::string& w : words) got.push_back(w);
+  EXPECT_EQ(got, (std::vector<std::string>{"fibers", "are", "stackful"}));
+}
+
+TEST(GeneratorTest, SendDeliversToThePendingYield) {
+  // A running average: the seeds' coroutine that receives values.
+  Generator<double, double> averager([](Generator<double, double>::Context& co) {
+    double total = 0, count = 0, average = 0;
+    for (;;) {
+      double v = co.yield(average);
+      total += v;
+      ++count;
+      average = total / count;
+    }
+  });
+  EXPECT_EQ(averager.next(), 0.0);  // prime it
+  EXPECT_EQ(averager.send(10), 10.0);
+  EXPECT_EQ(averager.send(30), 20.0);
+  EXPECT_EQ(averager.send(5), 15.0);
+}
+
+TEST(GeneratorTest, SendBeforeStartIsALogicError) {
+  Generator<int, int> g([](Generator<int, int>::Context& co) { co.yield(1); });
+  EXPECT_THROW(g.send(3), std::logic_error);
+}
+
+TEST(GeneratorTest, BodyExceptionComesOutOfNextOnce) {
+  Ints g([](Ints::Context& co) {
+    co.yield(1);
+    throw std::runtime_error("generator broke");
+  });
+  EXPECT_EQ(g.next(), 1);
+  EXPECT_THROW(g.next(), std::runtime_error);
+  EXPECT_TRUE(g.done());
+  EXPECT_EQ(g.next(), std::nullopt);
+}
+
+TEST(GeneratorTest, DestroyingAnUnfinishedGeneratorUnwindsItsBody) {
+  bool unwound = false;
+  {
+    Ints g([&](Ints::Context& co) {
+      struct Flag {
+        bool& f;
+        ~Flag() { f = true; }
+      } flag{unwound};
+      for (int i = 0;; ++i) co.yield(i);
+    });
+    EXPECT_EQ(g.next(), 0);
+    EXPECT_EQ(g.next(), 1);
+  }
+  EXPECT_TRUE(unwound);
+  EXPECT_EQ(internal::StackPool::this_thread().stats().outstanding, 0u);
+}
+
+TEST(GeneratorTest, NeverStartedGeneratorDestroysItsCallable) {
+  auto token = std::make_shared<int>(1);
+  {
+    Ints g([token](Ints::Context& co) { co.yield(*token); });
+    EXPECT_EQ(token.use_count(), 2);
+  }
+  EXPECT_EQ(token.use_count(), 1);
+}
+
+TEST(GeneratorTest, MoveKeepsThePosition) {
+  Ints a([](Ints::Context& co) {
+    for (int i = 0; i < 4; ++i) co.yield(i);
+  });
+  EXPECT_EQ(a.next(), 0);
+  Ints b = std::move(a);
+  EXPECT_EQ(b.next(), 1);
+  EXPECT_THROW(a.next(), std::logic_error);
+}
+
+TEST(GeneratorTest, BodyMayParkItsFiberWhileTheLoopRunsOthers) {
+  std::string trace;
+  fiberloop::run([&] {
+    auto other = spawn([&] {
+      for (int i = 0; i < 3; ++i) {
+        trace += "o";
+        this_fiber::yield();
+      }
+    });
+    Ints g([&](Ints::Context& co) {
+      for (int i = 0; i < 3; ++i) {
+        this_fiber::yield();  // parks the consuming fiber; `other` runs
+        co.yield(i);
+      }
+    });
+    for (int v : g) trace += std::to_string(v);
+    other.join();
+  });
+  EXPECT_EQ(trace, "o0o1o2");
+}
+
+TEST(GeneratorTest, CancellingTheConsumerUnwindsAParkedBody) {
+  bool unwound = false;
+  fiberloop::run([&] {
+    auto consumer = spawn([&] {
+      Ints g([&](Ints::Context& co) {
+        struct Flag {
+          bool& f;
+          ~Flag() { f = true; }
+        } flag{unwound};
+        for (;;) {
+          this_fiber::yield();
+          co.yield(0);
+        }
+      });
+      for (int v : g) (void)v;
+    });
+    this_fiber::yield();
+    consumer.cancel();
+    EXPECT_THROW(consumer.join(), Cancelled);
+  });
+  EXPECT_TRUE(unwound);
+}
+
+}  // namespace
+}  // namespace fiberloop

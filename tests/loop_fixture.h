@@ -1,0 +1,39 @@
+// The shared fixture: a Loop per test, and after the test, proof that nothing
+// was left behind (no live fiber, no stack outstanding).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <utility>
+
+#include "fiber/internal/stack_pool.h"
+#include "fiberloop.h"
+
+namespace fiberloop::testing {
+
+class LoopTest : public ::testing::Test {
+ protected:
+  LoopTest() : loop_(std::make_unique<Loop>()) {}
+
+  // Runs `fn` in a fiber until it finishes, then the loop until it is idle.
+  template <class F>
+  auto run(F&& fn) {
+    return loop_->run_until_complete(std::forward<F>(fn));
+  }
+
+  Loop& loop() { return *loop_; }
+
+  void TearDown() override {
+    loop_->run();
+    EXPECT_EQ(loop_->stats().fibers_alive, 0u) << "a test left a fiber alive";
+    loop_.reset();
+    EXPECT_EQ(internal::StackPool::this_thread().stats().outstanding, 0u)
+        << "a test left a stack outstanding";
+  }
+
+ private:
+  std::unique_ptr<Loop> loop_;
+};
+
+}  // namespace fiberloop::testing

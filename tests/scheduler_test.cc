@@ -1,0 +1,194 @@
+// Spawn, yield, the round-robin order and fairness of the ready queue.
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using testing::LoopTest;
+using Scheduler = LoopTest;
+
+TEST_F(Scheduler, YieldIsRoundRobin) {
+  std::string trace;
+  auto worker = [&trace](char c) {
+    return [&trace, c] {
+      for (int i = 0; i < 3; ++i) {
+        trace += c;
+        this_fiber::yield();
+      }
+    };
+  };
+  loop().spawn(worker('a'));
+  loop().spawn(worker('b'));
+  loop().spawn(worker('c'));
+  loop().run();
+  EXPECT_EQ(trace, "abcabcabc");
+}
+
+TEST_F(Scheduler, SpawnDoesNotSwitch) {
+  std::string trace;
+  run([&] {
+    auto child = spawn([&] { trace += "child "; });
+    trace += "parent ";
+    child.join();
+    trace += "joined";
+  });
+  EXPECT_EQ(trace, "parent child joined");
+}
+
+TEST_F(Scheduler, FiberSpawnedDuringAnIterationRunsAfterTheOthers) {
+  std::string trace;
+  loop().spawn([&] {
+    trace += "a";
+    spawn([&] { trace += "c"; });
+    this_fiber::yield();
+    trace += "a";
+  });
+  loop().spawn([&] { trace += "b"; });
+  loop().run();
+  EXPECT_EQ(trace, "abca");
+}
+
+TEST_F(Scheduler, SingleFiberYieldReturnsAtOnce) {
+  int n = run([] {
+    int i = 0;
+    for (; i < 1000; ++i) this_fiber::yield();
+    return i;
+  });
+  EXPECT_EQ(n, 1000);
+}
+
+TEST_F(Scheduler, IdsAreDistinctAndVisibleInside) {
+  FiberId inside = 0;
+  auto t = loop().spawn([&] { inside = this_fiber::id(); });
+  auto u = loop().spawn([] {});
+  loop().run();
+  EXPECT_NE(t.id(), 0u);
+  EXPECT_NE(t.id(), u.id());
+  EXPECT_EQ(inside, t.id());
+  EXPECT_EQ(this_fiber::id(), 0u);
+}
+
+TEST_F(Scheduler, HundredThousandLiveFibersWithDefaultOptions) {
+  constexpr int kFibers = 100'000;
+  int finished = 0;
+  run([&] {
+    std::vector<Task<int>> tasks;
+    tasks.reserve(kFibers);
+    for (int i = 0; i < kFibers; ++i) {
+      tasks.push_back(spawn([i] {
+        this_fiber::yield();  // every fiber is alive at once here
+        return i;
+      }));
+    }
+    EXPECT_EQ(loop().stats().fibers_alive, static_cast<std::uint64_t>(kFibers) + 1);
+    long long sum = 0;
+    for (auto& t : tasks) sum += t.join();
+    EXPECT_EQ(sum, static_cast<long long>(kFibers) * (kFibers - 1) / 2);
+    finished = kFibers;
+  });
+  EXPECT_EQ(finished, kFibers);
+}
+
+TEST_F(Scheduler, StopFromAFiberEndsRun) {
+  int rounds = 0;
+  auto spinner = loop().spawn([&] {
+    for (;;) {
+      ++rounds;
+      if (rounds == 5) Loop::current()->stop();
+      this_fiber::yield();
+    }
+  });
+  loop().run();
+  EXPECT_EQ(rounds, 5);
+  EXPECT_FALSE(spinner.done());
+  spinner.cancel();
+  EXPECT_THROW(spinner.join(), Cancelled);
+}
+
+TEST_F(Scheduler, StatsCountFibersAndSwitches) {
+  run([] {
+    auto t = spawn([] { this_fiber::yield(); });
+    t.join();
+  });
+  LoopStats s = loop().stats();
+  EXPECT_EQ(s.fibers_created, 2u);
+  EXPECT_EQ(s.fibers_finished, 2u);
+  EXPECT_EQ(s.fibers_alive, 0u);
+  EXPECT_GE(s.switches, 3u);
+}
+
+TEST(SchedulerMisuse, YieldOutsideAFiber) {
+  try {
+    this_fiber::yield();
+    FAIL() << "yield outside a fiber did not throw";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("outside a fiber"), std::string::npos) << e.what();
+  }
+  Loop loop;
+  EXPECT_THROW(this_fiber::yield(), std::logic_error);  // a loop, but no fiber
+}
+
+TEST(SchedulerMisuse, SpawnWithoutALoop) {
+  try {
+    spawn([] {});
+    FAIL() << "spawn without a loop did not throw";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no Loop on this thread"), std::string::npos);
+  }
+}
+
+TEST(SchedulerMisuse, SecondLoopOnAThread) {
+  Loop loop;
+  EXPECT_THROW(Loop(), std::logic_error);
+  EXPECT_EQ(Loop::current(), &loop);
+}
+
+TEST(SchedulerMisuse, LoopUsedFromAnotherThread) {
+  Loop loop;
+  std::string message;
+  std::thread other([&] {
+    try {
+      loop.spawn([] {});
+    } catch (const std::logic_error& e) {
+      message = e.what();
+    }
+  });
+  other.join();
+  EXPECT_NE(message.find("belongs to another thread"), std::string::npos) << message;
+}
+
+TEST(SchedulerMisuse, RunFromInsideAFiber) {
+  Loop loop;
+  auto t = loop.spawn([&] { loop.run(); });
+  EXPECT_THROW(t.join(), std::logic_error);
+}
+
+TEST(Run, ReturnsMainsValueAndRethrows) {
+  EXPECT_EQ(fiberloop::run([] { return 7; }), 7);
+  EXPECT_THROW(fiberloop::run([]() -> int { throw std::runtime_error("boom"); }),
+               std::runtime_error);
+  EXPECT_EQ(Loop::current(), nullptr);
+}
+
+TEST(Run, CancelsWhatMainLeftBehind) {
+  bool unwound = false;
+  fiberloop::run([&] {
+    spawn([&] {
+      struct Flag {
+        bool& f;
+        ~Flag() { f = true; }
+      } flag{unwound};
+      for (;;) this_fiber::yield();
+    });
+    this_fiber::yield();  // let it start
+  });
+  EXPECT_TRUE(unwound);
+  EXPECT_EQ(internal::StackPool::this_thread().stats().outstanding, 0u);
+}
+
+}  // namespace
+}  // namespace fiberloop
