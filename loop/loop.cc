@@ -4,7 +4,6 @@
 #include <string>
 
 #include "loop/internal/loop_core.h"
-#include "loop/this_fiber.h"
 
 namespace fiberloop {
 
@@ -32,35 +31,18 @@ LoopStats Loop::stats() const {
 
 namespace internal {
 
+void throw_no_loop(const char* what) {
+  throw std::logic_error(std::string(what) +
+                         ": no Loop on this thread (called outside a fiber); create a "
+                         "fiberloop::Loop or use fiberloop::run(main)");
+}
+
 Loop& current_loop(const char* what) {
   LoopCore* core = LoopCore::current();
-  if (core == nullptr) {
-    throw std::logic_error(std::string(what) +
-                           ": no Loop on this thread; create a fiberloop::Loop or use "
-                           "fiberloop::run(main)");
-  }
+  if (core == nullptr) throw_no_loop(what);
   return core->owner();
 }
 
 }  // namespace internal
 
-namespace this_fiber {
-
-void yield() {
-  internal::LoopCore* core = internal::LoopCore::current();
-  if (core == nullptr) {
-    throw std::logic_error(
-        "this_fiber::yield called outside a fiber (no Loop on this thread); call it from a "
-        "fiber (spawn one, or use fiberloop::run(main))");
-  }
-  core->yield();
-}
-
-FiberId id() noexcept {
-  internal::LoopCore* core = internal::LoopCore::current();
-  internal::FiberRecord* f = core != nullptr ? core->running() : nullptr;
-  return f != nullptr ? f->id : 0;
-}
-
-}  // namespace this_fiber
 }  // namespace fiberloop

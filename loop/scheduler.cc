@@ -23,10 +23,9 @@
 #include "loop/internal/loop_core.h"
 
 namespace fiberloop::internal {
-namespace {
-
-// initial-exec: a plain %fs-relative load even when linked as a shared library.
 thread_local LoopCore* tls_loop __attribute__((tls_model("initial-exec"))) = nullptr;
+
+namespace {
 
 // A fiber that swallows Cancelled this many times is left alone at shutdown.
 constexpr int kShutdownRounds = 64;
@@ -83,8 +82,6 @@ LoopCore::~LoopCore() {
   records_->orphan();
 }
 
-LoopCore* LoopCore::current() noexcept { return tls_loop; }
-
 void LoopCore::check_thread(const char* what) const {
   if (tls_loop != this) {
     throw std::logic_error(std::string(what) +
@@ -93,13 +90,41 @@ void LoopCore::check_thread(const char* what) const {
   }
 }
 
-FiberRecord& LoopCore::running_fiber(const char* what) {
-  if (current_ == nullptr) {
-    throw std::logic_error(std::string(what) +
-                           " called outside a fiber; call it from a fiber (spawn one, or use "
-                           "fiberloop::run(main))");
+// ---- switching --------------------------------------------------------------
+
+void LoopCore::resume_from_scheduler(FiberRecord& f) noexcept {
+  ++switches_;
+  current_ = &f;
+  f.state = FiberState::kRunning;
+  switch_context(&scheduler_context_, f.context, &f);
+  current_ = nullptr;
+}
+
+
+void LoopCore::park() {
+  FiberRecord& self = running_fiber("park");
+  if (self.cancel_pending) {
+    static_cast<FiberRecord::WaitHook&>(self).unlink();
+    deliver_interrupt(self);
   }
-  return *current_;
+  self.state = FiberState::kParked;
+  self.notified = false;
+  suspend(self);
+  if (!self.notified) deliver_interrupt(self);
+}
+
+void LoopCore::wake(FiberRecord& f) noexcept {
+  f.notified = true;
+  if (f.state == FiberState::kParked) make_ready(f);
+}
+
+void LoopCore::cancel(FiberRecord& f) noexcept {
+  if (f.finished()) return;
+  f.cancel_pending = true;
+  if (f.state == FiberState::kParked) {
+    static_cast<FiberRecord::WaitHook&>(f).unlink();
+    make_ready(f);
+  }
 }
 
 // ---- spawning ---------------------------------------------------------------
@@ -148,6 +173,17 @@ void LoopCore::discard_fiber(FiberRecord& f) noexcept {
   release_ref(f);
 }
 
+void LoopCore::throw_outside_fiber(const char* what) {
+  throw std::logic_error(std::string(what) +
+                         " called outside a fiber; call it from a fiber (spawn one, or use "
+                         "fiberloop::run(main))");
+}
+
+void LoopCore::throw_cancelled(FiberRecord& self) {
+  self.cancel_pending = false;
+  throw fiberloop::Cancelled{};
+}
+
 void enter_body(FiberRecord& f) {
   if (f.cancel_pending) {
     f.cancel_pending = false;
@@ -173,114 +209,16 @@ void LoopCore::finish_running() noexcept {
   ++switches_;
   current_ = next;
   if (next != nullptr) next->state = FiberState::kRunning;
-  exit_context(next != nullptr ? next->context : scheduler_context_, next, &LoopCore::after_exit,
-               &f);
-}
-
-void LoopCore::after_exit(void* finished_fiber) noexcept {
-  // Runs on the stack we switched to, so the finished fiber's stack is free.
-  auto& f = *static_cast<FiberRecord*>(finished_fiber);
-  f.loop->stacks_.release(f.stack);
+  // Still on f's stack: the pool only unmaps stacks in trim(), between
+  // iterations, so handing it back before the final switch is safe.
+  stacks_.release(f.stack);
   f.stack = Stack{};
-  release_ref(f);
+  release_ref(f);  // from here on, f may be recycled
+  exit_context(next != nullptr ? next->context : scheduler_context_, next);
 }
 
 void LoopCore::release_ref(FiberRecord& f) noexcept {
   if (--f.refs == 0) f.pool->release(&f);
-}
-
-// ---- switching --------------------------------------------------------------
-
-bool LoopCore::needs_scheduler() const noexcept {
-  return attention_ || stop_requested_.load(std::memory_order_relaxed);
-}
-
-FiberRecord* LoopCore::pick_next() noexcept {
-  if (budget_ == 0) {
-    // The iteration is over. Start the next one here, without a detour
-    // through the scheduler, unless the scheduler has work of its own.
-    if (ready_.empty() || needs_scheduler()) return nullptr;
-    budget_ = ready_.size();
-    ++iterations_;
-  }
-  --budget_;
-  FiberRecord* next = ready_.pop_front();
-  // Fetch ahead what the next switches will touch: records, then the saved
-  // registers on their stacks. Hides memory latency with many fibers.
-  if (FiberRecord* soon = ready_.peek(1)) __builtin_prefetch(soon->context);
-  if (FiberRecord* later = ready_.peek(3)) __builtin_prefetch(later);
-  return next;
-}
-
-void LoopCore::suspend(FiberRecord& self) noexcept {
-  FiberRecord* next = pick_next();
-  if (next == &self) {  // it was the only one ready
-    self.state = FiberState::kRunning;
-    return;
-  }
-  ++switches_;
-  current_ = next;
-  if (next != nullptr) {
-    next->state = FiberState::kRunning;
-    switch_context(&self.context, next->context, next);
-  } else {
-    switch_context(&self.context, scheduler_context_, nullptr);
-  }
-  // Resumed: whoever switched here set current_ = &self and kRunning.
-}
-
-void LoopCore::resume_from_scheduler(FiberRecord& f) noexcept {
-  ++switches_;
-  current_ = &f;
-  f.state = FiberState::kRunning;
-  switch_context(&scheduler_context_, f.context, &f);
-  current_ = nullptr;
-}
-
-void LoopCore::make_ready(FiberRecord& f) noexcept {
-  f.state = FiberState::kReady;
-  ready_.push_back(&f);
-}
-
-void LoopCore::deliver_interrupt(FiberRecord& self) {
-  if (self.cancel_pending) {
-    self.cancel_pending = false;
-    throw fiberloop::Cancelled{};
-  }
-}
-
-void LoopCore::yield() {
-  FiberRecord& self = running_fiber("yield");
-  deliver_interrupt(self);
-  make_ready(self);
-  suspend(self);
-  deliver_interrupt(self);
-}
-
-void LoopCore::park() {
-  FiberRecord& self = running_fiber("park");
-  if (self.cancel_pending) {
-    static_cast<FiberRecord::WaitHook&>(self).unlink();
-    deliver_interrupt(self);
-  }
-  self.state = FiberState::kParked;
-  self.notified = false;
-  suspend(self);
-  if (!self.notified) deliver_interrupt(self);
-}
-
-void LoopCore::wake(FiberRecord& f) noexcept {
-  f.notified = true;
-  if (f.state == FiberState::kParked) make_ready(f);
-}
-
-void LoopCore::cancel(FiberRecord& f) noexcept {
-  if (f.finished()) return;
-  f.cancel_pending = true;
-  if (f.state == FiberState::kParked) {
-    static_cast<FiberRecord::WaitHook&>(f).unlink();
-    make_ready(f);
-  }
 }
 
 // ---- join and Task ----------------------------------------------------------

@@ -94,7 +94,7 @@ void GeneratorCore::body_main(ContextEntry* entry) noexcept {
   core.destroy_(core.callable_);
   core.callable_alive_ = false;
   core.finished_ = true;
-  exit_context(core.consumer_context_, nullptr, [](void*) {}, nullptr);
+  exit_context(core.consumer_context_, nullptr);
 }
 
 }  // namespace fiberloop::internal

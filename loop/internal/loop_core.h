@@ -86,8 +86,9 @@ class LoopCore {
   const LoopOptions& options() const noexcept { return options_; }
 
  private:
+  [[noreturn]] static void throw_outside_fiber(const char* what);
+  [[noreturn]] static void throw_cancelled(FiberRecord& self);
   static void fiber_main(ContextEntry* entry) noexcept;
-  static void after_exit(void* finished_fiber) noexcept;
   static void release_ref(FiberRecord& f) noexcept;
 
   FiberRecord* pick_next() noexcept;
@@ -124,8 +125,13 @@ class LoopCore {
   std::uint64_t iterations_ = 0;
 };
 
+// Throws std::logic_error: `what` was called with no Loop on this thread.
+[[noreturn]] void throw_no_loop(const char* what);
+
 // Runs inside a fiber before its body: throws Cancelled if it was cancelled
 // before it first ran.
 void enter_body(FiberRecord& f);
 
 }  // namespace fiberloop::internal
+
+#include "loop/internal/switch_path.h"  // IWYU pragma: export

@@ -31,7 +31,7 @@ class ReadyQueue {
   }
 
  private:
-  void grow() {
+  [[gnu::noinline]] void grow() {
     const std::size_t capacity = capacity_ == 0 ? 64 : capacity_ * 2;
     auto slots = std::make_unique<FiberRecord*[]>(capacity);
     for (std::size_t i = 0; i < size(); ++i) slots[i] = slots_[(head_ + i) & (capacity_ - 1)];

@@ -1,0 +1,141 @@
+// //bench:report — runs every benchmark linked in (fiberloop and its peers,
+// in this one process), pinned to one CPU, as medians of repeats, and prints
+// one table: each fiberloop figure, its target, each peer's, and the ratio.
+//
+//   ./bazelw run -c opt //bench:report [-- --benchmark_filter=yield]
+#include <benchmark/benchmark.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+// Keeps the median of each benchmark, as ns per item or a named counter.
+class Collector : public benchmark::ConsoleReporter {
+ public:
+  void ReportRuns(const std::vector<Run>& runs) override {
+    ConsoleReporter::ReportRuns(runs);
+    for (const Run& run : runs) {
+      if (run.run_type == Run::RT_Aggregate && run.aggregate_name != "median") continue;
+      const std::string name = run.run_name.str();
+      if (auto it = run.counters.find("items_per_second"); it != run.counters.end()) {
+        ns_per_item[name] = 1e9 / it->second.value;
+      }
+      for (const auto& [key, counter] : run.counters) counters[name + ":" + key] = counter.value;
+    }
+  }
+  std::map<std::string, double> ns_per_item;
+  std::map<std::string, double> counters;
+};
+
+struct Peer {
+  const char* label;
+  const char* bench;
+};
+
+struct Row {
+  const char* operation;
+  const char* bench;    // fiberloop's benchmark
+  const char* counter;  // a counter to show instead of ns per item, or null
+  const char* unit;
+  const char* target;
+  std::vector<Peer> peers;
+};
+
+const std::vector<Row>& rows() {
+  static const std::vector<Row> table = {
+      {"yield between 2 fibers", "BM_fiberloop_yield/2", nullptr, "ns", "<= 15 ns, <= 2.5x raw",
+       {{"raw jump_fcontext", "BM_raw_jump_fcontext"},
+        {"fiber::resume", "BM_raw_fiber_resume"},
+        {"swapcontext", "BM_swapcontext"},
+        {"Boost.Fiber yield", "BM_boost_fiber_yield"}}},
+      {"yield, 1M fibers ready", "BM_fiberloop_yield_many/1000000", nullptr, "ns",
+       "<= 3x the 2-fiber yield",
+       {{"fiberloop, 2 ready", "BM_fiberloop_yield/2"},
+        {"fiberloop, 10 ready", "BM_fiberloop_yield_many/10"},
+        {"fiberloop, 1000 ready", "BM_fiberloop_yield_many/1000"},
+        {"fiberloop, 100k ready", "BM_fiberloop_yield_many/100000"}}},
+      {"spawn + join, warm pool", "BM_fiberloop_spawn_join", nullptr, "ns", "<= 60 ns",
+       {{"Boost.Context pooled", "BM_boost_context_create_run"},
+        {"Boost.Fiber", "BM_boost_fiber_spawn_join"},
+        {"std::thread", "BM_std_thread_create_join"}}},
+      {"spawn 100k + join, cold", "BM_fiberloop_spawn_100k_cold/iterations:3/manual_time",
+       nullptr, "ns/fiber", "<= 500 ns",
+       {{"Boost.Fiber", "BM_boost_fiber_spawn_100k_cold/iterations:1/manual_time"}}},
+      {"RSS per parked fiber, 100k",
+       "BM_fiberloop_rss_per_parked_fiber/100000/iterations:1/repeats:1", "rss_per_fiber_bytes",
+       "B", "<= 4608 B",
+       {{"Boost.Fiber (30k)",
+         "BM_boost_fiber_rss_per_parked_fiber/30000/iterations:1/repeats:1"}}},
+      {"RSS per parked fiber, 1M",
+       "BM_fiberloop_rss_per_parked_fiber/1000000/iterations:1/repeats:1", "rss_per_fiber_bytes",
+       "B", "<= 4608 B", {}},
+  };
+  return table;
+}
+
+bool lookup(const Collector& c, const char* bench, const char* counter, double* value) {
+  if (counter != nullptr) {
+    auto it = c.counters.find(std::string(bench) + ":" + counter);
+    if (it == c.counters.end()) return false;
+    *value = it->second;
+    return true;
+  }
+  auto it = c.ns_per_item.find(bench);
+  if (it == c.ns_per_item.end()) return false;
+  *value = it->second;
+  return true;
+}
+
+void print_table(const Collector& c) {
+  std::printf("\nfiberloop against its peers (medians; ratio = fiberloop / peer)\n\n");
+  std::printf("| operation | fiberloop | target | peer | peer figure | ratio |\n");
+  std::printf("| --- | --- | --- | --- | --- | --- |\n");
+  for (const Row& row : rows()) {
+    double ours = 0;
+    if (!lookup(c, row.bench, row.counter, &ours)) continue;  // filtered out
+    std::printf("| %s | %.1f %s | %s |", row.operation, ours, row.unit, row.target);
+    if (row.peers.empty()) std::printf(" | | |\n");
+    bool first = true;
+    for (const Peer& peer : row.peers) {
+      double theirs = 0;
+      if (!lookup(c, peer.bench, row.counter, &theirs)) continue;
+      if (!first) std::printf("| | | |");
+      std::printf(" %s | %.1f %s | %.2fx |\n", peer.label, theirs, row.unit, ours / theirs);
+      first = false;
+    }
+    if (first && !row.peers.empty()) std::printf(" | | |\n");
+  }
+}
+
+// Runs on one CPU (the last one) so that figures do not mix cores.
+void pin_to_one_cpu() {
+  const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+  if (cpus < 2) return;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(static_cast<int>(cpus - 1), &set);
+  if (::sched_setaffinity(0, sizeof(set), &set) == 0) {
+    std::fprintf(stderr, "report: pinned to CPU %ld\n", cpus - 1);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  pin_to_one_cpu();
+  std::vector<char*> args(argv, argv + argc);
+  std::string reps = "--benchmark_repetitions=5";
+  std::string aggregates = "--benchmark_report_aggregates_only=true";
+  args.insert(args.begin() + 1, {reps.data(), aggregates.data()});  // the user's flags win
+  int n = static_cast<int>(args.size());
+  benchmark::Initialize(&n, args.data());
+  Collector collector;
+  benchmark::RunSpecifiedBenchmarks(&collector);
+  print_table(collector);
+  return 0;
+}

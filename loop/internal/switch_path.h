@@ -1,0 +1,76 @@
+// The switch path of LoopCore, inline: yield() compiles into its caller's
+// frame, so that no function return sits between a fiber's code and the
+// switch (see fiber/internal/context.h on what such returns cost).
+// Included at the end of loop_core.h only.
+#pragma once
+
+namespace fiberloop::internal {
+
+// The loop of this thread. initial-exec: a plain %fs-relative load, even
+// when fiberloop is linked as a shared library.
+extern thread_local LoopCore* tls_loop __attribute__((tls_model("initial-exec")));
+
+inline LoopCore* LoopCore::current() noexcept { return tls_loop; }
+
+inline FiberRecord& LoopCore::running_fiber(const char* what) {
+  if (current_ == nullptr) [[unlikely]] throw_outside_fiber(what);
+  return *current_;
+}
+
+inline bool LoopCore::needs_scheduler() const noexcept {
+  return attention_ || stop_requested_.load(std::memory_order_relaxed);
+}
+
+inline FiberRecord* LoopCore::pick_next() noexcept {
+  if (budget_ == 0) {
+    // The iteration is over. Start the next one here, without a detour
+    // through the scheduler, unless the scheduler has work of its own.
+    if (ready_.empty() || needs_scheduler()) return nullptr;
+    budget_ = ready_.size();
+    ++iterations_;
+  }
+  --budget_;
+  FiberRecord* next = ready_.pop_front();
+  // Fetch ahead what the next switches will touch: records, then the saved
+  // registers on their stacks. Hides memory latency with many fibers.
+  if (FiberRecord* soon = ready_.peek(1)) __builtin_prefetch(soon->context);
+  if (FiberRecord* later = ready_.peek(3)) __builtin_prefetch(later);
+  return next;
+}
+
+inline void LoopCore::suspend(FiberRecord& self) noexcept {
+  FiberRecord* next = pick_next();
+  if (next == &self) {  // it was the only one ready
+    self.state = FiberState::kRunning;
+    return;
+  }
+  ++switches_;
+  current_ = next;
+  if (next != nullptr) {
+    next->state = FiberState::kRunning;
+    switch_context(&self.context, next->context, next);
+  } else {
+    switch_context(&self.context, scheduler_context_, nullptr);
+  }
+  // Resumed: whoever switched here set current_ = &self and kRunning.
+}
+
+inline void LoopCore::make_ready(FiberRecord& f) noexcept {
+  f.state = FiberState::kReady;
+  ready_.push_back(&f);
+}
+
+inline void LoopCore::deliver_interrupt(FiberRecord& self) {
+  if (self.cancel_pending) [[unlikely]] throw_cancelled(self);
+}
+
+inline void LoopCore::yield() {
+  FiberRecord& self = running_fiber("yield");
+  deliver_interrupt(self);
+  make_ready(self);
+  suspend(self);
+  deliver_interrupt(self);
+}
+
+
+}  // namespace fiberloop::internal
