@@ -41,10 +41,12 @@ class Loop {
 
   // Creates a fiber running `fn` and queues it at the back of the ready queue.
   // Does not switch: the fiber first runs when the caller next suspends (or
-  // when run() is called, from outside any fiber). `fn` is moved onto the
-  // fiber's stack.
-  // Throws: std::logic_error from another thread; std::system_error if no
-  //         stack memory can be had.
+  // when run() is called, from outside any fiber). `fn` is moved into the
+  // fiber's record (on the heap if larger than 64 bytes); the fiber takes its
+  // stack when it first runs, so spawning touches no stack memory. If no
+  // stack can be had then, the fiber ends with that std::system_error, which
+  // join() rethrows.
+  // Throws: std::logic_error from another thread.
   template <class F>
   TaskFor<F> spawn(F&& fn, std::source_location where = std::source_location::current()) {
     return spawn(SpawnOptions{}, std::forward<F>(fn), where);
@@ -94,7 +96,7 @@ TaskFor<F> Loop::spawn(SpawnOptions options, F&& fn, std::source_location where)
   internal::FiberRecord* f = core_->create_fiber(std::move(options), sizeof(Fn), alignof(Fn),
                                                  &internal::FiberBody<Fn, R>::run, where);
   try {
-    ::new (f->callable) Fn(std::forward<F>(fn));
+    ::new (f->callable) Fn(std::forward<F>(fn));  // in the record, or on the heap if big
   } catch (...) {
     core_->discard_fiber(*f);
     throw;

@@ -16,6 +16,7 @@
 // - A fiber's record lives while refs > 0: one ref for the running fiber
 //   (dropped after its stack is released), one for its Task handle.
 #include <cstdio>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -130,35 +131,49 @@ void LoopCore::cancel(FiberRecord& f) noexcept {
 // ---- spawning ---------------------------------------------------------------
 
 FiberRecord* LoopCore::create_fiber(SpawnOptions&& options, std::size_t callable_bytes,
-                                    std::size_t callable_align, void (*body)(FiberRecord*),
+                                    std::size_t callable_align, void (*body)(FiberRecord*, bool),
                                     const std::source_location& where) {
   check_thread("spawn");
-  const StackOptions& stack_options = options.stack ? *options.stack : options_.stack;
-  if (callable_bytes + 8192 > stack_options.size) {
-    throw std::logic_error("spawn: the callable is " + std::to_string(callable_bytes) +
-                           " bytes, too big for a " + std::to_string(stack_options.size >> 10) +
-                           " KiB stack; capture less by value or raise StackOptions::size");
-  }
-  Stack stack = stacks_.acquire(stack_options);
   FiberRecord* f = records_->acquire();
+  if (callable_bytes <= FiberRecord::kInlineCallable && callable_align <= 16) {
+    f->callable = f->callable_buffer;
+  } else {
+    try {
+      f->callable = ::operator new(callable_bytes, std::align_val_t{callable_align});
+      f->callable_align = callable_align;
+    } catch (...) {
+      records_->release(f);
+      throw;
+    }
+  }
   f->loop = this;
   f->refs = 2;  // the fiber itself and its Task
   f->id = next_id_++;
-  f->stack = stack;
+  f->stack_options = options.stack ? *options.stack : options_.stack;
   f->body = body;
   f->start = &LoopCore::fiber_main;
   f->name = std::move(options.name);
   f->spawned_at = where;
-  // The callable sits at the top of the stack (the page the first frames
-  // touch anyway); the context starts below it.
-  const std::size_t align = callable_align < 16 ? 16 : callable_align;
-  auto top = reinterpret_cast<std::uintptr_t>(stack.top);
-  const std::uintptr_t callable = (top - callable_bytes) & ~(align - 1);
-  f->callable = reinterpret_cast<void*>(callable);
-  const std::uintptr_t context_top = callable & ~std::uintptr_t{63};
-  f->context = make_context(reinterpret_cast<void*>(context_top),
-                            context_top - reinterpret_cast<std::uintptr_t>(stack.bottom()));
   return f;
+}
+
+bool LoopCore::prepare_to_run(FiberRecord& f) noexcept {
+  if (!f.cancel_pending) {
+    try {
+      f.stack = stacks_.acquire(f.stack_options);
+      f.context = make_context(f.stack.top, f.stack.size);
+      return true;
+    } catch (...) {
+      f.error = std::current_exception();  // join() rethrows it
+    }
+  } else {
+    f.cancel_pending = false;
+    f.error = std::make_exception_ptr(fiberloop::Cancelled{});
+  }
+  f.body(&f, false);  // destroys the callable
+  mark_finished(f);
+  release_ref(f);     // the fiber's own reference
+  return false;
 }
 
 void LoopCore::start_fiber(FiberRecord& f) {
@@ -168,7 +183,7 @@ void LoopCore::start_fiber(FiberRecord& f) {
 }
 
 void LoopCore::discard_fiber(FiberRecord& f) noexcept {
-  stacks_.release(f.stack);
+  f.free_callable();
   f.refs = 1;
   release_ref(f);
 }
@@ -193,18 +208,22 @@ void enter_body(FiberRecord& f) {
 
 void LoopCore::fiber_main(ContextEntry* entry) noexcept {
   auto& f = static_cast<FiberRecord&>(*entry);
-  f.body(&f);  // catches everything the callable throws
+  f.body(&f, true);  // catches everything the callable throws
   f.loop->finish_running();
 }
 
-void LoopCore::finish_running() noexcept {
-  FiberRecord& f = *current_;
+void LoopCore::mark_finished(FiberRecord& f) noexcept {
   f.state = FiberState::kFinished;
   static_cast<ListHook<AllFibersTag>&>(f).unlink();
   ++finished_;
   while (!f.joiners.empty()) wake(f.joiners.pop_front());
   if (&f == run_target_) attention_ = true;
   if (f.detached && f.error) report_failure(f);
+}
+
+void LoopCore::finish_running() noexcept {
+  FiberRecord& f = *current_;
+  mark_finished(f);
   FiberRecord* next = pick_next();
   ++switches_;
   current_ = next;
@@ -304,10 +323,8 @@ void LoopCore::run_scheduler(FiberRecord* until) {
     if (until != nullptr && until->finished()) break;
     if (stop_requested_.exchange(false, std::memory_order_relaxed)) break;
     if (ready_.empty()) break;  // every fiber is parked and nothing can wake one
-    budget_ = ready_.size();
-    ++iterations_;
-    --budget_;
-    resume_from_scheduler(*ready_.pop_front());
+    budget_ = 0;  // pick_next() starts the iteration
+    if (FiberRecord* next = pick_next()) resume_from_scheduler(*next);
   }
   run_target_ = nullptr;
   in_scheduler_ = false;

