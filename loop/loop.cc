@@ -37,12 +37,6 @@ void throw_no_loop(const char* what) {
                          "fiberloop::Loop or use fiberloop::run(main)");
 }
 
-Loop& current_loop(const char* what) {
-  LoopCore* core = LoopCore::current();
-  if (core == nullptr) throw_no_loop(what);
-  return core->owner();
-}
-
 }  // namespace internal
 
 }  // namespace fiberloop

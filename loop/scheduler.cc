@@ -83,12 +83,10 @@ LoopCore::~LoopCore() {
   records_->orphan();
 }
 
-void LoopCore::check_thread(const char* what) const {
-  if (tls_loop != this) {
-    throw std::logic_error(std::string(what) +
-                           ": this Loop belongs to another thread; hand work to it with "
-                           "call_soon_threadsafe()");
-  }
+void LoopCore::throw_wrong_thread(const char* what) {
+  throw std::logic_error(std::string(what) +
+                         ": this Loop belongs to another thread; hand work to it with "
+                         "call_soon_threadsafe()");
 }
 
 // ---- switching --------------------------------------------------------------
@@ -101,18 +99,6 @@ void LoopCore::resume_from_scheduler(FiberRecord& f) noexcept {
   current_ = nullptr;
 }
 
-
-void LoopCore::park() {
-  FiberRecord& self = running_fiber("park");
-  if (self.cancel_pending) {
-    static_cast<FiberRecord::WaitHook&>(self).unlink();
-    deliver_interrupt(self);
-  }
-  self.state = FiberState::kParked;
-  self.notified = false;
-  suspend(self);
-  if (!self.notified) deliver_interrupt(self);
-}
 
 void LoopCore::wake(FiberRecord& f) noexcept {
   f.notified = true;
@@ -242,27 +228,17 @@ void LoopCore::release_ref(FiberRecord& f) noexcept {
 
 // ---- join and Task ----------------------------------------------------------
 
-void LoopCore::join(FiberRecord& f) {
-  if (f.joined) {
-    throw std::logic_error("Task::join: " + describe(f) +
-                           " was already joined; a Task can be joined once (keep the value "
-                           "from the first join)");
-  }
-  if (!f.finished()) f.loop->wait_finished(f);
-  f.joined = true;
-  if (f.error) std::rethrow_exception(f.error);
+void LoopCore::throw_joined_twice(const FiberRecord& f) {
+  throw std::logic_error("Task::join: " + describe(f) +
+                         " was already joined; a Task can be joined once (keep the value "
+                         "from the first join)");
 }
 
-void LoopCore::wait_finished(FiberRecord& f) {
-  if (current_ != nullptr) {
-    FiberRecord& self = *current_;
-    if (&self == &f) {
-      throw std::logic_error("Task::join: " + describe(f) + " joins itself, which never returns");
-    }
-    f.joiners.push_back(self);
-    park();
-    return;
-  }
+void LoopCore::throw_self_join(const FiberRecord& f) {
+  throw std::logic_error("Task::join: " + describe(f) + " joins itself, which never returns");
+}
+
+void LoopCore::run_until_finished(FiberRecord& f) {
   check_thread("Task::join");
   if (in_scheduler_) {
     throw std::logic_error(

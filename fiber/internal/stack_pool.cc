@@ -22,7 +22,8 @@ std::size_t page_size() noexcept {
   return size;
 }
 
-std::size_t round_up(std::size_t n, std::size_t to) noexcept { return (n + to - 1) / to * to; }
+// `to` is a power of two (a page size).
+std::size_t round_up(std::size_t n, std::size_t to) noexcept { return (n + to - 1) & ~(to - 1); }
 
 }  // namespace
 
@@ -54,16 +55,22 @@ StackPool& StackPool::this_thread() noexcept {
 }
 
 std::uint16_t StackPool::size_class(std::size_t size, bool guard) {
+  if (last_class_ < classes_.size() && classes_[last_class_].size == size &&
+      classes_[last_class_].guard == guard) {
+    return last_class_;
+  }
   for (std::size_t i = 0; i < classes_.size(); ++i) {
-    if (classes_[i].size == size && classes_[i].guard == guard) return static_cast<std::uint16_t>(i);
+    if (classes_[i].size == size && classes_[i].guard == guard) {
+      return last_class_ = static_cast<std::uint16_t>(i);
+    }
   }
   classes_.push_back(SizeClass{size, guard, {}, 0, nullptr, 0, 0});
-  return static_cast<std::uint16_t>(classes_.size() - 1);
+  return last_class_ = static_cast<std::uint16_t>(classes_.size() - 1);
 }
 
-Stack StackPool::acquire(const StackOptions& options) {
+Stack StackPool::acquire_slow(const StackOptions& options) {
   const std::size_t size = round_up(std::max<std::size_t>(options.size, 1), page_size());
-  const std::uint16_t index = size_class(size, options.guard_page && method_ != GuardMethod::kNone);
+  const std::uint16_t index = size_class(size, want_guard(options));
   SizeClass& sc = classes_[index];
   Stack stack;
   if (!sc.free.empty()) {
@@ -87,12 +94,6 @@ Stack StackPool::acquire(const StackOptions& options) {
   ++slabs_[stack.slab].outstanding;
   ++outstanding_;
   return stack;
-}
-
-void StackPool::release(Stack stack) noexcept {
-  --slabs_[stack.slab].outstanding;
-  --outstanding_;
-  classes_[stack.size_class].free.push_back(stack);
 }
 
 void StackPool::map_slab(SizeClass& sc) {

@@ -54,10 +54,28 @@ class StackPool {
   // Hands out a stack, reusing a released one of the same shape when it can.
   // Throws: std::system_error when the kernel refuses the memory (the message
   //         names the size and suggests a smaller StackOptions::size).
-  Stack acquire(const StackOptions& options);
+  Stack acquire(const StackOptions& options) {
+    // Fast path, inline: a pooled stack of the shape asked for last.
+    if (last_class_ < classes_.size()) {
+      SizeClass& sc = classes_[last_class_];
+      if (sc.size == options.size && sc.guard == want_guard(options) && !sc.free.empty()) {
+        Stack stack = sc.free.back();
+        sc.free.pop_back();
+        if (sc.cold > sc.free.size()) sc.cold = sc.free.size();
+        ++slabs_[stack.slab].outstanding;
+        ++outstanding_;
+        return stack;
+      }
+    }
+    return acquire_slow(options);
+  }
 
   // Takes a stack back. Its pages stay committed until trim().
-  void release(Stack stack) noexcept;
+  void release(Stack stack) noexcept {
+    --slabs_[stack.slab].outstanding;
+    --outstanding_;
+    classes_[stack.size_class].free.push_back(stack);
+  }
 
   // Gives the physical pages of pooled stacks beyond the `keep` most recently
   // released back to the kernel (one madvise per run of adjacent stacks). The
@@ -86,6 +104,10 @@ class StackPool {
     std::uint32_t carve_slab = 0;  // which slab carve_next is in
   };
 
+  Stack acquire_slow(const StackOptions& options);
+  bool want_guard(const StackOptions& options) const noexcept {
+    return options.guard_page && method_ != GuardMethod::kNone;
+  }
   std::uint16_t size_class(std::size_t size, bool guard);
   void map_slab(SizeClass& sc);
   bool install_guard(char* page) noexcept;
@@ -93,6 +115,7 @@ class StackPool {
 
   GuardMethod method_;
   std::vector<SizeClass> classes_;
+  std::uint16_t last_class_ = 0;  // the class asked for last: usually the only one
   std::vector<Slab> slabs_;  // an unmapped slab keeps its slot with base == nullptr
   std::size_t outstanding_ = 0;
   std::size_t unguarded_ = 0;

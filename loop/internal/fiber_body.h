@@ -37,7 +37,4 @@ struct FiberBody {
   }
 };
 
-// This thread's Loop. Throws std::logic_error naming `what` if there is none.
-Loop& current_loop(const char* what);
-
 }  // namespace fiberloop::internal

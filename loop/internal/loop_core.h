@@ -86,6 +86,7 @@ class LoopCore {
 
  private:
   [[noreturn]] static void throw_outside_fiber(const char* what);
+  [[noreturn]] static void throw_wrong_thread(const char* what);
   [[noreturn]] static void throw_cancelled(FiberRecord& self);
   static void fiber_main(ContextEntry* entry) noexcept;
   static void release_ref(FiberRecord& f) noexcept;
@@ -102,6 +103,9 @@ class LoopCore {
   void run_scheduler(FiberRecord* until);
   void report_failure(FiberRecord& f) noexcept;
   void wait_finished(FiberRecord& f);
+  void run_until_finished(FiberRecord& f);
+  [[noreturn]] static void throw_joined_twice(const FiberRecord& f);
+  [[noreturn]] static void throw_self_join(const FiberRecord& f);
 
   Loop& owner_;
   LoopOptions options_;
@@ -128,6 +132,9 @@ class LoopCore {
 
 // Throws std::logic_error: `what` was called with no Loop on this thread.
 [[noreturn]] void throw_no_loop(const char* what);
+
+// This thread's Loop. Throws std::logic_error naming `what` if there is none.
+Loop& current_loop(const char* what);
 
 // Runs inside a fiber before its body: throws Cancelled if it was cancelled
 // before it first ran.

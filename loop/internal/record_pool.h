@@ -28,7 +28,7 @@ class RecordPool {
   // and this was its last record.
   void release(FiberRecord* r) noexcept {
     r->result.reset();
-    r->error = nullptr;
+    if (r->error) r->error = nullptr;  // skips an out-of-line call when empty
     r->name.clear();  // keeps its capacity for the next fiber
     r->context = nullptr;
     r->loop = nullptr;

@@ -12,6 +12,16 @@ extern thread_local LoopCore* tls_loop __attribute__((tls_model("initial-exec"))
 
 inline LoopCore* LoopCore::current() noexcept { return tls_loop; }
 
+inline void LoopCore::check_thread(const char* what) const {
+  if (tls_loop != this) [[unlikely]] throw_wrong_thread(what);
+}
+
+inline Loop& current_loop(const char* what) {
+  LoopCore* core = tls_loop;
+  if (core == nullptr) [[unlikely]] throw_no_loop(what);
+  return core->owner();
+}
+
 inline FiberRecord& LoopCore::running_fiber(const char* what) {
   if (current_ == nullptr) [[unlikely]] throw_outside_fiber(what);
   return *current_;
@@ -75,5 +85,30 @@ inline void LoopCore::yield() {
   deliver_interrupt(self);
 }
 
+inline void LoopCore::park() {
+  FiberRecord& self = running_fiber("park");
+  if (self.cancel_pending) [[unlikely]] {
+    static_cast<FiberRecord::WaitHook&>(self).unlink();
+    throw_cancelled(self);
+  }
+  self.state = FiberState::kParked;
+  self.notified = false;
+  suspend(self);
+  if (!self.notified) deliver_interrupt(self);
+}
+
+inline void LoopCore::join(FiberRecord& f) {
+  if (f.joined) [[unlikely]] throw_joined_twice(f);
+  if (!f.finished()) f.loop->wait_finished(f);
+  f.joined = true;
+  if (f.error) [[unlikely]] std::rethrow_exception(f.error);
+}
+
+inline void LoopCore::wait_finished(FiberRecord& f) {
+  if (current_ == nullptr) return run_until_finished(f);  // drives the loop
+  if (current_ == &f) [[unlikely]] throw_self_join(f);
+  f.joiners.push_back(*current_);
+  park();
+}
 
 }  // namespace fiberloop::internal
