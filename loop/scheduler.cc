@@ -126,7 +126,7 @@ FiberRecord* LoopCore::create_fiber(SpawnOptions&& options, std::size_t callable
   } else {
     try {
       f->callable = ::operator new(callable_bytes, std::align_val_t{callable_align});
-      f->callable_align = callable_align;
+      f->callable_align = static_cast<std::uint32_t>(callable_align);
     } catch (...) {
       records_->release(f);
       throw;
@@ -135,7 +135,9 @@ FiberRecord* LoopCore::create_fiber(SpawnOptions&& options, std::size_t callable
   f->loop = this;
   f->refs = 2;  // the fiber itself and its Task
   f->id = next_id_++;
-  f->stack_options = options.stack ? *options.stack : options_.stack;
+  const StackOptions& stack = options.stack ? *options.stack : options_.stack;
+  f->stack.size = stack.size;
+  f->stack.guarded = stack.guard_page;
   f->body = body;
   f->start = &LoopCore::fiber_main;
   f->name = std::move(options.name);
@@ -146,7 +148,7 @@ FiberRecord* LoopCore::create_fiber(SpawnOptions&& options, std::size_t callable
 bool LoopCore::prepare_to_run(FiberRecord& f) noexcept {
   if (!f.cancel_pending) {
     try {
-      f.stack = stacks_.acquire(f.stack_options);
+      f.stack = stacks_.acquire(StackOptions{f.stack.size, f.stack.guarded});
       f.context = make_context(f.stack.top, f.stack.size);
       return true;
     } catch (...) {

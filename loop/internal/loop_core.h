@@ -107,6 +107,9 @@ class LoopCore {
   [[noreturn]] static void throw_joined_twice(const FiberRecord& f);
   [[noreturn]] static void throw_self_join(const FiberRecord& f);
 
+  static constexpr std::size_t kContextAhead = 4;  // prefetch distances, measured
+  static constexpr std::size_t kRecordAhead = 8;   // with 1M ready fibers
+
   Loop& owner_;
   LoopOptions options_;
   StackPool& stacks_;
