@@ -48,32 +48,50 @@ struct Row {
 
 const std::vector<Row>& rows() {
   static const std::vector<Row> table = {
-      {"yield between 2 fibers", "BM_fiberloop_yield/2", nullptr, "ns", "<= 15 ns, <= 2.5x raw",
+      {"yield between 2 fibers",
+       "BM_fiberloop_yield/2",
+       nullptr,
+       "ns",
+       "<= 15 ns, <= 2.5x raw",
        {{"raw jump_fcontext", "BM_raw_jump_fcontext"},
         {"fiber::resume", "BM_raw_fiber_resume"},
         {"swapcontext", "BM_swapcontext"},
         {"Boost.Fiber yield", "BM_boost_fiber_yield"}}},
-      {"yield, 1M fibers ready", "BM_fiberloop_yield_many/1000000", nullptr, "ns",
+      {"yield, 1M fibers ready",
+       "BM_fiberloop_yield_many/1000000",
+       nullptr,
+       "ns",
        "<= 3x the 2-fiber yield",
        {{"fiberloop, 2 ready", "BM_fiberloop_yield/2"},
         {"fiberloop, 10 ready", "BM_fiberloop_yield_many/10"},
         {"fiberloop, 1000 ready", "BM_fiberloop_yield_many/1000"},
         {"fiberloop, 100k ready", "BM_fiberloop_yield_many/100000"}}},
-      {"spawn + join, warm pool", "BM_fiberloop_spawn_join", nullptr, "ns", "<= 60 ns",
+      {"spawn + join, warm pool",
+       "BM_fiberloop_spawn_join",
+       nullptr,
+       "ns",
+       "<= 60 ns",
        {{"Boost.Context pooled", "BM_boost_context_create_run"},
         {"Boost.Fiber", "BM_boost_fiber_spawn_join"},
         {"std::thread", "BM_std_thread_create_join"}}},
-      {"spawn 100k + join, cold", "BM_fiberloop_spawn_100k_cold/iterations:3/manual_time",
-       nullptr, "ns/fiber", "<= 500 ns",
+      {"spawn 100k + join, cold",
+       "BM_fiberloop_spawn_100k_cold/iterations:3/manual_time",
+       nullptr,
+       "ns/fiber",
+       "<= 500 ns",
        {{"Boost.Fiber", "BM_boost_fiber_spawn_100k_cold/iterations:1/manual_time"}}},
       {"RSS per parked fiber, 100k",
-       "BM_fiberloop_rss_per_parked_fiber/100000/iterations:1/repeats:1", "rss_per_fiber_bytes",
-       "B", "<= 4608 B",
-       {{"Boost.Fiber (30k)",
-         "BM_boost_fiber_rss_per_parked_fiber/30000/iterations:1/repeats:1"}}},
+       "BM_fiberloop_rss_per_parked_fiber/100000/iterations:1/repeats:1",
+       "rss_per_fiber_bytes",
+       "B",
+       "<= 4608 B",
+       {{"Boost.Fiber (30k)", "BM_boost_fiber_rss_per_parked_fiber/30000/iterations:1/repeats:1"}}},
       {"RSS per parked fiber, 1M",
-       "BM_fiberloop_rss_per_parked_fiber/1000000/iterations:1/repeats:1", "rss_per_fiber_bytes",
-       "B", "<= 4608 B", {}},
+       "BM_fiberloop_rss_per_parked_fiber/1000000/iterations:1/repeats:1",
+       "rss_per_fiber_bytes",
+       "B",
+       "<= 4608 B",
+       {}},
   };
   return table;
 }
@@ -131,7 +149,10 @@ int main(int argc, char** argv) {
   std::vector<char*> args(argv, argv + argc);
   std::string reps = "--benchmark_repetitions=5";
   std::string aggregates = "--benchmark_report_aggregates_only=true";
-  args.insert(args.begin() + 1, {reps.data(), aggregates.data()});  // the user's flags win
+  std::string color =
+      ::isatty(STDOUT_FILENO) ? "--benchmark_color=true" : "--benchmark_color=false";
+  // Defaults first, so that the user's own flags win.
+  args.insert(args.begin() + 1, {reps.data(), aggregates.data(), color.data()});
   int n = static_cast<int>(args.size());
   benchmark::Initialize(&n, args.data());
   Collector collector;

@@ -69,7 +69,10 @@ void BM_fiberloop_spawn_100k_cold(benchmark::State& state) {
   for (auto _ : state) state.SetIterationTime(fiberloop_cold_burst(100'000));
   state.SetItemsProcessed(state.iterations() * 100'000);
 }
-BENCHMARK(BM_fiberloop_spawn_100k_cold)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_fiberloop_spawn_100k_cold)
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
 
 void BM_boost_fiber_spawn_100k_cold(benchmark::State& state) {
   for (auto _ : state) {
@@ -86,7 +89,10 @@ void BM_boost_fiber_spawn_100k_cold(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * 100'000);
 }
-BENCHMARK(BM_boost_fiber_spawn_100k_cold)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_boost_fiber_spawn_100k_cold)
+    ->UseManualTime()
+    ->Iterations(1)
+    ->Unit(benchmark::kMillisecond);
 
 long rss_bytes() {
   long pages = 0, resident = 0;
@@ -109,7 +115,8 @@ void BM_fiberloop_rss_per_parked_fiber(benchmark::State& state) {
   }
   state.counters["rss_per_fiber_bytes"] = per_fiber;
 }
-BENCHMARK(BM_fiberloop_rss_per_parked_fiber)->Repetitions(1)
+BENCHMARK(BM_fiberloop_rss_per_parked_fiber)
+    ->Repetitions(1)
     ->Arg(100'000)
     ->Arg(1'000'000)
     ->Iterations(1)
@@ -144,6 +151,10 @@ void BM_boost_fiber_rss_per_parked_fiber(benchmark::State& state) {
   state.counters["rss_per_fiber_bytes"] = per_fiber;
 }
 // Boost.Fiber's default stacks are one mapping each: 30k stays under vm.max_map_count.
-BENCHMARK(BM_boost_fiber_rss_per_parked_fiber)->Arg(30'000)->Iterations(1)->Repetitions(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_boost_fiber_rss_per_parked_fiber)
+    ->Arg(30'000)
+    ->Iterations(1)
+    ->Repetitions(1)
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -35,7 +35,10 @@ void BM_fiberloop_yield(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * fibers);
 }
 BENCHMARK(BM_fiberloop_yield)->Arg(2);
-BENCHMARK(BM_fiberloop_yield)->RangeMultiplier(10)->Range(10, 1'000'000)->Name("BM_fiberloop_yield_many");
+BENCHMARK(BM_fiberloop_yield)
+    ->RangeMultiplier(10)
+    ->Range(10, 1'000'000)
+    ->Name("BM_fiberloop_yield_many");
 
 bctx::detail::transfer_t raw_bounce(bctx::detail::transfer_t t) {
   for (;;) t = bctx::detail::jump_fcontext(t.fctx, nullptr);

@@ -53,8 +53,8 @@ class Generator {
   // body does not start yet.
   // Throws: std::system_error if no stack memory can be had.
   template <class F>
-    requires std::is_invocable_v<std::decay_t<F>&, Context&>
-  explicit Generator(F&& body, StackOptions stack = {}) {
+  requires std::is_invocable_v < std::decay_t<F>
+  &, Context& > explicit Generator(F&& body, StackOptions stack = {}) {
     using Fn = std::decay_t<F>;
     core_ = internal::GeneratorCore::create(
         stack, sizeof(Fn), alignof(Fn),

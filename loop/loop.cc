@@ -20,7 +20,8 @@ void Loop::run() { core_->run(); }
 
 void Loop::stop() noexcept { core_->stop(); }
 
-void Loop::set_exception_handler(std::function<void(std::exception_ptr, const FiberInfo&)> handler) {
+void Loop::set_exception_handler(
+    std::function<void(std::exception_ptr, const FiberInfo&)> handler) {
   core_->set_exception_handler(std::move(handler));
 }
 

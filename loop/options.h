@@ -41,11 +41,11 @@ struct FiberInfo {
 
 // Counters since the loop was created, and what is alive now.
 struct LoopStats {
-  std::uint64_t fibers_alive = 0;     // spawned and not yet finished
+  std::uint64_t fibers_alive = 0;  // spawned and not yet finished
   std::uint64_t fibers_created = 0;
   std::uint64_t fibers_finished = 0;
-  std::uint64_t switches = 0;         // context switches, fiber or scheduler
-  std::uint64_t iterations = 0;       // loop iterations (each runs the fibers ready when it began)
+  std::uint64_t switches = 0;    // context switches, fiber or scheduler
+  std::uint64_t iterations = 0;  // loop iterations (each runs the fibers ready when it began)
   std::uint64_t stacks_outstanding = 0;  // stacks held by live fibers and generators of this thread
   std::uint64_t stacks_pooled = 0;       // free stacks kept for reuse
 };

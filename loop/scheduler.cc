@@ -99,7 +99,6 @@ void LoopCore::resume_from_scheduler(FiberRecord& f) noexcept {
   current_ = nullptr;
 }
 
-
 void LoopCore::wake(FiberRecord& f) noexcept {
   f.notified = true;
   if (f.state == FiberState::kParked) make_ready(f);
@@ -125,7 +124,7 @@ FiberRecord* LoopCore::create_fiber(SpawnOptions&& options, std::size_t callable
     f->callable = f->callable_buffer;
   } else {
     try {
-      f->callable = ::operator new(callable_bytes, std::align_val_t{callable_align});
+      f->callable = ::operator new (callable_bytes, std::align_val_t{callable_align});
       f->callable_align = static_cast<std::uint32_t>(callable_align);
     } catch (...) {
       records_->release(f);
@@ -160,7 +159,7 @@ bool LoopCore::prepare_to_run(FiberRecord& f) noexcept {
   }
   f.body(&f, false);  // destroys the callable
   mark_finished(f);
-  release_ref(f);     // the fiber's own reference
+  release_ref(f);  // the fiber's own reference
   return false;
 }
 
@@ -285,8 +284,9 @@ void LoopCore::set_exception_handler(ExceptionHandler handler) {
 void LoopCore::run() {
   check_thread("Loop::run");
   if (current_ != nullptr || in_scheduler_) {
-    throw std::logic_error("Loop::run: the loop is already running (called from a fiber or a "
-                           "callback); spawn a fiber instead");
+    throw std::logic_error(
+        "Loop::run: the loop is already running (called from a fiber or a "
+        "callback); spawn a fiber instead");
   }
   run_scheduler(nullptr);
 }
@@ -301,7 +301,7 @@ void LoopCore::run_scheduler(FiberRecord* until) {
     if (until != nullptr && until->finished()) break;
     if (stop_requested_.exchange(false, std::memory_order_relaxed)) break;
     if (ready_.empty()) break;  // every fiber is parked and nothing can wake one
-    budget_ = 0;  // pick_next() starts the iteration
+    budget_ = 0;                // pick_next() starts the iteration
     if (FiberRecord* next = pick_next()) resume_from_scheduler(*next);
   }
   run_target_ = nullptr;

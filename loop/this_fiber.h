@@ -14,7 +14,8 @@ namespace fiberloop::this_fiber {
 // Throws: Cancelled if the fiber was cancelled; std::logic_error outside a fiber.
 inline void yield() {
   internal::LoopCore* core = internal::LoopCore::current();
-  if (core == nullptr) [[unlikely]] internal::throw_no_loop("this_fiber::yield");
+  if (core == nullptr) [[unlikely]]
+    internal::throw_no_loop("this_fiber::yield");
   core->yield();
 }
 

@@ -137,7 +137,7 @@ TEST(StackPoolTest, OutOfMappingsForGuardsWarnsOnceAndGoesOnUnguarded) {
   const std::string warning = "out of memory mappings for guard pages";
   EXPECT_NE(err.find(warning), std::string::npos) << err;
   EXPECT_EQ(err.find(warning), err.rfind(warning)) << "warned twice: " << err;
-  stacks.back().top[-1] = 1;  // unguarded stacks still work
+  stacks.back().top[-1] = 1;        // unguarded stacks still work
   std::vector<char> heap(1 << 20);  // and malloc still has mappings to use
   heap.back() = 1;
   for (Stack& s : stacks) pool.release(s);

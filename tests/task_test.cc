@@ -35,7 +35,7 @@ TEST_F(TaskTest, ChildThatFinishesBeforeJoinIsNotLost) {
     auto t = spawn([] { return 9; });
     this_fiber::yield();  // the child runs to completion here
     EXPECT_TRUE(t.done());
-    return t.join();      // returns at once
+    return t.join();  // returns at once
   });
   EXPECT_EQ(v, 9);
 }

@@ -12,8 +12,8 @@ namespace bctx = boost::context::detail;
 
 // context.h declares jump_fcontext by ABI; hold it to Boost's declaration.
 static_assert(std::is_same_v<bctx::fcontext_t, ContextHandle>);
-static_assert(std::is_same_v<decltype(&bctx::jump_fcontext),
-                             bctx::transfer_t (*)(bctx::fcontext_t, void*)>);
+static_assert(
+    std::is_same_v<decltype(&bctx::jump_fcontext), bctx::transfer_t (*)(bctx::fcontext_t, void*)>);
 static_assert(sizeof(Transfer) == sizeof(bctx::transfer_t) &&
               offsetof(Transfer, from) == offsetof(bctx::transfer_t, fctx) &&
               offsetof(Transfer, data) == offsetof(bctx::transfer_t, data));

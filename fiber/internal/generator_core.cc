@@ -31,8 +31,9 @@ GeneratorCore* GeneratorCore::create(const StackOptions& options, std::size_t ca
   core->destroy_ = destroy;
   core->callable_ = reinterpret_cast<void*>(callable_at);
   core->start = &GeneratorCore::body_main;
-  core->body_context_ = make_context(reinterpret_cast<void*>(context_top),
-                                     context_top - reinterpret_cast<std::uintptr_t>(stack.bottom()));
+  core->body_context_ =
+      make_context(reinterpret_cast<void*>(context_top),
+                   context_top - reinterpret_cast<std::uintptr_t>(stack.bottom()));
   return core;
 }
 

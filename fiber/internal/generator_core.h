@@ -49,7 +49,7 @@ class GeneratorCore : public ContextEntry {
 
   StackPool* pool_ = nullptr;
   Stack stack_;
-  ContextHandle body_context_ = nullptr;  // saved while the consumer runs
+  ContextHandle body_context_ = nullptr;      // saved while the consumer runs
   ContextHandle consumer_context_ = nullptr;  // saved while the body runs
   void (*invoke_)(GeneratorCore&) = nullptr;
   void (*destroy_)(void*) = nullptr;

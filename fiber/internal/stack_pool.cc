@@ -104,10 +104,11 @@ void StackPool::map_slab(SizeClass& sc) {
   void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (base == MAP_FAILED) {
-    throw std::system_error(errno, std::generic_category(),
-                            "fiberloop: mmap of " + std::to_string(bytes >> 10) +
-                                " KiB for fiber stacks of " + std::to_string(sc.size >> 10) +
-                                " KiB each failed; use a smaller StackOptions::size or fewer fibers");
+    throw std::system_error(
+        errno, std::generic_category(),
+        "fiberloop: mmap of " + std::to_string(bytes >> 10) + " KiB for fiber stacks of " +
+            std::to_string(sc.size >> 10) +
+            " KiB each failed; use a smaller StackOptions::size or fewer fibers");
   }
   char* first = static_cast<char*>(base);
   std::uint32_t index = 0;

@@ -33,11 +33,11 @@ struct Stack {
 enum class GuardMethod : std::uint8_t { kGuardInstall, kMprotect, kNone };
 
 struct StackPoolStats {
-  std::size_t outstanding = 0;    // stacks handed out and not yet released
-  std::size_t pooled = 0;         // free stacks kept for reuse
-  std::size_t mapped_bytes = 0;   // address space reserved by slabs
+  std::size_t outstanding = 0;   // stacks handed out and not yet released
+  std::size_t pooled = 0;        // free stacks kept for reuse
+  std::size_t mapped_bytes = 0;  // address space reserved by slabs
   std::size_t slabs = 0;
-  std::size_t unguarded = 0;      // stacks handed out without a guard page
+  std::size_t unguarded = 0;  // stacks handed out without a guard page
 };
 
 class StackPool {
@@ -97,9 +97,9 @@ class StackPool {
   struct SizeClass {
     std::size_t size;
     bool guard;
-    std::vector<Stack> free;       // released; most recent at the back
-    std::size_t cold = 0;          // free[0, cold) have had their pages trimmed
-    char* carve_next = nullptr;    // next unused slot of the newest slab
+    std::vector<Stack> free;     // released; most recent at the back
+    std::size_t cold = 0;        // free[0, cold) have had their pages trimmed
+    char* carve_next = nullptr;  // next unused slot of the newest slab
     std::size_t carve_left = 0;
     std::uint32_t carve_slab = 0;  // which slab carve_next is in
   };
@@ -116,7 +116,7 @@ class StackPool {
   GuardMethod method_;
   std::vector<SizeClass> classes_;
   std::uint16_t last_class_ = 0;  // the class asked for last: usually the only one
-  std::vector<Slab> slabs_;  // an unmapped slab keeps its slot with base == nullptr
+  std::vector<Slab> slabs_;       // an unmapped slab keeps its slot with base == nullptr
   std::size_t outstanding_ = 0;
   std::size_t unguarded_ = 0;
   bool warned_budget_ = false;

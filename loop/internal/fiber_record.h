@@ -87,11 +87,11 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
 
   ContextHandle context = nullptr;  // saved while not running
   FiberState state = FiberState::kReady;
-  bool notified = false;          // woken by a notifier (wake) since it last parked
-  bool cancel_pending = false;    // cancel() requested, not yet delivered
-  bool detached = false;          // no Task will observe the outcome
-  bool joined = false;            // join() has returned the outcome
-  std::uint32_t refs = 0;         // the running fiber + the Task handle
+  bool notified = false;             // woken by a notifier (wake) since it last parked
+  bool cancel_pending = false;       // cancel() requested, not yet delivered
+  bool detached = false;             // no Task will observe the outcome
+  bool joined = false;               // join() has returned the outcome
+  std::uint32_t refs = 0;            // the running fiber + the Task handle
   std::uint32_t callable_align = 0;  // of a heap callable, to free it
   // -- end of the first cache line --
   LoopCore* loop = nullptr;  // null once the loop is destroyed
@@ -127,7 +127,7 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   // never constructed).
   void free_callable() noexcept {
     if (callable != callable_buffer && callable != nullptr) {
-      ::operator delete(callable, std::align_val_t{callable_align});
+      ::operator delete (callable, std::align_val_t{callable_align});
     }
     callable = nullptr;
   }

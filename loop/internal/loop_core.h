@@ -115,14 +115,14 @@ class LoopCore {
   StackPool& stacks_;
   RecordPool* records_;  // orphaned, not deleted, by ~LoopCore
 
-  FiberRecord* current_ = nullptr;         // running fiber; null in the scheduler
+  FiberRecord* current_ = nullptr;             // running fiber; null in the scheduler
   ContextHandle scheduler_context_ = nullptr;  // the thread's own stack, saved while a fiber runs
   ReadyQueue ready_;
-  std::size_t budget_ = 0;                 // fibers still to run in this iteration
+  std::size_t budget_ = 0;                        // fibers still to run in this iteration
   IntrusiveList<FiberRecord, AllFibersTag> all_;  // every fiber not yet finished
-  bool in_scheduler_ = false;              // run_scheduler() is on the stack
-  FiberRecord* run_target_ = nullptr;      // run_scheduler() returns when it finishes
-  bool attention_ = false;                 // the scheduler must look before the next iteration
+  bool in_scheduler_ = false;                     // run_scheduler() is on the stack
+  FiberRecord* run_target_ = nullptr;             // run_scheduler() returns when it finishes
+  bool attention_ = false;  // the scheduler must look before the next iteration
   std::atomic<bool> stop_requested_{false};
   ExceptionHandler exception_handler_;
 

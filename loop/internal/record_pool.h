@@ -29,7 +29,7 @@ class RecordPool {
   void release(FiberRecord* r) noexcept {
     r->result.reset();
     if (r->error) r->error = nullptr;  // skips an out-of-line call when empty
-    r->name.clear();  // keeps its capacity for the next fiber
+    r->name.clear();                   // keeps its capacity for the next fiber
     r->context = nullptr;
     r->loop = nullptr;
     r->state = FiberState::kReady;

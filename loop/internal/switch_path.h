@@ -13,17 +13,20 @@ extern thread_local LoopCore* tls_loop __attribute__((tls_model("initial-exec"))
 inline LoopCore* LoopCore::current() noexcept { return tls_loop; }
 
 inline void LoopCore::check_thread(const char* what) const {
-  if (tls_loop != this) [[unlikely]] throw_wrong_thread(what);
+  if (tls_loop != this) [[unlikely]]
+    throw_wrong_thread(what);
 }
 
 inline Loop& current_loop(const char* what) {
   LoopCore* core = tls_loop;
-  if (core == nullptr) [[unlikely]] throw_no_loop(what);
+  if (core == nullptr) [[unlikely]]
+    throw_no_loop(what);
   return core->owner();
 }
 
 inline FiberRecord& LoopCore::running_fiber(const char* what) {
-  if (current_ == nullptr) [[unlikely]] throw_outside_fiber(what);
+  if (current_ == nullptr) [[unlikely]]
+    throw_outside_fiber(what);
   return *current_;
 }
 
@@ -54,7 +57,8 @@ inline bool LoopCore::needs_scheduler() const noexcept {
   if (FiberRecord* later = ready_.peek(kRecordAhead)) __builtin_prefetch(later);
   // A fiber that has not run yet gets its stack now; one that cannot (or
   // was cancelled first) finishes on the spot, and we pick again.
-  if (next->context == nullptr && !prepare_to_run(*next)) [[unlikely]] return pick_next();
+  if (next->context == nullptr && !prepare_to_run(*next)) [[unlikely]]
+    return pick_next();
   return next;
 }
 
@@ -81,7 +85,8 @@ inline void LoopCore::make_ready(FiberRecord& f) noexcept {
 }
 
 inline void LoopCore::deliver_interrupt(FiberRecord& self) {
-  if (self.cancel_pending) [[unlikely]] throw_cancelled(self);
+  if (self.cancel_pending) [[unlikely]]
+    throw_cancelled(self);
 }
 
 inline void LoopCore::yield() {
@@ -105,15 +110,18 @@ inline void LoopCore::park() {
 }
 
 inline void LoopCore::join(FiberRecord& f) {
-  if (f.joined) [[unlikely]] throw_joined_twice(f);
+  if (f.joined) [[unlikely]]
+    throw_joined_twice(f);
   if (!f.finished()) f.loop->wait_finished(f);
   f.joined = true;
-  if (f.error) [[unlikely]] std::rethrow_exception(f.error);
+  if (f.error) [[unlikely]]
+    std::rethrow_exception(f.error);
 }
 
 inline void LoopCore::wait_finished(FiberRecord& f) {
   if (current_ == nullptr) return run_until_finished(f);  // drives the loop
-  if (current_ == &f) [[unlikely]] throw_self_join(f);
+  if (current_ == &f) [[unlikely]]
+    throw_self_join(f);
   f.joiners.push_back(*current_);
   park();
 }
