@@ -16,5 +16,8 @@
 #include "loop/loop.h"
 #include "loop/options.h"
 #include "loop/run.h"
+#include "loop/run_blocking.h"
 #include "loop/task.h"
 #include "loop/this_fiber.h"
+#include "loop/timeout.h"
+#include "loop/timer_handle.h"

@@ -1,6 +1,8 @@
 #include "loop/loop.h"
 
+#include <algorithm>
 #include <stdexcept>
+#include <thread>
 #include <string>
 
 #include "loop/internal/loop_core.h"
@@ -23,6 +25,25 @@ void Loop::stop() noexcept { core_->stop(); }
 void Loop::set_exception_handler(
     std::function<void(std::exception_ptr, const FiberInfo&)> handler) {
   core_->set_exception_handler(std::move(handler));
+}
+
+TimerHandle Loop::call_soon(std::function<void()> fn) { return core_->call_soon(std::move(fn)); }
+
+TimerHandle Loop::call_later(Duration delay, std::function<void()> fn) {
+  return core_->call_at(Clock::now() + delay, std::move(fn));
+}
+
+TimerHandle Loop::call_at(TimePoint when, std::function<void()> fn) {
+  return core_->call_at(when, std::move(fn));
+}
+
+void Loop::call_soon_threadsafe(std::function<void()> fn) {
+  core_->call_soon_threadsafe(std::move(fn));
+}
+
+std::size_t LoopOptions::default_blocking_threads() noexcept {
+  const std::size_t cpus = std::thread::hardware_concurrency();
+  return std::min<std::size_t>(32, (cpus == 0 ? 1 : cpus) + 4);
 }
 
 LoopStats Loop::stats() const {

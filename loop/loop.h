@@ -17,6 +17,7 @@
 #include "loop/internal/loop_core.h"
 #include "loop/options.h"
 #include "loop/task.h"
+#include "loop/timer_handle.h"
 
 namespace fiberloop {
 
@@ -64,13 +65,33 @@ class Loop {
     return spawn(SpawnOptions{}, std::forward<F>(fn), where).join();
   }
 
-  // Runs until nothing can make progress (no fiber ready, nothing to wait
-  // for), or until stop().
+  // Runs until nothing can make progress, or until stop(). Nothing can make
+  // progress when no fiber is ready and no callback, timer, fd waiter or
+  // run_blocking() job is pending. With nothing ready the loop blocks in
+  // epoll until the next timer or event: an idle loop uses no CPU.
   // Throws: std::logic_error when already running or called from another thread.
   void run();
 
-  // Makes run() return after the current iteration. Callable from any thread.
+  // Makes run() return after the current iteration. Callable from any thread;
+  // wakes a loop blocked waiting for events.
   void stop() noexcept;
+
+  // Runs `fn` on the loop thread, between fibers, in the next iteration;
+  // callbacks run in the order they were scheduled. A throwing callback goes
+  // to the exception handler and does not stop the loop.
+  // Throws: std::logic_error from another thread (use call_soon_threadsafe).
+  TimerHandle call_soon(std::function<void()> fn);
+  // Runs `fn` once `delay` has passed (rounded up, never early).
+  TimerHandle call_later(Duration delay, std::function<void()> fn);
+  // Runs `fn` once `when` has passed. Callbacks due at the same time run in
+  // the order they were scheduled.
+  TimerHandle call_at(TimePoint when, std::function<void()> fn);
+  // Callable from any thread: queues `fn` to run on the loop thread and wakes
+  // the loop at once if it is blocked waiting for events (an eventfd).
+  void call_soon_threadsafe(std::function<void()> fn);
+
+  // The loop's clock (steady_clock), read now.
+  TimePoint now() const noexcept { return Clock::now(); }
 
   // Receives failures nobody observes: a detached fiber's exception, or one
   // whose Task was dropped unjoined. Default: one line on stderr naming the

@@ -22,6 +22,11 @@ using FiberId = std::uint64_t;
 struct LoopOptions {
   // The stack of fibers spawned without SpawnOptions::stack.
   StackOptions stack;
+  // The most worker threads run_blocking() starts (lazily, as jobs need them).
+  std::size_t blocking_threads = default_blocking_threads();
+
+  // asyncio's default executor size: min(32, CPUs + 4).
+  static std::size_t default_blocking_threads() noexcept;
 };
 
 // How one fiber is spawned.
@@ -48,6 +53,12 @@ struct LoopStats {
   std::uint64_t iterations = 0;  // loop iterations (each runs the fibers ready when it began)
   std::uint64_t stacks_outstanding = 0;  // stacks held by live fibers and generators of this thread
   std::uint64_t stacks_pooled = 0;       // free stacks kept for reuse
+  std::uint64_t timers_pending = 0;      // sleeps, timeouts and call_later/call_at callbacks queued
+  std::uint64_t callbacks_run = 0;
+  std::uint64_t polls = 0;               // epoll waits
+  Duration time_blocked{};               // spent blocked in epoll waits, idle
+  std::uint64_t blocking_jobs = 0;       // run_blocking() jobs not yet finished
+  std::uint64_t fd_waiters = 0;          // fibers parked on fd readiness
 };
 
 }  // namespace fiberloop

@@ -68,7 +68,8 @@ LoopCore::LoopCore(Loop& owner, const LoopOptions& options)
       options_(options),
       stacks_(StackPool::this_thread()),
       records_(new RecordPool),
-      exception_handler_(&default_exception_handler) {
+      exception_handler_(&default_exception_handler),
+      callbacks_(std::make_shared<CallbackTable>(this)) {
   if (tls_loop != nullptr) {
     delete records_;
     throw std::logic_error(
@@ -79,6 +80,9 @@ LoopCore::LoopCore(Loop& owner, const LoopOptions& options)
 }
 
 LoopCore::~LoopCore() {
+  pool_.reset();  // joins the workers while what their jobs post to exists
+  discard_callbacks();
+  callbacks_->core = nullptr;  // TimerHandles that outlive the loop see it gone
   if (tls_loop == this) tls_loop = nullptr;
   records_->orphan();
 }
@@ -105,8 +109,11 @@ void LoopCore::wake(FiberRecord& f) noexcept {
 }
 
 void LoopCore::cancel(FiberRecord& f) noexcept {
-  if (f.finished()) return;
-  f.cancel_pending = true;
+  if (!f.finished()) interrupt(f, FiberRecord::kCancel);
+}
+
+void LoopCore::interrupt(FiberRecord& f, std::uint8_t bit) noexcept {
+  f.pending |= bit;
   if (f.state == FiberState::kParked) {
     static_cast<FiberRecord::WaitHook&>(f).unlink();
     make_ready(f);
@@ -145,7 +152,7 @@ FiberRecord* LoopCore::create_fiber(SpawnOptions&& options, std::size_t callable
 }
 
 bool LoopCore::prepare_to_run(FiberRecord& f) noexcept {
-  if (!f.cancel_pending) {
+  if ((f.pending & FiberRecord::kCancel) == 0) {
     try {
       f.stack = stacks_.acquire(StackOptions{f.stack.size, f.stack.guarded});
       f.context = make_context(f.stack.top, f.stack.size);
@@ -154,7 +161,7 @@ bool LoopCore::prepare_to_run(FiberRecord& f) noexcept {
       f.error = std::current_exception();  // join() rethrows it
     }
   } else {
-    f.cancel_pending = false;
+    f.pending = 0;
     f.error = std::make_exception_ptr(fiberloop::Cancelled{});
   }
   f.body(&f, false);  // destroys the callable
@@ -181,16 +188,17 @@ void LoopCore::throw_outside_fiber(const char* what) {
                          "fiberloop::run(main))");
 }
 
-void LoopCore::throw_cancelled(FiberRecord& self) {
-  self.cancel_pending = false;
-  throw fiberloop::Cancelled{};
-}
-
 void enter_body(FiberRecord& f) {
-  if (f.cancel_pending) {
-    f.cancel_pending = false;
+  if (f.pending & FiberRecord::kCancel) {
+    f.pending = 0;
     throw fiberloop::Cancelled{};
   }
+}
+
+FiberRecord& running_fiber_or_throw(const char* what) {
+  LoopCore* core = LoopCore::current();
+  if (core == nullptr) throw_no_loop(what);
+  return core->running_fiber(what);
 }
 
 void LoopCore::fiber_main(ContextEntry* entry) noexcept {
@@ -265,12 +273,15 @@ void LoopCore::drop_task(FiberRecord& f) noexcept {
 
 void LoopCore::report_failure(FiberRecord& f) noexcept {
   if (is_cancellation(f.error)) return;  // cancelling is not failing
-  FiberInfo info{f.id, f.name, f.spawned_at};
+  report(f.error, FiberInfo{f.id, f.name, f.spawned_at});
+}
+
+void LoopCore::report(std::exception_ptr error, const FiberInfo& info) noexcept {
   try {
-    exception_handler_(f.error, info);
+    exception_handler_(error, info);
   } catch (...) {
-    std::fprintf(stderr, "fiberloop: the exception handler threw while reporting %s\n",
-                 describe(f).c_str());
+    std::fprintf(stderr, "fiberloop: the exception handler threw while reporting fiber %llu\n",
+                 static_cast<unsigned long long>(info.id));
   }
 }
 
@@ -291,18 +302,30 @@ void LoopCore::run() {
   run_scheduler(nullptr);
 }
 
-void LoopCore::stop() noexcept { stop_requested_.store(true, std::memory_order_relaxed); }
+void LoopCore::stop() noexcept {
+  stop_requested_.store(true, std::memory_order_relaxed);
+  notify_remote();
+}
 
+// One pass per iteration: take what other threads posted, poll (blocking
+// when nothing is ready), fire due timers, run the callbacks that were due
+// when the pass began, then hand the CPU to the ready fibers until the
+// iteration's budget is spent (they switch among themselves without
+// returning here).
 void LoopCore::run_scheduler(FiberRecord* until) {
   in_scheduler_ = true;
   run_target_ = until;
   for (;;) {
     attention_ = false;
     if (until != nullptr && until->finished()) break;
+    take_remote();
     if (stop_requested_.exchange(false, std::memory_order_relaxed)) break;
-    if (ready_.empty()) break;  // every fiber is parked and nothing can wake one
-    budget_ = 0;                // pick_next() starts the iteration
-    if (FiberRecord* next = pick_next()) resume_from_scheduler(*next);
+    if (!poll_and_expire()) break;  // nothing can make progress
+    run_callbacks();
+    budget_ = 0;  // pick_next() starts the iteration
+    if (!ready_.empty()) {
+      if (FiberRecord* next = pick_next()) resume_from_scheduler(*next);
+    }
   }
   run_target_ = nullptr;
   in_scheduler_ = false;
@@ -313,6 +336,7 @@ void LoopCore::shutdown() noexcept {
     std::fprintf(stderr, "fiberloop: a Loop was destroyed from inside one of its own fibers\n");
     std::abort();
   }
+  begin_shutdown();
   for (int round = 0; !all_.empty(); ++round) {
     if (round == kShutdownRounds) {
       all_.for_each([](FiberRecord& f) {
@@ -330,6 +354,14 @@ void LoopCore::shutdown() noexcept {
   }
 }
 
+void LoopCore::begin_shutdown() noexcept {
+  // Pending callbacks are dropped (as asyncio's loop.close() drops them), and
+  // run_blocking() jobs no longer hold the loop open: their fibers are
+  // cancelled at once, and the pool is joined by ~LoopCore.
+  shutting_down_ = true;
+  discard_callbacks();
+}
+
 LoopStats LoopCore::stats() const noexcept {
   LoopStats s;
   s.fibers_created = created_;
@@ -340,6 +372,12 @@ LoopStats LoopCore::stats() const noexcept {
   const StackPoolStats pool = stacks_.stats();
   s.stacks_outstanding = pool.outstanding;
   s.stacks_pooled = pool.pooled;
+  s.timers_pending = timers_.size();
+  s.callbacks_run = callbacks_run_;
+  s.polls = poller_.polls();
+  s.time_blocked = poller_.time_blocked();
+  s.blocking_jobs = jobs_outstanding_;
+  s.fd_waiters = fd_waiters_;
   return s;
 }
 

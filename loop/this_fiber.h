@@ -1,6 +1,7 @@
-// What a fiber does to itself: yield, and learn its id.
+// What a fiber does to itself: yield, sleep, and learn its id.
 //
 //   while (busy()) { step(); fiberloop::this_fiber::yield(); }
+//   fiberloop::this_fiber::sleep_for(std::chrono::milliseconds(100));
 #pragma once
 
 #include "loop/internal/loop_core.h"
@@ -18,6 +19,19 @@ inline void yield() {
     internal::throw_no_loop("this_fiber::yield");
   core->yield();
 }
+
+// Parks the calling fiber until `when` has passed (never earlier); the loop
+// runs others meanwhile.
+// Throws: Cancelled; TimeoutError inside an expired with_timeout();
+//         std::logic_error outside a fiber.
+inline void sleep_until(TimePoint when) {
+  internal::LoopCore* core = internal::LoopCore::current();
+  if (core == nullptr) [[unlikely]] internal::throw_no_loop("this_fiber::sleep_until");
+  core->sleep_until(when);
+}
+
+// Parks the calling fiber for `duration`; see sleep_until().
+inline void sleep_for(Duration duration) { sleep_until(Clock::now() + duration); }
 
 // The calling fiber's id, or 0 outside any fiber.
 inline FiberId id() noexcept {

@@ -160,7 +160,14 @@ bool StackPool::install_guard(char* page) noexcept {
   return false;
 }
 
+std::size_t StackPool::total_carved() const noexcept {
+  std::size_t pooled = 0;
+  for (const SizeClass& sc : classes_) pooled += sc.free.size();
+  return outstanding_ + pooled;
+}
+
 void StackPool::trim(std::size_t keep) noexcept {
+  released_since_trim_ = 0;
   for (SizeClass& sc : classes_) {
     unmap_idle_slabs(sc, keep);
     if (sc.free.size() <= keep + sc.cold) continue;

@@ -74,6 +74,7 @@ class StackPool {
   void release(Stack stack) noexcept {
     --slabs_[stack.slab].outstanding;
     --outstanding_;
+    ++released_since_trim_;
     classes_[stack.size_class].free.push_back(stack);
   }
 
@@ -81,6 +82,11 @@ class StackPool {
   // released back to the kernel (one madvise per run of adjacent stacks). The
   // address space stays reserved; slabs with no stack outstanding are unmapped.
   void trim(std::size_t keep) noexcept;
+  // Whether trim(keep) would find anything to do: stacks were released since
+  // the last trim and more than `keep` are pooled. Cheap; call it first.
+  bool trim_worthwhile(std::size_t keep) const noexcept {
+    return released_since_trim_ != 0 && outstanding_ + keep < total_carved();
+  }
 
   StackPoolStats stats() const noexcept;
   GuardMethod guard_method() const noexcept { return method_; }
@@ -117,7 +123,9 @@ class StackPool {
   std::vector<SizeClass> classes_;
   std::uint16_t last_class_ = 0;  // the class asked for last: usually the only one
   std::vector<Slab> slabs_;       // an unmapped slab keeps its slot with base == nullptr
+  std::size_t total_carved() const noexcept;
   std::size_t outstanding_ = 0;
+  std::size_t released_since_trim_ = 0;
   std::size_t unguarded_ = 0;
   bool warned_budget_ = false;
   std::optional<std::size_t> mprotect_budget_;  // guards left, read on first use

@@ -21,6 +21,7 @@ namespace fiberloop::internal {
 
 class LoopCore;
 class RecordPool;
+class TimeoutScope;
 
 enum class FiberState : std::uint8_t {
   kReady,     // in the ready queue (also: spawned, not yet started, no stack)
@@ -84,11 +85,15 @@ struct WaitTag {};       // hook of whatever wait list a parked fiber is in
 // switch misses the cache, so lines per switch is what a yield costs.
 struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<WaitTag> {
   using WaitHook = ListHook<WaitTag>;
+  // Bits of `pending`. A cancel is delivered once; a timeout at every
+  // suspension point while its expired with_timeout() scope is open.
+  static constexpr std::uint8_t kCancel = 1;
+  static constexpr std::uint8_t kTimeout = 2;
 
   ContextHandle context = nullptr;  // saved while not running
   FiberState state = FiberState::kReady;
   bool notified = false;             // woken by a notifier (wake) since it last parked
-  bool cancel_pending = false;       // cancel() requested, not yet delivered
+  std::uint8_t pending = 0;          // interrupts to deliver at a suspension point
   bool detached = false;             // no Task will observe the outcome
   bool joined = false;               // join() has returned the outcome
   std::uint32_t refs = 0;            // the running fiber + the Task handle
@@ -98,6 +103,7 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   RecordPool* pool = nullptr;
 
   FiberId id = 0;
+  TimeoutScope* timeouts = nullptr;  // innermost with_timeout() scope still open
   // The stack is taken when the fiber first runs, not at spawn: a burst of
   // spawns touches no stack memory, and a fiber that finishes before the next
   // one starts hands it a warm stack. Until then `context` is null, and

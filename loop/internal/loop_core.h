@@ -7,13 +7,21 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <memory>
+#include <mutex>
 #include <source_location>
+#include <vector>
 
+#include "loop/internal/callback_table.h"
 #include "loop/internal/fiber_record.h"
 #include "loop/internal/intrusive_list.h"
+#include "loop/internal/poller.h"
 #include "loop/internal/ready_queue.h"
 #include "loop/internal/record_pool.h"
+#include "loop/internal/thread_pool.h"
+#include "loop/internal/timer_heap.h"
 #include "loop/options.h"
+#include "loop/timer_handle.h"
 
 namespace fiberloop {
 class Loop;
@@ -64,6 +72,30 @@ class LoopCore {
   void wake(FiberRecord& f) noexcept;
   // Requests cancellation; a parked fiber leaves its wait list and wakes.
   void cancel(FiberRecord& f) noexcept;
+  // Sets an interrupt bit (FiberRecord::kCancel, kTimeout) on `f`; a parked
+  // fiber leaves its wait list and wakes to take it.
+  void interrupt(FiberRecord& f, std::uint8_t bit) noexcept;
+
+  // ---- time (loop/time.cc) ----
+  // Parks the running fiber until `when`.
+  // Throws: Cancelled, TimeoutError; std::logic_error outside a fiber.
+  void sleep_until(TimePoint when);
+  TimerHandle call_soon(std::function<void()> fn);
+  TimerHandle call_at(TimePoint when, std::function<void()> fn);
+  // Any thread: queues `fn` and wakes the loop if it is blocked in epoll.
+  void call_soon_threadsafe(std::function<void()> fn);
+  // Callbacks are cancelled through their table (see TimerHandle).
+  static void cancel_callback(CallbackTable& table, std::uint32_t slot, std::uint32_t generation);
+  // Timers for nodes the caller owns (sleeps, timeouts).
+  void add_timer(TimerNode& node, TimePoint when) { timers_.push(node, when); }
+  void remove_timer(TimerNode& node) noexcept { timers_.remove(node); }
+  // run_blocking(): runs `job` on a worker thread; the loop counts it as
+  // work in progress until finish_blocking() (on the loop thread).
+  void submit_blocking(std::function<void()> job);
+  void finish_blocking() noexcept { --jobs_outstanding_; }
+  // Fibers parked on fd readiness keep the loop polling every iteration.
+  void add_fd_waiter() noexcept { ++fd_waiters_; }
+  void remove_fd_waiter() noexcept { --fd_waiters_; }
 
   // Waits until `f` finishes, marks its outcome observed, rethrows its error.
   // From a fiber: parks. From outside any fiber: runs the loop until then.
@@ -77,6 +109,8 @@ class LoopCore {
   void run();
   // Requests that run() return after the current iteration. Any thread.
   void stop() noexcept;
+  // Registers an fd with the loop's epoll instance (io/ uses it).
+  Poller& poller() noexcept { return poller_; }
   // Cancels every live fiber and runs them until they have unwound.
   void shutdown() noexcept;
 
@@ -87,7 +121,7 @@ class LoopCore {
  private:
   [[noreturn]] static void throw_outside_fiber(const char* what);
   [[noreturn]] static void throw_wrong_thread(const char* what);
-  [[noreturn]] static void throw_cancelled(FiberRecord& self);
+  [[noreturn]] static void throw_interrupt(FiberRecord& self);
   static void fiber_main(ContextEntry* entry) noexcept;
   static void release_ref(FiberRecord& f) noexcept;
 
@@ -101,7 +135,15 @@ class LoopCore {
   void deliver_interrupt(FiberRecord& self);
   bool needs_scheduler() const noexcept;
   void run_scheduler(FiberRecord* until);
+  bool poll_and_expire();
+  void take_remote();
+  void run_callbacks();
+  void notify_remote() noexcept;
+  void discard_callbacks() noexcept;
+  void begin_shutdown() noexcept;
   void report_failure(FiberRecord& f) noexcept;
+  void report(std::exception_ptr error, const FiberInfo& info) noexcept;
+  static void on_ready(const Readiness& r) noexcept { r.token->ready(r.token, r); }
   void wait_finished(FiberRecord& f);
   void run_until_finished(FiberRecord& f);
   [[noreturn]] static void throw_joined_twice(const FiberRecord& f);
@@ -123,14 +165,37 @@ class LoopCore {
   bool in_scheduler_ = false;                     // run_scheduler() is on the stack
   FiberRecord* run_target_ = nullptr;             // run_scheduler() returns when it finishes
   bool attention_ = false;  // the scheduler must look before the next iteration
-  std::atomic<bool> stop_requested_{false};
+  bool shutting_down_ = false;
   ExceptionHandler exception_handler_;
+
+  // Time and callbacks.
+  TimerHeap timers_;
+  Poller poller_;
+  std::shared_ptr<CallbackTable> callbacks_;
+  std::vector<std::uint32_t> soon_;     // callbacks due, in order
+  std::vector<std::uint32_t> running_;  // the iteration's snapshot of soon_
+  std::size_t fd_waiters_ = 0;          // fibers parked on fd readiness (io/)
+
+  // Cross-thread: call_soon_threadsafe() and stop(). remote_pending_ and
+  // polling_ pair up (Dekker): a writer wakes the poller only when the loop
+  // is, or is about to be, blocked in epoll.
+  std::mutex remote_mutex_;
+  std::vector<std::function<void()>> remote_;
+  std::atomic<bool> remote_pending_{false};
+  std::atomic<bool> polling_{false};
+  std::atomic<bool> stop_requested_{false};
 
   FiberId next_id_ = 1;
   std::uint64_t created_ = 0;
   std::uint64_t finished_ = 0;
   std::uint64_t switches_ = 0;
   std::uint64_t iterations_ = 0;
+  std::uint64_t callbacks_run_ = 0;
+
+  // run_blocking() workers; declared last, so destroyed (joined) first,
+  // while what their jobs post to still exists.
+  std::size_t jobs_outstanding_ = 0;
+  std::unique_ptr<ThreadPool> pool_;
 };
 
 // Throws std::logic_error: `what` was called with no Loop on this thread.
@@ -142,6 +207,9 @@ Loop& current_loop(const char* what);
 // Runs inside a fiber before its body: throws Cancelled if it was cancelled
 // before it first ran.
 void enter_body(FiberRecord& f);
+
+// Throws std::logic_error unless called from a fiber: `what` needs one.
+FiberRecord& running_fiber_or_throw(const char* what);
 
 }  // namespace fiberloop::internal
 

@@ -33,7 +33,9 @@ class RecordPool {
     r->context = nullptr;
     r->loop = nullptr;
     r->state = FiberState::kReady;
-    r->notified = r->cancel_pending = r->detached = r->joined = false;
+    r->notified = r->detached = r->joined = false;
+    r->pending = 0;
+    r->timeouts = nullptr;
     r->stack = Stack{};
     r->callable = nullptr;
     r->next_free = free_;

@@ -30,8 +30,16 @@ inline FiberRecord& LoopCore::running_fiber(const char* what) {
   return *current_;
 }
 
+// Once per iteration: must the scheduler run before the next one? It must
+// for its own work (callbacks, cross-thread posts, stop), to poll when fibers
+// wait on fds (every iteration, as asyncio does), and when a timer is due:
+// the one place the clock is read on the switch path, and only with timers.
 inline bool LoopCore::needs_scheduler() const noexcept {
-  return attention_ || stop_requested_.load(std::memory_order_relaxed);
+  if (attention_ || !soon_.empty() || fd_waiters_ != 0 ||
+      remote_pending_.load(std::memory_order_relaxed)) {
+    return true;
+  }
+  return !timers_.empty() && timers_.next_deadline() <= Clock::now();
 }
 
 [[gnu::noinline]] inline FiberRecord* LoopCore::pick_next() noexcept {
@@ -85,8 +93,8 @@ inline void LoopCore::make_ready(FiberRecord& f) noexcept {
 }
 
 inline void LoopCore::deliver_interrupt(FiberRecord& self) {
-  if (self.cancel_pending) [[unlikely]]
-    throw_cancelled(self);
+  if (self.pending) [[unlikely]]
+    throw_interrupt(self);
 }
 
 inline void LoopCore::yield() {
@@ -99,9 +107,9 @@ inline void LoopCore::yield() {
 
 inline void LoopCore::park() {
   FiberRecord& self = running_fiber("park");
-  if (self.cancel_pending) [[unlikely]] {
+  if (self.pending) [[unlikely]] {
     static_cast<FiberRecord::WaitHook&>(self).unlink();
-    throw_cancelled(self);
+    throw_interrupt(self);
   }
   self.state = FiberState::kParked;
   self.notified = false;

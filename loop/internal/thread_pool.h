@@ -1,0 +1,41 @@
+// The loop's worker threads for run_blocking(): started lazily, one more only
+// when every started one is busy, at most `max_threads`; joined when the pool
+// is destroyed (after the jobs already queued have run).
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace fiberloop::internal {
+
+class ThreadPool {
+ public:
+  explicit ThreadPool(std::size_t max_threads) : max_threads_(max_threads) {}
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  // Queues `job` to run on a worker thread.
+  // Throws: std::system_error if no thread can be started and none exists.
+  void submit(std::function<void()> job);
+
+  std::size_t threads() const;
+
+ private:
+  void work();
+
+  const std::size_t max_threads_;
+  mutable std::mutex mutex_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  std::size_t idle_ = 0;
+  bool stopping_ = false;
+};
+
+}  // namespace fiberloop::internal

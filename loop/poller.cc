@@ -1,0 +1,120 @@
+#include "loop/internal/poller.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <system_error>
+
+namespace fiberloop::internal {
+namespace {
+
+constexpr int kMaxEvents = 256;
+
+[[noreturn]] void throw_errno(const std::string& what) {
+  throw std::system_error(errno, std::generic_category(), what);
+}
+
+}  // namespace
+
+Poller::Poller() {
+  epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  if (epoll_fd_ < 0) throw_errno("fiberloop: epoll_create1");
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    const int saved = errno;
+    ::close(epoll_fd_);
+    errno = saved;
+    throw_errno("fiberloop: eventfd");
+  }
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;  // the wake-up eventfd is the one fd with a null token
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
+    const int saved = errno;
+    ::close(wake_fd_);
+    ::close(epoll_fd_);
+    errno = saved;
+    throw_errno("fiberloop: epoll_ctl add eventfd");
+  }
+  ready_.reserve(kMaxEvents);
+}
+
+Poller::~Poller() {
+  ::close(wake_fd_);
+  ::close(epoll_fd_);
+}
+
+void Poller::wake() noexcept {
+  const std::uint64_t one = 1;
+  // EAGAIN means the counter is already non-zero: the loop will wake anyway.
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void Poller::add(int fd, ReadinessTarget* token) {
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.ptr = token;
+  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    throw_errno("epoll_ctl add fd " + std::to_string(fd));
+  }
+}
+
+void Poller::remove(int fd) noexcept { ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
+
+std::span<const Readiness> Poller::wait(std::optional<Duration> timeout, bool* woken) {
+  epoll_event events[kMaxEvents];
+  const auto start = Clock::now();
+  int n;
+  for (;;) {
+    if (have_pwait2_) {
+      timespec ts{};
+      timespec* tsp = nullptr;
+      if (timeout) {
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout).count();
+        const long long positive = ns > 0 ? ns : 0;
+        ts.tv_sec = static_cast<time_t>(positive / 1'000'000'000);
+        ts.tv_nsec = static_cast<long>(positive % 1'000'000'000);
+        tsp = &ts;
+      }
+      n = ::epoll_pwait2(epoll_fd_, events, kMaxEvents, tsp, nullptr);
+      if (n < 0 && errno == ENOSYS) {
+        have_pwait2_ = false;
+        continue;
+      }
+    } else {
+      int ms = -1;
+      if (timeout) {
+        // Round up, so that a wait never ends before its deadline.
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(*timeout).count();
+        ms = us <= 0 ? 0 : static_cast<int>((us + 999) / 1000);
+      }
+      n = ::epoll_wait(epoll_fd_, events, kMaxEvents, ms);
+    }
+    if (n >= 0) break;
+    if (errno != EINTR) throw_errno("fiberloop: epoll_wait");
+  }
+  ++polls_;
+  if (!timeout || *timeout > Duration::zero()) blocked_ += Clock::now() - start;
+  ready_.clear();
+  *woken = false;
+  for (int i = 0; i < n; ++i) {
+    const epoll_event& ev = events[i];
+    if (ev.data.ptr == nullptr) {
+      std::uint64_t count;
+      while (::read(wake_fd_, &count, sizeof count) > 0) {
+      }
+      *woken = true;
+      continue;
+    }
+    const bool hangup = (ev.events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0;
+    ready_.push_back(Readiness{static_cast<ReadinessTarget*>(ev.data.ptr), (ev.events & EPOLLIN) != 0,
+                               (ev.events & EPOLLOUT) != 0, hangup});
+  }
+  return ready_;
+}
+
+}  // namespace fiberloop::internal

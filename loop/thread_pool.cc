@@ -1,0 +1,54 @@
+#include "loop/internal/thread_pool.h"
+
+#include <utility>
+
+namespace fiberloop::internal {
+
+ThreadPool::~ThreadPool() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  ready_.notify_all();
+  for (std::thread& t : threads_) t.join();
+}
+
+void ThreadPool::submit(std::function<void()> job) {
+  std::unique_lock lock(mutex_);
+  jobs_.push_back(std::move(job));
+  if (idle_ >= jobs_.size() || threads_.size() >= max_threads_) {
+    lock.unlock();
+    ready_.notify_one();
+    return;
+  }
+  try {
+    threads_.emplace_back([this] { work(); });
+  } catch (...) {
+    if (threads_.empty()) {  // nobody would ever run the job
+      jobs_.pop_back();
+      throw;
+    }
+  }
+}
+
+std::size_t ThreadPool::threads() const {
+  std::lock_guard lock(mutex_);
+  return threads_.size();
+}
+
+void ThreadPool::work() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    ++idle_;
+    ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    --idle_;
+    if (jobs_.empty()) return;  // stopping, and nothing left to run
+    std::function<void()> job = std::move(jobs_.front());
+    jobs_.pop_front();
+    lock.unlock();
+    job();  // jobs catch their own exceptions
+    lock.lock();
+  }
+}
+
+}  // namespace fiberloop::internal

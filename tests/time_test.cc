@@ -1,0 +1,401 @@
+// Time: sleeps, callbacks, timeouts, the idle loop, cross-thread wake-ups,
+// run_blocking. Bounds on waits are generous and one-sided.
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::LoopTest;
+using Time = LoopTest;
+
+Duration elapsed_since(TimePoint start) { return Clock::now() - start; }
+
+double thread_cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_THREAD, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+TEST_F(Time, SleepersWakeInDeadlineOrderAndOverlap) {
+  std::string trace;
+  const TimePoint start = Clock::now();
+  for (int ms : {300, 100, 200}) {
+    loop().spawn([&trace, ms] {
+      this_fiber::sleep_for(std::chrono::milliseconds(ms));
+      trace += std::to_string(ms) + " ";
+    });
+  }
+  loop().run();
+  const Duration took = elapsed_since(start);
+  EXPECT_EQ(trace, "100 200 300 ");
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 2s) << "three sleeps of 100/200/300 ms must overlap";
+}
+
+TEST_F(Time, SleepNeverEndsEarly) {
+  run([] {
+    for (int i = 0; i < 20; ++i) {
+      const TimePoint start = Clock::now();
+      this_fiber::sleep_for(std::chrono::microseconds(1500));
+      EXPECT_GE(elapsed_since(start), std::chrono::microseconds(1500));
+    }
+  });
+}
+
+TEST_F(Time, SleepInThePastYieldsAndReturns) {
+  std::string trace;
+  loop().spawn([&] {
+    this_fiber::sleep_until(Clock::now() - 1s);
+    trace += "a";
+  });
+  loop().spawn([&] { trace += "b"; });
+  loop().run();
+  EXPECT_EQ(trace, "ba");
+}
+
+TEST_F(Time, CallbacksRunInOrder) {
+  std::string trace;
+  loop().call_later(30ms, [&] { trace += "late "; });
+  loop().call_soon([&] { trace += "soon1 "; });
+  loop().call_at(Clock::now() + 10ms, [&] { trace += "at "; });
+  loop().call_soon([&] {
+    trace += "soon2 ";
+    loop().call_soon([&] { trace += "nested "; });
+  });
+  loop().run();
+  EXPECT_EQ(trace, "soon1 soon2 nested at late ");
+}
+
+TEST_F(Time, CallbacksDueAtTheSameTimeRunInScheduleOrder) {
+  std::string trace;
+  const TimePoint when = Clock::now() + 5ms;
+  for (char c : std::string("abcdef")) loop().call_at(when, [&trace, c] { trace += c; });
+  loop().run();
+  EXPECT_EQ(trace, "abcdef");
+}
+
+TEST_F(Time, CancelledCallbacksDoNotRun) {
+  std::string trace;
+  TimerHandle soon = loop().call_soon([&] { trace += "soon "; });
+  TimerHandle later = loop().call_later(10ms, [&] { trace += "later "; });
+  TimerHandle kept = loop().call_later(20ms, [&] { trace += "kept "; });
+  EXPECT_TRUE(soon.active());
+  EXPECT_TRUE(later.active());
+  soon.cancel();
+  later.cancel();
+  later.cancel();  // twice is fine
+  EXPECT_FALSE(soon.active());
+  EXPECT_FALSE(later.active());
+  loop().run();
+  EXPECT_EQ(trace, "kept ");
+  EXPECT_FALSE(kept.active());  // it ran
+  EXPECT_FALSE(TimerHandle().active());
+}
+
+TEST_F(Time, ACallbackCanCancelAnother) {
+  std::string trace;
+  TimerHandle victim = loop().call_later(20ms, [&] { trace += "victim "; });
+  loop().call_later(10ms, [&] {
+    trace += "killer ";
+    victim.cancel();
+  });
+  loop().run();
+  EXPECT_EQ(trace, "killer ");
+}
+
+TEST_F(Time, AThrowingCallbackGoesToTheHandlerAndTheLoopGoesOn) {
+  std::vector<std::string> reports;
+  loop().set_exception_handler([&](std::exception_ptr e, const FiberInfo& info) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      reports.push_back(info.name + ": " + ex.what());
+    }
+  });
+  bool after = false;
+  loop().call_soon([] { throw std::runtime_error("callback broke"); });
+  loop().call_later(5ms, [&] { after = true; });
+  loop().run();
+  EXPECT_TRUE(after);
+  ASSERT_EQ(reports.size(), 1u);
+  EXPECT_EQ(reports[0], "loop callback: callback broke");
+}
+
+TEST_F(Time, HandlesOutliveTheirLoop) {
+  TimerHandle h;
+  std::thread([&] {
+    Loop l;
+    h = l.call_later(1h, [] {});
+  }).join();
+  EXPECT_FALSE(h.active());
+  h.cancel();  // a no-op, not a use-after-free
+}
+
+TEST_F(Time, CallbacksFromTheWrongThreadAreRefused) {
+  std::string message;
+  std::thread([&] {
+    try {
+      loop().call_soon([] {});
+    } catch (const std::logic_error& e) {
+      message = e.what();
+    }
+  }).join();
+  EXPECT_NE(message.find("call_soon_threadsafe"), std::string::npos) << message;
+}
+
+TEST_F(Time, WithTimeoutAroundASleep) {
+  run([] {
+    const TimePoint start = Clock::now();
+    try {
+      with_timeout(50ms, [] { this_fiber::sleep_for(10s); });
+      ADD_FAILURE() << "no timeout";
+    } catch (const TimeoutError& e) {
+      EXPECT_NE(std::string(e.what()).find("50 ms"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("time_test.cc"), std::string::npos) << e.what();
+    }
+    EXPECT_GE(elapsed_since(start), 50ms);
+    EXPECT_LT(elapsed_since(start), 2s);
+  });
+  EXPECT_EQ(loop().stats().timers_pending, 0u) << "the 10 s sleep left a timer behind";
+}
+
+TEST_F(Time, WithTimeoutThatDoesNotFireReturnsTheValueAndLeavesNoTimer) {
+  int v = run([] { return with_timeout(1s, [] { return 7; }); });
+  EXPECT_EQ(v, 7);
+  EXPECT_EQ(loop().stats().timers_pending, 0u);
+}
+
+TEST_F(Time, WithTimeoutAroundAJoin) {
+  run([] {
+    auto slow = spawn([] {
+      this_fiber::sleep_for(10s);
+      return 1;
+    });
+    EXPECT_THROW(with_timeout(20ms, [&] { return slow.join(); }), TimeoutError);
+    EXPECT_FALSE(slow.done());  // the timeout is the joiner's, not the target's
+    slow.cancel();
+    EXPECT_THROW(slow.join(), Cancelled);
+  });
+}
+
+TEST_F(Time, NestedTimeoutsTheEarliestWinsAndIsNamed) {
+  run([] {
+    try {  // the inner one is earlier
+      with_timeout(5s, [] { with_timeout(20ms, [] { this_fiber::sleep_for(10s); }); });
+      ADD_FAILURE() << "no timeout";
+    } catch (const TimeoutError& e) {
+      EXPECT_NE(std::string(e.what()).find("20 ms"), std::string::npos) << e.what();
+    }
+    try {  // the outer one is earlier: it is the one reported
+      with_timeout(20ms, [] { with_timeout(5s, [] { this_fiber::sleep_for(10s); }); });
+      ADD_FAILURE() << "no timeout";
+    } catch (const TimeoutError& e) {
+      EXPECT_NE(std::string(e.what()).find("20 ms"), std::string::npos) << e.what();
+    }
+  });
+  EXPECT_EQ(loop().stats().timers_pending, 0u);
+}
+
+TEST_F(Time, AnExpiredScopeKeepsInterruptingUntilLeft) {
+  run([] {
+    int timeouts = 0;
+    with_timeout(10ms, [&] {
+      for (int i = 0; i < 3; ++i) {
+        try {
+          this_fiber::sleep_for(10s);
+        } catch (const TimeoutError&) {
+          ++timeouts;
+        }
+      }
+    });
+    EXPECT_EQ(timeouts, 3);
+    this_fiber::sleep_for(1ms);  // outside the scope: no error
+  });
+}
+
+TEST_F(Time, TimeoutInterruptsAYieldingLoop) {
+  run([] {
+    long spins = 0;
+    EXPECT_THROW(with_timeout(20ms,
+                              [&] {
+                                for (;;) {
+                                  ++spins;
+                                  this_fiber::yield();
+                                }
+                              }),
+                 TimeoutError);
+    EXPECT_GT(spins, 0);
+  });
+}
+
+TEST_F(Time, IdleLoopUsesNoCpu) {
+  run([] {
+    const double cpu_before = thread_cpu_seconds();
+    const TimePoint start = Clock::now();
+    this_fiber::sleep_for(500ms);
+    const double wall = std::chrono::duration<double>(elapsed_since(start)).count();
+    const double cpu = thread_cpu_seconds() - cpu_before;
+    EXPECT_LT(cpu, 0.1 * wall) << "an idle loop burned " << cpu << " s of CPU in " << wall << " s";
+  });
+  EXPECT_GE(loop().stats().time_blocked, 400ms);
+}
+
+TEST_F(Time, ASpinningFiberDoesNotStarveASleeper) {
+  Duration late{};
+  run([&] {
+    bool stop = false;
+    auto spinner = spawn([&] {
+      while (!stop) this_fiber::yield();
+    });
+    const TimePoint start = Clock::now();
+    this_fiber::sleep_for(50ms);
+    late = elapsed_since(start) - 50ms;
+    stop = true;
+    spinner.join();
+  });
+  EXPECT_LT(late, 500ms);
+}
+
+TEST_F(Time, CallSoonThreadsafeWakesABlockedLoop) {
+  TimePoint posted, ran_at;
+  auto sleeper = loop().spawn([] { this_fiber::sleep_for(10s); });
+  std::thread poster([&] {
+    std::this_thread::sleep_for(50ms);
+    posted = Clock::now();
+    loop().call_soon_threadsafe([&] {
+      ran_at = Clock::now();
+      sleeper.cancel();
+    });
+  });
+  loop().run();  // blocked in epoll for ~10 s, unless the post wakes it
+  poster.join();
+  EXPECT_LT(ran_at - posted, 1s);
+  EXPECT_THROW(sleeper.join(), Cancelled);
+}
+
+TEST_F(Time, StopFromAnotherThreadWakesABlockedLoop) {
+  loop().spawn([] { this_fiber::sleep_for(10s); });
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(50ms);
+    loop().stop();
+  });
+  const TimePoint start = Clock::now();
+  loop().run();
+  stopper.join();
+  EXPECT_LT(elapsed_since(start), 5s);
+}
+
+TEST_F(Time, RunBlockingKeepsOtherFibersRunning) {
+  std::string trace;
+  run([&] {
+    auto ticker = spawn([&] {
+      for (int i = 0; i < 3; ++i) {
+        this_fiber::sleep_for(10ms);
+        trace += "t";
+      }
+    });
+    int v = run_blocking([] {
+      std::this_thread::sleep_for(200ms);  // really blocks a thread
+      return 42;
+    });
+    trace += std::to_string(v);
+    ticker.join();
+  });
+  EXPECT_EQ(trace, "ttt42");
+}
+
+TEST_F(Time, RunBlockingPropagatesExceptions) {
+  run([] {
+    EXPECT_THROW(run_blocking([]() -> int { throw std::runtime_error("disk on fire"); }),
+                 std::runtime_error);
+    run_blocking([] {});  // void works
+  });
+}
+
+TEST_F(Time, RunBlockingSurvivesCancellation) {
+  std::atomic<bool> finished{false};
+  run([&] {
+    auto waiter = spawn([&] {
+      return run_blocking([&] {
+        std::this_thread::sleep_for(100ms);
+        finished = true;
+        return 1;
+      });
+    });
+    this_fiber::sleep_for(10ms);
+    const TimePoint start = Clock::now();
+    waiter.cancel();
+    EXPECT_THROW(waiter.join(), Cancelled);
+    EXPECT_LT(elapsed_since(start), 50ms) << "the cancelled fiber must not wait for the job";
+    EXPECT_FALSE(finished);
+  });
+  // run() counts the job as work in progress: it returns once the job is
+  // done, and its result is dropped.
+  loop().run();
+  EXPECT_TRUE(finished);
+  EXPECT_EQ(loop().stats().blocking_jobs, 0u);
+}
+
+TEST_F(Time, RunBlockingWithTimeout) {
+  run([] {
+    EXPECT_THROW(with_timeout(20ms, [] { run_blocking([] { std::this_thread::sleep_for(200ms); }); }),
+                 TimeoutError);
+  });
+}
+
+TEST_F(Time, HundredThousandSleepersWakeInDeadlineOrder) {
+  constexpr int kSleepers = 100'000;
+  std::mt19937 rng(7);
+  std::vector<int> woke;
+  woke.reserve(kSleepers);
+  std::vector<int> delay_us(kSleepers);
+  for (int& d : delay_us) d = static_cast<int>(rng() % 200'000);  // up to 200 ms
+  const TimePoint start = Clock::now();
+  for (int i = 0; i < kSleepers; ++i) {
+    loop().spawn([&, i] {
+      this_fiber::sleep_until(start + std::chrono::microseconds(delay_us[i]));
+      woke.push_back(i);
+    });
+  }
+  loop().run();
+  ASSERT_EQ(woke.size(), static_cast<std::size_t>(kSleepers));
+  for (std::size_t k = 1; k < woke.size(); ++k) {
+    const int a = woke[k - 1], b = woke[k];
+    ASSERT_TRUE(delay_us[a] < delay_us[b] || (delay_us[a] == delay_us[b] && a < b))
+        << "fiber " << b << " (" << delay_us[b] << " us) woke after " << a << " ("
+        << delay_us[a] << " us)";
+  }
+}
+
+TEST(TimeShutdown, PendingCallbacksAreDroppedAndSleepersUnwound) {
+  bool ran = false, unwound = false;
+  {
+    Loop loop;
+    loop.call_later(1h, [&] { ran = true; });
+    loop.spawn([&] {
+      struct Flag {
+        bool& f;
+        ~Flag() { f = true; }
+      } flag{unwound};
+      this_fiber::sleep_for(1h);
+    });
+    loop.call_later(10ms, [&] { loop.stop(); });
+    loop.run();
+  }  // must not wait an hour
+  EXPECT_FALSE(ran);
+  EXPECT_TRUE(unwound);
+}
+
+}  // namespace
+}  // namespace fiberloop
