@@ -41,6 +41,23 @@ void Loop::call_soon_threadsafe(std::function<void()> fn) {
   core_->call_soon_threadsafe(std::move(fn));
 }
 
+Loop::KeepAlive Loop::keep_alive() noexcept {
+  core_->add_keep_alive();
+  return KeepAlive(core_.get());
+}
+
+Loop::KeepAlive& Loop::KeepAlive::operator=(KeepAlive&& other) noexcept {
+  if (this != &other) {
+    if (core_ != nullptr) core_->drop_keep_alive();
+    core_ = std::exchange(other.core_, nullptr);
+  }
+  return *this;
+}
+
+Loop::KeepAlive::~KeepAlive() {
+  if (core_ != nullptr) core_->drop_keep_alive();
+}
+
 std::size_t LoopOptions::default_blocking_threads() noexcept {
   const std::size_t cpus = std::thread::hardware_concurrency();
   return std::min<std::size_t>(32, (cpus == 0 ? 1 : cpus) + 4);

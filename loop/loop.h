@@ -66,8 +66,8 @@ class Loop {
   }
 
   // Runs until nothing can make progress, or until stop(). Nothing can make
-  // progress when no fiber is ready and no callback, timer, fd waiter or
-  // run_blocking() job is pending. With nothing ready the loop blocks in
+  // progress when no fiber is ready and no callback, timer, fd waiter,
+  // run_blocking() job or KeepAlive is pending. With nothing ready the loop blocks in
   // epoll until the next timer or event: an idle loop uses no CPU.
   // Throws: std::logic_error when already running or called from another thread.
   void run();
@@ -89,6 +89,26 @@ class Loop {
   // Callable from any thread: queues `fn` to run on the loop thread and wakes
   // the loop at once if it is blocked waiting for events (an eventfd).
   void call_soon_threadsafe(std::function<void()> fn);
+
+  // Keeps run() (and run_until_complete, and a join from outside any fiber)
+  // from deciding that nothing can make progress while it exists: for a loop
+  // that waits on other threads to post work with call_soon_threadsafe().
+  // Without one, a loop whose fibers all wait on such posts reports a
+  // deadlock. Movable; may be made, moved and dropped on any thread; must not
+  // outlive its Loop.
+  class KeepAlive {
+   public:
+    KeepAlive(KeepAlive&& other) noexcept : core_(std::exchange(other.core_, nullptr)) {}
+    KeepAlive& operator=(KeepAlive&& other) noexcept;
+    ~KeepAlive();
+
+   private:
+    friend class Loop;
+    explicit KeepAlive(internal::LoopCore* core) noexcept : core_(core) {}
+    internal::LoopCore* core_;
+  };
+  // Any thread.
+  KeepAlive keep_alive() noexcept;
 
   // The loop's clock (steady_clock), read now.
   TimePoint now() const noexcept { return Clock::now(); }

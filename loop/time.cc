@@ -16,9 +16,12 @@
 namespace fiberloop::internal {
 namespace {
 
-// Stacks an idle loop keeps committed; the pages of the rest go back to the
-// kernel when the loop is about to block.
+// When the loop is about to block for long (or with no deadline at all), the
+// pages of pooled stacks beyond these go back to the kernel. Short waits keep
+// the pool warm: a burst of fibers that sleeps 10 ms must not fault its
+// stacks in again.
 constexpr std::size_t kIdleStacksKept = 1024;
+constexpr Duration kLongIdle = std::chrono::seconds(1);
 
 struct SleepTimer : TimerNode {
   FiberRecord* fiber = nullptr;
@@ -155,8 +158,11 @@ void LoopCore::take_remote() {
 
 bool LoopCore::poll_and_expire() {
   const bool busy = !ready_.empty() || !soon_.empty();
-  const bool blocking_jobs = jobs_outstanding_ != 0 && !shutting_down_;
-  if (!busy && timers_.empty() && fd_waiters_ == 0 && !blocking_jobs) return false;
+  // Work that other threads will bring: run_blocking() jobs and KeepAlives.
+  // Shutdown waits for neither.
+  const bool expected = !shutting_down_ && (jobs_outstanding_ != 0 ||
+                                            keep_alives_.load(std::memory_order_relaxed) != 0);
+  if (!busy && timers_.empty() && fd_waiters_ == 0 && !expected) return false;
 
   std::optional<Duration> timeout;  // none: until an fd event or a wake-up
   if (busy) {
@@ -167,7 +173,8 @@ bool LoopCore::poll_and_expire() {
   const bool blocks = !timeout || *timeout > Duration::zero();
   if (blocks || fd_waiters_ != 0) {  // else there is nothing to poll for
     if (blocks) {
-      if (stacks_.trim_worthwhile(kIdleStacksKept)) stacks_.trim(kIdleStacksKept);
+      const bool long_idle = !timeout || *timeout >= kLongIdle;
+      if (long_idle && stacks_.trim_worthwhile(kIdleStacksKept)) stacks_.trim(kIdleStacksKept);
       polling_.store(true, std::memory_order_seq_cst);
       if (remote_pending_.load(std::memory_order_seq_cst)) timeout = Duration::zero();
     }

@@ -378,6 +378,47 @@ TEST_F(Time, HundredThousandSleepersWakeInDeadlineOrder) {
   }
 }
 
+TEST_F(Time, AFiberWaitingOnAnotherThreadNeedsAKeepAlive) {
+  // Without one, the loop cannot know a post is coming: a deadlock, reported.
+  auto waiter = loop().spawn([&] { loop().core().park(); });
+  try {
+    waiter.join();
+    ADD_FAILURE() << "no deadlock reported";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("deadlock"), std::string::npos) << e.what();
+  }
+  waiter.cancel();
+  EXPECT_THROW(waiter.join(), Cancelled);
+
+  // With one, the loop blocks in epoll until the other thread's post arrives.
+  auto keep = std::make_unique<Loop::KeepAlive>(loop().keep_alive());
+  std::atomic<bool> posted{false};
+  int v = run([&] {
+    auto& core = loop().core();
+    auto* self = core.running();
+    std::thread poster([&] {
+      std::this_thread::sleep_for(30ms);
+      loop().call_soon_threadsafe([&] { core.wake(*self); });
+      posted = true;
+    });
+    core.park();
+    poster.join();
+    return 5;
+  });
+  EXPECT_EQ(v, 5);
+  EXPECT_TRUE(posted);
+  // Dropping the last KeepAlive on another thread wakes a run() that has
+  // nothing else to do, and it returns.
+  std::thread dropper([&] {
+    std::this_thread::sleep_for(30ms);
+    keep.reset();
+  });
+  const TimePoint start = Clock::now();
+  loop().run();
+  dropper.join();
+  EXPECT_LT(elapsed_since(start), 5s);
+}
+
 TEST(TimeShutdown, PendingCallbacksAreDroppedAndSleepersUnwound) {
   bool ran = false, unwound = false;
   {

@@ -93,6 +93,13 @@ class LoopCore {
   // work in progress until finish_blocking() (on the loop thread).
   void submit_blocking(std::function<void()> job);
   void finish_blocking() noexcept { --jobs_outstanding_; }
+  // Loop::KeepAlive: any thread. Dropping the last one wakes the loop so that
+  // a run() with nothing else to do can return.
+  void add_keep_alive() noexcept { keep_alives_.fetch_add(1, std::memory_order_relaxed); }
+  void drop_keep_alive() noexcept {
+    keep_alives_.fetch_sub(1, std::memory_order_relaxed);
+    notify_remote();
+  }
   // Fibers parked on fd readiness keep the loop polling every iteration.
   void add_fd_waiter() noexcept { ++fd_waiters_; }
   void remove_fd_waiter() noexcept { --fd_waiters_; }
@@ -184,6 +191,7 @@ class LoopCore {
   std::atomic<bool> remote_pending_{false};
   std::atomic<bool> polling_{false};
   std::atomic<bool> stop_requested_{false};
+  std::atomic<std::size_t> keep_alives_{0};
 
   FiberId next_id_ = 1;
   std::uint64_t created_ = 0;
