@@ -210,8 +210,15 @@ void LoopCore::fiber_main(ContextEntry* entry) noexcept {
 void LoopCore::mark_finished(FiberRecord& f) noexcept {
   f.state = FiberState::kFinished;
   static_cast<ListHook<AllFibersTag>&>(f).unlink();
-  ++finished_;
-  while (!f.joiners.empty()) wake(f.joiners.pop_front());
+  f.finish_seq = ++finished_;
+  while (!f.done_waiters.empty()) {
+    DoneWaiter& w = f.done_waiters.pop_front();
+    // A waiter no longer parked was interrupted, or (wait_any) woken by
+    // another task that finished first.
+    if (w.fiber->state != FiberState::kParked) continue;
+    if (w.winner != nullptr && *w.winner == DoneWaiter::kNone) *w.winner = w.index;
+    wake(*w.fiber);
+  }
   if (&f == run_target_) attention_ = true;
   if (f.detached && f.error) report_failure(f);
 }

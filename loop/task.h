@@ -64,6 +64,9 @@ class Task {
   // True unless empty (default-constructed, moved from, or detached).
   explicit operator bool() const noexcept { return fiber_ != nullptr; }
 
+  // The fiber's record, for fiberloop's own headers (gather, TaskGroup).
+  internal::FiberRecord* record() const noexcept { return fiber_; }
+
  private:
   friend class Loop;
   explicit Task(internal::FiberRecord* f) noexcept : fiber_(f) {}

@@ -62,7 +62,7 @@ class ResultSlot {
  private:
   template <class T>
   static constexpr bool fits_inline() {
-    return sizeof(T) <= kInlineBytes && alignof(T) <= alignof(std::max_align_t);
+    return sizeof(T) <= kInlineBytes && alignof(T) <= alignof(void*);
   }
   template <class T>
   T* get() noexcept {
@@ -73,12 +73,22 @@ class ResultSlot {
     }
   }
 
-  alignas(std::max_align_t) unsigned char buffer_[kInlineBytes];
+  alignas(void*) unsigned char buffer_[kInlineBytes];  // 8-aligned: keeps the record small
   void (*destroy_)(ResultSlot&) = nullptr;
 };
 
 struct AllFibersTag {};  // hook of LoopCore::all_
 struct WaitTag {};       // hook of whatever wait list a parked fiber is in
+struct FiberRecord;
+
+// A fiber waiting for another to finish (join, wait_any, gather), on the
+// waiter's stack. For wait_any, one per task, all naming one `winner`.
+struct DoneWaiter : ListHook<> {
+  static constexpr std::size_t kNone = ~std::size_t{0};
+  FiberRecord* fiber = nullptr;
+  std::size_t index = 0;
+  std::size_t* winner = nullptr;  // set to `index` by the first task to finish
+};
 
 // Cache-line aligned, and everything a switch touches (the bases, context,
 // state, flags) sits in the first line: with a million ready fibers each
@@ -114,9 +124,10 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   void (*body)(FiberRecord*, bool run) = nullptr;
   // In callable_buffer when it fits, else on the heap.
   void* callable = nullptr;
+  std::uint64_t finish_seq = 0;  // order of finishing, from 1; 0 while running
   static constexpr std::size_t kInlineCallable = 64;
   alignas(16) unsigned char callable_buffer[kInlineCallable];
-  IntrusiveList<FiberRecord, WaitTag> joiners;  // fibers parked in join()
+  IntrusiveList<DoneWaiter> done_waiters;  // fibers waiting for this one to finish
   std::exception_ptr error;
   ResultSlot result;
   std::string name;

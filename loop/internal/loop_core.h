@@ -67,6 +67,10 @@ class LoopCore {
   // after the wake (it is delivered at the next suspension point); throws
   // Cancelled when cancelled first.
   void park();
+  // As park(), but never throws: an interrupt stays pending (delivered at the
+  // next suspension point). Returns true if woken by wake(), false if by an
+  // interrupt (which unlinked the fiber from its wait list).
+  bool park_masked() noexcept;
   // Makes a parked fiber ready (a notifier's wake: park() returns normally).
   // The caller has unlinked it from its wait list. A no-op for others.
   void wake(FiberRecord& f) noexcept;
@@ -108,6 +112,10 @@ class LoopCore {
   // From a fiber: parks. From outside any fiber: runs the loop until then.
   // Works after the loop is gone, for a fiber that finished before.
   static void join(FiberRecord& f);
+  // Waits until `f` finishes, without observing its outcome.
+  static void wait_for_finish(FiberRecord& f) {
+    if (!f.finished()) f.loop->wait_finished(f);
+  }
   // Drops a Task's hold on `f`: detaches it if still running, reports an
   // unobserved failure if it finished with one.
   static void drop_task(FiberRecord& f) noexcept;
@@ -122,6 +130,8 @@ class LoopCore {
   void shutdown() noexcept;
 
   void set_exception_handler(ExceptionHandler handler);
+  // Hands a failure nobody can receive to the exception handler.
+  void report(std::exception_ptr error, const FiberInfo& info) noexcept;
   LoopStats stats() const noexcept;
   const LoopOptions& options() const noexcept { return options_; }
 
@@ -149,7 +159,6 @@ class LoopCore {
   void discard_callbacks() noexcept;
   void begin_shutdown() noexcept;
   void report_failure(FiberRecord& f) noexcept;
-  void report(std::exception_ptr error, const FiberInfo& info) noexcept;
   static void on_ready(const Readiness& r) noexcept { r.token->ready(r.token, r); }
   void wait_finished(FiberRecord& f);
   void run_until_finished(FiberRecord& f);

@@ -36,6 +36,7 @@ class RecordPool {
     r->notified = r->detached = r->joined = false;
     r->pending = 0;
     r->timeouts = nullptr;
+    r->finish_seq = 0;
     r->stack = Stack{};
     r->callable = nullptr;
     r->next_free = free_;

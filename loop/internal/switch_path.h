@@ -117,6 +117,14 @@ inline void LoopCore::park() {
   if (!self.notified) deliver_interrupt(self);
 }
 
+inline bool LoopCore::park_masked() noexcept {
+  FiberRecord& self = *current_;
+  self.state = FiberState::kParked;
+  self.notified = false;
+  suspend(self);
+  return self.notified;
+}
+
 inline void LoopCore::join(FiberRecord& f) {
   if (f.joined) [[unlikely]]
     throw_joined_twice(f);
@@ -130,8 +138,10 @@ inline void LoopCore::wait_finished(FiberRecord& f) {
   if (current_ == nullptr) return run_until_finished(f);  // drives the loop
   if (current_ == &f) [[unlikely]]
     throw_self_join(f);
-  f.joiners.push_back(*current_);
-  park();
+  DoneWaiter waiter;
+  waiter.fiber = current_;
+  f.done_waiters.push_back(waiter);
+  park();  // an interrupt leaves `waiter` linked until it is destroyed
 }
 
 }  // namespace fiberloop::internal

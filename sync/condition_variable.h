@@ -1,0 +1,55 @@
+// ConditionVariable: wait, with a Mutex held, until another fiber signals.
+//
+//   std::unique_lock lock(m);
+//   cv.wait(lock, [&] { return !queue.empty(); });
+//
+// Single loop (see event.h).
+#pragma once
+
+#include <mutex>
+
+#include "loop/options.h"
+#include "sync/internal/wait_queue.h"
+#include "sync/mutex.h"
+
+namespace fiberloop {
+
+class ConditionVariable {
+ public:
+  ConditionVariable() = default;
+  ConditionVariable(const ConditionVariable&) = delete;
+  ConditionVariable& operator=(const ConditionVariable&) = delete;
+
+  // Releases the mutex, parks until notified, takes the mutex back. The
+  // mutex is held again when this returns or throws.
+  // Throws: Cancelled, TimeoutError (with the mutex held again);
+  //         std::logic_error outside a fiber or if `lock` does not own it.
+  void wait(std::unique_lock<Mutex>& lock);
+  // wait() until pred() holds (checked first, and after every wake-up).
+  template <class Pred>
+  void wait(std::unique_lock<Mutex>& lock, Pred pred) {
+    while (!pred()) wait(lock);
+  }
+  // As wait(), giving up after `timeout`. Returns: false if it timed out.
+  bool wait_for(std::unique_lock<Mutex>& lock, Duration timeout);
+  // As wait(lock, pred) with a timeout. Returns: pred() at the end.
+  template <class Pred>
+  bool wait_for(std::unique_lock<Mutex>& lock, Duration timeout, Pred pred) {
+    const TimePoint deadline = Clock::now() + timeout;
+    while (!pred()) {
+      if (!wait_until(lock, deadline)) return pred();
+    }
+    return true;
+  }
+
+  // Wakes the longest waiter; a no-op if none.
+  void notify_one() noexcept { waiters_.notify_one(); }
+  // Wakes every waiter.
+  void notify_all() noexcept { waiters_.notify_all(); }
+
+ private:
+  bool wait_until(std::unique_lock<Mutex>& lock, TimePoint deadline);
+  internal::WaitQueue waiters_;
+};
+
+}  // namespace fiberloop

@@ -1,0 +1,42 @@
+// Mutex: mutual exclusion between fibers that may suspend while holding it.
+//
+//   fiberloop::Mutex m;
+//   { std::lock_guard lock(m); balance += read_remote(); }   // may park inside
+//
+// FIFO hand-off: unlock() passes the mutex straight to the longest waiter,
+// so no waiter starves and nobody can barge in between. Single loop (see
+// event.h); the owner is a fiber, not a thread.
+#pragma once
+
+#include "loop/internal/fiber_record.h"
+#include "sync/internal/wait_queue.h"
+
+namespace fiberloop {
+
+class Mutex {
+ public:
+  Mutex() = default;
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  // Takes the mutex, parking while another fiber holds it.
+  // Throws: Cancelled, TimeoutError (the mutex is then not taken);
+  //         std::logic_error outside a fiber, or if this fiber holds it already.
+  void lock();
+  // Takes the mutex if it is free. Returns: whether it was taken.
+  // Throws: std::logic_error outside a fiber.
+  bool try_lock();
+  // Releases the mutex, handing it to the first waiter if there is one.
+  // Throws: std::logic_error unless the calling fiber holds it.
+  void unlock();
+
+  // For ConditionVariable: take it back after a wait, whatever interrupts
+  // arrive meanwhile (they stay pending).
+  void lock_uninterruptible();
+
+ private:
+  internal::FiberRecord* owner_ = nullptr;
+  internal::WaitQueue waiters_;
+};
+
+}  // namespace fiberloop

@@ -1,0 +1,39 @@
+// Semaphore: at most N fibers past acquire() at once.
+//
+//   fiberloop::Semaphore slots(10);
+//   slots.acquire(); fetch(url); slots.release();
+//
+// FIFO: release() hands its permit straight to the longest waiter. A waiter
+// cancelled before it got the permit leaves the queue, and the permit goes to
+// the next one; none is lost. Single loop (see event.h).
+#pragma once
+
+#include <cstddef>
+
+#include "sync/internal/wait_queue.h"
+
+namespace fiberloop {
+
+class Semaphore {
+ public:
+  explicit Semaphore(std::size_t permits) noexcept : permits_(permits) {}
+  Semaphore(const Semaphore&) = delete;
+  Semaphore& operator=(const Semaphore&) = delete;
+
+  // Takes a permit, parking until one is free.
+  // Throws: Cancelled, TimeoutError (no permit taken); std::logic_error
+  //         outside a fiber.
+  void acquire();
+  // Takes a permit if one is free. Returns: whether it took one.
+  bool try_acquire() noexcept;
+  // Returns a permit: to the longest waiter if any, else to the pool.
+  void release() noexcept;
+
+  std::size_t available() const noexcept { return permits_; }
+
+ private:
+  std::size_t permits_;
+  internal::WaitQueue waiters_;
+};
+
+}  // namespace fiberloop

@@ -1,0 +1,87 @@
+#include "sync/task_group.h"
+
+#include <stdexcept>
+
+namespace fiberloop {
+
+TaskGroup::TaskGroup()
+    : loop_(internal::current_loop("TaskGroup")),
+      exceptions_at_start_(std::uncaught_exceptions()) {
+  internal::running_fiber_or_throw("TaskGroup");
+}
+
+TaskGroup::~TaskGroup() {
+  if (joined_) return;
+  if (std::uncaught_exceptions() > exceptions_at_start_) cancel();  // leaving by an exception
+  wait_children(false);
+  mark_observed();
+  if (first_error_) {
+    // Nobody can receive it now: report it rather than lose it.
+    loop_.core().report(first_error_, FiberInfo{0, "TaskGroup (not joined)", {}});
+  }
+}
+
+void TaskGroup::check_open() const {
+  loop_.core().check_thread("TaskGroup::spawn");
+  if (joining_) {
+    throw std::logic_error("TaskGroup::spawn: the group is joining (or joined); spawn before join()");
+  }
+}
+
+void TaskGroup::join() {
+  internal::running_fiber_or_throw("TaskGroup::join");
+  joining_ = true;
+  try {
+    wait_children(true);
+  } catch (...) {  // the owner was interrupted: the children go first
+    cancel();
+    wait_children(false);
+    joined_ = true;
+    mark_observed();
+    throw;
+  }
+  joined_ = true;
+  mark_observed();
+  if (first_error_) std::rethrow_exception(first_error_);
+}
+
+void TaskGroup::cancel() noexcept {
+  for (auto& child : children_) {
+    internal::FiberRecord* f = child->record();
+    if (!f->finished()) f->loop->cancel(*f);
+  }
+}
+
+void TaskGroup::wait_children(bool interruptible) {
+  while (running_ > 0) {
+    if (interruptible) {
+      idle_.wait("TaskGroup::join");
+    } else {
+      idle_.wait_uninterruptible("TaskGroup::join");
+    }
+  }
+}
+
+void TaskGroup::child_done() noexcept {
+  if (--running_ == 0) idle_.notify_all();
+}
+
+void TaskGroup::child_failed(std::exception_ptr error) noexcept {
+  if (!first_error_) {
+    first_error_ = error;
+    cancel();  // the rest stop at their next suspension point
+  } else {
+    loop_.core().report(error, FiberInfo{0, "TaskGroup child (after the first failure)", {}});
+  }
+}
+
+void TaskGroup::mark_observed() noexcept {
+  // join() rethrew (or reported) what matters; the children's Tasks must
+  // not report the same failures again when they are dropped.
+  for (auto& child : children_) {
+    internal::FiberRecord* f = child->record();
+    if (f->finished() && f->error) f->joined = true;
+  }
+}
+
+}  // namespace fiberloop

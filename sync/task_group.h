@@ -1,0 +1,120 @@
+// TaskGroup: structured concurrency (asyncio.TaskGroup, Trio's nursery). The
+// group's fibers do not outlive it, and a failure is never silent.
+//
+//   fiberloop::TaskGroup group;
+//   auto& a = group.spawn([] { return fetch("a"); });
+//   auto& b = group.spawn([] { return fetch("b"); });
+//   group.join();                 // both done, or the first failure rethrown
+//   use(a.join(), b.join());
+//
+// The first child to fail cancels the others, and join() rethrows its
+// exception; the other children's failures go to the loop's exception
+// handler. Cancelling the fiber that owns the group while it waits in join()
+// (or while an exception leaves the group's scope) cancels the children
+// first. Single loop (see event.h).
+#pragma once
+
+#include <cstddef>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <source_location>
+#include <utility>
+
+#include "loop/errors.h"
+#include "loop/loop.h"
+#include "sync/internal/wait_queue.h"
+
+namespace fiberloop {
+
+class TaskGroup {
+ public:
+  // Throws: std::logic_error outside a fiber.
+  TaskGroup();
+  // Joins: waits for every child. If an exception is leaving the scope, the
+  // children are cancelled first. Failures it cannot rethrow go to the
+  // exception handler.
+  ~TaskGroup();
+  TaskGroup(const TaskGroup&) = delete;
+  TaskGroup& operator=(const TaskGroup&) = delete;
+
+  // Spawns `fn` as a child. The Task stays valid for the group's life; join
+  // it for the value once group.join() returned.
+  // Throws: std::logic_error after join() began, or from another loop's thread.
+  template <class F>
+  TaskFor<F>& spawn(F&& fn, std::source_location where = std::source_location::current()) {
+    using R = std::invoke_result_t<std::decay_t<F>>;
+    check_open();
+    // The count goes down when the child's callable is destroyed: after its
+    // body ran, or without running (cancelled first), or if spawn throws.
+    auto task = std::make_unique<Task<R>>(loop_.spawn(
+        [this, counted = Counted(this), fn = std::forward<F>(fn)]() mutable -> R {
+          try {
+            return fn();
+          } catch (const Cancelled&) {
+            throw;
+          } catch (...) {
+            child_failed(std::current_exception());
+            throw;
+          }
+        },
+        where));
+    Task<R>& ref = *task;
+    children_.push_back(std::make_unique<Holder<R>>(std::move(task)));
+    return ref;
+  }
+
+  // Waits for every child. Rethrows the first failure (after all finished).
+  // Throws: the first child's failure; Cancelled or TimeoutError if the owner
+  //         is interrupted while waiting (the children are cancelled and
+  //         waited for first); std::logic_error outside a fiber.
+  void join();
+
+  // Cancels every child still running.
+  void cancel() noexcept;
+
+  std::size_t size() const noexcept { return children_.size(); }
+
+ private:
+  struct HolderBase {
+    virtual ~HolderBase() = default;
+    virtual internal::FiberRecord* record() const noexcept = 0;
+  };
+  template <class R>
+  struct Holder : HolderBase {
+    explicit Holder(std::unique_ptr<Task<R>> t) : task(std::move(t)) {}
+    internal::FiberRecord* record() const noexcept override { return task->record(); }
+    std::unique_ptr<Task<R>> task;
+  };
+  // Counts one running child for as long as it lives (moved along with the
+  // callable that holds it).
+  class Counted {
+   public:
+    explicit Counted(TaskGroup* group) noexcept : group_(group) { ++group_->running_; }
+    Counted(Counted&& other) noexcept : group_(std::exchange(other.group_, nullptr)) {}
+    Counted& operator=(Counted&&) = delete;
+    ~Counted() {
+      if (group_ != nullptr) group_->child_done();
+    }
+
+   private:
+    TaskGroup* group_;
+  };
+
+  void check_open() const;
+  void child_done() noexcept;
+  void child_failed(std::exception_ptr error) noexcept;
+  void wait_children(bool interruptible);
+  void mark_observed() noexcept;
+
+  Loop& loop_;
+  std::deque<std::unique_ptr<HolderBase>> children_;
+  std::size_t running_ = 0;
+  internal::WaitQueue idle_;  // the owner, waiting for running_ == 0
+  std::exception_ptr first_error_;
+  bool joining_ = false;
+  bool joined_ = false;
+  int exceptions_at_start_;
+};
+
+}  // namespace fiberloop

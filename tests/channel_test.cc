@@ -1,0 +1,217 @@
+// Channels: rendezvous, buffering, close, move-only values, fairness, select.
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::LoopTest;
+using ChannelTest = LoopTest;
+
+TEST_F(ChannelTest, UnbufferedIsARendezvous) {
+  Channel<int> ch;
+  std::string trace;
+  loop().spawn([&] {
+    trace += "send ";
+    ch.send(1);
+    trace += "sent ";
+  });
+  loop().spawn([&] {
+    this_fiber::yield();
+    this_fiber::yield();
+    trace += "recv ";
+    EXPECT_EQ(ch.recv(), 1);
+  });
+  loop().run();
+  // The sender cannot finish before the receiver takes the value.
+  EXPECT_EQ(trace, "send recv sent ");
+}
+
+TEST_F(ChannelTest, BufferedKeepsOrderAndBlocksOnlyWhenFull) {
+  Channel<int> ch(3);
+  std::vector<int> got;
+  int sent = 0;
+  loop().spawn([&] {
+    for (int i = 0; i < 10; ++i) {
+      ch.send(i);
+      sent = i + 1;
+    }
+    ch.close();
+  });
+  loop().spawn([&] {
+    this_fiber::yield();
+    EXPECT_EQ(sent, 3);  // the buffer filled, then the sender waited
+    while (auto v = ch.recv()) got.push_back(*v);
+  });
+  loop().run();
+  EXPECT_EQ(got, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+}
+
+TEST_F(ChannelTest, CloseSemantics) {
+  run([] {
+    Channel<std::string> ch(2);
+    ch.send("a");
+    ch.close();
+    ch.close();  // idempotent
+    EXPECT_TRUE(ch.closed());
+    EXPECT_THROW(ch.send("b"), ChannelClosed);
+    EXPECT_EQ(ch.recv(), "a");         // drained first
+    EXPECT_EQ(ch.recv(), std::nullopt);  // then nullopt, forever
+    EXPECT_EQ(ch.recv(), std::nullopt);
+  });
+}
+
+TEST_F(ChannelTest, CloseWakesParkedSendersAndReceivers) {
+  run([] {
+    Channel<int> ch;
+    auto receiver = spawn([&] { return ch.recv(); });
+    Channel<int> full(0);
+    auto sender = spawn([&] { full.send(1); });
+    this_fiber::yield();
+    ch.close();
+    full.close();
+    EXPECT_EQ(receiver.join(), std::nullopt);
+    EXPECT_THROW(sender.join(), ChannelClosed);
+  });
+}
+
+TEST_F(ChannelTest, MoveOnlyValues) {
+  run([] {
+    Channel<std::unique_ptr<int>> ch(1);
+    auto producer = spawn([&] {
+      ch.send(std::make_unique<int>(1));
+      ch.send(std::make_unique<int>(2));  // waits: the buffer holds one
+    });
+    auto a = ch.recv();
+    auto b = ch.recv();
+    producer.join();
+    ASSERT_TRUE(a && *a && b && *b);
+    EXPECT_EQ(**a + **b, 3);
+  });
+}
+
+TEST_F(ChannelTest, BlockedSendersAreServedInOrder) {
+  Channel<char> ch;
+  std::string got;
+  for (char c : std::string("xyz")) loop().spawn([&ch, c] { ch.send(c); });
+  loop().spawn([&] {
+    this_fiber::yield();
+    for (int i = 0; i < 3; ++i) got += *ch.recv();
+  });
+  loop().run();
+  EXPECT_EQ(got, "xyz");
+}
+
+TEST_F(ChannelTest, TrySendAndTryRecv) {
+  run([] {
+    Channel<int> ch(1);
+    int v = 5;
+    EXPECT_TRUE(ch.try_send(v));
+    int w = 6;
+    EXPECT_FALSE(ch.try_send(w));
+    EXPECT_EQ(w, 6);  // not moved from on failure
+    EXPECT_EQ(ch.try_recv(), 5);
+    EXPECT_EQ(ch.try_recv(), std::nullopt);
+  });
+}
+
+TEST_F(ChannelTest, CancelledReceiverPassesTheValueToTheNext) {
+  Channel<int> ch;
+  run([&] {
+    auto a = spawn([&] { return ch.recv(); });
+    auto b = spawn([&] { return ch.recv(); });
+    this_fiber::yield();
+    a.cancel();
+    ch.send(7);  // a was cancelled first: b gets it
+    EXPECT_THROW(a.join(), Cancelled);
+    EXPECT_EQ(b.join(), 7);
+  });
+}
+
+TEST_F(ChannelTest, CancelledSenderDoesNotSend) {
+  Channel<int> ch;
+  run([&] {
+    auto a = spawn([&] { ch.send(1); });
+    this_fiber::yield();
+    a.cancel();
+    EXPECT_THROW(a.join(), Cancelled);
+    EXPECT_EQ(ch.try_recv(), std::nullopt);
+  });
+}
+
+TEST_F(ChannelTest, SelectTakesWhicheverIsReady) {
+  run([] {
+    Channel<int> a, b;
+    std::optional<int> va, vb;
+    spawn([&] {
+      this_fiber::sleep_for(2ms);
+      b.send(2);
+    });
+    EXPECT_EQ(select(a.recv_case(va), b.recv_case(vb)), 1u);
+    EXPECT_EQ(vb, 2);
+    EXPECT_EQ(va, std::nullopt);
+  });
+}
+
+TEST_F(ChannelTest, SelectSendAndRecvTogether) {
+  run([] {
+    Channel<int> in, out(1);
+    std::optional<int> v;
+    EXPECT_EQ(select(in.recv_case(v), out.send_case(9)), 1u);  // out has room
+    EXPECT_EQ(out.try_recv(), 9);
+  });
+}
+
+TEST_F(ChannelTest, SelectWithTimeout) {
+  run([] {
+    Channel<int> a;
+    std::optional<int> v;
+    const TimePoint start = Clock::now();
+    EXPECT_EQ(select_for(20ms, a.recv_case(v)), std::nullopt);
+    EXPECT_GE(Clock::now() - start, 20ms);
+    // A sender arriving later finds no stale receiver from the select.
+    auto s = spawn([&] { a.send(3); });
+    this_fiber::yield();
+    EXPECT_FALSE(s.done());
+    EXPECT_EQ(a.recv(), 3);
+    s.join();
+  });
+  EXPECT_EQ(loop().stats().timers_pending, 0u);
+}
+
+TEST_F(ChannelTest, SelectCompletesExactlyOneCase) {
+  run([] {
+    Channel<int> a, b;
+    std::optional<int> va, vb;
+    auto chooser = spawn([&] { return select(a.recv_case(va), b.recv_case(vb)); });
+    this_fiber::yield();
+    auto sa = spawn([&] { a.send(1); });
+    auto sb = spawn([&] { b.send(2); });
+    EXPECT_EQ(chooser.join(), 0u);  // a's sender ran first
+    EXPECT_EQ(va, 1);
+    this_fiber::yield();
+    EXPECT_FALSE(sb.done());  // b's value was not taken by the finished select
+    EXPECT_EQ(b.recv(), 2);
+    sa.join();
+    sb.join();
+  });
+}
+
+TEST_F(ChannelTest, SelectOnClosedChannels) {
+  run([] {
+    Channel<int> a;
+    a.close();
+    std::optional<int> v = 5;
+    EXPECT_EQ(select(a.recv_case(v)), 0u);
+    EXPECT_EQ(v, std::nullopt);
+    EXPECT_THROW(select(a.send_case(1)), ChannelClosed);
+  });
+}
+
+}  // namespace
+}  // namespace fiberloop
