@@ -37,7 +37,8 @@ std::vector<fiberloop::TimePoint> random_deadlines(std::size_t n, unsigned seed)
 
 // A heap holding `pending` timers, as a loop with that many sleepers has.
 struct LoadedHeap {
-  explicit LoadedHeap(std::size_t pending) : nodes(pending), deadlines(random_deadlines(pending, 1)) {
+  explicit LoadedHeap(std::size_t pending)
+      : nodes(pending), deadlines(random_deadlines(pending, 1)) {
     for (std::size_t i = 0; i < pending; ++i) heap.push(nodes[i], deadlines[i]);
   }
   TimerHeap heap;
@@ -82,7 +83,8 @@ void BM_priority_queue_push(benchmark::State& state) {
     std::vector<fiberloop::TimePoint> v;
     v.reserve(pending + kBatch);
     v.assign(base.begin(), base.end());
-    return std::priority_queue<fiberloop::TimePoint>(std::less<fiberloop::TimePoint>(), std::move(v));
+    return std::priority_queue<fiberloop::TimePoint>(std::less<fiberloop::TimePoint>(),
+                                                     std::move(v));
   };
   auto q = fresh();
   for (auto _ : state) {

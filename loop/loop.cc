@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <stdexcept>
-#include <thread>
 #include <string>
+#include <thread>
 
 #include "loop/internal/loop_core.h"
 

@@ -111,8 +111,8 @@ std::span<const Readiness> Poller::wait(std::optional<Duration> timeout, bool* w
       continue;
     }
     const bool hangup = (ev.events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0;
-    ready_.push_back(Readiness{static_cast<ReadinessTarget*>(ev.data.ptr), (ev.events & EPOLLIN) != 0,
-                               (ev.events & EPOLLOUT) != 0, hangup});
+    ready_.push_back(Readiness{static_cast<ReadinessTarget*>(ev.data.ptr),
+                               (ev.events & EPOLLIN) != 0, (ev.events & EPOLLOUT) != 0, hangup});
   }
   return ready_;
 }

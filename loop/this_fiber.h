@@ -26,7 +26,8 @@ inline void yield() {
 //         std::logic_error outside a fiber.
 inline void sleep_until(TimePoint when) {
   internal::LoopCore* core = internal::LoopCore::current();
-  if (core == nullptr) [[unlikely]] internal::throw_no_loop("this_fiber::sleep_until");
+  if (core == nullptr) [[unlikely]]
+    internal::throw_no_loop("this_fiber::sleep_until");
   core->sleep_until(when);
 }
 

@@ -77,8 +77,7 @@ TimerHandle LoopCore::call_at(TimePoint when, std::function<void()> fn) {
   return TimerHandle(callbacks_, c.index, c.generation);
 }
 
-void LoopCore::cancel_callback(CallbackTable& table, std::uint32_t slot,
-                               std::uint32_t generation) {
+void LoopCore::cancel_callback(CallbackTable& table, std::uint32_t slot, std::uint32_t generation) {
   LoopCore* core = table.core;
   if (core == nullptr || slot >= table.size()) return;
   core->check_thread("TimerHandle::cancel");
@@ -262,9 +261,8 @@ void TimerHandle::cancel() {
 bool TimerHandle::active() const noexcept {
   if (!table_ || table_->core == nullptr || slot_ >= table_->size()) return false;
   const internal::Callback& c = (*table_)[slot_];
-  return c.generation == generation_ &&
-         (c.state == internal::Callback::State::kSoon ||
-          c.state == internal::Callback::State::kTimer);
+  return c.generation == generation_ && (c.state == internal::Callback::State::kSoon ||
+                                         c.state == internal::Callback::State::kTimer);
 }
 
 }  // namespace fiberloop

@@ -37,7 +37,8 @@ template <class T>
 class Channel {
  public:
   explicit Channel(std::size_t capacity = 0)
-      : capacity_(capacity), ring_(std::make_unique<std::optional<T>[]>(capacity == 0 ? 1 : capacity)) {}
+      : capacity_(capacity),
+        ring_(std::make_unique<std::optional<T>[]>(capacity == 0 ? 1 : capacity)) {}
   // Closes the channel first: fibers still waiting on it wake (see close()).
   ~Channel() { close(); }
   Channel(const Channel&) = delete;
@@ -118,13 +119,15 @@ class Channel {
       ring_[head_].reset();
       head_ = (head_ + 1) % capacity_;
       --count_;
-      if (internal::ChannelOp* s = internal::claim(senders_)) {  // room now: take a waiting sender's value
+      if (internal::ChannelOp* s =
+              internal::claim(senders_)) {  // room now: take a waiting sender's value
         ring_[(head_ + count_++) % capacity_].emplace(std::move(*static_cast<T*>(s->value)));
         s->complete();
       }
       return true;
     }
-    if (internal::ChannelOp* s = internal::claim(senders_)) {  // unbuffered: straight from the sender
+    if (internal::ChannelOp* s =
+            internal::claim(senders_)) {  // unbuffered: straight from the sender
       out.emplace(std::move(*static_cast<T*>(s->value)));
       s->complete();
       return true;

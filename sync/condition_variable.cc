@@ -7,7 +7,8 @@ namespace {
 
 void check_owned(const std::unique_lock<Mutex>& lock) {
   if (!lock.owns_lock()) {
-    throw std::logic_error("ConditionVariable::wait: the lock does not hold its mutex; lock it first");
+    throw std::logic_error(
+        "ConditionVariable::wait: the lock does not hold its mutex; lock it first");
   }
 }
 

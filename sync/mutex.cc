@@ -4,7 +4,7 @@
 
 namespace fiberloop {
 
-void Mutex::lock() {
+void Mutex::lock_slow() {
   internal::FiberRecord& self = internal::running_fiber_or_throw("Mutex::lock");
   if (owner_ == nullptr) {
     owner_ = &self;
@@ -23,7 +23,7 @@ bool Mutex::try_lock() {
   return true;
 }
 
-void Mutex::unlock() {
+void Mutex::unlock_slow() {
   internal::FiberRecord& self = internal::running_fiber_or_throw("Mutex::unlock");
   if (owner_ != &self) {
     throw std::logic_error(owner_ == nullptr

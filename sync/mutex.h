@@ -22,19 +22,41 @@ class Mutex {
   // Takes the mutex, parking while another fiber holds it.
   // Throws: Cancelled, TimeoutError (the mutex is then not taken);
   //         std::logic_error outside a fiber, or if this fiber holds it already.
-  void lock();
+  void lock() {
+    internal::FiberRecord* self = running();
+    if (owner_ == nullptr && self != nullptr) [[likely]] {
+      owner_ = self;
+      return;
+    }
+    lock_slow();
+  }
   // Takes the mutex if it is free. Returns: whether it was taken.
   // Throws: std::logic_error outside a fiber.
   bool try_lock();
   // Releases the mutex, handing it to the first waiter if there is one.
   // Throws: std::logic_error unless the calling fiber holds it.
-  void unlock();
+  void unlock() {
+    if (owner_ != nullptr && owner_ == running() && waiters_.empty()) [[likely]] {
+      owner_ = nullptr;
+      return;
+    }
+    unlock_slow();
+  }
 
   // For ConditionVariable: take it back after a wait, whatever interrupts
   // arrive meanwhile (they stay pending).
   void lock_uninterruptible();
 
  private:
+  // The running fiber of this thread's loop, or null. Inline: the
+  // uncontended lock and unlock are a few loads and stores.
+  static internal::FiberRecord* running() noexcept {
+    internal::LoopCore* core = internal::LoopCore::current();
+    return core != nullptr ? core->running() : nullptr;
+  }
+  void lock_slow();
+  void unlock_slow();
+
   internal::FiberRecord* owner_ = nullptr;
   internal::WaitQueue waiters_;
 };

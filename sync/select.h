@@ -110,7 +110,7 @@ std::optional<std::size_t> select_until(std::optional<TimePoint> deadline, Cases
   {  // a send case completed by close() throws
     std::size_t i = 0;
     ((i++ == state.winner && kIsSend<Cases> && ops[state.winner].closed ? throw ChannelClosed()
-                                                                         : void()),
+                                                                        : void()),
      ...);
   }
   return state.winner;

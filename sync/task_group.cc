@@ -5,8 +5,7 @@
 namespace fiberloop {
 
 TaskGroup::TaskGroup()
-    : loop_(internal::current_loop("TaskGroup")),
-      exceptions_at_start_(std::uncaught_exceptions()) {
+    : loop_(internal::current_loop("TaskGroup")), exceptions_at_start_(std::uncaught_exceptions()) {
   internal::running_fiber_or_throw("TaskGroup");
 }
 
@@ -24,7 +23,8 @@ TaskGroup::~TaskGroup() {
 void TaskGroup::check_open() const {
   loop_.core().check_thread("TaskGroup::spawn");
   if (joining_) {
-    throw std::logic_error("TaskGroup::spawn: the group is joining (or joined); spawn before join()");
+    throw std::logic_error(
+        "TaskGroup::spawn: the group is joining (or joined); spawn before join()");
   }
 }
 

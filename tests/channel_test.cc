@@ -60,7 +60,7 @@ TEST_F(ChannelTest, CloseSemantics) {
     ch.close();  // idempotent
     EXPECT_TRUE(ch.closed());
     EXPECT_THROW(ch.send("b"), ChannelClosed);
-    EXPECT_EQ(ch.recv(), "a");         // drained first
+    EXPECT_EQ(ch.recv(), "a");           // drained first
     EXPECT_EQ(ch.recv(), std::nullopt);  // then nullopt, forever
     EXPECT_EQ(ch.recv(), std::nullopt);
   });

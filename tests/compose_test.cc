@@ -42,7 +42,8 @@ TEST_F(Compose, DoneCallbacksRunOnTheLoop) {
   run([&] {
     Promise<int> p;
     auto f = p.get_future();
-    f.add_done_callback([&](Future<int> done) { trace += "cb" + std::to_string(done.get()) + " "; });
+    f.add_done_callback(
+        [&](Future<int> done) { trace += "cb" + std::to_string(done.get()) + " "; });
     p.set_value(1);
     trace += "set ";  // the callback is scheduled, not run inline
     this_fiber::yield();
@@ -124,7 +125,8 @@ TEST_F(Compose, WaitAnyAndAsCompleted) {
     slow.join();
 
     std::vector<Task<int>> tasks;
-    for (int ms : {15, 5, 10}) tasks.push_back(spawn([ms] {
+    for (int ms : {15, 5, 10})
+      tasks.push_back(spawn([ms] {
         this_fiber::sleep_for(std::chrono::milliseconds(ms));
         return ms;
       }));
@@ -160,9 +162,8 @@ TEST_F(Compose, TaskGroupJoinsAll) {
 
 TEST_F(Compose, TaskGroupFirstFailureCancelsASleepingSibling) {
   std::vector<std::string> reported;
-  loop().set_exception_handler([&](std::exception_ptr, const FiberInfo& info) {
-    reported.push_back(info.name);
-  });
+  loop().set_exception_handler(
+      [&](std::exception_ptr, const FiberInfo& info) { reported.push_back(info.name); });
   bool sibling_unwound = false;
   run([&] {
     TaskGroup group;

@@ -17,7 +17,8 @@ using Sync = LoopTest;
 TEST_F(Sync, EventSetWakesEveryWaiter) {
   Event e;
   int woken = 0;
-  for (int i = 0; i < 5; ++i) loop().spawn([&] {
+  for (int i = 0; i < 5; ++i)
+    loop().spawn([&] {
       e.wait();
       ++woken;
     });
@@ -79,7 +80,8 @@ TEST_F(Sync, MutexHandsOffInFifoOrder) {
   run([&] {
     m.lock();
     std::vector<Task<void>> waiters;
-    for (char c : std::string("abcd")) waiters.push_back(spawn([&, c] {
+    for (char c : std::string("abcd"))
+      waiters.push_back(spawn([&, c] {
         std::lock_guard lock(m);
         order += c;
       }));

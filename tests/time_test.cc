@@ -349,8 +349,9 @@ TEST_F(Time, RunBlockingSurvivesCancellation) {
 
 TEST_F(Time, RunBlockingWithTimeout) {
   run([] {
-    EXPECT_THROW(with_timeout(20ms, [] { run_blocking([] { std::this_thread::sleep_for(200ms); }); }),
-                 TimeoutError);
+    EXPECT_THROW(
+        with_timeout(20ms, [] { run_blocking([] { std::this_thread::sleep_for(200ms); }); }),
+        TimeoutError);
   });
 }
 
@@ -373,8 +374,8 @@ TEST_F(Time, HundredThousandSleepersWakeInDeadlineOrder) {
   for (std::size_t k = 1; k < woke.size(); ++k) {
     const int a = woke[k - 1], b = woke[k];
     ASSERT_TRUE(delay_us[a] < delay_us[b] || (delay_us[a] == delay_us[b] && a < b))
-        << "fiber " << b << " (" << delay_us[b] << " us) woke after " << a << " ("
-        << delay_us[a] << " us)";
+        << "fiber " << b << " (" << delay_us[b] << " us) woke after " << a << " (" << delay_us[a]
+        << " us)";
   }
 }
 
