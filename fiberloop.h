@@ -12,6 +12,13 @@
 
 #include "fiber/generator.h"
 #include "fiber/stack.h"
+#include "io/resolve.h"
+#include "io/socket_address.h"
+#include "io/stream.h"
+#include "io/tcp.h"
+#include "io/udp.h"
+#include "io/unix.h"
+#include "io/wait.h"
 #include "loop/errors.h"
 #include "loop/loop.h"
 #include "loop/options.h"

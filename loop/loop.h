@@ -110,6 +110,19 @@ class Loop {
   // Any thread.
   KeepAlive keep_alive() noexcept;
 
+  // Calls `fn` on the loop thread (as a callback, between fibers) in every
+  // iteration in which `fd` is readable, until remove_reader(fd): the seeds'
+  // and asyncio's selector callbacks, level-triggered. One reader callback per
+  // fd; adding another replaces it. The fd stays the caller's; remove the
+  // callback before closing it.
+  // Throws: std::system_error naming the fd (EBADF, EPERM for regular files).
+  void add_reader(int fd, std::function<void()> fn);
+  // Returns: whether a reader callback was registered for `fd`.
+  bool remove_reader(int fd);
+  // As add_reader(), for writability.
+  void add_writer(int fd, std::function<void()> fn);
+  bool remove_writer(int fd);
+
   // The loop's clock (steady_clock), read now.
   TimePoint now() const noexcept { return Clock::now(); }
 

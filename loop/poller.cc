@@ -63,6 +63,15 @@ void Poller::add(int fd, ReadinessTarget* token) {
   }
 }
 
+void Poller::watch(int fd, ReadinessTarget* token, bool read, bool write, bool already_added) {
+  epoll_event ev{};
+  ev.events = (read ? EPOLLIN : 0u) | (write ? EPOLLOUT : 0u);
+  ev.data.ptr = token;
+  if (::epoll_ctl(epoll_fd_, already_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0) {
+    throw_errno("epoll_ctl watch fd " + std::to_string(fd));
+  }
+}
+
 void Poller::remove(int fd) noexcept { ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
 
 std::span<const Readiness> Poller::wait(std::optional<Duration> timeout, bool* woken) {

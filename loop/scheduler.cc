@@ -15,6 +15,8 @@
 //   work (needs_scheduler()), or when nothing is ready.
 // - A fiber's record lives while refs > 0: one ref for the running fiber
 //   (dropped after its stack is released), one for its Task handle.
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <new>
 #include <stdexcept>
@@ -27,6 +29,20 @@ namespace fiberloop::internal {
 thread_local LoopCore* tls_loop __attribute__((tls_model("initial-exec"))) = nullptr;
 
 namespace {
+
+// Raises the soft RLIMIT_NOFILE to the hard limit, once per process (as Go
+// does), so that ten thousand connections work without tuning.
+void raise_fd_limit() noexcept {
+  static const bool done = [] {
+    rlimit r{};
+    if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+      r.rlim_cur = r.rlim_max;
+      ::setrlimit(RLIMIT_NOFILE, &r);
+    }
+    return true;
+  }();
+  (void)done;
+}
 
 // A fiber that swallows Cancelled this many times is left alone at shutdown.
 constexpr int kShutdownRounds = 64;
@@ -70,6 +86,7 @@ LoopCore::LoopCore(Loop& owner, const LoopOptions& options)
       records_(new RecordPool),
       exception_handler_(&default_exception_handler),
       callbacks_(std::make_shared<CallbackTable>(this)) {
+  raise_fd_limit();
   if (tls_loop != nullptr) {
     delete records_;
     throw std::logic_error(
@@ -329,8 +346,11 @@ void LoopCore::run_scheduler(FiberRecord* until) {
     if (stop_requested_.exchange(false, std::memory_order_relaxed)) break;
     if (!poll_and_expire()) break;  // nothing can make progress
     run_callbacks();
-    budget_ = 0;  // pick_next() starts the iteration
     if (!ready_.empty()) {
+      // The scheduler starts the iteration itself: pick_next() would hand
+      // control straight back whenever the scheduler has work pending.
+      budget_ = ready_.size();
+      ++iterations_;
       if (FiberRecord* next = pick_next()) resume_from_scheduler(*next);
     }
   }

@@ -10,6 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <source_location>
+#include <unordered_map>
 #include <vector>
 
 #include "loop/internal/callback_table.h"
@@ -97,6 +98,10 @@ class LoopCore {
   // work in progress until finish_blocking() (on the loop thread).
   void submit_blocking(std::function<void()> job);
   void finish_blocking() noexcept { --jobs_outstanding_; }
+  // Loop::add_reader / add_writer (loop/fd_watch.cc). `fn` null removes.
+  // Returns: whether a callback was registered before.
+  bool set_fd_callback(int fd, bool write, std::function<void()> fn);
+
   // Loop::KeepAlive: any thread. Dropping the last one wakes the loop so that
   // a run() with nothing else to do can return.
   void add_keep_alive() noexcept { keep_alives_.fetch_add(1, std::memory_order_relaxed); }
@@ -190,7 +195,15 @@ class LoopCore {
   std::shared_ptr<CallbackTable> callbacks_;
   std::vector<std::uint32_t> soon_;     // callbacks due, in order
   std::vector<std::uint32_t> running_;  // the iteration's snapshot of soon_
-  std::size_t fd_waiters_ = 0;          // fibers parked on fd readiness (io/)
+  std::size_t fd_waiters_ = 0;          // fibers parked on fd readiness (io/), fd callbacks
+  // An fd with add_reader/add_writer callbacks. Shared callbacks: one
+  // already queued survives its removal.
+  struct FdWatch : ReadinessTarget {
+    LoopCore* loop = nullptr;
+    std::shared_ptr<std::function<void()>> on_read;
+    std::shared_ptr<std::function<void()>> on_write;
+  };
+  std::unordered_map<int, std::unique_ptr<FdWatch>> fd_watches_;
 
   // Cross-thread: call_soon_threadsafe() and stop(). remote_pending_ and
   // polling_ pair up (Dekker): a writer wakes the poller only when the loop

@@ -49,6 +49,11 @@ class Poller {
   // Registers `fd` once, edge-triggered for input, output and hang-up.
   // Throws: std::system_error naming the fd.
   void add(int fd, ReadinessTarget* token);
+  // Registers `fd`, or changes its interest, level-triggered: reported in
+  // every wait while readable (`read`) or writable (`write`), as asyncio's
+  // add_reader/add_writer are.
+  // Throws: std::system_error naming the fd.
+  void watch(int fd, ReadinessTarget* token, bool read, bool write, bool already_added);
   // Unregisters `fd` (a no-op if the kernel already forgot it).
   void remove(int fd) noexcept;
 

@@ -1,0 +1,57 @@
+// A non-blocking socket registered with the loop, and the one I/O loop every
+// operation goes through: try the syscall; retry on EINTR; on EAGAIN park
+// until epoll reports readiness, then retry. EAGAIN and EINTR never leave
+// here. Errors are std::system_error naming the operation and the fd.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <string>
+#include <utility>
+
+#include "io/internal/io_handle.h"
+#include "io/socket_address.h"
+
+namespace fiberloop::internal {
+
+class Socket {
+ public:
+  Socket() = default;
+  // Takes ownership of a non-blocking `fd` and registers it.
+  explicit Socket(int fd);
+  // A new non-blocking, close-on-exec socket.
+  // Throws: std::system_error naming `what` (e.g. "socket for connect 127.0.0.1:80").
+  static Socket open(int domain, int type, const std::string& what);
+
+  bool is_open() const noexcept { return handle_ && !handle_->closed(); }
+  // -1 once closed.
+  int fd() const noexcept { return is_open() ? handle_->fd() : -1; }
+  // Wakes fibers waiting on it (their operation throws) and closes the fd.
+  void close() noexcept {
+    if (handle_) handle_->close();
+  }
+
+  std::size_t read_some(std::span<char> buf);         // 0 at end of stream
+  std::size_t write_some(std::span<const char> buf);  // MSG_NOSIGNAL
+  int accept();                                       // the new fd
+  void connect(const SocketAddress& to);              // non-blocking connect, done right
+  std::size_t recv_from(std::span<char> buf, SocketAddress* from);
+  std::size_t send_to(std::span<const char> buf, const SocketAddress* to);
+  void shutdown_write();
+
+  SocketAddress local_address() const;
+  SocketAddress peer_address() const;
+  void set_option(int level, int name, int value, const char* what);
+
+  // Throws std::system_error (EBADF) naming `op` unless open.
+  void check_open(const char* op) const;
+
+ private:
+  [[noreturn]] void fail(int err, const char* op) const;
+  std::unique_ptr<IoHandle> handle_;  // on the heap: its address is the epoll token
+};
+
+}  // namespace fiberloop::internal

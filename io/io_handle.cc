@@ -1,0 +1,87 @@
+#include "io/internal/io_handle.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+
+namespace fiberloop::internal {
+namespace {
+
+LoopCore& this_loop() {
+  LoopCore* core = LoopCore::current();
+  if (core == nullptr) throw_no_loop("socket");
+  return *core;
+}
+
+}  // namespace
+
+void throw_io_error(int err, const std::string& what) {
+  throw std::system_error(err, std::generic_category(), what);
+}
+
+IoHandle::IoHandle(int fd) : loop_(this_loop()), fd_(fd) {
+  ready = &IoHandle::on_ready;
+  try {
+    loop_.poller().add(fd_, this);
+  } catch (...) {
+    ::close(fd_);
+    throw;
+  }
+}
+
+void IoHandle::on_ready(ReadinessTarget* self, const Readiness& r) {
+  auto& h = *static_cast<IoHandle*>(self);
+  if (r.readable || r.hangup) h.wake(h.reader_, false);
+  if (r.writable || r.hangup) h.wake(h.writer_, false);
+}
+
+void IoHandle::wake(IoWaiter*& slot, bool closed) noexcept {
+  IoWaiter* w = slot;
+  if (w == nullptr) return;
+  slot = nullptr;
+  w->closed = closed;
+  loop_.remove_fd_waiter();
+  loop_.wake(*w->fiber);
+}
+
+void IoHandle::wait(Direction dir, const char* op) {
+  FiberRecord& self = loop_.running_fiber(op);
+  if (fd_ < 0) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
+  IoWaiter*& slot = dir == Direction::kRead ? reader_ : writer_;
+  if (slot != nullptr) {
+    throw std::logic_error(std::string(op) + " fd " + std::to_string(fd_) +
+                           ": another fiber is already waiting to " +
+                           (dir == Direction::kRead ? "read" : "write") +
+                           " on this socket; one reader and one writer at a time");
+  }
+  IoWaiter waiter;
+  waiter.fiber = &self;
+  slot = &waiter;
+  loop_.add_fd_waiter();
+  try {
+    loop_.park();
+  } catch (...) {
+    // Interrupted: leave the slot (only if it still names us: the handle is
+    // alive then, as close() would have emptied it).
+    if (!waiter.closed && slot == &waiter) {
+      slot = nullptr;
+      loop_.remove_fd_waiter();
+    }
+    throw;
+  }
+  if (waiter.closed)
+    throw_io_error(EBADF, std::string(op) + ": the socket was closed while waiting");
+}
+
+void IoHandle::close() noexcept {
+  if (fd_ < 0) return;
+  loop_.poller().remove(fd_);
+  ::close(fd_);
+  fd_ = -1;
+  wake(reader_, true);
+  wake(writer_, true);
+}
+
+}  // namespace fiberloop::internal

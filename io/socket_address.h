@@ -1,0 +1,56 @@
+// SocketAddress: an IPv4 or IPv6 address and port (or, for Unix sockets, a
+// path).
+//
+//   auto a = fiberloop::SocketAddress::parse("127.0.0.1:8080");
+//   auto b = fiberloop::SocketAddress::parse("[::1]:80");
+//   a.port();        // 8080
+//   b.to_string();   // "[::1]:80"
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace fiberloop {
+
+class SocketAddress {
+ public:
+  // An empty address (family AF_UNSPEC).
+  SocketAddress() noexcept;
+  // From a sockaddr the kernel filled in.
+  SocketAddress(const sockaddr* addr, socklen_t len) noexcept;
+
+  // Parses "a.b.c.d:port" or "[ipv6]:port" (numeric only: names go through
+  // resolve()).
+  // Throws: std::invalid_argument naming the text and what is wrong with it.
+  static SocketAddress parse(std::string_view text);
+  // A numeric host ("127.0.0.1", "::1") and a port.
+  // Throws: std::invalid_argument.
+  static SocketAddress from_ip(std::string_view ip, std::uint16_t port);
+  // A Unix socket path; a leading '@' names an abstract socket (Linux).
+  // Throws: std::invalid_argument if the path is empty or too long.
+  static SocketAddress unix_path(std::string_view path);
+
+  int family() const noexcept { return storage_.ss_family; }
+  bool is_ipv4() const noexcept { return family() == AF_INET; }
+  bool is_ipv6() const noexcept { return family() == AF_INET6; }
+  bool is_unix() const noexcept { return family() == AF_UNIX; }
+
+  // The port (0 for Unix addresses).
+  std::uint16_t port() const noexcept;
+  // "127.0.0.1:8080", "[::1]:80", or the Unix path.
+  std::string to_string() const;
+
+  const sockaddr* get() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
+  socklen_t size() const noexcept { return len_; }
+
+  friend bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept;
+
+ private:
+  sockaddr_storage storage_;
+  socklen_t len_;
+};
+
+}  // namespace fiberloop

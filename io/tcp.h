@@ -1,0 +1,73 @@
+// TCP: TcpListener accepts connections, TcpStream is one.
+//
+//   auto listener = fiberloop::TcpListener::bind(fiberloop::SocketAddress::parse("127.0.0.1:0"));
+//   spawn([&] { auto conn = listener.accept(); conn.write_all("hello\n"); });
+//   auto client = fiberloop::TcpStream::connect(listener.local_address());
+#pragma once
+
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string_view>
+
+#include "io/internal/socket.h"
+#include "io/socket_address.h"
+#include "io/stream.h"
+
+namespace fiberloop {
+
+class TcpStream : public Stream {
+ public:
+  TcpStream() = default;
+
+  // Connects to `address`, parking until the connection is made.
+  // Throws: std::system_error naming the address ("connect 127.0.0.1:9:
+  //         Connection refused"); Cancelled; TimeoutError.
+  static TcpStream connect(const SocketAddress& address);
+  // Resolves `host` (off the loop, see resolve()) and connects to the first
+  // address that accepts.
+  // Throws: std::system_error from resolving, or the last connect error.
+  static TcpStream connect(std::string_view host, std::uint16_t port);
+
+  // Disables (true) or enables Nagle's algorithm.
+  void set_nodelay(bool on);
+
+ private:
+  friend class TcpListener;
+  explicit TcpStream(internal::Socket s) noexcept : Stream(std::move(s)) {}
+};
+
+class TcpListener {
+ public:
+  struct Options {
+    int backlog = SOMAXCONN;
+    // SO_REUSEPORT: several listeners (one per loop, per thread) on one port,
+    // the kernel spreading connections among them.
+    bool reuse_port = false;
+  };
+
+  TcpListener() = default;
+
+  // Binds (with SO_REUSEADDR) and listens. Port 0 picks a free port:
+  // local_address() tells which.
+  // Throws: std::system_error naming the address ("bind 127.0.0.1:80:
+  //         Permission denied").
+  static TcpListener bind(const SocketAddress& address, int backlog = SOMAXCONN);
+  static TcpListener bind(const SocketAddress& address, Options options);
+
+  // The next connection, parking until one arrives.
+  // Throws: std::system_error naming the fd, e.g. EMFILE when out of fds (it
+  //         never spins); EBADF if closed while waiting; Cancelled; TimeoutError.
+  TcpStream accept();
+
+  SocketAddress local_address() const { return socket_.local_address(); }
+  // Closes the listener, waking a fiber parked in accept(). Idempotent.
+  void close() noexcept { socket_.close(); }
+  int fd() const noexcept { return socket_.fd(); }
+
+ private:
+  explicit TcpListener(internal::Socket s) noexcept : socket_(std::move(s)) {}
+  internal::Socket socket_;
+};
+
+}  // namespace fiberloop

@@ -1,0 +1,52 @@
+// UdpSocket: datagrams.
+//
+//   auto server = fiberloop::UdpSocket::bind(fiberloop::SocketAddress::parse("127.0.0.1:0"));
+//   auto [n, from] = server.recv_from(buf);
+//   server.send_to({buf, n}, from);
+#pragma once
+
+#include <cstddef>
+#include <span>
+
+#include "io/internal/socket.h"
+#include "io/socket_address.h"
+
+namespace fiberloop {
+
+class UdpSocket {
+ public:
+  struct Received {
+    std::size_t size;
+    SocketAddress from;
+  };
+
+  UdpSocket() = default;
+
+  // A socket bound to `address` (port 0: any free port).
+  // Throws: std::system_error naming the address.
+  static UdpSocket bind(const SocketAddress& address);
+
+  // Sends one datagram. Returns: bytes sent.
+  // Throws: std::system_error naming the fd and address; Cancelled; TimeoutError.
+  std::size_t send_to(std::span<const char> data, const SocketAddress& to);
+  // Waits for one datagram; a longer one is truncated to buf.size().
+  // Throws: std::system_error naming the fd; Cancelled; TimeoutError.
+  Received recv_from(std::span<char> buf);
+
+  // Fixes the peer: send() and recv() then need no address, and datagrams
+  // from elsewhere are dropped by the kernel.
+  // Throws: std::system_error naming the address.
+  void connect(const SocketAddress& peer);
+  std::size_t send(std::span<const char> data);
+  std::size_t recv(std::span<char> buf);
+
+  SocketAddress local_address() const { return socket_.local_address(); }
+  void close() noexcept { socket_.close(); }
+  int fd() const noexcept { return socket_.fd(); }
+
+ private:
+  explicit UdpSocket(internal::Socket s) noexcept : socket_(std::move(s)) {}
+  internal::Socket socket_;
+};
+
+}  // namespace fiberloop

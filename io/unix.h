@@ -1,0 +1,49 @@
+// Unix domain sockets: the same shape as TCP, over filesystem paths (or
+// abstract names starting with '@').
+//
+//   auto listener = fiberloop::UnixListener::bind("/tmp/app.sock");
+//   auto client = fiberloop::UnixStream::connect("/tmp/app.sock");
+#pragma once
+
+#include <sys/socket.h>
+
+#include <string_view>
+
+#include "io/internal/socket.h"
+#include "io/stream.h"
+
+namespace fiberloop {
+
+class UnixStream : public Stream {
+ public:
+  UnixStream() = default;
+  // Throws: std::system_error naming the path ("connect /tmp/x.sock: No such
+  //         file or directory"); Cancelled; TimeoutError.
+  static UnixStream connect(std::string_view path);
+
+ private:
+  friend class UnixListener;
+  explicit UnixStream(internal::Socket s) noexcept : Stream(std::move(s)) {}
+};
+
+class UnixListener {
+ public:
+  UnixListener() = default;
+  // Binds and listens. A path that exists already is an error (EADDRINUSE):
+  // remove a stale socket file first.
+  // Throws: std::system_error naming the path.
+  static UnixListener bind(std::string_view path, int backlog = SOMAXCONN);
+
+  // As TcpListener::accept().
+  UnixStream accept();
+
+  SocketAddress local_address() const { return socket_.local_address(); }
+  void close() noexcept { socket_.close(); }
+  int fd() const noexcept { return socket_.fd(); }
+
+ private:
+  explicit UnixListener(internal::Socket s) noexcept : socket_(std::move(s)) {}
+  internal::Socket socket_;
+};
+
+}  // namespace fiberloop

@@ -1,0 +1,150 @@
+// UDP, Unix sockets, waiting on any fd, and the add_reader callback form.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::LoopTest;
+using Fd = LoopTest;
+
+std::string temp_socket_path(const char* tag) {
+  return "/tmp/fiberloop-" + std::to_string(::getpid()) + "-" + tag + ".sock";
+}
+
+TEST_F(Fd, UdpRoundTrip) {
+  run([] {
+    auto server = UdpSocket::bind(SocketAddress::parse("127.0.0.1:0"));
+    auto echo = spawn([&] {
+      char buf[64];
+      auto [n, from] = server.recv_from(buf);
+      server.send_to({buf, n}, from);
+    });
+    auto client = UdpSocket::bind(SocketAddress::parse("127.0.0.1:0"));
+    client.send_to(std::string_view("ping"), server.local_address());
+    char buf[64];
+    auto [n, from] = client.recv_from(buf);
+    EXPECT_EQ(std::string(buf, n), "ping");
+    EXPECT_EQ(from, server.local_address());
+    echo.join();
+
+    client.connect(server.local_address());  // connected form
+    auto echo2 = spawn([&] {
+      auto [m, peer] = server.recv_from(buf);
+      server.send_to({buf, m}, peer);
+    });
+    client.send(std::string_view("pong"));
+    EXPECT_EQ(client.recv(buf), 4u);
+    echo2.join();
+  });
+}
+
+TEST_F(Fd, UnixStreamEcho) {
+  const std::string path = temp_socket_path("echo");
+  ::unlink(path.c_str());
+  run([&] {
+    auto listener = UnixListener::bind(path);
+    auto server = spawn([&] {
+      auto conn = listener.accept();
+      char buf[64];
+      while (std::size_t n = conn.read(buf)) conn.write_all({buf, n});
+    });
+    auto client = UnixStream::connect(path);
+    client.write_all("over a path");
+    char buf[11];
+    client.read_exact(buf);
+    EXPECT_EQ(std::string(buf, 11), "over a path");
+    client.close();
+    server.join();
+    EXPECT_THROW(UnixListener::bind(path), std::system_error);  // the file exists
+  });
+  ::unlink(path.c_str());
+}
+
+TEST_F(Fd, UnixConnectErrorNamesThePath) {
+  run([] {
+    try {
+      UnixStream::connect("/tmp/fiberloop-no-such.sock");
+      ADD_FAILURE() << "connected";
+    } catch (const std::system_error& e) {
+      EXPECT_NE(std::string(e.what()).find("/tmp/fiberloop-no-such.sock"), std::string::npos);
+    }
+  });
+}
+
+TEST_F(Fd, AbstractUnixSocket) {
+  const std::string name = "@fiberloop-test-" + std::to_string(::getpid());
+  run([&] {
+    auto listener = UnixListener::bind(name);
+    auto server = spawn([&] { listener.accept().write_all("hi"); });
+    auto client = UnixStream::connect(name);
+    char buf[2];
+    client.read_exact(buf);
+    EXPECT_EQ(std::string(buf, 2), "hi");
+    server.join();
+  });
+}
+
+TEST_F(Fd, WaitReadableOnAPipe) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  std::string trace;
+  run([&] {
+    auto reader = spawn([&] {
+      wait_readable(p[0]);
+      char c;
+      EXPECT_EQ(::read(p[0], &c, 1), 1);
+      trace += c;
+    });
+    this_fiber::sleep_for(5ms);
+    trace += "w";
+    EXPECT_EQ(::write(p[1], "r", 1), 1);
+    reader.join();
+    wait_writable(p[1]);  // a pipe with room: at once
+  });
+  EXPECT_EQ(trace, "wr");
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+TEST_F(Fd, WaitReadableHonoursTimeoutsAndLeavesTheFdOpen) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  run([&] { EXPECT_THROW(with_timeout(10ms, [&] { wait_readable(p[0]); }), TimeoutError); });
+  EXPECT_EQ(::write(p[1], "x", 1), 1);  // still open and usable
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+TEST_F(Fd, AddReaderCallsBackWhileReadable) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  std::string got;
+  loop().add_reader(p[0], [&] {
+    char c;
+    if (::read(p[0], &c, 1) == 1) got += c;
+    if (got.size() == 3) loop().remove_reader(p[0]);
+  });
+  EXPECT_EQ(::write(p[1], "abc", 3), 3);
+  loop().run();  // ends once the reader is removed
+  EXPECT_EQ(got, "abc");
+  EXPECT_FALSE(loop().remove_reader(p[0]));
+  bool wrote = false;
+  loop().add_writer(p[1], [&] {
+    wrote = true;
+    loop().remove_writer(p[1]);
+  });
+  loop().run();
+  EXPECT_TRUE(wrote);
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+}  // namespace
+}  // namespace fiberloop
