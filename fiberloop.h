@@ -13,6 +13,7 @@
 #include "fiber/generator.h"
 #include "fiber/stack.h"
 #include "io/resolve.h"
+#include "io/signal.h"
 #include "io/socket_address.h"
 #include "io/stream.h"
 #include "io/tcp.h"

@@ -12,11 +12,14 @@
 #include <string>
 #include <vector>
 
+#include "bench/net_report.h"
+
 namespace {
 
 // Keeps the median of each benchmark, as ns per item or a named counter.
 class Collector : public benchmark::ConsoleReporter {
  public:
+  explicit Collector(bool color) : ConsoleReporter(color ? OO_ColorTabular : OO_Tabular) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& run : runs) {
@@ -145,8 +148,24 @@ void pin_to_one_cpu() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // --no-net skips the network part; --net_seconds=S and --net_rounds=N size it.
+  bool net = true;
+  double net_seconds = 2.0;
+  int net_rounds = 3;
+  std::vector<char*> args{argv[0]};
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--no-net") {
+      net = false;
+    } else if (a.rfind("--net_seconds=", 0) == 0) {
+      net_seconds = std::stod(a.substr(14));
+    } else if (a.rfind("--net_rounds=", 0) == 0) {
+      net_rounds = std::stoi(a.substr(13));
+    } else {
+      args.push_back(argv[i]);
+    }
+  }
   pin_to_one_cpu();
-  std::vector<char*> args(argv, argv + argc);
   std::string reps = "--benchmark_repetitions=5";
   std::string aggregates = "--benchmark_report_aggregates_only=true";
   std::string color =
@@ -155,8 +174,9 @@ int main(int argc, char** argv) {
   args.insert(args.begin() + 1, {reps.data(), aggregates.data(), color.data()});
   int n = static_cast<int>(args.size());
   benchmark::Initialize(&n, args.data());
-  Collector collector;
+  Collector collector(::isatty(STDOUT_FILENO));
   benchmark::RunSpecifiedBenchmarks(&collector);
   print_table(collector);
+  if (net && !fiberloop::bench::run_network_report(argv[0], net_seconds, net_rounds)) return 1;
   return 0;
 }

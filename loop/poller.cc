@@ -76,7 +76,10 @@ void Poller::remove(int fd) noexcept { ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd,
 
 std::span<const Readiness> Poller::wait(std::optional<Duration> timeout, bool* woken) {
   epoll_event events[kMaxEvents];
-  const auto start = Clock::now();
+  // Only waits that may block are timed: the zero-timeout polls of a busy
+  // loop (every iteration while fibers wait on fds) skip the clock.
+  const bool may_block = !timeout || *timeout > Duration::zero();
+  const TimePoint start = may_block ? Clock::now() : TimePoint{};
   int n;
   for (;;) {
     if (have_pwait2_) {
@@ -107,7 +110,7 @@ std::span<const Readiness> Poller::wait(std::optional<Duration> timeout, bool* w
     if (errno != EINTR) throw_errno("fiberloop: epoll_wait");
   }
   ++polls_;
-  if (!timeout || *timeout > Duration::zero()) blocked_ += Clock::now() - start;
+  if (may_block) blocked_ += Clock::now() - start;
   ready_.clear();
   *woken = false;
   for (int i = 0; i < n; ++i) {

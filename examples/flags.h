@@ -1,0 +1,31 @@
+// Command-line flags for the examples: --port N and --host A.
+#pragma once
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+namespace fiberloop::examples {
+
+// The value after `name` in argv, or `fallback`.
+inline std::string flag(int argc, char** argv, const char* name, const char* fallback) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::strcmp(argv[i], name) == 0) return argv[i + 1];
+  }
+  return fallback;
+}
+
+inline std::uint16_t port_flag(int argc, char** argv, std::uint16_t fallback) {
+  const std::string v = flag(argc, argv, "--port", std::to_string(fallback).c_str());
+  char* end = nullptr;
+  const long port = std::strtol(v.c_str(), &end, 10);
+  if (*end != '\0' || port < 0 || port > 65535) {
+    std::fprintf(stderr, "--port: '%s' is not a port number (0-65535)\n", v.c_str());
+    std::exit(2);
+  }
+  return static_cast<std::uint16_t>(port);
+}
+
+}  // namespace fiberloop::examples
