@@ -84,6 +84,7 @@ bool accepts(std::uint16_t port) {
 }
 
 pid_t start(const Server& s, std::uint16_t port) {
+  std::fflush(nullptr);  // or the child's freopen writes our buffered output again
   const pid_t pid = ::fork();
   if (pid == 0) {
     pin(0);
