@@ -70,7 +70,8 @@ int open_socket(std::uint16_t port, bool* in_progress) {
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  *in_progress = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == EINPROGRESS;
+  *in_progress =
+      ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == EINPROGRESS;
   return fd;
 }
 
@@ -80,7 +81,8 @@ std::size_t http_response_size(const std::string& in) {
   if (head == std::string::npos) return 0;
   std::size_t length = 0;
   const std::size_t cl = in.find("Content-Length: ");
-  if (cl != std::string::npos && cl < head) length = std::strtoul(in.c_str() + cl + 16, nullptr, 10);
+  if (cl != std::string::npos && cl < head)
+    length = std::strtoul(in.c_str() + cl + 16, nullptr, 10);
   return in.size() >= head + 4 + length ? head + 4 + length : 0;
 }
 
@@ -88,9 +90,12 @@ std::size_t http_response_size(const std::string& in) {
 
 const char* workload_name(Workload w) {
   switch (w) {
-    case Workload::kEcho: return "echo 64 B";
-    case Workload::kHttp: return "HTTP hello";
-    case Workload::kChurn: return "connect+1 round trip+close";
+    case Workload::kEcho:
+      return "echo 64 B";
+    case Workload::kHttp:
+      return "HTTP hello";
+    case Workload::kChurn:
+      return "connect+1 round trip+close";
   }
   return "?";
 }
@@ -114,7 +119,8 @@ LoadResult run_load(const LoadOptions& o) {
   auto send_request = [&](Client& c) {
     c.sent_at = Clock::now();
     c.expect = o.workload == Workload::kHttp ? 0 : kEchoRequest.size();
-    if (::send(c.fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+    if (::send(c.fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+        static_cast<ssize_t>(request.size())) {
       ++r.errors;
     }
   };
@@ -126,7 +132,8 @@ LoadResult run_load(const LoadOptions& o) {
 
   for (std::size_t i = 0; i < clients.size(); ++i) start_connection(i);
   const auto begin = Clock::now();
-  const auto deadline = begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
+  const auto deadline =
+      begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
   for (std::size_t i = 0; i < clients.size(); ++i) {
     if (!clients[i].connecting) send_request(clients[i]);
   }
@@ -173,7 +180,8 @@ LoadResult run_load(const LoadOptions& o) {
         }
         if (!done) continue;
         latency.add(static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - c.sent_at).count()));
+            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - c.sent_at)
+                .count()));
         ++r.requests;
         if (o.workload == Workload::kChurn) {
           restart(i);

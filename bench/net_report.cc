@@ -69,7 +69,8 @@ double cpu_seconds(pid_t pid) {
   }
   // fields[0] is the state (field 3); utime and stime are fields 14 and 15.
   if (fields.size() < 13) return 0;
-  return (std::stod(fields[11]) + std::stod(fields[12])) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+  return (std::stod(fields[11]) + std::stod(fields[12])) /
+         static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
 bool accepts(std::uint16_t port) {
@@ -97,7 +98,8 @@ pid_t start(const Server& s, std::uint16_t port) {
     ::execv(s.path.c_str(), argv.data());
     ::_exit(127);
   }
-  for (int i = 0; i < 500 && !accepts(port); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 500 && !accepts(port); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   return pid;
 }
 
@@ -126,14 +128,17 @@ bool run_network_report(const char* argv0, double seconds, int rounds) {
     Workload workload;
     int connections;
   };
-  const Case cases[] = {{Workload::kEcho, 1},    {Workload::kEcho, 50}, {Workload::kEcho, 1000},
-                        {Workload::kHttp, 50},   {Workload::kHttp, 1000}, {Workload::kChurn, 50}};
+  const Case cases[] = {{Workload::kEcho, 1},  {Workload::kEcho, 50},   {Workload::kEcho, 1000},
+                        {Workload::kHttp, 50}, {Workload::kHttp, 1000}, {Workload::kChurn, 50}};
   // Below the ephemeral range (32768+), where the load's own client sockets live.
   std::uint16_t port = static_cast<std::uint16_t>(12000 + ::getpid() % 10000);
   pin(1);
-  std::printf("\nNetwork: server on CPU 0, load generator on CPU 1, %.0f s per run, medians of %d\n\n",
-              seconds, rounds);
-  std::printf("| workload | server | req/s | req per server CPU-s | p50 us | p99 us | fiberloop / epoll (per CPU-s) |\n");
+  std::printf(
+      "\nNetwork: server on CPU 0, load generator on CPU 1, %.0f s per run, medians of %d\n\n",
+      seconds, rounds);
+  std::printf(
+      "| workload | server | req/s | req per server CPU-s | p50 us | p99 us | fiberloop / epoll "
+      "(per CPU-s) |\n");
   std::printf("| --- | --- | --- | --- | --- | --- | --- |\n");
   for (const Case& c : cases) {
     const bool is_http = c.workload == Workload::kHttp;
@@ -172,8 +177,10 @@ bool run_network_report(const char* argv0, double seconds, int rounds) {
       std::printf("| %s c=%d | %s | %.0f | %.0f | %.0f | %.0f |", workload_name(c.workload),
                   c.connections, servers[k].label, pick(&Sample::rps), per_cpu[k],
                   pick(&Sample::p50), pick(&Sample::p99));
-      if (k == 1) std::printf(" %.2f |\n", per_cpu[0] > 0 ? per_cpu[1] / per_cpu[0] : 0);
-      else std::printf(" |\n");
+      if (k == 1)
+        std::printf(" %.2f |\n", per_cpu[0] > 0 ? per_cpu[1] / per_cpu[0] : 0);
+      else
+        std::printf(" |\n");
     }
     std::fflush(stdout);
   }

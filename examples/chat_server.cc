@@ -50,7 +50,8 @@ int main(int argc, char** argv) {
     char buf[4096];
     while (std::size_t n = conn.read(buf)) {
       pending.append(buf, n);
-      for (std::size_t nl; (nl = pending.find('\n')) != std::string::npos; pending.erase(0, nl + 1)) {
+      for (std::size_t nl; (nl = pending.find('\n')) != std::string::npos;
+           pending.erase(0, nl + 1)) {
         std::string line = name + ": " + pending.substr(0, nl + 1);
         for (Client& other : clients) {
           if (&other == &me) continue;

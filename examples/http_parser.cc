@@ -25,7 +25,8 @@ std::string_view trim(std::string_view s) noexcept {
 bool is_token(std::string_view s) noexcept {
   if (s.empty()) return false;
   for (char c : s) {
-    if (c <= ' ' || c >= 127 || c == ':' || c == '(' || c == ')' || c == ',' || c == ';') return false;
+    if (c <= ' ' || c >= 127 || c == ':' || c == '(' || c == ')' || c == ',' || c == ';')
+      return false;
   }
   return true;
 }

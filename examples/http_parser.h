@@ -10,17 +10,17 @@ namespace fiberloop::examples {
 struct HttpRequest {
   std::string_view method;
   std::string_view target;
-  std::string_view version;      // "HTTP/1.1" or "HTTP/1.0"
-  bool keep_alive = false;       // HTTP/1.1 unless "Connection: close"; 1.0 only if asked
+  std::string_view version;  // "HTTP/1.1" or "HTTP/1.0"
+  bool keep_alive = false;   // HTTP/1.1 unless "Connection: close"; 1.0 only if asked
   std::size_t content_length = 0;
 };
 
 struct HttpParse {
   enum class Status { kComplete, kIncomplete, kError };
   Status status = Status::kIncomplete;
-  std::size_t consumed = 0;      // bytes of the buffer this request used (head and body)
-  HttpRequest request;           // views into the buffer
-  const char* error = nullptr;   // why, for kError
+  std::size_t consumed = 0;     // bytes of the buffer this request used (head and body)
+  HttpRequest request;          // views into the buffer
+  const char* error = nullptr;  // why, for kError
 };
 
 // The largest request head (request line and headers) accepted.

@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "fiber/internal/overflow_guard.h"
 #include "loop/errors.h"
 #include "loop/internal/loop_core.h"
 
@@ -42,6 +43,28 @@ void raise_fd_limit() noexcept {
     return true;
   }();
   (void)done;
+}
+
+// For the stack-overflow report: "fiber 7 'name'", by hand (async-signal-safe).
+void describe_running_fiber(char* buf, std::size_t cap) noexcept {
+  LoopCore* core = tls_loop;
+  FiberRecord* f = core != nullptr ? core->running() : nullptr;
+  if (f == nullptr || cap < 32) return;  // keep the caller's "a fiber"
+  std::size_t n = 0;
+  auto put = [&](char c) {
+    if (n + 1 < cap) buf[n++] = c;
+  };
+  for (const char* p = "fiber "; *p; ++p) put(*p);
+  char digits[24];
+  int d = 0;
+  for (FiberId id = f->id; d == 0 || id != 0; id /= 10)
+    digits[d++] = static_cast<char>('0' + id % 10);
+  while (d > 0) put(digits[--d]);
+  put(' ');
+  put('\'');
+  for (std::size_t i = 0; i < f->name.size() && i < 64; ++i) put(f->name.data()[i]);
+  put('\'');
+  buf[n] = '\0';
 }
 
 // A fiber that swallows Cancelled this many times is left alone at shutdown.
@@ -87,6 +110,7 @@ LoopCore::LoopCore(Loop& owner, const LoopOptions& options)
       exception_handler_(&default_exception_handler),
       callbacks_(std::make_shared<CallbackTable>(this)) {
   raise_fd_limit();
+  set_fiber_describer(&describe_running_fiber);
   if (tls_loop != nullptr) {
     delete records_;
     throw std::logic_error(

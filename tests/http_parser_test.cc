@@ -50,12 +50,12 @@ TEST(HttpParser, PipelinedRequestsAreTakenOneAtATime) {
 }
 
 TEST(HttpParser, MalformedInputIsAnErrorWithAReason) {
-  for (const char* bad :
-       {"GET\r\n\r\n", "GET / HTTP/2.0\r\n\r\n", "GET  / HTTP/1.1\r\n\r\n", "G(T / HTTP/1.1\r\n\r\n",
-        "GET / HTTP/1.1\r\nNoColon\r\n\r\n", "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
-        "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
-        "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
-        "GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"}) {
+  for (const char* bad : {"GET\r\n\r\n", "GET / HTTP/2.0\r\n\r\n", "GET  / HTTP/1.1\r\n\r\n",
+                          "G(T / HTTP/1.1\r\n\r\n", "GET / HTTP/1.1\r\nNoColon\r\n\r\n",
+                          "GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+                          "GET / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                          "GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                          "GET / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n"}) {
     const HttpParse p = parse_request(bad);
     EXPECT_EQ(p.status, Status::kError) << bad;
     EXPECT_NE(p.error, nullptr) << bad;

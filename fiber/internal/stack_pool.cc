@@ -1,5 +1,7 @@
 #include "fiber/internal/stack_pool.h"
 
+#include "fiber/internal/overflow_guard.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -49,9 +51,39 @@ StackPool::~StackPool() {
   }
 }
 
+namespace {
+thread_local StackPool* tls_pool = nullptr;
+}  // namespace
+
 StackPool& StackPool::this_thread() noexcept {
-  static thread_local StackPool pool;
-  return pool;
+  // Made on first use; its destructor (at thread exit) unmaps the slabs.
+  static thread_local struct Owner {
+    Owner() {
+      install_overflow_guard();
+      tls_pool = &pool;
+    }
+    ~Owner() {
+      tls_pool = nullptr;
+      remove_overflow_guard();
+    }
+    StackPool pool;
+  } owner;
+  return owner.pool;
+}
+
+StackPool* StackPool::this_thread_if_any() noexcept { return tls_pool; }
+
+bool StackPool::guard_page_of(const void* address, std::size_t* stack_bytes) const noexcept {
+  const auto* a = static_cast<const char*>(address);
+  for (const Slab& slab : slabs_) {
+    if (!slab.guarded || a < slab.base || a >= slab.base + slab.bytes) continue;
+    const std::size_t offset = static_cast<std::size_t>(a - slab.base) % slab.slot;
+    if (offset < page_size()) {
+      *stack_bytes = slab.slot - page_size();
+      return true;
+    }
+  }
+  return false;
 }
 
 std::uint16_t StackPool::size_class(std::size_t size, bool guard) {
@@ -114,7 +146,7 @@ void StackPool::map_slab(SizeClass& sc) {
   std::uint32_t index = 0;
   while (index < slabs_.size() && slabs_[index].base != nullptr) ++index;
   if (index == slabs_.size()) slabs_.push_back({});
-  slabs_[index] = Slab{first, bytes, 0};
+  slabs_[index] = Slab{first, bytes, 0, slot, sc.guard};
   sc.carve_next = first + guard_bytes;  // each slot: [guard][stack]
   sc.carve_left = count;
   sc.carve_slab = index;

@@ -50,6 +50,12 @@ class StackPool {
 
   // The pool of the calling thread; fibers and generators take stacks from it.
   static StackPool& this_thread() noexcept;
+  // The calling thread's pool if it has been made, else null. Async-signal-safe.
+  static StackPool* this_thread_if_any() noexcept;
+
+  // Whether `address` lies in the guard page of one of this pool's stacks;
+  // if so, *stack_bytes is that stack's size. Async-signal-safe (reads only).
+  bool guard_page_of(const void* address, std::size_t* stack_bytes) const noexcept;
 
   // Hands out a stack, reusing a released one of the same shape when it can.
   // Throws: std::system_error when the kernel refuses the memory (the message
@@ -98,6 +104,8 @@ class StackPool {
     char* base;
     std::size_t bytes;
     std::size_t outstanding;  // stacks of this slab handed out
+    std::size_t slot = 0;     // bytes per stack, guard page included
+    bool guarded = false;     // each slot starts with a guard page
   };
   // Stacks of one shape (size, guard) and the slab being carved.
   struct SizeClass {
