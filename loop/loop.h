@@ -8,6 +8,7 @@
 
 #include <exception>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <source_location>
 #include <type_traits>
@@ -133,6 +134,11 @@ class Loop {
 
   // Counters since creation and what is alive now.
   LoopStats stats() const;
+
+  // Writes one line per live fiber (id, name, state, what it waits on, where
+  // it was spawned) and the loop's counters: for debugging a stuck program.
+  // Throws: std::logic_error from another thread.
+  void dump(std::ostream& out) const;
 
   // The scheduler, for fiberloop's own headers.
   internal::LoopCore& core() noexcept { return *core_; }

@@ -59,7 +59,7 @@ auto run_blocking(F&& fn) -> std::invoke_result_t<std::decay_t<F>> {
   });
   job->waiter = &self;
   try {
-    loop.park();  // returns once the job's completion woke us
+    loop.park(internal::WaitKind::kBlockingJob);  // until the job's completion wakes us
   } catch (...) {
     job->waiter = nullptr;  // the job finishes on its own; its result is dropped
     throw;

@@ -47,7 +47,7 @@ void LoopCore::sleep_until(TimePoint when) {
   };
   timers_.push(timer, when);
   try {
-    park();  // the timer fired (and left the heap) if this returns
+    park(WaitKind::kSleep);  // the timer fired (and left the heap) if this returns
   } catch (...) {
     timers_.remove(timer);
     throw;

@@ -49,7 +49,7 @@ class ConditionVariable {
 
  private:
   bool wait_until(std::unique_lock<Mutex>& lock, TimePoint deadline);
-  internal::WaitQueue waiters_;
+  internal::WaitQueue waiters_{internal::WaitKind::kConditionVariable};
 };
 
 }  // namespace fiberloop

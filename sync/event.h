@@ -33,7 +33,7 @@ class Event {
 
  private:
   bool set_ = false;
-  internal::WaitQueue waiters_;
+  internal::WaitQueue waiters_{internal::WaitKind::kEvent};
 };
 
 }  // namespace fiberloop

@@ -35,7 +35,7 @@ namespace internal {
 template <class T>
 struct FutureState {
   using Value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
-  explicit FutureState(LoopCore& loop) : loop(loop) {}
+  explicit FutureState(LoopCore& loop) : loop(loop), waiters(WaitKind::kFuture) {}
   LoopCore& loop;
   std::optional<Value> value;
   std::exception_ptr error;

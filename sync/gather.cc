@@ -40,7 +40,7 @@ std::size_t wait_any(std::span<FiberRecord* const> fibers, std::span<DoneWaiter>
       for (DoneWaiter& w : waiters) w.unlink();
     }
   } unlink{waiters.first(fibers.size())};
-  self.loop->park();
+  self.loop->park(WaitKind::kJoin);
   return winner;
 }
 

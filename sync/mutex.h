@@ -58,7 +58,7 @@ class Mutex {
   void unlock_slow();
 
   internal::FiberRecord* owner_ = nullptr;
-  internal::WaitQueue waiters_;
+  internal::WaitQueue waiters_{internal::WaitKind::kMutex};
 };
 
 }  // namespace fiberloop

@@ -100,7 +100,7 @@ std::optional<std::size_t> select_until(std::optional<TimePoint> deadline, Cases
   };
   if (deadline) loop.add_timer(expiry, *deadline);
   try {
-    loop.park();  // every op leaves its queue when `ops` is destroyed
+    loop.park(WaitKind::kChannel);  // every op leaves its queue when `ops` is destroyed
   } catch (...) {
     loop.remove_timer(expiry);
     throw;

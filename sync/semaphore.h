@@ -33,7 +33,7 @@ class Semaphore {
 
  private:
   std::size_t permits_;
-  internal::WaitQueue waiters_;
+  internal::WaitQueue waiters_{internal::WaitKind::kSemaphore};
 };
 
 }  // namespace fiberloop

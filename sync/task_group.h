@@ -110,7 +110,7 @@ class TaskGroup {
   Loop& loop_;
   std::deque<std::unique_ptr<HolderBase>> children_;
   std::size_t running_ = 0;
-  internal::WaitQueue idle_;  // the owner, waiting for running_ == 0
+  internal::WaitQueue idle_{internal::WaitKind::kJoin};  // the owner, waiting for running_ == 0
   std::exception_ptr first_error_;
   bool joining_ = false;
   bool joined_ = false;

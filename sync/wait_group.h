@@ -33,7 +33,7 @@ class WaitGroup {
 
  private:
   std::size_t count_ = 0;
-  internal::WaitQueue waiters_;
+  internal::WaitQueue waiters_{internal::WaitKind::kWaitGroup};
 };
 
 }  // namespace fiberloop

@@ -13,7 +13,7 @@ struct WaitTimer : TimerNode {
 void WaitQueue::wait(const char* what) {
   FiberRecord& self = running_fiber_or_throw(what);
   fibers_.push_back(self);
-  loop_of(self).park();
+  loop_of(self).park(kind_);
 }
 
 bool WaitQueue::wait_until(TimePoint deadline, const char* what) {
@@ -31,7 +31,7 @@ bool WaitQueue::wait_until(TimePoint deadline, const char* what) {
   loop.add_timer(timer, deadline);
   fibers_.push_back(self);
   try {
-    loop.park();
+    loop.park(kind_);
   } catch (...) {
     loop.remove_timer(timer);
     throw;
@@ -47,7 +47,7 @@ void WaitQueue::wait_uninterruptible(const char* what) {
   // again (at the back: we were interrupted, not served) and keep waiting.
   do {
     fibers_.push_back(self);
-  } while (!loop.park_masked());
+  } while (!loop.park_masked(kind_));
 }
 
 FiberRecord* WaitQueue::notify_one() noexcept {

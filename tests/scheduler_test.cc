@@ -1,4 +1,7 @@
 // Spawn, yield, the round-robin order and fairness of the ready queue.
+#include <chrono>
+#include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -188,6 +191,42 @@ TEST(Run, CancelsWhatMainLeftBehind) {
   });
   EXPECT_TRUE(unwound);
   EXPECT_EQ(internal::StackPool::this_thread().stats().outstanding, 0u);
+}
+
+}  // namespace
+}  // namespace fiberloop
+
+namespace fiberloop {
+namespace {
+
+TEST(Dump, NamesEveryFiberItsStateAndWhatItWaitsOn) {
+  std::ostringstream out;
+  fiberloop::run([&] {
+    Mutex m;
+    m.lock();
+    SpawnOptions a;
+    a.name = "locker";
+    auto locker = spawn(a, [&] { std::lock_guard lock(m); });
+    SpawnOptions b;
+    b.name = "sleeper";
+    auto sleeper = spawn(b, [] { this_fiber::sleep_for(std::chrono::hours(1)); });
+    auto fresh = spawn([] {});
+    this_fiber::yield();
+    spawn([] {}).detach();
+    Loop::current()->dump(out);
+    sleeper.cancel();
+    m.unlock();
+    locker.join();
+    EXPECT_THROW(sleeper.join(), Cancelled);
+    fresh.join();
+  });
+  const std::string text = out.str();
+  EXPECT_NE(text.find("fibers alive"), std::string::npos) << text;
+  EXPECT_NE(text.find("'locker' parked: waiting on a Mutex"), std::string::npos) << text;
+  EXPECT_NE(text.find("'sleeper' parked: sleeping"), std::string::npos) << text;
+  EXPECT_NE(text.find(" running (spawned at"), std::string::npos) << text;
+  EXPECT_NE(text.find("ready (not started)"), std::string::npos) << text;
+  EXPECT_NE(text.find("scheduler_test.cc"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -23,6 +23,24 @@ class LoopCore;
 class RecordPool;
 class TimeoutScope;
 
+// What a parked fiber waits on, for Loop::dump(). Set by each park site.
+enum class WaitKind : std::uint8_t {
+  kNothing,
+  kJoin,
+  kSleep,
+  kRead,
+  kWrite,
+  kEvent,
+  kMutex,
+  kConditionVariable,
+  kSemaphore,
+  kWaitGroup,
+  kChannel,
+  kFuture,
+  kBlockingJob,
+  kOther,
+};
+
 enum class FiberState : std::uint8_t {
   kReady,     // in the ready queue (also: spawned, not yet started, no stack)
   kRunning,   // the one fiber on the CPU
@@ -102,12 +120,13 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
 
   ContextHandle context = nullptr;  // saved while not running
   FiberState state = FiberState::kReady;
-  bool notified = false;             // woken by a notifier (wake) since it last parked
-  std::uint8_t pending = 0;          // interrupts to deliver at a suspension point
-  bool detached = false;             // no Task will observe the outcome
-  bool joined = false;               // join() has returned the outcome
-  std::uint32_t refs = 0;            // the running fiber + the Task handle
-  std::uint32_t callable_align = 0;  // of a heap callable, to free it
+  bool notified = false;                     // woken by a notifier (wake) since it last parked
+  std::uint8_t pending = 0;                  // interrupts to deliver at a suspension point
+  bool detached = false;                     // no Task will observe the outcome
+  bool joined = false;                       // join() has returned the outcome
+  WaitKind waiting_on = WaitKind::kNothing;  // while parked
+  std::uint32_t refs = 0;                    // the running fiber + the Task handle
+  std::uint32_t callable_align = 0;          // of a heap callable, to free it
   // -- end of the first cache line --
   LoopCore* loop = nullptr;  // null once the loop is destroyed
   RecordPool* pool = nullptr;

@@ -76,6 +76,12 @@ class IntrusiveList {
     return n;
   }
 
+  // Calls fn(const T&) on each item in order.
+  template <class Fn>
+  void for_each(Fn&& fn) const {
+    for (const Hook* h = head_.next_; h != &head_; h = h->next_) fn(static_cast<const T&>(*h));
+  }
+
   // Calls fn(T&) on each item in order; fn may unlink the item it is given.
   template <class Fn>
   void for_each(Fn&& fn) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <iosfwd>
 #include <memory>
 #include <mutex>
 #include <source_location>
@@ -67,11 +68,11 @@ class LoopCore {
   // none. Returns normally when woken by wake(), even if a cancel arrived
   // after the wake (it is delivered at the next suspension point); throws
   // Cancelled when cancelled first.
-  void park();
+  void park(WaitKind kind = WaitKind::kOther);
   // As park(), but never throws: an interrupt stays pending (delivered at the
   // next suspension point). Returns true if woken by wake(), false if by an
   // interrupt (which unlinked the fiber from its wait list).
-  bool park_masked() noexcept;
+  bool park_masked(WaitKind kind = WaitKind::kOther) noexcept;
   // Makes a parked fiber ready (a notifier's wake: park() returns normally).
   // The caller has unlinked it from its wait list. A no-op for others.
   void wake(FiberRecord& f) noexcept;
@@ -135,6 +136,8 @@ class LoopCore {
   void shutdown() noexcept;
 
   void set_exception_handler(ExceptionHandler handler);
+  // Loop::dump: every fiber, its state and what it waits on, and the counters.
+  void dump(std::ostream& out) const;
   // Hands a failure nobody can receive to the exception handler.
   void report(std::exception_ptr error, const FiberInfo& info) noexcept;
   LoopStats stats() const noexcept;

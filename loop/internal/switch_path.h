@@ -105,21 +105,23 @@ inline void LoopCore::yield() {
   deliver_interrupt(self);
 }
 
-inline void LoopCore::park() {
+inline void LoopCore::park(WaitKind kind) {
   FiberRecord& self = running_fiber("park");
   if (self.pending) [[unlikely]] {
     static_cast<FiberRecord::WaitHook&>(self).unlink();
     throw_interrupt(self);
   }
   self.state = FiberState::kParked;
+  self.waiting_on = kind;
   self.notified = false;
   suspend(self);
   if (!self.notified) deliver_interrupt(self);
 }
 
-inline bool LoopCore::park_masked() noexcept {
+inline bool LoopCore::park_masked(WaitKind kind) noexcept {
   FiberRecord& self = *current_;
   self.state = FiberState::kParked;
+  self.waiting_on = kind;
   self.notified = false;
   suspend(self);
   return self.notified;
@@ -141,7 +143,7 @@ inline void LoopCore::wait_finished(FiberRecord& f) {
   DoneWaiter waiter;
   waiter.fiber = current_;
   f.done_waiters.push_back(waiter);
-  park();  // an interrupt leaves `waiter` linked until it is destroyed
+  park(WaitKind::kJoin);  // an interrupt leaves `waiter` linked until it is destroyed
 }
 
 }  // namespace fiberloop::internal

@@ -14,6 +14,9 @@ namespace fiberloop::internal {
 
 class WaitQueue {
  public:
+  // `kind` is what Loop::dump() says its waiters wait on.
+  explicit WaitQueue(WaitKind kind) noexcept : kind_(kind) {}
+
   bool empty() const noexcept { return fibers_.empty(); }
 
   // Parks the running fiber at the back until notify_one()/notify_all().
@@ -38,6 +41,7 @@ class WaitQueue {
  private:
   static LoopCore& loop_of(FiberRecord& f) noexcept { return *f.loop; }
   IntrusiveList<FiberRecord, WaitTag> fibers_;
+  WaitKind kind_;
 };
 
 }  // namespace fiberloop::internal
