@@ -328,7 +328,7 @@ TEST_F(Time, RunBlockingSurvivesCancellation) {
   run([&] {
     auto waiter = spawn([&] {
       return run_blocking([&] {
-        std::this_thread::sleep_for(100ms);
+        std::this_thread::sleep_for(1s);
         finished = true;
         return 1;
       });
@@ -337,7 +337,7 @@ TEST_F(Time, RunBlockingSurvivesCancellation) {
     const TimePoint start = Clock::now();
     waiter.cancel();
     EXPECT_THROW(waiter.join(), Cancelled);
-    EXPECT_LT(elapsed_since(start), 50ms) << "the cancelled fiber must not wait for the job";
+    EXPECT_LT(elapsed_since(start), 500ms) << "the cancelled fiber must not wait for the job";
     EXPECT_FALSE(finished);
   });
   // run() counts the job as work in progress: it returns once the job is
