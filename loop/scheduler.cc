@@ -125,6 +125,12 @@ LoopCore::~LoopCore() {
   discard_callbacks();
   callbacks_->core = nullptr;  // TimerHandles that outlive the loop see it gone
   if (tls_loop == this) tls_loop = nullptr;
+  if (leaked_fibers_) {
+    // Fibers that would not unwind keep their records (and stacks): leaked
+    // on purpose, and kept reachable here so leak checkers see it is meant.
+    static auto* leaked = new std::vector<RecordPool*>;
+    leaked->push_back(records_);
+  }
   records_->orphan();
 }
 
@@ -140,7 +146,8 @@ void LoopCore::resume_from_scheduler(FiberRecord& f) noexcept {
   ++switches_;
   current_ = &f;
   f.state = FiberState::kRunning;
-  switch_context(&scheduler_context_, f.context, &f);
+  scheduler_stack_ = current_stack();
+  switch_context(&scheduler_context_, f.context, &f, stack_of(f));
   current_ = nullptr;
 }
 
@@ -196,6 +203,7 @@ bool LoopCore::prepare_to_run(FiberRecord& f) noexcept {
   if ((f.pending & FiberRecord::kCancel) == 0) {
     try {
       f.stack = stacks_.acquire(StackOptions{f.stack.size, f.stack.guarded});
+      prepare_stack_for_reuse(f.stack.bottom(), f.stack.size);
       f.context = make_context(f.stack.top, f.stack.size);
       return true;
     } catch (...) {
@@ -276,7 +284,8 @@ void LoopCore::finish_running() noexcept {
   stacks_.release(f.stack);
   f.stack = Stack{};
   release_ref(f);  // from here on, f may be recycled
-  exit_context(next != nullptr ? next->context : scheduler_context_, next);
+  if (next != nullptr) exit_context(next->context, next, stack_of(*next));
+  exit_context(scheduler_context_, nullptr, scheduler_stack_);
 }
 
 void LoopCore::release_ref(FiberRecord& f) noexcept {
@@ -397,6 +406,7 @@ void LoopCore::shutdown() noexcept {
                      describe(f).c_str(), kShutdownRounds);
         static_cast<ListHook<AllFibersTag>&>(f).unlink();
       });
+      leaked_fibers_ = true;
       break;
     }
     all_.for_each([this](FiberRecord& f) { cancel(f); });

@@ -5,8 +5,14 @@
 // made yield 2x faster; fiber::resume moves a fiber object per switch.
 #include "fiber/internal/context.h"
 
+#include <pthread.h>
+
 #include <boost/context/detail/fcontext.hpp>
 #include <type_traits>
+
+#if FIBERLOOP_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
 
 namespace fiberloop::internal {
 namespace bctx = boost::context::detail;
@@ -23,6 +29,10 @@ namespace {
 
 void trampoline(bctx::transfer_t t) noexcept {
   auto* handoff = static_cast<Handoff*>(t.data);
+#if FIBERLOOP_ASAN
+  __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
+  tls_running_stack = handoff->to_stack;
+#endif
   ContextEntry* entry = handoff->entry;
   if (handoff->save != nullptr) *handoff->save = t.fctx;
   entry->start(entry);
@@ -30,6 +40,29 @@ void trampoline(bctx::transfer_t t) noexcept {
 }
 
 }  // namespace
+
+#if FIBERLOOP_ASAN
+thread_local StackRange tls_running_stack;
+
+StackRange thread_stack() noexcept {
+  pthread_attr_t attr;
+  StackRange r;
+  if (::pthread_getattr_np(::pthread_self(), &attr) == 0) {
+    void* addr = nullptr;
+    std::size_t size = 0;
+    ::pthread_attr_getstack(&attr, &addr, &size);
+    ::pthread_attr_destroy(&attr);
+    r = {addr, size};
+  }
+  return r;
+}
+
+void prepare_stack_for_reuse(void* bottom, std::size_t size) noexcept {
+  __asan_unpoison_memory_region(bottom, size);
+}
+#else
+void prepare_stack_for_reuse(void*, std::size_t) noexcept {}
+#endif
 
 ContextHandle make_context(void* stack_top, std::size_t size) noexcept {
   return bctx::make_fcontext(stack_top, size, &trampoline);

@@ -9,6 +9,11 @@
 
 #include <cstddef>
 
+#if defined(__SANITIZE_ADDRESS__)
+#define FIBERLOOP_ASAN 1
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 namespace fiberloop::internal {
 
 // A suspended execution context: the saved stack pointer.
@@ -20,13 +25,33 @@ struct ContextEntry {
   void (*start)(ContextEntry* self) = nullptr;
 };
 
+// The memory a context runs on, for AddressSanitizer's fiber annotations
+// (ignored in other builds).
+struct StackRange {
+  const void* bottom = nullptr;
+  std::size_t size = 0;
+};
+
 // Passed by the switching context to the resumed one: where to store the
-// switcher's saved context (null if it never resumes), and the entry of a
-// fresh context.
+// switcher's saved context (null if it never resumes), the entry of a fresh
+// context, and (ASan) the stack the resumed context runs on.
 struct Handoff {
   ContextHandle* save;
   ContextEntry* entry;
+  StackRange to_stack;
 };
+
+#if FIBERLOOP_ASAN
+// The stack of the context running on this thread (ASan builds track it).
+extern thread_local StackRange tls_running_stack;
+StackRange thread_stack() noexcept;
+inline StackRange current_stack() noexcept {
+  if (tls_running_stack.bottom == nullptr) tls_running_stack = thread_stack();
+  return tls_running_stack;
+}
+#else
+inline StackRange current_stack() noexcept { return {}; }
+#endif
 
 // Boost.Context's transfer_t and jump_fcontext, by ABI (see context.cc).
 struct Transfer {
@@ -42,11 +67,23 @@ extern "C" Transfer fiberloop_jump_fcontext(ContextHandle to, void* data) noexce
 // exit_context().
 ContextHandle make_context(void* stack_top, std::size_t size) noexcept;
 
-// Saves the running context into *save and resumes `to`, passing `entry` (read
-// only when `to` is fresh). Returns when another context switches to *save.
-inline void switch_context(ContextHandle* save, ContextHandle to, ContextEntry* entry) noexcept {
-  Handoff handoff{save, entry};
+// Saves the running context into *save and resumes `to`, which runs on
+// `to_stack`, passing `entry` (read only when `to` is fresh). Returns when
+// another context switches to *save.
+inline void switch_context(ContextHandle* save, ContextHandle to, ContextEntry* entry,
+                           StackRange to_stack) noexcept {
+  Handoff handoff{save, entry, to_stack};
+#if FIBERLOOP_ASAN
+  const StackRange mine = current_stack();
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(save != nullptr ? &fake_stack : nullptr, to_stack.bottom,
+                                 to_stack.size);
+#endif
   const Transfer t = fiberloop_jump_fcontext(to, &handoff);
+#if FIBERLOOP_ASAN
+  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+  tls_running_stack = mine;
+#endif
   // Resumed: record where the switcher stopped, unless it exited for good.
   auto* from = static_cast<Handoff*>(t.data);
   if (from->save != nullptr) *from->save = t.from;
@@ -56,9 +93,13 @@ inline void switch_context(ContextHandle* save, ContextHandle to, ContextEntry* 
 // switch_context does). Whatever owns the running stack must not unmap it
 // before this call; returning it to a pool is fine, as nothing reuses it
 // until the switch is done.
-[[noreturn]] inline void exit_context(ContextHandle to, ContextEntry* entry) noexcept {
-  switch_context(nullptr, to, entry);
+[[noreturn]] inline void exit_context(ContextHandle to, ContextEntry* entry,
+                                      StackRange to_stack) noexcept {
+  switch_context(nullptr, to, entry, to_stack);
   __builtin_unreachable();
 }
+
+// Clears stale sanitizer state from a stack about to be reused (ASan builds).
+void prepare_stack_for_reuse(void* bottom, std::size_t size) noexcept;
 
 }  // namespace fiberloop::internal

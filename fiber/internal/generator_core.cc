@@ -18,6 +18,7 @@ GeneratorCore* GeneratorCore::create(const StackOptions& options, std::size_t ca
   }
   StackPool& pool = StackPool::this_thread();
   Stack stack = pool.acquire(options);
+  prepare_stack_for_reuse(stack.bottom(), stack.size);
   // [ ... context stack ... | callable | core ] <- stack.top
   auto top = reinterpret_cast<std::uintptr_t>(stack.top);
   const std::uintptr_t core_at = (top - sizeof(GeneratorCore)) & ~std::uintptr_t{63};
@@ -67,7 +68,10 @@ bool GeneratorCore::resume(void* sent) {
   }
   started_ = true;
   sent_ = sent;
-  switch_context(&consumer_context_, body_context_, this);
+  consumer_stack_ = current_stack();
+  switch_context(
+      &consumer_context_, body_context_, this,
+      {stack_.bottom(), static_cast<std::size_t>(reinterpret_cast<char*>(this) - stack_.bottom())});
   consumer_context_ = nullptr;
   if (finished_ && error_) std::rethrow_exception(std::exchange(error_, nullptr));
   return !finished_;
@@ -76,7 +80,7 @@ bool GeneratorCore::resume(void* sent) {
 void* GeneratorCore::yield(void* value) {
   if (unwinding_) throw GeneratorUnwind{};
   yielded_ = value;
-  switch_context(&body_context_, consumer_context_, nullptr);
+  switch_context(&body_context_, consumer_context_, nullptr, consumer_stack_);
   yielded_ = nullptr;
   if (unwinding_) throw GeneratorUnwind{};
   return sent_;
@@ -95,7 +99,7 @@ void GeneratorCore::body_main(ContextEntry* entry) noexcept {
   core.destroy_(core.callable_);
   core.callable_alive_ = false;
   core.finished_ = true;
-  exit_context(core.consumer_context_, nullptr);
+  exit_context(core.consumer_context_, nullptr, core.consumer_stack_);
 }
 
 }  // namespace fiberloop::internal

@@ -51,6 +51,7 @@ class GeneratorCore : public ContextEntry {
   Stack stack_;
   ContextHandle body_context_ = nullptr;      // saved while the consumer runs
   ContextHandle consumer_context_ = nullptr;  // saved while the body runs
+  StackRange consumer_stack_;                 // (ASan) the stack the consumer runs on
   void (*invoke_)(GeneratorCore&) = nullptr;
   void (*destroy_)(void*) = nullptr;
   void* callable_ = nullptr;

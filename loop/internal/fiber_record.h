@@ -152,6 +152,11 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   std::string name;
   std::source_location spawned_at;
   FiberRecord* next_free = nullptr;  // the pool's free list
+#if FIBERLOOP_ASAN
+  // The stack the fiber suspended on: its own, or a generator's whose body
+  // parked it. ASan builds only.
+  StackRange suspended_on;
+#endif
 
   FiberRecord() = default;
   FiberRecord(const FiberRecord&) = delete;

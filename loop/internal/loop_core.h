@@ -157,6 +157,13 @@ class LoopCore {
   bool prepare_to_run(FiberRecord& f) noexcept;
   void mark_finished(FiberRecord& f) noexcept;
   void make_ready(FiberRecord& f) noexcept;
+  // (ASan) The stack `f` resumes on.
+  static StackRange stack_of(const FiberRecord& f) noexcept {
+#if FIBERLOOP_ASAN
+    if (f.suspended_on.bottom != nullptr) return f.suspended_on;
+#endif
+    return {f.stack.bottom(), f.stack.size};
+  }
   void deliver_interrupt(FiberRecord& self);
   bool needs_scheduler() const noexcept;
   void run_scheduler(FiberRecord* until);
@@ -183,6 +190,7 @@ class LoopCore {
 
   FiberRecord* current_ = nullptr;             // running fiber; null in the scheduler
   ContextHandle scheduler_context_ = nullptr;  // the thread's own stack, saved while a fiber runs
+  StackRange scheduler_stack_;                 // (ASan) the stack the scheduler runs on
   ReadyQueue ready_;
   std::size_t budget_ = 0;                        // fibers still to run in this iteration
   IntrusiveList<FiberRecord, AllFibersTag> all_;  // every fiber not yet finished
@@ -190,6 +198,7 @@ class LoopCore {
   FiberRecord* run_target_ = nullptr;             // run_scheduler() returns when it finishes
   bool attention_ = false;  // the scheduler must look before the next iteration
   bool shutting_down_ = false;
+  bool leaked_fibers_ = false;  // shutdown gave up on fibers that ignore cancellation
   ExceptionHandler exception_handler_;
 
   // Time and callbacks.

@@ -37,6 +37,9 @@ class RecordPool {
     r->pending = 0;
     r->timeouts = nullptr;
     r->finish_seq = 0;
+#if FIBERLOOP_ASAN
+    r->suspended_on = {};
+#endif
     r->stack = Stack{};
     r->callable = nullptr;
     r->next_free = free_;

@@ -78,11 +78,14 @@ inline void LoopCore::suspend(FiberRecord& self) noexcept {
   }
   ++switches_;
   current_ = next;
+#if FIBERLOOP_ASAN
+  self.suspended_on = current_stack();
+#endif
   if (next != nullptr) {
     next->state = FiberState::kRunning;
-    switch_context(&self.context, next->context, next);
+    switch_context(&self.context, next->context, next, stack_of(*next));
   } else {
-    switch_context(&self.context, scheduler_context_, nullptr);
+    switch_context(&self.context, scheduler_context_, nullptr, scheduler_stack_);
   }
   // Resumed: whoever switched here set current_ = &self and kRunning.
 }
