@@ -60,8 +60,6 @@ StackRange thread_stack() noexcept {
 void prepare_stack_for_reuse(void* bottom, std::size_t size) noexcept {
   __asan_unpoison_memory_region(bottom, size);
 }
-#else
-void prepare_stack_for_reuse(void*, std::size_t) noexcept {}
 #endif
 
 ContextHandle make_context(void* stack_top, std::size_t size) noexcept {

@@ -99,7 +99,12 @@ inline void switch_context(ContextHandle* save, ContextHandle to, ContextEntry* 
   __builtin_unreachable();
 }
 
-// Clears stale sanitizer state from a stack about to be reused (ASan builds).
+// Clears stale sanitizer state from a stack about to be reused (ASan builds;
+// nothing otherwise).
+#if FIBERLOOP_ASAN
 void prepare_stack_for_reuse(void* bottom, std::size_t size) noexcept;
+#else
+inline void prepare_stack_for_reuse(void*, std::size_t) noexcept {}
+#endif
 
 }  // namespace fiberloop::internal

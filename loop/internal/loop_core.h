@@ -190,7 +190,7 @@ class LoopCore {
 
   FiberRecord* current_ = nullptr;             // running fiber; null in the scheduler
   ContextHandle scheduler_context_ = nullptr;  // the thread's own stack, saved while a fiber runs
-  StackRange scheduler_stack_;                 // (ASan) the stack the scheduler runs on
+
   ReadyQueue ready_;
   std::size_t budget_ = 0;                        // fibers still to run in this iteration
   IntrusiveList<FiberRecord, AllFibersTag> all_;  // every fiber not yet finished
@@ -226,6 +226,7 @@ class LoopCore {
   std::atomic<bool> polling_{false};
   std::atomic<bool> stop_requested_{false};
   std::atomic<std::size_t> keep_alives_{0};
+  StackRange scheduler_stack_;  // (ASan) the stack the scheduler runs on; cold: kept last
 
   FiberId next_id_ = 1;
   std::uint64_t created_ = 0;
