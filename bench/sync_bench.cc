@@ -9,10 +9,12 @@
 
 namespace {
 
-// Two fibers bounce a message over two unbuffered channels; per message.
-void BM_fiberloop_unbuffered_ping_pong(benchmark::State& state) {
+// Two fibers bounce a message over two channels of capacity range(0) (0:
+// unbuffered, a rendezvous); per message.
+void BM_fiberloop_ping_pong(benchmark::State& state) {
+  const auto capacity = static_cast<std::size_t>(state.range(0));
   fiberloop::run([&] {
-    fiberloop::Channel<int> ping, pong;
+    fiberloop::Channel<int> ping(capacity), pong(capacity);
     auto echo = fiberloop::spawn([&] {
       while (auto v = ping.recv()) pong.send(*v);
     });
@@ -25,59 +27,36 @@ void BM_fiberloop_unbuffered_ping_pong(benchmark::State& state) {
   });
   state.SetItemsProcessed(state.iterations() * 2);
 }
-BENCHMARK(BM_fiberloop_unbuffered_ping_pong);
+BENCHMARK(BM_fiberloop_ping_pong)->Arg(0)->Name("BM_fiberloop_unbuffered_ping_pong");
+BENCHMARK(BM_fiberloop_ping_pong)->Arg(2)->Name("BM_fiberloop_buffered_ping_pong");
+
+// The same with Boost.Fiber's channels.
+template <class Channel>
+void boost_ping_pong(benchmark::State& state, Channel& ping, Channel& pong) {
+  boost::fibers::fiber echo([&] {
+    int v;
+    while (ping.pop(v) == boost::fibers::channel_op_status::success) pong.push(v);
+  });
+  for (auto _ : state) {
+    ping.push(1);
+    int v;
+    pong.pop(v);
+    benchmark::DoNotOptimize(v);
+  }
+  ping.close();
+  echo.join();
+  state.SetItemsProcessed(state.iterations() * 2);
+}
 
 void BM_boost_fiber_unbuffered_ping_pong(benchmark::State& state) {
   boost::fibers::unbuffered_channel<int> ping, pong;
-  boost::fibers::fiber echo([&] {
-    int v;
-    while (ping.pop(v) == boost::fibers::channel_op_status::success) pong.push(v);
-  });
-  for (auto _ : state) {
-    ping.push(1);
-    int v;
-    pong.pop(v);
-    benchmark::DoNotOptimize(v);
-  }
-  ping.close();
-  echo.join();
-  state.SetItemsProcessed(state.iterations() * 2);
+  boost_ping_pong(state, ping, pong);
 }
 BENCHMARK(BM_boost_fiber_unbuffered_ping_pong);
 
-// The same over buffered channels of capacity 2.
-void BM_fiberloop_buffered_ping_pong(benchmark::State& state) {
-  fiberloop::run([&] {
-    fiberloop::Channel<int> ping(2), pong(2);
-    auto echo = fiberloop::spawn([&] {
-      while (auto v = ping.recv()) pong.send(*v);
-    });
-    for (auto _ : state) {
-      ping.send(1);
-      benchmark::DoNotOptimize(pong.recv());
-    }
-    ping.close();
-    echo.join();
-  });
-  state.SetItemsProcessed(state.iterations() * 2);
-}
-BENCHMARK(BM_fiberloop_buffered_ping_pong);
-
 void BM_boost_fiber_buffered_ping_pong(benchmark::State& state) {
-  boost::fibers::buffered_channel<int> ping(2), pong(2);  // capacity must be a power of 2
-  boost::fibers::fiber echo([&] {
-    int v;
-    while (ping.pop(v) == boost::fibers::channel_op_status::success) pong.push(v);
-  });
-  for (auto _ : state) {
-    ping.push(1);
-    int v;
-    pong.pop(v);
-    benchmark::DoNotOptimize(v);
-  }
-  ping.close();
-  echo.join();
-  state.SetItemsProcessed(state.iterations() * 2);
+  boost::fibers::buffered_channel<int> ping(2), pong(2);  // capacity: a power of 2
+  boost_ping_pong(state, ping, pong);
 }
 BENCHMARK(BM_boost_fiber_buffered_ping_pong);
 

@@ -86,13 +86,7 @@ TEST_F(Compose, GatherReturnsAllValues) {
 
 TEST_F(Compose, GatherRethrowsTheFirstFailureAfterAllFinished) {
   std::vector<std::string> reported;
-  loop().set_exception_handler([&](std::exception_ptr e, const FiberInfo&) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      reported.push_back(ex.what());
-    }
-  });
+  loop().set_exception_handler(testing::collect_whats(reported));
   bool slow_finished = false;
   run([&] {
     auto late_fail = spawn([]() -> int {
@@ -193,13 +187,7 @@ TEST_F(Compose, TaskGroupFirstFailureCancelsASleepingSibling) {
 
 TEST_F(Compose, TaskGroupOtherFailuresAreReportedNotLost) {
   std::vector<std::string> reported;
-  loop().set_exception_handler([&](std::exception_ptr e, const FiberInfo&) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      reported.push_back(ex.what());
-    }
-  });
+  loop().set_exception_handler(testing::collect_whats(reported));
   run([&] {
     TaskGroup group;
     group.spawn([] {  // fails second: while being cancelled by the first failure

@@ -4,13 +4,33 @@
 
 #include <gtest/gtest.h>
 
+#include <exception>
+#include <functional>
 #include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "fiber/internal/stack_pool.h"
 #include "fiberloop.h"
 
 namespace fiberloop::testing {
+
+// An exception handler that appends each reported failure's what() to `out`,
+// after "<fiber name>: " when `with_name`.
+inline std::function<void(std::exception_ptr, const FiberInfo&)> collect_whats(
+    std::vector<std::string>& out, bool with_name = false) {
+  return [&out, with_name](std::exception_ptr e, const FiberInfo& info) {
+    std::string what = "(not a std::exception)";
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      what = ex.what();
+    } catch (...) {
+    }
+    out.push_back(with_name ? info.name + ": " + what : what);
+  };
+}
 
 class LoopTest : public ::testing::Test {
  protected:

@@ -93,13 +93,7 @@ TEST_F(TaskTest, JoinFromOutsideAFiberRunsTheLoop) {
 
 TEST_F(TaskTest, FailedDetachedFiberGoesToTheHandlerAndTheLoopGoesOn) {
   std::vector<std::string> reports;
-  loop().set_exception_handler([&](std::exception_ptr e, const FiberInfo& info) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      reports.push_back(info.name + ": " + ex.what());
-    }
-  });
+  loop().set_exception_handler(testing::collect_whats(reports, true));
   int after = run([] {
     SpawnOptions opts;
     opts.name = "doomed";

@@ -116,13 +116,7 @@ TEST_F(Time, ACallbackCanCancelAnother) {
 
 TEST_F(Time, AThrowingCallbackGoesToTheHandlerAndTheLoopGoesOn) {
   std::vector<std::string> reports;
-  loop().set_exception_handler([&](std::exception_ptr e, const FiberInfo& info) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& ex) {
-      reports.push_back(info.name + ": " + ex.what());
-    }
-  });
+  loop().set_exception_handler(testing::collect_whats(reports, true));
   bool after = false;
   loop().call_soon([] { throw std::runtime_error("callback broke"); });
   loop().call_later(5ms, [&] { after = true; });
