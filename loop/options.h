@@ -55,10 +55,11 @@ struct LoopStats {
   std::uint64_t stacks_pooled = 0;       // free stacks kept for reuse
   std::uint64_t timers_pending = 0;      // sleeps, timeouts and call_later/call_at callbacks queued
   std::uint64_t callbacks_run = 0;
-  std::uint64_t polls = 0;          // epoll waits
-  Duration time_blocked{};          // spent blocked in epoll waits, idle
-  std::uint64_t blocking_jobs = 0;  // run_blocking() jobs not yet finished
-  std::uint64_t fd_waiters = 0;     // fibers parked on fd readiness
+  std::uint64_t polls = 0;           // epoll waits
+  Duration time_blocked{};           // spent blocked in epoll waits, idle
+  std::uint64_t blocking_jobs = 0;   // run_blocking() jobs not yet finished
+  std::uint64_t fd_waiters = 0;      // fibers parked on fd readiness
+  std::uint64_t fds_registered = 0;  // fds registered with the loop's epoll
 };
 
 }  // namespace fiberloop

@@ -61,6 +61,7 @@ void Poller::add(int fd, ReadinessTarget* token) {
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
     throw_errno("epoll_ctl add fd " + std::to_string(fd));
   }
+  ++registered_;
 }
 
 void Poller::watch(int fd, ReadinessTarget* token, bool read, bool write, bool already_added) {
@@ -70,9 +71,13 @@ void Poller::watch(int fd, ReadinessTarget* token, bool read, bool write, bool a
   if (::epoll_ctl(epoll_fd_, already_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0) {
     throw_errno("epoll_ctl watch fd " + std::to_string(fd));
   }
+  if (!already_added) ++registered_;
 }
 
-void Poller::remove(int fd) noexcept { ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr); }
+void Poller::remove(int fd) noexcept {
+  ::epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+  --registered_;
+}
 
 std::span<const Readiness> Poller::wait(std::optional<Duration> timeout, bool* woken) {
   epoll_event events[kMaxEvents];

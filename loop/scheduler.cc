@@ -439,6 +439,7 @@ LoopStats LoopCore::stats() const noexcept {
   s.time_blocked = poller_.time_blocked();
   s.blocking_jobs = jobs_outstanding_;
   s.fd_waiters = fd_waiters_;
+  s.fds_registered = poller_.registered();
   return s;
 }
 

@@ -1,5 +1,6 @@
 // The shared fixture: a Loop per test, and after the test, proof that nothing
-// was left behind (no live fiber, no stack outstanding).
+// was left behind: no live fiber, no pending timer, no fd registered with the
+// loop, no stack outstanding.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -46,7 +47,10 @@ class LoopTest : public ::testing::Test {
 
   void TearDown() override {
     loop_->run();
-    EXPECT_EQ(loop_->stats().fibers_alive, 0u) << "a test left a fiber alive";
+    const LoopStats s = loop_->stats();
+    EXPECT_EQ(s.fibers_alive, 0u) << "a test left a fiber alive";
+    EXPECT_EQ(s.timers_pending, 0u) << "a test left a timer pending";
+    EXPECT_EQ(s.fds_registered, 0u) << "a test left an fd registered with the loop";
     loop_.reset();
     EXPECT_EQ(internal::StackPool::this_thread().stats().outstanding, 0u)
         << "a test left a stack outstanding";

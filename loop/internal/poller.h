@@ -58,6 +58,8 @@ class Poller {
   void remove(int fd) noexcept;
 
   std::uint64_t polls() const noexcept { return polls_; }
+  // fds registered now (sockets, wait_readable, add_reader), the eventfd aside.
+  std::size_t registered() const noexcept { return registered_; }
   Duration time_blocked() const noexcept { return blocked_; }
 
  private:
@@ -66,6 +68,7 @@ class Poller {
   bool have_pwait2_ = true;
   std::vector<Readiness> ready_;
   std::uint64_t polls_ = 0;
+  std::size_t registered_ = 0;
   Duration blocked_{};
 };
 
