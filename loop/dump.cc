@@ -73,6 +73,7 @@ void LoopCore::dump(std::ostream& out) const {
     }
     if (f.pending & FiberRecord::kCancel) out << ", cancel pending";
     if (f.pending & FiberRecord::kTimeout) out << ", timed out";
+    if (f.stack) out << ", stack used " << StackPool::high_water(f.stack) / 1024 << " KiB";
     if (f.spawned_at.line() != 0) {
       out << " (spawned at " << f.spawned_at.file_name() << ":" << f.spawned_at.line() << ")";
     }
@@ -80,9 +81,23 @@ void LoopCore::dump(std::ostream& out) const {
   });
 }
 
+std::size_t LoopCore::stack_high_water() const {
+  std::size_t deepest = 0;
+  all_.for_each([&](const FiberRecord& f) {
+    const std::size_t used = StackPool::high_water(f.stack);
+    if (used > deepest) deepest = used;
+  });
+  return deepest;
+}
+
 }  // namespace fiberloop::internal
 
 namespace fiberloop {
+
+std::size_t Loop::stack_high_water() const {
+  core_->check_thread("Loop::stack_high_water");
+  return core_->stack_high_water();
+}
 
 void Loop::dump(std::ostream& out) const {
   core_->check_thread("Loop::dump");

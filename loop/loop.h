@@ -135,6 +135,12 @@ class Loop {
   // Counters since creation and what is alive now.
   LoopStats stats() const;
 
+  // The deepest any live fiber has used its stack, in bytes (to the page):
+  // for sizing StackOptions::size. Measured on request, one mincore(2) per
+  // fiber; Loop::dump() shows each fiber's.
+  // Throws: std::logic_error from another thread.
+  std::size_t stack_high_water() const;
+
   // Writes one line per live fiber (id, name, state, what it waits on, where
   // it was spawned) and the loop's counters: for debugging a stuck program.
   // Throws: std::logic_error from another thread.

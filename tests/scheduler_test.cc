@@ -224,9 +224,47 @@ TEST(Dump, NamesEveryFiberItsStateAndWhatItWaitsOn) {
   EXPECT_NE(text.find("fibers alive"), std::string::npos) << text;
   EXPECT_NE(text.find("'locker' parked: waiting on a Mutex"), std::string::npos) << text;
   EXPECT_NE(text.find("'sleeper' parked: sleeping"), std::string::npos) << text;
-  EXPECT_NE(text.find(" running (spawned at"), std::string::npos) << text;
+  EXPECT_NE(text.find(" running, stack used"), std::string::npos) << text;
   EXPECT_NE(text.find("ready (not started)"), std::string::npos) << text;
   EXPECT_NE(text.find("scheduler_test.cc"), std::string::npos) << text;
+}
+
+}  // namespace
+}  // namespace fiberloop
+
+namespace fiberloop {
+namespace {
+
+// Uses about `bytes` of stack, then parks until cancelled.
+void use_stack_and_park(std::size_t bytes) {
+  if (bytes >= 1024) {
+    volatile char frame[1024];
+    frame[0] = 1;
+    use_stack_and_park(bytes - 1024);
+    (void)frame[0];
+    return;
+  }
+  Loop::current()->core().park();
+}
+
+TEST(StackHighWater, MeasuresTheDeepestLiveStack) {
+  fiberloop::run([] {
+    auto shallow = spawn([] { use_stack_and_park(0); });
+    this_fiber::yield();
+    const std::size_t little = Loop::current()->stack_high_water();
+    EXPECT_GT(little, 0u);
+    EXPECT_LE(little, 16u * 1024) << "a fiber that did nothing used " << little << " bytes";
+    auto deep = spawn([] { use_stack_and_park(100 * 1024); });
+    this_fiber::yield();
+    EXPECT_GE(Loop::current()->stack_high_water(), 100u * 1024);
+    std::ostringstream out;
+    Loop::current()->dump(out);
+    EXPECT_NE(out.str().find("stack used"), std::string::npos) << out.str();
+    shallow.cancel();
+    deep.cancel();
+    EXPECT_THROW(shallow.join(), Cancelled);
+    EXPECT_THROW(deep.join(), Cancelled);
+  });
 }
 
 }  // namespace

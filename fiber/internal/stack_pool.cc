@@ -250,6 +250,22 @@ void StackPool::unmap_idle_slabs(SizeClass& sc, std::size_t keep) noexcept {
   }
 }
 
+std::size_t StackPool::high_water(const Stack& stack) noexcept {
+  if (!stack) return 0;
+  const std::size_t page = page_size();
+  const std::size_t pages = stack.size / page;
+  std::vector<unsigned char> resident(pages);
+  if (::mincore(stack.bottom(), stack.size, resident.data()) != 0) return 0;
+  std::size_t lowest = pages;  // the lowest resident page, counted from the bottom
+  for (std::size_t i = 0; i < pages; ++i) {
+    if (resident[i] & 1) {
+      lowest = i;
+      break;
+    }
+  }
+  return (pages - lowest) * page;
+}
+
 StackPoolStats StackPool::stats() const noexcept {
   StackPoolStats s;
   s.outstanding = outstanding_;

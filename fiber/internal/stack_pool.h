@@ -95,6 +95,11 @@ class StackPool {
   }
 
   StackPoolStats stats() const noexcept;
+
+  // How deep `stack` has been used: the bytes from its top down to the
+  // lowest page ever touched (pages stay committed once touched; one
+  // mincore(2) call). 0 if it cannot tell.
+  static std::size_t high_water(const Stack& stack) noexcept;
   GuardMethod guard_method() const noexcept { return method_; }
 
   static GuardMethod best_guard_method() noexcept;

@@ -138,6 +138,7 @@ class LoopCore {
   void set_exception_handler(ExceptionHandler handler);
   // Loop::dump: every fiber, its state and what it waits on, and the counters.
   void dump(std::ostream& out) const;
+  std::size_t stack_high_water() const;
   // Hands a failure nobody can receive to the exception handler.
   void report(std::exception_ptr error, const FiberInfo& info) noexcept;
   LoopStats stats() const noexcept;
