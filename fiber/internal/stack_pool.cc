@@ -2,6 +2,8 @@
 
 #include "fiber/internal/overflow_guard.h"
 
+#include <valgrind/valgrind.h>
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -46,9 +48,15 @@ GuardMethod StackPool::best_guard_method() noexcept {
 StackPool::StackPool(GuardMethod method) noexcept : method_(method) {}
 
 StackPool::~StackPool() {
-  for (const Slab& slab : slabs_) {
-    if (slab.base != nullptr) ::munmap(slab.base, slab.bytes);
+  for (Slab& slab : slabs_) {
+    if (slab.base != nullptr) unmap(slab);
   }
+}
+
+void StackPool::unmap(Slab& slab) noexcept {
+  for (unsigned id : slab.valgrind_ids) VALGRIND_STACK_DEREGISTER(id);
+  ::munmap(slab.base, slab.bytes);
+  slab = Slab{nullptr, 0, 0, 0, false, {}};
 }
 
 namespace {
@@ -120,6 +128,9 @@ Stack StackPool::acquire_slow(const StackOptions& options) {
     // for a whole slab at once: a slab's unused stacks cost nothing.
     stack.guarded = sc.guard && install_guard(sc.carve_next - page_size());
     if (sc.guard && !stack.guarded) ++unguarded_;
+    if (RUNNING_ON_VALGRIND) {  // so memcheck follows switches onto this stack
+      slabs_[stack.slab].valgrind_ids.push_back(VALGRIND_STACK_REGISTER(stack.bottom(), stack.top));
+    }
     sc.carve_next += slot;
     --sc.carve_left;
   }
@@ -146,7 +157,7 @@ void StackPool::map_slab(SizeClass& sc) {
   std::uint32_t index = 0;
   while (index < slabs_.size() && slabs_[index].base != nullptr) ++index;
   if (index == slabs_.size()) slabs_.push_back({});
-  slabs_[index] = Slab{first, bytes, 0, slot, sc.guard};
+  slabs_[index] = Slab{first, bytes, 0, slot, sc.guard, {}};
   sc.carve_next = first + guard_bytes;  // each slot: [guard][stack]
   sc.carve_left = count;
   sc.carve_slab = index;
@@ -244,8 +255,7 @@ void StackPool::unmap_idle_slabs(SizeClass& sc, std::size_t keep) noexcept {
   sc.cold = kept_cold;
   for (std::size_t i = 0; i < slabs_.size(); ++i) {
     if (!idle[i]) continue;
-    ::munmap(slabs_[i].base, slabs_[i].bytes);
-    slabs_[i] = Slab{nullptr, 0, 0};
+    unmap(slabs_[i]);
     if (sc.carve_slab == i) sc.carve_left = 0;
   }
 }

@@ -108,9 +108,10 @@ class StackPool {
   struct Slab {
     char* base;
     std::size_t bytes;
-    std::size_t outstanding;  // stacks of this slab handed out
-    std::size_t slot = 0;     // bytes per stack, guard page included
-    bool guarded = false;     // each slot starts with a guard page
+    std::size_t outstanding;             // stacks of this slab handed out
+    std::size_t slot = 0;                // bytes per stack, guard page included
+    bool guarded = false;                // each slot starts with a guard page
+    std::vector<unsigned> valgrind_ids;  // stacks registered with Valgrind, when under it
   };
   // Stacks of one shape (size, guard) and the slab being carved.
   struct SizeClass {
@@ -131,6 +132,7 @@ class StackPool {
   void map_slab(SizeClass& sc);
   bool install_guard(char* page) noexcept;
   void unmap_idle_slabs(SizeClass& sc, std::size_t keep) noexcept;
+  void unmap(Slab& slab) noexcept;
 
   GuardMethod method_;
   std::vector<SizeClass> classes_;
