@@ -8,7 +8,9 @@
 // A Future can be completed from a fiber, a loop callback, or another thread
 // by way of Loop::call_soon_threadsafe. Single loop: both ends belong to the
 // loop of the thread that made the Promise. Copies of a Promise or Future
-// share one state.
+// share one state. If every copy of a Promise is destroyed unsatisfied, get()
+// throws BrokenPromise rather than waiting forever. Neither end may outlive
+// the loop.
 #pragma once
 
 #include <exception>
@@ -94,11 +96,22 @@ class Future {
   std::shared_ptr<internal::FutureState<T>> state_;
 };
 
+// Thrown by Future::get() when every copy of its Promise was destroyed
+// unsatisfied: no value will ever come.
+class BrokenPromise : public std::logic_error {
+ public:
+  BrokenPromise()
+      : std::logic_error(
+            "Future::get: the Promise was destroyed without set_value or set_exception") {}
+};
+
 template <class T>
 class Promise {
  public:
   // Throws: std::logic_error if this thread has no Loop.
-  Promise() : state_(std::make_shared<internal::FutureState<T>>(this_loop())) {}
+  Promise()
+      : state_(std::make_shared<internal::FutureState<T>>(this_loop())),
+        breaker_(std::make_shared<Breaker>(state_)) {}
 
   Future<T> get_future() const { return Future<T>(state_); }
 
@@ -132,15 +145,31 @@ class Promise {
                              ": the promise is already satisfied; set it once");
     }
   }
-  void finish() {
-    internal::FutureState<T>& s = *state_;
+  void finish() { finish(state_); }
+  static void finish(const std::shared_ptr<internal::FutureState<T>>& state) {
+    internal::FutureState<T>& s = *state;
     s.waiters.notify_all();
     for (auto& fn : s.callbacks) {
-      s.loop.call_soon([fn = std::move(fn), f = Future<T>(state_)] { fn(f); });
+      s.loop.call_soon([fn = std::move(fn), f = Future<T>(state)] { fn(f); });
     }
     s.callbacks.clear();
   }
+
+  // Shared by the copies of one Promise: the last one destroyed unsatisfied
+  // breaks it, so fibers in get() wake with BrokenPromise instead of waiting
+  // forever.
+  struct Breaker {
+    explicit Breaker(std::shared_ptr<internal::FutureState<T>> s) : state(std::move(s)) {}
+    ~Breaker() {
+      if (state->ready()) return;
+      state->error = std::make_exception_ptr(BrokenPromise());
+      finish(state);
+    }
+    std::shared_ptr<internal::FutureState<T>> state;
+  };
+
   std::shared_ptr<internal::FutureState<T>> state_;
+  std::shared_ptr<Breaker> breaker_;
 };
 
 }  // namespace fiberloop

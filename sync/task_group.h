@@ -12,6 +12,9 @@
 // handler. Cancelling the fiber that owns the group while it waits in join()
 // (or while an exception leaves the group's scope) cancels the children
 // first. Single loop (see event.h).
+// The group keeps each child's Task until the group ends (spawn() returns a
+// reference to it): it is for a bounded set of children, not for a server's
+// ever-growing set of connections.
 #pragma once
 
 #include <cstddef>

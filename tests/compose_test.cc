@@ -69,6 +69,29 @@ TEST_F(Compose, FutureCompletedFromAnotherThread) {
   EXPECT_EQ(v, 9);
 }
 
+TEST_F(Compose, ADroppedPromiseBreaksInsteadOfHanging) {
+  run([&] {
+    Future<int> f;
+    {
+      Promise<int> p;
+      f = p.get_future();
+      auto copy = p;  // copies share one promise: only the last one breaks it
+    }
+    EXPECT_THROW(f.get(), BrokenPromise);
+
+    // A waiter already parked wakes: here the only copy sat in a callback
+    // that was cancelled.
+    Promise<std::string> q;
+    Future<std::string> g = q.get_future();
+    TimerHandle h = loop().call_later(1h, [q]() mutable { q.set_value("never"); });
+    q = Promise<std::string>();  // the callback holds the last copy of the first promise
+    auto waiter = spawn([&] { return g.get(); });
+    this_fiber::yield();
+    h.cancel();
+    EXPECT_THROW(waiter.join(), BrokenPromise);
+  });
+}
+
 TEST_F(Compose, GatherReturnsAllValues) {
   run([] {
     auto a = spawn([] { return 1; });

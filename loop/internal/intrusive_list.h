@@ -70,12 +70,6 @@ class IntrusiveList {
     return item;
   }
 
-  std::size_t size() const noexcept {
-    std::size_t n = 0;
-    for (const Hook* h = head_.next_; h != &head_; h = h->next_) ++n;
-    return n;
-  }
-
   // Calls fn(const T&) on each item in order.
   template <class Fn>
   void for_each(Fn&& fn) const {

@@ -142,7 +142,6 @@ class LoopCore {
   // Hands a failure nobody can receive to the exception handler.
   void report(std::exception_ptr error, const FiberInfo& info) noexcept;
   LoopStats stats() const noexcept;
-  const LoopOptions& options() const noexcept { return options_; }
 
  private:
   [[noreturn]] static void throw_outside_fiber(const char* what);
