@@ -205,6 +205,9 @@ bool LoopCore::prepare_to_run(FiberRecord& f) noexcept {
       f.stack = stacks_.acquire(StackOptions{f.stack.size, f.stack.guarded});
       prepare_stack_for_reuse(f.stack.bottom(), f.stack.size);
       f.context = make_context(f.stack.top, f.stack.size);
+#if FIBERLOOP_SANITIZE_SWITCH
+      f.suspended_on = context_stack(f.stack.bottom(), f.stack.size);
+#endif
       return true;
     } catch (...) {
       f.error = std::current_exception();  // join() rethrows it

@@ -76,7 +76,7 @@ TEST_F(Scheduler, IdsAreDistinctAndVisibleInside) {
 }
 
 TEST_F(Scheduler, HundredThousandLiveFibersWithDefaultOptions) {
-  constexpr int kFibers = 100'000;
+  constexpr int kFibers = testing::at_scale(100'000);
   int finished = 0;
   run([&] {
     std::vector<Task<int>> tasks;

@@ -350,7 +350,7 @@ TEST_F(Time, RunBlockingWithTimeout) {
 }
 
 TEST_F(Time, HundredThousandSleepersWakeInDeadlineOrder) {
-  constexpr int kSleepers = 100'000;
+  constexpr int kSleepers = testing::at_scale(100'000);
   std::mt19937 rng(7);
   std::vector<int> woke;
   woke.reserve(kSleepers);

@@ -32,6 +32,8 @@ void trampoline(bctx::transfer_t t) noexcept {
 #if FIBERLOOP_ASAN
   __sanitizer_finish_switch_fiber(nullptr, nullptr, nullptr);
   tls_running_stack = handoff->to_stack;
+#elif FIBERLOOP_TSAN
+  reap_exited_context();
 #endif
   ContextEntry* entry = handoff->entry;
   if (handoff->save != nullptr) *handoff->save = t.fctx;
@@ -40,6 +42,10 @@ void trampoline(bctx::transfer_t t) noexcept {
 }
 
 }  // namespace
+
+#if FIBERLOOP_TSAN
+thread_local void* tls_exited_tsan_fiber = nullptr;
+#endif
 
 #if FIBERLOOP_ASAN
 thread_local StackRange tls_running_stack;

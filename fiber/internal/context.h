@@ -13,6 +13,14 @@
 #define FIBERLOOP_ASAN 1
 #include <sanitizer/common_interface_defs.h>
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define FIBERLOOP_TSAN 1
+#include <sanitizer/tsan_interface.h>
+#endif
+// Builds whose sanitizer must be told about every switch.
+#if FIBERLOOP_ASAN || FIBERLOOP_TSAN
+#define FIBERLOOP_SANITIZE_SWITCH 1
+#endif
 
 namespace fiberloop::internal {
 
@@ -25,11 +33,14 @@ struct ContextEntry {
   void (*start)(ContextEntry* self) = nullptr;
 };
 
-// The memory a context runs on, for AddressSanitizer's fiber annotations
-// (ignored in other builds).
+// What the sanitizers know a context by: the memory it runs on (ASan) and
+// its ThreadSanitizer fiber (TSan). Ignored in other builds.
 struct StackRange {
   const void* bottom = nullptr;
   std::size_t size = 0;
+#if FIBERLOOP_TSAN
+  void* tsan_fiber = nullptr;
+#endif
 };
 
 // Passed by the switching context to the resumed one: where to store the
@@ -52,9 +63,37 @@ inline StackRange current_stack() noexcept {
   if (tls_running_stack.bottom == nullptr) tls_running_stack = thread_stack();
   return tls_running_stack;
 }
+#elif FIBERLOOP_TSAN
+inline StackRange current_stack() noexcept { return {nullptr, 0, __tsan_get_current_fiber()}; }
+// The TSan fiber of a context that exited, destroyed by whoever runs next
+// (a fiber cannot destroy its own).
+extern thread_local void* tls_exited_tsan_fiber;
+inline void reap_exited_context() noexcept {
+  if (tls_exited_tsan_fiber != nullptr) {
+    __tsan_destroy_fiber(tls_exited_tsan_fiber);
+    tls_exited_tsan_fiber = nullptr;
+  }
+}
 #else
 inline StackRange current_stack() noexcept { return {}; }
 #endif
+
+// Describes the stack [bottom, bottom + size) of a context about to be made.
+// TSan builds create the context's TSan fiber here; exit_context() destroys
+// it, or forget_context_stack() if the context never runs.
+inline StackRange context_stack(const void* bottom, std::size_t size) noexcept {
+#if FIBERLOOP_TSAN
+  return {bottom, size, __tsan_create_fiber(0)};
+#else
+  return {bottom, size};
+#endif
+}
+inline void forget_context_stack([[maybe_unused]] StackRange& stack) noexcept {
+#if FIBERLOOP_TSAN
+  if (stack.tsan_fiber != nullptr) __tsan_destroy_fiber(stack.tsan_fiber);
+  stack.tsan_fiber = nullptr;
+#endif
+}
 
 // Boost.Context's transfer_t and jump_fcontext, by ABI (see context.cc).
 struct Transfer {
@@ -85,11 +124,16 @@ inline void switch_context(ContextHandle* save, ContextHandle to, ContextEntry* 
   void* fake_stack = nullptr;
   __sanitizer_start_switch_fiber(save != nullptr ? &fake_stack : nullptr, to_stack.bottom,
                                  to_stack.size);
+#elif FIBERLOOP_TSAN
+  if (save == nullptr) tls_exited_tsan_fiber = __tsan_get_current_fiber();
+  __tsan_switch_to_fiber(to_stack.tsan_fiber, 0);
 #endif
   const Transfer t = fiberloop_jump_fcontext(to, &handoff);
 #if FIBERLOOP_ASAN
   __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
   tls_running_stack = mine;
+#elif FIBERLOOP_TSAN
+  reap_exited_context();
 #endif
   // Resumed: record where the switcher stopped, unless it exited for good.
   auto* from = static_cast<Handoff*>(t.data);

@@ -35,6 +35,9 @@ GeneratorCore* GeneratorCore::create(const StackOptions& options, std::size_t ca
   core->body_context_ =
       make_context(reinterpret_cast<void*>(context_top),
                    context_top - reinterpret_cast<std::uintptr_t>(stack.bottom()));
+  core->body_stack_ = context_stack(
+      stack.bottom(),
+      static_cast<std::size_t>(core_at - reinterpret_cast<std::uintptr_t>(stack.bottom())));
   return core;
 }
 
@@ -47,6 +50,7 @@ void GeneratorCore::destroy(GeneratorCore* core) noexcept {
       // The body threw while unwinding; nobody is left to tell.
     }
   }
+  if (!core->started_) forget_context_stack(core->body_stack_);  // else it exited
   if (core->callable_alive_) core->destroy_(core->callable_);
   StackPool* pool = core->pool_;
   Stack stack = core->stack_;
@@ -69,9 +73,7 @@ bool GeneratorCore::resume(void* sent) {
   started_ = true;
   sent_ = sent;
   consumer_stack_ = current_stack();
-  switch_context(
-      &consumer_context_, body_context_, this,
-      {stack_.bottom(), static_cast<std::size_t>(reinterpret_cast<char*>(this) - stack_.bottom())});
+  switch_context(&consumer_context_, body_context_, this, body_stack_);
   consumer_context_ = nullptr;
   if (finished_ && error_) std::rethrow_exception(std::exchange(error_, nullptr));
   return !finished_;

@@ -51,7 +51,8 @@ class GeneratorCore : public ContextEntry {
   Stack stack_;
   ContextHandle body_context_ = nullptr;      // saved while the consumer runs
   ContextHandle consumer_context_ = nullptr;  // saved while the body runs
-  StackRange consumer_stack_;                 // (ASan) the stack the consumer runs on
+  StackRange consumer_stack_;                 // (ASan, TSan) the consumer's context
+  StackRange body_stack_;                     // (ASan, TSan) the body's context
   void (*invoke_)(GeneratorCore&) = nullptr;
   void (*destroy_)(void*) = nullptr;
   void* callable_ = nullptr;

@@ -152,9 +152,9 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   std::string name;
   std::source_location spawned_at;
   FiberRecord* next_free = nullptr;  // the pool's free list
-#if FIBERLOOP_ASAN
-  // The stack the fiber suspended on: its own, or a generator's whose body
-  // parked it. ASan builds only.
+#if FIBERLOOP_SANITIZE_SWITCH
+  // The context the fiber suspended on, as the sanitizers know it: its own,
+  // or a generator body's that parked it. ASan and TSan builds only.
   StackRange suspended_on;
 #endif
 

@@ -157,12 +157,13 @@ class LoopCore {
   bool prepare_to_run(FiberRecord& f) noexcept;
   void mark_finished(FiberRecord& f) noexcept;
   void make_ready(FiberRecord& f) noexcept;
-  // (ASan) The stack `f` resumes on.
-  static StackRange stack_of(const FiberRecord& f) noexcept {
-#if FIBERLOOP_ASAN
-    if (f.suspended_on.bottom != nullptr) return f.suspended_on;
+  // (ASan, TSan) The context `f` resumes on, as the sanitizers know it.
+  static StackRange stack_of([[maybe_unused]] const FiberRecord& f) noexcept {
+#if FIBERLOOP_SANITIZE_SWITCH
+    return f.suspended_on;
+#else
+    return {};
 #endif
-    return {f.stack.bottom(), f.stack.size};
   }
   void deliver_interrupt(FiberRecord& self);
   bool needs_scheduler() const noexcept;

@@ -37,7 +37,7 @@ class RecordPool {
     r->pending = 0;
     r->timeouts = nullptr;
     r->finish_seq = 0;
-#if FIBERLOOP_ASAN
+#if FIBERLOOP_SANITIZE_SWITCH
     r->suspended_on = {};
 #endif
     r->stack = Stack{};

@@ -78,7 +78,7 @@ inline void LoopCore::suspend(FiberRecord& self) noexcept {
   }
   ++switches_;
   current_ = next;
-#if FIBERLOOP_ASAN
+#if FIBERLOOP_SANITIZE_SWITCH
   self.suspended_on = current_stack();
 #endif
   if (next != nullptr) {
