@@ -9,12 +9,26 @@
 
 #include <cstddef>
 
-#if defined(__SANITIZE_ADDRESS__)
+// gcc defines __SANITIZE_ADDRESS__ / __SANITIZE_THREAD__; clang has
+// __has_feature.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
 #define FIBERLOOP_ASAN 1
+#endif
+#if __has_feature(thread_sanitizer)
+#define FIBERLOOP_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(FIBERLOOP_ASAN)
+#define FIBERLOOP_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__) && !defined(FIBERLOOP_TSAN)
+#define FIBERLOOP_TSAN 1
+#endif
+#if FIBERLOOP_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
-#if defined(__SANITIZE_THREAD__)
-#define FIBERLOOP_TSAN 1
+#if FIBERLOOP_TSAN
 #include <sanitizer/tsan_interface.h>
 #endif
 // Builds whose sanitizer must be told about every switch.
@@ -116,8 +130,18 @@ inline void switch_context(ContextHandle* save, ContextHandle to, ContextEntry* 
                            [[maybe_unused]] StackRange to_stack) noexcept {
 #if FIBERLOOP_ASAN
   Handoff handoff{save, entry, to_stack};
+  // An exiting context's frames die at the switch (with
+  // detect_stack_use_after_return, ASan frees its fake stack there), and the
+  // resumed side reads the handoff after that: give that one thread storage.
+  static thread_local Handoff exit_handoff;
+  Handoff* passed = &handoff;
+  if (save == nullptr) {
+    exit_handoff = handoff;
+    passed = &exit_handoff;
+  }
 #else
   Handoff handoff{save, entry};
+  Handoff* passed = &handoff;
 #endif
 #if FIBERLOOP_ASAN
   const StackRange mine = current_stack();
@@ -128,7 +152,7 @@ inline void switch_context(ContextHandle* save, ContextHandle to, ContextEntry* 
   if (save == nullptr) tls_exited_tsan_fiber = __tsan_get_current_fiber();
   __tsan_switch_to_fiber(to_stack.tsan_fiber, 0);
 #endif
-  const Transfer t = fiberloop_jump_fcontext(to, &handoff);
+  const Transfer t = fiberloop_jump_fcontext(to, passed);
 #if FIBERLOOP_ASAN
   __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
   tls_running_stack = mine;

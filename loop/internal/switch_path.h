@@ -55,12 +55,14 @@ inline bool LoopCore::needs_scheduler() const noexcept {
   // Fetch ahead what later switches will touch: with many fibers each one is
   // a cache (and TLB) miss. Records kRecordAhead switches ahead; the saved
   // registers on their stacks kContextAhead ahead (their record, fetched
-  // earlier, says where those are).
+  // earlier, says where those are). A fiber not yet started has no saved
+  // registers (context is null): prefetching near address 0 is harmless, and
+  // integer arithmetic keeps that free of a branch and of pointer UB.
   if (FiberRecord* soon = ready_.peek(kContextAhead)) {
-    auto* sp = static_cast<const char*>(soon->context);
-    __builtin_prefetch(sp);
-    __builtin_prefetch(sp + 64);
-    __builtin_prefetch(sp + 128);
+    const auto sp = reinterpret_cast<std::uintptr_t>(soon->context);
+    __builtin_prefetch(reinterpret_cast<const void*>(sp));
+    __builtin_prefetch(reinterpret_cast<const void*>(sp + 64));
+    __builtin_prefetch(reinterpret_cast<const void*>(sp + 128));
   }
   if (FiberRecord* later = ready_.peek(kRecordAhead)) __builtin_prefetch(later);
   // A fiber that has not run yet gets its stack now; one that cannot (or

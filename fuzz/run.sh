@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer fuzzers (--config=fuzz) and runs each for SECONDS
+# (default 60) from its corpus in fuzz/corpus/; new inputs go to a scratch
+# directory, not the repository. Exits non-zero on the first finding, whose
+# input libFuzzer writes to fuzz/findings/.
+#   fuzz/run.sh 600            # ten minutes each
+#   fuzz/run.sh 60 scheduler   # one target
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"
+shift || true
+targets=("$@")
+if ((${#targets[@]} == 0)); then targets=(scheduler socket_address http_parser); fi
+
+# ld.gold warns about every ASan symbol it cannot export; those lines are noise.
+./bazelw build --config=fuzz //fuzz:all 2>&1 | grep -v "warning: Cannot export local symbol" >&2
+
+mkdir -p fuzz/findings
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+for t in "${targets[@]}"; do
+  mkdir -p "$scratch/$t"
+  log="$scratch/$t.log"
+  echo "== ${t}_fuzz for ${seconds}s"
+  if ! bazel-bin/fuzz/"${t}"_fuzz -max_total_time="$seconds" -print_final_stats=1 \
+      -artifact_prefix=fuzz/findings/"$t"- "$scratch/$t" fuzz/corpus/"$t" >"$log" 2>&1; then
+    tail -n 60 "$log"
+    echo "fuzz/run.sh: ${t}_fuzz found a failure; the input is in fuzz/findings/" >&2
+    exit 1
+  fi
+  grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb|^Done" "$log" || true
+  echo "   corpus: $(ls fuzz/corpus/"$t" | wc -l) inputs in the repository, $(ls "$scratch/$t" | wc -l) new"
+done

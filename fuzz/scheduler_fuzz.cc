@@ -1,0 +1,21 @@
+// Fuzz target: programs of the model test's operation language (see
+// tests/model/program.h), decoded from the fuzzer's bytes, must run on
+// fiberloop exactly as on the reference model.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "tests/model/interpret.h"
+#include "tests/model/program.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const fiberloop::model::Program program = fiberloop::model::decode_program(data, size);
+  if (program.scripts.empty()) return 0;
+  const std::string difference = fiberloop::model::compare_with_reference(program);
+  if (!difference.empty()) {
+    std::fputs(difference.c_str(), stderr);
+    std::abort();
+  }
+  return 0;
+}
