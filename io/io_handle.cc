@@ -61,7 +61,8 @@ void IoHandle::wait(Direction dir, const char* op) {
   slot = &waiter;
   loop_.add_fd_waiter();
   try {
-    loop_.park(dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite);
+    loop_.park(dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite,
+               shown_fd_ >= 0 ? shown_fd_ : fd_);
   } catch (...) {
     // Interrupted: leave the slot (only if it still names us: the handle is
     // alive then, as close() would have emptied it).

@@ -47,7 +47,8 @@ void LoopCore::sleep_until(TimePoint when) {
   };
   timers_.push(timer, when);
   try {
-    park(WaitKind::kSleep);  // the timer fired (and left the heap) if this returns
+    park(WaitKind::kSleep, when.time_since_epoch().count());  // the timer fired (and left
+                                                               // the heap) if this returns
   } catch (...) {
     timers_.remove(timer);
     throw;
@@ -181,10 +182,9 @@ bool LoopCore::poll_and_expire() {
     for (const Readiness& r : poller_.wait(timeout, &woken)) on_ready(r);
     polling_.store(false, std::memory_order_relaxed);
   }
-  if (!timers_.empty()) {
-    const TimePoint now = Clock::now();
-    while (TimerNode* node = timers_.pop_expired(now)) node->fire(node);
-  }
+  const TimePoint now = Clock::now();
+  coarse_now_ = now;
+  while (TimerNode* node = timers_.pop_expired(now)) node->fire(node);
   return true;
 }
 

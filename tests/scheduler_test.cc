@@ -1,6 +1,9 @@
 // Spawn, yield, the round-robin order and fairness of the ready queue.
+#include <unistd.h>
 #include <chrono>
+
 #include <mutex>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -201,6 +204,9 @@ namespace {
 
 TEST(Dump, NamesEveryFiberItsStateAndWhatItWaitsOn) {
   std::ostringstream out;
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  FiberId sleeper_id = 0;
   fiberloop::run([&] {
     Mutex m;
     m.lock();
@@ -210,20 +216,41 @@ TEST(Dump, NamesEveryFiberItsStateAndWhatItWaitsOn) {
     SpawnOptions b;
     b.name = "sleeper";
     auto sleeper = spawn(b, [] { this_fiber::sleep_for(std::chrono::hours(1)); });
+    sleeper_id = sleeper.id();
+    SpawnOptions c;
+    c.name = "reader";
+    auto reader = spawn(c, [&] { wait_readable(pipe_fds[0]); });
+    SpawnOptions d;
+    d.name = "joiner";
+    auto joiner = spawn(d, [&] { sleeper.join(); });
     auto fresh = spawn([] {});
     this_fiber::yield();
+    // Parked time is read from the loop's clock at each poll: let one pass.
+    this_fiber::sleep_for(std::chrono::milliseconds(300));
     spawn([] {}).detach();
     Loop::current()->dump(out);
+    reader.cancel();
     sleeper.cancel();
     m.unlock();
     locker.join();
-    EXPECT_THROW(sleeper.join(), Cancelled);
+    EXPECT_THROW(reader.join(), Cancelled);
+    EXPECT_THROW(joiner.join(), Cancelled);  // sleeper's Cancelled, rethrown by its join
     fresh.join();
   });
+  ::close(pipe_fds[0]);
+  ::close(pipe_fds[1]);
   const std::string text = out.str();
   EXPECT_NE(text.find("fibers alive"), std::string::npos) << text;
-  EXPECT_NE(text.find("'locker' parked: waiting on a Mutex"), std::string::npos) << text;
-  EXPECT_NE(text.find("'sleeper' parked: sleeping"), std::string::npos) << text;
+  std::smatch m;
+  ASSERT_TRUE(
+      std::regex_search(text, m, std::regex("'locker' parked (\\d+) ms: waiting on a Mutex")))
+      << text;
+  EXPECT_GE(std::stoi(m[1]), 250) << text;
+  EXPECT_NE(text.find("'sleeper' parked "), std::string::npos) << text;
+  EXPECT_NE(text.find("sleeping, 60 min to go"), std::string::npos) << text;
+  EXPECT_NE(text.find("reading fd " + std::to_string(pipe_fds[0])), std::string::npos) << text;
+  EXPECT_NE(text.find("'joiner' parked"), std::string::npos) << text;
+  EXPECT_NE(text.find("joining fiber " + std::to_string(sleeper_id)), std::string::npos) << text;
   EXPECT_NE(text.find(" running, stack used"), std::string::npos) << text;
   EXPECT_NE(text.find("ready (not started)"), std::string::npos) << text;
   EXPECT_NE(text.find("scheduler_test.cc"), std::string::npos) << text;

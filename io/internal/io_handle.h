@@ -38,6 +38,10 @@ class IoHandle : public ReadinessTarget {
 
   int fd() const noexcept { return fd_; }
 
+  // The fd Loop::dump() names for a fiber waiting here, when not fd():
+  // wait_readable() waits on a dup of the caller's fd.
+  void show_as(int fd) noexcept { shown_fd_ = fd; }
+
   // Parks the running fiber until the fd may be ready in `dir` (a retry may
   // still see EAGAIN). `op` names the operation for errors ("read").
   // Throws: std::system_error (EBADF) if the fd is closed while waiting;
@@ -56,6 +60,7 @@ class IoHandle : public ReadinessTarget {
 
   LoopCore& loop_;
   int fd_;
+  int shown_fd_ = -1;
   IoWaiter* reader_ = nullptr;
   IoWaiter* writer_ = nullptr;
 };

@@ -152,6 +152,11 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   std::string name;
   std::source_location spawned_at;
   FiberRecord* next_free = nullptr;  // the pool's free list
+  // For Loop::dump(), set when the fiber parks: when (by the loop's coarse
+  // clock) and exactly what for: the fd (kRead, kWrite), the joined fiber's
+  // id (kJoin), the deadline in Clock ticks (kSleep).
+  TimePoint parked_at;
+  std::int64_t wait_detail = 0;
 #if FIBERLOOP_SANITIZE_SWITCH
   // The context the fiber suspended on, as the sanitizers know it: its own,
   // or a generator body's that parked it. ASan and TSan builds only.

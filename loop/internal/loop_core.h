@@ -67,8 +67,9 @@ class LoopCore {
   // it into the wait list it waits on (or none); on return or throw it is in
   // none. Returns normally when woken by wake(), even if a cancel arrived
   // after the wake (it is delivered at the next suspension point); throws
-  // Cancelled when cancelled first.
-  void park(WaitKind kind = WaitKind::kOther);
+  // Cancelled when cancelled first. `detail` says exactly what for, in
+  // Loop::dump() (see FiberRecord::wait_detail).
+  void park(WaitKind kind = WaitKind::kOther, std::int64_t detail = 0);
   // As park(), but never throws: an interrupt stays pending (delivered at the
   // next suspension point). Returns true if woken by wake(), false if by an
   // interrupt (which unlinked the fiber from its wait list).
@@ -209,6 +210,9 @@ class LoopCore {
   std::vector<std::uint32_t> soon_;     // callbacks due, in order
   std::vector<std::uint32_t> running_;  // the iteration's snapshot of soon_
   std::size_t fd_waiters_ = 0;          // fibers parked on fd readiness (io/), fd callbacks
+  // The time at the last poll: what parking fibers stamp themselves with
+  // (reading the clock at every park would cost more than the park).
+  TimePoint coarse_now_ = Clock::now();
   // An fd with add_reader/add_writer callbacks. Shared callbacks: one
   // already queued survives its removal.
   struct FdWatch : ReadinessTarget {

@@ -110,7 +110,7 @@ inline void LoopCore::yield() {
   deliver_interrupt(self);
 }
 
-inline void LoopCore::park(WaitKind kind) {
+inline void LoopCore::park(WaitKind kind, std::int64_t detail) {
   FiberRecord& self = running_fiber("park");
   if (self.pending) [[unlikely]] {
     static_cast<FiberRecord::WaitHook&>(self).unlink();
@@ -118,6 +118,8 @@ inline void LoopCore::park(WaitKind kind) {
   }
   self.state = FiberState::kParked;
   self.waiting_on = kind;
+  self.parked_at = coarse_now_;
+  self.wait_detail = detail;
   self.notified = false;
   suspend(self);
   if (!self.notified) deliver_interrupt(self);
@@ -127,6 +129,8 @@ inline bool LoopCore::park_masked(WaitKind kind) noexcept {
   FiberRecord& self = *current_;
   self.state = FiberState::kParked;
   self.waiting_on = kind;
+  self.parked_at = coarse_now_;
+  self.wait_detail = 0;
   self.notified = false;
   suspend(self);
   return self.notified;
@@ -148,7 +152,8 @@ inline void LoopCore::wait_finished(FiberRecord& f) {
   DoneWaiter waiter;
   waiter.fiber = current_;
   f.done_waiters.push_back(waiter);
-  park(WaitKind::kJoin);  // an interrupt leaves `waiter` linked until it is destroyed
+  park(WaitKind::kJoin, static_cast<std::int64_t>(f.id));  // an interrupt leaves `waiter`
+                                                           // linked until it is destroyed
 }
 
 }  // namespace fiberloop::internal
