@@ -9,10 +9,16 @@
 // How long a fiber has been parked is measured from the loop's coarse clock,
 // read at every poll; after a stretch of pure computation (no I/O, no
 // timers) it can read long by that stretch.
+#include <signal.h>
+
+#include <array>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ostream>
 #include <string>
+#include <system_error>
 
 #include "loop/internal/loop_core.h"
 #include "loop/loop.h"
@@ -86,7 +92,32 @@ std::string describe(const FiberRecord& f, TimePoint now) {
   }
 }
 
+// Loops that dump on a signal. The handler runs on any thread, so it only
+// flags them (atomics) and wakes them (an eventfd write).
+constexpr std::size_t kMaxDumpingLoops = 16;
+std::array<std::atomic<LoopCore*>, kMaxDumpingLoops> dumping_loops{};
+
+void on_dump_signal(int) {
+  const int saved_errno = errno;
+  for (auto& slot : dumping_loops) {
+    if (LoopCore* core = slot.load(std::memory_order_acquire)) core->request_dump();
+  }
+  errno = saved_errno;
+}
+
 }  // namespace
+
+void LoopCore::request_dump() noexcept {
+  dump_requested_.store(true, std::memory_order_relaxed);
+  notify_remote();  // the scheduler looks at the next iteration, and epoll wakes
+}
+
+void forget_dump_signal(LoopCore& core) noexcept {
+  for (auto& slot : dumping_loops) {
+    LoopCore* expected = &core;
+    slot.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel);
+  }
+}
 
 void LoopCore::dump(std::ostream& out) const {
   const LoopStats s = stats();
@@ -144,6 +175,30 @@ std::size_t Loop::stack_high_water() const {
 void Loop::dump(std::ostream& out) const {
   core_->check_thread("Loop::dump");
   core_->dump(out);
+}
+
+void Loop::dump_on_signal(int signo) {
+  core_->check_thread("Loop::dump_on_signal");
+  bool registered = false;
+  for (auto& slot : internal::dumping_loops) {
+    if (slot.load(std::memory_order_relaxed) == core_.get()) registered = true;
+  }
+  for (auto& slot : internal::dumping_loops) {
+    internal::LoopCore* expected = nullptr;
+    if (registered) break;
+    registered = slot.compare_exchange_strong(expected, core_.get(), std::memory_order_acq_rel);
+  }
+  if (!registered) {
+    throw std::logic_error("Loop::dump_on_signal: more than 16 loops dump on signals at once");
+  }
+  struct sigaction sa {};
+  sa.sa_handler = &internal::on_dump_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (::sigaction(signo, &sa, nullptr) != 0) {
+    throw std::system_error(errno, std::generic_category(),
+                            "Loop::dump_on_signal: sigaction(" + std::to_string(signo) + ")");
+  }
 }
 
 }  // namespace fiberloop

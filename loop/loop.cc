@@ -1,6 +1,8 @@
 #include "loop/loop.h"
 
 #include <algorithm>
+#include <csignal>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -9,9 +11,16 @@
 
 namespace fiberloop {
 
-Loop::Loop(LoopOptions options) : core_(std::make_unique<internal::LoopCore>(*this, options)) {}
+Loop::Loop(LoopOptions options) : core_(std::make_unique<internal::LoopCore>(*this, options)) {
+  if (const char* v = std::getenv("FIBERLOOP_DUMP_ON_SIGQUIT"); v != nullptr && *v == '1') {
+    dump_on_signal(SIGQUIT);
+  }
+}
 
-Loop::~Loop() { core_->shutdown(); }
+Loop::~Loop() {
+  internal::forget_dump_signal(*core_);
+  core_->shutdown();
+}
 
 Loop* Loop::current() noexcept {
   internal::LoopCore* core = internal::LoopCore::current();

@@ -146,6 +146,16 @@ class Loop {
   // Throws: std::logic_error from another thread.
   void dump(std::ostream& out) const;
 
+  // Prints dump() to stderr whenever the process receives `signo` (Go's
+  // SIGQUIT traceback), at the loop's next iteration; the environment
+  // variable FIBERLOOP_DUMP_ON_SIGQUIT=1 does this for SIGQUIT in every Loop.
+  // The handler is process-wide and stays installed; a loop that is stalled
+  // (a fiber running without yielding) prints once it yields: the stall
+  // detector (LoopOptions::stall_threshold) covers that case.
+  // Throws: std::system_error if sigaction fails; std::logic_error from
+  //         another thread, or past 16 loops at once.
+  void dump_on_signal(int signo);
+
   // The scheduler, for fiberloop's own headers.
   internal::LoopCore& core() noexcept { return *core_; }
 

@@ -24,6 +24,13 @@ struct LoopOptions {
   StackOptions stack;
   // The most worker threads run_blocking() starts (lazily, as jobs need them).
   std::size_t blocking_threads = default_blocking_threads();
+  // The stall detector (asyncio's slow_callback_duration, Seastar's reactor
+  // stall detector): a fiber or callback that runs longer than this without
+  // yielding is reported on stderr, while it still runs, with its name,
+  // spawn site and the loop thread's backtrace. Zero (the default) turns it
+  // off, unless the environment sets FIBERLOOP_STALL_THRESHOLD_MS. Costs a
+  // watchdog thread that wakes four times per threshold.
+  Duration stall_threshold{};
 
   // asyncio's default executor size: min(32, CPUs + 4).
   static std::size_t default_blocking_threads() noexcept;

@@ -17,7 +17,9 @@
 //   (dropped after its stack is released), one for its Task handle.
 #include <sys/resource.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -25,6 +27,7 @@
 #include "fiber/internal/overflow_guard.h"
 #include "loop/errors.h"
 #include "loop/internal/loop_core.h"
+#include "loop/internal/stall_watchdog.h"
 
 namespace fiberloop::internal {
 thread_local LoopCore* tls_loop __attribute__((tls_model("initial-exec"))) = nullptr;
@@ -118,6 +121,15 @@ LoopCore::LoopCore(Loop& owner, const LoopOptions& options)
         "other Loop first (one Loop per thread)");
   }
   tls_loop = this;
+  Duration threshold = options_.stall_threshold;
+  if (threshold == Duration::zero()) {
+    if (const char* ms = std::getenv("FIBERLOOP_STALL_THRESHOLD_MS"))
+      threshold = std::chrono::milliseconds(std::atol(ms));
+  }
+  if (threshold > Duration::zero()) {
+    options_.stall_threshold = threshold;
+    watchdog_ = std::make_unique<StallWatchdog>(*this, threshold);
+  }
 }
 
 LoopCore::~LoopCore() {
@@ -374,6 +386,7 @@ void LoopCore::stop() noexcept {
 // returning here).
 void LoopCore::run_scheduler(FiberRecord* until) {
   in_scheduler_ = true;
+  active_.store(true, std::memory_order_relaxed);
   run_target_ = until;
   for (;;) {
     attention_ = false;
@@ -392,6 +405,7 @@ void LoopCore::run_scheduler(FiberRecord* until) {
   }
   run_target_ = nullptr;
   in_scheduler_ = false;
+  active_.store(false, std::memory_order_relaxed);
 }
 
 void LoopCore::shutdown() noexcept {
@@ -431,13 +445,13 @@ LoopStats LoopCore::stats() const noexcept {
   s.fibers_created = created_;
   s.fibers_finished = finished_;
   s.fibers_alive = created_ - finished_;
-  s.switches = switches_;
-  s.iterations = iterations_;
+  s.switches = switches_.get();
+  s.iterations = iterations_.get();
   const StackPoolStats pool = stacks_.stats();
   s.stacks_outstanding = pool.outstanding;
   s.stacks_pooled = pool.pooled;
   s.timers_pending = timers_.size();
-  s.callbacks_run = callbacks_run_;
+  s.callbacks_run = callbacks_run_.get();
   s.polls = poller_.polls();
   s.time_blocked = poller_.time_blocked();
   s.blocking_jobs = jobs_outstanding_;

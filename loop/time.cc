@@ -3,6 +3,7 @@
 // worker threads of run_blocking().
 #include <chrono>
 #include <cstdio>
+#include <iostream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -48,7 +49,7 @@ void LoopCore::sleep_until(TimePoint when) {
   timers_.push(timer, when);
   try {
     park(WaitKind::kSleep, when.time_since_epoch().count());  // the timer fired (and left
-                                                               // the heap) if this returns
+                                                              // the heap) if this returns
   } catch (...) {
     timers_.remove(timer);
     throw;
@@ -105,11 +106,13 @@ void LoopCore::run_callbacks() {
     std::function<void()> fn = std::move(c.fn);
     callbacks_->release(c);  // its handle is no longer active while it runs
     ++callbacks_run_;
+    in_callback_.store(true, std::memory_order_relaxed);
     try {
       fn();
     } catch (...) {
       report(std::current_exception(), FiberInfo{0, "loop callback", {}});
     }
+    in_callback_.store(false, std::memory_order_relaxed);
   }
   running_.clear();
 }
@@ -142,6 +145,7 @@ void LoopCore::notify_remote() noexcept {
 
 void LoopCore::take_remote() {
   if (!remote_pending_.exchange(false, std::memory_order_acquire)) return;
+  if (dump_requested_.exchange(false, std::memory_order_relaxed)) dump(std::cerr);
   std::vector<std::function<void()>> posted;
   {
     std::lock_guard lock(remote_mutex_);

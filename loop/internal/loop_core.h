@@ -20,6 +20,7 @@
 #include "loop/internal/poller.h"
 #include "loop/internal/ready_queue.h"
 #include "loop/internal/record_pool.h"
+#include "loop/internal/relaxed_counter.h"
 #include "loop/internal/thread_pool.h"
 #include "loop/internal/timer_heap.h"
 #include "loop/options.h"
@@ -32,6 +33,7 @@ class Loop;
 namespace fiberloop::internal {
 
 using ExceptionHandler = std::function<void(std::exception_ptr, const FiberInfo&)>;
+class StallWatchdog;
 
 class LoopCore {
  public:
@@ -144,6 +146,27 @@ class LoopCore {
   void report(std::exception_ptr error, const FiberInfo& info) noexcept;
   LoopStats stats() const noexcept;
 
+  // ---- debugging from outside the loop (loop/stall_watchdog.cc, loop/dump.cc) ----
+  // Moves whenever the loop makes progress: switches, iterations, callbacks.
+  // Any thread.
+  std::uint64_t heartbeat() const noexcept {
+    return switches_.get() + iterations_.get() + callbacks_run_.get();
+  }
+  // True unless run() is on the stack and the loop is not blocked in epoll:
+  // a loop that is idle, or not running, is not stalled. Any thread.
+  bool resting() const noexcept {
+    return !active_.load(std::memory_order_relaxed) || polling_.load(std::memory_order_relaxed);
+  }
+  // The watchdog asks the loop thread to report a stall of `so_far`.
+  void request_stall_report(Duration so_far) noexcept;
+  // The loop thread's signal handler: prints what is stalled and the
+  // thread's backtrace to stderr, if the watchdog asked. Async-signal-safe
+  // as far as glibc's backtrace() is (primed when the watchdog starts).
+  void report_stall_from_signal() noexcept;
+  // Loop::dump_on_signal: a dump to stderr at the next iteration.
+  // Async-signal-safe (atomics and an eventfd write).
+  void request_dump() noexcept;
+
  private:
   [[noreturn]] static void throw_outside_fiber(const char* what);
   [[noreturn]] static void throw_wrong_thread(const char* what);
@@ -236,15 +259,26 @@ class LoopCore {
   FiberId next_id_ = 1;
   std::uint64_t created_ = 0;
   std::uint64_t finished_ = 0;
-  std::uint64_t switches_ = 0;
-  std::uint64_t iterations_ = 0;
-  std::uint64_t callbacks_run_ = 0;
+  RelaxedCounter switches_;
+  RelaxedCounter iterations_;
+  RelaxedCounter callbacks_run_;
+
+  // Debugging: read by the stall watchdog and by signal handlers.
+  std::atomic<bool> active_{false};       // run_scheduler() is on the stack
+  std::atomic<bool> in_callback_{false};  // a call_soon/call_later callback runs
+  std::atomic<bool> stall_report_requested_{false};
+  std::atomic<std::int64_t> stall_so_far_ms_{0};
+  std::atomic<bool> dump_requested_{false};
 
   // run_blocking() workers; declared last, so destroyed (joined) first,
   // while what their jobs post to still exists.
   std::size_t jobs_outstanding_ = 0;
   std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<StallWatchdog> watchdog_;  // with LoopOptions::stall_threshold; joined first
 };
+
+// Stops Loop::dump_on_signal() dumps of `core` (its Loop is going away).
+void forget_dump_signal(LoopCore& core) noexcept;
 
 // Throws std::logic_error: `what` was called with no Loop on this thread.
 [[noreturn]] void throw_no_loop(const char* what);
