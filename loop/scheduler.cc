@@ -16,6 +16,7 @@
 // - A fiber's record lives while refs > 0: one ref for the running fiber
 //   (dropped after its stack is released), one for its Task handle.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -130,6 +131,8 @@ LoopCore::LoopCore(Loop& owner, const LoopOptions& options)
     options_.stall_threshold = threshold;
     watchdog_ = std::make_unique<StallWatchdog>(*this, threshold);
   }
+  debug_lwp_ = static_cast<long>(::gettid());
+  register_for_debuggers(this, true);
 }
 
 LoopCore::~LoopCore() {
@@ -137,6 +140,7 @@ LoopCore::~LoopCore() {
   discard_callbacks();
   callbacks_->core = nullptr;  // TimerHandles that outlive the loop see it gone
   if (tls_loop == this) tls_loop = nullptr;
+  register_for_debuggers(this, false);
   if (leaked_fibers_) {
     // Fibers that would not unwind keep their records (and stacks): leaked
     // on purpose, and kept reachable here so leak checkers see it is meant.
@@ -144,6 +148,24 @@ LoopCore::~LoopCore() {
     leaked->push_back(records_);
   }
   records_->orphan();
+}
+
+LoopCore* debug_loop_list = nullptr;
+
+void register_for_debuggers(LoopCore* core, bool add) noexcept {
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  if (add) {
+    core->debug_next_ = debug_loop_list;
+    debug_loop_list = core;
+    return;
+  }
+  for (LoopCore** p = &debug_loop_list; *p != nullptr; p = &(*p)->debug_next_) {
+    if (*p == core) {
+      *p = core->debug_next_;
+      return;
+    }
+  }
 }
 
 void LoopCore::throw_wrong_thread(const char* what) {

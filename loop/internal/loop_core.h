@@ -275,7 +275,19 @@ class LoopCore {
   std::size_t jobs_outstanding_ = 0;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<StallWatchdog> watchdog_;  // with LoopOptions::stall_threshold; joined first
+
+  // Every loop of the process, for debuggers (tools/gdb/fiberloop.py reads
+  // it from live processes and core files alike; thread-locals are not
+  // always readable from a core).
+  friend void register_for_debuggers(LoopCore* core, bool add) noexcept;
+  LoopCore* debug_next_ = nullptr;
+  long debug_lwp_ = 0;  // the loop thread's kernel id (gettid)
 };
+
+// The head of the list of every loop (LoopCore::debug_next_), for debuggers.
+extern LoopCore* debug_loop_list;
+// Adds `core` to that list, or removes it.
+void register_for_debuggers(LoopCore* core, bool add) noexcept;
 
 // Stops Loop::dump_on_signal() dumps of `core` (its Loop is going away).
 void forget_dump_signal(LoopCore& core) noexcept;
