@@ -116,7 +116,8 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
-bool run_network_report(const char* argv0, double seconds, int rounds) {
+bool run_network_report(const char* argv0, double seconds, int rounds,
+                        std::vector<NetResult>* results) {
   const std::string epoll = find_binary(argv0, "bench/epoll_server");
   const std::string echo = find_binary(argv0, "examples/echo_server");
   const std::string http = find_binary(argv0, "examples/http_hello");
@@ -174,6 +175,7 @@ bool run_network_report(const char* argv0, double seconds, int rounds) {
         return median(v);
       };
       per_cpu[k] = pick(&Sample::rps_per_cpu);
+      results->push_back({workload_name(c.workload), c.connections, servers[k].label, per_cpu[k]});
       std::printf("| %s c=%d | %s | %.0f | %.0f | %.0f | %.0f |", workload_name(c.workload),
                   c.connections, servers[k].label, pick(&Sample::rps), per_cpu[k],
                   pick(&Sample::p50), pick(&Sample::p99));

@@ -3,16 +3,25 @@
 // one table: each fiberloop figure, its target, each peer's, and the ratio.
 //
 //   ./bazelw run -c opt //bench:report [-- --benchmark_filter=yield]
+//
+// Also writes report.svg (bars per operation, lines for how costs grow with
+// fibers, timers and connections) to --out_dir=DIR, by default bench/results
+// in the workspace.
 #include <benchmark/benchmark.h>
 #include <sched.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "bench/net_report.h"
+#include "bench/svg_chart.h"
 
 namespace {
 
@@ -222,6 +231,86 @@ void print_table(const Collector& c) {
   }
 }
 
+// The chart: a bar group per row measured in time per operation, and lines
+// for how costs grow with ready fibers, pending timers and connections.
+std::string chart(const Collector& c, const std::vector<fiberloop::bench::NetResult>& net) {
+  using namespace fiberloop::bench;
+  std::vector<BarGroup> groups;
+  for (const Row& row : rows()) {
+    const std::string unit = row.unit;
+    if (row.counter != nullptr || unit.rfind("ns", 0) != 0) continue;  // bytes, MiB: not time
+    double ours = 0;
+    if (!lookup(c, row.bench, nullptr, &ours)) continue;
+    BarGroup g{std::string(row.operation) + " (" + unit + ")", {{"fiberloop", ours, true}}};
+    for (const Peer& peer : row.peers) {
+      double theirs = 0;
+      if (!lookup(c, peer.bench, nullptr, &theirs)) continue;
+      g.bars.push_back({peer.label, theirs, std::strncmp(peer.label, "fiberloop", 9) == 0});
+    }
+    groups.push_back(std::move(g));
+  }
+  std::vector<LinePanel> panels;
+  auto series = [&](const char* label, std::vector<std::pair<double, const char*>> points,
+                    bool ours) {
+    Series s{label, {}, ours};
+    for (auto [x, bench] : points) {
+      double y = 0;
+      if (lookup(c, bench, nullptr, &y)) s.points.push_back({x, y});
+    }
+    return s;
+  };
+  LinePanel fibers{
+      "yield cost as ready fibers grow", "fibers ready", "ns per yield", true, true, {}};
+  fibers.series.push_back(series("fiberloop yield",
+                                 {{2, "BM_fiberloop_yield/2"},
+                                  {10, "BM_fiberloop_yield_many/10"},
+                                  {100, "BM_fiberloop_yield_many/100"},
+                                  {1000, "BM_fiberloop_yield_many/1000"},
+                                  {1e4, "BM_fiberloop_yield_many/10000"},
+                                  {1e5, "BM_fiberloop_yield_many/100000"},
+                                  {1e6, "BM_fiberloop_yield_many/1000000"}},
+                                 true));
+  LinePanel timers{"timer cost as pending timers grow", "timers pending", "ns", true, false, {}};
+  timers.series.push_back(
+      series("insert", {{1e3, "BM_timer_insert/1000"}, {1e6, "BM_timer_insert/1000000"}}, true));
+  timers.series.push_back(
+      series("cancel", {{1e3, "BM_timer_cancel/1000"}, {1e6, "BM_timer_cancel/1000000"}}, false));
+  timers.series.push_back(series("std::priority_queue push",
+                                 {{1e6, "BM_priority_queue_push/1000000/iterations:20"}}, false));
+  for (LinePanel* p : {&fibers, &timers}) {
+    std::erase_if(p->series, [](const Series& s) { return s.points.empty(); });
+    if (!p->series.empty()) panels.push_back(*p);
+  }
+  for (const char* workload : {"echo", "http"}) {
+    LinePanel conns{std::string(workload) + ": requests per server CPU-second",
+                    "connections",
+                    "requests / CPU-s",
+                    true,
+                    false,
+                    {}};
+    for (const char* server : {"fiberloop", "plain epoll"}) {
+      Series s{server, {}, std::strcmp(server, "fiberloop") == 0};
+      for (const NetResult& r : net) {
+        if (r.workload == workload && r.server == server)
+          s.points.push_back({static_cast<double>(r.connections), r.requests_per_cpu_second});
+      }
+      if (!s.points.empty()) conns.series.push_back(std::move(s));
+    }
+    if (!conns.series.empty()) panels.push_back(std::move(conns));
+  }
+  return render_chart("fiberloop against its peers (medians, one process, one CPU)", groups,
+                      panels);
+}
+
+// Where the chart goes: --out_dir, else bench/results in the workspace
+// (bazel run sets BUILD_WORKSPACE_DIRECTORY), else the current directory.
+std::filesystem::path out_dir(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  if (const char* ws = std::getenv("BUILD_WORKSPACE_DIRECTORY"))
+    return std::filesystem::path(ws) / "bench" / "results";
+  return std::filesystem::current_path();
+}
+
 // Runs on one CPU (the last one) so that figures do not mix cores.
 void pin_to_one_cpu() {
   const long cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
@@ -239,6 +328,7 @@ void pin_to_one_cpu() {
 int main(int argc, char** argv) {
   // --no-net skips the network part; --net_seconds=S and --net_rounds=N size it.
   bool net = true;
+  std::string out_flag;
   double net_seconds = 2.0;
   int net_rounds = 3;
   std::vector<char*> args{argv[0]};
@@ -250,6 +340,8 @@ int main(int argc, char** argv) {
       net_seconds = std::stod(a.substr(14));
     } else if (a.rfind("--net_rounds=", 0) == 0) {
       net_rounds = std::stoi(a.substr(13));
+    } else if (a.rfind("--out_dir=", 0) == 0) {
+      out_flag = a.substr(10);
     } else {
       args.push_back(argv[i]);
     }
@@ -266,6 +358,16 @@ int main(int argc, char** argv) {
   Collector collector(::isatty(STDOUT_FILENO));
   benchmark::RunSpecifiedBenchmarks(&collector);
   print_table(collector);
-  if (net && !fiberloop::bench::run_network_report(argv[0], net_seconds, net_rounds)) return 1;
+  std::vector<fiberloop::bench::NetResult> net_results;
+  if (net &&
+      !fiberloop::bench::run_network_report(argv[0], net_seconds, net_rounds, &net_results)) {
+    return 1;
+  }
+  const std::filesystem::path dir = out_dir(out_flag);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::filesystem::path svg = dir / "report.svg";
+  std::ofstream(svg) << chart(collector, net_results);
+  std::printf("\nreport: chart written to %s\n", svg.c_str());
   return 0;
 }
