@@ -33,7 +33,9 @@ class SocketAddress {
   // Throws: std::invalid_argument if the path is empty or too long.
   static SocketAddress unix_path(std::string_view path);
 
+  // The address family: AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC when empty.
   int family() const noexcept { return storage_.ss_family; }
+  // Which family it is.
   bool is_ipv4() const noexcept { return family() == AF_INET; }
   bool is_ipv6() const noexcept { return family() == AF_INET6; }
   bool is_unix() const noexcept { return family() == AF_UNIX; }
@@ -43,9 +45,11 @@ class SocketAddress {
   // "127.0.0.1:8080", "[::1]:80", or the Unix path.
   std::string to_string() const;
 
+  // For the socket calls: the sockaddr and its length.
   const sockaddr* get() const noexcept { return reinterpret_cast<const sockaddr*>(&storage_); }
   socklen_t size() const noexcept { return len_; }
 
+  // Same family, address and port (or path).
   friend bool operator==(const SocketAddress& a, const SocketAddress& b) noexcept;
 
  private:

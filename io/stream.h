@@ -60,8 +60,11 @@ class Stream {
 
   // Closes the stream (wakes fibers waiting on it). Idempotent.
   void close() noexcept { socket_.close(); }
+  // False once closed (or moved from).
   bool is_open() const noexcept { return socket_.is_open(); }
 
+  // The two ends of the connection.
+  // Throws: std::system_error (getpeername/getsockname) naming the fd.
   SocketAddress peer_address() const { return socket_.peer_address(); }
   SocketAddress local_address() const { return socket_.local_address(); }
   // The fd, or -1 once closed. fiberloop owns it: do not close it yourself.

@@ -53,6 +53,7 @@ class TcpListener {
   // Throws: std::system_error naming the address ("bind 127.0.0.1:80:
   //         Permission denied").
   static TcpListener bind(const SocketAddress& address, int backlog = SOMAXCONN);
+  // As bind() above, with Options (SO_REUSEPORT, backlog).
   static TcpListener bind(const SocketAddress& address, Options options);
 
   // The next connection, parking until one arrives.
@@ -60,9 +61,12 @@ class TcpListener {
   //         never spins); EBADF if closed while waiting; Cancelled; TimeoutError.
   TcpStream accept();
 
+  // The bound address (with the port the kernel chose for port 0).
+  // Throws: std::system_error naming the fd.
   SocketAddress local_address() const { return socket_.local_address(); }
   // Closes the listener, waking a fiber parked in accept(). Idempotent.
   void close() noexcept { socket_.close(); }
+  // The listening socket; -1 once closed.
   int fd() const noexcept { return socket_.fd(); }
 
  private:

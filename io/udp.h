@@ -37,11 +37,16 @@ class UdpSocket {
   // from elsewhere are dropped by the kernel.
   // Throws: std::system_error naming the address.
   void connect(const SocketAddress& peer);
+  // To and from the connect()ed peer: one datagram each, parking until the
+  // socket is ready. Throws: std::system_error naming the fd; Cancelled, TimeoutError.
   std::size_t send(std::span<const char> data);
   std::size_t recv(std::span<char> buf);
 
+  // The bound address. Throws: std::system_error naming the fd.
   SocketAddress local_address() const { return socket_.local_address(); }
+  // Closes the socket; a fiber parked on it wakes with std::system_error.
   void close() noexcept { socket_.close(); }
+  // The socket; -1 once closed.
   int fd() const noexcept { return socket_.fd(); }
 
  private:

@@ -37,8 +37,11 @@ class UnixListener {
   // As TcpListener::accept().
   UnixStream accept();
 
+  // The bound path. Throws: std::system_error naming the fd.
   SocketAddress local_address() const { return socket_.local_address(); }
+  // Closes the socket; a fiber parked in accept() wakes with std::system_error.
   void close() noexcept { socket_.close(); }
+  // The listening socket; -1 once closed.
   int fd() const noexcept { return socket_.fd(); }
 
  private:

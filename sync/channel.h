@@ -36,6 +36,7 @@ class ChannelClosed : public std::runtime_error {
 template <class T>
 class Channel {
  public:
+  // A channel holding up to `capacity` values; 0 makes it unbuffered.
   explicit Channel(std::size_t capacity = 0)
       : capacity_(capacity),
         ring_(std::make_unique<std::optional<T>[]>(capacity == 0 ? 1 : capacity)) {}
@@ -92,6 +93,7 @@ class Channel {
     while (internal::ChannelOp* s = internal::claim(senders_)) s->complete(true);
   }
 
+  // Whether close() was called; values buffered now; the buffer size.
   bool closed() const noexcept { return closed_; }
   std::size_t size() const noexcept { return count_; }
   std::size_t capacity() const noexcept { return capacity_; }

@@ -23,6 +23,7 @@ class Event {
   void set() noexcept;
   // Clears the flag. Waiters already woken still return.
   void clear() noexcept { set_ = false; }
+  // Whether the flag is set.
   bool is_set() const noexcept { return set_; }
 
   // Parks until the flag is set; returns at once if it is.

@@ -113,6 +113,7 @@ class Promise {
       : state_(std::make_shared<internal::FutureState<T>>(this_loop())),
         breaker_(std::make_shared<Breaker>(state_)) {}
 
+  // The Future this Promise completes (any number may share it).
   Future<T> get_future() const { return Future<T>(state_); }
 
   // Stores the value and wakes every fiber in get(); done-callbacks are

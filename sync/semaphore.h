@@ -16,6 +16,7 @@ namespace fiberloop {
 
 class Semaphore {
  public:
+  // A semaphore with `permits` available.
   explicit Semaphore(std::size_t permits) noexcept : permits_(permits) {}
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
@@ -29,6 +30,7 @@ class Semaphore {
   // Returns a permit: to the longest waiter if any, else to the pool.
   void release() noexcept;
 
+  // Permits available now.
   std::size_t available() const noexcept { return permits_; }
 
  private:

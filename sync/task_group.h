@@ -76,6 +76,7 @@ class TaskGroup {
   // Cancels every child still running.
   void cancel() noexcept;
 
+  // Children spawned so far (finished ones included).
   std::size_t size() const noexcept { return children_.size(); }
 
  private:

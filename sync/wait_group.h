@@ -29,6 +29,7 @@ class WaitGroup {
   // Throws: Cancelled; TimeoutError; std::logic_error outside a fiber.
   void wait();
 
+  // The count now: add()s not yet matched by done().
   std::size_t count() const noexcept { return count_; }
 
  private:
