@@ -121,7 +121,6 @@ LoopCore::LoopCore(Loop& owner, const LoopOptions& options)
         "fiberloop::Loop: this thread already has a Loop; use Loop::current(), or destroy the "
         "other Loop first (one Loop per thread)");
   }
-  tls_loop = this;
   Duration threshold = options_.stall_threshold;
   if (threshold == Duration::zero()) {
     if (const char* ms = std::getenv("FIBERLOOP_STALL_THRESHOLD_MS"))
@@ -129,8 +128,15 @@ LoopCore::LoopCore(Loop& owner, const LoopOptions& options)
   }
   if (threshold > Duration::zero()) {
     options_.stall_threshold = threshold;
-    watchdog_ = std::make_unique<StallWatchdog>(*this, threshold);
+    try {
+      watchdog_ = std::make_unique<StallWatchdog>(*this, threshold);
+    } catch (...) {
+      delete records_;
+      throw;
+    }
   }
+  // Nothing throws from here on.
+  tls_loop = this;
   debug_lwp_ = static_cast<long>(::gettid());
   register_for_debuggers(this, true);
 }

@@ -84,15 +84,16 @@ void StallWatchdog::watch() {
       moved(now);
     } else if (!reported && now - moved_at >= threshold_) {
       reported = true;
-      core_.request_stall_report(now - moved_at);
+      core_.request_stall_report(now - moved_at, beat);
       ::pthread_kill(loop_thread_, kSignal);
     }
   }
   moved(Clock::now());
 }
 
-void LoopCore::request_stall_report(Duration so_far) noexcept {
+void LoopCore::request_stall_report(Duration so_far, std::uint64_t beat) noexcept {
   stall_so_far_ms_.store(to_ms(so_far), std::memory_order_relaxed);
+  stall_beat_.store(beat, std::memory_order_relaxed);
   stall_report_requested_.store(true, std::memory_order_release);
 }
 
@@ -101,6 +102,8 @@ void LoopCore::request_stall_report(Duration so_far) noexcept {
 // not allocate in glibc.
 void LoopCore::report_stall_from_signal() noexcept {
   if (!stall_report_requested_.exchange(false, std::memory_order_acquire)) return;
+  // The stall ended between the watchdog's look and this signal: no report.
+  if (heartbeat() != stall_beat_.load(std::memory_order_relaxed) || resting()) return;
   char who[512];
   if (const FiberRecord* f = current_) {
     std::snprintf(who, sizeof who, "fiber %llu '%s' (spawned at %s:%u)",

@@ -157,8 +157,9 @@ class LoopCore {
   bool resting() const noexcept {
     return !active_.load(std::memory_order_relaxed) || polling_.load(std::memory_order_relaxed);
   }
-  // The watchdog asks the loop thread to report a stall of `so_far`.
-  void request_stall_report(Duration so_far) noexcept;
+  // The watchdog asks the loop thread to report a stall of `so_far`, seen
+  // at heartbeat `beat` (the report is dropped if the loop moved since).
+  void request_stall_report(Duration so_far, std::uint64_t beat) noexcept;
   // The loop thread's signal handler: prints what is stalled and the
   // thread's backtrace to stderr, if the watchdog asked. Async-signal-safe
   // as far as glibc's backtrace() is (primed when the watchdog starts).
@@ -268,6 +269,7 @@ class LoopCore {
   std::atomic<bool> in_callback_{false};  // a call_soon/call_later callback runs
   std::atomic<bool> stall_report_requested_{false};
   std::atomic<std::int64_t> stall_so_far_ms_{0};
+  std::atomic<std::uint64_t> stall_beat_{0};
   std::atomic<bool> dump_requested_{false};
 
   // run_blocking() workers; declared last, so destroyed (joined) first,

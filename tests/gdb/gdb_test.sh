@@ -28,9 +28,9 @@ gdb -nx -batch \
   "$target" >"$live" 2>&1 || fail "gdb exited with an error" "$live"
 
 grep -q "fibers alive" "$live" || fail "no fiber listing" "$live"
-grep -q "fiber 2 'event-waiter' parked: waiting on an Event (spawned at tests/gdb/gdb_target.cc:" "$live" ||
+grep -Eq "fiber 2 'event-waiter' parked [0-9]+ ms: waiting on an Event \(spawned at tests/gdb/gdb_target.cc:" "$live" ||
   fail "the event waiter is not listed as parked on an Event" "$live"
-grep -Eq "fiber 3 'pipe-reader' parked: reading fd [0-9]+" "$live" ||
+grep -Eq "fiber 3 'pipe-reader' parked [0-9]+ ms: reading fd [0-9]+" "$live" ||
   fail "the pipe reader is not listed as reading its fd" "$live"
 grep -q "fiber 1 running" "$live" || fail "the main fiber is not listed as running" "$live"
 grep -q "wait_in_a_named_function" "$live" || fail "fiberloop bt 2 does not show the fiber's frames" "$live"
@@ -46,7 +46,7 @@ if [ -n "$core" ]; then
   post="$tmp/core.txt"
   gdb -nx -batch -ex "source $script_abs" -ex "fiberloop fibers" -ex "fiberloop bt 2" \
     "$target_abs" "$core" >"$post" 2>&1 || fail "gdb on the core file exited with an error" "$post"
-  grep -q "fiber 2 'event-waiter' parked: waiting on an Event" "$post" ||
+  grep -Eq "fiber 2 'event-waiter' parked [0-9]+ ms: waiting on an Event" "$post" ||
     fail "the core file's listing lacks the event waiter" "$post"
   grep -q "wait_in_a_named_function" "$post" || fail "no fiber backtrace from the core file" "$post"
   echo "gdb_test: live process and core file: ok"

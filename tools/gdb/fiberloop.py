@@ -12,7 +12,8 @@
 # an unwinder that, for the duration of one `bt`, makes those the caller of
 # the thread's innermost frame: frame #0 is where the thread stopped, and the
 # fiber's frames start at #1. It changes no register, so it works on core
-# files too.
+# files too. How long a fiber has been parked is counted, as in Loop::dump,
+# up to the loop's last poll.
 
 import gdb
 import gdb.unwinder
@@ -63,7 +64,12 @@ def _fibers(core):
         node = node["next_"]
 
 
-def _describe(f):
+def _ticks(time_point):
+    """A steady_clock time_point's count (nanoseconds)."""
+    return int(time_point["__d"]["__r"])
+
+
+def _describe(f, core=None):
     state = STATES.get(int(f["state"]), "?")
     line = "fiber %d" % int(f["id"])
     name = _string(f["name"])
@@ -79,7 +85,12 @@ def _describe(f):
             what += " %d" % detail
         elif what == "joining" and detail:
             what += " fiber %d" % detail
-        line += " parked: " + what
+        parked = ""
+        if core is not None:
+            # As Loop::dump: measured against the loop's clock at its last poll.
+            ms = (_ticks(core["coarse_now_"]) - _ticks(f["parked_at"])) / 1e6
+            parked = " %.0f ms" % max(ms, 0)
+        line += " parked%s: %s" % (parked, what)
     else:
         line += " " + state
     where = f["spawned_at"]["_M_impl"]
@@ -156,7 +167,7 @@ class FibersCommand(gdb.Command):
                      if thread is not None else "LWP %d" % int(core["debug_lwp_"]))
             print("loop on %s: %d fibers alive" % (where, len(fibers)))
             for f in fibers:
-                print("  " + _describe(f))
+                print("  " + _describe(f, core))
 
 
 class BacktraceCommand(gdb.Command):
