@@ -29,7 +29,8 @@ struct LoopOptions {
   // yielding is reported on stderr, while it still runs, with its name,
   // spawn site and the loop thread's backtrace. Zero (the default) turns it
   // off, unless the environment sets FIBERLOOP_STALL_THRESHOLD_MS. Costs a
-  // watchdog thread that wakes four times per threshold.
+  // watchdog thread that wakes four times per threshold; the report is made
+  // on the loop thread from a SIGURG handler, which the detector installs.
   Duration stall_threshold{};
 
   // asyncio's default executor size: min(32, CPUs + 4).
