@@ -72,9 +72,11 @@ std::size_t LoopOptions::default_blocking_threads() noexcept {
   return std::min<std::size_t>(32, (cpus == 0 ? 1 : cpus) + 4);
 }
 
-LoopStats Loop::stats() const {
+LoopStats Loop::stats(bool with_stack_high_water) const {
   core_->check_thread("Loop::stats");
-  return core_->stats();
+  LoopStats s = core_->stats();
+  if (with_stack_high_water) s.stack_high_water = core_->stack_high_water();
+  return s;
 }
 
 namespace internal {

@@ -132,8 +132,11 @@ class Loop {
   // fiber. Cancellations are not failures and are not reported.
   void set_exception_handler(std::function<void(std::exception_ptr, const FiberInfo&)> handler);
 
-  // Counters since creation and what is alive now.
-  LoopStats stats() const;
+  // Counters since creation and what is alive now. With
+  // `with_stack_high_water` (LoopStats::kWithStackHighWater) it also
+  // measures LoopStats::stack_high_water, as stack_high_water() does.
+  // Throws: std::logic_error from another thread.
+  LoopStats stats(bool with_stack_high_water = false) const;
 
   // The deepest any live fiber has used its stack, in bytes (to the page):
   // for sizing StackOptions::size. Measured on request, one mincore(2) per

@@ -68,6 +68,13 @@ struct LoopStats {
   std::uint64_t blocking_jobs = 0;   // run_blocking() jobs not yet finished
   std::uint64_t fd_waiters = 0;      // fibers parked on fd readiness
   std::uint64_t fds_registered = 0;  // fds registered with the loop's epoll
+  // The deepest any live fiber has used its stack, in bytes (to the page).
+  // Measured only when asked for: Loop::stats(LoopStats::kWithStackHighWater).
+  std::uint64_t stack_high_water = 0;
+
+  // Loop::stats(kWithStackHighWater) also measures stack_high_water (one
+  // mincore(2) per live fiber).
+  static constexpr bool kWithStackHighWater = true;
 };
 
 }  // namespace fiberloop

@@ -284,6 +284,8 @@ TEST(StackHighWater, MeasuresTheDeepestLiveStack) {
     auto deep = spawn([] { use_stack_and_park(100 * 1024); });
     this_fiber::yield();
     EXPECT_GE(Loop::current()->stack_high_water(), 100u * 1024);
+    EXPECT_EQ(Loop::current()->stats().stack_high_water, 0u);  // not measured unless asked
+    EXPECT_GE(Loop::current()->stats(LoopStats::kWithStackHighWater).stack_high_water, 100u * 1024);
     std::ostringstream out;
     Loop::current()->dump(out);
     EXPECT_NE(out.str().find("stack used"), std::string::npos) << out.str();
