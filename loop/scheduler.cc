@@ -123,8 +123,18 @@ LoopCore::LoopCore(Loop& owner, const LoopOptions& options)
   }
   Duration threshold = options_.stall_threshold;
   if (threshold == Duration::zero()) {
-    if (const char* ms = std::getenv("FIBERLOOP_STALL_THRESHOLD_MS"))
-      threshold = std::chrono::milliseconds(std::atol(ms));
+    if (const char* ms = std::getenv("FIBERLOOP_STALL_THRESHOLD_MS")) {
+      char* end = nullptr;
+      const long value = std::strtol(ms, &end, 10);
+      if (end == ms || *end != '\0' || value < 0) {
+        std::fprintf(stderr,
+                     "fiberloop: FIBERLOOP_STALL_THRESHOLD_MS='%s' is not a number of "
+                     "milliseconds; the stall detector stays off\n",
+                     ms);
+      } else {
+        threshold = std::chrono::milliseconds(value);
+      }
+    }
   }
   if (threshold > Duration::zero()) {
     options_.stall_threshold = threshold;

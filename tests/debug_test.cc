@@ -76,6 +76,24 @@ TEST(StallDetector, QuietForIdleLoopsAndFibersThatYield) {
   EXPECT_EQ(err.find("stall"), std::string::npos) << err;
 }
 
+TEST(StallDetector, TheEnvironmentTurnsItOnAndABadValueIsNamed) {
+  ::setenv("FIBERLOOP_STALL_THRESHOLD_MS", "50", 1);
+  ::testing::internal::CaptureStderr();
+  {
+    Loop loop;
+    loop.call_soon([] { spin_without_yielding(300ms); });
+    loop.run();
+  }
+  ::setenv("FIBERLOOP_STALL_THRESHOLD_MS", "fifty", 1);
+  { Loop loop; }
+  ::unsetenv("FIBERLOOP_STALL_THRESHOLD_MS");
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("fiberloop: stall: a loop callback"), std::string::npos) << err;
+  EXPECT_NE(err.find("FIBERLOOP_STALL_THRESHOLD_MS='fifty' is not a number of milliseconds"),
+            std::string::npos)
+      << err;
+}
+
 TEST(DumpOnSignal, PrintsTheDumpAtTheNextIteration) {
   ::testing::internal::CaptureStderr();
   {
