@@ -179,26 +179,26 @@ void Loop::dump(std::ostream& out) const {
 
 void Loop::dump_on_signal(int signo) {
   core_->check_thread("Loop::dump_on_signal");
-  bool registered = false;
-  for (auto& slot : internal::dumping_loops) {
-    if (slot.load(std::memory_order_relaxed) == core_.get()) registered = true;
-  }
-  for (auto& slot : internal::dumping_loops) {
-    internal::LoopCore* expected = nullptr;
-    if (registered) break;
-    registered = slot.compare_exchange_strong(expected, core_.get(), std::memory_order_acq_rel);
-  }
-  if (!registered) {
-    throw std::logic_error("Loop::dump_on_signal: more than 16 loops dump on signals at once");
-  }
   struct sigaction sa {};
   sa.sa_handler = &internal::on_dump_signal;
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   if (::sigaction(signo, &sa, nullptr) != 0) {
     throw std::system_error(errno, std::generic_category(),
-                            "Loop::dump_on_signal: sigaction(" + std::to_string(signo) + ")");
+                            "Loop::dump_on_signal: signal " + std::to_string(signo) +
+                                " cannot be caught (SIGKILL, SIGSTOP and numbers out of range "
+                                "cannot); pick another, such as SIGQUIT or SIGUSR1");
   }
+  for (auto& slot : internal::dumping_loops) {
+    if (slot.load(std::memory_order_relaxed) == core_.get()) return;  // already registered
+  }
+  for (auto& slot : internal::dumping_loops) {
+    internal::LoopCore* expected = nullptr;
+    if (slot.compare_exchange_strong(expected, core_.get(), std::memory_order_acq_rel)) return;
+  }
+  throw std::logic_error(
+      "Loop::dump_on_signal: 16 loops already dump on signals; destroy one first, or call "
+      "Loop::dump() from a fiber that waits for the signal (wait_signal)");
 }
 
 }  // namespace fiberloop

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "tests/loop_fixture.h"
@@ -115,6 +116,17 @@ TEST(DumpOnSignal, PrintsTheDumpAtTheNextIteration) {
   EXPECT_NE(err.find("fibers alive"), std::string::npos) << err;
   EXPECT_NE(err.find("'waiting-for-godot' parked"), std::string::npos) << err;
   EXPECT_NE(err.find("waiting on an Event"), std::string::npos) << err;
+}
+
+TEST(DumpOnSignal, ASignalThatCannotBeCaughtIsRefusedWithAReason) {
+  Loop loop;
+  try {
+    loop.dump_on_signal(SIGKILL);
+    FAIL() << "SIGKILL accepted";
+  } catch (const std::system_error& e) {
+    EXPECT_NE(std::string(e.what()).find("signal 9 cannot be caught"), std::string::npos)
+        << e.what();
+  }
 }
 
 TEST(DumpOnSignal, TheEnvironmentTurnsItOnForSigquit) {
