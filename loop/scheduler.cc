@@ -197,7 +197,8 @@ void LoopCore::resume_from_scheduler(FiberRecord& f) noexcept {
   current_ = &f;
   f.state = FiberState::kRunning;
   scheduler_stack_ = current_stack();
-  switch_context(&scheduler_context_, f.context, &f, stack_of(f));
+  switch_context(&scheduler_context_, &scheduler_exceptions_, f.context, f.exceptions, &f,
+                 stack_of(f));
   current_ = nullptr;
 }
 
@@ -337,8 +338,8 @@ void LoopCore::finish_running() noexcept {
   stacks_.release(f.stack);
   f.stack = Stack{};
   release_ref(f);  // from here on, f may be recycled
-  if (next != nullptr) exit_context(next->context, next, stack_of(*next));
-  exit_context(scheduler_context_, nullptr, scheduler_stack_);
+  if (next != nullptr) exit_context(next->context, next->exceptions, next, stack_of(*next));
+  exit_context(scheduler_context_, scheduler_exceptions_, nullptr, scheduler_stack_);
 }
 
 void LoopCore::release_ref(FiberRecord& f) noexcept {

@@ -43,6 +43,9 @@ void trampoline(bctx::transfer_t t) noexcept {
 
 }  // namespace
 
+thread_local constinit ExceptionState* tls_exception_state
+    __attribute__((tls_model("initial-exec"))) = nullptr;
+
 #if FIBERLOOP_TSAN
 thread_local void* tls_exited_tsan_fiber = nullptr;
 #endif
@@ -69,6 +72,7 @@ void prepare_stack_for_reuse(void* bottom, std::size_t size) noexcept {
 #endif
 
 ContextHandle make_context(void* stack_top, std::size_t size) noexcept {
+  if (tls_exception_state == nullptr) tls_exception_state = fiberloop_cxa_get_globals();
   return bctx::make_fcontext(stack_top, size, &trampoline);
 }
 

@@ -109,6 +109,44 @@ inline void forget_context_stack([[maybe_unused]] StackRange& stack) noexcept {
 #endif
 }
 
+// The C++ runtime's per-thread exception state, as libstdc++ and libc++abi
+// both lay it out (__cxa_eh_globals): the exceptions being handled, innermost
+// first, and the count of exceptions thrown and not yet caught. It belongs to
+// whatever runs on the thread, so each context keeps its own copy (a fiber in
+// its record, a generator body and its consumer in the generator, the
+// scheduler in the loop) and every switch swaps them: the leaving context's
+// goes to its copy, the resumed one's comes back. A fresh context starts
+// with none. Without that, a fiber that suspends in a catch block or in a
+// destructor run by unwinding hands its state to the next one: `throw;`
+// rethrows another fiber's exception, one handler's end frees another's
+// exception, std::uncaught_exceptions() counts another's unwinding.
+// Packed to 12 bytes, so that a fiber's copy fits in the cache line of its
+// record that every switch touches.
+struct __attribute__((packed, aligned(4))) ExceptionState {
+  void* caught = nullptr;
+  unsigned int uncaught = 0;
+};
+static_assert(sizeof(ExceptionState) == 12);
+extern "C" ExceptionState* fiberloop_cxa_get_globals() noexcept __asm__("__cxa_get_globals");
+// This thread's ExceptionState: a plain %fs-relative load. make_context()
+// sets it, and every switch on a thread follows a make_context() on that
+// thread (contexts never move between threads).
+extern thread_local constinit ExceptionState* tls_exception_state
+    __attribute__((tls_model("initial-exec")));
+
+// Saves the running context's exception state into `mine` and installs
+// `theirs`, the state of the context about to run. Field by field: one wide
+// copy of two narrow stores stalls store forwarding at the next switch.
+inline void swap_exception_state(ExceptionState* mine, const ExceptionState& theirs) noexcept {
+  ExceptionState* const live = tls_exception_state;
+  if (mine != nullptr) {
+    mine->caught = live->caught;
+    mine->uncaught = live->uncaught;
+  }
+  live->caught = theirs.caught;
+  live->uncaught = theirs.uncaught;
+}
+
 // Boost.Context's transfer_t and jump_fcontext, by ABI (see context.cc).
 struct Transfer {
   ContextHandle from;
@@ -123,11 +161,14 @@ extern "C" Transfer fiberloop_jump_fcontext(ContextHandle to, void* data) noexce
 // exit_context().
 ContextHandle make_context(void* stack_top, std::size_t size) noexcept;
 
-// Saves the running context into *save and resumes `to`, which runs on
-// `to_stack`, passing `entry` (read only when `to` is fresh). Returns when
-// another context switches to *save.
-inline void switch_context(ContextHandle* save, ContextHandle to, ContextEntry* entry,
+// Saves the running context into *save and its exception state into
+// *exceptions, and resumes `to`, which runs on `to_stack` with the exception
+// state `their_exceptions`, passing `entry` (read only when `to` is fresh).
+// Returns when another context switches to *save.
+inline void switch_context(ContextHandle* save, ExceptionState* exceptions, ContextHandle to,
+                           const ExceptionState& their_exceptions, ContextEntry* entry,
                            [[maybe_unused]] StackRange to_stack) noexcept {
+  swap_exception_state(exceptions, their_exceptions);
 #if FIBERLOOP_ASAN
   Handoff handoff{save, entry, to_stack};
   // An exiting context's frames die at the switch (with
@@ -168,9 +209,9 @@ inline void switch_context(ContextHandle* save, ContextHandle to, ContextEntry* 
 // switch_context does). Whatever owns the running stack must not unmap it
 // before this call; returning it to a pool is fine, as nothing reuses it
 // until the switch is done.
-[[noreturn]] inline void exit_context(ContextHandle to, ContextEntry* entry,
-                                      StackRange to_stack) noexcept {
-  switch_context(nullptr, to, entry, to_stack);
+[[noreturn]] inline void exit_context(ContextHandle to, const ExceptionState& their_exceptions,
+                                      ContextEntry* entry, StackRange to_stack) noexcept {
+  switch_context(nullptr, nullptr, to, their_exceptions, entry, to_stack);
   __builtin_unreachable();
 }
 

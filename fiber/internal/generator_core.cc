@@ -73,7 +73,8 @@ bool GeneratorCore::resume(void* sent) {
   started_ = true;
   sent_ = sent;
   consumer_stack_ = current_stack();
-  switch_context(&consumer_context_, body_context_, this, body_stack_);
+  switch_context(&consumer_context_, &consumer_exceptions_, body_context_, body_exceptions_, this,
+                 body_stack_);
   consumer_context_ = nullptr;
   if (finished_ && error_) std::rethrow_exception(std::exchange(error_, nullptr));
   return !finished_;
@@ -82,7 +83,8 @@ bool GeneratorCore::resume(void* sent) {
 void* GeneratorCore::yield(void* value) {
   if (unwinding_) throw GeneratorUnwind{};
   yielded_ = value;
-  switch_context(&body_context_, consumer_context_, nullptr, consumer_stack_);
+  switch_context(&body_context_, &body_exceptions_, consumer_context_, consumer_exceptions_,
+                 nullptr, consumer_stack_);
   yielded_ = nullptr;
   if (unwinding_) throw GeneratorUnwind{};
   return sent_;
@@ -101,7 +103,7 @@ void GeneratorCore::body_main(ContextEntry* entry) noexcept {
   core.destroy_(core.callable_);
   core.callable_alive_ = false;
   core.finished_ = true;
-  exit_context(core.consumer_context_, nullptr, core.consumer_stack_);
+  exit_context(core.consumer_context_, core.consumer_exceptions_, nullptr, core.consumer_stack_);
 }
 
 }  // namespace fiberloop::internal

@@ -53,6 +53,8 @@ class GeneratorCore : public ContextEntry {
   ContextHandle consumer_context_ = nullptr;  // saved while the body runs
   StackRange consumer_stack_;                 // (ASan, TSan) the consumer's context
   StackRange body_stack_;                     // (ASan, TSan) the body's context
+  ExceptionState consumer_exceptions_;        // saved while the body runs
+  ExceptionState body_exceptions_;            // saved while the consumer runs
   void (*invoke_)(GeneratorCore&) = nullptr;
   void (*destroy_)(void*) = nullptr;
   void* callable_ = nullptr;

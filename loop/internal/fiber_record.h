@@ -119,16 +119,17 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   static constexpr std::uint8_t kTimeout = 2;
 
   ContextHandle context = nullptr;  // saved while not running
+  ExceptionState exceptions;        // the C++ runtime's, saved while not running
   FiberState state = FiberState::kReady;
-  bool notified = false;                     // woken by a notifier (wake) since it last parked
-  std::uint8_t pending = 0;                  // interrupts to deliver at a suspension point
-  bool detached = false;                     // no Task will observe the outcome
+  bool notified = false;     // woken by a notifier (wake) since it last parked
+  std::uint8_t pending = 0;  // interrupts to deliver at a suspension point
+  bool detached = false;     // no Task will observe the outcome
+  // -- end of the first cache line --
   bool joined = false;                       // join() has returned the outcome
   WaitKind waiting_on = WaitKind::kNothing;  // while parked
   std::uint32_t refs = 0;                    // the running fiber + the Task handle
   std::uint32_t callable_align = 0;          // of a heap callable, to free it
-  // -- end of the first cache line --
-  LoopCore* loop = nullptr;  // null once the loop is destroyed
+  LoopCore* loop = nullptr;                  // null once the loop is destroyed
   RecordPool* pool = nullptr;
 
   FiberId id = 0;

@@ -216,6 +216,7 @@ class LoopCore {
 
   FiberRecord* current_ = nullptr;             // running fiber; null in the scheduler
   ContextHandle scheduler_context_ = nullptr;  // the thread's own stack, saved while a fiber runs
+  ExceptionState scheduler_exceptions_;        // the scheduler's, saved while a fiber runs
 
   ReadyQueue ready_;
   std::size_t budget_ = 0;                        // fibers still to run in this iteration

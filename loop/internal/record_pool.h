@@ -31,6 +31,7 @@ class RecordPool {
     if (r->error) r->error = nullptr;  // skips an out-of-line call when empty
     r->name.clear();                   // keeps its capacity for the next fiber
     r->context = nullptr;
+    r->exceptions = {};
     r->loop = nullptr;
     r->state = FiberState::kReady;
     r->notified = r->detached = r->joined = false;

@@ -85,9 +85,11 @@ inline void LoopCore::suspend(FiberRecord& self) noexcept {
 #endif
   if (next != nullptr) {
     next->state = FiberState::kRunning;
-    switch_context(&self.context, next->context, next, stack_of(*next));
+    switch_context(&self.context, &self.exceptions, next->context, next->exceptions, next,
+                   stack_of(*next));
   } else {
-    switch_context(&self.context, scheduler_context_, nullptr, scheduler_stack_);
+    switch_context(&self.context, &self.exceptions, scheduler_context_, scheduler_exceptions_,
+                   nullptr, scheduler_stack_);
   }
   // Resumed: whoever switched here set current_ = &self and kRunning.
 }
@@ -110,7 +112,7 @@ inline void LoopCore::yield() {
   deliver_interrupt(self);
 }
 
-inline void LoopCore::park(WaitKind kind, std::int64_t detail) {
+[[gnu::always_inline]] inline void LoopCore::park(WaitKind kind, std::int64_t detail) {
   FiberRecord& self = running_fiber("park");
   if (self.pending) [[unlikely]] {
     static_cast<FiberRecord::WaitHook&>(self).unlink();
