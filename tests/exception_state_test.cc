@@ -148,7 +148,7 @@ TEST_F(ExceptionState, ATaskGroupIsNotCancelledByAnotherFibersUnwinding) {
         }
       });
       this_fiber::yield();  // `unwinding` is parked in ~ParksWhileUnwinding
-    }  // ~TaskGroup joins; nothing is leaving this scope by an exception
+    }                       // ~TaskGroup joins; nothing is leaving this scope by an exception
     resume.set();
     unwinding.join();
   });
