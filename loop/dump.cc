@@ -81,6 +81,7 @@ std::string describe(const FiberRecord& f, TimePoint now) {
       return d != 0 ? "joining fiber " + std::to_string(d) : "joining fibers";
     case WaitKind::kSleep: {
       const TimePoint until{Duration(d)};
+      if (until == TimePoint::max()) return "sleeping forever";
       return until > now ? "sleeping, " + human(until - now) + " to go" : "sleeping, due";
     }
     case WaitKind::kRead:

@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 
+#include "loop/internal/deadline.h"
 #include "loop/internal/loop_core.h"
 
 namespace fiberloop {
@@ -39,7 +40,7 @@ void Loop::set_exception_handler(
 TimerHandle Loop::call_soon(std::function<void()> fn) { return core_->call_soon(std::move(fn)); }
 
 TimerHandle Loop::call_later(Duration delay, std::function<void()> fn) {
-  return core_->call_at(Clock::now() + delay, std::move(fn));
+  return core_->call_at(internal::deadline_after(delay), std::move(fn));
 }
 
 TimerHandle Loop::call_at(TimePoint when, std::function<void()> fn) {

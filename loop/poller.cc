@@ -1,5 +1,7 @@
 #include "loop/internal/poller.h"
 
+#include "loop/internal/deadline.h"
+
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -103,13 +105,9 @@ std::span<const Readiness> Poller::wait(std::optional<Duration> timeout, bool* w
         continue;
       }
     } else {
-      int ms = -1;
-      if (timeout) {
-        // Round up, so that a wait never ends before its deadline.
-        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(*timeout).count();
-        ms = us <= 0 ? 0 : static_cast<int>((us + 999) / 1000);
-      }
-      n = ::epoll_wait(epoll_fd_, events, kMaxEvents, ms);
+      // Rounded up, so that a wait never ends before its deadline; a wait
+      // past 24.8 days ends early and the loop simply waits again.
+      n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout ? poll_timeout_ms(*timeout) : -1);
     }
     if (n >= 0) break;
     if (errno != EINTR) throw_errno("fiberloop: epoll_wait");

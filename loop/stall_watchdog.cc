@@ -61,8 +61,9 @@ StallWatchdog::~StallWatchdog() {
 
 void StallWatchdog::watch() {
   // Four samples per threshold: a stall is reported between 1x and 1.25x
-  // the threshold after it began.
-  const Duration tick = std::max<Duration>(threshold_ / 4, std::chrono::milliseconds(1));
+  // the threshold after it began. A threshold of hours is looked at hourly.
+  const Duration tick =
+      std::clamp<Duration>(threshold_ / 4, std::chrono::milliseconds(1), std::chrono::hours(1));
   std::uint64_t last_beat = core_.heartbeat();
   TimePoint moved_at = Clock::now();
   bool reported = false;

@@ -4,6 +4,7 @@
 //   fiberloop::this_fiber::sleep_for(std::chrono::milliseconds(100));
 #pragma once
 
+#include "loop/internal/deadline.h"
 #include "loop/internal/loop_core.h"
 #include "loop/options.h"
 
@@ -21,7 +22,8 @@ inline void yield() {
 }
 
 // Parks the calling fiber until `when` has passed (never earlier); the loop
-// runs others meanwhile.
+// runs others meanwhile. TimePoint::max() never passes: the fiber waits until
+// cancelled (or its with_timeout() expires). A time in the past yields.
 // Throws: Cancelled; TimeoutError inside an expired with_timeout();
 //         std::logic_error outside a fiber.
 inline void sleep_until(TimePoint when) {
@@ -31,8 +33,9 @@ inline void sleep_until(TimePoint when) {
   core->sleep_until(when);
 }
 
-// Parks the calling fiber for `duration`; see sleep_until().
-inline void sleep_for(Duration duration) { sleep_until(Clock::now() + duration); }
+// Parks the calling fiber for `duration`; see sleep_until(). Saturates:
+// Duration::max() is forever, a duration <= 0 yields.
+inline void sleep_for(Duration duration) { sleep_until(internal::deadline_after(duration)); }
 
 // The calling fiber's id, or 0 outside any fiber.
 inline FiberId id() noexcept {

@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "loop/errors.h"
+#include "loop/internal/deadline.h"
 #include "loop/internal/loop_core.h"
 #include "loop/internal/timeout_scope.h"
 #include "loop/timer_handle.h"
@@ -29,6 +30,8 @@ struct SleepTimer : TimerNode {
 };
 
 std::string describe_duration(Duration d) {
+  if (d <= Duration::zero()) return "0 ms";
+  if (d == Duration::max()) return "forever";
   const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
   if (us % 1000 == 0) return std::to_string(us / 1000) + " ms";
   return std::to_string(us) + " us";
@@ -172,7 +175,7 @@ bool LoopCore::poll_and_expire() {
   if (busy) {
     timeout = Duration::zero();
   } else if (!timers_.empty()) {
-    timeout = std::max(Duration::zero(), timers_.next_deadline() - Clock::now());
+    timeout = time_until(timers_.next_deadline(), Clock::now());
   }
   const bool blocks = !timeout || *timeout > Duration::zero();
   if (blocks || fd_waiters_ != 0) {  // else there is nothing to poll for
@@ -212,7 +215,7 @@ void LoopCore::throw_interrupt(FiberRecord& self) {
 
 TimeoutScope::TimeoutScope(Duration timeout, std::source_location where)
     : timeout(timeout),
-      deadline(Clock::now() + timeout),
+      deadline(deadline_after(timeout)),
       where(where),
       fiber(&running_fiber_or_throw("with_timeout")),
       outer(fiber->timeouts) {

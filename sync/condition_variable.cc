@@ -43,7 +43,7 @@ bool ConditionVariable::wait_until(std::unique_lock<Mutex>& lock, TimePoint dead
 }
 
 bool ConditionVariable::wait_for(std::unique_lock<Mutex>& lock, Duration timeout) {
-  return wait_until(lock, Clock::now() + timeout);
+  return wait_until(lock, internal::deadline_after(timeout));
 }
 
 }  // namespace fiberloop

@@ -8,6 +8,7 @@
 
 #include <mutex>
 
+#include "loop/internal/deadline.h"
 #include "loop/options.h"
 #include "sync/internal/wait_queue.h"
 #include "sync/mutex.h"
@@ -35,7 +36,7 @@ class ConditionVariable {
   // As wait(lock, pred) with a timeout. Returns: pred() at the end.
   template <class Pred>
   bool wait_for(std::unique_lock<Mutex>& lock, Duration timeout, Pred pred) {
-    const TimePoint deadline = Clock::now() + timeout;
+    const TimePoint deadline = internal::deadline_after(timeout);
     while (!pred()) {
       if (!wait_until(lock, deadline)) return pred();
     }

@@ -1,5 +1,7 @@
 #include "sync/event.h"
 
+#include "loop/internal/deadline.h"
+
 namespace fiberloop {
 
 void Event::set() noexcept {
@@ -13,7 +15,7 @@ void Event::wait() {
 
 bool Event::wait_for(Duration timeout) {
   if (set_) return true;
-  return waiters_.wait_until(Clock::now() + timeout, "Event::wait_for");
+  return waiters_.wait_until(internal::deadline_after(timeout), "Event::wait_for");
 }
 
 }  // namespace fiberloop

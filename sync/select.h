@@ -20,6 +20,7 @@
 #include <optional>
 #include <utility>
 
+#include "loop/internal/deadline.h"
 #include "loop/internal/loop_core.h"
 #include "loop/internal/timer_heap.h"
 #include "loop/options.h"
@@ -130,7 +131,7 @@ std::size_t select(Cases&&... cases) {
 // no case completed in time.
 template <class... Cases>
 std::optional<std::size_t> select_for(Duration timeout, Cases&&... cases) {
-  return internal::select_until(Clock::now() + timeout, cases...);
+  return internal::select_until(internal::deadline_after(timeout), cases...);
 }
 
 }  // namespace fiberloop

@@ -34,7 +34,9 @@ class TimerHeap {
   // The earliest deadline. Requires: !empty().
   TimePoint next_deadline() const noexcept { return entries_.front().deadline; }
 
-  // Queues `node` to fire at `deadline`. Requires: !node.queued().
+  // Queues `node` to fire at `deadline`. TimePoint::max() is never: the node
+  // is not queued at all, so it neither fires nor counts as pending.
+  // Requires: !node.queued().
   void push(TimerNode& node, TimePoint deadline);
 
   // Takes `node` out; a no-op if it is not queued.

@@ -1,0 +1,49 @@
+// Saturating time arithmetic: the one place a Duration or TimePoint the API
+// takes meets the clock. Any value its type holds is valid: TimePoint::max()
+// (and so Duration::max() from now) means never; anything in the past
+// (Duration::min(), TimePoint::min()) means now. Plain `now + d` and
+// `deadline - now` overflow at the extremes, which once froze the loop in
+// epoll with a wrapped timeout.
+#pragma once
+
+#include <chrono>
+#include <climits>
+
+#include "loop/options.h"
+
+namespace fiberloop::internal {
+
+// A deadline that never comes: timers at it are not queued at all.
+inline constexpr TimePoint kNever = TimePoint::max();
+
+// `now + d`: now for d <= 0, kNever where the sum would overflow.
+inline TimePoint deadline_after(Duration d, TimePoint now = Clock::now()) noexcept {
+  if (d <= Duration::zero()) return now;
+  Duration::rep sum;
+  if (__builtin_add_overflow(now.time_since_epoch().count(), d.count(), &sum)) return kNever;
+  return TimePoint(Duration(sum));
+}
+
+// `deadline - now`: zero for a deadline not after now, Duration::max() for
+// kNever (and wherever the difference would overflow).
+inline Duration time_until(TimePoint deadline, TimePoint now) noexcept {
+  if (deadline <= now) return Duration::zero();
+  if (deadline == kNever) return Duration::max();
+  Duration::rep diff;
+  if (__builtin_sub_overflow(deadline.time_since_epoch().count(), now.time_since_epoch().count(),
+                             &diff)) {
+    return Duration::max();
+  }
+  return Duration(diff);
+}
+
+// A timeout in whole milliseconds for epoll_wait and condition-variable
+// waits that take one: rounded up (a wait never ends before its deadline),
+// 0 for d <= 0, and capped at INT_MAX (24.8 days: the caller waits again).
+inline int poll_timeout_ms(Duration d) noexcept {
+  if (d <= Duration::zero()) return 0;
+  const auto ms = std::chrono::ceil<std::chrono::milliseconds>(d);
+  return ms.count() >= INT_MAX ? INT_MAX : static_cast<int>(ms.count());
+}
+
+}  // namespace fiberloop::internal
