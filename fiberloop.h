@@ -10,6 +10,9 @@
 //   }
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"
+#if __cplusplus >= 202002L
+
 #include "fiber/generator.h"
 #include "fiber/stack.h"
 #include "io/resolve.h"
@@ -39,3 +42,5 @@
 #include "sync/semaphore.h"
 #include "sync/task_group.h"
 #include "sync/wait_group.h"
+
+#endif  // C++20

@@ -12,6 +12,8 @@
 // Works with or without a Loop. A generator is used on the thread that made it.
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <cstddef>
 #include <iterator>
 #include <optional>

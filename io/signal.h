@@ -4,6 +4,8 @@
 //   spawn([&] { fiberloop::wait_signal({SIGINT, SIGTERM}); listener.close(); });
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <initializer_list>
 
 namespace fiberloop {

@@ -5,6 +5,8 @@
 //   server.send_to({buf, n}, from);
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <cstddef>
 #include <span>
 

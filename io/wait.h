@@ -3,6 +3,8 @@
 //   fiberloop::wait_readable(pipe_fd);   // then read(2) will not block
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 namespace fiberloop {
 
 // Parks the calling fiber until `fd` is readable (or has hung up), or until

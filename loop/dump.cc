@@ -128,31 +128,41 @@ void LoopCore::dump(std::ostream& out) const {
       << " iterations, " << s.polls << " polls; " << s.timers_pending << " timers, " << s.fd_waiters
       << " fd waiters, " << s.blocking_jobs << " blocking jobs; " << s.stacks_outstanding
       << " stacks in use, " << s.stacks_pooled << " pooled\n";
-  all_.for_each([&](const FiberRecord& f) {
-    out << "  fiber " << f.id;
-    if (!f.name.empty()) out << " '" << f.name << "'";
-    switch (f.state) {
-      case FiberState::kRunning:
-        out << " running";
-        break;
-      case FiberState::kReady:
-        out << (f.context == nullptr ? " ready (not started)" : " ready");
-        break;
-      case FiberState::kParked:
-        out << " parked " << human(now - f.parked_at) << ": " << describe(f, now);
-        break;
-      case FiberState::kFinished:
-        out << " finished";
-        break;
-    }
-    if (f.pending & FiberRecord::kCancel) out << ", cancel pending";
-    if (f.pending & FiberRecord::kTimeout) out << ", timed out";
-    if (f.stack) out << ", stack used " << StackPool::high_water(f.stack) / 1024 << " KiB";
-    if (f.spawned_at.line() != 0) {
-      out << " (spawned at " << f.spawned_at.file_name() << ":" << f.spawned_at.line() << ")";
-    }
-    out << "\n";
-  });
+  all_.for_each([&](const FiberRecord& f) { describe_fiber_line(out, f, now); });
+}
+
+std::string describe_fiber(const FiberRecord& f) {
+  std::string s = "fiber " + std::to_string(f.id);
+  if (!f.name.empty()) s += " '" + f.name + "'";
+  return s;
+}
+
+void describe_fiber_line(std::ostream& out, const FiberRecord& f, TimePoint now) {
+  out << "  " << describe_fiber(f);
+  switch (f.state) {
+    case FiberState::kRunning:
+      out << " running";
+      break;
+    case FiberState::kReady:
+      out << (f.context == nullptr ? " ready (not started)" : " ready");
+      break;
+    case FiberState::kParked:
+      out << " parked " << human(now - f.parked_at) << ": " << describe(f, now);
+      break;
+    case FiberState::kFinished:
+      out << " finished";
+      break;
+    case FiberState::kAbandoned:
+      out << " abandoned";
+      break;
+  }
+  if (f.pending & FiberRecord::kCancel) out << ", cancel pending";
+  if (f.pending & FiberRecord::kTimeout) out << ", timed out";
+  if (f.stack) out << ", stack used " << StackPool::high_water(f.stack) / 1024 << " KiB";
+  if (f.spawned_at.line() != 0) {
+    out << " (spawned at " << f.spawned_at.file_name() << ":" << f.spawned_at.line() << ")";
+  }
+  out << "\n";
 }
 
 std::size_t LoopCore::stack_high_water() const {

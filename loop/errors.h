@@ -1,6 +1,8 @@
 // Exceptions the loop delivers into fibers.
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <stdexcept>
 
 namespace fiberloop {

@@ -6,6 +6,8 @@
 //   int v = t.join();    // 42
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <exception>
 #include <functional>
 #include <iosfwd>
@@ -16,6 +18,7 @@
 
 #include "loop/internal/fiber_body.h"
 #include "loop/internal/loop_core.h"
+#include "loop/internal/spawn_check.h"
 #include "loop/options.h"
 #include "loop/task.h"
 #include "loop/timer_handle.h"
@@ -24,7 +27,7 @@ namespace fiberloop {
 
 // The Task type spawn() returns for a callable F.
 template <class F>
-using TaskFor = Task<std::invoke_result_t<std::decay_t<F>>>;
+using TaskFor = typename internal::SpawnResult<F>::type;
 
 class Loop {
  public:
@@ -49,13 +52,20 @@ class Loop {
   // stack can be had then, the fiber ends with that std::system_error, which
   // join() rethrows.
   // Throws: std::logic_error from another thread.
-  template <class F>
+  template <internal::Spawnable F>
   TaskFor<F> spawn(F&& fn, std::source_location where = std::source_location::current()) {
     return spawn(SpawnOptions{}, std::forward<F>(fn), where);
   }
-  template <class F>
+  template <internal::Spawnable F>
   TaskFor<F> spawn(SpawnOptions options, F&& fn,
                    std::source_location where = std::source_location::current());
+  // Any other arguments (spawn(f, 21), the std::thread habit): one compile
+  // error that says to capture them in a lambda.
+  template <class... Args>
+  requires(!internal::kValidSpawn<Args...>) Task<void> spawn(Args&&...) {
+    internal::reject_spawn_arguments<Args...>();
+    return {};
+  }
 
   // Spawns `fn`, runs the loop until it finishes, returns its value or
   // rethrows its exception (asyncio's run_until_complete).
@@ -166,12 +176,10 @@ class Loop {
   std::unique_ptr<internal::LoopCore> core_;
 };
 
-template <class F>
+template <internal::Spawnable F>
 TaskFor<F> Loop::spawn(SpawnOptions options, F&& fn, std::source_location where) {
   using Fn = std::decay_t<F>;
-  using R = std::invoke_result_t<Fn>;
-  static_assert(!std::is_reference_v<R>,
-                "a fiber cannot return a reference; return a value or std::reference_wrapper");
+  using R = typename internal::SpawnResult<F>::R;
   internal::FiberRecord* f = core_->create_fiber(std::move(options), sizeof(Fn), alignof(Fn),
                                                  &internal::FiberBody<Fn, R>::run, where);
   try {
@@ -186,14 +194,20 @@ TaskFor<F> Loop::spawn(SpawnOptions options, F&& fn, std::source_location where)
 
 // spawn() on the calling thread's loop.
 // Throws: std::logic_error if this thread has no Loop.
-template <class F>
+template <internal::Spawnable F>
 TaskFor<F> spawn(F&& fn, std::source_location where = std::source_location::current()) {
   return internal::current_loop("spawn").spawn(std::forward<F>(fn), where);
 }
-template <class F>
+template <internal::Spawnable F>
 TaskFor<F> spawn(SpawnOptions options, F&& fn,
                  std::source_location where = std::source_location::current()) {
   return internal::current_loop("spawn").spawn(std::move(options), std::forward<F>(fn), where);
+}
+// Any other arguments: see Loop::spawn.
+template <class... Args>
+requires(!internal::kValidSpawn<Args...>) Task<void> spawn(Args&&...) {
+  internal::reject_spawn_arguments<Args...>();
+  return {};
 }
 
 }  // namespace fiberloop

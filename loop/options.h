@@ -1,6 +1,8 @@
 // Time types, options for loops and fibers, and what the loop reports about them.
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -21,7 +23,7 @@ using FiberId = std::uint64_t;
 // How a Loop is set up. Every field has a working default.
 struct LoopOptions {
   // The stack of fibers spawned without SpawnOptions::stack.
-  StackOptions stack;
+  StackOptions stack{};
   // The most worker threads run_blocking() starts (lazily, as jobs need them).
   std::size_t blocking_threads = default_blocking_threads();
   // The stall detector (asyncio's slow_callback_duration, Seastar's reactor
@@ -40,16 +42,16 @@ struct LoopOptions {
 // How one fiber is spawned.
 struct SpawnOptions {
   // Shown by Loop::dump(), the exception handler and the stack-overflow report.
-  std::string name;
+  std::string name{};
   // Overrides LoopOptions::stack for this fiber.
-  std::optional<StackOptions> stack;
+  std::optional<StackOptions> stack{};
 };
 
 // What the loop knows of a fiber, as given to the exception handler.
 struct FiberInfo {
   FiberId id = 0;
   std::string name;
-  std::source_location spawned_at;  // where spawn() was called
+  std::source_location spawned_at{};  // where spawn() was called
 };
 
 // Counters since the loop was created, and what is alive now.

@@ -3,6 +3,8 @@
 //   int main() { return fiberloop::run([] { /* plain sequential code */ return 0; }); }
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <source_location>
 #include <type_traits>
 #include <utility>

@@ -4,6 +4,8 @@
 //   std::string text = fiberloop::run_blocking([] { return read_whole_file("/etc/hosts"); });
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <exception>
 #include <functional>
 #include <memory>

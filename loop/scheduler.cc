@@ -22,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <new>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -69,15 +70,6 @@ void describe_running_fiber(char* buf, std::size_t cap) noexcept {
   for (std::size_t i = 0; i < f->name.size() && i < 64; ++i) put(f->name.data()[i]);
   put('\'');
   buf[n] = '\0';
-}
-
-// A fiber that swallows Cancelled this many times is left alone at shutdown.
-constexpr int kShutdownRounds = 64;
-
-std::string describe(const FiberRecord& f) {
-  std::string s = "fiber " + std::to_string(f.id);
-  if (!f.name.empty()) s += " '" + f.name + "'";
-  return s;
 }
 
 bool is_cancellation(const std::exception_ptr& e) noexcept {
@@ -153,8 +145,11 @@ LoopCore::LoopCore(Loop& owner, const LoopOptions& options)
 
 LoopCore::~LoopCore() {
   pool_.reset();  // joins the workers while what their jobs post to exists
+  drop_remote();
   discard_callbacks();
   callbacks_->core = nullptr;  // TimerHandles that outlive the loop see it gone
+  // Tasks that outlive the loop see it gone too.
+  records_->for_each_live([](FiberRecord& f) { f.loop = nullptr; });
   if (tls_loop == this) tls_loop = nullptr;
   register_for_debuggers(this, false);
   if (leaked_fibers_) {
@@ -168,9 +163,23 @@ LoopCore::~LoopCore() {
 
 LoopCore* debug_loop_list = nullptr;
 
-void register_for_debuggers(LoopCore* core, bool add) noexcept {
+namespace {
+std::mutex& loop_list_mutex() {
   static std::mutex mutex;
-  std::lock_guard lock(mutex);
+  return mutex;
+}
+}  // namespace
+
+bool loop_is_live(const LoopCore* core) noexcept {
+  std::lock_guard lock(loop_list_mutex());
+  for (const LoopCore* c = debug_loop_list; c != nullptr; c = c->debug_next_) {
+    if (c == core) return true;
+  }
+  return false;
+}
+
+void register_for_debuggers(LoopCore* core, bool add) noexcept {
+  std::lock_guard lock(loop_list_mutex());
   if (add) {
     core->debug_next_ = debug_loop_list;
     debug_loop_list = core;
@@ -213,7 +222,8 @@ void LoopCore::cancel(FiberRecord& f) noexcept {
 
 void LoopCore::interrupt(FiberRecord& f, std::uint8_t bit) noexcept {
   f.pending |= bit;
-  if (f.state == FiberState::kParked) {
+  // A fiber parked while unwinding is left parked: see may_interrupt().
+  if (f.state == FiberState::kParked && f.exceptions.uncaught == 0) {
     static_cast<FiberRecord::WaitHook&>(f).unlink();
     make_ready(f);
   }
@@ -261,21 +271,29 @@ bool LoopCore::prepare_to_run(FiberRecord& f) noexcept {
 #endif
       return true;
     } catch (...) {
-      f.error = std::current_exception();  // join() rethrows it
+      finish_unstarted(f, std::current_exception());  // join() rethrows it
+      return false;
     }
-  } else {
-    f.pending = 0;
-    f.error = std::make_exception_ptr(fiberloop::Cancelled{});
   }
+  finish_unstarted(f, std::make_exception_ptr(fiberloop::Cancelled{}));
+  return false;
+}
+
+void LoopCore::finish_unstarted(FiberRecord& f, std::exception_ptr error) noexcept {
+  f.pending = 0;
+  f.error = std::move(error);
   f.body(&f, false);  // destroys the callable
   mark_finished(f);
   release_ref(f);  // the fiber's own reference
-  return false;
 }
 
 void LoopCore::start_fiber(FiberRecord& f) {
   all_.push_back(f);
   ++created_;
+  if (closing_) [[unlikely]] {  // spawned during shutdown: cancelled before it runs
+    finish_unstarted(f, std::make_exception_ptr(fiberloop::Cancelled{}));
+    return;
+  }
   make_ready(f);
 }
 
@@ -349,13 +367,19 @@ void LoopCore::release_ref(FiberRecord& f) noexcept {
 // ---- join and Task ----------------------------------------------------------
 
 void LoopCore::throw_joined_twice(const FiberRecord& f) {
-  throw std::logic_error("Task::join: " + describe(f) +
+  throw std::logic_error("Task::join: " + describe_fiber(f) +
                          " was already joined; a Task can be joined once (keep the value "
                          "from the first join)");
 }
 
 void LoopCore::throw_self_join(const FiberRecord& f) {
-  throw std::logic_error("Task::join: " + describe(f) + " joins itself, which never returns");
+  throw std::logic_error("Task::join: " + describe_fiber(f) + " joins itself, which never returns");
+}
+
+void LoopCore::throw_abandoned(const FiberRecord& f) {
+  throw std::logic_error("Task::join: " + describe_fiber(f) +
+                         " was abandoned when its loop shut down (it would not end after "
+                         "cancellation); it has no outcome");
 }
 
 void LoopCore::run_until_finished(FiberRecord& f) {
@@ -364,27 +388,43 @@ void LoopCore::run_until_finished(FiberRecord& f) {
     throw std::logic_error(
         "Task::join from a loop callback would block the loop; join from a fiber instead");
   }
-  run_scheduler(&f);
-  if (!f.finished()) {
-    throw std::runtime_error(
-        "Task::join: the loop stopped, or ran out of work, before " + describe(f) +
-        " finished (a deadlock if nothing was stopped: every fiber is parked and nothing can "
-        "wake them)");
+  const SchedulerExit exit = run_scheduler(&f);
+  if (f.finished()) return;
+  if (exit == SchedulerExit::kStopped) {
+    throw std::runtime_error("Task::join: the loop was stopped (Loop::stop) before " +
+                             describe_fiber(f) + " finished");
   }
+  throw std::runtime_error(deadlock_report(describe_fiber(f)));
+}
+
+std::string LoopCore::deadlock_report(const std::string& awaited) const {
+  std::ostringstream report;
+  report << "fiberloop: deadlock: every fiber is parked and nothing can wake them (no timer, fd, "
+            "callback, run_blocking job or KeepAlive is pending, and no thread but fiberloop's "
+            "own exists to post one) while waiting for "
+         << awaited << "; the parked fibers:\n";
+  const TimePoint now = Clock::now();
+  all_.for_each([&](const FiberRecord& p) { describe_fiber_line(report, p, now); });
+  return report.str();
 }
 
 void LoopCore::drop_task(FiberRecord& f) noexcept {
   if (!f.finished()) {
     f.detached = true;
-  } else if (f.error && !f.joined && f.loop != nullptr) {
-    f.loop->report_failure(f);
+  } else if (f.error && !f.joined) {
+    report_failure(f);
   }
   release_ref(f);
 }
 
 void LoopCore::report_failure(FiberRecord& f) noexcept {
   if (is_cancellation(f.error)) return;  // cancelling is not failing
-  report(f.error, FiberInfo{f.id, f.name, f.spawned_at});
+  const FiberInfo info{f.id, f.name, f.spawned_at};
+  if (f.loop != nullptr) {
+    f.loop->report(f.error, info);
+  } else {  // its loop is gone, and with it the loop's handler
+    default_exception_handler(f.error, info);
+  }
 }
 
 void LoopCore::report(std::exception_ptr error, const FiberInfo& info) noexcept {
@@ -410,7 +450,7 @@ void LoopCore::run() {
         "Loop::run: the loop is already running (called from a fiber or a "
         "callback); spawn a fiber instead");
   }
-  run_scheduler(nullptr);
+  (void)run_scheduler(nullptr);
 }
 
 void LoopCore::stop() noexcept {
@@ -423,18 +463,26 @@ void LoopCore::stop() noexcept {
 // when the pass began, then hand the CPU to the ready fibers until the
 // iteration's budget is spent (they switch among themselves without
 // returning here).
-void LoopCore::run_scheduler(FiberRecord* until) {
+LoopCore::SchedulerExit LoopCore::run_scheduler(FiberRecord* until) {
   in_scheduler_ = true;
   active_.store(true, std::memory_order_relaxed);
   run_target_ = until;
+  SchedulerExit exit = SchedulerExit::kNothingToDo;
   for (;;) {
-    attention_ = false;
-    if (until != nullptr && until->finished()) break;
+    attention_ = closing_;  // while closing, the scheduler counts every iteration
+    if (until != nullptr && until->finished()) {
+      exit = SchedulerExit::kTargetFinished;
+      break;
+    }
     take_remote();
-    if (stop_requested_.exchange(false, std::memory_order_relaxed)) break;
+    if (stop_requested_.exchange(false, std::memory_order_relaxed) && !closing_) {
+      exit = SchedulerExit::kStopped;
+      break;
+    }
     if (!poll_and_expire()) break;  // nothing can make progress
     run_callbacks();
     if (!ready_.empty()) {
+      if (closing_ && ++closing_iterations_ > kShutdownIterations) break;
       // The scheduler starts the iteration itself: pick_next() would hand
       // control straight back whenever the scheduler has work pending.
       budget_ = ready_.size();
@@ -445,38 +493,7 @@ void LoopCore::run_scheduler(FiberRecord* until) {
   run_target_ = nullptr;
   in_scheduler_ = false;
   active_.store(false, std::memory_order_relaxed);
-}
-
-void LoopCore::shutdown() noexcept {
-  if (current_ != nullptr) {
-    std::fprintf(stderr, "fiberloop: a Loop was destroyed from inside one of its own fibers\n");
-    std::abort();
-  }
-  begin_shutdown();
-  for (int round = 0; !all_.empty(); ++round) {
-    if (round == kShutdownRounds) {
-      all_.for_each([](FiberRecord& f) {
-        std::fprintf(stderr,
-                     "fiberloop: %s ignored cancellation %d times; its stack is leaked, not "
-                     "freed under a live frame\n",
-                     describe(f).c_str(), kShutdownRounds);
-        static_cast<ListHook<AllFibersTag>&>(f).unlink();
-      });
-      leaked_fibers_ = true;
-      break;
-    }
-    all_.for_each([this](FiberRecord& f) { cancel(f); });
-    stop_requested_.store(false, std::memory_order_relaxed);
-    run_scheduler(nullptr);
-  }
-}
-
-void LoopCore::begin_shutdown() noexcept {
-  // Pending callbacks are dropped (as asyncio's loop.close() drops them), and
-  // run_blocking() jobs no longer hold the loop open: their fibers are
-  // cancelled at once, and the pool is joined by ~LoopCore.
-  shutting_down_ = true;
-  discard_callbacks();
+  return exit;
 }
 
 LoopStats LoopCore::stats() const noexcept {

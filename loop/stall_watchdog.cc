@@ -11,6 +11,7 @@
 #include <mutex>
 
 #include "loop/internal/loop_core.h"
+#include "loop/internal/own_thread.h"
 
 namespace fiberloop::internal {
 namespace {
@@ -47,7 +48,7 @@ StallWatchdog::StallWatchdog(LoopCore& core, Duration threshold)
   // in the signal handler.
   void* frames[4];
   ::backtrace(frames, 4);
-  thread_ = std::thread([this] { watch(); });
+  thread_ = start_own_thread([this] { watch(); });
 }
 
 StallWatchdog::~StallWatchdog() {

@@ -4,6 +4,8 @@
 //   int v = t.join();   // 42, or rethrows what the fiber threw
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <stdexcept>
 #include <type_traits>
 #include <utility>

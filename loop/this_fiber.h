@@ -4,6 +4,8 @@
 //   fiberloop::this_fiber::sleep_for(std::chrono::milliseconds(100));
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include "loop/internal/deadline.h"
 #include "loop/internal/loop_core.h"
 #include "loop/options.h"

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "loop/internal/own_thread.h"
+
 namespace fiberloop::internal {
 
 ThreadPool::~ThreadPool() {
@@ -22,12 +24,20 @@ void ThreadPool::submit(std::function<void()> job) {
     return;
   }
   try {
-    threads_.emplace_back([this] { work(); });
+    threads_.push_back(start_own_thread([this] { work(); }));
   } catch (...) {
     if (threads_.empty()) {  // nobody would ever run the job
       jobs_.pop_back();
       throw;
     }
+  }
+}
+
+void ThreadPool::drop_queued() noexcept {
+  std::deque<std::function<void()>> dropped;
+  {
+    std::lock_guard lock(mutex_);
+    dropped.swap(jobs_);
   }
 }
 

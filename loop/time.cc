@@ -12,6 +12,7 @@
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
 #include "loop/internal/loop_core.h"
+#include "loop/internal/own_thread.h"
 #include "loop/internal/timeout_scope.h"
 #include "loop/timer_handle.h"
 
@@ -24,6 +25,11 @@ namespace {
 // stacks in again.
 constexpr std::size_t kIdleStacksKept = 1024;
 constexpr Duration kLongIdle = std::chrono::seconds(1);
+
+// While a loop with nothing to do waits for another thread's post, how often
+// it looks whether such a thread still exists: from 10 ms, doubling, to 1 s.
+constexpr Duration kFirstOtherThreadRecheck = std::chrono::milliseconds(10);
+constexpr Duration kLastOtherThreadRecheck = std::chrono::seconds(1);
 
 struct SleepTimer : TimerNode {
   FiberRecord* fiber = nullptr;
@@ -63,6 +69,7 @@ void LoopCore::sleep_until(TimePoint when) {
 
 TimerHandle LoopCore::call_soon(std::function<void()> fn) {
   check_thread("Loop::call_soon");
+  if (closing_) return {};  // dropped: `fn` is destroyed on return
   Callback& c = callbacks_->allocate(std::move(fn));
   c.state = Callback::State::kSoon;
   soon_.push_back(c.index);
@@ -71,6 +78,7 @@ TimerHandle LoopCore::call_soon(std::function<void()> fn) {
 
 TimerHandle LoopCore::call_at(TimePoint when, std::function<void()> fn) {
   check_thread("Loop::call_at");
+  if (closing_) return {};
   Callback& c = callbacks_->allocate(std::move(fn));
   c.state = Callback::State::kTimer;
   c.fire = [](TimerNode* node) {
@@ -149,6 +157,7 @@ void LoopCore::notify_remote() noexcept {
 void LoopCore::take_remote() {
   if (!remote_pending_.exchange(false, std::memory_order_acquire)) return;
   if (dump_requested_.exchange(false, std::memory_order_relaxed)) dump(std::cerr);
+  if (closing_) return drop_remote();
   std::vector<std::function<void()>> posted;
   {
     std::lock_guard lock(remote_mutex_);
@@ -167,15 +176,27 @@ bool LoopCore::poll_and_expire() {
   const bool busy = !ready_.empty() || !soon_.empty();
   // Work that other threads will bring: run_blocking() jobs and KeepAlives.
   // Shutdown waits for neither.
-  const bool expected = !shutting_down_ && (jobs_outstanding_ != 0 ||
-                                            keep_alives_.load(std::memory_order_relaxed) != 0);
-  if (!busy && timers_.empty() && fd_waiters_ == 0 && !expected) return false;
-
+  const bool expected =
+      !closing_ && (jobs_outstanding_ != 0 || keep_alives_.load(std::memory_order_relaxed) != 0);
   std::optional<Duration> timeout;  // none: until an fd event or a wake-up
-  if (busy) {
-    timeout = Duration::zero();
-  } else if (!timers_.empty()) {
-    timeout = time_until(timers_.next_deadline(), Clock::now());
+  if (!busy && timers_.empty() && fd_waiters_ == 0 && !expected) {
+    // Nothing here can make progress. Fibers that wait may still be woken by
+    // a post from a thread that is not fiberloop's: wait for it (as asyncio
+    // and Boost.Fiber do), and look again now and then, in case that thread
+    // ends without posting. Otherwise it is a deadlock (Go's rule).
+    if (closing_ || all_.empty() || !other_threads_exist()) {
+      other_thread_recheck_ = kFirstOtherThreadRecheck;
+      return false;
+    }
+    timeout = other_thread_recheck_;
+    other_thread_recheck_ = std::min(other_thread_recheck_ * 2, kLastOtherThreadRecheck);
+  } else {
+    other_thread_recheck_ = kFirstOtherThreadRecheck;
+    if (busy || closing_) {  // a closing loop waits for nothing
+      timeout = Duration::zero();
+    } else if (!timers_.empty()) {
+      timeout = time_until(timers_.next_deadline(), Clock::now());
+    }
   }
   const bool blocks = !timeout || *timeout > Duration::zero();
   if (blocks || fd_waiters_ != 0) {  // else there is nothing to poll for
@@ -192,14 +213,22 @@ bool LoopCore::poll_and_expire() {
   const TimePoint now = Clock::now();
   coarse_now_ = now;
   while (TimerNode* node = timers_.pop_expired(now)) node->fire(node);
-  return true;
+  return !closing_ || !ready_.empty();
 }
 
 // ---- timeouts ---------------------------------------------------------------
 
 void LoopCore::throw_interrupt(FiberRecord& self) {
   if (self.pending & FiberRecord::kCancel) {
-    self.pending &= static_cast<std::uint8_t>(~FiberRecord::kCancel);
+    if (LoopCore& loop = *self.loop; loop.closing_) {
+      // Delivered again at every suspension point, and only after a pass
+      // through the ready queue: a fiber that catches it in a loop still
+      // comes back to the scheduler, which abandons it (loop/shutdown.cc).
+      loop.make_ready(self);
+      loop.suspend(self);
+    } else {
+      self.pending &= static_cast<std::uint8_t>(~FiberRecord::kCancel);
+    }
     throw fiberloop::Cancelled{};
   }
   const TimeoutScope* scope = TimeoutScope::expired(self.timeouts);

@@ -5,6 +5,8 @@
 //   });                            // throws TimeoutError after 2 s
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <functional>
 #include <source_location>
 #include <type_traits>

@@ -4,6 +4,8 @@
 //   h.cancel();   // it will not run
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <cstdint>
 #include <memory>
 #include <utility>

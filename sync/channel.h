@@ -11,6 +11,8 @@
 // nullopt; senders get ChannelClosed. Single loop (see event.h).
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -19,6 +21,7 @@
 
 #include "loop/internal/loop_core.h"
 #include "sync/internal/channel_op.h"
+#include "sync/internal/home_loop.h"
 
 namespace fiberloop {
 
@@ -41,7 +44,7 @@ class Channel {
       : capacity_(capacity),
         ring_(std::make_unique<std::optional<T>[]>(capacity == 0 ? 1 : capacity)) {}
   // Closes the channel first: fibers still waiting on it wake (see close()).
-  ~Channel() { close(); }
+  ~Channel() { close_now(); }
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
@@ -49,7 +52,8 @@ class Channel {
   // those can happen.
   // Throws: ChannelClosed (at once, or when the channel closes while parked);
   //         Cancelled, TimeoutError (the value was not sent); std::logic_error
-  //         when it must park outside a fiber.
+  //         when it must park outside a fiber, or from another loop's thread
+  //         (as every operation: hand it over with Loop::call_soon_threadsafe).
   void send(T value) {
     if (try_send_from(value)) return;
     internal::ChannelOp op;
@@ -86,11 +90,9 @@ class Channel {
 
   // No more sends: waiting senders get ChannelClosed, waiting receivers
   // nullopt; buffered values can still be received. Idempotent.
-  void close() noexcept {
-    if (closed_) return;
-    closed_ = true;
-    while (internal::ChannelOp* r = internal::claim(receivers_)) r->complete(true);
-    while (internal::ChannelOp* s = internal::claim(senders_)) s->complete(true);
+  void close() {
+    home_.check("Channel::close");
+    close_now();
   }
 
   // Whether close() was called; values buffered now; the buffer size.
@@ -101,6 +103,7 @@ class Channel {
   // ---- for select() ----
   // Completes a send now if it can. Throws ChannelClosed.
   bool try_send_from(T& value) {
+    home_.check("Channel::send");
     if (closed_) throw ChannelClosed();
     if (internal::ChannelOp* r = internal::claim(receivers_)) {
       static_cast<std::optional<T>*>(r->value)->emplace(std::move(value));
@@ -116,6 +119,7 @@ class Channel {
   // Completes a recv now if it can: a value, or nullopt when closed and
   // drained. Returns: whether it completed.
   bool try_recv_into(std::optional<T>& out) {
+    home_.check("Channel::recv");
     if (count_ > 0) {
       out.emplace(std::move(*ring_[head_]));
       ring_[head_].reset();
@@ -149,6 +153,12 @@ class Channel {
   auto send_case(U&& value);
 
  private:
+  void close_now() noexcept {
+    if (closed_) return;
+    closed_ = true;
+    while (internal::ChannelOp* r = internal::claim(receivers_)) r->complete(true);
+    while (internal::ChannelOp* s = internal::claim(senders_)) s->complete(true);
+  }
   void park(internal::IntrusiveList<internal::ChannelOp>& queue, internal::ChannelOp& op,
             const char* what) {
     internal::FiberRecord& self = internal::running_fiber_or_throw(what);
@@ -162,6 +172,7 @@ class Channel {
   std::size_t head_ = 0;
   std::size_t count_ = 0;
   bool closed_ = false;
+  internal::HomeLoop home_;
   internal::IntrusiveList<internal::ChannelOp> senders_;    // parked, each with its value
   internal::IntrusiveList<internal::ChannelOp> receivers_;  // parked, each with its slot
 };

@@ -27,6 +27,7 @@ struct Relock {
 }  // namespace
 
 void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
+  waiters_.check("ConditionVariable::wait");
   check_owned(lock);
   Mutex* m = lock.mutex();
   lock.unlock();
@@ -35,6 +36,7 @@ void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
 }
 
 bool ConditionVariable::wait_until(std::unique_lock<Mutex>& lock, TimePoint deadline) {
+  waiters_.check("ConditionVariable::wait_for");
   check_owned(lock);
   Mutex* m = lock.mutex();
   lock.unlock();

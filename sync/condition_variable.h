@@ -6,6 +6,8 @@
 // Single loop (see event.h).
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <mutex>
 
 #include "loop/internal/deadline.h"
@@ -44,9 +46,16 @@ class ConditionVariable {
   }
 
   // Wakes the longest waiter; a no-op if none.
-  void notify_one() noexcept { waiters_.notify_one(); }
+  // Throws: std::logic_error from another loop's thread (as every operation).
+  void notify_one() {
+    waiters_.check("ConditionVariable::notify_one");
+    waiters_.notify_one();
+  }
   // Wakes every waiter.
-  void notify_all() noexcept { waiters_.notify_all(); }
+  void notify_all() {
+    waiters_.check("ConditionVariable::notify_all");
+    waiters_.notify_all();
+  }
 
  private:
   bool wait_until(std::unique_lock<Mutex>& lock, TimePoint deadline);

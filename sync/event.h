@@ -8,6 +8,8 @@
 // another thread, hand the set() over with Loop::call_soon_threadsafe().
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include "loop/options.h"
 #include "sync/internal/wait_queue.h"
 
@@ -20,14 +22,21 @@ class Event {
   Event& operator=(const Event&) = delete;
 
   // Sets the flag and wakes every waiter. Later wait()s return at once.
-  void set() noexcept;
+  // Throws: std::logic_error from a thread that is not the Event's loop's
+  //         (hand the call over with Loop::call_soon_threadsafe()).
+  void set();
   // Clears the flag. Waiters already woken still return.
-  void clear() noexcept { set_ = false; }
+  // Throws: as set().
+  void clear() {
+    waiters_.check("Event::clear");
+    set_ = false;
+  }
   // Whether the flag is set.
   bool is_set() const noexcept { return set_; }
 
   // Parks until the flag is set; returns at once if it is.
-  // Throws: Cancelled; TimeoutError; std::logic_error outside a fiber.
+  // Throws: Cancelled; TimeoutError; std::logic_error outside a fiber, or
+  //         from another loop's thread.
   void wait();
   // As wait(), giving up after `timeout`. Returns: whether the flag was set.
   bool wait_for(Duration timeout);

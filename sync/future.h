@@ -13,6 +13,8 @@
 // the loop.
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <exception>
 #include <functional>
 #include <memory>
@@ -59,25 +61,37 @@ class Future {
   // reference into the shared state; void for Future<void>) or rethrows.
   // Throws: the stored exception; Cancelled; TimeoutError; std::logic_error
   //         on an empty Future, or when it must park outside a fiber.
-  decltype(auto) get() const {
-    auto& s = state("get");
-    if (!s.ready()) s.waiters.wait("Future::get");
-    if (s.error) std::rethrow_exception(s.error);
+  decltype(auto) get() const& {
+    auto& s = wait_ready();
     if constexpr (std::is_void_v<T>) {
       return;
     } else {
       return static_cast<const T&>(*s.value);
     }
   }
+  // As get(), but moves the value out of the shared state (for a move-only
+  // T): `auto p = std::move(future).get();`. Other copies of the Future then
+  // see the moved-from value.
+  T get() && {
+    auto& s = wait_ready();
+    if constexpr (!std::is_void_v<T>) return std::move(*s.value);
+  }
 
   // True once a value or exception is set.
   bool ready() const noexcept { return state_ && state_->ready(); }
 
-  // Runs fn(future) on the loop (through call_soon) once the Future is
-  // ready; at the next iteration if it already is.
+  // Runs fn(future), or fn() for a callable that takes no argument, on the
+  // loop (through call_soon) once the Future is ready; at the next iteration
+  // if it already is (asyncio's add_done_callback).
   // Throws: std::logic_error on an empty Future.
+  template <class F>
+  requires std::is_invocable_v<F&> &&
+      (!std::is_invocable_v<F&, Future<T>>)void add_done_callback(F fn) {
+    add_done_callback([fn = std::move(fn)](const Future<T>&) mutable { fn(); });
+  }
   void add_done_callback(std::function<void(Future<T>)> fn) {
     auto& s = state("add_done_callback");
+    s.loop.check_thread("Future::add_done_callback");
     if (s.ready()) {
       s.loop.call_soon([fn = std::move(fn), self = *this] { fn(self); });
     } else {
@@ -89,6 +103,13 @@ class Future {
   template <class>
   friend class Promise;
   explicit Future(std::shared_ptr<internal::FutureState<T>> s) : state_(std::move(s)) {}
+  internal::FutureState<T>& wait_ready() const {
+    auto& s = state("get");
+    s.loop.check_thread("Future::get");
+    if (!s.ready()) s.waiters.wait("Future::get");
+    if (s.error) std::rethrow_exception(s.error);
+    return s;
+  }
   internal::FutureState<T>& state(const char* what) const {
     if (!state_) throw std::logic_error(std::string("Future::") + what + ": the Future is empty");
     return *state_;
@@ -163,8 +184,17 @@ class Promise {
     explicit Breaker(std::shared_ptr<internal::FutureState<T>> s) : state(std::move(s)) {}
     ~Breaker() {
       if (state->ready()) return;
-      state->error = std::make_exception_ptr(BrokenPromise());
-      finish(state);
+      if (internal::LoopCore::current() != &state->loop) {
+        // The last copy died on another thread: break it on the loop's own.
+        state->loop.call_soon_threadsafe([s = state] { break_promise(s); });
+        return;
+      }
+      break_promise(state);
+    }
+    static void break_promise(const std::shared_ptr<internal::FutureState<T>>& s) {
+      if (s->ready()) return;
+      s->error = std::make_exception_ptr(BrokenPromise());
+      finish(s);
     }
     std::shared_ptr<internal::FutureState<T>> state;
   };

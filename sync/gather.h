@@ -6,6 +6,8 @@
 //   for (std::size_t i : fiberloop::as_completed(tasks)) use(tasks[i].join());
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <array>
 #include <cstddef>
 #include <exception>

@@ -5,6 +5,7 @@
 namespace fiberloop {
 
 void Mutex::lock_slow() {
+  waiters_.check("Mutex::lock");
   internal::FiberRecord& self = internal::running_fiber_or_throw("Mutex::lock");
   if (owner_ == nullptr) {
     owner_ = &self;
@@ -17,6 +18,7 @@ void Mutex::lock_slow() {
 }
 
 bool Mutex::try_lock() {
+  waiters_.check("Mutex::try_lock");
   internal::FiberRecord& self = internal::running_fiber_or_throw("Mutex::try_lock");
   if (owner_ != nullptr) return false;
   owner_ = &self;
@@ -24,6 +26,7 @@ bool Mutex::try_lock() {
 }
 
 void Mutex::unlock_slow() {
+  waiters_.check("Mutex::unlock");
   internal::FiberRecord& self = internal::running_fiber_or_throw("Mutex::unlock");
   if (owner_ != &self) {
     throw std::logic_error(owner_ == nullptr
@@ -35,6 +38,7 @@ void Mutex::unlock_slow() {
 }
 
 void Mutex::lock_uninterruptible() {
+  waiters_.check("Mutex::lock");
   internal::FiberRecord& self = internal::running_fiber_or_throw("Mutex::lock");
   if (owner_ == nullptr) {
     owner_ = &self;

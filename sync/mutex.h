@@ -8,6 +8,8 @@
 // event.h); the owner is a fiber, not a thread.
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include "loop/internal/fiber_record.h"
 #include "sync/internal/wait_queue.h"
 
@@ -21,10 +23,11 @@ class Mutex {
 
   // Takes the mutex, parking while another fiber holds it.
   // Throws: Cancelled, TimeoutError (the mutex is then not taken);
-  //         std::logic_error outside a fiber, or if this fiber holds it already.
+  //         std::logic_error outside a fiber, if this fiber holds it already,
+  //         or from another loop's thread (as every operation).
   void lock() {
     internal::FiberRecord* self = running();
-    if (owner_ == nullptr && self != nullptr) [[likely]] {
+    if (owner_ == nullptr && self != nullptr && self->loop == waiters_.home()) [[likely]] {
       owner_ = self;
       return;
     }

@@ -15,6 +15,8 @@
 // with its slot empty; a send case on a closed channel throws ChannelClosed.
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <array>
 #include <cstddef>
 #include <optional>

@@ -8,6 +8,8 @@
 // the next one; none is lost. Single loop (see event.h).
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <cstddef>
 
 #include "sync/internal/wait_queue.h"
@@ -26,9 +28,10 @@ class Semaphore {
   //         outside a fiber.
   void acquire();
   // Takes a permit if one is free. Returns: whether it took one.
-  bool try_acquire() noexcept;
+  // Throws: std::logic_error from another loop's thread (as every operation).
+  bool try_acquire();
   // Returns a permit: to the longest waiter if any, else to the pool.
-  void release() noexcept;
+  void release();
 
   // Permits available now.
   std::size_t available() const noexcept { return permits_; }

@@ -17,6 +17,8 @@
 // ever-growing set of connections.
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <cstddef>
 #include <deque>
 #include <exception>
@@ -44,7 +46,7 @@ class TaskGroup {
   // Spawns `fn` as a child. The Task stays valid for the group's life; join
   // it for the value once group.join() returned.
   // Throws: std::logic_error after join() began, or from another loop's thread.
-  template <class F>
+  template <internal::Spawnable F>
   TaskFor<F>& spawn(F&& fn, std::source_location where = std::source_location::current()) {
     using R = std::invoke_result_t<std::decay_t<F>>;
     check_open();
@@ -65,6 +67,15 @@ class TaskGroup {
     Task<R>& ref = *task;
     children_.push_back(std::make_unique<Holder<R>>(std::move(task)));
     return ref;
+  }
+
+  // Any other arguments: see Loop::spawn.
+  template <class... Args>
+  requires(!internal::kValidSpawn<Args...>) Task<void>
+  &spawn(Args&&...) {
+    internal::reject_spawn_arguments<Args...>();
+    static Task<void> none;
+    return none;
   }
 
   // Waits for every child. Rethrows the first failure (after all finished).

@@ -5,6 +5,7 @@
 namespace fiberloop {
 
 void WaitGroup::done() {
+  waiters_.check("WaitGroup::done");
   if (count_ == 0) {
     throw std::logic_error("WaitGroup::done: called more often than add() counted");
   }
@@ -12,6 +13,7 @@ void WaitGroup::done() {
 }
 
 void WaitGroup::wait() {
+  waiters_.check("WaitGroup::wait");
   if (count_ != 0) waiters_.wait("WaitGroup::wait");
 }
 

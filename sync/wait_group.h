@@ -8,6 +8,8 @@
 // Single loop (see event.h).
 #pragma once
 
+#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+
 #include <cstddef>
 
 #include "sync/internal/wait_queue.h"
@@ -21,7 +23,11 @@ class WaitGroup {
   WaitGroup& operator=(const WaitGroup&) = delete;
 
   // Adds `n` outstanding jobs.
-  void add(std::size_t n = 1) noexcept { count_ += n; }
+  // Throws: std::logic_error from another loop's thread (as every operation).
+  void add(std::size_t n = 1) {
+    waiters_.check("WaitGroup::add");
+    count_ += n;
+  }
   // Marks one job done; at zero, wakes every waiter.
   // Throws: std::logic_error if no job is outstanding.
   void done();

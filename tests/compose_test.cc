@@ -141,10 +141,12 @@ TEST_F(Compose, WaitAnyAndAsCompleted) {
     EXPECT_FALSE(slow.done());
     slow.join();
 
+    // Deadlines from one base: the order holds however slowly the fibers start.
     std::vector<Task<int>> tasks;
+    const TimePoint base = Clock::now();
     for (int ms : {15, 5, 10})
-      tasks.push_back(spawn([ms] {
-        this_fiber::sleep_for(std::chrono::milliseconds(ms));
+      tasks.push_back(spawn([ms, base] {
+        this_fiber::sleep_until(base + std::chrono::milliseconds(ms));
         return ms;
       }));
     std::vector<int> order;

@@ -1,6 +1,7 @@
 #include "fiber/internal/generator_core.h"
 
 #include <cstdint>
+#include <cstdio>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -45,9 +46,17 @@ void GeneratorCore::destroy(GeneratorCore* core) noexcept {
   if (core->started_ && !core->finished_) {
     core->unwinding_ = true;
     try {
-      while (!core->finished_) core->resume(nullptr);
+      while (!core->finished_ && !core->abandoned_) core->resume(nullptr);
     } catch (...) {
       // The body threw while unwinding; nobody is left to tell.
+    }
+    if (core->abandoned_) {
+      std::fprintf(stderr,
+                   "fiberloop: a Generator's body caught its unwind %d times (a catch (...) "
+                   "that does not rethrow?) and was abandoned; its %zu KiB stack is leaked, not "
+                   "freed under a live frame\n",
+                   kMaxUnwinds, core->stack_.size / 1024);
+      return;
     }
   }
   if (!core->started_) forget_context_stack(core->body_stack_);  // else it exited
@@ -81,12 +90,21 @@ bool GeneratorCore::resume(void* sent) {
 }
 
 void* GeneratorCore::yield(void* value) {
-  if (unwinding_) throw GeneratorUnwind{};
+  if (unwinding_) {
+    if (++unwinds_delivered_ > kMaxUnwinds) {  // back to destroy() for good
+      abandoned_ = true;
+      exit_context(consumer_context_, consumer_exceptions_, nullptr, consumer_stack_);
+    }
+    throw GeneratorUnwind{};
+  }
   yielded_ = value;
   switch_context(&body_context_, &body_exceptions_, consumer_context_, consumer_exceptions_,
                  nullptr, consumer_stack_);
   yielded_ = nullptr;
-  if (unwinding_) throw GeneratorUnwind{};
+  if (unwinding_) {
+    ++unwinds_delivered_;
+    throw GeneratorUnwind{};
+  }
   return sent_;
 }
 

@@ -23,8 +23,12 @@ class GeneratorCore : public ContextEntry {
   static GeneratorCore* create(const StackOptions& options, std::size_t callable_bytes,
                                std::size_t callable_align, void (*invoke)(GeneratorCore&),
                                void (*destroy)(void*));
-  // Unwinds an unfinished body, destroys the callable, frees the stack.
+  // Unwinds an unfinished body, destroys the callable, frees the stack. A
+  // body that catches its unwind kMaxUnwinds times is abandoned instead: one
+  // report on stderr, and its stack (with the callable on it) is leaked,
+  // never freed under a live frame (fibers get the same at loop shutdown).
   static void destroy(GeneratorCore* core) noexcept;
+  static constexpr int kMaxUnwinds = 64;
   // Frees a generator whose callable was never constructed.
   static void discard(GeneratorCore* core) noexcept;
 
@@ -65,6 +69,8 @@ class GeneratorCore : public ContextEntry {
   bool finished_ = false;
   bool unwinding_ = false;
   bool callable_alive_ = true;
+  bool abandoned_ = false;     // the body would not unwind: its stack is leaked
+  int unwinds_delivered_ = 0;  // GeneratorUnwinds thrown into the body so far
 };
 
 }  // namespace fiberloop::internal

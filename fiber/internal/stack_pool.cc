@@ -1,8 +1,15 @@
 #include "fiber/internal/stack_pool.h"
 
+#include "fiber/internal/context.h"  // FIBERLOOP_ASAN
 #include "fiber/internal/overflow_guard.h"
 
+#if FIBERLOOP_ASAN
+#include <sanitizer/lsan_interface.h>
+#endif
+#if __has_include(<valgrind/valgrind.h>)
 #include <valgrind/valgrind.h>
+#define FIBERLOOP_HAVE_VALGRIND 1
+#endif
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -14,6 +21,24 @@
 #include <system_error>
 
 namespace fiberloop::internal {
+namespace {
+
+// Valgrind's client requests, when its header is installed (Debian's
+// valgrind package, which ./bazelw installs): without them memcheck loses
+// track at the first switch onto a fiber's stack. No-ops without the header.
+#if FIBERLOOP_HAVE_VALGRIND
+bool running_on_valgrind() noexcept { return RUNNING_ON_VALGRIND != 0; }
+unsigned show_stack_to_valgrind(void* bottom, void* top) noexcept {
+  return VALGRIND_STACK_REGISTER(bottom, top);
+}
+void forget_stack_for_valgrind(unsigned id) noexcept { VALGRIND_STACK_DEREGISTER(id); }
+#else
+bool running_on_valgrind() noexcept { return false; }
+unsigned show_stack_to_valgrind(void*, void*) noexcept { return 0; }
+void forget_stack_for_valgrind(unsigned) noexcept {}
+#endif
+
+}  // namespace
 namespace {
 
 // glibc 2.36 predates MADV_GUARD_INSTALL (Linux 6.13); the value is ABI.
@@ -49,12 +74,26 @@ StackPool::StackPool(GuardMethod method) noexcept : method_(method) {}
 
 StackPool::~StackPool() {
   for (Slab& slab : slabs_) {
-    if (slab.base != nullptr) unmap(slab);
+    if (slab.base == nullptr) continue;
+    if (slab.outstanding == 0) {
+      unmap(slab);
+    } else {
+      // A stack still out belongs to a fiber or generator that was abandoned
+      // (it would not unwind): it stays mapped, frames and all, for good.
+      // LeakSanitizer is told to scan it, so that what those frames hold
+      // (an exception in flight, say) is not reported as a leak.
+#if FIBERLOOP_ASAN
+      const std::size_t guard = slab.guarded ? page_size() : 0;
+      for (std::size_t at = 0; at + slab.slot <= slab.bytes; at += slab.slot) {
+        __lsan_register_root_region(slab.base + at + guard, slab.slot - guard);  // not the guard
+      }
+#endif
+    }
   }
 }
 
 void StackPool::unmap(Slab& slab) noexcept {
-  for (unsigned id : slab.valgrind_ids) VALGRIND_STACK_DEREGISTER(id);
+  for (unsigned id : slab.valgrind_ids) forget_stack_for_valgrind(id);
   ::munmap(slab.base, slab.bytes);
   slab = Slab{nullptr, 0, 0, 0, false, {}};
 }
@@ -128,8 +167,8 @@ Stack StackPool::acquire_slow(const StackOptions& options) {
     // for a whole slab at once: a slab's unused stacks cost nothing.
     stack.guarded = sc.guard && install_guard(sc.carve_next - page_size());
     if (sc.guard && !stack.guarded) ++unguarded_;
-    if (RUNNING_ON_VALGRIND) {  // so memcheck follows switches onto this stack
-      slabs_[stack.slab].valgrind_ids.push_back(VALGRIND_STACK_REGISTER(stack.bottom(), stack.top));
+    if (running_on_valgrind()) {  // so memcheck follows switches onto this stack
+      slabs_[stack.slab].valgrind_ids.push_back(show_stack_to_valgrind(stack.bottom(), stack.top));
     }
     sc.carve_next += slot;
     --sc.carve_left;

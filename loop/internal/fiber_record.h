@@ -42,10 +42,11 @@ enum class WaitKind : std::uint8_t {
 };
 
 enum class FiberState : std::uint8_t {
-  kReady,     // in the ready queue (also: spawned, not yet started, no stack)
-  kRunning,   // the one fiber on the CPU
-  kParked,    // waiting to be woken; in at most one wait list
-  kFinished,  // body returned or threw; stack released
+  kReady,      // in the ready queue (also: spawned, not yet started, no stack)
+  kRunning,    // the one fiber on the CPU
+  kParked,     // waiting to be woken; in at most one wait list
+  kFinished,   // body returned or threw; stack released
+  kAbandoned,  // would not end when its loop shut down: stack leaked, never resumed
 };
 
 // Holds a fiber's return value inline when it is small, on the heap otherwise.

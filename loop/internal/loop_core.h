@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <source_location>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -135,8 +136,14 @@ class LoopCore {
   void stop() noexcept;
   // Registers an fd with the loop's epoll instance (io/ uses it).
   Poller& poller() noexcept { return poller_; }
-  // Cancels every live fiber and runs them until they have unwound.
+  // Closes the loop (loop/shutdown.cc): drops pending callbacks and timers,
+  // cancels every live fiber, and runs them, for a bounded number of
+  // iterations, until they have unwound; fibers that will not end are
+  // reported and abandoned.
   void shutdown() noexcept;
+  // Whether shutdown() has begun. Callbacks scheduled from then on are
+  // destroyed without running, fibers spawned are cancelled before they run.
+  bool closing() const noexcept { return closing_; }
 
   void set_exception_handler(ExceptionHandler handler);
   // Loop::dump: every fiber, its state and what it waits on, and the counters.
@@ -192,22 +199,35 @@ class LoopCore {
   }
   void deliver_interrupt(FiberRecord& self);
   bool needs_scheduler() const noexcept;
-  void run_scheduler(FiberRecord* until);
+  // Why run_scheduler() returned.
+  enum class SchedulerExit { kTargetFinished, kStopped, kNothingToDo };
+  SchedulerExit run_scheduler(FiberRecord* until);
   bool poll_and_expire();
   void take_remote();
   void run_callbacks();
   void notify_remote() noexcept;
   void discard_callbacks() noexcept;
-  void begin_shutdown() noexcept;
-  void report_failure(FiberRecord& f) noexcept;
+  void drop_remote() noexcept;
+  void abandon_remaining() noexcept;
+  void finish_unstarted(FiberRecord& f, std::exception_ptr error) noexcept;
+  // Interrupts wait while an exception unwinds the running fiber: thrown
+  // out of a destructor, they would end the process (std::terminate).
+  static bool may_interrupt() noexcept { return tls_exception_state->uncaught == 0; }
+  static void report_failure(FiberRecord& f) noexcept;
   static void on_ready(const Readiness& r) noexcept { r.token->ready(r.token, r); }
   void wait_finished(FiberRecord& f);
+  // The message of the runtime_error a join from outside any fiber throws
+  // when nothing can make progress: every parked fiber and what it waits on.
+  std::string deadlock_report(const std::string& awaited) const;
   void run_until_finished(FiberRecord& f);
   [[noreturn]] static void throw_joined_twice(const FiberRecord& f);
   [[noreturn]] static void throw_self_join(const FiberRecord& f);
+  [[noreturn]] static void throw_abandoned(const FiberRecord& f);
 
   static constexpr std::size_t kContextAhead = 4;  // prefetch distances, measured
   static constexpr std::size_t kRecordAhead = 8;   // with 1M ready fibers
+  // Iterations a closing loop runs before it abandons the fibers left.
+  static constexpr std::size_t kShutdownIterations = 64;
 
   Loop& owner_;
   LoopOptions options_;
@@ -223,9 +243,10 @@ class LoopCore {
   IntrusiveList<FiberRecord, AllFibersTag> all_;  // every fiber not yet finished
   bool in_scheduler_ = false;                     // run_scheduler() is on the stack
   FiberRecord* run_target_ = nullptr;             // run_scheduler() returns when it finishes
-  bool attention_ = false;  // the scheduler must look before the next iteration
-  bool shutting_down_ = false;
-  bool leaked_fibers_ = false;  // shutdown gave up on fibers that ignore cancellation
+  bool attention_ = false;              // the scheduler must look before the next iteration
+  bool closing_ = false;                // shutdown() has begun
+  std::size_t closing_iterations_ = 0;  // iterations run since
+  bool leaked_fibers_ = false;          // shutdown abandoned fibers that would not end
   ExceptionHandler exception_handler_;
 
   // Time and callbacks.
@@ -235,6 +256,9 @@ class LoopCore {
   std::vector<std::uint32_t> soon_;     // callbacks due, in order
   std::vector<std::uint32_t> running_;  // the iteration's snapshot of soon_
   std::size_t fd_waiters_ = 0;          // fibers parked on fd readiness (io/), fd callbacks
+  // How long the next wait for another thread's post lasts before the loop
+  // looks again whether such a thread exists (see poll_and_expire).
+  Duration other_thread_recheck_ = std::chrono::milliseconds(10);
   // The time at the last poll: what parking fibers stamp themselves with
   // (reading the clock at every park would cost more than the park).
   TimePoint coarse_now_ = Clock::now();
@@ -283,9 +307,13 @@ class LoopCore {
   // it from live processes and core files alike; thread-locals are not
   // always readable from a core).
   friend void register_for_debuggers(LoopCore* core, bool add) noexcept;
+  friend bool loop_is_live(const LoopCore* core) noexcept;
   LoopCore* debug_next_ = nullptr;
   long debug_lwp_ = 0;  // the loop thread's kernel id (gettid)
 };
+
+// Whether `core` is a loop that exists now (on any thread).
+bool loop_is_live(const LoopCore* core) noexcept;
 
 // The head of the list of every loop (LoopCore::debug_next_), for debuggers.
 extern LoopCore* debug_loop_list;
@@ -294,6 +322,12 @@ void register_for_debuggers(LoopCore* core, bool add) noexcept;
 
 // Stops Loop::dump_on_signal() dumps of `core` (its Loop is going away).
 void forget_dump_signal(LoopCore& core) noexcept;
+
+// "fiber 7 'name'" (the name only if it has one): how every message names a fiber.
+std::string describe_fiber(const FiberRecord& f);
+// One line of Loop::dump() for `f`: its state, what it waits on and for how
+// long, its stack and where it was spawned.
+void describe_fiber_line(std::ostream& out, const FiberRecord& f, TimePoint now);
 
 // Throws std::logic_error: `what` was called with no Loop on this thread.
 [[noreturn]] void throw_no_loop(const char* what);

@@ -56,6 +56,16 @@ class RecordPool {
 
   std::size_t live() const noexcept { return live_; }
 
+  // Calls fn(FiberRecord&) on every record in use (held by a fiber or a Task).
+  template <class Fn>
+  void for_each_live(Fn&& fn) {
+    for (auto& chunk : chunks_) {
+      for (std::size_t i = 0; i < kChunk; ++i) {
+        if (chunk[i].refs != 0) fn(chunk[i]);
+      }
+    }
+  }
+
  private:
   static constexpr std::size_t kChunk = 256;
 

@@ -100,7 +100,7 @@ inline void LoopCore::make_ready(FiberRecord& f) noexcept {
 }
 
 inline void LoopCore::deliver_interrupt(FiberRecord& self) {
-  if (self.pending) [[unlikely]]
+  if (self.pending && may_interrupt()) [[unlikely]]
     throw_interrupt(self);
 }
 
@@ -114,7 +114,7 @@ inline void LoopCore::yield() {
 
 [[gnu::always_inline]] inline void LoopCore::park(WaitKind kind, std::int64_t detail) {
   FiberRecord& self = running_fiber("park");
-  if (self.pending) [[unlikely]] {
+  if (self.pending && may_interrupt()) [[unlikely]] {
     static_cast<FiberRecord::WaitHook&>(self).unlink();
     throw_interrupt(self);
   }
@@ -141,6 +141,8 @@ inline bool LoopCore::park_masked(WaitKind kind) noexcept {
 inline void LoopCore::join(FiberRecord& f) {
   if (f.joined) [[unlikely]]
     throw_joined_twice(f);
+  if (f.state == FiberState::kAbandoned) [[unlikely]]
+    throw_abandoned(f);
   if (!f.finished()) f.loop->wait_finished(f);
   f.joined = true;
   if (f.error) [[unlikely]]

@@ -26,6 +26,9 @@ class ThreadPool {
 
   std::size_t threads() const;
 
+  // Destroys the jobs not yet started (the loop is closing).
+  void drop_queued() noexcept;
+
  private:
   void work();
 

@@ -9,6 +9,7 @@
 #include "loop/internal/intrusive_list.h"
 #include "loop/internal/loop_core.h"
 #include "loop/internal/timer_heap.h"
+#include "sync/internal/home_loop.h"
 
 namespace fiberloop::internal {
 
@@ -18,6 +19,12 @@ class WaitQueue {
   explicit WaitQueue(WaitKind kind) noexcept : kind_(kind) {}
 
   bool empty() const noexcept { return fibers_.empty(); }
+
+  // Throws std::logic_error naming `what` unless called on the thread of the
+  // loop the queue (and the primitive around it) belongs to; see HomeLoop.
+  void check(const char* what) { home_.check(what); }
+  // That loop, or null while no loop has used the queue.
+  LoopCore* home() const noexcept { return home_.loop(); }
 
   // Parks the running fiber at the back until notify_one()/notify_all().
   // Throws: Cancelled or TimeoutError if interrupted first (the fiber has
@@ -42,6 +49,7 @@ class WaitQueue {
   static LoopCore& loop_of(FiberRecord& f) noexcept { return *f.loop; }
   IntrusiveList<FiberRecord, WaitTag> fibers_;
   WaitKind kind_;
+  HomeLoop home_;
 };
 
 }  // namespace fiberloop::internal

@@ -1,0 +1,27 @@
+// Threads fiberloop starts itself (run_blocking() workers, the stall
+// watchdog): each blocks every signal but the synchronous faults, so that a
+// process-directed signal meant for wait_signal() is never taken by one of
+// them; and each is known by its kernel id, so that a loop can tell
+// "waiting for another thread" from a deadlock (Go's rule: a deadlock is
+// certain only when no thread but fiberloop's own exists).
+#pragma once
+
+#include <functional>
+#include <thread>
+
+namespace fiberloop::internal {
+
+// Starts `body` on a new thread with every signal blocked except SIGSEGV,
+// SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS (faults are delivered to the
+// thread that causes them and cannot be waited for). The thread counts as
+// fiberloop's own while `body` runs.
+// Throws: std::system_error if the thread cannot be started.
+std::thread start_own_thread(std::function<void()> body);
+
+// Whether the process has a thread that is neither the calling one nor one
+// of fiberloop's own (nor, in ThreadSanitizer builds, TSan's background
+// thread): one that may still post work with call_soon_threadsafe(). Lists
+// /proc/self/task, so it is for the moment a loop would otherwise give up.
+bool other_threads_exist() noexcept;
+
+}  // namespace fiberloop::internal

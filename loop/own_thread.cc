@@ -1,0 +1,118 @@
+#include "loop/internal/own_thread.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "fiber/internal/context.h"  // FIBERLOOP_TSAN
+
+namespace fiberloop::internal {
+namespace {
+
+// The kernel ids of the threads of this process, as /proc/self/task lists them.
+std::vector<pid_t> list_threads() {
+  std::vector<pid_t> tids;
+  if (DIR* dir = ::opendir("/proc/self/task")) {
+    while (const dirent* e = ::readdir(dir)) {
+      if (e->d_name[0] != '.') tids.push_back(static_cast<pid_t>(std::atol(e->d_name)));
+    }
+    ::closedir(dir);
+  }
+  return tids;
+}
+
+struct Registry {
+  std::mutex mutex;
+  std::vector<pid_t> own;      // fiberloop's threads now running
+  std::vector<pid_t> runtime;  // threads of the runtime itself (TSan's background thread)
+};
+
+Registry& registry() {
+  static Registry* r = new Registry;  // never destroyed: threads may outlive static destructors
+  return *r;
+}
+
+#if FIBERLOOP_TSAN
+// ThreadSanitizer starts a background thread of its own at the first
+// pthread_create of the process. Make that happen here, before main (no
+// other thread exists yet), and remember it.
+[[maybe_unused]] const bool tsan_thread_known = [] {
+  const std::vector<pid_t> before = list_threads();
+  std::thread([] {}).join();
+  for (pid_t tid : list_threads()) {
+    if (std::find(before.begin(), before.end(), tid) == before.end()) {
+      registry().runtime.push_back(tid);
+    }
+  }
+  return true;
+}();
+#endif
+
+// Registers the calling thread as fiberloop's for its lifetime.
+class OwnThread {
+ public:
+  OwnThread() : tid_(::gettid()) {
+    std::lock_guard lock(registry().mutex);
+    registry().own.push_back(tid_);
+  }
+  ~OwnThread() {
+    std::lock_guard lock(registry().mutex);
+    auto& own = registry().own;
+    own.erase(std::find(own.begin(), own.end(), tid_));
+  }
+  OwnThread(const OwnThread&) = delete;
+  OwnThread& operator=(const OwnThread&) = delete;
+
+ private:
+  pid_t tid_;
+};
+
+}  // namespace
+
+std::thread start_own_thread(std::function<void()> body) {
+  sigset_t all, old;
+  sigfillset(&all);
+  for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&all, fault);
+  // The new thread inherits the mask in force when it is created.
+  ::pthread_sigmask(SIG_SETMASK, &all, &old);
+  std::thread t;
+  try {
+    t = std::thread([body = std::move(body)] {
+      OwnThread registered;
+      body();
+    });
+  } catch (...) {
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    throw;
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return t;
+}
+
+bool other_threads_exist() noexcept {
+  try {
+    const pid_t self = ::gettid();
+    const std::vector<pid_t> tids = list_threads();
+    std::lock_guard lock(registry().mutex);
+    const auto& r = registry();
+    for (pid_t tid : tids) {
+      if (tid == self) continue;
+      if (std::find(r.own.begin(), r.own.end(), tid) != r.own.end()) continue;
+      if (std::find(r.runtime.begin(), r.runtime.end(), tid) != r.runtime.end()) continue;
+      return true;
+    }
+    return false;
+  } catch (...) {
+    return true;  // cannot tell: waiting is the safe side
+  }
+}
+
+}  // namespace fiberloop::internal

@@ -1,0 +1,298 @@
+// The loop and the rest of the process: threads fiberloop starts block every
+// signal, so a process-directed signal reaches wait_signal; waiting for a
+// thread fiberloop did not start is not a deadlock, while a real deadlock
+// names every parked fiber; and a single-loop primitive used from a thread
+// that is not its loop's says so instead of losing a wake-up. Regression
+// tests for issue 11, class 4.
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::LoopTest;
+
+// ---- signals ----------------------------------------------------------------
+
+// In a child process (a death test): a fiber waits for SIGTERM while a thread
+// fiberloop started is alive; the process signals itself. Exit code 0 means
+// wait_signal got it; before the fix the kernel handed the signal to the
+// thread that did not block it, and SIGTERM's default action ended the
+// process (exit 143).
+void wait_for_own_sigterm(LoopOptions options, bool start_worker) {
+  const int got = run(
+      [start_worker] {
+        if (start_worker) run_blocking([] {});  // a worker thread now exists (idle)
+        auto sender = spawn([] {
+          this_fiber::sleep_for(20ms);  // wait_signal has blocked SIGTERM by now
+          ::kill(::getpid(), SIGTERM);
+        });
+        const int signo = wait_signal({SIGTERM});
+        sender.join();
+        return signo;
+      },
+      options);
+  std::_Exit(got == SIGTERM ? 0 : 1);
+}
+
+TEST(ThreadsDeathTest, ASignalForWaitSignalIsNotTakenByARunBlockingWorker) {
+  EXPECT_EXIT(wait_for_own_sigterm({}, true), ::testing::ExitedWithCode(0), "");
+}
+
+TEST(ThreadsDeathTest, ASignalForWaitSignalIsNotTakenByTheStallWatchdog) {
+  LoopOptions options;
+  options.stall_threshold = 10s;
+  EXPECT_EXIT(wait_for_own_sigterm(options, false), ::testing::ExitedWithCode(0), "");
+}
+
+// ---- waiting for other threads ----------------------------------------------
+
+using Threads = LoopTest;
+
+TEST_F(Threads, AFiberWaitingForAStdThreadsPostNeedsNoKeepAlive) {
+  // asyncio, Asio and Boost.Fiber all wait for such a post.
+  Event ev;
+  std::thread poster([&] {
+    std::this_thread::sleep_for(50ms);
+    loop().call_soon_threadsafe([&] { ev.set(); });
+  });
+  std::string outcome;
+  try {
+    outcome = run([&] {
+      ev.wait();
+      return std::string("woken");
+    });
+  } catch (const std::runtime_error& e) {
+    outcome = e.what();
+  }
+  poster.join();
+  loop().run();  // the post, if the loop gave up before it came
+  EXPECT_EQ(outcome, "woken");
+}
+
+TEST_F(Threads, ADeadlockIsReportedOnceTheLastOtherThreadHasExited) {
+  // A thread that ends without posting: from then on nothing can wake the
+  // fiber, and the loop says so instead of waiting forever.
+  std::thread quitter([] { std::this_thread::sleep_for(100ms); });
+  std::string what;
+  auto waiter = loop().spawn(SpawnOptions{.name = "waiter"}, [] {
+    Event never;
+    never.wait();
+  });
+  try {
+    waiter.join();
+  } catch (const std::runtime_error& e) {
+    what = e.what();
+  }
+  quitter.join();
+  EXPECT_NE(what.find("deadlock"), std::string::npos) << what;
+  waiter.cancel();
+  EXPECT_THROW(waiter.join(), Cancelled);
+}
+
+TEST_F(Threads, ADeadlockReportNamesEveryParkedFiberAndWhatItWaitsOn) {
+  Event never;
+  Channel<int> nothing;
+  std::string what;
+  auto a = loop().spawn(SpawnOptions{.name = "event-waiter"}, [&] { never.wait(); });
+  auto b = loop().spawn(SpawnOptions{.name = "channel-waiter"}, [&] { nothing.recv(); });
+  try {
+    run([&] {
+      a.join();
+      return 0;
+    });
+  } catch (const std::runtime_error& e) {
+    what = e.what();
+  }
+  EXPECT_NE(what.find("deadlock"), std::string::npos) << what;
+  EXPECT_NE(what.find("'event-waiter' parked"), std::string::npos) << what;
+  EXPECT_NE(what.find("waiting on an Event"), std::string::npos) << what;
+  EXPECT_NE(what.find("'channel-waiter' parked"), std::string::npos) << what;
+  EXPECT_NE(what.find("waiting on a Channel"), std::string::npos) << what;
+  a.cancel();
+  b.cancel();
+  EXPECT_THROW(a.join(), Cancelled);
+  EXPECT_THROW(b.join(), Cancelled);
+}
+
+// ---- single-loop primitives used from the wrong thread ----------------------
+
+// One operation on a primitive, made on the loop, tried from elsewhere.
+struct Misuse {
+  const char* name;
+  // Makes the primitive on the loop (in a fiber) and returns the operation.
+  std::function<std::function<void()>()> make;
+};
+
+class PrimitiveFromAnotherThread : public LoopTest, public ::testing::WithParamInterface<Misuse> {};
+
+// Holds a primitive alive for the test's duration.
+template <class T, class... Args>
+std::shared_ptr<T> keep(Args&&... args) {
+  return std::make_shared<T>(std::forward<Args>(args)...);
+}
+
+const Misuse kMisuses[] = {
+    {"EventSet",
+     [] {
+       auto e = keep<Event>();
+       return std::function<void()>([e] { e->set(); });
+     }},
+    {"EventClear",
+     [] {
+       auto e = keep<Event>();
+       return std::function<void()>([e] { e->clear(); });
+     }},
+    {"EventWait",
+     [] {
+       auto e = keep<Event>();
+       return std::function<void()>([e] { e->wait(); });
+     }},
+    {"SemaphoreRelease",
+     [] {
+       auto s = keep<Semaphore>(0);
+       return std::function<void()>([s] { s->release(); });
+     }},
+    {"SemaphoreTryAcquire",
+     [] {
+       auto s = keep<Semaphore>(1);
+       return std::function<void()>([s] { s->try_acquire(); });
+     }},
+    {"ChannelSend",
+     [] {
+       auto c = keep<Channel<int>>(4);
+       return std::function<void()>([c] { c->send(1); });
+     }},
+    {"ChannelTryRecv",
+     [] {
+       auto c = keep<Channel<int>>(4);
+       return std::function<void()>([c] { c->try_recv(); });
+     }},
+    {"ChannelClose",
+     [] {
+       auto c = keep<Channel<int>>();
+       return std::function<void()>([c] { c->close(); });
+     }},
+    {"MutexTryLock",
+     [] {
+       auto m = keep<Mutex>();
+       return std::function<void()>([m] { m->try_lock(); });
+     }},
+    {"ConditionVariableNotify",
+     [] {
+       auto cv = keep<ConditionVariable>();
+       return std::function<void()>([cv] { cv->notify_all(); });
+     }},
+    {"WaitGroupAdd",
+     [] {
+       auto wg = keep<WaitGroup>();
+       return std::function<void()>([wg] { wg->add(1); });
+     }},
+    {"WaitGroupDone",
+     [] {
+       auto wg = keep<WaitGroup>();
+       wg->add(1);
+       return std::function<void()>([wg] { wg->done(); });
+     }},
+    {"PromiseSetValue",
+     [] {
+       auto p = keep<Promise<int>>();
+       return std::function<void()>([p] { p->set_value(1); });
+     }},
+    {"FutureGet",
+     [] {
+       auto p = keep<Promise<int>>();
+       auto f = keep<Future<int>>(p->get_future());
+       return std::function<void()>([p, f] { f->get(); });
+     }},
+    {"FutureAddDoneCallback",
+     [] {
+       auto p = keep<Promise<int>>();
+       auto f = keep<Future<int>>(p->get_future());
+       return std::function<void()>([p, f] { f->add_done_callback([](Future<int>) {}); });
+     }},
+};
+
+TEST_P(PrimitiveFromAnotherThread, ThrowsLogicErrorNamingCallSoonThreadsafe) {
+  std::string what = "(no exception)";
+  run([&] {
+    std::function<void()> op = GetParam().make();
+    std::thread([&] {
+      try {
+        op();
+      } catch (const std::logic_error& e) {
+        what = e.what();
+      } catch (...) {
+        what = "(another exception)";
+      }
+    }).join();
+  });
+  EXPECT_NE(what.find("call_soon_threadsafe"), std::string::npos) << what;
+}
+
+INSTANTIATE_TEST_SUITE_P(Primitives, PrimitiveFromAnotherThread, ::testing::ValuesIn(kMisuses),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST_F(Threads, AnEventSetFromAnotherThreadWithAWaiterIsRefusedNotLost) {
+  // The reported case: the waiter stayed parked while set() returned.
+  std::string what;
+  run([&] {
+    Event ev;
+    auto waiter = spawn([&] { ev.wait(); });
+    this_fiber::yield();
+    std::thread([&] {
+      try {
+        ev.set();
+      } catch (const std::logic_error& e) {
+        what = e.what();
+      }
+    }).join();
+    ev.set();  // the right thread
+    waiter.join();
+  });
+  EXPECT_NE(what.find("Event::set"), std::string::npos) << what;
+  EXPECT_NE(what.find("call_soon_threadsafe"), std::string::npos) << what;
+}
+
+TEST_F(Threads, AnEventUsedFromAFiberOfAnotherLoopIsRefused) {
+  std::string what;
+  run([&] {
+    Event ev;
+    std::thread([&] {
+      fiberloop::run([&] {  // a Loop of its own on that thread
+        try {
+          ev.set();
+        } catch (const std::logic_error& e) {
+          what = e.what();
+        }
+      });
+    }).join();
+  });
+  EXPECT_NE(what.find("call_soon_threadsafe"), std::string::npos) << what;
+}
+
+TEST_F(Threads, APrimitiveMadeOutsideAnyLoopBelongsToTheFirstLoopThatUsesIt) {
+  Event ev;  // made before any fiber: no loop yet
+  run([&] {
+    auto waiter = spawn([&] { ev.wait(); });
+    this_fiber::yield();
+    ev.set();
+    waiter.join();
+  });
+  EXPECT_TRUE(ev.is_set());
+}
+
+}  // namespace
+}  // namespace fiberloop
