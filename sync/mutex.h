@@ -26,8 +26,9 @@ class Mutex {
   //         std::logic_error outside a fiber, if this fiber holds it already,
   //         or from another loop's thread (as every operation).
   void lock() {
-    internal::FiberRecord* self = running();
-    if (owner_ == nullptr && self != nullptr && self->loop == waiters_.home()) [[likely]] {
+    internal::LoopCore* core = internal::LoopCore::current();
+    internal::FiberRecord* self = core != nullptr ? core->running() : nullptr;
+    if (owner_ == nullptr && self != nullptr && core == waiters_.home()) [[likely]] {
       owner_ = self;
       return;
     }
