@@ -10,13 +10,14 @@
 //   }
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"
-#if __cplusplus >= 202002L
+// fiberloop needs C++20: an older -std stops here, at one line that says so.
+#if __cplusplus < 202002L
+#error "fiberloop needs C++20: compile with -std=c++20 (or later)"
+#else
 
 #include "fiber/generator.h"
 #include "fiber/stack.h"
 #include "io/resolve.h"
-#include "io/signal.h"
 #include "io/socket_address.h"
 #include "io/stream.h"
 #include "io/tcp.h"
@@ -26,7 +27,6 @@
 #include "loop/errors.h"
 #include "loop/loop.h"
 #include "loop/options.h"
-#include "loop/run.h"
 #include "loop/run_blocking.h"
 #include "loop/task.h"
 #include "loop/this_fiber.h"

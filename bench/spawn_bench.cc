@@ -107,9 +107,11 @@ void BM_fiberloop_rss_per_parked_fiber(benchmark::State& state) {
   for (auto _ : state) {
     std::thread([&] {
       fiberloop::Loop loop;
+      fiberloop::Event never;
       const long before = rss_bytes();
-      for (int i = 0; i < n; ++i) loop.spawn([] { fiberloop::Loop::current()->core().park(); });
-      loop.run();  // every fiber parks; nothing wakes them
+      for (int i = 0; i < n; ++i) loop.spawn([&never] { never.wait(); });
+      loop.spawn([&loop] { loop.stop(); });  // runs once every fiber above has parked
+      loop.run();
       per_fiber = static_cast<double>(rss_bytes() - before) / n;
     }).join();  // ~Loop cancels and unwinds them
   }

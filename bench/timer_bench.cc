@@ -241,7 +241,7 @@ void BM_call_soon_threadsafe_round_trip(benchmark::State& state) {
     fiberloop::Loop near;
     auto keep = near.keep_alive();  // the fiber waits on posts from the other thread
     near.run_until_complete([&] {
-      auto& core = near.core();
+      auto& core = *fiberloop::internal::Scheduler::current();
       auto* self = core.running();
       for (auto _ : state) {
         far->call_soon_threadsafe([&] { near.call_soon_threadsafe([&] { core.wake(*self); }); });

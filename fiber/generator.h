@@ -12,8 +12,6 @@
 // Works with or without a Loop. A generator is used on the thread that made it.
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <cstddef>
 #include <iterator>
 #include <optional>
@@ -22,10 +20,44 @@
 #include <utility>
 #include <variant>
 
-#include "fiber/internal/generator_core.h"
 #include "fiber/stack.h"
 
 namespace fiberloop {
+namespace internal {
+
+// The untyped half of a Generator (fiber/internal/generator_core.h, private
+// to fiber/): its stack, context and the switches. Generator<Y, S> reaches
+// it only through these functions.
+class GeneratorCore;
+
+// Thrown at the body's yield when its Generator is destroyed unfinished, so
+// that the body's destructors run. Not a std::exception; do not swallow it.
+struct GeneratorUnwind {};
+
+// A generator whose callable (of `callable_bytes`) will sit on its own stack;
+// `invoke` runs the callable, `destroy` destroys it.
+// Throws: std::system_error if no stack memory can be had.
+GeneratorCore* generator_create(const StackOptions& options, std::size_t callable_bytes,
+                                std::size_t callable_align, void (*invoke)(GeneratorCore&),
+                                void (*destroy)(void*));
+// Where the callable is to be constructed.
+void* generator_callable(GeneratorCore& core) noexcept;
+// Unwinds an unfinished body, destroys the callable, frees the stack.
+void generator_destroy(GeneratorCore* core) noexcept;
+// Frees a generator whose callable was never constructed.
+void generator_discard(GeneratorCore* core) noexcept;
+// Consumer side: runs the body until it yields (true) or finishes (false),
+// with `sent` as what the pending yield returns. Throws: what the body threw.
+bool generator_resume(GeneratorCore& core, void* sent);
+// The value the body handed out at its last yield.
+void* generator_yielded(GeneratorCore& core) noexcept;
+// Body side: hands `value` out and waits; returns the next resume's `sent`.
+// Throws: GeneratorUnwind when the generator is being destroyed.
+void* generator_yield(GeneratorCore& core, void* value);
+bool generator_started(const GeneratorCore& core) noexcept;
+bool generator_finished(const GeneratorCore& core) noexcept;
+
+}  // namespace internal
 
 template <class Y, class S = std::monostate>
 class Generator {
@@ -41,7 +73,7 @@ class Generator {
     // Throws: internal::GeneratorUnwind when the generator is destroyed while
     //         suspended here (let it pass: it unwinds the body).
     S yield(Y value) {
-      void* sent = core_.yield(&value);
+      void* sent = internal::generator_yield(core_, &value);
       return std::move(*static_cast<S*>(sent));
     }
 
@@ -58,17 +90,17 @@ class Generator {
   requires std::is_invocable_v < std::decay_t<F>
   &, Context& > explicit Generator(F&& body, StackOptions stack = {}) {
     using Fn = std::decay_t<F>;
-    core_ = internal::GeneratorCore::create(
+    core_ = internal::generator_create(
         stack, sizeof(Fn), alignof(Fn),
         [](internal::GeneratorCore& core) {
           Context co(core);
-          (*static_cast<Fn*>(core.callable()))(co);
+          (*static_cast<Fn*>(internal::generator_callable(core)))(co);
         },
         [](void* fn) { static_cast<Fn*>(fn)->~Fn(); });
     try {
-      ::new (core_->callable()) Fn(std::forward<F>(body));
+      ::new (internal::generator_callable(*core_)) Fn(std::forward<F>(body));
     } catch (...) {
-      internal::GeneratorCore::discard(core_);
+      internal::generator_discard(core_);
       throw;
     }
   }
@@ -97,7 +129,7 @@ class Generator {
   // value: prime a generator with next() first, as in Python.
   // Throws: as next(); std::logic_error when the body has not started.
   std::optional<Y> send(S value) {
-    if (core_ != nullptr && !core_->started()) {
+    if (core_ != nullptr && !internal::generator_started(*core_)) {
       throw std::logic_error(
           "Generator::send: the body has not started, so no yield can receive the value; call "
           "next() first");
@@ -106,7 +138,7 @@ class Generator {
   }
 
   // True once the body has returned or thrown.
-  bool done() const noexcept { return core_ == nullptr || core_->finished(); }
+  bool done() const noexcept { return core_ == nullptr || internal::generator_finished(*core_); }
 
   // Input iteration over the remaining values: for (Y v : gen) ...
   class iterator {
@@ -142,11 +174,11 @@ class Generator {
  private:
   std::optional<Y> resume(S* sent) {
     if (core_ == nullptr) throw std::logic_error("Generator: used after being moved from");
-    if (!core_->resume(sent)) return std::nullopt;
-    return std::optional<Y>(std::move(*static_cast<Y*>(core_->yielded())));
+    if (!internal::generator_resume(*core_, sent)) return std::nullopt;
+    return std::optional<Y>(std::move(*static_cast<Y*>(internal::generator_yielded(*core_))));
   }
   void reset() noexcept {
-    if (core_ != nullptr) internal::GeneratorCore::destroy(std::exchange(core_, nullptr));
+    if (core_ != nullptr) internal::generator_destroy(std::exchange(core_, nullptr));
   }
 
   internal::GeneratorCore* core_ = nullptr;

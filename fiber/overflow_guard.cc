@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "fiber/internal/check.h"
 #include "fiber/internal/stack_pool.h"
 
 namespace fiberloop::internal {
@@ -16,7 +17,6 @@ namespace {
 constexpr std::size_t kAltStackBytes = 64 * 1024;
 
 struct sigaction previous_action;
-std::atomic<FiberDescriber> describer{nullptr};
 thread_local void* alt_stack = nullptr;
 
 // Async-signal-safe helpers: write(2) and hand-made number formatting.
@@ -40,7 +40,7 @@ void on_segv(int sig, siginfo_t* info, void* context) {
   if (StackPool::this_thread_if_any() != nullptr &&
       StackPool::this_thread_if_any()->guard_page_of(info->si_addr, &stack_bytes)) {
     char who[160] = "a fiber";
-    if (FiberDescriber d = describer.load(std::memory_order_relaxed)) d(who, sizeof who);
+    describe_running_fiber(who, sizeof who);
     put("fiberloop: stack overflow in ");
     put(who);
     put(" (stack ");
@@ -95,10 +95,6 @@ void remove_overflow_guard() noexcept {
   ::sigaltstack(&ss, nullptr);
   ::munmap(alt_stack, kAltStackBytes);
   alt_stack = nullptr;
-}
-
-void set_fiber_describer(FiberDescriber d) noexcept {
-  describer.store(d, std::memory_order_relaxed);
 }
 
 }  // namespace fiberloop::internal

@@ -4,8 +4,6 @@
 //   opts.stack = fiberloop::StackOptions{.size = 64 * 1024};
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <cstddef>
 
 namespace fiberloop {

@@ -9,10 +9,10 @@
 namespace fiberloop::internal {
 namespace {
 
-LoopCore& this_loop() {
-  LoopCore* core = LoopCore::current();
-  if (core == nullptr) throw_no_loop("socket");
-  return *core;
+Scheduler& this_loop() {
+  Scheduler* scheduler = Scheduler::current();
+  if (scheduler == nullptr) throw_no_loop("socket");
+  return *scheduler;
 }
 
 }  // namespace
@@ -24,7 +24,7 @@ void throw_io_error(int err, const std::string& what) {
 IoHandle::IoHandle(int fd) : loop_(this_loop()), fd_(fd) {
   ready = &IoHandle::on_ready;
   try {
-    loop_.poller().add(fd_, this);
+    loop_.reactor().watch(fd_, this);
   } catch (...) {
     ::close(fd_);
     throw;
@@ -42,7 +42,7 @@ void IoHandle::wake(IoWaiter*& slot, bool closed) noexcept {
   if (w == nullptr) return;
   slot = nullptr;
   w->closed = closed;
-  loop_.remove_fd_waiter();
+  loop_.reactor().remove_waiter();
   loop_.wake(*w->fiber);
 }
 
@@ -59,16 +59,16 @@ void IoHandle::wait(Direction dir, const char* op) {
   IoWaiter waiter;
   waiter.fiber = &self;
   slot = &waiter;
-  loop_.add_fd_waiter();
+  loop_.reactor().add_waiter();
   try {
     loop_.park(dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite,
-               shown_fd_ >= 0 ? shown_fd_ : fd_);
+               dump_fd_ >= 0 ? dump_fd_ : fd_);
   } catch (...) {
     // Interrupted: leave the slot (only if it still names us: the handle is
     // alive then, as close() would have emptied it).
     if (!waiter.closed && slot == &waiter) {
       slot = nullptr;
-      loop_.remove_fd_waiter();
+      loop_.reactor().remove_waiter();
     }
     throw;
   }
@@ -78,7 +78,7 @@ void IoHandle::wait(Direction dir, const char* op) {
 
 void IoHandle::close() noexcept {
   if (fd_ < 0) return;
-  loop_.poller().remove(fd_);
+  loop_.reactor().unwatch(fd_);
   ::close(fd_);
   fd_ = -1;
   wake(reader_, true);

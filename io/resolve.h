@@ -3,8 +3,6 @@
 //   for (auto& a : fiberloop::resolve("localhost", 80)) std::cout << a.to_string() << '\n';
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <cstdint>
 #include <string_view>
 #include <system_error>

@@ -1,4 +1,4 @@
-#include "io/signal.h"
+#include "io/wait.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -21,15 +21,12 @@ int wait_signal(std::initializer_list<int> signals) {
   const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
   if (fd < 0) internal::throw_io_error(errno, "wait_signal: signalfd");
   internal::IoHandle handle(fd);  // owns and closes it
-  for (;;) {
-    signalfd_siginfo info;
-    const ssize_t n = ::read(fd, &info, sizeof info);
-    if (n == static_cast<ssize_t>(sizeof info)) return static_cast<int>(info.ssi_signo);
-    if (n < 0 && errno != EAGAIN && errno != EINTR) {
-      internal::throw_io_error(errno, "wait_signal: read signalfd");
-    }
-    handle.wait(internal::IoHandle::Direction::kRead, "wait_signal");
-  }
+  signalfd_siginfo info{};
+  handle.retry(
+      internal::IoHandle::Direction::kRead, "wait_signal",
+      [&] { return ::read(fd, &info, sizeof info); },  // whole records only
+      [](int err) { internal::throw_io_error(err, "wait_signal: read signalfd"); });
+  return static_cast<int>(info.ssi_signo);
 }
 
 }  // namespace fiberloop

@@ -1,5 +1,7 @@
 #include "io/internal/socket.h"
 
+#include "io/internal/io_handle.h"
+
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,48 +29,44 @@ void Socket::fail(int err, const char* op) const {
   throw_io_error(err, std::string(op) + " fd " + std::to_string(handle_ ? handle_->fd() : -1));
 }
 
+Socket::Socket() noexcept = default;
+Socket::~Socket() = default;
+
+bool Socket::is_open() const noexcept { return handle_ && !handle_->closed(); }
+
+int Socket::fd() const noexcept { return is_open() ? handle_->fd() : -1; }
+
+void Socket::close() noexcept {
+  if (handle_) handle_->close();
+}
+Socket::Socket(Socket&&) noexcept = default;
+Socket& Socket::operator=(Socket&&) noexcept = default;
+
 std::size_t Socket::read_some(std::span<char> buf) {
   check_open("read");
-  for (;;) {
-    const ssize_t n = ::read(handle_->fd(), buf.data(), buf.size());
-    if (n >= 0) return static_cast<std::size_t>(n);
-    if (errno == EAGAIN) {
-      handle_->wait(Direction::kRead, "read");
-    } else if (errno != EINTR) {
-      fail(errno, "read");
-    }
-  }
+  const int fd = handle_->fd();
+  return static_cast<std::size_t>(handle_->retry(
+      Direction::kRead, "read", [&] { return ::read(fd, buf.data(), buf.size()); },
+      [&](int err) { fail(err, "read"); }));
 }
 
 std::size_t Socket::write_some(std::span<const char> buf) {
   check_open("write");
-  for (;;) {
-    const ssize_t n = ::send(handle_->fd(), buf.data(), buf.size(), MSG_NOSIGNAL);
-    if (n >= 0) return static_cast<std::size_t>(n);
-    if (errno == EAGAIN) {
-      handle_->wait(Direction::kWrite, "write");
-    } else if (errno != EINTR) {
-      fail(errno, "write");
-    }
-  }
+  const int fd = handle_->fd();
+  return static_cast<std::size_t>(handle_->retry(
+      Direction::kWrite, "write", [&] { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); },
+      [&](int err) { fail(err, "write"); }));
 }
 
 int Socket::accept() {
   check_open("accept");
-  for (;;) {
-    const int fd = ::accept4(handle_->fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) return fd;
-    switch (errno) {
-      case EAGAIN:
-        handle_->wait(Direction::kRead, "accept");
-        break;
-      case EINTR:
-      case ECONNABORTED:  // the client gave up before we got to it: next one
-        break;
-      default:  // EMFILE, ENFILE, ENOBUFS...: reported, never spun on
-        fail(errno, "accept");
-    }
-  }
+  const int fd = handle_->fd();
+  // ECONNABORTED: the client gave up before we got to it: the next one.
+  // EMFILE, ENFILE, ENOBUFS...: reported, never spun on.
+  return handle_->retry(
+      Direction::kRead, "accept",
+      [&] { return ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); },
+      [&](int err) { fail(err, "accept"); }, ECONNABORTED);
 }
 
 void Socket::connect(const SocketAddress& to) {
@@ -96,37 +94,35 @@ void Socket::connect(const SocketAddress& to) {
 
 std::size_t Socket::recv_from(std::span<char> buf, SocketAddress* from) {
   check_open("recv");
-  for (;;) {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    const ssize_t n =
-        ::recvfrom(handle_->fd(), buf.data(), buf.size(), 0,
-                   from ? reinterpret_cast<sockaddr*>(&addr) : nullptr, from ? &len : nullptr);
-    if (n >= 0) {
-      if (from) *from = SocketAddress(reinterpret_cast<sockaddr*>(&addr), len);
-      return static_cast<std::size_t>(n);
-    }
-    if (errno == EAGAIN) {
-      handle_->wait(Direction::kRead, "recv");
-    } else if (errno != EINTR) {
-      fail(errno, "recv");
-    }
-  }
+  const int fd = handle_->fd();
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  const ssize_t n = handle_->retry(
+      Direction::kRead, "recv",
+      [&] {
+        len = sizeof addr;
+        return ::recvfrom(fd, buf.data(), buf.size(), 0,
+                          from ? reinterpret_cast<sockaddr*>(&addr) : nullptr,
+                          from ? &len : nullptr);
+      },
+      [&](int err) { fail(err, "recv"); });
+  if (from) *from = SocketAddress(reinterpret_cast<sockaddr*>(&addr), len);
+  return static_cast<std::size_t>(n);
 }
 
 std::size_t Socket::send_to(std::span<const char> buf, const SocketAddress* to) {
   check_open("send");
-  for (;;) {
-    const ssize_t n = ::sendto(handle_->fd(), buf.data(), buf.size(), MSG_NOSIGNAL,
-                               to ? to->get() : nullptr, to ? to->size() : 0);
-    if (n >= 0) return static_cast<std::size_t>(n);
-    if (errno == EAGAIN) {
-      handle_->wait(Direction::kWrite, "send");
-    } else if (errno != EINTR) {
-      throw_io_error(errno, "send fd " + std::to_string(handle_->fd()) +
-                                (to ? " to " + to->to_string() : std::string()));
-    }
-  }
+  const int fd = handle_->fd();
+  return static_cast<std::size_t>(handle_->retry(
+      Direction::kWrite, "send",
+      [&] {
+        return ::sendto(fd, buf.data(), buf.size(), MSG_NOSIGNAL, to ? to->get() : nullptr,
+                        to ? to->size() : 0);
+      },
+      [&](int err) {
+        throw_io_error(
+            err, "send fd " + std::to_string(fd) + (to ? " to " + to->to_string() : std::string()));
+      }));
 }
 
 void Socket::shutdown_write() {

@@ -7,8 +7,6 @@
 //   b.to_string();   // "[::1]:80"
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <sys/socket.h>
 
 #include <cstdint>

@@ -12,8 +12,6 @@
 // EPIPE or ECONNRESET std::system_error.
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <cstddef>
 #include <span>
 #include <stdexcept>

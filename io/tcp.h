@@ -5,8 +5,6 @@
 //   auto client = fiberloop::TcpStream::connect(listener.local_address());
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <sys/socket.h>
 
 #include <cstdint>

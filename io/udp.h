@@ -5,8 +5,6 @@
 //   server.send_to({buf, n}, from);
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <cstddef>
 #include <span>
 

@@ -5,8 +5,6 @@
 //   auto client = fiberloop::UnixStream::connect("/tmp/app.sock");
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <sys/socket.h>
 
 #include <string_view>

@@ -15,7 +15,7 @@ void wait_on(int fd, internal::IoHandle::Direction dir, const char* op) {
   const int dup_fd = ::dup(fd);  // the handle owns (and closes) this copy
   if (dup_fd < 0) internal::throw_io_error(errno, std::string(op) + " fd " + std::to_string(fd));
   internal::IoHandle handle(dup_fd);
-  handle.show_as(fd);
+  handle.set_dump_fd(fd);
   handle.wait(dir, op);
 }
 

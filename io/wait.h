@@ -1,9 +1,11 @@
-// Parking on any fd: pipes, eventfds, a foreign library's sockets.
+// Waiting for what the kernel signals: any fd's readiness (pipes, eventfds,
+// a foreign library's sockets) and signals, as loop events.
 //
 //   fiberloop::wait_readable(pipe_fd);   // then read(2) will not block
+//   spawn([&] { fiberloop::wait_signal({SIGINT, SIGTERM}); listener.close(); });
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
+#include <initializer_list>
 
 namespace fiberloop {
 
@@ -16,5 +18,12 @@ namespace fiberloop {
 void wait_readable(int fd);
 // As wait_readable(), until `fd` is writable.
 void wait_writable(int fd);
+
+// Blocks `signals` for the calling thread (threads fiberloop starts block
+// every signal already) and parks the calling fiber until one of them
+// arrives, through a signalfd. Returns: the signal's number.
+// Throws: std::system_error if the signalfd cannot be made; Cancelled;
+//         TimeoutError; std::logic_error outside a fiber.
+int wait_signal(std::initializer_list<int> signals);
 
 }  // namespace fiberloop

@@ -1,8 +1,6 @@
 // Exceptions the loop delivers into fibers.
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <stdexcept>
 
 namespace fiberloop {

@@ -1,3 +1,4 @@
+// Loop, the public face of a loop's parts (loop/internal/loop_parts.h).
 #include "loop/loop.h"
 
 #include <algorithm>
@@ -7,87 +8,116 @@
 #include <string>
 #include <thread>
 
-#include "loop/internal/deadline.h"
-#include "loop/internal/loop_core.h"
+#include "loop/internal/loop_parts.h"
 
 namespace fiberloop {
 
-Loop::Loop(LoopOptions options) : core_(std::make_unique<internal::LoopCore>(*this, options)) {
+Loop::Loop(LoopOptions options)
+    : parts_(std::make_unique<internal::LoopParts>(*this, options)),
+      scheduler_(&parts_->scheduler) {
   if (const char* v = std::getenv("FIBERLOOP_DUMP_ON_SIGQUIT"); v != nullptr && *v == '1') {
     dump_on_signal(SIGQUIT);
   }
 }
 
 Loop::~Loop() {
-  internal::forget_dump_signal(*core_);
-  core_->shutdown();
+  internal::forget_dump_signal(parts_->remote);
+  parts_->shutdown();
 }
 
 Loop* Loop::current() noexcept {
-  internal::LoopCore* core = internal::LoopCore::current();
-  return core != nullptr ? &core->owner() : nullptr;
+  internal::Scheduler* scheduler = internal::Scheduler::current();
+  return scheduler != nullptr ? &scheduler->owner() : nullptr;
 }
 
-void Loop::run() { core_->run(); }
+void Loop::run() {
+  scheduler_->check_thread("Loop::run");
+  if (scheduler_->running() != nullptr || parts_->running()) {
+    throw std::logic_error(
+        "Loop::run: the loop is already running (called from a fiber or a "
+        "callback); spawn a fiber instead");
+  }
+  (void)parts_->run(nullptr);
+}
 
-void Loop::stop() noexcept { core_->stop(); }
+void Loop::stop() noexcept { parts_->remote.stop(); }
 
 void Loop::set_exception_handler(
     std::function<void(std::exception_ptr, const FiberInfo&)> handler) {
-  core_->set_exception_handler(std::move(handler));
+  scheduler_->set_exception_handler(std::move(handler));
 }
 
-TimerHandle Loop::call_soon(std::function<void()> fn) { return core_->call_soon(std::move(fn)); }
+TimerHandle Loop::call_soon(std::function<void()> fn) {
+  return parts_->callbacks.call_soon(std::move(fn));
+}
 
 TimerHandle Loop::call_later(Duration delay, std::function<void()> fn) {
-  return core_->call_at(internal::deadline_after(delay), std::move(fn));
+  return parts_->callbacks.call_at(internal::deadline_after(delay), std::move(fn));
 }
 
 TimerHandle Loop::call_at(TimePoint when, std::function<void()> fn) {
-  return core_->call_at(when, std::move(fn));
+  return parts_->callbacks.call_at(when, std::move(fn));
 }
 
-void Loop::call_soon_threadsafe(std::function<void()> fn) {
-  core_->call_soon_threadsafe(std::move(fn));
-}
+void Loop::call_soon_threadsafe(std::function<void()> fn) { parts_->remote.post(std::move(fn)); }
 
 Loop::KeepAlive Loop::keep_alive() noexcept {
-  core_->add_keep_alive();
-  return KeepAlive(core_.get());
+  parts_->remote.add_keep_alive();
+  return KeepAlive(parts_.get());
 }
 
 Loop::KeepAlive& Loop::KeepAlive::operator=(KeepAlive&& other) noexcept {
   if (this != &other) {
-    if (core_ != nullptr) core_->drop_keep_alive();
-    core_ = std::exchange(other.core_, nullptr);
+    if (parts_ != nullptr) parts_->remote.drop_keep_alive();
+    parts_ = std::exchange(other.parts_, nullptr);
   }
   return *this;
 }
 
 Loop::KeepAlive::~KeepAlive() {
-  if (core_ != nullptr) core_->drop_keep_alive();
+  if (parts_ != nullptr) parts_->remote.drop_keep_alive();
+}
+
+void Loop::add_reader(int fd, std::function<void()> fn) {
+  scheduler_->check_thread("Loop::add_reader");
+  parts_->reactor.set_fd_callback(fd, internal::Interest::kRead, std::move(fn));
+}
+
+bool Loop::remove_reader(int fd) {
+  scheduler_->check_thread("Loop::remove_reader");
+  return parts_->reactor.set_fd_callback(fd, internal::Interest::kRead, nullptr);
+}
+
+void Loop::add_writer(int fd, std::function<void()> fn) {
+  scheduler_->check_thread("Loop::add_writer");
+  parts_->reactor.set_fd_callback(fd, internal::Interest::kWrite, std::move(fn));
+}
+
+bool Loop::remove_writer(int fd) {
+  scheduler_->check_thread("Loop::remove_writer");
+  return parts_->reactor.set_fd_callback(fd, internal::Interest::kWrite, nullptr);
+}
+
+LoopStats Loop::stats(bool with_stack_high_water) const {
+  scheduler_->check_thread("Loop::stats");
+  LoopStats s = parts_->stats();
+  if (with_stack_high_water) s.stack_high_water = parts_->stack_high_water();
+  return s;
+}
+
+std::size_t Loop::stack_high_water() const {
+  scheduler_->check_thread("Loop::stack_high_water");
+  return parts_->stack_high_water();
+}
+
+void Loop::dump(std::ostream& out) const {
+  scheduler_->check_thread("Loop::dump");
+  parts_->dump(out);
 }
 
 std::size_t LoopOptions::default_blocking_threads() noexcept {
   const std::size_t cpus = std::thread::hardware_concurrency();
   return std::min<std::size_t>(32, (cpus == 0 ? 1 : cpus) + 4);
 }
-
-LoopStats Loop::stats(bool with_stack_high_water) const {
-  core_->check_thread("Loop::stats");
-  LoopStats s = core_->stats();
-  if (with_stack_high_water) s.stack_high_water = core_->stack_high_water();
-  return s;
-}
-
-namespace internal {
-
-void throw_no_loop(const char* what) {
-  throw std::logic_error(std::string(what) +
-                         ": no Loop on this thread (called outside a fiber); create a "
-                         "fiberloop::Loop or use fiberloop::run(main)");
-}
-
-}  // namespace internal
 
 }  // namespace fiberloop

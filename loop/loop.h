@@ -6,8 +6,6 @@
 //   int v = t.join();    // 42
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <exception>
 #include <functional>
 #include <iosfwd>
@@ -16,9 +14,8 @@
 #include <type_traits>
 #include <utility>
 
-#include "loop/internal/fiber_body.h"
-#include "loop/internal/loop_core.h"
-#include "loop/internal/spawn_check.h"
+#include "loop/internal/scheduler.h"
+#include "loop/internal/spawn.h"
 #include "loop/options.h"
 #include "loop/task.h"
 #include "loop/timer_handle.h"
@@ -34,8 +31,11 @@ class Loop {
   // Becomes this thread's loop (Loop::current()).
   // Throws: std::logic_error if this thread already has a Loop.
   explicit Loop(LoopOptions options = {});
-  // Cancels every live fiber and runs them until they have unwound, so their
-  // destructors run and no stack is freed under a live frame.
+  // Closes the loop in bounded time (asyncio's close, made strict): pending
+  // callbacks and timers are dropped, every live fiber is cancelled (and
+  // again at each suspension point), nothing is waited for, and fibers that
+  // still will not end after 64 iterations are reported on stderr and
+  // abandoned, their stacks leaked rather than freed under a live frame.
   // Requires: not called from one of this loop's fibers.
   ~Loop();
   Loop(const Loop&) = delete;
@@ -109,14 +109,14 @@ class Loop {
   // outlive its Loop.
   class KeepAlive {
    public:
-    KeepAlive(KeepAlive&& other) noexcept : core_(std::exchange(other.core_, nullptr)) {}
+    KeepAlive(KeepAlive&& other) noexcept : parts_(std::exchange(other.parts_, nullptr)) {}
     KeepAlive& operator=(KeepAlive&& other) noexcept;
     ~KeepAlive();
 
    private:
     friend class Loop;
-    explicit KeepAlive(internal::LoopCore* core) noexcept : core_(core) {}
-    internal::LoopCore* core_;
+    explicit KeepAlive(internal::LoopParts* parts) noexcept : parts_(parts) {}
+    internal::LoopParts* parts_;
   };
   // Any thread.
   KeepAlive keep_alive() noexcept;
@@ -169,26 +169,24 @@ class Loop {
   //         another thread, or past 16 loops at once.
   void dump_on_signal(int signo);
 
-  // The scheduler, for fiberloop's own headers.
-  internal::LoopCore& core() noexcept { return *core_; }
-
  private:
-  std::unique_ptr<internal::LoopCore> core_;
+  std::unique_ptr<internal::LoopParts> parts_;  // loop/internal/loop_parts.h
+  internal::Scheduler* scheduler_;              // parts_->scheduler
 };
 
 template <internal::Spawnable F>
 TaskFor<F> Loop::spawn(SpawnOptions options, F&& fn, std::source_location where) {
   using Fn = std::decay_t<F>;
   using R = typename internal::SpawnResult<F>::R;
-  internal::FiberRecord* f = core_->create_fiber(std::move(options), sizeof(Fn), alignof(Fn),
-                                                 &internal::FiberBody<Fn, R>::run, where);
+  internal::FiberRecord* f = scheduler_->create_fiber(std::move(options), sizeof(Fn), alignof(Fn),
+                                                      &internal::FiberBody<Fn, R>::run, where);
   try {
     ::new (f->callable) Fn(std::forward<F>(fn));  // in the record, or on the heap if big
   } catch (...) {
-    core_->discard_fiber(*f);
+    scheduler_->discard_fiber(*f);
     throw;
   }
-  core_->start_fiber(*f);
+  scheduler_->start_fiber(*f);
   return Task<R>(f);
 }
 
@@ -208,6 +206,22 @@ template <class... Args>
 requires(!internal::kValidSpawn<Args...>) Task<void> spawn(Args&&...) {
   internal::reject_spawn_arguments<Args...>();
   return {};
+}
+
+// asyncio.run: creates a fresh Loop on this thread, runs `main` in a fiber
+// until it finishes, closes the loop (cancelling and unwinding every fiber
+// still alive, in bounded time: see ~Loop), and returns main's value or
+// rethrows its exception.
+//
+//   int main() { return fiberloop::run([] { /* plain sequential code */ return 0; }); }
+//
+// Throws: what `main` throws; std::logic_error if this thread already has a Loop.
+template <class F>
+auto run(F&& main, LoopOptions options = {},
+         std::source_location where = std::source_location::current())
+    -> std::invoke_result_t<std::decay_t<F>> {
+  Loop loop(std::move(options));
+  return loop.run_until_complete(std::forward<F>(main), where);
 }
 
 }  // namespace fiberloop

@@ -1,8 +1,6 @@
 // Time types, options for loops and fibers, and what the loop reports about them.
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <chrono>
 #include <cstdint>
 #include <optional>

@@ -1,6 +1,6 @@
 #include "loop/internal/poller.h"
 
-#include "loop/internal/deadline.h"
+#include "loop/internal/deadline.h"  // poll_timeout_ms
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -56,24 +56,35 @@ void Poller::wake() noexcept {
   [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }
 
-void Poller::add(int fd, ReadinessTarget* token) {
+void Poller::control(int op, int fd, std::uint32_t events, ReadinessTarget* target,
+                     const char* what) {
   epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-  ev.data.ptr = token;
-  if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
-    throw_errno("epoll_ctl add fd " + std::to_string(fd));
+  ev.events = events;
+  ev.data.ptr = target;
+  if (::epoll_ctl(epoll_fd_, op, fd, &ev) != 0) {
+    throw_errno(std::string("epoll_ctl ") + what + " fd " + std::to_string(fd));
   }
+}
+
+void Poller::add_edge_triggered(int fd, ReadinessTarget* target) {
+  control(EPOLL_CTL_ADD, fd, EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, target, "add");
   ++registered_;
 }
 
-void Poller::watch(int fd, ReadinessTarget* token, bool read, bool write, bool already_added) {
-  epoll_event ev{};
-  ev.events = (read ? EPOLLIN : 0u) | (write ? EPOLLOUT : 0u);
-  ev.data.ptr = token;
-  if (::epoll_ctl(epoll_fd_, already_added ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev) != 0) {
-    throw_errno("epoll_ctl watch fd " + std::to_string(fd));
-  }
-  if (!already_added) ++registered_;
+namespace {
+std::uint32_t level_events(Interest interest) {
+  return (watches(interest, Interest::kRead) ? EPOLLIN : 0u) |
+         (watches(interest, Interest::kWrite) ? EPOLLOUT : 0u);
+}
+}  // namespace
+
+void Poller::add_level_triggered(int fd, ReadinessTarget* target, Interest interest) {
+  control(EPOLL_CTL_ADD, fd, level_events(interest), target, "add");
+  ++registered_;
+}
+
+void Poller::modify(int fd, ReadinessTarget* target, Interest interest) {
+  control(EPOLL_CTL_MOD, fd, level_events(interest), target, "modify");
 }
 
 void Poller::remove(int fd) noexcept {
@@ -81,7 +92,7 @@ void Poller::remove(int fd) noexcept {
   --registered_;
 }
 
-std::span<const Readiness> Poller::wait(std::optional<Duration> timeout, bool* woken) {
+std::span<const Readiness> Poller::wait(std::optional<Duration> timeout) {
   epoll_event events[kMaxEvents];
   // Only waits that may block are timed: the zero-timeout polls of a busy
   // loop (every iteration while fibers wait on fds) skip the clock.
@@ -115,14 +126,12 @@ std::span<const Readiness> Poller::wait(std::optional<Duration> timeout, bool* w
   ++polls_;
   if (may_block) blocked_ += Clock::now() - start;
   ready_.clear();
-  *woken = false;
   for (int i = 0; i < n; ++i) {
     const epoll_event& ev = events[i];
     if (ev.data.ptr == nullptr) {
       std::uint64_t count;
       while (::read(wake_fd_, &count, sizeof count) > 0) {
       }
-      *woken = true;
       continue;
     }
     const bool hangup = (ev.events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) != 0;

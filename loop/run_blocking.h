@@ -4,8 +4,6 @@
 //   std::string text = fiberloop::run_blocking([] { return read_whole_file("/etc/hosts"); });
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <exception>
 #include <functional>
 #include <memory>
@@ -14,9 +12,18 @@
 #include <utility>
 #include <variant>
 
-#include "loop/internal/loop_core.h"
-
 namespace fiberloop {
+namespace internal {
+
+// Runs `work` on one of the calling fiber's loop's worker threads and parks
+// the fiber until it returns (loop/blocking_pool.cc). If the fiber is
+// interrupted first, throws Cancelled or TimeoutError at once; `work` runs
+// on. `work` must not throw.
+// Throws: std::logic_error outside a fiber; std::system_error if no worker
+//         thread can be started.
+void run_on_worker(std::function<void()> work);
+
+}  // namespace internal
 
 // Runs `fn` on one of the loop's worker threads (started lazily, at most
 // LoopOptions::blocking_threads, joined when the loop is destroyed) and parks
@@ -37,13 +44,9 @@ auto run_blocking(F&& fn) -> std::invoke_result_t<std::decay_t<F>> {
     Fn fn;
     std::optional<Value> value;
     std::exception_ptr error;
-    internal::FiberRecord* waiter = nullptr;  // null once the fiber stopped waiting
   };
-
-  internal::FiberRecord& self = internal::running_fiber_or_throw("run_blocking");
-  internal::LoopCore& loop = *self.loop;
   auto job = std::make_shared<Job>(std::forward<F>(fn));
-  loop.submit_blocking([job, &loop] {  // on a worker thread
+  internal::run_on_worker([job] {  // on a worker thread
     try {
       if constexpr (std::is_void_v<R>) {
         std::invoke(std::move(job->fn));
@@ -54,18 +57,7 @@ auto run_blocking(F&& fn) -> std::invoke_result_t<std::decay_t<F>> {
     } catch (...) {
       job->error = std::current_exception();
     }
-    loop.call_soon_threadsafe([job, &loop] {  // back on the loop thread
-      loop.finish_blocking();
-      if (internal::FiberRecord* waiter = std::exchange(job->waiter, nullptr)) loop.wake(*waiter);
-    });
   });
-  job->waiter = &self;
-  try {
-    loop.park(internal::WaitKind::kBlockingJob);  // until the job's completion wakes us
-  } catch (...) {
-    job->waiter = nullptr;  // the job finishes on its own; its result is dropped
-    throw;
-  }
   if (job->error) std::rethrow_exception(job->error);
   if constexpr (!std::is_void_v<R>) return std::move(*job->value);
 }

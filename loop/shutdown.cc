@@ -9,7 +9,7 @@
 // - Every live fiber is cancelled, and Cancelled is delivered again at every
 //   suspension point from then on, each time after one pass through the
 //   ready queue, so that a fiber that catches it in a loop is still seen by
-//   the scheduler. Fibers spawned while closing are cancelled before they
+//   the run loop. Fibers spawned while closing are cancelled before they
 //   run. Nothing waits: polls do not block, and no timer is waited for.
 // - Interrupts still wait while an exception unwinds a fiber (a throw out of
 //   a destructor would end the process), so a destructor's wait can complete
@@ -21,46 +21,32 @@
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
-#include <vector>
 
-#include "loop/internal/loop_core.h"
+#include "loop/internal/format.h"
+#include "loop/internal/loop_parts.h"
 
 namespace fiberloop::internal {
 
-void LoopCore::shutdown() noexcept {
-  if (current_ != nullptr) {
+void LoopParts::shutdown() noexcept {
+  Scheduler& s = scheduler;
+  if (s.current_ != nullptr) {
     std::fprintf(stderr, "fiberloop: a Loop was destroyed from inside one of its own fibers\n");
     std::abort();
   }
-  closing_ = true;
-  discard_callbacks();
-  drop_remote();
-  if (pool_) pool_->drop_queued();
-  all_.for_each([this](FiberRecord& f) { cancel(f); });
-  stop_requested_.store(false, std::memory_order_relaxed);
-  run_scheduler(nullptr);
-  if (!all_.empty()) abandon_remaining();
-  pool_.reset();  // waits for jobs already running; their completions are dropped below
-  drop_remote();
-  discard_callbacks();
+  s.closing_ = true;
+  callbacks.discard();
+  remote.drop();
+  pool.drop_queued();
+  s.all_.for_each([&s](FiberRecord& f) { s.cancel(f); });
+  (void)remote.take_stop();
+  (void)run(nullptr);
+  if (!s.all_.empty()) s.abandon_remaining();
+  pool.join();  // waits for jobs already running; their completions are dropped below
+  remote.drop();
+  callbacks.discard();
 }
 
-void LoopCore::drop_remote() noexcept {
-  // Destroyed on this thread with the loop closing: what a post holds may
-  // call call_soon() from its destructor (a Promise does), which now drops
-  // the callback instead of re-entering the loop. Repeated until no post is
-  // left, as destroying one may post another.
-  for (;;) {
-    std::vector<std::function<void()>> posted;
-    {
-      std::lock_guard lock(remote_mutex_);
-      posted.swap(remote_);
-    }
-    if (posted.empty()) return;
-  }
-}
-
-void LoopCore::abandon_remaining() noexcept {
+void Scheduler::abandon_remaining() noexcept {
   std::size_t count = 0;
   all_.for_each([&](const FiberRecord&) { ++count; });
   std::ostringstream report;
@@ -78,7 +64,7 @@ void LoopCore::abandon_remaining() noexcept {
     static_cast<FiberRecord::WaitHook&>(f).unlink();
     f.state = FiberState::kAbandoned;
   });
-  leaked_fibers_ = true;
+  abandoned_fibers_ = true;
 }
 
 }  // namespace fiberloop::internal

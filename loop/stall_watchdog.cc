@@ -10,7 +10,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "loop/internal/loop_core.h"
+#include "loop/internal/loop_parts.h"
 #include "loop/internal/own_thread.h"
 
 namespace fiberloop::internal {
@@ -18,7 +18,9 @@ namespace {
 
 void on_stall_signal(int) {
   const int saved_errno = errno;
-  if (LoopCore* core = LoopCore::current()) core->report_stall_from_signal();
+  if (Scheduler* scheduler = Scheduler::current()) {
+    scheduler->parts().diagnostics.report_stall_from_signal();
+  }
   errno = saved_errno;
 }
 
@@ -41,8 +43,8 @@ long long to_ms(Duration d) {
 
 }  // namespace
 
-StallWatchdog::StallWatchdog(LoopCore& core, Duration threshold)
-    : core_(core), threshold_(threshold), loop_thread_(::pthread_self()) {
+StallWatchdog::StallWatchdog(Diagnostics& diagnostics, Duration threshold)
+    : diagnostics_(diagnostics), threshold_(threshold), loop_thread_(::pthread_self()) {
   install_handler();
   // backtrace() loads libgcc on first use (and allocates): do that here, not
   // in the signal handler.
@@ -65,7 +67,7 @@ void StallWatchdog::watch() {
   // the threshold after it began. A threshold of hours is looked at hourly.
   const Duration tick =
       std::clamp<Duration>(threshold_ / 4, std::chrono::milliseconds(1), std::chrono::hours(1));
-  std::uint64_t last_beat = core_.heartbeat();
+  std::uint64_t last_beat = diagnostics_.heartbeat();
   TimePoint moved_at = Clock::now();
   bool reported = false;
   // The loop moved (or the watchdog stops): a reported stall is over.
@@ -80,56 +82,17 @@ void StallWatchdog::watch() {
   std::unique_lock lock(mutex_);
   while (!wake_.wait_for(lock, tick, [this] { return stopping_; })) {
     const TimePoint now = Clock::now();
-    const std::uint64_t beat = core_.heartbeat();
-    if (beat != last_beat || core_.resting()) {
+    const std::uint64_t beat = diagnostics_.heartbeat();
+    if (beat != last_beat || diagnostics_.resting()) {
       last_beat = beat;
       moved(now);
     } else if (!reported && now - moved_at >= threshold_) {
       reported = true;
-      core_.request_stall_report(now - moved_at, beat);
+      diagnostics_.request_stall_report(now - moved_at, beat);
       ::pthread_kill(loop_thread_, kSignal);
     }
   }
   moved(Clock::now());
-}
-
-void LoopCore::request_stall_report(Duration so_far, std::uint64_t beat) noexcept {
-  stall_so_far_ms_.store(to_ms(so_far), std::memory_order_relaxed);
-  stall_beat_.store(beat, std::memory_order_relaxed);
-  stall_report_requested_.store(true, std::memory_order_release);
-}
-
-// On the loop thread, in a signal handler: no allocation, no locks. The
-// message is formatted on the stack; snprintf with these conversions does
-// not allocate in glibc.
-void LoopCore::report_stall_from_signal() noexcept {
-  if (!stall_report_requested_.exchange(false, std::memory_order_acquire)) return;
-  // The stall ended between the watchdog's look and this signal: no report.
-  if (heartbeat() != stall_beat_.load(std::memory_order_relaxed) || resting()) return;
-  char who[512];
-  if (const FiberRecord* f = current_) {
-    std::snprintf(who, sizeof who, "fiber %llu '%s' (spawned at %s:%u)",
-                  static_cast<unsigned long long>(f->id), f->name.c_str(),
-                  f->spawned_at.file_name(), static_cast<unsigned>(f->spawned_at.line()));
-  } else if (in_callback_.load(std::memory_order_relaxed)) {
-    std::snprintf(who, sizeof who, "a loop callback (call_soon/call_later/call_at, add_reader)");
-  } else {
-    std::snprintf(who, sizeof who, "the scheduler itself");
-  }
-  char line[1024];
-  const int n = std::snprintf(
-      line, sizeof line,
-      "fiberloop: stall: %s has run %lld ms without yielding (LoopOptions::stall_threshold "
-      "%lld ms); the loop thread's backtrace:\n",
-      who, static_cast<long long>(stall_so_far_ms_.load(std::memory_order_relaxed)),
-      to_ms(options_.stall_threshold));
-  if (n > 0) {
-    [[maybe_unused]] ssize_t w = ::write(
-        STDERR_FILENO, line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));
-  }
-  void* frames[64];
-  const int depth = ::backtrace(frames, 64);
-  ::backtrace_symbols_fd(frames, depth, STDERR_FILENO);
 }
 
 }  // namespace fiberloop::internal

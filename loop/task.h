@@ -4,17 +4,27 @@
 //   int v = t.join();   // 42, or rethrows what the fiber threw
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
 
 #include "loop/internal/fiber_record.h"
-#include "loop/internal/loop_core.h"
+#include "loop/internal/scheduler.h"
 #include "loop/options.h"
 
 namespace fiberloop {
+template <class T>
+class Task;
+namespace internal {
+// A Task's record, for fiberloop's own code (gather, TaskGroup): not part of
+// Task's public interface.
+struct TaskAccess {
+  template <class T>
+  static FiberRecord* record(const Task<T>& task) noexcept {
+    return task.fiber_;
+  }
+};
+}  // namespace internal
 
 // Move-only. Dropping a Task detaches its fiber: it runs on, and a failure
 // nobody joins goes to the loop's exception handler.
@@ -42,7 +52,7 @@ class Task {
   //         std::runtime_error if, run from outside a fiber, the loop stops or
   //         deadlocks first.
   T join() {
-    internal::LoopCore::join(fiber("join"));
+    internal::Scheduler::join(fiber("join"));
     if constexpr (!std::is_void_v<T>) return fiber_->result.template take<T>();
   }
 
@@ -66,11 +76,9 @@ class Task {
   // True unless empty (default-constructed, moved from, or detached).
   explicit operator bool() const noexcept { return fiber_ != nullptr; }
 
-  // The fiber's record, for fiberloop's own headers (gather, TaskGroup).
-  internal::FiberRecord* record() const noexcept { return fiber_; }
-
  private:
   friend class Loop;
+  friend struct internal::TaskAccess;
   explicit Task(internal::FiberRecord* f) noexcept : fiber_(f) {}
 
   internal::FiberRecord& fiber(const char* what) const {
@@ -81,7 +89,7 @@ class Task {
     return *fiber_;
   }
   void reset() noexcept {
-    if (fiber_ != nullptr) internal::LoopCore::drop_task(*std::exchange(fiber_, nullptr));
+    if (fiber_ != nullptr) internal::Scheduler::drop_task(*std::exchange(fiber_, nullptr));
   }
 
   internal::FiberRecord* fiber_ = nullptr;

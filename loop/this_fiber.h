@@ -4,10 +4,7 @@
 //   fiberloop::this_fiber::sleep_for(std::chrono::milliseconds(100));
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
-#include "loop/internal/deadline.h"
-#include "loop/internal/loop_core.h"
+#include "loop/internal/scheduler.h"
 #include "loop/options.h"
 
 namespace fiberloop::this_fiber {
@@ -17,10 +14,10 @@ namespace fiberloop::this_fiber {
 // caller (see loop/internal/switch_path.h).
 // Throws: Cancelled if the fiber was cancelled; std::logic_error outside a fiber.
 inline void yield() {
-  internal::LoopCore* core = internal::LoopCore::current();
-  if (core == nullptr) [[unlikely]]
+  internal::Scheduler* scheduler = internal::Scheduler::current();
+  if (scheduler == nullptr) [[unlikely]]
     internal::throw_no_loop("this_fiber::yield");
-  core->yield();
+  scheduler->yield();
 }
 
 // Parks the calling fiber until `when` has passed (never earlier); the loop
@@ -28,21 +25,16 @@ inline void yield() {
 // cancelled (or its with_timeout() expires). A time in the past yields.
 // Throws: Cancelled; TimeoutError inside an expired with_timeout();
 //         std::logic_error outside a fiber.
-inline void sleep_until(TimePoint when) {
-  internal::LoopCore* core = internal::LoopCore::current();
-  if (core == nullptr) [[unlikely]]
-    internal::throw_no_loop("this_fiber::sleep_until");
-  core->sleep_until(when);
-}
+void sleep_until(TimePoint when);
 
 // Parks the calling fiber for `duration`; see sleep_until(). Saturates:
 // Duration::max() is forever, a duration <= 0 yields.
-inline void sleep_for(Duration duration) { sleep_until(internal::deadline_after(duration)); }
+void sleep_for(Duration duration);
 
 // The calling fiber's id, or 0 outside any fiber.
 inline FiberId id() noexcept {
-  internal::LoopCore* core = internal::LoopCore::current();
-  internal::FiberRecord* f = core != nullptr ? core->running() : nullptr;
+  internal::Scheduler* scheduler = internal::Scheduler::current();
+  internal::FiberRecord* f = scheduler != nullptr ? scheduler->running() : nullptr;
   return f != nullptr ? f->id : 0;
 }
 

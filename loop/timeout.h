@@ -5,15 +5,13 @@
 //   });                            // throws TimeoutError after 2 s
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <functional>
 #include <source_location>
 #include <type_traits>
 #include <utility>
 
 #include "loop/errors.h"
-#include "loop/internal/timeout_scope.h"
+#include "loop/internal/deadline.h"
 #include "loop/options.h"
 
 namespace fiberloop {

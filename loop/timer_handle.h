@@ -4,8 +4,6 @@
 //   h.cancel();   // it will not run
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <cstdint>
 #include <memory>
 #include <utility>
@@ -13,7 +11,7 @@
 namespace fiberloop {
 namespace internal {
 class CallbackTable;
-class LoopCore;
+class Callbacks;
 }  // namespace internal
 
 // Copyable; every copy names the same callback. An empty handle
@@ -31,7 +29,7 @@ class TimerHandle {
   bool active() const noexcept;
 
  private:
-  friend class internal::LoopCore;
+  friend class internal::Callbacks;
   TimerHandle(std::shared_ptr<internal::CallbackTable> table, std::uint32_t slot,
               std::uint32_t generation)
       : table_(std::move(table)), slot_(slot), generation_(generation) {}

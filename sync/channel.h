@@ -11,17 +11,14 @@
 // nullopt; senders get ChannelClosed. Single loop (see event.h).
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <cstddef>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <utility>
 
-#include "loop/internal/loop_core.h"
-#include "sync/internal/channel_op.h"
-#include "sync/internal/home_loop.h"
+#include "loop/internal/scheduler.h"
+#include "sync/internal/waiters.h"
 
 namespace fiberloop {
 
@@ -100,7 +97,15 @@ class Channel {
   std::size_t size() const noexcept { return count_; }
   std::size_t capacity() const noexcept { return capacity_; }
 
-  // ---- for select() ----
+  // select() cases: a receive into `slot`, a send of `value`.
+  auto recv_case(std::optional<T>& slot);
+  template <class U>
+  auto send_case(U&& value);
+
+ private:
+  friend class RecvCase<T>;
+  friend class SendCase<T>;
+
   // Completes a send now if it can. Throws ChannelClosed.
   bool try_send_from(T& value) {
     home_.check("Channel::send");
@@ -147,12 +152,6 @@ class Channel {
   void enqueue_send(internal::ChannelOp& op) noexcept { senders_.push_back(op); }
   void enqueue_recv(internal::ChannelOp& op) noexcept { receivers_.push_back(op); }
 
-  // select() cases: a receive into `slot`, a send of `value`.
-  auto recv_case(std::optional<T>& slot);
-  template <class U>
-  auto send_case(U&& value);
-
- private:
   void close_now() noexcept {
     if (closed_) return;
     closed_ = true;

@@ -12,9 +12,12 @@ void check_owned(const std::unique_lock<Mutex>& lock) {
   }
 }
 
-// Takes the mutex back on every way out of a wait, even an exception, and
-// hands it to the unique_lock again.
-struct Relock {
+}  // namespace
+
+// Takes the mutex back on every way out of a wait, even an exception (any
+// interrupt that arrives meanwhile stays pending), and hands it to the
+// unique_lock again.
+struct ConditionVariable::Relock {
   std::unique_lock<Mutex>& lock;
   Mutex* mutex;
   ~Relock() {
@@ -23,8 +26,6 @@ struct Relock {
     lock = std::unique_lock<Mutex>(*mutex, std::adopt_lock);
   }
 };
-
-}  // namespace
 
 void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
   waiters_.check("ConditionVariable::wait");

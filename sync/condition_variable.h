@@ -6,13 +6,11 @@
 // Single loop (see event.h).
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <mutex>
 
 #include "loop/internal/deadline.h"
 #include "loop/options.h"
-#include "sync/internal/wait_queue.h"
+#include "sync/internal/waiters.h"
 #include "sync/mutex.h"
 
 namespace fiberloop {
@@ -58,6 +56,7 @@ class ConditionVariable {
   }
 
  private:
+  struct Relock;  // takes the mutex back on every way out of a wait
   bool wait_until(std::unique_lock<Mutex>& lock, TimePoint deadline);
   internal::WaitQueue waiters_{internal::WaitKind::kConditionVariable};
 };

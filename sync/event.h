@@ -8,10 +8,8 @@
 // another thread, hand the set() over with Loop::call_soon_threadsafe().
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include "loop/options.h"
-#include "sync/internal/wait_queue.h"
+#include "sync/internal/waiters.h"
 
 namespace fiberloop {
 

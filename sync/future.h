@@ -13,8 +13,6 @@
 // the loop.
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <exception>
 #include <functional>
 #include <memory>
@@ -26,8 +24,9 @@
 #include <variant>
 #include <vector>
 
-#include "loop/internal/loop_core.h"
-#include "sync/internal/wait_queue.h"
+#include "loop/internal/scheduler.h"
+#include "loop/loop.h"
+#include "sync/internal/waiters.h"
 
 namespace fiberloop {
 
@@ -39,8 +38,8 @@ namespace internal {
 template <class T>
 struct FutureState {
   using Value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
-  explicit FutureState(LoopCore& loop) : loop(loop), waiters(WaitKind::kFuture) {}
-  LoopCore& loop;
+  explicit FutureState(Scheduler& loop) : loop(loop), waiters(WaitKind::kFuture) {}
+  Scheduler& loop;
   std::optional<Value> value;
   std::exception_ptr error;
   WaitQueue waiters;
@@ -93,7 +92,7 @@ class Future {
     auto& s = state("add_done_callback");
     s.loop.check_thread("Future::add_done_callback");
     if (s.ready()) {
-      s.loop.call_soon([fn = std::move(fn), self = *this] { fn(self); });
+      s.loop.owner().call_soon([fn = std::move(fn), self = *this] { fn(self); });
     } else {
       s.callbacks.push_back(std::move(fn));
     }
@@ -155,8 +154,8 @@ class Promise {
   }
 
  private:
-  static internal::LoopCore& this_loop() {
-    internal::LoopCore* core = internal::LoopCore::current();
+  static internal::Scheduler& this_loop() {
+    internal::Scheduler* core = internal::Scheduler::current();
     if (core == nullptr) internal::throw_no_loop("Promise");
     return *core;
   }
@@ -172,7 +171,7 @@ class Promise {
     internal::FutureState<T>& s = *state;
     s.waiters.notify_all();
     for (auto& fn : s.callbacks) {
-      s.loop.call_soon([fn = std::move(fn), f = Future<T>(state)] { fn(f); });
+      s.loop.owner().call_soon([fn = std::move(fn), f = Future<T>(state)] { fn(f); });
     }
     s.callbacks.clear();
   }
@@ -184,9 +183,9 @@ class Promise {
     explicit Breaker(std::shared_ptr<internal::FutureState<T>> s) : state(std::move(s)) {}
     ~Breaker() {
       if (state->ready()) return;
-      if (internal::LoopCore::current() != &state->loop) {
+      if (internal::Scheduler::current() != &state->loop) {
         // The last copy died on another thread: break it on the loop's own.
-        state->loop.call_soon_threadsafe([s = state] { break_promise(s); });
+        state->loop.owner().call_soon_threadsafe([s = state] { break_promise(s); });
         return;
       }
       break_promise(state);

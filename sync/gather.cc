@@ -46,7 +46,7 @@ std::size_t wait_any(std::span<FiberRecord* const> fibers, std::span<DoneWaiter>
 
 std::size_t wait_all(std::span<FiberRecord* const> fibers) {
   try {
-    for (FiberRecord* f : fibers) LoopCore::wait_for_finish(*f);
+    for (FiberRecord* f : fibers) Scheduler::wait_for_finish(*f);
   } catch (...) {
     for (FiberRecord* f : fibers) {
       if (!f->finished()) f->loop->cancel(*f);

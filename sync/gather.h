@@ -6,8 +6,6 @@
 //   for (std::size_t i : fiberloop::as_completed(tasks)) use(tasks[i].join());
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <array>
 #include <cstddef>
 #include <exception>
@@ -18,7 +16,7 @@
 #include <vector>
 
 #include "fiber/generator.h"
-#include "loop/internal/loop_core.h"
+#include "loop/internal/scheduler.h"
 #include "loop/task.h"
 
 namespace fiberloop {
@@ -66,7 +64,7 @@ FiberRecord* record_or_throw(FiberRecord* f, const char* what);
 template <class... T>
 std::tuple<GatherValue<T>...> gather(Task<T>&... tasks) {
   const std::array<internal::FiberRecord*, sizeof...(T)> fibers{
-      internal::record_or_throw(tasks.record(), "gather")...};
+      internal::record_or_throw(internal::TaskAccess::record(tasks), "gather")...};
   const std::size_t failed = internal::wait_all(fibers);
   if (failed != internal::DoneWaiter::kNone) internal::rethrow_failure(*fibers[failed]);
   return std::tuple<GatherValue<T>...>{internal::take(tasks)...};
@@ -77,7 +75,8 @@ template <class T>
 std::vector<GatherValue<T>> gather(std::vector<Task<T>>& tasks) {
   std::vector<internal::FiberRecord*> fibers;
   fibers.reserve(tasks.size());
-  for (auto& t : tasks) fibers.push_back(internal::record_or_throw(t.record(), "gather"));
+  for (auto& t : tasks)
+    fibers.push_back(internal::record_or_throw(internal::TaskAccess::record(t), "gather"));
   const std::size_t failed = internal::wait_all(fibers);
   if (failed != internal::DoneWaiter::kNone) internal::rethrow_failure(*fibers[failed]);
   std::vector<GatherValue<T>> values;
@@ -94,7 +93,7 @@ std::vector<GatherValue<T>> gather(std::vector<Task<T>>& tasks) {
 template <class... T>
 std::size_t wait_any(Task<T>&... tasks) {
   const std::array<internal::FiberRecord*, sizeof...(T)> fibers{
-      internal::record_or_throw(tasks.record(), "wait_any")...};
+      internal::record_or_throw(internal::TaskAccess::record(tasks), "wait_any")...};
   std::array<internal::DoneWaiter, sizeof...(T)> waiters;
   return internal::wait_any(fibers, waiters);
 }
@@ -102,7 +101,8 @@ std::size_t wait_any(Task<T>&... tasks) {
 template <class T>
 std::size_t wait_any(std::vector<Task<T>>& tasks) {
   std::vector<internal::FiberRecord*> fibers;
-  for (auto& t : tasks) fibers.push_back(internal::record_or_throw(t.record(), "wait_any"));
+  for (auto& t : tasks)
+    fibers.push_back(internal::record_or_throw(internal::TaskAccess::record(t), "wait_any"));
   std::vector<internal::DoneWaiter> waiters(fibers.size());
   return internal::wait_any(fibers, waiters);
 }
@@ -115,7 +115,8 @@ Generator<std::size_t> as_completed(std::vector<Task<T>>& tasks) {
     std::vector<internal::FiberRecord*> left;
     std::vector<std::size_t> index;
     for (std::size_t i = 0; i < tasks.size(); ++i) {
-      left.push_back(internal::record_or_throw(tasks[i].record(), "as_completed"));
+      left.push_back(
+          internal::record_or_throw(internal::TaskAccess::record(tasks[i]), "as_completed"));
       index.push_back(i);
     }
     std::vector<internal::DoneWaiter> waiters(left.size());

@@ -8,10 +8,8 @@
 // event.h); the owner is a fiber, not a thread.
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include "loop/internal/fiber_record.h"
-#include "sync/internal/wait_queue.h"
+#include "sync/internal/waiters.h"
 
 namespace fiberloop {
 
@@ -26,7 +24,7 @@ class Mutex {
   //         std::logic_error outside a fiber, if this fiber holds it already,
   //         or from another loop's thread (as every operation).
   void lock() {
-    internal::LoopCore* core = internal::LoopCore::current();
+    internal::Scheduler* core = internal::Scheduler::current();
     internal::FiberRecord* self = core != nullptr ? core->running() : nullptr;
     if (owner_ == nullptr && self != nullptr && core == waiters_.home()) [[likely]] {
       owner_ = self;
@@ -47,15 +45,16 @@ class Mutex {
     unlock_slow();
   }
 
+ private:
+  friend class ConditionVariable;
   // For ConditionVariable: take it back after a wait, whatever interrupts
   // arrive meanwhile (they stay pending).
   void lock_uninterruptible();
 
- private:
   // The running fiber of this thread's loop, or null. Inline: the
   // uncontended lock and unlock are a few loads and stores.
   static internal::FiberRecord* running() noexcept {
-    internal::LoopCore* core = internal::LoopCore::current();
+    internal::Scheduler* core = internal::Scheduler::current();
     return core != nullptr ? core->running() : nullptr;
   }
   void lock_slow();

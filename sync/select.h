@@ -15,35 +15,39 @@
 // with its slot empty; a send case on a closed channel throws ChannelClosed.
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <array>
 #include <cstddef>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "loop/internal/deadline.h"
-#include "loop/internal/loop_core.h"
-#include "loop/internal/timer_heap.h"
+#include "loop/internal/scheduler.h"
 #include "loop/options.h"
 #include "sync/channel.h"
-#include "sync/internal/channel_op.h"
+#include "sync/internal/waiters.h"
 
 namespace fiberloop {
+namespace internal {
+template <class... Cases>
+std::optional<std::size_t> select_until(TimePoint deadline, Cases&... cases);
+}  // namespace internal
 
 // A receive from `channel` into `slot`; made by Channel::recv_case().
 template <class T>
 class RecvCase {
  public:
   RecvCase(Channel<T>& channel, std::optional<T>& slot) : channel_(channel), slot_(slot) {}
+
+ private:
+  template <class... Cases>
+  friend std::optional<std::size_t> internal::select_until(TimePoint, Cases&...);
   bool try_now() { return channel_.try_recv_into(slot_); }
   void enqueue(internal::ChannelOp& op) {
     slot_.reset();
     op.value = &slot_;
     channel_.enqueue_recv(op);
   }
-
- private:
   Channel<T>& channel_;
   std::optional<T>& slot_;
 };
@@ -53,13 +57,15 @@ template <class T>
 class SendCase {
  public:
   SendCase(Channel<T>& channel, T value) : channel_(channel), value_(std::move(value)) {}
+
+ private:
+  template <class... Cases>
+  friend std::optional<std::size_t> internal::select_until(TimePoint, Cases&...);
   bool try_now() { return channel_.try_send_from(value_); }
   void enqueue(internal::ChannelOp& op) {
     op.value = &value_;
     channel_.enqueue_send(op);
   }
-
- private:
   Channel<T>& channel_;
   T value_;
 };
@@ -71,51 +77,57 @@ constexpr bool kIsSend = false;
 template <class T>
 constexpr bool kIsSend<SendCase<T>> = true;
 
-// Parks on every case until one completes or `deadline` passes.
-// Returns: the winning case, or nullopt on timeout.
+template <class Fn, class... Cases, std::size_t... I>
+std::optional<std::size_t> first_case_where(Fn& fn, std::index_sequence<I...>, Cases&... cases) {
+  std::optional<std::size_t> found;
+  const auto visit = [&](std::size_t i, auto& c) {
+    if (!found && fn(i, c)) found = i;
+  };
+  (visit(I, cases), ...);
+  return found;
+}
+
+// Calls fn(i, case) on the cases in order until one call returns true.
+// Returns: that case's index, or nullopt if none did.
+template <class Fn, class... Cases>
+std::optional<std::size_t> first_case_where(Fn fn, Cases&... cases) {
+  return first_case_where(fn, std::index_sequence_for<Cases...>{}, cases...);
+}
+
+// Parks on every case until one completes or `deadline` passes (kNever:
+// no deadline). Returns: the winning case, or nullopt on timeout.
 template <class... Cases>
-std::optional<std::size_t> select_until(std::optional<TimePoint> deadline, Cases&... cases) {
-  {  // first, whatever can complete at once, in order
-    std::size_t i = 0;
-    std::optional<std::size_t> ready;
-    ((ready || (cases.try_now() ? (ready = i, true) : (++i, false))), ...);
-    if (ready) return ready;
+std::optional<std::size_t> select_until(TimePoint deadline, Cases&... cases) {
+  // First, whatever can complete at once, in order.
+  if (auto now = first_case_where([](std::size_t, auto& c) { return c.try_now(); }, cases...)) {
+    return now;
   }
-  if (deadline && *deadline <= Clock::now()) return std::nullopt;
+  if (deadline <= Clock::now()) return std::nullopt;
 
   FiberRecord& self = running_fiber_or_throw("select");
-  LoopCore& loop = *self.loop;
   SelectState state;
   std::array<ChannelOp, sizeof...(Cases)> ops;
-  {
-    std::size_t i = 0;
-    ((ops[i].fiber = &self, ops[i].select = &state, ops[i].case_index = i, cases.enqueue(ops[i]),
-      ++i),
-     ...);
-  }
-  struct Expiry : TimerNode {
-    FiberRecord* fiber;
-  } expiry;
-  expiry.fiber = &self;
-  expiry.fire = [](TimerNode* node) {
-    FiberRecord& f = *static_cast<Expiry*>(node)->fiber;
-    if (f.state == FiberState::kParked) f.loop->wake(f);  // no case won: a timeout
-  };
-  if (deadline) loop.add_timer(expiry, *deadline);
-  try {
-    loop.park(WaitKind::kChannel);  // every op leaves its queue when `ops` is destroyed
-  } catch (...) {
-    loop.remove_timer(expiry);
-    throw;
-  }
-  loop.remove_timer(expiry);
+  first_case_where(
+      [&](std::size_t i, auto& c) {
+        ops[i].fiber = &self;
+        ops[i].select = &state;
+        ops[i].case_index = i;
+        c.enqueue(ops[i]);
+        return false;
+      },
+      cases...);
+  // Every op leaves its queue when `ops` is destroyed, however this ends.
+  (void)self.loop->park_until(deadline, WaitKind::kChannel);
   if (state.winner == SelectState::kNone) return std::nullopt;
-  {  // a send case completed by close() throws
-    std::size_t i = 0;
-    ((i++ == state.winner && kIsSend<Cases> && ops[state.winner].closed ? throw ChannelClosed()
-                                                                        : void()),
-     ...);
-  }
+  // A send case completed by close() throws.
+  first_case_where(
+      [&](std::size_t i, auto& c) {
+        if (i == state.winner && kIsSend<std::remove_cvref_t<decltype(c)>> && ops[i].closed) {
+          throw ChannelClosed();
+        }
+        return false;
+      },
+      cases...);
   return state.winner;
 }
 
@@ -126,7 +138,7 @@ std::optional<std::size_t> select_until(std::optional<TimePoint> deadline, Cases
 //         TimeoutError; std::logic_error when it must park outside a fiber.
 template <class... Cases>
 std::size_t select(Cases&&... cases) {
-  return *internal::select_until(std::nullopt, cases...);
+  return *internal::select_until(internal::kNever, cases...);
 }
 
 // As select(), giving up after `timeout`. Returns: the index, or nullopt if

@@ -5,7 +5,9 @@
 namespace fiberloop {
 
 TaskGroup::TaskGroup()
-    : loop_(internal::current_loop("TaskGroup")), exceptions_at_start_(std::uncaught_exceptions()) {
+    : loop_(internal::current_loop("TaskGroup")),
+      scheduler_(*internal::Scheduler::current()),
+      exceptions_at_start_(std::uncaught_exceptions()) {
   internal::running_fiber_or_throw("TaskGroup");
 }
 
@@ -16,12 +18,12 @@ TaskGroup::~TaskGroup() {
   mark_observed();
   if (first_error_) {
     // Nobody can receive it now: report it rather than lose it.
-    loop_.core().report(first_error_, FiberInfo{0, "TaskGroup (not joined)", {}});
+    scheduler_.report(first_error_, FiberInfo{0, "TaskGroup (not joined)", {}});
   }
 }
 
 void TaskGroup::check_open() const {
-  loop_.core().check_thread("TaskGroup::spawn");
+  scheduler_.check_thread("TaskGroup::spawn");
   if (joining_) {
     throw std::logic_error(
         "TaskGroup::spawn: the group is joining (or joined); spawn before join()");
@@ -71,7 +73,7 @@ void TaskGroup::child_failed(std::exception_ptr error) noexcept {
     first_error_ = error;
     cancel();  // the rest stop at their next suspension point
   } else {
-    loop_.core().report(error, FiberInfo{0, "TaskGroup child (after the first failure)", {}});
+    scheduler_.report(error, FiberInfo{0, "TaskGroup child (after the first failure)", {}});
   }
 }
 

@@ -17,8 +17,6 @@
 // ever-growing set of connections.
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <cstddef>
 #include <deque>
 #include <exception>
@@ -28,7 +26,7 @@
 
 #include "loop/errors.h"
 #include "loop/loop.h"
-#include "sync/internal/wait_queue.h"
+#include "sync/internal/waiters.h"
 
 namespace fiberloop {
 
@@ -98,7 +96,9 @@ class TaskGroup {
   template <class R>
   struct Holder : HolderBase {
     explicit Holder(std::unique_ptr<Task<R>> t) : task(std::move(t)) {}
-    internal::FiberRecord* record() const noexcept override { return task->record(); }
+    internal::FiberRecord* record() const noexcept override {
+      return internal::TaskAccess::record(*task);
+    }
     std::unique_ptr<Task<R>> task;
   };
   // Counts one running child for as long as it lives (moved along with the
@@ -123,6 +123,7 @@ class TaskGroup {
   void mark_observed() noexcept;
 
   Loop& loop_;
+  internal::Scheduler& scheduler_;
   std::deque<std::unique_ptr<HolderBase>> children_;
   std::size_t running_ = 0;
   internal::WaitQueue idle_{internal::WaitKind::kJoin};  // the owner, waiting for running_ == 0

@@ -8,11 +8,9 @@
 // Single loop (see event.h).
 #pragma once
 
-#include "fiber/internal/require_cxx20.h"  // IWYU pragma: keep
-
 #include <cstddef>
 
-#include "sync/internal/wait_queue.h"
+#include "sync/internal/waiters.h"
 
 namespace fiberloop {
 

@@ -3,7 +3,7 @@
 #include <string>
 #include <thread>
 
-#include "loop/internal/loop_core.h"
+#include "loop/internal/scheduler.h"
 #include "tests/loop_fixture.h"
 
 namespace fiberloop {
@@ -18,7 +18,7 @@ struct SetOnDestroy {
 };
 
 // Parks the calling fiber until cancelled: nothing else can wake it.
-void park_forever() { Loop::current()->core().park(); }
+using testing::park_forever;
 
 TEST_F(Cancel, RunsDestructorsAndIsNotSwallowedByStdException) {
   bool destroyed = false;

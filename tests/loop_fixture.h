@@ -14,6 +14,7 @@
 
 #include "fiber/internal/stack_pool.h"
 #include "fiberloop.h"
+#include "loop/internal/scheduler.h"
 
 namespace fiberloop::testing {
 
@@ -32,6 +33,10 @@ constexpr int at_scale(int fibers) {
   return fibers;
 #endif
 }
+
+// Parks the calling fiber with nothing that will wake it: only a cancel (or
+// a with_timeout) ends the wait.
+inline void park_forever() { internal::Scheduler::current()->park(); }
 
 // An exception handler that appends each reported failure's what() to `out`,
 // after "<fiber name>: " when `with_name`.

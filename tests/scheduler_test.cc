@@ -271,7 +271,7 @@ void use_stack_and_park(std::size_t bytes) {
     (void)frame[0];
     return;
   }
-  Loop::current()->core().park();
+  testing::park_forever();
 }
 
 TEST(StackHighWater, MeasuresTheDeepestLiveStack) {

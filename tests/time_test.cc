@@ -375,7 +375,7 @@ TEST_F(Time, HundredThousandSleepersWakeInDeadlineOrder) {
 
 TEST_F(Time, AFiberWaitingOnAnotherThreadNeedsAKeepAlive) {
   // Without one, the loop cannot know a post is coming: a deadlock, reported.
-  auto waiter = loop().spawn([&] { loop().core().park(); });
+  auto waiter = loop().spawn([&] { testing::park_forever(); });
   try {
     waiter.join();
     ADD_FAILURE() << "no deadlock reported";
@@ -389,7 +389,7 @@ TEST_F(Time, AFiberWaitingOnAnotherThreadNeedsAKeepAlive) {
   auto keep = std::make_unique<Loop::KeepAlive>(loop().keep_alive());
   std::atomic<bool> posted{false};
   int v = run([&] {
-    auto& core = loop().core();
+    auto& core = *internal::Scheduler::current();
     auto* self = core.running();
     std::thread poster([&] {
       std::this_thread::sleep_for(30ms);

@@ -1,60 +1,38 @@
 // The machine-level switch between execution contexts, over Boost.Context's
-// fcontext. The switch is inline, so that it compiles into the scheduler's
-// own frames: each extra function return above a switch costs a
-// return-stack misprediction (measured: 12.5 ns per switch through an
-// out-of-line wrapper, 5.8 ns inline, the same as raw jump_fcontext).
-// So this header declares jump_fcontext's ABI itself; context.cc, the one
-// file that includes Boost.Context, checks that declaration against Boost's.
+// fcontext, and the stack a context runs on. The switch is inline, so that it compiles into the
+// scheduler's own frames: each extra function return above a switch costs a return-stack
+// misprediction (measured: 12.5 ns per switch through an out-of-line wrapper, 5.8 ns inline, the
+// same as raw jump_fcontext). So this header declares jump_fcontext's ABI itself; context.cc, the
+// one file that includes Boost.Context, checks that declaration against Boost's.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
-// gcc defines __SANITIZE_ADDRESS__ / __SANITIZE_THREAD__; clang has
-// __has_feature.
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define FIBERLOOP_ASAN 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define FIBERLOOP_TSAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__) && !defined(FIBERLOOP_ASAN)
-#define FIBERLOOP_ASAN 1
-#endif
-#if defined(__SANITIZE_THREAD__) && !defined(FIBERLOOP_TSAN)
-#define FIBERLOOP_TSAN 1
-#endif
-#if FIBERLOOP_ASAN
-#include <sanitizer/common_interface_defs.h>
-#endif
-#if FIBERLOOP_TSAN
-#include <sanitizer/tsan_interface.h>
-#endif
-// Builds whose sanitizer must be told about every switch.
-#if FIBERLOOP_ASAN || FIBERLOOP_TSAN
-#define FIBERLOOP_SANITIZE_SWITCH 1
-#endif
+#include "fiber/internal/sanitizers.h"
 
 namespace fiberloop::internal {
 
 // A suspended execution context: the saved stack pointer.
 using ContextHandle = void*;
 
+// The memory a context runs on: usable [top - size, top), with a guard page
+// right below when `guarded`. Handed out by a StackPool (stack_pool.h).
+struct Stack {
+  char* top = nullptr;
+  std::size_t size = 0;
+  std::uint32_t slab = 0;        // index into the pool's slabs
+  std::uint16_t size_class = 0;  // index into the pool's size classes
+  bool guarded = false;
+
+  char* bottom() const noexcept { return top - size; }
+  explicit operator bool() const noexcept { return top != nullptr; }
+};
+
 // What a fresh context runs first. Objects started on a context begin with
 // this base so that the trampoline can find their entry function.
 struct ContextEntry {
   void (*start)(ContextEntry* self) = nullptr;
-};
-
-// What the sanitizers know a context by: the memory it runs on (ASan) and
-// its ThreadSanitizer fiber (TSan). Ignored in other builds.
-struct StackRange {
-  const void* bottom = nullptr;
-  std::size_t size = 0;
-#if FIBERLOOP_TSAN
-  void* tsan_fiber = nullptr;
-#endif
 };
 
 // Passed by the switching context to the resumed one: where to store the
@@ -68,46 +46,6 @@ struct Handoff {
                         // jump_fcontext, so every field is stored on every switch
 #endif
 };
-
-#if FIBERLOOP_ASAN
-// The stack of the context running on this thread (ASan builds track it).
-extern thread_local StackRange tls_running_stack;
-StackRange thread_stack() noexcept;
-inline StackRange current_stack() noexcept {
-  if (tls_running_stack.bottom == nullptr) tls_running_stack = thread_stack();
-  return tls_running_stack;
-}
-#elif FIBERLOOP_TSAN
-inline StackRange current_stack() noexcept { return {nullptr, 0, __tsan_get_current_fiber()}; }
-// The TSan fiber of a context that exited, destroyed by whoever runs next
-// (a fiber cannot destroy its own).
-extern thread_local void* tls_exited_tsan_fiber;
-inline void reap_exited_context() noexcept {
-  if (tls_exited_tsan_fiber != nullptr) {
-    __tsan_destroy_fiber(tls_exited_tsan_fiber);
-    tls_exited_tsan_fiber = nullptr;
-  }
-}
-#else
-inline StackRange current_stack() noexcept { return {}; }
-#endif
-
-// Describes the stack [bottom, bottom + size) of a context about to be made.
-// TSan builds create the context's TSan fiber here; exit_context() destroys
-// it, or forget_context_stack() if the context never runs.
-inline StackRange context_stack(const void* bottom, std::size_t size) noexcept {
-#if FIBERLOOP_TSAN
-  return {bottom, size, __tsan_create_fiber(0)};
-#else
-  return {bottom, size};
-#endif
-}
-inline void forget_context_stack([[maybe_unused]] StackRange& stack) noexcept {
-#if FIBERLOOP_TSAN
-  if (stack.tsan_fiber != nullptr) __tsan_destroy_fiber(stack.tsan_fiber);
-  stack.tsan_fiber = nullptr;
-#endif
-}
 
 // The C++ runtime's per-thread exception state, as libstdc++ and libc++abi
 // both lay it out (__cxa_eh_globals): the exceptions being handled, innermost
@@ -214,13 +152,5 @@ inline void switch_context(ContextHandle* save, ExceptionState* exceptions, Cont
   switch_context(nullptr, nullptr, to, their_exceptions, entry, to_stack);
   __builtin_unreachable();
 }
-
-// Clears stale sanitizer state from a stack about to be reused (ASan builds;
-// nothing otherwise).
-#if FIBERLOOP_ASAN
-void prepare_stack_for_reuse(void* bottom, std::size_t size) noexcept;
-#else
-inline void prepare_stack_for_reuse(void*, std::size_t) noexcept {}
-#endif
 
 }  // namespace fiberloop::internal

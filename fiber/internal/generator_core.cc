@@ -124,4 +124,20 @@ void GeneratorCore::body_main(ContextEntry* entry) noexcept {
   exit_context(core.consumer_context_, core.consumer_exceptions_, nullptr, core.consumer_stack_);
 }
 
+// ---- what fiber/generator.h declares --------------------------------------
+
+GeneratorCore* generator_create(const StackOptions& options, std::size_t callable_bytes,
+                                std::size_t callable_align, void (*invoke)(GeneratorCore&),
+                                void (*destroy)(void*)) {
+  return GeneratorCore::create(options, callable_bytes, callable_align, invoke, destroy);
+}
+void* generator_callable(GeneratorCore& core) noexcept { return core.callable(); }
+void generator_destroy(GeneratorCore* core) noexcept { GeneratorCore::destroy(core); }
+void generator_discard(GeneratorCore* core) noexcept { GeneratorCore::discard(core); }
+bool generator_resume(GeneratorCore& core, void* sent) { return core.resume(sent); }
+void* generator_yielded(GeneratorCore& core) noexcept { return core.yielded(); }
+void* generator_yield(GeneratorCore& core, void* value) { return core.yield(value); }
+bool generator_started(const GeneratorCore& core) noexcept { return core.started(); }
+bool generator_finished(const GeneratorCore& core) noexcept { return core.finished(); }
+
 }  // namespace fiberloop::internal

@@ -1,19 +1,18 @@
 // The untyped half of Generator: its own stack and context, and the switches
 // between the consumer and the body. Lives at the top of its own stack.
+// Private to fiber/: Generator<Y, S> reaches it through the functions that
+// fiber/generator.h declares (defined in generator_core.cc).
 #pragma once
 
 #include <cstddef>
 #include <exception>
 
+#include "fiber/generator.h"
 #include "fiber/internal/context.h"
 #include "fiber/internal/stack_pool.h"
 #include "fiber/stack.h"
 
 namespace fiberloop::internal {
-
-// Thrown at the body's yield when its Generator is destroyed unfinished, so
-// that the body's destructors run. Not a std::exception; do not swallow it.
-struct GeneratorUnwind {};
 
 class GeneratorCore : public ContextEntry {
  public:

@@ -8,10 +8,6 @@
 
 namespace fiberloop::internal {
 
-// Describes the fiber running on this thread into `buf` (NUL-terminated),
-// e.g. "fiber 7 'worker'". Must be async-signal-safe: no allocation, no locks.
-using FiberDescriber = void (*)(char* buf, std::size_t cap);
-
 // Installs the handler (once per process) and this thread's alternate signal
 // stack (once per thread). Called by each thread's StackPool.
 void install_overflow_guard() noexcept;
@@ -19,7 +15,7 @@ void install_overflow_guard() noexcept;
 // Releases this thread's alternate signal stack (at thread exit).
 void remove_overflow_guard() noexcept;
 
-// Set by the loop: how to name the running fiber in the report.
-void set_fiber_describer(FiberDescriber describer) noexcept;
+// The report names the running fiber through the describer the loop
+// installs (fiber/internal/check.h).
 
 }  // namespace fiberloop::internal

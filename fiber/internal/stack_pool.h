@@ -13,22 +13,10 @@
 #include <optional>
 #include <vector>
 
+#include "fiber/internal/context.h"
 #include "fiber/stack.h"
 
 namespace fiberloop::internal {
-
-// One stack: usable memory [top - size, top), with a guard page right below
-// when `guarded`.
-struct Stack {
-  char* top = nullptr;
-  std::size_t size = 0;
-  std::uint32_t slab = 0;        // index into the pool's slabs
-  std::uint16_t size_class = 0;  // index into the pool's size classes
-  bool guarded = false;
-
-  char* bottom() const noexcept { return top - size; }
-  explicit operator bool() const noexcept { return top != nullptr; }
-};
 
 enum class GuardMethod : std::uint8_t { kGuardInstall, kMprotect, kNone };
 

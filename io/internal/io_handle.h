@@ -1,20 +1,24 @@
-// The reactor's state for one fd: registered once with the loop's epoll,
-// edge-triggered, with one slot for a fiber waiting to read and one for a
-// fiber waiting to write. The I/O loop of every socket is: try the syscall;
-// on EAGAIN park in a slot until epoll reports readiness; retry.
+// The reactor's state for one fd, and the one I/O loop every socket, pipe
+// and signal operation goes through: try the syscall; on EAGAIN park until
+// the reactor reports readiness; retry. The fd is registered once with the
+// loop's reactor, edge-triggered, with one slot for a fiber waiting to read
+// and one for a fiber waiting to write.
 //
-// Owned by its socket object, on the heap (its address is the epoll token).
-// A parked fiber waits through an IoWaiter on its own stack: close() marks
-// that, so a woken fiber never touches the handle or socket again (they may
-// be gone by the time it runs). We unregister before close(2), so a reused fd
-// number gets a fresh handle and never wakes a fiber of the old one.
+// Owned by its socket object, on the heap (its address is the reactor's
+// target). A parked fiber waits through an IoWaiter on its own stack:
+// close() marks that, so a woken fiber never touches the handle or socket
+// again (they may be gone by the time it runs). The fd is unregistered
+// before close(2), so a reused fd number gets a fresh handle and never wakes
+// a fiber of the old one.
 #pragma once
 
+#include <cerrno>
 #include <string>
 
+#include "io/internal/socket.h"  // throw_io_error
 #include "loop/internal/fiber_record.h"
-#include "loop/internal/loop_core.h"
-#include "loop/internal/poller.h"
+#include "loop/internal/reactor.h"
+#include "loop/internal/scheduler.h"
 
 namespace fiberloop::internal {
 
@@ -37,10 +41,30 @@ class IoHandle : public ReadinessTarget {
   IoHandle& operator=(const IoHandle&) = delete;
 
   int fd() const noexcept { return fd_; }
-
   // The fd Loop::dump() names for a fiber waiting here, when not fd():
   // wait_readable() waits on a dup of the caller's fd.
-  void show_as(int fd) noexcept { shown_fd_ = fd; }
+  void set_dump_fd(int fd) noexcept { dump_fd_ = fd; }
+
+  // Runs `attempt` (a syscall on fd(): a result >= 0, or -1 with errno set)
+  // until it succeeds. EINTR, and `also_retry` if given, retry at once;
+  // EAGAIN parks the fiber until the fd may be ready in `dir`, then retries.
+  // Any other errno goes to `fail(errno)`, which throws. `op` names the
+  // operation in errors ("read").
+  // Throws: what `fail` throws; what wait() throws.
+  template <class Attempt, class Fail>
+  auto retry(Direction dir, const char* op, Attempt attempt, Fail fail, int also_retry = 0)
+      -> decltype(attempt()) {
+    for (;;) {
+      const auto result = attempt();
+      if (result >= 0) return result;
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        wait(dir, op);
+      } else if (err != EINTR && err != also_retry) {
+        fail(err);
+      }
+    }
+  }
 
   // Parks the running fiber until the fd may be ready in `dir` (a retry may
   // still see EAGAIN). `op` names the operation for errors ("read").
@@ -58,15 +82,11 @@ class IoHandle : public ReadinessTarget {
   static void on_ready(ReadinessTarget* self, const Readiness& r);
   void wake(IoWaiter*& slot, bool closed) noexcept;
 
-  LoopCore& loop_;
+  Scheduler& loop_;
   int fd_;
-  int shown_fd_ = -1;
+  int dump_fd_ = -1;
   IoWaiter* reader_ = nullptr;
   IoWaiter* writer_ = nullptr;
 };
-
-// Throws std::system_error for errno `err`, its message starting with `what`
-// (an operation and its fd or address: "connect 127.0.0.1:9").
-[[noreturn]] void throw_io_error(int err, const std::string& what);
 
 }  // namespace fiberloop::internal

@@ -1,6 +1,5 @@
-// A non-blocking socket registered with the loop, and the one I/O loop every
-// operation goes through: try the syscall; retry on EINTR; on EAGAIN park
-// until epoll reports readiness, then retry. EAGAIN and EINTR never leave
+// A non-blocking socket registered with the loop. Every operation goes
+// through IoHandle::retry(), the one I/O loop: EAGAIN and EINTR never leave
 // here. Errors are std::system_error naming the operation and the fd.
 #pragma once
 
@@ -12,27 +11,33 @@
 #include <string>
 #include <utility>
 
-#include "io/internal/io_handle.h"
 #include "io/socket_address.h"
 
 namespace fiberloop::internal {
 
+class IoHandle;  // io/internal/io_handle.h, private to io/
+
+// Throws std::system_error for errno `err`, its message starting with `what`
+// (an operation and its fd or address: "connect 127.0.0.1:9").
+[[noreturn]] void throw_io_error(int err, const std::string& what);
+
 class Socket {
  public:
-  Socket() = default;
+  Socket() noexcept;
+  ~Socket();
+  Socket(Socket&&) noexcept;
+  Socket& operator=(Socket&&) noexcept;
   // Takes ownership of a non-blocking `fd` and registers it.
   explicit Socket(int fd);
   // A new non-blocking, close-on-exec socket.
   // Throws: std::system_error naming `what` (e.g. "socket for connect 127.0.0.1:80").
   static Socket open(int domain, int type, const std::string& what);
 
-  bool is_open() const noexcept { return handle_ && !handle_->closed(); }
+  bool is_open() const noexcept;
   // -1 once closed.
-  int fd() const noexcept { return is_open() ? handle_->fd() : -1; }
+  int fd() const noexcept;
   // Wakes fibers waiting on it (their operation throws) and closes the fd.
-  void close() noexcept {
-    if (handle_) handle_->close();
-  }
+  void close() noexcept;
 
   std::size_t read_some(std::span<char> buf);         // 0 at end of stream
   std::size_t write_some(std::span<const char> buf);  // MSG_NOSIGNAL

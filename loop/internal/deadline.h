@@ -1,6 +1,7 @@
-// Saturating time arithmetic: the one place a Duration or TimePoint the API
-// takes meets the clock. Any value its type holds is valid: TimePoint::max()
-// (and so Duration::max() from now) means never; anything in the past
+// Deadlines: what waits for one (TimerNode), the saturating arithmetic that
+// turns a Duration or TimePoint the API takes into one, and with_timeout()'s
+// scope. Any value its type holds is valid: TimePoint::max() (and so
+// Duration::max() from now) means never; anything in the past
 // (Duration::min(), TimePoint::min()) means now. Plain `now + d` and
 // `deadline - now` overflow at the extremes, which once froze the loop in
 // epoll with a wrapped timeout.
@@ -8,10 +9,14 @@
 
 #include <chrono>
 #include <climits>
+#include <cstddef>
+#include <source_location>
 
 #include "loop/options.h"
 
 namespace fiberloop::internal {
+
+struct FiberRecord;
 
 // A deadline that never comes: timers at it are not queued at all.
 inline constexpr TimePoint kNever = TimePoint::max();
@@ -37,13 +42,52 @@ inline Duration time_until(TimePoint deadline, TimePoint now) noexcept {
   return Duration(diff);
 }
 
-// A timeout in whole milliseconds for epoll_wait and condition-variable
-// waits that take one: rounded up (a wait never ends before its deadline),
-// 0 for d <= 0, and capped at INT_MAX (24.8 days: the caller waits again).
+// A timeout in whole milliseconds, for epoll_wait: rounded up (a wait never
+// ends before its deadline), 0 for d <= 0, and capped at INT_MAX (24.8 days:
+// the caller waits again).
 inline int poll_timeout_ms(Duration d) noexcept {
   if (d <= Duration::zero()) return 0;
   const auto ms = std::chrono::ceil<std::chrono::milliseconds>(d);
   return ms.count() >= INT_MAX ? INT_MAX : static_cast<int>(ms.count());
 }
+
+// Something waiting for a deadline in the loop's timer heap. Lives wherever
+// its owner does (a parked fiber's stack, a with_timeout frame, the loop's
+// callback table).
+struct TimerNode {
+  static constexpr std::size_t kNotQueued = ~std::size_t{0};
+
+  // Called by the loop once the deadline has passed; the node is out of the
+  // heap by then and may be queued again.
+  void (*fire)(TimerNode* self) = nullptr;
+  std::size_t heap_index = kNotQueued;
+
+  bool queued() const noexcept { return heap_index != kNotQueued; }
+};
+
+// The state of one with_timeout() call (loop/timeout.cc): a timer, and a
+// link in the fiber's chain of open scopes (innermost first). On the fiber's
+// stack.
+class TimeoutScope : public TimerNode {
+ public:
+  // Opens a scope on the running fiber whose deadline is `timeout` from now.
+  // Throws: std::logic_error outside a fiber.
+  TimeoutScope(Duration timeout, std::source_location where);
+  // Closes it: the timer goes, and an expired scope stops interrupting.
+  ~TimeoutScope();
+  TimeoutScope(const TimeoutScope&) = delete;
+  TimeoutScope& operator=(const TimeoutScope&) = delete;
+
+  // The expired scope with the earliest deadline among `innermost` and its
+  // outer scopes, or null: the one a TimeoutError names.
+  static const TimeoutScope* expired(const TimeoutScope* innermost) noexcept;
+
+  Duration timeout;
+  TimePoint deadline;
+  std::source_location where;
+  FiberRecord* fiber;
+  TimeoutScope* outer;
+  bool fired = false;
+};
 
 }  // namespace fiberloop::internal

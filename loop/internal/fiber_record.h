@@ -12,18 +12,27 @@
 #include <type_traits>
 #include <utility>
 
+#include "fiber/internal/check.h"
 #include "fiber/internal/context.h"
-#include "fiber/internal/stack_pool.h"
 #include "loop/internal/intrusive_list.h"
 #include "loop/options.h"
 
+// FIBERLOOP_CHECK about a fiber: the report names `fiber` and its state.
+#define FIBERLOOP_CHECK_FIBER(fiber, condition, message)                                         \
+  do {                                                                                           \
+    if (!(condition)) [[unlikely]]                                                               \
+      ::fiberloop::internal::fiber_check_failed(fiber, #condition, message, __FILE__, __LINE__); \
+  } while (false)
+
 namespace fiberloop::internal {
 
-class LoopCore;
+class Scheduler;
 class RecordPool;
 class TimeoutScope;
 
 // What a parked fiber waits on, for Loop::dump(). Set by each park site.
+// kWaitKindNames (fiber_record.cc) says each in words, for dump() and for
+// tools/gdb/fiberloop.py, which reads that array from the process.
 enum class WaitKind : std::uint8_t {
   kNothing,
   kJoin,
@@ -40,6 +49,7 @@ enum class WaitKind : std::uint8_t {
   kBlockingJob,
   kOther,
 };
+extern const char* const kWaitKindNames[];
 
 enum class FiberState : std::uint8_t {
   kReady,      // in the ready queue (also: spawned, not yet started, no stack)
@@ -48,6 +58,8 @@ enum class FiberState : std::uint8_t {
   kFinished,   // body returned or threw; stack released
   kAbandoned,  // would not end when its loop shut down: stack leaked, never resumed
 };
+// "ready", "running", ... by FiberState, for dump() and the gdb script.
+extern const char* const kFiberStateNames[];
 
 // Holds a fiber's return value inline when it is small, on the heap otherwise.
 class ResultSlot {
@@ -96,7 +108,7 @@ class ResultSlot {
   void (*destroy_)(ResultSlot&) = nullptr;
 };
 
-struct AllFibersTag {};  // hook of LoopCore::all_
+struct AllFibersTag {};  // hook of Scheduler::all_
 struct WaitTag {};       // hook of whatever wait list a parked fiber is in
 struct FiberRecord;
 
@@ -130,7 +142,7 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   WaitKind waiting_on = WaitKind::kNothing;  // while parked
   std::uint32_t refs = 0;                    // the running fiber + the Task handle
   std::uint32_t callable_align = 0;          // of a heap callable, to free it
-  LoopCore* loop = nullptr;                  // null once the loop is destroyed
+  Scheduler* loop = nullptr;                 // its loop's; null once the loop is destroyed
   RecordPool* pool = nullptr;
 
   FiberId id = 0;
@@ -180,5 +192,9 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
     callable = nullptr;
   }
 };
+
+// Prints the failed check about `f` (its id, name and state) and aborts.
+[[noreturn]] void fiber_check_failed(const FiberRecord& f, const char* condition,
+                                     const char* message, const char* file, int line) noexcept;
 
 }  // namespace fiberloop::internal

@@ -22,11 +22,20 @@ struct ReadinessTarget {
 
 // One fd's readiness, as reported by Poller::wait().
 struct Readiness {
-  ReadinessTarget* token;  // what the fd was registered with
+  ReadinessTarget* target;  // what the fd was registered with
   bool readable;
   bool writable;
   bool hangup;  // error, hang-up or peer shutdown: both directions should retry and see it
 };
+
+// The directions a registration watches.
+enum class Interest : std::uint8_t { kNone = 0, kRead = 1, kWrite = 2 };
+constexpr Interest operator|(Interest a, Interest b) noexcept {
+  return static_cast<Interest>(static_cast<std::uint8_t>(a) | static_cast<std::uint8_t>(b));
+}
+constexpr bool watches(Interest set, Interest direction) noexcept {
+  return (static_cast<std::uint8_t>(set) & static_cast<std::uint8_t>(direction)) != 0;
+}
 
 class Poller {
  public:
@@ -39,21 +48,23 @@ class Poller {
   // Blocks until an fd is ready, wake() is called, or `timeout` passes
   // (nullopt: no limit; zero: only look). The timeout is rounded up, never
   // down: with epoll_pwait2 to the nanosecond, else to the millisecond.
-  // Returns the ready fds (valid until the next call); sets *woken when
-  // wake() was called since the last wait.
-  std::span<const Readiness> wait(std::optional<Duration> timeout, bool* woken);
+  // Returns the ready fds (valid until the next call).
+  std::span<const Readiness> wait(std::optional<Duration> timeout);
 
   // Makes a blocked or the next wait() return at once. Any thread.
   void wake() noexcept;
 
-  // Registers `fd` once, edge-triggered for input, output and hang-up.
+  // Registers `fd` once, edge-triggered, for both directions and hang-up
+  // (io/'s sockets: they retry until EAGAIN, then wait).
   // Throws: std::system_error naming the fd.
-  void add(int fd, ReadinessTarget* token);
-  // Registers `fd`, or changes its interest, level-triggered: reported in
-  // every wait while readable (`read`) or writable (`write`), as asyncio's
-  // add_reader/add_writer are.
+  void add_edge_triggered(int fd, ReadinessTarget* target);
+  // Registers `fd` level-triggered: reported in every wait while ready in a
+  // direction of `interest`, as asyncio's add_reader/add_writer are.
   // Throws: std::system_error naming the fd.
-  void watch(int fd, ReadinessTarget* token, bool read, bool write, bool already_added);
+  void add_level_triggered(int fd, ReadinessTarget* target, Interest interest);
+  // Changes a level-triggered registration's interest.
+  // Throws: std::system_error naming the fd.
+  void modify(int fd, ReadinessTarget* target, Interest interest);
   // Unregisters `fd` (a no-op if the kernel already forgot it).
   void remove(int fd) noexcept;
 
@@ -63,6 +74,8 @@ class Poller {
   Duration time_blocked() const noexcept { return blocked_; }
 
  private:
+  void control(int op, int fd, std::uint32_t events, ReadinessTarget* target, const char* what);
+
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   bool have_pwait2_ = true;

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <memory>
 
+#include "fiber/internal/check.h"
+
 namespace fiberloop::internal {
 
 struct FiberRecord;
@@ -22,8 +24,10 @@ class ReadyQueue {
     slots_[tail_++ & (capacity_ - 1)] = f;
   }
 
-  // Requires: !empty().
-  FiberRecord* pop_front() noexcept { return slots_[head_++ & (capacity_ - 1)]; }
+  FiberRecord* pop_front() noexcept {
+    FIBERLOOP_CHECK(!empty(), "ReadyQueue::pop_front on an empty queue");
+    return slots_[head_++ & (capacity_ - 1)];
+  }
 
   // The fiber `ahead` places behind the front, or null. For prefetching.
   FiberRecord* peek(std::size_t ahead) const noexcept {

@@ -19,13 +19,14 @@
 
 namespace fiberloop::internal {
 
-class LoopCore;
+class Diagnostics;
 
 class StallWatchdog {
  public:
-  // Starts the watchdog for `core`, which runs on the calling thread.
+  // Starts the watchdog for the loop of `diagnostics`, which runs on the
+  // calling thread.
   // Throws: std::system_error if the thread cannot start.
-  StallWatchdog(LoopCore& core, Duration threshold);
+  StallWatchdog(Diagnostics& diagnostics, Duration threshold);
   // Stops and joins the watchdog.
   ~StallWatchdog();
   StallWatchdog(const StallWatchdog&) = delete;
@@ -38,7 +39,7 @@ class StallWatchdog {
  private:
   void watch();
 
-  LoopCore& core_;
+  Diagnostics& diagnostics_;
   const Duration threshold_;
   const pthread_t loop_thread_;
   std::mutex mutex_;

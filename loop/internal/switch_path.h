@@ -1,78 +1,38 @@
-// The switch path of LoopCore, inline: yield() compiles into its caller's
-// frame, so that no function return sits between a fiber's code and the
-// switch (see fiber/internal/context.h on what such returns cost).
-// Included at the end of loop_core.h only.
+// The switch path of the Scheduler, inline: yield() and park() compile into
+// their caller's frame, so that no function return sits between a fiber's
+// code and the switch (see fiber/internal/context.h on what such returns
+// cost). Every FiberState transition here is checked, in every build.
+// Included at the end of scheduler.h only.
 #pragma once
 
 namespace fiberloop::internal {
 
-// The loop of this thread. initial-exec: a plain %fs-relative load, even
-// when fiberloop is linked as a shared library.
-extern thread_local LoopCore* tls_loop __attribute__((tls_model("initial-exec")));
+// The scheduler of this thread's loop. initial-exec: a plain %fs-relative
+// load, even when fiberloop is linked as a shared library.
+extern thread_local constinit Scheduler* tls_scheduler __attribute__((tls_model("initial-exec")));
 
-inline LoopCore* LoopCore::current() noexcept { return tls_loop; }
+inline Scheduler* Scheduler::current() noexcept { return tls_scheduler; }
 
-inline void LoopCore::check_thread(const char* what) const {
-  if (tls_loop != this) [[unlikely]]
+inline StackRange Scheduler::stack_of([[maybe_unused]] const FiberRecord& f) noexcept {
+#if FIBERLOOP_SANITIZE_SWITCH
+  return f.suspended_on;
+#else
+  return {};
+#endif
+}
+
+inline void Scheduler::check_thread(const char* what) const {
+  if (tls_scheduler != this) [[unlikely]]
     throw_wrong_thread(what);
 }
 
-inline Loop& current_loop(const char* what) {
-  LoopCore* core = tls_loop;
-  if (core == nullptr) [[unlikely]]
-    throw_no_loop(what);
-  return core->owner();
-}
-
-inline FiberRecord& LoopCore::running_fiber(const char* what) {
+inline FiberRecord& Scheduler::running_fiber(const char* what) {
   if (current_ == nullptr) [[unlikely]]
     throw_outside_fiber(what);
   return *current_;
 }
 
-// Once per iteration: must the scheduler run before the next one? It must
-// for its own work (callbacks, cross-thread posts, stop), to poll when fibers
-// wait on fds (every iteration, as asyncio does), and when a timer is due:
-// the one place the clock is read on the switch path, and only with timers.
-inline bool LoopCore::needs_scheduler() const noexcept {
-  if (attention_ || !soon_.empty() || fd_waiters_ != 0 ||
-      remote_pending_.load(std::memory_order_relaxed)) {
-    return true;
-  }
-  return !timers_.empty() && timers_.next_deadline() <= Clock::now();
-}
-
-[[gnu::noinline]] inline FiberRecord* LoopCore::pick_next() noexcept {
-  if (budget_ == 0) {
-    // The iteration is over. Start the next one here, without a detour
-    // through the scheduler, unless the scheduler has work of its own.
-    if (ready_.empty() || needs_scheduler()) return nullptr;
-    budget_ = ready_.size();
-    ++iterations_;
-  }
-  --budget_;
-  FiberRecord* next = ready_.pop_front();
-  // Fetch ahead what later switches will touch: with many fibers each one is
-  // a cache (and TLB) miss. Records kRecordAhead switches ahead; the saved
-  // registers on their stacks kContextAhead ahead (their record, fetched
-  // earlier, says where those are). A fiber not yet started has no saved
-  // registers (context is null): prefetching near address 0 is harmless, and
-  // integer arithmetic keeps that free of a branch and of pointer UB.
-  if (FiberRecord* soon = ready_.peek(kContextAhead)) {
-    const auto sp = reinterpret_cast<std::uintptr_t>(soon->context);
-    __builtin_prefetch(reinterpret_cast<const void*>(sp));
-    __builtin_prefetch(reinterpret_cast<const void*>(sp + 64));
-    __builtin_prefetch(reinterpret_cast<const void*>(sp + 128));
-  }
-  if (FiberRecord* later = ready_.peek(kRecordAhead)) __builtin_prefetch(later);
-  // A fiber that has not run yet gets its stack now; one that cannot (or
-  // was cancelled first) finishes on the spot, and we pick again.
-  if (next->context == nullptr && !prepare_to_run(*next)) [[unlikely]]
-    return pick_next();
-  return next;
-}
-
-inline void LoopCore::suspend(FiberRecord& self) noexcept {
+inline void Scheduler::suspend(FiberRecord& self) noexcept {
   FiberRecord* next = pick_next();
   if (next == &self) {  // it was the only one ready
     self.state = FiberState::kRunning;
@@ -94,17 +54,21 @@ inline void LoopCore::suspend(FiberRecord& self) noexcept {
   // Resumed: whoever switched here set current_ = &self and kRunning.
 }
 
-inline void LoopCore::make_ready(FiberRecord& f) noexcept {
+// To the ready queue: from running (a yield), parked (a wake or an
+// interrupt), or spawned and not yet started.
+inline void Scheduler::make_ready(FiberRecord& f) noexcept {
+  FIBERLOOP_CHECK_FIBER(f, f.state == FiberState::kRunning || f.state == FiberState::kParked,
+                        "make_ready: only a running or parked fiber becomes ready");
   f.state = FiberState::kReady;
   ready_.push_back(&f);
 }
 
-inline void LoopCore::deliver_interrupt(FiberRecord& self) {
+inline void Scheduler::deliver_interrupt(FiberRecord& self) {
   if (self.pending && may_interrupt()) [[unlikely]]
     throw_interrupt(self);
 }
 
-inline void LoopCore::yield() {
+inline void Scheduler::yield() {
   FiberRecord& self = running_fiber("yield");
   deliver_interrupt(self);
   make_ready(self);
@@ -112,8 +76,11 @@ inline void LoopCore::yield() {
   deliver_interrupt(self);
 }
 
-[[gnu::always_inline]] inline void LoopCore::park(WaitKind kind, std::int64_t detail) {
+// Always inline: a frame between the waiting code and the switch costs a
+// mispredicted return at every resumption.
+[[gnu::always_inline]] inline void Scheduler::park(WaitKind kind, std::int64_t detail) {
   FiberRecord& self = running_fiber("park");
+  FIBERLOOP_CHECK_FIBER(self, self.state == FiberState::kRunning, "park: the fiber is not running");
   if (self.pending && may_interrupt()) [[unlikely]] {
     static_cast<FiberRecord::WaitHook&>(self).unlink();
     throw_interrupt(self);
@@ -127,8 +94,10 @@ inline void LoopCore::yield() {
   if (!self.notified) deliver_interrupt(self);
 }
 
-inline bool LoopCore::park_masked(WaitKind kind) noexcept {
+inline bool Scheduler::park_uninterruptible(WaitKind kind) noexcept {
   FiberRecord& self = *current_;
+  FIBERLOOP_CHECK_FIBER(self, self.state == FiberState::kRunning,
+                        "park_uninterruptible: the fiber is not running");
   self.state = FiberState::kParked;
   self.waiting_on = kind;
   self.parked_at = coarse_now_;
@@ -138,7 +107,12 @@ inline bool LoopCore::park_masked(WaitKind kind) noexcept {
   return self.notified;
 }
 
-inline void LoopCore::join(FiberRecord& f) {
+inline void Scheduler::wake(FiberRecord& f) noexcept {
+  f.notified = true;
+  if (f.state == FiberState::kParked) make_ready(f);
+}
+
+inline void Scheduler::join(FiberRecord& f) {
   if (f.joined) [[unlikely]]
     throw_joined_twice(f);
   if (f.state == FiberState::kAbandoned) [[unlikely]]
@@ -149,7 +123,13 @@ inline void LoopCore::join(FiberRecord& f) {
     std::rethrow_exception(f.error);
 }
 
-inline void LoopCore::wait_finished(FiberRecord& f) {
+inline void Scheduler::wait_for_finish(FiberRecord& f) {
+  if (f.state == FiberState::kAbandoned) [[unlikely]]
+    throw_abandoned(f);
+  if (!f.finished()) f.loop->wait_finished(f);
+}
+
+inline void Scheduler::wait_finished(FiberRecord& f) {
   if (current_ == nullptr) return run_until_finished(f);  // drives the loop
   if (current_ == &f) [[unlikely]]
     throw_self_join(f);

@@ -9,22 +9,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "loop/internal/deadline.h"
 #include "loop/options.h"
 
 namespace fiberloop::internal {
-
-// Something waiting for a deadline. Lives wherever its owner does (a
-// sleeping fiber's stack, a with_timeout frame, the loop's callback table).
-struct TimerNode {
-  static constexpr std::size_t kNotQueued = ~std::size_t{0};
-
-  // Called by the loop when the deadline has passed; the node is out of the
-  // heap by then and may be queued again.
-  void (*fire)(TimerNode* self) = nullptr;
-  std::size_t heap_index = kNotQueued;
-
-  bool queued() const noexcept { return heap_index != kNotQueued; }
-};
 
 class TimerHeap {
  public:

@@ -19,13 +19,16 @@ import gdb
 import gdb.unwinder
 
 RECORD = "fiberloop::internal::FiberRecord"
-STATES = {0: "ready", 1: "running", 2: "parked", 3: "finished"}
-WAITS = [
-    "nothing", "joining", "sleeping", "reading fd", "writing fd", "waiting on an Event",
-    "waiting on a Mutex", "waiting on a ConditionVariable", "waiting on a Semaphore",
-    "waiting on a WaitGroup", "waiting on a Channel", "waiting on a Future",
-    "waiting for a run_blocking job", "parked",
-]
+
+
+def _names(array):
+    """The strings of one of fiberloop's name tables (kFiberStateNames, kWaitKindNames):
+    read from the process, so that this script says what Loop::dump says."""
+    table = gdb.parse_and_eval("'fiberloop::internal::%s'" % array)
+    low, high = table.type.range()
+    return [table[i].string() for i in range(low, high + 1)]
+
+
 SAVED = {"r12": 0x08, "r13": 0x10, "r14": 0x18, "r15": 0x20, "rbx": 0x28, "rbp": 0x30}
 
 
@@ -40,16 +43,17 @@ def _string(value):
 
 
 def _loops():
-    """(thread, LoopCore*) for every loop of the process.
+    """(thread, Scheduler*, lwp) for every loop of the process.
 
-    Read from fiberloop's list of loops, a global: thread-local variables are
-    not always readable from a core file."""
+    Read from fiberloop's list of loops (Diagnostics, a global): thread-local
+    variables are not always readable from a core file."""
     found = []
     threads = {t.ptid[1]: t for t in gdb.selected_inferior().threads()}
-    core = gdb.parse_and_eval("'fiberloop::internal::debug_loop_list'")
-    while int(core) != 0:
-        found.append((threads.get(int(core["debug_lwp_"])), core))
-        core = core["debug_next_"]
+    entry = gdb.parse_and_eval("'fiberloop::internal::debug_loop_list'")
+    while int(entry) != 0:
+        lwp = int(entry["debug_lwp_"])
+        found.append((threads.get(lwp), entry["debug_scheduler_"], lwp))
+        entry = entry["debug_next_"]
     found.reverse()  # oldest first
     return found
 
@@ -70,7 +74,10 @@ def _ticks(time_point):
 
 
 def _describe(f, core=None):
-    state = STATES.get(int(f["state"]), "?")
+    states = _names("kFiberStateNames")
+    waits = _names("kWaitKindNames")
+    state_index = int(f["state"])
+    state = states[state_index] if state_index < len(states) else "?"
     line = "fiber %d" % int(f["id"])
     name = _string(f["name"])
     if name:
@@ -79,7 +86,7 @@ def _describe(f, core=None):
         line += " ready (not started)"
     elif state == "parked":
         wait = int(f["waiting_on"])
-        what = WAITS[wait] if wait < len(WAITS) else "parked"
+        what = waits[wait] if wait < len(waits) else "parked"
         detail = int(f["wait_detail"])
         if what in ("reading fd", "writing fd"):
             what += " %d" % detail
@@ -100,7 +107,7 @@ def _describe(f, core=None):
 
 
 def _find(fiber_id):
-    for thread, core in _loops():
+    for thread, core, _ in _loops():
         for f in _fibers(core):
             if int(f["id"]) == fiber_id:
                 return thread, f
@@ -161,10 +168,10 @@ class FibersCommand(gdb.Command):
         loops = _loops()
         if not loops:
             print("fiberloop: no thread has a Loop")
-        for thread, core in loops:
+        for thread, core, lwp in loops:
             fibers = list(_fibers(core))
             where = ("thread %d (LWP %d)" % (thread.num, thread.ptid[1])
-                     if thread is not None else "LWP %d" % int(core["debug_lwp_"]))
+                     if thread is not None else "LWP %d" % lwp)
             print("loop on %s: %d fibers alive" % (where, len(fibers)))
             for f in fibers:
                 print("  " + _describe(f, core))
@@ -186,8 +193,7 @@ A running fiber is the thread itself: use plain `bt`."""
             raise gdb.GdbError("usage: fiberloop bt FIBER_ID")
         thread, f = _find(fiber_id)
         context = int(f["context"])
-        state = STATES.get(int(f["state"]), "?")
-        if state == "running":
+        if int(f["state"]) == 1:  # FiberState::kRunning
             raise gdb.GdbError("fiberloop: fiber %d is running: select its loop's thread and `bt`"
                                % fiber_id)
         if context == 0:

@@ -1,11 +1,15 @@
-// What spawn() accepts, checked up front so that a mistake stops at one
-// message that says what to do, before any of fiberloop's internals are
-// instantiated with the wrong types.
+// How spawn() turns a callable into a fiber's body: what it accepts, checked
+// up front so that a mistake stops at one message that says what to do, and
+// the type-erased entry that runs the callable placed in the fiber's record
+// and stores what it returned or threw.
 #pragma once
 
+#include <exception>
+#include <functional>
 #include <source_location>
 #include <type_traits>
 
+#include "loop/internal/fiber_record.h"
 #include "loop/options.h"
 
 namespace fiberloop {
@@ -47,7 +51,6 @@ struct ValidSpawn<A, B> : std::bool_constant<(Spawnable<A> && kSourceLocation<B>
 template <class O, class F, class W>
 struct ValidSpawn<O, F, W>
     : std::bool_constant<kSpawnOptions<O> && Spawnable<F> && kSourceLocation<W>> {};
-
 template <class... Args>
 inline constexpr bool kValidSpawn = ValidSpawn<Args...>::value;
 
@@ -62,5 +65,32 @@ void reject_spawn_arguments() {
                 "spawn takes a callable with no arguments (and optionally SpawnOptions "
                 "first); capture the arguments in a lambda instead: spawn([=] { f(21); })");
 }
+
+// Runs inside a fiber before its body: throws Cancelled if the fiber was
+// cancelled before it first ran (scheduler.cc).
+void throw_if_cancelled_before_start(FiberRecord& f);
+
+// The entry of a fiber whose callable is an Fn returning R: runs it (run ==
+// true) or only destroys it, filling the record's result or error.
+template <class Fn, class R>
+struct FiberBody {
+  static void run(FiberRecord* f, bool run) noexcept {
+    Fn& fn = *static_cast<Fn*>(f->callable);
+    if (run) {
+      try {
+        throw_if_cancelled_before_start(*f);
+        if constexpr (std::is_void_v<R>) {
+          std::invoke(std::move(fn));
+        } else {
+          f->result.emplace<R>(std::invoke(std::move(fn)));
+        }
+      } catch (...) {
+        f->error = std::current_exception();
+      }
+    }
+    fn.~Fn();
+    f->free_callable();
+  }
+};
 
 }  // namespace fiberloop::internal

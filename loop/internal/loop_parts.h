@@ -1,0 +1,89 @@
+// A loop's parts: the scheduler core and the components around it, and the
+// run loop that drives them (run_loop.cc). A Loop owns one; its headers are
+// private to loop/.
+//
+// One iteration of the run loop:
+//   take what other threads posted; return if stopped;
+//   poll the reactor (blocking only when nothing is ready) and fire the
+//   timers that are due;
+//   run the callbacks that were due when the iteration began;
+//   run the fibers that were ready when it began: they switch among
+//   themselves, and come back here only when the budget is spent and the
+//   run loop has work (needs_scheduler()), or when none is ready.
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+
+#include "loop/internal/blocking_pool.h"
+#include "loop/internal/callbacks.h"
+#include "loop/internal/diagnostics.h"
+#include "loop/internal/reactor.h"
+#include "loop/internal/remote_queue.h"
+#include "loop/internal/scheduler.h"
+#include "loop/internal/timer_heap.h"
+#include "loop/options.h"
+
+namespace fiberloop::internal {
+
+struct LoopParts {
+  // Throws: std::logic_error if this thread already has a Loop;
+  //         std::system_error if the kernel refuses the epoll instance.
+  LoopParts(Loop& owner, const LoopOptions& options);
+  // Joins the workers, drops what is still queued, leaves the thread.
+  // Requires: shutdown() ran.
+  ~LoopParts();
+  LoopParts(const LoopParts&) = delete;
+  LoopParts& operator=(const LoopParts&) = delete;
+
+  // Why run() returned.
+  enum class Exit { kTargetFinished, kStopped, kNothingToDo };
+  // Iterations until `until` finishes (null: never), stop(), or nothing can
+  // make progress. Waiting for another thread's post is progress as long
+  // as such a thread exists (Go's rule for deadlocks).
+  Exit run(FiberRecord* until);
+  // Closes the loop in bounded time (shutdown.cc).
+  void shutdown() noexcept;
+  // Whether run() is on the stack.
+  bool running() const noexcept { return scheduler.in_scheduler_; }
+
+  // Once per iteration, on the switch path: must the run loop look before
+  // the fibers start the next iteration by themselves? For callbacks, posts,
+  // fds (polled every iteration while fibers wait on them) and due timers:
+  // the one place the clock is read on the switch path, only with timers.
+  bool needs_scheduler() const noexcept {
+    if (scheduler.return_to_scheduler_ || callbacks.any_due() || reactor.waiters() != 0 ||
+        remote.pending()) {
+      return true;
+    }
+    return !timers.empty() && timers.next_deadline() <= Clock::now();
+  }
+
+  LoopStats stats() const noexcept;      // dump.cc
+  void dump(std::ostream& out) const;    // dump.cc
+  std::size_t stack_high_water() const;  // dump.cc
+  // The message a join from outside any fiber throws when nothing can make
+  // progress: every parked fiber and what it waits on (dump.cc).
+  std::string deadlock_report(const FiberRecord& awaited) const;
+
+  const LoopOptions options;
+  Scheduler scheduler;
+  TimerHeap timers;
+  Callbacks callbacks;
+  Reactor reactor;
+  RemoteQueue remote;
+  BlockingPool pool;
+  Diagnostics diagnostics;  // last: its watchdog reads the rest, and stops first
+
+ private:
+  // Polls the reactor (blocking when nothing is ready) and fires due timers.
+  // Returns: false when nothing can make progress.
+  bool poll_for_work();
+  // Takes other threads' posts into the callbacks.
+  void take_posts();
+  // While a loop with nothing to do waits for another thread's post, how
+  // long until it looks again whether such a thread exists.
+  Duration other_thread_recheck_;
+};
+
+}  // namespace fiberloop::internal

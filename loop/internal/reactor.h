@@ -1,0 +1,70 @@
+// The loop's reactor: the poller, the fds registered with it (io/'s sockets,
+// and add_reader/add_writer callbacks), and how many fibers wait on fd
+// readiness. io/ registers its fds here (Scheduler::reactor()); the run loop
+// polls it.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+
+#include "loop/internal/poller.h"
+#include "loop/options.h"
+
+namespace fiberloop::internal {
+
+class Callbacks;
+
+class Reactor {
+ public:
+  explicit Reactor(Callbacks& callbacks) : callbacks_(callbacks) {}
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  // ---- io/ ----
+  // Registers `fd`, edge-triggered in both directions; `target->ready` gets
+  // each readiness report.
+  // Throws: std::system_error naming the fd.
+  void watch(int fd, ReadinessTarget* target) { poller_.add_edge_triggered(fd, target); }
+  // Unregisters `fd`. Call before closing it, so that a reused fd number
+  // never reports to the old target.
+  void unwatch(int fd) noexcept { poller_.remove(fd); }
+  // A fiber parks on fd readiness, or stops: while any waits, the loop polls
+  // in every iteration (as asyncio does).
+  void add_waiter() noexcept { ++waiters_; }
+  void remove_waiter() noexcept { --waiters_; }
+
+  // ---- Loop::add_reader / add_writer (loop/reactor.cc) ----
+  // Sets (or, with `fn` null, removes) the callback run while `fd` is ready
+  // in `direction`. Returns: whether one was set before.
+  // Throws: std::system_error naming the fd.
+  bool set_fd_callback(int fd, Interest direction, std::function<void()> fn);
+
+  // ---- the run loop ----
+  // What keeps the loop polling: fibers parked on fds, and fd callbacks.
+  std::size_t waiters() const noexcept { return waiters_; }
+  // Waits for readiness (see Poller::wait) and hands each report to its target.
+  void poll(std::optional<Duration> timeout);
+  // Makes a blocked or the next poll() return at once. Any thread.
+  void wake() noexcept { poller_.wake(); }
+  const Poller& poller() const noexcept { return poller_; }
+
+ private:
+  // An fd with add_reader/add_writer callbacks. Shared callbacks: one
+  // already queued survives its removal.
+  struct FdWatch : ReadinessTarget {
+    Reactor* reactor = nullptr;
+    std::shared_ptr<std::function<void()>> on_read;
+    std::shared_ptr<std::function<void()>> on_write;
+  };
+  static void on_fd_watch_ready(ReadinessTarget* self, const Readiness& r);
+
+  Callbacks& callbacks_;
+  Poller poller_;
+  std::size_t waiters_ = 0;
+  std::unordered_map<int, std::unique_ptr<FdWatch>> fd_watches_;
+};
+
+}  // namespace fiberloop::internal

@@ -1,0 +1,196 @@
+// The scheduler core of a loop: its fibers, its ready queue, and how a fiber
+// parks and is woken. This is what sync/ and io/ build on. The rest of a loop
+// (timers, reactor, callbacks and the cross-thread queue, blocking jobs,
+// diagnostics) are components around it, private to loop/ (loop_parts.h).
+// The switch path is inline, in switch_path.h, included at the end.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <source_location>
+
+#include "fiber/internal/check.h"
+#include "fiber/internal/context.h"
+#include "loop/internal/deadline.h"
+#include "loop/internal/fiber_record.h"
+#include "loop/internal/intrusive_list.h"
+#include "loop/internal/ready_queue.h"
+#include "loop/options.h"
+
+namespace fiberloop {
+class Loop;
+}
+
+namespace fiberloop::internal {
+
+struct LoopParts;  // loop_parts.h, private to loop/
+class Reactor;
+class RecordPool;
+class StackPool;
+using ExceptionHandler = std::function<void(std::exception_ptr, const FiberInfo&)>;
+
+class Scheduler {
+ public:
+  Scheduler(LoopParts& parts, Loop& owner, const LoopOptions& options);
+  ~Scheduler();
+  Scheduler(const Scheduler&) = delete;
+  Scheduler& operator=(const Scheduler&) = delete;
+
+  // The scheduler of the loop on this thread, or null.
+  static Scheduler* current() noexcept;
+  Loop& owner() noexcept { return owner_; }
+  // The components around the core, for loop/'s own files (loop_parts.h).
+  LoopParts& parts() noexcept;
+  // The loop's reactor, for io/ (loop/internal/reactor.h).
+  Reactor& reactor() noexcept;
+  // Throws std::logic_error, naming `what`, unless called on this loop's thread.
+  void check_thread(const char* what) const;
+  // Whether the loop is shutting down: see loop/shutdown.cc.
+  bool closing() const noexcept { return closing_; }
+
+  // The fiber on the CPU, or null while the scheduler runs.
+  FiberRecord* running() const noexcept { return current_; }
+  // Throws std::logic_error, naming `what`, unless called from a fiber of this loop.
+  FiberRecord& running_fiber(const char* what);
+
+  // Spawning (Loop::spawn): a record whose `callable` points at room for the
+  // callable; construct it there, then start_fiber(), or discard_fiber().
+  FiberRecord* create_fiber(SpawnOptions&& options, std::size_t callable_bytes,
+                            std::size_t callable_align, void (*body)(FiberRecord*, bool),
+                            const std::source_location& where);
+  void start_fiber(FiberRecord& f);
+  void discard_fiber(FiberRecord& f) noexcept;
+
+  // To the back of the ready queue. Throws Cancelled, TimeoutError.
+  void yield();
+  // Suspends the running fiber until wake() or an interrupt. The caller has
+  // linked it into the wait list it waits on (or none); on return or throw
+  // it is in none. Returns when woken, even if an interrupt came after the
+  // wake (it waits for the next suspension point); throws Cancelled or
+  // TimeoutError when interrupted first. `detail` is for Loop::dump().
+  void park(WaitKind kind = WaitKind::kOther, std::int64_t detail = 0);
+  // As park(), and also wakes at `deadline` (kNever: no deadline; one in the
+  // past: at the next poll), having left the wait list. The one timed park:
+  // sleep, timed waits and select use it (Boost.Fiber's wait_until).
+  // Returns: true if woken by wake(), false if the deadline came first.
+  bool park_until(TimePoint deadline, WaitKind kind, std::int64_t detail = 0);
+  // As park(), but never throws: an interrupt stays pending for the next
+  // suspension point. Returns true if woken by wake(), false if by an
+  // interrupt (which unlinked the fiber from its wait list).
+  bool park_uninterruptible(WaitKind kind) noexcept;
+  // Makes a parked fiber ready (park() returns normally). The caller has
+  // unlinked it from its wait list. A no-op unless `f` is parked.
+  void wake(FiberRecord& f) noexcept;
+  // Sets an interrupt bit (FiberRecord::kCancel, kTimeout) on `f`; a parked
+  // fiber leaves its wait list and wakes to take it, unless it is unwinding.
+  void interrupt(FiberRecord& f, std::uint8_t bit) noexcept;
+  // interrupt(f, kCancel), unless `f` has finished.
+  void cancel(FiberRecord& f) noexcept;
+  // The loop's timer heap, for nodes the caller owns (with_timeout).
+  void add_timer(TimerNode& node, TimePoint deadline);
+  void remove_timer(TimerNode& node) noexcept;
+
+  // Waits until `f` finishes (a fiber parks; outside any fiber, the loop
+  // runs until then), marks its outcome observed, rethrows its error.
+  static void join(FiberRecord& f);
+  // Waits until `f` finishes, without observing its outcome.
+  static void wait_for_finish(FiberRecord& f);
+  // A Task lets go of `f`: detaches it, or reports an unobserved failure.
+  static void drop_task(FiberRecord& f) noexcept;
+
+  // Moves whenever fibers run. Any thread (the stall watchdog).
+  std::uint64_t progress() const noexcept { return switches_.get() + iterations_.get(); }
+
+  // Failures nobody can receive go to the handler (default: one line on stderr).
+  void set_exception_handler(ExceptionHandler handler);
+  void report(std::exception_ptr error, const FiberInfo& info) noexcept;
+
+ private:
+  friend struct LoopParts;  // runs the iterations, shuts down, counts (loop/run_loop.cc)
+
+  // The errors of the inline paths, out of line.
+  [[noreturn]] static void throw_outside_fiber(const char* what);
+  [[noreturn]] static void throw_wrong_thread(const char* what);
+  [[noreturn]] static void throw_interrupt(FiberRecord& self);
+  [[noreturn]] static void throw_joined_twice(const FiberRecord& f);
+  [[noreturn]] static void throw_self_join(const FiberRecord& f);
+  [[noreturn]] static void throw_abandoned(const FiberRecord& f);
+  static void fiber_main(ContextEntry* entry) noexcept;
+  static void release_ref(FiberRecord& f) noexcept;
+  static void report_failure(FiberRecord& f) noexcept;
+  // Interrupts wait while an exception unwinds the running fiber: thrown
+  // out of a destructor, they would end the process (std::terminate).
+  static bool may_interrupt() noexcept { return tls_exception_state->uncaught == 0; }
+
+  FiberRecord* pick_next() noexcept;
+  void suspend(FiberRecord& self) noexcept;
+  void make_ready(FiberRecord& f) noexcept;
+  void deliver_interrupt(FiberRecord& self);
+  void resume_from_scheduler(FiberRecord& f) noexcept;
+  // Runs the fibers ready now (an iteration's budget), switching among them.
+  void run_iteration() noexcept;
+  [[noreturn]] void finish_running() noexcept;
+  bool prepare_to_run(FiberRecord& f) noexcept;
+  void finish_unstarted(FiberRecord& f, std::exception_ptr error) noexcept;
+  void mark_finished(FiberRecord& f) noexcept;
+  void wait_finished(FiberRecord& f);
+  void run_until_finished(FiberRecord& f);
+  void abandon_remaining() noexcept;  // loop/shutdown.cc
+  // (ASan, TSan) The context `f` resumes on, as the sanitizers know it.
+  static StackRange stack_of([[maybe_unused]] const FiberRecord& f) noexcept;
+
+  static constexpr std::size_t kContextAhead = 4;  // prefetch distances, measured
+  static constexpr std::size_t kRecordAhead = 8;   // with 1M ready fibers
+  // Iterations a closing loop runs before it abandons the fibers left.
+  static constexpr std::size_t kShutdownIterations = 64;
+
+  LoopParts& parts_;
+  Loop& owner_;
+  StackOptions default_stack_;
+  StackPool& stacks_;
+  RecordPool* records_;  // orphaned, not deleted, by ~Scheduler
+
+  FiberRecord* current_ = nullptr;             // running fiber; null in the scheduler
+  ContextHandle scheduler_context_ = nullptr;  // the thread's own stack, saved while a fiber runs
+  ExceptionState scheduler_exceptions_;        // the scheduler's, saved while a fiber runs
+  ReadyQueue ready_;
+  std::size_t budget_ = 0;                        // fibers still to run in this iteration
+  IntrusiveList<FiberRecord, AllFibersTag> all_;  // every fiber not yet finished
+  // The scheduler must look (callbacks, posts, polls, timers, shutdown)
+  // before the fibers start another iteration by themselves.
+  bool return_to_scheduler_ = false;
+  bool in_scheduler_ = false;           // the run loop is on the stack
+  bool closing_ = false;                // shutdown() has begun
+  bool abandoned_fibers_ = false;       // shutdown() left fibers that would not end
+  std::size_t closing_iterations_ = 0;  // iterations run since shutdown() began
+  FiberRecord* run_target_ = nullptr;   // the run loop returns when it finishes
+  // The clock at the last poll: what parking fibers stamp themselves with.
+  TimePoint coarse_now_ = Clock::now();
+  ExceptionHandler exception_handler_;
+
+  FiberId next_id_ = 1;
+  std::uint64_t created_ = 0;
+  std::uint64_t finished_ = 0;
+  RelaxedCounter switches_;
+  RelaxedCounter iterations_;
+  StackRange scheduler_stack_;  // (ASan) the stack the scheduler runs on; cold: kept last
+};
+
+// Whether `scheduler` belongs to a loop that exists now, on any thread.
+bool scheduler_is_live(const Scheduler* scheduler) noexcept;
+
+// "fiber 7 'name'" (the name only if it has one): how every message names a fiber.
+std::string describe_fiber(const FiberRecord& f);
+
+// This thread's Loop; its running fiber. Throw std::logic_error naming
+// `what` when there is none (throw_no_loop: no Loop on this thread).
+Loop& current_loop(const char* what);
+FiberRecord& running_fiber_or_throw(const char* what);
+[[noreturn]] void throw_no_loop(const char* what);
+
+}  // namespace fiberloop::internal
+
+#include "loop/internal/switch_path.h"  // IWYU pragma: export

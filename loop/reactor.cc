@@ -1,0 +1,59 @@
+// The reactor: polling, and Loop::add_reader / add_writer, callbacks on fd
+// readiness, level-triggered, as the seeds' selector loop and asyncio have them.
+#include "loop/internal/reactor.h"
+
+#include <utility>
+
+#include "loop/internal/callbacks.h"
+
+namespace fiberloop::internal {
+
+void Reactor::poll(std::optional<Duration> timeout) {
+  for (const Readiness& r : poller_.wait(timeout)) r.target->ready(r.target, r);
+}
+
+void Reactor::on_fd_watch_ready(ReadinessTarget* self, const Readiness& r) {
+  auto& w = *static_cast<FdWatch*>(self);
+  // Queued, not called: no user code runs while the poll's batch is dispatched.
+  Callbacks& callbacks = w.reactor->callbacks_;
+  if (w.on_read && (r.readable || r.hangup)) callbacks.call_soon([f = w.on_read] { (*f)(); });
+  if (w.on_write && (r.writable || r.hangup)) callbacks.call_soon([f = w.on_write] { (*f)(); });
+}
+
+bool Reactor::set_fd_callback(int fd, Interest direction, std::function<void()> fn) {
+  auto it = fd_watches_.find(fd);
+  const bool existed = it != fd_watches_.end();
+  if (!fn && !existed) return false;
+  if (!existed) {
+    auto watch = std::make_unique<FdWatch>();
+    watch->reactor = this;
+    watch->ready = &Reactor::on_fd_watch_ready;
+    it = fd_watches_.emplace(fd, std::move(watch)).first;
+  }
+  FdWatch& w = *it->second;
+  auto& slot = direction == Interest::kWrite ? w.on_write : w.on_read;
+  const bool had = slot != nullptr;
+  slot = fn ? std::make_shared<std::function<void()>>(std::move(fn)) : nullptr;
+  if (!w.on_read && !w.on_write) {
+    poller_.remove(fd);
+    fd_watches_.erase(it);
+    --waiters_;
+    return had;
+  }
+  const Interest interest = (w.on_read ? Interest::kRead : Interest::kNone) |
+                            (w.on_write ? Interest::kWrite : Interest::kNone);
+  try {
+    if (existed) {
+      poller_.modify(fd, &w, interest);
+    } else {
+      poller_.add_level_triggered(fd, &w, interest);
+    }
+  } catch (...) {
+    if (!existed) fd_watches_.erase(it);
+    throw;
+  }
+  if (!existed) ++waiters_;
+  return had;
+}
+
+}  // namespace fiberloop::internal

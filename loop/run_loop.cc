@@ -1,0 +1,123 @@
+// The run loop: one pass per iteration, as loop_parts.h describes.
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+
+#include "fiber/internal/stack_pool.h"
+#include "loop/internal/loop_parts.h"
+#include "loop/internal/own_thread.h"
+
+namespace fiberloop::internal {
+namespace {
+
+// When the loop is about to block for long (or with no deadline at all), the
+// pages of pooled stacks beyond these go back to the kernel. Short waits keep
+// the pool warm: a burst of fibers that sleeps 10 ms must not fault its
+// stacks in again.
+constexpr std::size_t kIdleStacksKept = 1024;
+constexpr Duration kLongIdle = std::chrono::seconds(1);
+
+// While a loop with nothing to do waits for another thread's post, how often
+// it looks whether such a thread still exists: from 10 ms, doubling, to 1 s.
+constexpr Duration kFirstOtherThreadRecheck = std::chrono::milliseconds(10);
+constexpr Duration kLastOtherThreadRecheck = std::chrono::seconds(1);
+
+}  // namespace
+
+LoopParts::LoopParts(Loop& owner, const LoopOptions& options)
+    : options(options),
+      scheduler(*this, owner, options),
+      callbacks(scheduler, timers),
+      reactor(callbacks),
+      remote(reactor),
+      pool(options.blocking_threads),
+      diagnostics(*this, options.stall_threshold),
+      other_thread_recheck_(kFirstOtherThreadRecheck) {}
+
+LoopParts::~LoopParts() {
+  pool.join();  // while what the jobs post to still exists
+  remote.drop();
+  callbacks.discard();
+}
+
+LoopParts::Exit LoopParts::run(FiberRecord* until) {
+  Scheduler& s = scheduler;
+  s.in_scheduler_ = true;
+  diagnostics.set_running(true);
+  s.run_target_ = until;
+  Exit exit = Exit::kNothingToDo;
+  for (;;) {
+    s.return_to_scheduler_ = s.closing_;  // while closing, every iteration comes back here
+    if (until != nullptr && until->finished()) {
+      exit = Exit::kTargetFinished;
+      break;
+    }
+    take_posts();
+    if (remote.take_stop() && !s.closing_) {
+      exit = Exit::kStopped;
+      break;
+    }
+    if (!poll_for_work()) break;  // nothing can make progress
+    callbacks.run_due();
+    if (!s.ready_.empty()) {
+      if (s.closing_ && ++s.closing_iterations_ > Scheduler::kShutdownIterations) break;
+      s.run_iteration();
+    }
+  }
+  s.run_target_ = nullptr;
+  s.in_scheduler_ = false;
+  diagnostics.set_running(false);
+  return exit;
+}
+
+void LoopParts::take_posts() {
+  if (!remote.pending()) return;
+  if (remote.take_dump_request()) dump(std::cerr);
+  if (scheduler.closing_) return remote.drop();
+  std::vector<std::function<void()>> posted = remote.take();
+  callbacks.call_soon_posted(posted);
+}
+
+bool LoopParts::poll_for_work() {
+  Scheduler& s = scheduler;
+  const bool busy = !s.ready_.empty() || callbacks.any_due();
+  // Work that other threads will bring: run_blocking() jobs and KeepAlives.
+  // Shutdown waits for neither.
+  const bool expected = !s.closing_ && (pool.outstanding() != 0 || remote.keep_alives() != 0);
+  std::optional<Duration> timeout;  // none: until an fd event or a wake-up
+  if (!busy && timers.empty() && reactor.waiters() == 0 && !expected) {
+    // Nothing here can make progress. Fibers that wait may still be woken by
+    // a post from a thread that is not fiberloop's: wait for it (as asyncio
+    // and Boost.Fiber do), and look again now and then, in case that thread
+    // ends without posting. Otherwise it is a deadlock (Go's rule).
+    if (s.closing_ || s.all_.empty() || !other_threads_exist()) {
+      other_thread_recheck_ = kFirstOtherThreadRecheck;
+      return false;
+    }
+    timeout = other_thread_recheck_;
+    other_thread_recheck_ = std::min(other_thread_recheck_ * 2, kLastOtherThreadRecheck);
+  } else {
+    other_thread_recheck_ = kFirstOtherThreadRecheck;
+    if (busy || s.closing_) {  // a closing loop waits for nothing
+      timeout = Duration::zero();
+    } else if (!timers.empty()) {
+      timeout = time_until(timers.next_deadline(), Clock::now());
+    }
+  }
+  const bool blocks = !timeout || *timeout > Duration::zero();
+  if (blocks || reactor.waiters() != 0) {  // else there is nothing to poll for
+    if (blocks) {
+      const bool long_idle = !timeout || *timeout >= kLongIdle;
+      if (long_idle && s.stacks_.trim_worthwhile(kIdleStacksKept)) s.stacks_.trim(kIdleStacksKept);
+      if (remote.enter_poll()) timeout = Duration::zero();
+    }
+    reactor.poll(timeout);
+    remote.leave_poll();
+  }
+  const TimePoint now = Clock::now();
+  s.coarse_now_ = now;
+  while (TimerNode* node = timers.pop_expired(now)) node->fire(node);
+  return !s.closing_ || !s.ready_.empty();
+}
+
+}  // namespace fiberloop::internal
