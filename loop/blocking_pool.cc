@@ -28,6 +28,12 @@ void run_on_worker(std::function<void()> work) {
   FiberRecord& self = running_fiber_or_throw("run_blocking");
   Scheduler& scheduler = *self.loop;
   LoopParts& parts = scheduler.parts();
+  if (scheduler.closing()) {
+    // Nothing new runs once the loop is closing: the fiber is cancelled
+    // here, or (unwinding) waits for the shutdown to abandon it.
+    scheduler.park(WaitKind::kBlockingJob);
+    FIBERLOOP_CHECK_FIBER(self, false, "run_blocking: a closing loop woke a fiber it never ran");
+  }
   // Who waits for the job: cleared when the fiber stops waiting (cancelled,
   // or timed out), so that the completion wakes nobody.
   struct Waiter {

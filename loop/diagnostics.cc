@@ -119,13 +119,15 @@ void Diagnostics::report_stall_from_signal() noexcept {
   } else {
     std::snprintf(who, sizeof who, "the scheduler itself");
   }
+  char so_far[32], threshold[32];
+  format_duration(so_far, sizeof so_far,
+                  std::chrono::milliseconds(stall_so_far_ms_.load(std::memory_order_relaxed)));
+  format_duration(threshold, sizeof threshold, threshold_);
   char line[1024];
-  const int n = std::snprintf(
-      line, sizeof line,
-      "fiberloop: stall: %s has run %lld ms without yielding (LoopOptions::stall_threshold "
-      "%lld ms); the loop thread's backtrace:\n",
-      who, static_cast<long long>(stall_so_far_ms_.load(std::memory_order_relaxed)),
-      to_ms(threshold_));
+  const int n = std::snprintf(line, sizeof line,
+                              "fiberloop: stall: %s has run %s without yielding "
+                              "(LoopOptions::stall_threshold %s); the loop thread's backtrace:\n",
+                              who, so_far, threshold);
   if (n > 0) {
     [[maybe_unused]] ssize_t w = ::write(
         STDERR_FILENO, line, std::min<std::size_t>(static_cast<std::size_t>(n), sizeof line - 1));

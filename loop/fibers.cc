@@ -226,8 +226,9 @@ void Scheduler::report(std::exception_ptr error, const FiberInfo& info) noexcept
   try {
     exception_handler_(error, info);
   } catch (...) {
-    std::fprintf(stderr, "fiberloop: the exception handler threw while reporting fiber %llu\n",
-                 static_cast<unsigned long long>(info.id));
+    char who[160];
+    format_fiber(who, sizeof who, info.id, info.name);
+    std::fprintf(stderr, "fiberloop: the exception handler threw while reporting %s\n", who);
   }
 }
 

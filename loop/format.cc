@@ -1,5 +1,6 @@
 #include "loop/internal/format.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 
@@ -83,20 +84,28 @@ std::size_t format_fiber_state(char* buf, std::size_t cap, const FiberRecord& f)
   return n + w.size();
 }
 
-std::string format_duration(Duration d) {
-  if (d <= Duration::zero()) return "0 ms";
-  if (d == Duration::max()) return "forever";
+std::size_t format_duration(char* buf, std::size_t cap, Duration d) noexcept {
+  int n;
   const double us = std::chrono::duration<double, std::micro>(d).count();
-  char buf[32];
-  if (us < 1000) {
-    std::snprintf(buf, sizeof buf, "%.0f us", us);
+  if (d <= Duration::zero()) {
+    n = std::snprintf(buf, cap, "0 ms");
+  } else if (d == Duration::max()) {
+    n = std::snprintf(buf, cap, "forever");
+  } else if (us < 1000) {
+    n = std::snprintf(buf, cap, "%.0f us", us);
   } else if (us < 1e6) {
-    std::snprintf(buf, sizeof buf, "%.3g ms", us / 1000);
+    n = std::snprintf(buf, cap, "%.3g ms", us / 1000);
   } else if (us < 120e6) {
-    std::snprintf(buf, sizeof buf, "%.3g s", us / 1e6);
+    n = std::snprintf(buf, cap, "%.3g s", us / 1e6);
   } else {
-    std::snprintf(buf, sizeof buf, "%.0f min", us / 60e6);
+    n = std::snprintf(buf, cap, "%.0f min", us / 60e6);
   }
+  return n < 0 ? 0 : std::min(static_cast<std::size_t>(n), cap == 0 ? 0 : cap - 1);
+}
+
+std::string format_duration(Duration d) {
+  char buf[32];
+  format_duration(buf, sizeof buf, d);
   return buf;
 }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -21,6 +22,12 @@ Loop::Loop(LoopOptions options)
 }
 
 Loop::~Loop() {
+  if (internal::Scheduler::current() != scheduler_) {
+    std::fprintf(stderr,
+                 "fiberloop: a Loop was destroyed on a thread that is not its own; destroy it "
+                 "on the thread that made it (its fibers' stacks and state live there)\n");
+    std::abort();
+  }
   internal::forget_dump_signal(parts_->remote);
   parts_->shutdown();
 }

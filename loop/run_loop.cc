@@ -35,6 +35,7 @@ LoopParts::LoopParts(Loop& owner, const LoopOptions& options)
       other_thread_recheck_(kFirstOtherThreadRecheck) {}
 
 LoopParts::~LoopParts() {
+  FIBERLOOP_CHECK(scheduler.closing_, "~LoopParts before shutdown()");
   pool.join();  // while what the jobs post to still exists
   remote.drop();
   callbacks.discard();
@@ -98,8 +99,11 @@ bool LoopParts::poll_for_work() {
     other_thread_recheck_ = std::min(other_thread_recheck_ * 2, kLastOtherThreadRecheck);
   } else {
     other_thread_recheck_ = kFirstOtherThreadRecheck;
-    if (busy || s.closing_) {  // a closing loop waits for nothing
+    if (busy) {
       timeout = Duration::zero();
+    } else if (s.closing_) {  // a closing loop waits out its grace at most
+      const TimePoint next = timers.empty() ? kNever : timers.next_deadline();
+      timeout = time_until(std::min(next, closing_deadline_), Clock::now());
     } else if (!timers.empty()) {
       timeout = time_until(timers.next_deadline(), Clock::now());
     }
@@ -117,7 +121,7 @@ bool LoopParts::poll_for_work() {
   const TimePoint now = Clock::now();
   s.coarse_now_ = now;
   while (TimerNode* node = timers.pop_expired(now)) node->fire(node);
-  return !s.closing_ || !s.ready_.empty();
+  return !s.closing_ || !s.ready_.empty() || now < closing_deadline_;
 }
 
 }  // namespace fiberloop::internal

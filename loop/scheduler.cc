@@ -93,6 +93,7 @@ Scheduler::Scheduler(LoopParts& parts, Loop& owner, const LoopOptions& options)
   }
   raise_fd_limit();
   set_fiber_describer(&describe_running);
+  set_generator_switch_hook(&on_generator_switch);
   tls_scheduler = this;
 }
 
@@ -130,7 +131,7 @@ void Scheduler::throw_outside_fiber(const char* what) {
 void Scheduler::interrupt(FiberRecord& f, std::uint8_t bit) noexcept {
   f.pending |= bit;
   // A fiber parked while unwinding is left parked: see may_interrupt().
-  if (f.state == FiberState::kParked && f.exceptions.uncaught == 0) {
+  if (f.state == FiberState::kParked && f.exceptions.uncaught == 0 && f.outer_unwinding == 0) {
     static_cast<FiberRecord::WaitHook&>(f).unlink();
     make_ready(f);
   }

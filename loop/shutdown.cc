@@ -12,12 +12,15 @@
 //   the run loop. Fibers spawned while closing are cancelled before they
 //   run. Nothing waits: polls do not block, and no timer is waited for.
 // - Interrupts still wait while an exception unwinds a fiber (a throw out of
-//   a destructor would end the process), so a destructor's wait can complete
-//   if what it waits for is ready.
-// - After kShutdownIterations iterations, or as soon as nothing is ready,
-//   the fibers still alive are abandoned: named in one report on stderr,
-//   their stacks and records leaked (never freed under a live frame), never
-//   resumed. Their Tasks' join() throws std::logic_error.
+//   a destructor would end the process), so a destructor's wait can complete:
+//   for what is ready at once, and for a timer or an fd, within a grace of
+//   kShutdownGrace from the start of the shutdown.
+// - After kShutdownIterations iterations, or once nothing is ready and the
+//   grace is over (at once, when nothing is pending that could wake a
+//   fiber), the fibers still alive are abandoned: named in one report on
+//   stderr, their stacks and records leaked (never freed under a live
+//   frame), never resumed. Their Tasks' join() throws std::logic_error.
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <sstream>
@@ -26,6 +29,9 @@
 #include "loop/internal/loop_parts.h"
 
 namespace fiberloop::internal {
+namespace {
+constexpr Duration kShutdownGrace = std::chrono::milliseconds(100);
+}  // namespace
 
 void LoopParts::shutdown() noexcept {
   Scheduler& s = scheduler;
@@ -34,6 +40,7 @@ void LoopParts::shutdown() noexcept {
     std::abort();
   }
   s.closing_ = true;
+  closing_deadline_ = Clock::now() + kShutdownGrace;
   callbacks.discard();
   remote.drop();
   pool.drop_queued();

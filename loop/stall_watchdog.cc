@@ -10,6 +10,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "loop/internal/format.h"
 #include "loop/internal/loop_parts.h"
 #include "loop/internal/own_thread.h"
 
@@ -35,10 +36,6 @@ void install_handler() {
     sigemptyset(&sa.sa_mask);
     ::sigaction(StallWatchdog::kSignal, &sa, nullptr);
   });
-}
-
-long long to_ms(Duration d) {
-  return static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
 }
 
 }  // namespace
@@ -73,8 +70,8 @@ void StallWatchdog::watch() {
   // The loop moved (or the watchdog stops): a reported stall is over.
   auto moved = [&](TimePoint now) {
     if (reported) {
-      std::fprintf(stderr, "fiberloop: stall over: the loop thread ran %lld ms without yielding\n",
-                   to_ms(now - moved_at));
+      std::fprintf(stderr, "fiberloop: stall over: the loop thread ran %s without yielding\n",
+                   format_duration(now - moved_at).c_str());
     }
     moved_at = now;
     reported = false;

@@ -48,9 +48,10 @@ class Task {
   // until the fiber finishes.
   // Throws: the fiber's exception (Cancelled if it was cancelled); Cancelled if
   //         the caller is cancelled while waiting; std::logic_error on a second
-  //         join, a join of an empty or detached Task, or a fiber joining itself;
-  //         std::runtime_error if, run from outside a fiber, the loop stops or
-  //         deadlocks first.
+  //         join, a join of an empty or detached Task, a fiber joining itself,
+  //         or a join of an unfinished fiber from a thread that is not its
+  //         loop's; std::runtime_error if, run from outside a fiber, the loop
+  //         stops or deadlocks first.
   T join() {
     internal::Scheduler::join(fiber("join"));
     if constexpr (!std::is_void_v<T>) return fiber_->result.template take<T>();
@@ -61,10 +62,14 @@ class Task {
 
   // Requests cancellation: Cancelled is thrown in the fiber at its current or
   // next suspension point; a parked fiber wakes at once. A no-op once done.
-  // Throws: std::logic_error on an empty Task.
+  // Throws: std::logic_error on an empty Task, or from a thread that is not
+  //         the fiber's loop's (hand it over with call_soon_threadsafe).
   void cancel() {
     internal::FiberRecord& f = fiber("cancel");
-    if (f.loop != nullptr) f.loop->cancel(f);
+    if (f.loop != nullptr) {
+      f.loop->check_thread("Task::cancel");
+      f.loop->cancel(f);
+    }
   }
 
   // Lets the fiber run on unobserved; the Task becomes empty.

@@ -40,21 +40,62 @@ TimeoutScope::TimeoutScope(Duration timeout, std::source_location where)
       where(where),
       fiber(&running_fiber_or_throw("with_timeout")),
       outer(fiber->timeouts) {
+  loop = fiber->loop;
   fire = [](TimerNode* node) {
     auto& scope = *static_cast<TimeoutScope*>(node);
-    scope.fired = true;
-    scope.fiber->loop->interrupt(*scope.fiber, FiberRecord::kTimeout);
+    scope.fired = true;  // a generator body between resumes takes it when resumed
+    if (scope.fiber != nullptr) scope.loop->interrupt(*scope.fiber, FiberRecord::kTimeout);
   };
-  fiber->loop->add_timer(*this, deadline);
+  loop->add_timer(*this, deadline);
   fiber->timeouts = this;
 }
 
 TimeoutScope::~TimeoutScope() {
-  fiber->loop->remove_timer(*this);
+  loop->remove_timer(*this);
+  if (fiber == nullptr) return;  // a generator body unwound outside any fiber
   fiber->timeouts = outer;
   if (fired && expired(outer) == nullptr) {
     fiber->pending &= static_cast<std::uint8_t>(~FiberRecord::kTimeout);
   }
+}
+
+namespace {
+
+// Gives `f` the with_timeout() chain `chain`: its scopes now interrupt `f`,
+// and `f` has a timeout pending exactly when one of them expired.
+void adopt_timeouts(FiberRecord& f, TimeoutScope* chain) noexcept {
+  f.timeouts = chain;
+  for (TimeoutScope* s = chain; s != nullptr; s = s->outer) s->fiber = &f;
+  if (TimeoutScope::expired(chain) != nullptr) {
+    f.pending |= FiberRecord::kTimeout;
+  } else {
+    f.pending &= static_cast<std::uint8_t>(~FiberRecord::kTimeout);
+  }
+}
+
+}  // namespace
+
+// A generator body's with_timeout() scopes belong to the body: while it runs
+// they are the running fiber's chain; between resumes they wait in the
+// generator, attached to no fiber (their timers still fire, and the body
+// takes the timeout when it is resumed). Exceptions unwinding the consumer
+// count as unwinding for the body, so that interrupts wait for them too.
+void on_generator_switch(void** body_state, unsigned consumer_unwinding, bool into_body) noexcept {
+  Scheduler* scheduler = Scheduler::current();
+  FiberRecord* f = scheduler != nullptr ? scheduler->running() : nullptr;
+  if (f == nullptr) return;  // a generator used outside any fiber: no scopes, no interrupts
+  // The chain the generator keeps (the body's between resumes, the
+  // consumer's while the body runs), and the one the fiber runs with now.
+  auto* kept = static_cast<TimeoutScope*>(*body_state);
+  TimeoutScope* running = f->timeouts;
+  if (into_body) {
+    f->outer_unwinding = static_cast<std::uint16_t>(f->outer_unwinding + consumer_unwinding);
+  } else {
+    f->outer_unwinding = static_cast<std::uint16_t>(f->outer_unwinding - consumer_unwinding);
+    for (TimeoutScope* s = running; s != nullptr; s = s->outer) s->fiber = nullptr;
+  }
+  *body_state = running;
+  adopt_timeouts(*f, kept);
 }
 
 const TimeoutScope* TimeoutScope::expired(const TimeoutScope* innermost) noexcept {

@@ -3,6 +3,7 @@
 namespace fiberloop::internal {
 
 void TimerHeap::push(TimerNode& node, TimePoint deadline) {
+  FIBERLOOP_CHECK(!node.queued(), "TimerHeap::push of a node already queued");
   if (deadline == TimePoint::max()) return;  // never: nothing to wait for
   entries_.push_back({});
   sift_up(entries_.size() - 1, Entry{deadline, next_seq_++, &node});

@@ -10,13 +10,15 @@ FiberRecord* record_or_throw(FiberRecord* f, const char* what) {
     throw std::logic_error(std::string(what) + ": a Task is empty (moved from or detached)");
   }
   if (f->joined) {
-    throw std::logic_error(std::string(what) + ": fiber " + std::to_string(f->id) +
-                           " was already joined");
+    throw std::logic_error(std::string(what) + ": " + describe_fiber(*f) + " was already joined");
   }
   return f;
 }
 
 std::size_t wait_any(std::span<FiberRecord* const> fibers, std::span<DoneWaiter> waiters) {
+  for (FiberRecord* f : fibers) {
+    if (f->loop != nullptr) f->loop->check_thread("wait_any");
+  }
   std::size_t earliest = DoneWaiter::kNone;
   for (std::size_t i = 0; i < fibers.size(); ++i) {
     if (fibers[i]->finished() &&

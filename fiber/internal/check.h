@@ -24,7 +24,7 @@ namespace fiberloop::internal {
                                int line, const char* detail = nullptr) noexcept;
 
 // Describes the fiber running on this thread into `buf` (NUL-terminated),
-// e.g. "fiber 7 'worker' (running)". Async-signal-safe: no allocation, no
+// e.g. "fiber 7 'worker'". Async-signal-safe: no allocation, no
 // locks. The loop installs one; without it, checks and the stack-overflow
 // report say "a fiber".
 using FiberDescriber = void (*)(char* buf, std::size_t cap);

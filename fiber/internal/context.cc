@@ -7,6 +7,8 @@
 
 #include <pthread.h>
 
+#include <atomic>
+
 #include <boost/context/detail/fcontext.hpp>
 #include <type_traits>
 
@@ -70,6 +72,18 @@ void prepare_stack_for_reuse(void* bottom, std::size_t size) noexcept {
   __asan_unpoison_memory_region(bottom, size);
 }
 #endif
+
+namespace {
+std::atomic<GeneratorSwitchHook> switch_hook{nullptr};
+}  // namespace
+
+void set_generator_switch_hook(GeneratorSwitchHook hook) noexcept {
+  switch_hook.store(hook, std::memory_order_relaxed);
+}
+
+GeneratorSwitchHook generator_switch_hook() noexcept {
+  return switch_hook.load(std::memory_order_relaxed);
+}
 
 ContextHandle make_context(void* stack_top, std::size_t size) noexcept {
   if (tls_exception_state == nullptr) tls_exception_state = fiberloop_cxa_get_globals();

@@ -85,6 +85,16 @@ inline void swap_exception_state(ExceptionState* mine, const ExceptionState& the
   live->uncaught = theirs.uncaught;
 }
 
+// What else follows a generator body between the fibers that resume it: the
+// loop keeps its with_timeout() scopes (`body_state`) and counts the
+// exceptions unwinding its consumer (`consumer_unwinding`), as interrupts
+// wait while a fiber unwinds. The loop installs this hook; GeneratorCore
+// calls it as the body is entered (`into_body`) and left.
+using GeneratorSwitchHook = void (*)(void** body_state, unsigned consumer_unwinding,
+                                     bool into_body);
+void set_generator_switch_hook(GeneratorSwitchHook hook) noexcept;
+GeneratorSwitchHook generator_switch_hook() noexcept;
+
 // Boost.Context's transfer_t and jump_fcontext, by ABI (see context.cc).
 struct Transfer {
   ContextHandle from;

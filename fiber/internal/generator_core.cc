@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -43,6 +44,16 @@ GeneratorCore* GeneratorCore::create(const StackOptions& options, std::size_t ca
 }
 
 void GeneratorCore::destroy(GeneratorCore* core) noexcept {
+  if (core->consumer_context_ != nullptr) {
+    // Its body is running: this is called from inside it, or from another
+    // fiber while the body is parked in the fiber that resumed it. Freeing
+    // the stack would free that fiber's frames; there is nothing safe to do.
+    std::fprintf(stderr,
+                 "fiberloop: a Generator was destroyed while its body was running (from inside "
+                 "the body, or from another fiber while the body is parked in the fiber that "
+                 "resumed it); destroy a generator only from its consumer, between resumes\n");
+    std::abort();
+  }
   if (core->started_ && !core->finished_) {
     core->unwinding_ = true;
     try {
@@ -82,8 +93,12 @@ bool GeneratorCore::resume(void* sent) {
   started_ = true;
   sent_ = sent;
   consumer_stack_ = current_stack();
+  const GeneratorSwitchHook hook = generator_switch_hook();
+  const unsigned unwinding = tls_exception_state->uncaught;
+  if (hook != nullptr) hook(&body_state_, unwinding, true);
   switch_context(&consumer_context_, &consumer_exceptions_, body_context_, body_exceptions_, this,
                  body_stack_);
+  if (hook != nullptr) hook(&body_state_, unwinding, false);
   consumer_context_ = nullptr;
   if (finished_ && error_) std::rethrow_exception(std::exchange(error_, nullptr));
   return !finished_;

@@ -68,8 +68,9 @@ class GeneratorCore : public ContextEntry {
   bool finished_ = false;
   bool unwinding_ = false;
   bool callable_alive_ = true;
-  bool abandoned_ = false;     // the body would not unwind: its stack is leaked
-  int unwinds_delivered_ = 0;  // GeneratorUnwinds thrown into the body so far
+  bool abandoned_ = false;      // the body would not unwind: its stack is leaked
+  void* body_state_ = nullptr;  // the loop's, of the body (see GeneratorSwitchHook)
+  int unwinds_delivered_ = 0;   // GeneratorUnwinds thrown into the body so far
 };
 
 }  // namespace fiberloop::internal

@@ -17,6 +17,7 @@
 namespace fiberloop::internal {
 
 struct FiberRecord;
+class Scheduler;
 
 // A deadline that never comes: timers at it are not queued at all.
 inline constexpr TimePoint kNever = TimePoint::max();
@@ -85,7 +86,9 @@ class TimeoutScope : public TimerNode {
   Duration timeout;
   TimePoint deadline;
   std::source_location where;
-  FiberRecord* fiber;
+  Scheduler* loop;     // whose timer heap holds it
+  FiberRecord* fiber;  // the fiber running the code in it; null while that code is a
+                       // generator body between resumes (see loop/timeout.cc)
   TimeoutScope* outer;
   bool fired = false;
 };

@@ -80,6 +80,7 @@ class ResultSlot {
   // Moves the value out and empties the slot. Requires: holds a T.
   template <class T>
   T take() {
+    FIBERLOOP_CHECK(destroy_ != nullptr, "ResultSlot::take of an empty slot");
     T value = std::move(*get<T>());
     reset();
     return value;
@@ -140,6 +141,7 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   // -- end of the first cache line --
   bool joined = false;                       // join() has returned the outcome
   WaitKind waiting_on = WaitKind::kNothing;  // while parked
+  std::uint16_t outer_unwinding = 0;         // exceptions unwinding the consumers of a running body
   std::uint32_t refs = 0;                    // the running fiber + the Task handle
   std::uint32_t callable_align = 0;          // of a heap callable, to free it
   Scheduler* loop = nullptr;                 // its loop's; null once the loop is destroyed
@@ -147,11 +149,9 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
 
   FiberId id = 0;
   TimeoutScope* timeouts = nullptr;  // innermost with_timeout() scope still open
-  // The stack is taken when the fiber first runs, not at spawn: a burst of
-  // spawns touches no stack memory, and a fiber that finishes before the next
-  // one starts hands it a warm stack. Until then `context` is null, and
-  // `stack` has no memory (top == nullptr) but says what to ask for: its
-  // size and whether it wants a guard page.
+  // Taken when the fiber first runs, not at spawn: a burst of spawns touches
+  // no stack memory. Until then (`context` null) it only says what to ask
+  // for: its size and whether it wants a guard page.
   Stack stack;
   // Runs the callable (run == true) or only destroys it, filling result/error.
   void (*body)(FiberRecord*, bool run) = nullptr;
@@ -183,8 +183,7 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
 
   bool finished() const noexcept { return state == FiberState::kFinished; }
 
-  // Frees a heap callable's memory (after its destructor ran, or if it was
-  // never constructed).
+  // Frees a heap callable's memory (its destructor ran, or it was never made).
   void free_callable() noexcept {
     if (callable != callable_buffer && callable != nullptr) {
       ::operator delete (callable, std::align_val_t{callable_align});

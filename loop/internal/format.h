@@ -20,7 +20,9 @@ namespace fiberloop::internal {
 std::size_t format_fiber(char* buf, std::size_t cap, FiberId id, std::string_view name) noexcept;
 // "fiber 7 'name' (parked)": the fiber and its state.
 std::size_t format_fiber_state(char* buf, std::size_t cap, const FiberRecord& f) noexcept;
-// "850 us", "250 ms", "12.5 s", "3 min", "forever"; "0 ms" for d <= 0.
+// "850 us", "250 ms", "12.5 s", "3 min", "forever"; "0 ms" for d <= 0. The
+// buffer form allocates nothing (the stall report runs in a signal handler).
+std::size_t format_duration(char* buf, std::size_t cap, Duration d) noexcept;
 std::string format_duration(Duration d);
 // The default exception handler: one line on stderr naming the fiber, where
 // it was spawned and what it threw.

@@ -6,6 +6,8 @@
 
 #include <cstddef>
 
+#include "fiber/internal/check.h"
+
 namespace fiberloop::internal {
 
 struct DefaultTag {};
@@ -52,7 +54,10 @@ class IntrusiveList {
 
   bool empty() const noexcept { return head_.next_ == &head_; }
 
+  // Requires (checked): `item` is in no list of this tag.
   void push_back(T& item) noexcept {
+    FIBERLOOP_CHECK(!static_cast<Hook&>(item).linked(),
+                    "IntrusiveList::push_back of an item already in a list");
     Hook& h = item;
     h.prev_ = head_.prev_;
     h.next_ = &head_;
@@ -60,10 +65,13 @@ class IntrusiveList {
     head_.prev_ = &h;
   }
 
-  // Requires: !empty().
-  T& front() noexcept { return static_cast<T&>(*head_.next_); }
+  // The first item. Requires (checked): !empty().
+  T& front() noexcept {
+    FIBERLOOP_CHECK(!empty(), "IntrusiveList::front on an empty list");
+    return static_cast<T&>(*head_.next_);
+  }
 
-  // Unlinks and returns the first item. Requires: !empty().
+  // Unlinks and returns the first item. Requires (checked): !empty().
   T& pop_front() noexcept {
     T& item = front();
     static_cast<Hook&>(item).unlink();

@@ -26,12 +26,15 @@
 
 namespace fiberloop::internal {
 
+// The loop's GeneratorSwitchHook (fiber/internal/context.h; loop/timeout.cc).
+void on_generator_switch(void** body_state, unsigned consumer_unwinding, bool into_body) noexcept;
+
 struct LoopParts {
   // Throws: std::logic_error if this thread already has a Loop;
   //         std::system_error if the kernel refuses the epoll instance.
   LoopParts(Loop& owner, const LoopOptions& options);
   // Joins the workers, drops what is still queued, leaves the thread.
-  // Requires: shutdown() ran.
+  // Requires (checked): shutdown() ran.
   ~LoopParts();
   LoopParts(const LoopParts&) = delete;
   LoopParts& operator=(const LoopParts&) = delete;
@@ -84,6 +87,9 @@ struct LoopParts {
   // While a loop with nothing to do waits for another thread's post, how
   // long until it looks again whether such a thread exists.
   Duration other_thread_recheck_;
+  // While closing: until when fibers that cannot be interrupted (they are
+  // unwinding) may still wait for a timer or an fd (shutdown.cc).
+  TimePoint closing_deadline_{};
 };
 
 }  // namespace fiberloop::internal

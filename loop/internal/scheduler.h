@@ -121,9 +121,12 @@ class Scheduler {
   static void fiber_main(ContextEntry* entry) noexcept;
   static void release_ref(FiberRecord& f) noexcept;
   static void report_failure(FiberRecord& f) noexcept;
-  // Interrupts wait while an exception unwinds the running fiber: thrown
-  // out of a destructor, they would end the process (std::terminate).
-  static bool may_interrupt() noexcept { return tls_exception_state->uncaught == 0; }
+  // Interrupts wait while an exception unwinds the running fiber (or the
+  // consumer of the generator body it runs): thrown out of a destructor,
+  // they would end the process (std::terminate).
+  static bool may_interrupt(const FiberRecord& self) noexcept {
+    return tls_exception_state->uncaught == 0 && self.outer_unwinding == 0;
+  }
 
   FiberRecord* pick_next() noexcept;
   void suspend(FiberRecord& self) noexcept;

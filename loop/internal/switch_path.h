@@ -64,7 +64,7 @@ inline void Scheduler::make_ready(FiberRecord& f) noexcept {
 }
 
 inline void Scheduler::deliver_interrupt(FiberRecord& self) {
-  if (self.pending && may_interrupt()) [[unlikely]]
+  if (self.pending && may_interrupt(self)) [[unlikely]]
     throw_interrupt(self);
 }
 
@@ -81,7 +81,7 @@ inline void Scheduler::yield() {
 [[gnu::always_inline]] inline void Scheduler::park(WaitKind kind, std::int64_t detail) {
   FiberRecord& self = running_fiber("park");
   FIBERLOOP_CHECK_FIBER(self, self.state == FiberState::kRunning, "park: the fiber is not running");
-  if (self.pending && may_interrupt()) [[unlikely]] {
+  if (self.pending && may_interrupt(self)) [[unlikely]] {
     static_cast<FiberRecord::WaitHook&>(self).unlink();
     throw_interrupt(self);
   }
@@ -130,6 +130,7 @@ inline void Scheduler::wait_for_finish(FiberRecord& f) {
 }
 
 inline void Scheduler::wait_finished(FiberRecord& f) {
+  check_thread("Task::join");
   if (current_ == nullptr) return run_until_finished(f);  // drives the loop
   if (current_ == &f) [[unlikely]]
     throw_self_join(f);

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "fiber/internal/check.h"
 #include "loop/internal/deadline.h"
 #include "loop/options.h"
 
@@ -19,12 +20,15 @@ class TimerHeap {
   bool empty() const noexcept { return entries_.empty(); }
   std::size_t size() const noexcept { return entries_.size(); }
 
-  // The earliest deadline. Requires: !empty().
-  TimePoint next_deadline() const noexcept { return entries_.front().deadline; }
+  // The earliest deadline. Requires (checked): !empty().
+  TimePoint next_deadline() const noexcept {
+    FIBERLOOP_CHECK(!empty(), "TimerHeap::next_deadline of an empty heap");
+    return entries_.front().deadline;
+  }
 
   // Queues `node` to fire at `deadline`. TimePoint::max() is never: the node
   // is not queued at all, so it neither fires nor counts as pending.
-  // Requires: !node.queued().
+  // Requires (checked): !node.queued().
   void push(TimerNode& node, TimePoint deadline);
 
   // Takes `node` out; a no-op if it is not queued.

@@ -1,0 +1,272 @@
+// Edges a review found after issue 11's fixes, each a regression test: a
+// generator body's with_timeout() scopes and unwinding follow the body from
+// fiber to fiber; Tasks used from another thread or loop say so; and the
+// corners of shutdown (a run_blocking job started by cleanup, a destructor
+// that sleeps briefly, a generator driven by an unwinding destructor, a Loop
+// destroyed on the wrong thread, a generator destroyed while its body runs).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "fiberloop.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+
+double seconds_since(TimePoint start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// ---- a generator body's deadlines and unwinding ------------------------------
+
+TEST(GeneratorTimeouts, AScopeOpenInABodyAcrossAYieldDoesNotInterruptTheConsumer) {
+  std::string consumer, body;
+  fiberloop::run([&] {
+    Generator<int> g([&](Generator<int>::Context& co) {
+      try {
+        with_timeout(20ms, [&] {
+          co.yield(1);
+          this_fiber::sleep_for(1h);  // resumed after the deadline: it is the body's to take
+        });
+      } catch (const TimeoutError& e) {
+        body = e.what();
+      }
+    });
+    g.next();
+    this_fiber::sleep_for(100ms);  // the consumer has no deadline of its own
+    consumer = "slept";
+    EXPECT_FALSE(g.next().has_value());
+  });
+  EXPECT_EQ(consumer, "slept");
+  EXPECT_NE(body.find("with_timeout: 20 ms elapsed"), std::string::npos) << body;
+}
+
+TEST(GeneratorTimeouts, AScopeOutlivingTheFiberThatOpenedItTouchesNoOtherFiber) {
+  std::string outcome;
+  fiberloop::run([&] {
+    Generator<int> g([](Generator<int>::Context& co) {
+      with_timeout(20ms, [&] {
+        co.yield(1);
+        co.yield(2);
+      });
+    });
+    spawn([&] { g.next(); }).join();  // fiber A opens the scope and ends
+    this_fiber::sleep_for(100ms);     // the scope's timer fires with the body between resumes
+    auto unrelated = spawn([] {       // may get A's recycled record
+      this_fiber::sleep_for(5ms);
+      return std::string("slept");
+    });
+    outcome = unrelated.join();
+    while (g.next()) {  // the consumer finishes the body, which leaves the scope
+    }
+  });
+  EXPECT_EQ(outcome, "slept");
+}
+
+TEST(GeneratorTimeouts, InterruptsWaitWhileTheConsumerUnwinds) {
+  // A destructor run by unwinding drives a generator whose body parks: a
+  // cancel must wait, as it does for a wait in the destructor itself.
+  std::string outcome;
+  fiberloop::run([&] {
+    auto x = spawn([] {
+      Generator<int> g([](Generator<int>::Context& co) {
+        this_fiber::sleep_for(20ms);
+        co.yield(1);
+      });
+      struct Drain {
+        Generator<int>& g;
+        ~Drain() { g.next(); }
+      } drain{g};
+      throw std::runtime_error("boom");
+    });
+    this_fiber::yield();  // x throws; ~Drain parks in the body's sleep
+    x.cancel();
+    try {
+      x.join();
+    } catch (const std::exception& e) {
+      outcome = e.what();
+    } catch (const Cancelled&) {
+      outcome = "Cancelled";
+    }
+  });
+  EXPECT_EQ(outcome, "boom");
+}
+
+TEST(GeneratorDeathTest, DestroyingAGeneratorWhoseBodyIsParkedInAnotherFiberIsRefused) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(fiberloop::run([] {
+                 auto g = std::make_unique<Generator<int>>([](Generator<int>::Context& co) {
+                   this_fiber::sleep_for(20ms);
+                   co.yield(1);
+                 });
+                 auto a = spawn([&] { g->next(); });
+                 this_fiber::yield();  // a parks inside the body
+                 g.reset();
+               }),
+               "a Generator was destroyed while its body was running");
+}
+
+// ---- Tasks from another thread or loop ------------------------------------------
+
+TEST(TaskThreads, JoinAndCancelFromAnotherThreadAreRefused) {
+  std::string join_what, cancel_what;
+  fiberloop::run([&] {
+    Event never;
+    auto t = spawn([&] { never.wait(); });
+    this_fiber::yield();
+    std::thread([&] {
+      try {
+        t.join();
+      } catch (const std::logic_error& e) {
+        join_what = e.what();
+      }
+      try {
+        t.cancel();
+      } catch (const std::logic_error& e) {
+        cancel_what = e.what();
+      }
+    }).join();
+    t.cancel();
+    EXPECT_THROW(t.join(), Cancelled);
+  });
+  EXPECT_NE(join_what.find("Task::join"), std::string::npos) << join_what;
+  EXPECT_NE(join_what.find("call_soon_threadsafe"), std::string::npos) << join_what;
+  EXPECT_NE(cancel_what.find("call_soon_threadsafe"), std::string::npos) << cancel_what;
+}
+
+TEST(TaskThreads, WaitAnyOnATaskOfAnotherLoopIsRefused) {
+  std::string what;
+  std::atomic<bool> go{false};
+  Task<void> foreign;
+  std::atomic<bool> made{false};
+  std::thread other([&] {
+    fiberloop::run([&] {
+      foreign = spawn([&] {
+        while (!go) this_fiber::sleep_for(1ms);
+      });
+      made = true;
+      foreign.join();
+    });
+  });
+  while (!made) std::this_thread::sleep_for(1ms);
+  fiberloop::run([&] {
+    try {
+      wait_any(foreign);
+    } catch (const std::logic_error& e) {
+      what = e.what();
+    }
+  });
+  go = true;
+  other.join();
+  EXPECT_NE(what.find("call_soon_threadsafe"), std::string::npos) << what;
+}
+
+// ---- shutdown corners ------------------------------------------------------------
+
+// Destroys a Loop set up by `body` on a thread of its own; returns how long
+// that took (s) and what it printed on stderr.
+template <class F>
+std::pair<double, std::string> shut_down(F body) {
+  double took = 0;
+  ::testing::internal::CaptureStderr();
+  std::thread([&] {
+    auto loop = std::make_unique<Loop>();
+    body(*loop);
+    const TimePoint start = Clock::now();
+    loop.reset();
+    took = seconds_since(start);
+  }).join();
+  return {took, ::testing::internal::GetCapturedStderr()};
+}
+
+TEST(ShutdownCorners, ARunBlockingJobAskedForByACleanupNeitherRunsNorHoldsUpTheLoop) {
+  std::atomic<bool> ran{false};
+  auto [took, err] = shut_down([&](Loop& loop) {
+    loop.spawn([&] {
+      try {
+        Event never;
+        never.wait();
+      } catch (const Cancelled&) {
+        run_blocking([&] {
+          std::this_thread::sleep_for(2s);
+          ran = true;
+        });
+        throw;
+      }
+    });
+    loop.call_soon([&loop] { loop.stop(); });
+    loop.run();
+  });
+  EXPECT_LT(took, 1.0);
+  EXPECT_FALSE(ran);
+}
+
+TEST(ShutdownCorners, ADestructorThatSleepsBrieflyWhileUnwindingCompletes) {
+  // Unwinding code cannot be interrupted; what it waits for gets the
+  // shutdown's grace (100 ms).
+  std::atomic<bool> done{false};
+  auto [took, err] = shut_down([&](Loop& loop) {
+    loop.spawn([&] {
+      struct Flush {
+        std::atomic<bool>& done;
+        ~Flush() {
+          this_fiber::sleep_for(1ms);
+          done = true;
+        }
+      } flush{done};
+      Event never;
+      never.wait();
+    });
+    loop.call_soon([&loop] { loop.stop(); });
+    loop.run();
+  });
+  EXPECT_LT(took, 1.0);
+  EXPECT_TRUE(done) << err;
+  EXPECT_EQ(err, "");
+}
+
+TEST(ShutdownCorners, AGeneratorDrivenByAnUnwindingDestructorIsNotInterrupted) {
+  bool drained = false;
+  auto [took, err] = shut_down([&](Loop& loop) {
+    loop.spawn([&] {
+      Generator<int> g([](Generator<int>::Context& co) {
+        for (int i = 0;; ++i) {
+          this_fiber::yield();  // a body that waits, as one reading a socket would
+          co.yield(i);
+        }
+      });
+      struct Drain {
+        Generator<int>& g;
+        bool& drained;
+        ~Drain() { drained = g.next().has_value(); }
+      } drain{g, drained};
+      Event never;
+      never.wait();  // cancelled by the shutdown
+    });
+    loop.call_soon([&loop] { loop.stop(); });
+    loop.run();
+  });
+  EXPECT_TRUE(drained);
+  EXPECT_EQ(err, "");
+}
+
+TEST(ShutdownCornersDeathTest, ALoopDestroyedOnAnotherThreadSaysSo) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        std::unique_ptr<Loop> loop;
+        std::thread([&] { loop = std::make_unique<Loop>(); }).join();
+        loop.reset();
+      },
+      "a Loop was destroyed on a thread that is not its own");
+}
+
+}  // namespace
+}  // namespace fiberloop
