@@ -165,7 +165,7 @@ void Scheduler::finish_running() noexcept {
   exit_context(scheduler_context_, scheduler_exceptions_, nullptr, scheduler_stack_);
 }
 
-void Scheduler::release_ref(FiberRecord& f) noexcept {
+[[gnu::always_inline]] inline void Scheduler::release_ref(FiberRecord& f) noexcept {
   FIBERLOOP_CHECK_FIBER(f, f.refs > 0, "release_ref: the record has no reference left");
   if (--f.refs == 0) f.pool->release(&f);
 }

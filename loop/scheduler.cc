@@ -243,13 +243,6 @@ void throw_no_loop(const char* what) {
                          "fiberloop::Loop or use fiberloop::run(main)");
 }
 
-Loop& current_loop(const char* what) {
-  Scheduler* scheduler = Scheduler::current();
-  if (scheduler == nullptr) [[unlikely]]
-    throw_no_loop(what);
-  return scheduler->owner();
-}
-
 FiberRecord& running_fiber_or_throw(const char* what) {
   Scheduler* scheduler = Scheduler::current();
   if (scheduler == nullptr) throw_no_loop(what);

@@ -157,8 +157,10 @@ inline void switch_context(ContextHandle* save, ExceptionState* exceptions, Cont
 // switch_context does). Whatever owns the running stack must not unmap it
 // before this call; returning it to a pool is fine, as nothing reuses it
 // until the switch is done.
-[[noreturn]] inline void exit_context(ContextHandle to, const ExceptionState& their_exceptions,
-                                      ContextEntry* entry, StackRange to_stack) noexcept {
+[[noreturn, gnu::always_inline]] inline void exit_context(ContextHandle to,
+                                                          const ExceptionState& their_exceptions,
+                                                          ContextEntry* entry,
+                                                          StackRange to_stack) noexcept {
   switch_context(nullptr, nullptr, to, their_exceptions, entry, to_stack);
   __builtin_unreachable();
 }

@@ -21,6 +21,13 @@ inline StackRange Scheduler::stack_of([[maybe_unused]] const FiberRecord& f) noe
 #endif
 }
 
+inline Loop& current_loop(const char* what) {
+  Scheduler* scheduler = tls_scheduler;
+  if (scheduler == nullptr) [[unlikely]]
+    throw_no_loop(what);
+  return scheduler->owner();
+}
+
 inline void Scheduler::check_thread(const char* what) const {
   if (tls_scheduler != this) [[unlikely]]
     throw_wrong_thread(what);
@@ -112,7 +119,7 @@ inline void Scheduler::wake(FiberRecord& f) noexcept {
   if (f.state == FiberState::kParked) make_ready(f);
 }
 
-inline void Scheduler::join(FiberRecord& f) {
+[[gnu::always_inline]] inline void Scheduler::join(FiberRecord& f) {
   if (f.joined) [[unlikely]]
     throw_joined_twice(f);
   if (f.state == FiberState::kAbandoned) [[unlikely]]
@@ -129,7 +136,7 @@ inline void Scheduler::wait_for_finish(FiberRecord& f) {
   if (!f.finished()) f.loop->wait_finished(f);
 }
 
-inline void Scheduler::wait_finished(FiberRecord& f) {
+[[gnu::always_inline]] inline void Scheduler::wait_finished(FiberRecord& f) {
   check_thread("Task::join");
   if (current_ == nullptr) return run_until_finished(f);  // drives the loop
   if (current_ == &f) [[unlikely]]
