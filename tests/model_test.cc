@@ -1,6 +1,6 @@
 // The model-based scheduler test: random programs of spawn / yield / sleep /
 // cancel / join / Event / Channel operations run on fiberloop and on a
-// reference model of DESIGN.md's semantics (tests/model), and every event
+// reference model of the README's semantics (tests/model), and every event
 // must happen in the same order on both. Seeded and reproducible:
 //   FIBERLOOP_MODEL_SEEDS=100000 FIBERLOOP_MODEL_FIRST_SEED=7 bazel-bin/tests/model_test
 #include <gtest/gtest.h>
@@ -32,7 +32,7 @@ constexpr auto Y = OpKind::kYield;
 constexpr auto Spawn = OpKind::kSpawn;
 
 // Hand-written programs with their expected traces spelled out: these hold
-// the model (and fiberloop) to DESIGN.md directly.
+// the model (and fiberloop) to the README's semantics directly.
 TEST(Model, SpawnDoesNotSwitchAndYieldIsRoundRobin) {
   // f0 spawns two fibers (no switch), then yields twice: each yield lets f1
   // and f2 run once, in spawn order. A line is recorded when its op returns.

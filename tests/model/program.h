@@ -3,7 +3,8 @@
 // script may spawn only scripts numbered after its own, so every program
 // ends. The ops cover spawn, yield, sleep, cancel, join, Event and Channel.
 // The same program runs on fiberloop (interpret.h) and on a reference model
-// of DESIGN.md's semantics (reference.h); their traces must be equal.
+// of the scheduling semantics the README states (reference.h); their traces
+// must be equal.
 #pragma once
 
 #include <cstddef>

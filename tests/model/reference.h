@@ -1,4 +1,5 @@
-// A reference model of the scheduling semantics in DESIGN.md, written as a
+// A reference model of the scheduling semantics the README states ("The
+// model"; docs/ARCHITECTURE.md, "The life of a fiber"), written as a
 // plain simulation with no fibers: a FIFO ready queue run in iterations (an
 // iteration runs the fibers that were ready when it began, then timers
 // expire), spawn without a switch, cancellation delivered at suspension
