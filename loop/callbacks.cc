@@ -58,12 +58,10 @@ TimerHandle Callbacks::call_at(TimePoint when, std::function<void()> fn) {
   return TimerHandle(table_, c.index, c.generation);
 }
 
-void Callbacks::call_soon_posted(std::vector<std::function<void()>>& posted) {
-  for (auto& fn : posted) {
-    Callback& c = table_->allocate(std::move(fn));
-    c.state = Callback::State::kSoon;
-    due_.push_back(c.index);
-  }
+void Callbacks::call_soon_posted(std::function<void()>& posted) {
+  Callback& c = table_->allocate(std::move(posted));
+  c.state = Callback::State::kSoon;
+  due_.push_back(c.index);
 }
 
 void Callbacks::cancel(std::uint32_t slot, std::uint32_t generation) {

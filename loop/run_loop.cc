@@ -29,7 +29,7 @@ LoopParts::LoopParts(Loop& owner, const LoopOptions& options)
       scheduler(*this, owner, options),
       callbacks(scheduler, timers),
       reactor(callbacks),
-      remote(reactor),
+      remote(reactor, callbacks),
       pool(options.blocking_threads),
       diagnostics(*this, options.stall_threshold),
       other_thread_recheck_(kFirstOtherThreadRecheck) {}
@@ -37,7 +37,7 @@ LoopParts::LoopParts(Loop& owner, const LoopOptions& options)
 LoopParts::~LoopParts() {
   FIBERLOOP_CHECK(scheduler.closing_, "~LoopParts before shutdown()");
   pool.join();  // while what the jobs post to still exists
-  remote.drop();
+  remote.drain(true);
   callbacks.discard();
 }
 
@@ -74,9 +74,7 @@ LoopParts::Exit LoopParts::run(FiberRecord* until) {
 void LoopParts::take_posts() {
   if (!remote.pending()) return;
   if (remote.take_dump_request()) dump(std::cerr);
-  if (scheduler.closing_) return remote.drop();
-  std::vector<std::function<void()>> posted = remote.take();
-  callbacks.call_soon_posted(posted);
+  remote.drain(scheduler.closing_);
 }
 
 bool LoopParts::poll_for_work() {

@@ -137,6 +137,22 @@ void Scheduler::interrupt(FiberRecord& f, std::uint8_t bit) noexcept {
   }
 }
 
+void Scheduler::remote_wake(FiberRecord& f, std::uint32_t park) noexcept {
+  WakeToken& token = f.wake_token;
+  token.park.store(park, std::memory_order_seq_cst);
+  if (!token.queued.exchange(true, std::memory_order_seq_cst)) parts_.remote.push(token);
+}
+
+// A WakeToken's handler, on the fiber's loop thread.
+void handle_wake_token(RemoteItem* item, bool /*drop*/) {
+  auto& token = *static_cast<WakeToken*>(item);
+  auto& f = *static_cast<FiberRecord*>(token.fiber);
+  // Cleared before `park` is read: a wake pushed after this reads its park.
+  token.queued.store(false, std::memory_order_seq_cst);
+  const std::uint32_t park = token.park.load(std::memory_order_seq_cst);
+  if (f.state == FiberState::kParked && f.park_seq == park) f.loop->wake(f);
+}
+
 void Scheduler::cancel(FiberRecord& f) noexcept {
   if (!f.finished() && f.state != FiberState::kAbandoned) interrupt(f, FiberRecord::kCancel);
 }

@@ -42,14 +42,14 @@ void LoopParts::shutdown() noexcept {
   s.closing_ = true;
   closing_deadline_ = Clock::now() + kShutdownGrace;
   callbacks.discard();
-  remote.drop();
+  remote.drain(true);
   pool.drop_queued();
   s.all_.for_each([&s](FiberRecord& f) { s.cancel(f); });
   (void)remote.take_stop();
   (void)run(nullptr);
   if (!s.all_.empty()) s.abandon_remaining();
   pool.join();  // waits for jobs already running; their completions are dropped below
-  remote.drop();
+  remote.drain(true);
   callbacks.discard();
 }
 

@@ -65,8 +65,8 @@ class Callbacks {
   // Throws: std::logic_error from another thread.
   TimerHandle call_soon(std::function<void()> fn);
   TimerHandle call_at(TimePoint when, std::function<void()> fn);
-  // Queues callbacks posted from other threads (already on this thread).
-  void call_soon_posted(std::vector<std::function<void()>>& posted);
+  // Queues a callback posted from another thread (now on this thread).
+  void call_soon_posted(std::function<void()>& posted);
   // TimerHandle::cancel. Throws: std::logic_error from another thread.
   void cancel(std::uint32_t slot, std::uint32_t generation);
 

@@ -61,7 +61,7 @@ enum class FiberState : std::uint8_t {
 // "ready", "running", ... by FiberState, for dump() and the gdb script.
 extern const char* const kFiberStateNames[];
 
-// Holds a fiber's return value inline when it is small, on the heap otherwise.
+// A fiber's return value: inline when small, on the heap otherwise.
 class ResultSlot {
  public:
   static constexpr std::size_t kInlineBytes = 32;  // a std::string fits
@@ -171,6 +171,8 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   // id (kJoin), the deadline in Clock ticks (kSleep).
   TimePoint parked_at;
   std::int64_t wait_detail = 0;
+  std::uint32_t park_seq = 0;  // counts the fiber's parks: what a remote wake names
+  WakeToken wake_token;        // another thread's wake (Scheduler::remote_wake)
 #if FIBERLOOP_SANITIZE_SWITCH
   // The context the fiber suspended on, as the sanitizers know it: its own,
   // or a generator body's that parked it. ASan and TSan builds only.
@@ -183,7 +185,7 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
 
   bool finished() const noexcept { return state == FiberState::kFinished; }
 
-  // Frees a heap callable's memory (its destructor ran, or it was never made).
+  // Frees a heap callable's memory (destroyed already, or never made).
   void free_callable() noexcept {
     if (callable != callable_buffer && callable != nullptr) {
       ::operator delete (callable, std::align_val_t{callable_align});

@@ -12,6 +12,9 @@
 
 namespace fiberloop::internal {
 
+// Handles a fiber's WakeToken on its loop's thread (scheduler.cc).
+void handle_wake_token(RemoteItem* item, bool drop);
+
 class RecordPool {
  public:
   // A fresh record: every field at its default, refs == 0.
@@ -74,6 +77,8 @@ class RecordPool {
     FiberRecord* chunk = chunks_.back().get();
     for (std::size_t i = kChunk; i-- > 0;) {
       chunk[i].pool = this;
+      chunk[i].wake_token.fiber = &chunk[i];
+      chunk[i].wake_token.handle = &handle_wake_token;
       chunk[i].next_free = free_;
       free_ = &chunk[i];
     }

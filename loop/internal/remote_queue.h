@@ -1,29 +1,39 @@
-// What other threads hand a loop: call_soon_threadsafe() posts, stop(),
-// KeepAlives and dump requests. A post wakes the loop's poll only when the
-// loop is, or is about to be, blocked in it: `pending_` and `polling_` pair
-// up (Dekker), so a busy loop receives posts without a syscall and a blocked
-// one never sleeps through one.
+// What other threads hand a loop: call_soon_threadsafe() posts, wake-ups of
+// its fibers, stop(), KeepAlives and dump requests. Posts and wake-ups go
+// through a lock-free MPSC queue (no mutex on the post path) that the loop
+// drains in batches, once per iteration. A post writes the wake-up eventfd
+// only when the loop is, or is about to be, blocked in its poll: `pending_`
+// and `polling_` pair up (Dekker), so a busy loop receives posts without a
+// syscall and a blocked one never sleeps through one.
 #pragma once
 
 #include <atomic>
 #include <cstddef>
 #include <functional>
-#include <mutex>
-#include <vector>
+
+#include "loop/internal/intrusive_list.h"
 
 namespace fiberloop::internal {
 
+class Callbacks;
 class Reactor;
 
 class RemoteQueue {
  public:
-  explicit RemoteQueue(Reactor& reactor) noexcept : reactor_(reactor) {}
+  RemoteQueue(Reactor& reactor, Callbacks& callbacks) noexcept
+      : reactor_(reactor), callbacks_(callbacks) {}
+  // Drops whatever is still queued.
+  ~RemoteQueue();
   RemoteQueue(const RemoteQueue&) = delete;
   RemoteQueue& operator=(const RemoteQueue&) = delete;
 
   // ---- any thread ----
-  // Queues `fn` for the loop thread and wakes the loop if it is blocked.
+  // Queues `fn` to run on the loop thread as a callback, and wakes the loop
+  // if it is blocked. Throws: std::bad_alloc.
   void post(std::function<void()> fn);
+  // Queues `item` (whoever owns it keeps it alive until it is handled) and
+  // wakes the loop if it is blocked.
+  void push(RemoteItem& item) noexcept;
   // Makes the loop's run return after the current iteration.
   void stop() noexcept;
   void add_keep_alive() noexcept { keep_alives_.fetch_add(1, std::memory_order_relaxed); }
@@ -34,19 +44,19 @@ class RemoteQueue {
   void request_dump() noexcept;
 
   // ---- the loop thread ----
-  // Whether a post, stop or dump request may be waiting. Cheap.
+  // Whether a post, wake-up, stop or dump request may be waiting. Cheap.
   bool pending() const noexcept { return pending_.load(std::memory_order_relaxed); }
-  // Takes what was posted since the last call (empty if nothing was).
-  std::vector<std::function<void()>> take();
-  // Destroys every post without running it; again until none is left, as
-  // destroying one may post another (shutdown).
-  void drop() noexcept;
+  // Handles every item queued now: posts become callbacks (or, with `drop`,
+  // as when the loop closes, are destroyed), wake-ups wake their fibers.
+  void drain(bool drop);
   bool take_stop() noexcept { return stop_requested_.exchange(false, std::memory_order_relaxed); }
   bool take_dump_request() noexcept {
     return dump_requested_.exchange(false, std::memory_order_relaxed);
   }
-  std::size_t keep_alives() const noexcept { return keep_alives_.load(std::memory_order_relaxed); }
-  // Around a poll that may block: while `polling`, posts write the wake-up
+  std::size_t keep_alives() const noexcept {
+    return keep_alives_.load(std::memory_order_relaxed);
+  }
+  // Around a poll that may block: while `polling`, pushes write the wake-up
   // eventfd. Returns, on entering, whether something is already pending
   // (then the poll must not block).
   bool enter_poll() noexcept;
@@ -55,11 +65,18 @@ class RemoteQueue {
   bool polling() const noexcept { return polling_.load(std::memory_order_relaxed); }
 
  private:
+  // A post: the callable, in a node of the queue.
+  struct Post : RemoteItem {
+    explicit Post(std::function<void()> f) : fn(std::move(f)) {}
+    std::function<void()> fn;
+    Callbacks* callbacks = nullptr;
+  };
+  static void handle_post(RemoteItem* item, bool drop);
   void notify() noexcept;
 
   Reactor& reactor_;
-  std::mutex mutex_;
-  std::vector<std::function<void()>> posts_;
+  Callbacks& callbacks_;
+  MpscQueue queue_;
   std::atomic<bool> pending_{false};
   std::atomic<bool> polling_{false};
   std::atomic<bool> stop_requested_{false};

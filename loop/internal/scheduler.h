@@ -84,6 +84,9 @@ class Scheduler {
   // Makes a parked fiber ready (park() returns normally). The caller has
   // unlinked it from its wait list. A no-op unless `f` is parked.
   void wake(FiberRecord& f) noexcept;
+  // wake(f) from any thread, through this (f's) loop's cross-thread queue,
+  // if `f` is still in the park numbered `park` (its park_seq then).
+  void remote_wake(FiberRecord& f, std::uint32_t park) noexcept;
   // Sets an interrupt bit (FiberRecord::kCancel, kTimeout) on `f`; a parked
   // fiber leaves its wait list and wakes to take it, unless it is unwinding.
   void interrupt(FiberRecord& f, std::uint8_t bit) noexcept;

@@ -98,6 +98,7 @@ inline void Scheduler::yield() {
   self.wait_detail = detail;
   self.notified = false;
   suspend(self);
+  ++self.park_seq;  // a wake from another thread meant for this park is stale now
   if (!self.notified) deliver_interrupt(self);
 }
 
@@ -111,6 +112,7 @@ inline bool Scheduler::park_uninterruptible(WaitKind kind) noexcept {
   self.wait_detail = 0;
   self.notified = false;
   suspend(self);
+  ++self.park_seq;
   return self.notified;
 }
 
