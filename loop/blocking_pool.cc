@@ -26,7 +26,7 @@ void BlockingPool::drop_queued() noexcept {
 
 void run_on_worker(std::function<void()> work) {
   FiberRecord& self = running_fiber_or_throw("run_blocking");
-  Scheduler& scheduler = *self.loop;
+  Scheduler& scheduler = *self.scheduler;
   LoopParts& parts = scheduler.parts();
   if (scheduler.closing()) {
     // Nothing new runs once the loop is closing: the fiber is cancelled

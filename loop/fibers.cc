@@ -60,7 +60,7 @@ FiberRecord* Scheduler::create_fiber(SpawnOptions&& options, std::size_t callabl
       throw;
     }
   }
-  f->loop = this;
+  f->scheduler = this;
   f->refs = 2;  // the fiber itself and its Task
   f->id = next_id_++;
   const StackOptions& stack = options.stack ? *options.stack : default_stack_;
@@ -128,7 +128,7 @@ void throw_if_cancelled_before_start(FiberRecord& f) {
 void Scheduler::fiber_main(ContextEntry* entry) noexcept {
   auto& f = static_cast<FiberRecord&>(*entry);
   f.body(&f, true);  // catches everything the callable throws
-  f.loop->finish_running();
+  f.scheduler->finish_running();
 }
 
 void Scheduler::mark_finished(FiberRecord& f) noexcept {
@@ -215,8 +215,8 @@ void Scheduler::drop_task(FiberRecord& f) noexcept {
 void Scheduler::report_failure(FiberRecord& f) noexcept {
   if (is_cancellation(f.error)) return;  // cancelling is not failing
   const FiberInfo info{f.id, f.name, f.spawned_at};
-  if (f.loop != nullptr) {
-    f.loop->report(f.error, info);
+  if (f.scheduler != nullptr) {
+    f.scheduler->report(f.error, info);
   } else {  // its loop is gone, and with it the loop's handler
     print_fiber_failure(f.error, info);
   }

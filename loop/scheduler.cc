@@ -100,7 +100,7 @@ Scheduler::Scheduler(LoopParts& parts, Loop& owner, const LoopOptions& options)
 Scheduler::~Scheduler() {
   if (tls_scheduler == this) tls_scheduler = nullptr;
   // Tasks that outlive the loop see it gone.
-  records_->for_each_live([](FiberRecord& f) { f.loop = nullptr; });
+  records_->for_each_live([](FiberRecord& f) { f.scheduler = nullptr; });
   if (abandoned_fibers_) {
     // Abandoned fibers keep their records (and stacks): leaked on purpose,
     // and kept reachable here so that leak checkers see it is meant.
@@ -150,7 +150,7 @@ void handle_wake_token(RemoteItem* item, bool /*drop*/) {
   // Cleared before `park` is read: a wake pushed after this reads its park.
   token.queued.store(false, std::memory_order_seq_cst);
   const std::uint32_t park = token.park.load(std::memory_order_seq_cst);
-  if (f.state == FiberState::kParked && f.park_seq == park) f.loop->wake(f);
+  if (f.state == FiberState::kParked && f.park_seq == park) f.scheduler->wake(f);
 }
 
 void Scheduler::cancel(FiberRecord& f) noexcept {
@@ -186,7 +186,7 @@ bool Scheduler::park_until(TimePoint deadline, WaitKind kind, std::int64_t detai
     if (t.fiber->notified) return;  // a notifier came first
     static_cast<FiberRecord::WaitHook&>(*t.fiber).unlink();
     t.woke = true;
-    t.fiber->loop->wake(*t.fiber);
+    t.fiber->scheduler->wake(*t.fiber);
   };
   parts_.timers.push(timer, deadline);
   try {

@@ -66,9 +66,9 @@ class Task {
   //         the fiber's loop's (hand it over with call_soon_threadsafe).
   void cancel() {
     internal::FiberRecord& f = fiber("cancel");
-    if (f.loop != nullptr) {
-      f.loop->check_thread("Task::cancel");
-      f.loop->cancel(f);
+    if (f.scheduler != nullptr) {
+      f.scheduler->check_thread("Task::cancel");
+      f.scheduler->cancel(f);
     }
   }
 

@@ -12,12 +12,12 @@ namespace fiberloop::internal {
 
 void Scheduler::throw_interrupt(FiberRecord& self) {
   if (self.pending & FiberRecord::kCancel) {
-    if (Scheduler& loop = *self.loop; loop.closing_) {
+    if (Scheduler& scheduler = *self.scheduler; scheduler.closing_) {
       // Delivered again at every suspension point, and only after a pass
       // through the ready queue: a fiber that catches it in a loop still
       // comes back to the run loop, which abandons it (loop/shutdown.cc).
-      loop.make_ready(self);
-      loop.suspend(self);
+      scheduler.make_ready(self);
+      scheduler.suspend(self);
     } else {
       self.pending &= static_cast<std::uint8_t>(~FiberRecord::kCancel);
     }
@@ -40,18 +40,18 @@ TimeoutScope::TimeoutScope(Duration timeout, std::source_location where)
       where(where),
       fiber(&running_fiber_or_throw("with_timeout")),
       outer(fiber->timeouts) {
-  loop = fiber->loop;
+  scheduler = fiber->scheduler;
   fire = [](TimerNode* node) {
     auto& scope = *static_cast<TimeoutScope*>(node);
     scope.fired = true;  // a generator body between resumes takes it when resumed
-    if (scope.fiber != nullptr) scope.loop->interrupt(*scope.fiber, FiberRecord::kTimeout);
+    if (scope.fiber != nullptr) scope.scheduler->interrupt(*scope.fiber, FiberRecord::kTimeout);
   };
-  loop->add_timer(*this, deadline);
+  scheduler->add_timer(*this, deadline);
   fiber->timeouts = this;
 }
 
 TimeoutScope::~TimeoutScope() {
-  loop->remove_timer(*this);
+  scheduler->remove_timer(*this);
   if (fiber == nullptr) return;  // a generator body unwound outside any fiber
   fiber->timeouts = outer;
   if (fired && expired(outer) == nullptr) {

@@ -165,7 +165,7 @@ class Channel {
     internal::FiberRecord& self = internal::running_fiber_or_throw(what);
     op.fiber = &self;
     queue.push_back(op);
-    self.loop->park(internal::WaitKind::kChannel);  // an interrupted op leaves when destroyed
+    self.scheduler->park(internal::WaitKind::kChannel);  // an interrupted op leaves when destroyed
   }
 
   std::size_t capacity_;

@@ -17,7 +17,7 @@ FiberRecord* record_or_throw(FiberRecord* f, const char* what) {
 
 std::size_t wait_any(std::span<FiberRecord* const> fibers, std::span<DoneWaiter> waiters) {
   for (FiberRecord* f : fibers) {
-    if (f->loop != nullptr) f->loop->check_thread("wait_any");
+    if (f->scheduler != nullptr) f->scheduler->check_thread("wait_any");
   }
   std::size_t earliest = DoneWaiter::kNone;
   for (std::size_t i = 0; i < fibers.size(); ++i) {
@@ -42,7 +42,7 @@ std::size_t wait_any(std::span<FiberRecord* const> fibers, std::span<DoneWaiter>
       for (DoneWaiter& w : waiters) w.unlink();
     }
   } unlink{waiters.first(fibers.size())};
-  self.loop->park(WaitKind::kJoin);
+  self.scheduler->park(WaitKind::kJoin);
   return winner;
 }
 
@@ -51,7 +51,7 @@ std::size_t wait_all(std::span<FiberRecord* const> fibers) {
     for (FiberRecord* f : fibers) Scheduler::wait_for_finish(*f);
   } catch (...) {
     for (FiberRecord* f : fibers) {
-      if (!f->finished()) f->loop->cancel(*f);
+      if (!f->finished()) f->scheduler->cancel(*f);
     }
     throw;
   }

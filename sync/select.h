@@ -117,7 +117,7 @@ std::optional<std::size_t> select_until(TimePoint deadline, Cases&... cases) {
       },
       cases...);
   // Every op leaves its queue when `ops` is destroyed, however this ends.
-  (void)self.loop->park_until(deadline, WaitKind::kChannel);
+  (void)self.scheduler->park_until(deadline, WaitKind::kChannel);
   if (state.winner == SelectState::kNone) return std::nullopt;
   // A send case completed by close() throws.
   first_case_where(

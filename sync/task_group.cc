@@ -50,7 +50,7 @@ void TaskGroup::join() {
 void TaskGroup::cancel() noexcept {
   for (auto& child : children_) {
     internal::FiberRecord* f = child->record();
-    if (!f->finished()) f->loop->cancel(*f);
+    if (!f->finished()) f->scheduler->cancel(*f);
   }
 }
 

@@ -22,13 +22,13 @@ void HomeLoop::adopt_or_throw(Scheduler* here, const char* what) {
 void WaitQueue::wait(const char* what) {
   FiberRecord& self = running_fiber_or_throw(what);
   fibers_.push_back(self);
-  self.loop->park(kind_);
+  self.scheduler->park(kind_);
 }
 
 bool WaitQueue::wait_until(TimePoint deadline, const char* what) {
   FiberRecord& self = running_fiber_or_throw(what);
   fibers_.push_back(self);
-  return self.loop->park_until(deadline, kind_);  // the deadline takes us out of the queue
+  return self.scheduler->park_until(deadline, kind_);  // the deadline takes us out of the queue
 }
 
 void WaitQueue::wait_uninterruptible(const char* what) {
@@ -37,20 +37,20 @@ void WaitQueue::wait_uninterruptible(const char* what) {
   // again (at the back: we were interrupted, not served) and keep waiting.
   do {
     fibers_.push_back(self);
-  } while (!self.loop->park_uninterruptible(kind_));
+  } while (!self.scheduler->park_uninterruptible(kind_));
 }
 
 FiberRecord* WaitQueue::notify_one() noexcept {
   if (fibers_.empty()) return nullptr;
   FiberRecord& f = fibers_.pop_front();
-  f.loop->wake(f);
+  f.scheduler->wake(f);
   return &f;
 }
 
 void WaitQueue::notify_all() noexcept {
   while (!fibers_.empty()) {
     FiberRecord& f = fibers_.pop_front();
-    f.loop->wake(f);
+    f.scheduler->wake(f);
   }
 }
 

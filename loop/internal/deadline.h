@@ -86,9 +86,9 @@ class TimeoutScope : public TimerNode {
   Duration timeout;
   TimePoint deadline;
   std::source_location where;
-  Scheduler* loop;     // whose timer heap holds it
-  FiberRecord* fiber;  // the fiber running the code in it; null while that code is a
-                       // generator body between resumes (see loop/timeout.cc)
+  Scheduler* scheduler;  // whose timer heap holds it
+  FiberRecord* fiber;    // the fiber running the code in it; null while that code is a
+                         // generator body between resumes (see loop/timeout.cc)
   TimeoutScope* outer;
   bool fired = false;
 };

@@ -144,7 +144,7 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   std::uint16_t outer_unwinding = 0;         // exceptions unwinding the consumers of a running body
   std::uint32_t refs = 0;                    // the running fiber + the Task handle
   std::uint32_t callable_align = 0;          // of a heap callable, to free it
-  Scheduler* loop = nullptr;                 // its loop's; null once the loop is destroyed
+  Scheduler* scheduler = nullptr;            // its loop's; null once the loop is destroyed
   RecordPool* pool = nullptr;
 
   FiberId id = 0;

@@ -35,7 +35,7 @@ class RecordPool {
     r->name.clear();                   // keeps its capacity for the next fiber
     r->context = nullptr;
     r->exceptions = {};
-    r->loop = nullptr;
+    r->scheduler = nullptr;
     r->state = FiberState::kReady;
     r->notified = r->detached = r->joined = false;
     r->pending = 0;

@@ -53,9 +53,7 @@ class RemoteQueue {
   bool take_dump_request() noexcept {
     return dump_requested_.exchange(false, std::memory_order_relaxed);
   }
-  std::size_t keep_alives() const noexcept {
-    return keep_alives_.load(std::memory_order_relaxed);
-  }
+  std::size_t keep_alives() const noexcept { return keep_alives_.load(std::memory_order_relaxed); }
   // Around a poll that may block: while `polling`, pushes write the wake-up
   // eventfd. Returns, on entering, whether something is already pending
   // (then the poll must not block).

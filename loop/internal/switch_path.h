@@ -126,7 +126,7 @@ inline void Scheduler::wake(FiberRecord& f) noexcept {
     throw_joined_twice(f);
   if (f.state == FiberState::kAbandoned) [[unlikely]]
     throw_abandoned(f);
-  if (!f.finished()) f.loop->wait_finished(f);
+  if (!f.finished()) f.scheduler->wait_finished(f);
   f.joined = true;
   if (f.error) [[unlikely]]
     std::rethrow_exception(f.error);
@@ -135,7 +135,7 @@ inline void Scheduler::wake(FiberRecord& f) noexcept {
 inline void Scheduler::wait_for_finish(FiberRecord& f) {
   if (f.state == FiberState::kAbandoned) [[unlikely]]
     throw_abandoned(f);
-  if (!f.finished()) f.loop->wait_finished(f);
+  if (!f.finished()) f.scheduler->wait_finished(f);
 }
 
 [[gnu::always_inline]] inline void Scheduler::wait_finished(FiberRecord& f) {

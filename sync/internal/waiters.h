@@ -98,7 +98,7 @@ struct ChannelOp : ListHook<> {
   void complete(bool by_close = false) noexcept {
     closed = by_close;
     if (select != nullptr) select->winner = case_index;
-    fiber->loop->wake(*fiber);
+    fiber->scheduler->wake(*fiber);
   }
 };
 
