@@ -26,6 +26,7 @@
 #include "io/wait.h"
 #include "loop/errors.h"
 #include "loop/loop.h"
+#include "loop/loop_group.h"
 #include "loop/options.h"
 #include "loop/run_blocking.h"
 #include "loop/task.h"

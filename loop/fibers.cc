@@ -47,8 +47,9 @@ void print_fiber_failure(std::exception_ptr e, const FiberInfo& info) {
 FiberRecord* Scheduler::create_fiber(SpawnOptions&& options, std::size_t callable_bytes,
                                      std::size_t callable_align, void (*body)(FiberRecord*, bool),
                                      const std::source_location& where) {
-  check_thread("spawn");
-  FiberRecord* f = records_->acquire();
+  const bool foreign = tls_scheduler != this;
+  RecordPool& pool = foreign ? *foreign_records_ : *records_;
+  FiberRecord* f = pool.acquire();
   if (callable_bytes <= FiberRecord::kInlineCallable && callable_align <= 16) {
     f->callable = f->callable_buffer;
   } else {
@@ -56,13 +57,21 @@ FiberRecord* Scheduler::create_fiber(SpawnOptions&& options, std::size_t callabl
       f->callable = ::operator new (callable_bytes, std::align_val_t{callable_align});
       f->callable_align = static_cast<std::uint32_t>(callable_align);
     } catch (...) {
-      records_->release(f);
+      pool.release(f);
       throw;
     }
   }
   f->scheduler = this;
   f->refs = 2;  // the fiber itself and its Task
-  f->id = next_id_++;
+  if (foreign) {
+    f->id = ids_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    if (next_id_ == id_block_end_) [[unlikely]] {
+      next_id_ = ids_.fetch_add(kIdBlock, std::memory_order_relaxed);
+      id_block_end_ = next_id_ + kIdBlock;
+    }
+    f->id = next_id_++;
+  }
   const StackOptions& stack = options.stack ? *options.stack : default_stack_;
   f->stack.size = stack.size;
   f->stack.guarded = stack.guard_page;
@@ -74,6 +83,12 @@ FiberRecord* Scheduler::create_fiber(SpawnOptions&& options, std::size_t callabl
 }
 
 void Scheduler::start_fiber(FiberRecord& f) {
+  if (tls_scheduler != this) [[unlikely]]
+    return post_task_op(f, TaskOp::kStart);
+  start_here(f);
+}
+
+void Scheduler::start_here(FiberRecord& f) {
   FIBERLOOP_CHECK_FIBER(f, f.state == FiberState::kReady && f.context == nullptr,
                         "start_fiber: the record is not a fresh one");
   all_.push_back(f);
@@ -135,10 +150,15 @@ void Scheduler::mark_finished(FiberRecord& f) noexcept {
   FIBERLOOP_CHECK_FIBER(f, f.state == FiberState::kRunning || f.state == FiberState::kReady,
                         "mark_finished: only a running or a never-started fiber finishes");
   f.state = FiberState::kFinished;
+  f.done_flag.store(true, std::memory_order_release);
   static_cast<ListHook<AllFibersTag>&>(f).unlink();
   f.finish_seq = ++finished_;
   while (!f.done_waiters.empty()) {
     DoneWaiter& w = f.done_waiters.pop_front();
+    if (w.on_done != nullptr) {  // a join from another thread
+      w.on_done(w);
+      continue;
+    }
     // A waiter no longer parked was interrupted, or (wait_any) woken by
     // another task that finished first.
     if (w.fiber->state != FiberState::kParked) continue;
@@ -204,6 +224,12 @@ void Scheduler::run_until_finished(FiberRecord& f) {
 }
 
 void Scheduler::drop_task(FiberRecord& f) noexcept {
+  if (f.scheduler != tls_scheduler && f.scheduler != nullptr) [[unlikely]]
+    return post_task_op(f, TaskOp::kDrop);
+  drop_here(f);
+}
+
+void Scheduler::drop_here(FiberRecord& f) noexcept {
   if (!f.finished()) {
     f.detached = true;
   } else if (f.error && !f.joined) {

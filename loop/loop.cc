@@ -14,14 +14,22 @@
 namespace fiberloop {
 
 Loop::Loop(LoopOptions options)
-    : parts_(std::make_unique<internal::LoopParts>(*this, options)),
-      scheduler_(&parts_->scheduler) {
+    : parts_(new internal::LoopParts(*this, options)), scheduler_(&parts_->scheduler) {
   if (const char* v = std::getenv("FIBERLOOP_DUMP_ON_SIGQUIT"); v != nullptr && *v == '1') {
-    dump_on_signal(SIGQUIT);
+    try {
+      dump_on_signal(SIGQUIT);
+    } catch (const std::exception& e) {  // the environment asked: say why not, and go on
+      std::fprintf(stderr, "fiberloop: FIBERLOOP_DUMP_ON_SIGQUIT: this loop will not dump: %s\n",
+                   e.what());
+    }
   }
 }
 
-Loop::~Loop() {
+Loop::~Loop() noexcept(false) {
+  if (parts_->group != nullptr && !parts_->group_releases) {
+    throw std::logic_error("~Loop: loop " + std::to_string(parts_->index) +
+                           " belongs to a LoopGroup, which owns it; destroy the LoopGroup instead");
+  }
   if (internal::Scheduler::current() != scheduler_) {
     std::fprintf(stderr,
                  "fiberloop: a Loop was destroyed on a thread that is not its own; destroy it "
@@ -30,7 +38,10 @@ Loop::~Loop() {
   }
   internal::forget_dump_signal(parts_->remote);
   parts_->shutdown();
+  delete parts_;
 }
+
+std::size_t Loop::index() const noexcept { return parts_->index; }
 
 Loop* Loop::current() noexcept {
   internal::Scheduler* scheduler = internal::Scheduler::current();
@@ -70,7 +81,7 @@ void Loop::call_soon_threadsafe(std::function<void()> fn) { parts_->remote.post(
 
 Loop::KeepAlive Loop::keep_alive() noexcept {
   parts_->remote.add_keep_alive();
-  return KeepAlive(parts_.get());
+  return KeepAlive(parts_);
 }
 
 Loop::KeepAlive& Loop::KeepAlive::operator=(KeepAlive&& other) noexcept {

@@ -37,12 +37,16 @@ class Loop {
   // still will not end after 64 iterations are reported on stderr and
   // abandoned, their stacks leaked rather than freed under a live frame.
   // Requires: not called from one of this loop's fibers.
-  ~Loop();
+  // Throws: std::logic_error for a loop of a LoopGroup (the group owns it:
+  //         destroy the group); nothing is closed.
+  ~Loop() noexcept(false);
   Loop(const Loop&) = delete;
   Loop& operator=(const Loop&) = delete;
 
   // The loop of the calling thread, or nullptr.
   static Loop* current() noexcept;
+  // Its position in its LoopGroup; 0 for a lone loop.
+  std::size_t index() const noexcept;
 
   // Creates a fiber running `fn` and queues it at the back of the ready queue.
   // Does not switch: the fiber first runs when the caller next suspends (or
@@ -170,8 +174,11 @@ class Loop {
   void dump_on_signal(int signo);
 
  private:
-  std::unique_ptr<internal::LoopParts> parts_;  // loop/internal/loop_parts.h
-  internal::Scheduler* scheduler_;              // parts_->scheduler
+  friend class LoopGroup;
+  // Owned (a plain pointer, so that a ~Loop that refuses, by throwing,
+  // leaves the loop whole): loop/internal/loop_parts.h.
+  internal::LoopParts* parts_;
+  internal::Scheduler* scheduler_;  // parts_->scheduler
 };
 
 template <internal::Spawnable F>

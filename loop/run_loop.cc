@@ -107,6 +107,11 @@ bool LoopParts::poll_for_work() {
     }
   }
   const bool blocks = !timeout || *timeout > Duration::zero();
+  // Nothing here can progress but through another thread (the group's
+  // deadlock check reads this).
+  const bool stuck_here = blocks && !busy && timers.empty() && reactor.waiters() == 0 &&
+                          pool.outstanding() == 0 && remote.keep_alives() <= own_keep_alives;
+  if (stuck_here) stuck.store(true, std::memory_order_release);
   if (blocks || reactor.waiters() != 0) {  // else there is nothing to poll for
     if (blocks) {
       const bool long_idle = !timeout || *timeout >= kLongIdle;
@@ -116,6 +121,7 @@ bool LoopParts::poll_for_work() {
     reactor.poll(timeout);
     remote.leave_poll();
   }
+  if (stuck_here) stuck.store(false, std::memory_order_release);
   const TimePoint now = Clock::now();
   s.coarse_now_ = now;
   while (TimerNode* node = timers.pop_expired(now)) node->fire(node);

@@ -2,8 +2,8 @@
 //
 // Invariants (checked where they can break, in every build):
 // - Every fiber is in exactly one state: kRunning (it is current_), kReady (in
-//   ready_ exactly once), kParked (in at most one wait list, through its
-//   WaitTag hook, and nowhere in ready_), kFinished (stack released, not in
+//   ready_ exactly once), kParked (nowhere in ready_; a wait list
+//   may hold a node on its stack, unlinked by the fiber itself), kFinished (stack released, not in
 //   all_), or kAbandoned (left by a shutdown: in no list, never resumed).
 // - At most one fiber runs; while the scheduler's own code runs (on the
 //   thread's stack), current_ is null.
@@ -84,9 +84,11 @@ Scheduler::Scheduler(LoopParts& parts, Loop& owner, const LoopOptions& options)
       default_stack_(options.stack),
       stacks_(StackPool::this_thread()),
       records_(new RecordPool),
+      foreign_records_(new RecordPool(/*shared=*/true)),
       exception_handler_(&print_fiber_failure) {
   if (tls_scheduler != nullptr) {
     delete records_;
+    delete foreign_records_;
     throw std::logic_error(
         "fiberloop::Loop: this thread already has a Loop; use Loop::current(), or destroy the "
         "other Loop first (one Loop per thread)");
@@ -101,13 +103,16 @@ Scheduler::~Scheduler() {
   if (tls_scheduler == this) tls_scheduler = nullptr;
   // Tasks that outlive the loop see it gone.
   records_->for_each_live([](FiberRecord& f) { f.scheduler = nullptr; });
+  foreign_records_->for_each_live([](FiberRecord& f) { f.scheduler = nullptr; });
   if (abandoned_fibers_) {
     // Abandoned fibers keep their records (and stacks): leaked on purpose,
     // and kept reachable here so that leak checkers see it is meant.
     static auto* leaked = new std::vector<RecordPool*>;
     leaked->push_back(records_);
+    leaked->push_back(foreign_records_);
   }
   records_->orphan();
+  foreign_records_->orphan();
 }
 
 Reactor& Scheduler::reactor() noexcept { return parts_.reactor; }
@@ -132,7 +137,6 @@ void Scheduler::interrupt(FiberRecord& f, std::uint8_t bit) noexcept {
   f.pending |= bit;
   // A fiber parked while unwinding is left parked: see may_interrupt().
   if (f.state == FiberState::kParked && f.exceptions.uncaught == 0 && f.outer_unwinding == 0) {
-    static_cast<FiberRecord::WaitHook&>(f).unlink();
     make_ready(f);
   }
 }
@@ -150,8 +154,13 @@ void handle_wake_token(RemoteItem* item, bool /*drop*/) {
   // Cleared before `park` is read: a wake pushed after this reads its park.
   token.queued.store(false, std::memory_order_seq_cst);
   const std::uint32_t park = token.park.load(std::memory_order_seq_cst);
-  if (f.state == FiberState::kParked && f.park_seq == park) f.scheduler->wake(f);
+  if (f.state == FiberState::kParked && f.park_seq == park) {
+    f.woken_remotely = true;
+    f.scheduler->wake(f);
+  }
 }
+
+void Scheduler::post(RemoteItem& item) noexcept { parts_.remote.push(item); }
 
 void Scheduler::cancel(FiberRecord& f) noexcept {
   if (!f.finished() && f.state != FiberState::kAbandoned) interrupt(f, FiberRecord::kCancel);
@@ -165,38 +174,51 @@ void Scheduler::remove_timer(TimerNode& node) noexcept { parts_.timers.remove(no
 
 namespace {
 
-// park_until()'s deadline: a wake like any other. It wakes the fiber (out
-// of its wait list) unless a notifier woke it first; a fiber an interrupt
-// made ready, and that has not run yet, takes the deadline too, and the
-// interrupt waits for its next suspension point (a sleep keeps its timer
-// until it runs: the reference model pins this).
+// park_waiter()'s deadline: a wake like any other, unless a notifier woke
+// the fiber first. A fiber an interrupt made ready, and that has not run
+// yet, takes the deadline too, and the interrupt waits for its next
+// suspension point (a sleep keeps its timer until it runs: the reference
+// model pins this).
 struct ParkTimer : TimerNode {
   FiberRecord* fiber = nullptr;
-  bool woke = false;
+  bool fired = false;
 };
 
 }  // namespace
 
-bool Scheduler::park_until(TimePoint deadline, WaitKind kind, std::int64_t detail) {
-  FiberRecord& self = running_fiber("park");
+Scheduler::ParkEnd Scheduler::park_waiter_timed(TimePoint deadline, WaitKind kind,
+                                                std::int64_t detail) {
+  FiberRecord& self = *current_;
+  FIBERLOOP_CHECK_FIBER(self, self.state == FiberState::kRunning,
+                        "park_waiter: the fiber is not running");
   ParkTimer timer;
   timer.fiber = &self;
   timer.fire = [](TimerNode* node) {
     auto& t = *static_cast<ParkTimer*>(node);
     if (t.fiber->notified) return;  // a notifier came first
-    static_cast<FiberRecord::WaitHook&>(*t.fiber).unlink();
-    t.woke = true;
-    t.fiber->scheduler->wake(*t.fiber);
+    t.fired = true;
+    if (t.fiber->state == FiberState::kParked) t.fiber->scheduler->make_ready(*t.fiber);
   };
   parts_.timers.push(timer, deadline);
-  try {
-    park(kind, detail);
-  } catch (...) {
-    parts_.timers.remove(timer);
-    throw;
-  }
+  self.state = FiberState::kParked;
+  self.waiting_on = kind;
+  self.parked_at = coarse_now_;
+  self.wait_detail = detail;
+  self.notified = false;
+  self.woken_remotely = false;
+  suspend(self);
+  ++self.park_seq;
   parts_.timers.remove(timer);
-  return !timer.woke;
+  if (timer.fired) return ParkEnd::kTimedOut;
+  return self.notified ? ParkEnd::kWoken : ParkEnd::kInterrupted;
+}
+
+bool Scheduler::park_until(TimePoint deadline, WaitKind kind, std::int64_t detail) {
+  FiberRecord& self = running_fiber("park");
+  deliver_interrupt(self);
+  const ParkEnd end = park_waiter(deadline, kind, detail);
+  if (end == ParkEnd::kInterrupted) deliver_interrupt(self);
+  return end == ParkEnd::kWoken;
 }
 
 // ---- switching --------------------------------------------------------------

@@ -34,6 +34,8 @@ constexpr Duration kShutdownGrace = std::chrono::milliseconds(100);
 }  // namespace
 
 void LoopParts::shutdown() noexcept {
+  if (shut_down_) return;
+  shut_down_ = true;
   Scheduler& s = scheduler;
   if (s.current_ != nullptr) {
     std::fprintf(stderr, "fiberloop: a Loop was destroyed from inside one of its own fibers\n");
@@ -68,8 +70,19 @@ void Scheduler::abandon_remaining() noexcept {
   while (!ready_.empty()) ready_.pop_front();
   all_.for_each([](FiberRecord& f) {
     static_cast<ListHook<AllFibersTag>&>(f).unlink();
-    static_cast<FiberRecord::WaitHook&>(f).unlink();
     f.state = FiberState::kAbandoned;
+    // Joins from other threads end (with the fiber abandoned); local ones
+    // belong to fibers abandoned too.
+    IntrusiveList<DoneWaiter> keep;
+    while (!f.done_waiters.empty()) {
+      DoneWaiter& w = f.done_waiters.pop_front();
+      if (w.on_done != nullptr) {
+        w.on_done(w);
+      } else {
+        keep.push_back(w);
+      }
+    }
+    while (!keep.empty()) f.done_waiters.push_back(keep.pop_front());
   });
   abandoned_fibers_ = true;
 }

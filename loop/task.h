@@ -43,35 +43,30 @@ class Task {
   ~Task() { reset(); }
 
   // Waits until the fiber finishes; returns its value or rethrows its
-  // exception. Returns at once if it already finished. From a fiber, parks
-  // the caller; from outside any fiber (on the loop's thread), runs the loop
-  // until the fiber finishes.
+  // exception. Returns at once if it already finished. Any thread: a fiber
+  // (of any loop) parks; a plain thread blocks; on the fiber's own loop's
+  // thread outside any fiber, the loop runs until the fiber finishes.
   // Throws: the fiber's exception (Cancelled if it was cancelled); Cancelled if
   //         the caller is cancelled while waiting; std::logic_error on a second
   //         join, a join of an empty or detached Task, a fiber joining itself,
-  //         or a join of an unfinished fiber from a thread that is not its
-  //         loop's; std::runtime_error if, run from outside a fiber, the loop
-  //         stops or deadlocks first.
+  //         or a join that must wait on another loop's thread outside a fiber;
+  //         std::runtime_error if, run from outside a fiber, the loop stops or
+  //         deadlocks first.
   T join() {
     internal::Scheduler::join(fiber("join"));
     if constexpr (!std::is_void_v<T>) return fiber_->result.template take<T>();
   }
-
   // True once the fiber has finished (returned, thrown, or been cancelled).
-  bool done() const noexcept { return fiber_ == nullptr || fiber_->finished(); }
-
+  // Any thread.
+  bool done() const noexcept {
+    return fiber_ == nullptr || fiber_->done_flag.load(std::memory_order_acquire);
+  }
   // Requests cancellation: Cancelled is thrown in the fiber at its current or
   // next suspension point; a parked fiber wakes at once. A no-op once done.
-  // Throws: std::logic_error on an empty Task, or from a thread that is not
-  //         the fiber's loop's (hand it over with call_soon_threadsafe).
-  void cancel() {
-    internal::FiberRecord& f = fiber("cancel");
-    if (f.scheduler != nullptr) {
-      f.scheduler->check_thread("Task::cancel");
-      f.scheduler->cancel(f);
-    }
-  }
-
+  // Any thread (from another, it takes effect when the fiber's loop next
+  // looks at its cross-thread queue).
+  // Throws: std::logic_error on an empty Task.
+  void cancel() { internal::Scheduler::cancel_task(fiber("cancel")); }
   // Lets the fiber run on unobserved; the Task becomes empty.
   void detach() noexcept { reset(); }
 

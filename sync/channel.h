@@ -8,9 +8,12 @@
 // Buffered: send() waits only while the buffer is full. Blocked senders and
 // receivers are served first come, first served. Values may be move-only.
 // close() wakes every waiter: receivers drain what is buffered and then get
-// nullopt; senders get ChannelClosed. Single loop (see event.h).
+// nullopt; senders get ChannelClosed. Any thread: fibers of any loop and
+// plain threads (whose waits block them) may send, receive and close; used
+// within one loop it takes no lock (see event.h).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <memory>
 #include <optional>
@@ -41,7 +44,10 @@ class Channel {
       : capacity_(capacity),
         ring_(std::make_unique<std::optional<T>[]>(capacity == 0 ? 1 : capacity)) {}
   // Closes the channel first: fibers still waiting on it wake (see close()).
-  ~Channel() { close_now(); }
+  ~Channel() {
+    internal::SyncGuard guard(home_);
+    close_now(guard.shared());
+  }
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
@@ -49,31 +55,41 @@ class Channel {
   // those can happen.
   // Throws: ChannelClosed (at once, or when the channel closes while parked);
   //         Cancelled, TimeoutError (the value was not sent); std::logic_error
-  //         when it must park outside a fiber, or from another loop's thread
-  //         (as every operation: hand it over with Loop::call_soon_threadsafe).
+  //         when it must wait on a loop's thread outside a fiber.
   void send(T value) {
-    if (try_send_from(value)) return;
+    internal::SyncGuard guard(home_);
+    if (try_send_from(value, guard.shared())) return;
     internal::ChannelOp op;
     op.value = &value;
-    park(senders_, op, "Channel::send");
+    park(guard, senders_, op, "Channel::send");
     if (op.closed) throw ChannelClosed();
   }
 
   // Sends if that needs no waiting. Returns: whether it sent (`value` is
   // moved from only then).
   // Throws: ChannelClosed.
-  bool try_send(T& value) { return try_send_from(value); }
+  bool try_send(T& value) {
+    internal::SyncGuard guard(home_);
+    return try_send_from(value, guard.shared());
+  }
 
   // The next value, parking until there is one; nullopt once the channel is
   // closed and drained.
-  // Throws: Cancelled, TimeoutError; std::logic_error when it must park
-  //         outside a fiber.
+  // Throws: Cancelled, TimeoutError; std::logic_error when it must wait on a
+  //         loop's thread outside a fiber.
   std::optional<T> recv() {
+    internal::SyncGuard guard(home_);
+    {
+      // Its own variable: the slot a parked recv hands out lives in memory,
+      // and reading an optional back from there right after writing it
+      // stalls on store forwarding.
+      std::optional<T> now;
+      if (try_recv_into(now, guard.shared())) return now;
+    }
     std::optional<T> out;
-    if (try_recv_into(out)) return out;
     internal::ChannelOp op;
     op.value = &out;
-    park(receivers_, op, "Channel::recv");
+    park(guard, receivers_, op, "Channel::recv");
     return out;
   }
 
@@ -81,20 +97,21 @@ class Channel {
   // and drained: tell the two apart with closed()).
   std::optional<T> try_recv() {
     std::optional<T> out;
-    try_recv_into(out);
+    internal::SyncGuard guard(home_);
+    try_recv_into(out, guard.shared());
     return out;
   }
 
   // No more sends: waiting senders get ChannelClosed, waiting receivers
   // nullopt; buffered values can still be received. Idempotent.
   void close() {
-    home_.check("Channel::close");
-    close_now();
+    internal::SyncGuard guard(home_);
+    close_now(guard.shared());
   }
 
   // Whether close() was called; values buffered now; the buffer size.
-  bool closed() const noexcept { return closed_; }
-  std::size_t size() const noexcept { return count_; }
+  bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
+  std::size_t size() const noexcept { return count_.load(std::memory_order_relaxed); }
   std::size_t capacity() const noexcept { return capacity_; }
 
   // select() cases: a receive into `slot`, a send of `value`.
@@ -106,44 +123,46 @@ class Channel {
   friend class RecvCase<T>;
   friend class SendCase<T>;
 
+  // Under the guard (`shared`: of a shared channel), as every function below.
   // Completes a send now if it can. Throws ChannelClosed.
-  bool try_send_from(T& value) {
-    home_.check("Channel::send");
-    if (closed_) throw ChannelClosed();
-    if (internal::ChannelOp* r = internal::claim(receivers_)) {
+  bool try_send_from(T& value, bool shared) {
+    if (closed_.load(std::memory_order_relaxed)) throw ChannelClosed();
+    if (internal::ChannelOp* r = internal::claim(receivers_, shared)) {
       static_cast<std::optional<T>*>(r->value)->emplace(std::move(value));
       r->complete();
       return true;
     }
-    if (count_ < capacity_) {
-      ring_[(head_ + count_++) % capacity_].emplace(std::move(value));
+    const std::size_t count = count_.load(std::memory_order_relaxed);
+    if (count < capacity_) {
+      ring_[(head_ + count) % capacity_].emplace(std::move(value));
+      count_.store(count + 1, std::memory_order_relaxed);
       return true;
     }
     return false;
   }
   // Completes a recv now if it can: a value, or nullopt when closed and
   // drained. Returns: whether it completed.
-  bool try_recv_into(std::optional<T>& out) {
-    home_.check("Channel::recv");
-    if (count_ > 0) {
+  bool try_recv_into(std::optional<T>& out, bool shared) {
+    const std::size_t count = count_.load(std::memory_order_relaxed);
+    if (count > 0) {
       out.emplace(std::move(*ring_[head_]));
       ring_[head_].reset();
       head_ = (head_ + 1) % capacity_;
-      --count_;
-      if (internal::ChannelOp* s =
-              internal::claim(senders_)) {  // room now: take a waiting sender's value
-        ring_[(head_ + count_++) % capacity_].emplace(std::move(*static_cast<T*>(s->value)));
+      if (internal::ChannelOp* s = internal::claim(senders_, shared)) {
+        // Room now: take a waiting sender's value.
+        ring_[(head_ + count - 1) % capacity_].emplace(std::move(*static_cast<T*>(s->value)));
         s->complete();
+      } else {
+        count_.store(count - 1, std::memory_order_relaxed);
       }
       return true;
     }
-    if (internal::ChannelOp* s =
-            internal::claim(senders_)) {  // unbuffered: straight from the sender
-      out.emplace(std::move(*static_cast<T*>(s->value)));
+    if (internal::ChannelOp* s = internal::claim(senders_, shared)) {
+      out.emplace(std::move(*static_cast<T*>(s->value)));  // unbuffered: from the sender
       s->complete();
       return true;
     }
-    if (closed_) {
+    if (closed_.load(std::memory_order_relaxed)) {
       out.reset();
       return true;
     }
@@ -152,28 +171,33 @@ class Channel {
   void enqueue_send(internal::ChannelOp& op) noexcept { senders_.push_back(op); }
   void enqueue_recv(internal::ChannelOp& op) noexcept { receivers_.push_back(op); }
 
-  void close_now() noexcept {
-    if (closed_) return;
-    closed_ = true;
-    while (internal::ChannelOp* r = internal::claim(receivers_)) r->complete(true);
-    while (internal::ChannelOp* s = internal::claim(senders_)) s->complete(true);
+  void close_now(bool shared) noexcept {
+    if (closed_.load(std::memory_order_relaxed)) return;
+    closed_.store(true, std::memory_order_release);
+    while (internal::ChannelOp* r = internal::claim(receivers_, shared)) r->complete(true);
+    while (internal::ChannelOp* s = internal::claim(senders_, shared)) s->complete(true);
   }
   // Inline into send() and recv(): a frame between them and the switch costs
   // a mispredicted return at every resumption (fiber/internal/context.h).
-  [[gnu::always_inline]] void park(internal::IntrusiveList<internal::ChannelOp>& queue,
+  [[gnu::always_inline]] void park(internal::SyncGuard& guard,
+                                   internal::IntrusiveList<internal::ChannelOp>& queue,
                                    internal::ChannelOp& op, const char* what) {
-    internal::FiberRecord& self = internal::running_fiber_or_throw(what);
-    op.fiber = &self;
+    op.prepare(what, /*interruptible=*/true);
     queue.push_back(op);
-    self.scheduler->park(internal::WaitKind::kChannel);  // an interrupted op leaves when destroyed
+    const internal::WaitEnd end =
+        internal::block(guard, home_, op, internal::kNever, internal::WaitKind::kChannel);
+    if (end == internal::WaitEnd::kNotified) [[likely]]
+      return;
+    op.unlink();
+    internal::throw_interrupted(what);
   }
 
   std::size_t capacity_;
   std::unique_ptr<std::optional<T>[]> ring_;
   std::size_t head_ = 0;
-  std::size_t count_ = 0;
-  bool closed_ = false;
-  internal::HomeLoop home_;
+  std::atomic<std::size_t> count_{0};  // atomic for size(); changed under the guard
+  std::atomic<bool> closed_{false};    // atomic for closed(); changed under the guard
+  internal::SyncHome home_;
   internal::IntrusiveList<internal::ChannelOp> senders_;    // parked, each with its value
   internal::IntrusiveList<internal::ChannelOp> receivers_;  // parked, each with its slot
 };

@@ -14,39 +14,51 @@ void check_owned(const std::unique_lock<Mutex>& lock) {
 
 }  // namespace
 
-// Takes the mutex back on every way out of a wait, even an exception (any
-// interrupt that arrives meanwhile stays pending), and hands it to the
-// unique_lock again.
+// Takes the mutex back on every way out of a wait that released it, even an
+// exception (any interrupt that arrives meanwhile stays pending), and hands
+// it to the unique_lock again. Destroyed after the wait's guard: it may park.
 struct ConditionVariable::Relock {
   std::unique_lock<Mutex>& lock;
   Mutex* mutex;
+  bool released = false;
   ~Relock() {
-    mutex->lock_uninterruptible();
-    (void)lock.release();
+    if (released) mutex->lock_uninterruptible();
     lock = std::unique_lock<Mutex>(*mutex, std::adopt_lock);
+  }
+  static void release(void* self) {
+    auto& relock = *static_cast<Relock*>(self);
+    relock.mutex->unlock();
+    relock.released = true;
   }
 };
 
 void ConditionVariable::wait(std::unique_lock<Mutex>& lock) {
-  waiters_.check("ConditionVariable::wait");
-  check_owned(lock);
-  Mutex* m = lock.mutex();
-  lock.unlock();
-  Relock relock{lock, m};
-  waiters_.wait("ConditionVariable::wait");
+  (void)wait_until(lock, internal::kNever);
 }
 
 bool ConditionVariable::wait_until(std::unique_lock<Mutex>& lock, TimePoint deadline) {
-  waiters_.check("ConditionVariable::wait_for");
   check_owned(lock);
   Mutex* m = lock.mutex();
-  lock.unlock();
+  (void)lock.release();  // Relock gives it back
   Relock relock{lock, m};
-  return waiters_.wait_until(deadline, "ConditionVariable::wait_for");
+  internal::SyncGuard guard(waiters_.home());
+  // The mutex is released only once we are in the queue: a notify after it
+  // reaches us, from any thread.
+  return waiters_.wait(guard, deadline, "ConditionVariable::wait", &Relock::release, &relock);
 }
 
 bool ConditionVariable::wait_for(std::unique_lock<Mutex>& lock, Duration timeout) {
   return wait_until(lock, internal::deadline_after(timeout));
+}
+
+void ConditionVariable::notify_one() {
+  internal::SyncGuard guard(waiters_.home());
+  (void)waiters_.notify_one(guard);
+}
+
+void ConditionVariable::notify_all() {
+  internal::SyncGuard guard(waiters_.home());
+  waiters_.notify_all(guard);
 }
 
 }  // namespace fiberloop

@@ -3,7 +3,7 @@
 //   std::unique_lock lock(m);
 //   cv.wait(lock, [&] { return !queue.empty(); });
 //
-// Single loop (see event.h).
+// Any thread, as Event.
 #pragma once
 
 #include <mutex>
@@ -44,16 +44,9 @@ class ConditionVariable {
   }
 
   // Wakes the longest waiter; a no-op if none.
-  // Throws: std::logic_error from another loop's thread (as every operation).
-  void notify_one() {
-    waiters_.check("ConditionVariable::notify_one");
-    waiters_.notify_one();
-  }
+  void notify_one();
   // Wakes every waiter.
-  void notify_all() {
-    waiters_.check("ConditionVariable::notify_all");
-    waiters_.notify_all();
-  }
+  void notify_all();
 
  private:
   struct Relock;  // takes the mutex back on every way out of a wait

@@ -5,20 +5,29 @@
 namespace fiberloop {
 
 void Event::set() {
-  waiters_.check("Event::set");
-  set_ = true;
-  waiters_.notify_all();
+  internal::SyncGuard guard(waiters_.home());
+  set_.store(true, std::memory_order_release);
+  waiters_.notify_all(guard);
+}
+
+void Event::clear() {
+  internal::SyncGuard guard(waiters_.home());
+  set_.store(false, std::memory_order_relaxed);
 }
 
 void Event::wait() {
-  waiters_.check("Event::wait");
-  if (!set_) waiters_.wait("Event::wait");
+  if (is_set()) return;
+  internal::SyncGuard guard(waiters_.home());
+  if (!set_.load(std::memory_order_relaxed)) waiters_.wait(guard, internal::kNever, "Event::wait");
 }
 
-bool Event::wait_for(Duration timeout) {
-  waiters_.check("Event::wait_for");
-  if (set_) return true;
-  return waiters_.wait_until(internal::deadline_after(timeout), "Event::wait_for");
+bool Event::wait_for(Duration timeout) { return wait_until(internal::deadline_after(timeout)); }
+
+bool Event::wait_until(TimePoint deadline) {
+  if (is_set()) return true;
+  internal::SyncGuard guard(waiters_.home());
+  if (set_.load(std::memory_order_relaxed)) return true;
+  return waiters_.wait(guard, deadline, "Event::wait");
 }
 
 }  // namespace fiberloop

@@ -4,9 +4,12 @@
 //   spawn([&] { ready.wait(); use(); });
 //   ...; ready.set();   // wakes every waiter
 //
-// Single loop: an Event is used by fibers of one Loop, on its thread. From
-// another thread, hand the set() over with Loop::call_soon_threadsafe().
+// Any thread: fibers of any loop and plain threads may set, clear and wait
+// (a plain thread's wait blocks it). Used within one loop it takes no lock;
+// see docs/CORES.md for what crossing loops costs.
 #pragma once
+
+#include <atomic>
 
 #include "loop/options.h"
 #include "sync/internal/waiters.h"
@@ -20,27 +23,23 @@ class Event {
   Event& operator=(const Event&) = delete;
 
   // Sets the flag and wakes every waiter. Later wait()s return at once.
-  // Throws: std::logic_error from a thread that is not the Event's loop's
-  //         (hand the call over with Loop::call_soon_threadsafe()).
   void set();
   // Clears the flag. Waiters already woken still return.
-  // Throws: as set().
-  void clear() {
-    waiters_.check("Event::clear");
-    set_ = false;
-  }
+  void clear();
   // Whether the flag is set.
-  bool is_set() const noexcept { return set_; }
+  bool is_set() const noexcept { return set_.load(std::memory_order_acquire); }
 
-  // Parks until the flag is set; returns at once if it is.
-  // Throws: Cancelled; TimeoutError; std::logic_error outside a fiber, or
-  //         from another loop's thread.
+  // Parks the fiber (blocks a plain thread) until the flag is set; returns
+  // at once if it is.
+  // Throws: Cancelled; TimeoutError; std::logic_error on a loop's thread
+  //         outside a fiber.
   void wait();
   // As wait(), giving up after `timeout`. Returns: whether the flag was set.
   bool wait_for(Duration timeout);
 
  private:
-  bool set_ = false;
+  bool wait_until(TimePoint deadline);
+  std::atomic<bool> set_{false};  // atomic for is_set() from anywhere; written under the guard
   internal::WaitQueue waiters_{internal::WaitKind::kEvent};
 };
 

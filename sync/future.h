@@ -5,14 +5,15 @@
 //   loop.call_later(10ms, [p]() mutable { p.set_value(42); });
 //   int v = f.get();   // parks this fiber until then
 //
-// A Future can be completed from a fiber, a loop callback, or another thread
-// by way of Loop::call_soon_threadsafe. Single loop: both ends belong to the
-// loop of the thread that made the Promise. Copies of a Promise or Future
-// share one state. If every copy of a Promise is destroyed unsatisfied, get()
-// throws BrokenPromise rather than waiting forever. Neither end may outlive
-// the loop.
+// Any thread: a Promise may be made and set, and a Future waited on, by
+// fibers of any loop and by plain threads (a plain thread's get() blocks it).
+// Copies of a Promise or Future share one state. If every copy of a Promise
+// is destroyed unsatisfied, get() throws BrokenPromise rather than waiting
+// forever. A done-callback runs on the loop that added it, which must outlive
+// the Future's completion.
 #pragma once
 
+#include <atomic>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -35,16 +36,23 @@ class Future;
 
 namespace internal {
 
+// Runs fn on `loop`: with call_soon on its own thread, else call_soon_threadsafe.
+void call_soon_on(Loop& loop, std::function<void()> fn);
+
 template <class T>
 struct FutureState {
   using Value = std::conditional_t<std::is_void_v<T>, std::monostate, T>;
-  explicit FutureState(Scheduler& loop) : loop(loop), waiters(WaitKind::kFuture) {}
-  Scheduler& loop;
+  struct Callback {
+    Loop* loop;  // where it runs
+    std::function<void(Future<T>)> fn;
+  };
+  FutureState() : waiters(WaitKind::kFuture) {}
   std::optional<Value> value;
   std::exception_ptr error;
-  WaitQueue waiters;
-  std::vector<std::function<void(Future<T>)>> callbacks;
-  bool ready() const noexcept { return value.has_value() || error != nullptr; }
+  WaitQueue waiters;  // its home() guards every field
+  std::vector<Callback> callbacks;
+  std::atomic<bool> done{false};  // set once value or error is, under the guard
+  bool ready() const noexcept { return done.load(std::memory_order_acquire); }
 };
 
 }  // namespace internal
@@ -88,14 +96,18 @@ class Future {
       (!std::is_invocable_v<F&, Future<T>>)void add_done_callback(F fn) {
     add_done_callback([fn = std::move(fn)](const Future<T>&) mutable { fn(); });
   }
+  // Throws: std::logic_error from a thread with no Loop.
   void add_done_callback(std::function<void(Future<T>)> fn) {
     auto& s = state("add_done_callback");
-    s.loop.check_thread("Future::add_done_callback");
-    if (s.ready()) {
-      s.loop.owner().call_soon([fn = std::move(fn), self = *this] { fn(self); });
-    } else {
-      s.callbacks.push_back(std::move(fn));
+    Loop& here = internal::current_loop("Future::add_done_callback");
+    {
+      internal::SyncGuard guard(s.waiters.home());
+      if (!s.ready()) {
+        s.callbacks.push_back({&here, std::move(fn)});
+        return;
+      }
     }
+    here.call_soon([fn = std::move(fn), self = *this] { fn(self); });
   }
 
  private:
@@ -104,8 +116,10 @@ class Future {
   explicit Future(std::shared_ptr<internal::FutureState<T>> s) : state_(std::move(s)) {}
   internal::FutureState<T>& wait_ready() const {
     auto& s = state("get");
-    s.loop.check_thread("Future::get");
-    if (!s.ready()) s.waiters.wait("Future::get");
+    if (!s.ready()) {
+      internal::SyncGuard guard(s.waiters.home());
+      if (!s.ready()) s.waiters.wait(guard, internal::kNever, "Future::get");
+    }
     if (s.error) std::rethrow_exception(s.error);
     return s;
   }
@@ -128,9 +142,8 @@ class BrokenPromise : public std::logic_error {
 template <class T>
 class Promise {
  public:
-  // Throws: std::logic_error if this thread has no Loop.
   Promise()
-      : state_(std::make_shared<internal::FutureState<T>>(this_loop())),
+      : state_(std::make_shared<internal::FutureState<T>>()),
         breaker_(std::make_shared<Breaker>(state_)) {}
 
   // The Future this Promise completes (any number may share it).
@@ -138,42 +151,40 @@ class Promise {
 
   // Stores the value and wakes every fiber in get(); done-callbacks are
   // scheduled with call_soon.
-  // Throws: std::logic_error if a value or exception was set already, or
-  //         from a thread other than the loop's.
+  // Throws: std::logic_error if a value or exception was set already.
   template <class... Args>
   void set_value(Args&&... args) {
-    check("set_value");
-    state_->value.emplace(std::forward<Args>(args)...);
-    finish();
+    complete(state_, "set_value", [&](auto& s) { s.value.emplace(std::forward<Args>(args)...); });
   }
   // As set_value(), with an exception that get() will rethrow.
   void set_exception(std::exception_ptr error) {
-    check("set_exception");
-    state_->error = std::move(error);
-    finish();
+    complete(state_, "set_exception", [&](auto& s) { s.error = std::move(error); });
   }
 
  private:
-  static internal::Scheduler& this_loop() {
-    internal::Scheduler* core = internal::Scheduler::current();
-    if (core == nullptr) internal::throw_no_loop("Promise");
-    return *core;
-  }
-  void check(const char* what) const {
-    state_->loop.check_thread(what);
-    if (state_->ready()) {
-      throw std::logic_error(std::string("Promise::") + what +
-                             ": the promise is already satisfied; set it once");
-    }
-  }
-  void finish() { finish(state_); }
-  static void finish(const std::shared_ptr<internal::FutureState<T>>& state) {
+  // Stores the outcome with `store(state)` and wakes the waiters, unless one
+  // was stored already: then throws std::logic_error naming `what`, or,
+  // with what == nullptr, does nothing.
+  template <class Store>
+  static void complete(const std::shared_ptr<internal::FutureState<T>>& state, const char* what,
+                       Store store) {
     internal::FutureState<T>& s = *state;
-    s.waiters.notify_all();
-    for (auto& fn : s.callbacks) {
-      s.loop.owner().call_soon([fn = std::move(fn), f = Future<T>(state)] { fn(f); });
+    std::vector<typename internal::FutureState<T>::Callback> callbacks;
+    {
+      internal::SyncGuard guard(s.waiters.home());
+      if (s.ready()) {
+        if (what == nullptr) return;
+        throw std::logic_error(std::string("Promise::") + what +
+                               ": the promise is already satisfied; set it once");
+      }
+      store(s);
+      s.done.store(true, std::memory_order_release);
+      callbacks.swap(s.callbacks);
+      s.waiters.notify_all(guard);  // lets go of the state
     }
-    s.callbacks.clear();
+    for (auto& c : callbacks) {
+      internal::call_soon_on(*c.loop, [fn = std::move(c.fn), f = Future<T>(state)] { fn(f); });
+    }
   }
 
   // Shared by the copies of one Promise: the last one destroyed unsatisfied
@@ -183,17 +194,7 @@ class Promise {
     explicit Breaker(std::shared_ptr<internal::FutureState<T>> s) : state(std::move(s)) {}
     ~Breaker() {
       if (state->ready()) return;
-      if (internal::Scheduler::current() != &state->loop) {
-        // The last copy died on another thread: break it on the loop's own.
-        state->loop.owner().call_soon_threadsafe([s = state] { break_promise(s); });
-        return;
-      }
-      break_promise(state);
-    }
-    static void break_promise(const std::shared_ptr<internal::FutureState<T>>& s) {
-      if (s->ready()) return;
-      s->error = std::make_exception_ptr(BrokenPromise());
-      finish(s);
+      complete(state, nullptr, [](auto& s) { s.error = std::make_exception_ptr(BrokenPromise()); });
     }
     std::shared_ptr<internal::FutureState<T>> state;
   };

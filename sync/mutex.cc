@@ -5,46 +5,43 @@
 namespace fiberloop {
 
 void Mutex::lock_slow() {
-  waiters_.check("Mutex::lock");
-  internal::FiberRecord& self = internal::running_fiber_or_throw("Mutex::lock");
+  internal::SyncGuard guard(waiters_.home());
+  const void* self = internal::caller_identity();
   if (owner_ == nullptr) {
-    owner_ = &self;
+    owner_ = self;
     return;
   }
-  if (owner_ == &self) {
-    throw std::logic_error("Mutex::lock: this fiber holds the mutex already (it is not recursive)");
+  if (owner_ == self) {
+    throw std::logic_error("Mutex::lock: the caller holds the mutex already (it is not recursive)");
   }
-  waiters_.wait("Mutex::lock");  // unlock() made us the owner before waking us
+  waiters_.wait(guard, internal::kNever, "Mutex::lock");  // unlock() made us the owner
 }
 
 bool Mutex::try_lock() {
-  waiters_.check("Mutex::try_lock");
-  internal::FiberRecord& self = internal::running_fiber_or_throw("Mutex::try_lock");
+  internal::SyncGuard guard(waiters_.home());
   if (owner_ != nullptr) return false;
-  owner_ = &self;
+  owner_ = internal::caller_identity();
   return true;
 }
 
 void Mutex::unlock_slow() {
-  waiters_.check("Mutex::unlock");
-  internal::FiberRecord& self = internal::running_fiber_or_throw("Mutex::unlock");
-  if (owner_ != &self) {
+  internal::SyncGuard guard(waiters_.home());
+  if (owner_ != internal::caller_identity()) {
     throw std::logic_error(owner_ == nullptr
                                ? "Mutex::unlock: the mutex is not locked"
-                               : "Mutex::unlock: another fiber holds the mutex; only its owner "
-                                 "may unlock it");
+                               : "Mutex::unlock: another fiber or thread holds the mutex; only "
+                                 "its owner may unlock it");
   }
-  owner_ = waiters_.notify_one();  // hand-off, or free
+  owner_ = waiters_.notify_one(guard);  // hand-off, or free
 }
 
 void Mutex::lock_uninterruptible() {
-  waiters_.check("Mutex::lock");
-  internal::FiberRecord& self = internal::running_fiber_or_throw("Mutex::lock");
+  internal::SyncGuard guard(waiters_.home());
   if (owner_ == nullptr) {
-    owner_ = &self;
+    owner_ = internal::caller_identity();
     return;
   }
-  waiters_.wait_uninterruptible("Mutex::lock");
+  waiters_.wait_uninterruptible(guard, "Mutex::lock");
 }
 
 }  // namespace fiberloop

@@ -4,8 +4,8 @@
 //   { std::lock_guard lock(m); balance += read_remote(); }   // may park inside
 //
 // FIFO hand-off: unlock() passes the mutex straight to the longest waiter,
-// so no waiter starves and nobody can barge in between. Single loop (see
-// event.h); the owner is a fiber, not a thread.
+// so no waiter starves and nobody can barge in between. The owner is a
+// fiber (or, outside any fiber, a plain thread). Any thread, as Event.
 #pragma once
 
 #include "loop/internal/fiber_record.h"
@@ -19,26 +19,29 @@ class Mutex {
   Mutex(const Mutex&) = delete;
   Mutex& operator=(const Mutex&) = delete;
 
-  // Takes the mutex, parking while another fiber holds it.
+  // Takes the mutex, parking the fiber (blocking a plain thread) while
+  // another holds it.
   // Throws: Cancelled, TimeoutError (the mutex is then not taken);
-  //         std::logic_error outside a fiber, if this fiber holds it already,
-  //         or from another loop's thread (as every operation).
+  //         std::logic_error if the caller holds it already, or when it must
+  //         wait on a loop's thread outside a fiber.
   void lock() {
-    internal::Scheduler* core = internal::Scheduler::current();
-    internal::FiberRecord* self = core != nullptr ? core->running() : nullptr;
-    if (owner_ == nullptr && self != nullptr && core == waiters_.home()) [[likely]] {
-      owner_ = self;
-      return;
+    if (waiters_.home().local_here()) [[likely]] {
+      internal::FiberRecord* self = internal::Scheduler::current()->running();
+      if (owner_ == nullptr && self != nullptr) [[likely]] {
+        owner_ = self;
+        return;
+      }
     }
     lock_slow();
   }
   // Takes the mutex if it is free. Returns: whether it was taken.
-  // Throws: std::logic_error outside a fiber.
   bool try_lock();
   // Releases the mutex, handing it to the first waiter if there is one.
-  // Throws: std::logic_error unless the calling fiber holds it.
+  // Throws: std::logic_error unless the caller (fiber, or plain thread)
+  //         holds it.
   void unlock() {
-    if (owner_ != nullptr && owner_ == running() && waiters_.empty()) [[likely]] {
+    if (waiters_.home().local_here() && waiters_.empty() &&
+        owner_ == internal::Scheduler::current()->running() && owner_ != nullptr) [[likely]] {
       owner_ = nullptr;
       return;
     }
@@ -50,17 +53,11 @@ class Mutex {
   // For ConditionVariable: take it back after a wait, whatever interrupts
   // arrive meanwhile (they stay pending).
   void lock_uninterruptible();
-
-  // The running fiber of this thread's loop, or null. Inline: the
-  // uncontended lock and unlock are a few loads and stores.
-  static internal::FiberRecord* running() noexcept {
-    internal::Scheduler* core = internal::Scheduler::current();
-    return core != nullptr ? core->running() : nullptr;
-  }
   void lock_slow();
   void unlock_slow();
 
-  internal::FiberRecord* owner_ = nullptr;
+  // The holder: a fiber, or a plain thread (internal::caller_identity()).
+  const void* owner_ = nullptr;
   internal::WaitQueue waiters_{internal::WaitKind::kMutex};
 };
 

@@ -15,6 +15,7 @@
 // with its slot empty; a send case on a closed channel throws ChannelClosed.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <optional>
@@ -42,7 +43,8 @@ class RecvCase {
  private:
   template <class... Cases>
   friend std::optional<std::size_t> internal::select_until(TimePoint, Cases&...);
-  bool try_now() { return channel_.try_recv_into(slot_); }
+  internal::SyncHome& home() noexcept { return channel_.home_; }
+  bool try_now(bool shared) { return channel_.try_recv_into(slot_, shared); }
   void enqueue(internal::ChannelOp& op) {
     slot_.reset();
     op.value = &slot_;
@@ -61,7 +63,8 @@ class SendCase {
  private:
   template <class... Cases>
   friend std::optional<std::size_t> internal::select_until(TimePoint, Cases&...);
-  bool try_now() { return channel_.try_send_from(value_); }
+  internal::SyncHome& home() noexcept { return channel_.home_; }
+  bool try_now(bool shared) { return channel_.try_send_from(value_, shared); }
   void enqueue(internal::ChannelOp& op) {
     op.value = &value_;
     channel_.enqueue_send(op);
@@ -94,41 +97,102 @@ std::optional<std::size_t> first_case_where(Fn fn, Cases&... cases) {
   return first_case_where(fn, std::index_sequence_for<Cases...>{}, cases...);
 }
 
+// The channels of a select(): each entered (local to this loop, or shared),
+// the locks of the shared ones taken together in address order (as Go's
+// select does), so that selects over the same channels never deadlock.
+template <std::size_t N>
+class SelectLocks {
+ public:
+  explicit SelectLocks(const std::array<SyncHome*, N>& homes) : homes_(homes) {
+    for (std::size_t i = 0; i < N; ++i) shared_[i] = homes_[i]->enter();
+    lock();
+  }
+  ~SelectLocks() {
+    if (held_) unlock();
+  }
+  SelectLocks(const SelectLocks&) = delete;
+  SelectLocks& operator=(const SelectLocks&) = delete;
+
+  bool shared(std::size_t i) const noexcept { return shared_[i]; }
+  void unlock() noexcept {
+    for (std::size_t j = 0; j < count_; ++j) locks_[j]->unlock();
+    held_ = false;
+  }
+  // After a park: channels of this loop may have become shared meanwhile.
+  void relock() noexcept {
+    for (std::size_t i = 0; i < N; ++i) shared_[i] = shared_[i] || homes_[i]->shared();
+    lock();
+  }
+
+ private:
+  void lock() noexcept {
+    count_ = 0;
+    for (std::size_t i = 0; i < N; ++i) {
+      if (shared_[i]) locks_[count_++] = &homes_[i]->lock();
+    }
+    std::sort(locks_.begin(), locks_.begin() + count_);
+    count_ = std::unique(locks_.begin(), locks_.begin() + count_) - locks_.begin();
+    for (std::size_t j = 0; j < count_; ++j) locks_[j]->lock();
+    held_ = true;
+  }
+
+  std::array<SyncHome*, N> homes_;
+  std::array<bool, N> shared_{};
+  std::array<SpinLock*, N> locks_{};
+  std::size_t count_ = 0;
+  bool held_ = false;
+};
+
 // Parks on every case until one completes or `deadline` passes (kNever:
 // no deadline). Returns: the winning case, or nullopt on timeout.
 template <class... Cases>
 std::optional<std::size_t> select_until(TimePoint deadline, Cases&... cases) {
+  constexpr std::size_t kCases = sizeof...(Cases);
+  SelectLocks<kCases> locks({&cases.home()...});
   // First, whatever can complete at once, in order.
-  if (auto now = first_case_where([](std::size_t, auto& c) { return c.try_now(); }, cases...)) {
+  if (auto now = first_case_where(
+          [&](std::size_t i, auto& c) { return c.try_now(locks.shared(i)); }, cases...)) {
     return now;
   }
   if (deadline <= Clock::now()) return std::nullopt;
 
-  FiberRecord& self = running_fiber_or_throw("select");
   SelectState state;
-  std::array<ChannelOp, sizeof...(Cases)> ops;
+  std::array<ChannelOp, kCases> ops;
+  ops[0].prepare("select", /*interruptible=*/true);
   first_case_where(
       [&](std::size_t i, auto& c) {
-        ops[i].fiber = &self;
+        ops[i].fiber = ops[0].fiber;
+        ops[i].who = ops[0].who;
+        ops[i].park = ops[0].park;
         ops[i].select = &state;
-        ops[i].case_index = i;
+        ops[i].case_index = static_cast<std::uint32_t>(i);
         c.enqueue(ops[i]);
         return false;
       },
       cases...);
-  // Every op leaves its queue when `ops` is destroyed, however this ends.
-  (void)self.scheduler->park_until(deadline, WaitKind::kChannel);
-  if (state.winner == SelectState::kNone) return std::nullopt;
+  locks.unlock();
+  const WaitEnd end = park_select(state, ops[0], deadline);
+  locks.relock();
+  // Every claim takes the lock of its channel (or runs on this loop), so
+  // none is under way: a winner now is final, and none comes later.
+  state.claim(SelectState::kOver);
+  for (ChannelOp& op : ops) op.unlink();
+  locks.unlock();
+  const std::size_t winner = state.winner.load(std::memory_order_acquire);
+  if (winner == SelectState::kOver) {
+    if (end == WaitEnd::kInterrupted) throw_interrupted("select");
+    return std::nullopt;
+  }
   // A send case completed by close() throws.
   first_case_where(
       [&](std::size_t i, auto& c) {
-        if (i == state.winner && kIsSend<std::remove_cvref_t<decltype(c)>> && ops[i].closed) {
+        if (i == winner && kIsSend<std::remove_cvref_t<decltype(c)>> && ops[i].closed) {
           throw ChannelClosed();
         }
         return false;
       },
       cases...);
-  return state.winner;
+  return winner;
 }
 
 }  // namespace internal

@@ -3,24 +3,26 @@
 namespace fiberloop {
 
 void Semaphore::acquire() {
-  waiters_.check("Semaphore::acquire");
-  if (permits_ > 0 && waiters_.empty()) {
-    --permits_;
+  internal::SyncGuard guard(waiters_.home());
+  const std::size_t permits = permits_.load(std::memory_order_relaxed);
+  if (permits > 0 && waiters_.empty()) {
+    permits_.store(permits - 1, std::memory_order_relaxed);
     return;
   }
-  waiters_.wait("Semaphore::acquire");  // release() handed us its permit
+  waiters_.wait(guard, internal::kNever, "Semaphore::acquire");  // release() handed us its permit
 }
 
 bool Semaphore::try_acquire() {
-  waiters_.check("Semaphore::try_acquire");
-  if (permits_ == 0 || !waiters_.empty()) return false;
-  --permits_;
+  internal::SyncGuard guard(waiters_.home());
+  const std::size_t permits = permits_.load(std::memory_order_relaxed);
+  if (permits == 0 || !waiters_.empty()) return false;
+  permits_.store(permits - 1, std::memory_order_relaxed);
   return true;
 }
 
 void Semaphore::release() {
-  waiters_.check("Semaphore::release");
-  if (waiters_.notify_one() == nullptr) ++permits_;
+  internal::SyncGuard guard(waiters_.home());
+  if (waiters_.notify_one(guard) == nullptr) permits_.fetch_add(1, std::memory_order_relaxed);
 }
 
 }  // namespace fiberloop

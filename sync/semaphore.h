@@ -5,8 +5,10 @@
 //
 // FIFO: release() hands its permit straight to the longest waiter. A waiter
 // cancelled before it got the permit leaves the queue, and the permit goes to
-// the next one; none is lost. Single loop (see event.h).
+// the next one; none is lost. Any thread, as Event.
 #pragma once
+
+#include <atomic>
 
 #include <cstddef>
 
@@ -21,21 +23,21 @@ class Semaphore {
   Semaphore(const Semaphore&) = delete;
   Semaphore& operator=(const Semaphore&) = delete;
 
-  // Takes a permit, parking until one is free.
+  // Takes a permit, parking the fiber (blocking a plain thread) until one
+  // is free.
   // Throws: Cancelled, TimeoutError (no permit taken); std::logic_error
-  //         outside a fiber.
+  //         when it must wait on a loop's thread outside a fiber.
   void acquire();
   // Takes a permit if one is free. Returns: whether it took one.
-  // Throws: std::logic_error from another loop's thread (as every operation).
   bool try_acquire();
   // Returns a permit: to the longest waiter if any, else to the pool.
   void release();
 
   // Permits available now.
-  std::size_t available() const noexcept { return permits_; }
+  std::size_t available() const noexcept { return permits_.load(std::memory_order_relaxed); }
 
  private:
-  std::size_t permits_;
+  std::atomic<std::size_t> permits_;  // atomic for available(); changed under the guard
   internal::WaitQueue waiters_{internal::WaitKind::kSemaphore};
 };
 

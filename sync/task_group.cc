@@ -55,17 +55,21 @@ void TaskGroup::cancel() noexcept {
 }
 
 void TaskGroup::wait_children(bool interruptible) {
+  internal::SyncGuard guard(idle_.home());  // local: the group and its children share a loop
   while (running_ > 0) {
     if (interruptible) {
-      idle_.wait("TaskGroup::join");
+      idle_.wait(guard, internal::kNever, "TaskGroup::join");
     } else {
-      idle_.wait_uninterruptible("TaskGroup::join");
+      idle_.wait_uninterruptible(guard, "TaskGroup::join");
     }
   }
 }
 
 void TaskGroup::child_done() noexcept {
-  if (--running_ == 0) idle_.notify_all();
+  if (--running_ == 0) {
+    internal::SyncGuard guard(idle_.home());
+    idle_.notify_all(guard);
+  }
 }
 
 void TaskGroup::child_failed(std::exception_ptr error) noexcept {

@@ -4,17 +4,27 @@
 
 namespace fiberloop {
 
+void WaitGroup::add(std::size_t n) {
+  internal::SyncGuard guard(waiters_.home());
+  count_.fetch_add(n, std::memory_order_relaxed);
+}
+
 void WaitGroup::done() {
-  waiters_.check("WaitGroup::done");
-  if (count_ == 0) {
+  internal::SyncGuard guard(waiters_.home());
+  const std::size_t count = count_.load(std::memory_order_relaxed);
+  if (count == 0) {
     throw std::logic_error("WaitGroup::done: called more often than add() counted");
   }
-  if (--count_ == 0) waiters_.notify_all();
+  count_.store(count - 1, std::memory_order_release);
+  if (count == 1) waiters_.notify_all(guard);
 }
 
 void WaitGroup::wait() {
-  waiters_.check("WaitGroup::wait");
-  if (count_ != 0) waiters_.wait("WaitGroup::wait");
+  if (count() == 0) return;
+  internal::SyncGuard guard(waiters_.home());
+  if (count_.load(std::memory_order_relaxed) != 0) {
+    waiters_.wait(guard, internal::kNever, "WaitGroup::wait");
+  }
 }
 
 }  // namespace fiberloop

@@ -5,8 +5,10 @@
 //   for (auto& url : urls) { wg.add(1); spawn([&] { fetch(url); wg.done(); }); }
 //   wg.wait();
 //
-// Single loop (see event.h).
+// Any thread, as Event.
 #pragma once
+
+#include <atomic>
 
 #include <cstddef>
 
@@ -21,23 +23,21 @@ class WaitGroup {
   WaitGroup& operator=(const WaitGroup&) = delete;
 
   // Adds `n` outstanding jobs.
-  // Throws: std::logic_error from another loop's thread (as every operation).
-  void add(std::size_t n = 1) {
-    waiters_.check("WaitGroup::add");
-    count_ += n;
-  }
+  void add(std::size_t n = 1);
   // Marks one job done; at zero, wakes every waiter.
   // Throws: std::logic_error if no job is outstanding.
   void done();
-  // Parks until the count is zero; returns at once if it is.
-  // Throws: Cancelled; TimeoutError; std::logic_error outside a fiber.
+  // Parks the fiber (blocks a plain thread) until the count is zero;
+  // returns at once if it is.
+  // Throws: Cancelled; TimeoutError; std::logic_error when it must wait on a
+  //         loop's thread outside a fiber.
   void wait();
 
   // The count now: add()s not yet matched by done().
-  std::size_t count() const noexcept { return count_; }
+  std::size_t count() const noexcept { return count_.load(std::memory_order_acquire); }
 
  private:
-  std::size_t count_ = 0;
+  std::atomic<std::size_t> count_{0};  // atomic for count(); changed under the guard
   internal::WaitQueue waiters_{internal::WaitKind::kWaitGroup};
 };
 

@@ -1,56 +1,156 @@
 #include "sync/internal/waiters.h"
 
+#include <cerrno>
 #include <stdexcept>
 #include <string>
 
+#include "loop/errors.h"
+
 namespace fiberloop::internal {
 
-void HomeLoop::adopt_or_throw(Scheduler* here, const char* what) {
-  if (here != nullptr && (loop_ == nullptr || !scheduler_is_live(loop_))) {
-    loop_ = here;
-    return;
+namespace {
+
+// A request that a primitive's home loop make it shared (SyncHome::enter_slow).
+struct ShareRequest : RemoteItem {
+  SyncHome* home = nullptr;
+  Waiter requester;
+};
+
+void handle_share_request(RemoteItem* item, bool /*drop: shared all the same*/) {
+  auto& request = *static_cast<ShareRequest*>(item);
+  request.home->become_shared();
+  request.requester.notify();
+}
+
+}  // namespace
+
+// ---- SyncHome ---------------------------------------------------------------
+
+SyncHome::SyncHome() noexcept {
+  Scheduler* here = Scheduler::current();
+  home_.store(here != nullptr ? here : kUnbound, std::memory_order_relaxed);
+}
+
+Scheduler* SyncHome::loop() const noexcept {
+  Scheduler* home = home_.load(std::memory_order_acquire);
+  return home == kUnbound || home == kShared ? nullptr : home;
+}
+
+void SyncHome::become_shared() noexcept { home_.store(kShared, std::memory_order_release); }
+
+bool SyncHome::enter_slow() {
+  Scheduler* const here = Scheduler::current();
+  Scheduler* home = home_.load(std::memory_order_acquire);
+  for (;;) {
+    if (home == kShared) return true;
+    if (home == here) return false;
+    if (home == kUnbound || !scheduler_is_live(home)) {
+      // Nobody uses it locally: take it (a loop), or share it (a plain thread).
+      Scheduler* const next = here != nullptr && home == kUnbound ? here : kShared;
+      if (home_.compare_exchange_weak(home, next, std::memory_order_acq_rel)) {
+        return next == kShared;
+      }
+      continue;  // `home` reloaded
+    }
+    break;
   }
-  std::string message(what);
-  message += here == nullptr ? ": called from a thread with no Loop"
-                             : ": called from another Loop's thread";
-  message +=
-      ", but this primitive belongs to the loop of another thread (fiberloop's primitives work "
-      "within one loop); hand the call to that loop with Loop::call_soon_threadsafe()";
-  throw std::logic_error(message);
+  // Another loop's: that loop makes it shared between two of its fibers'
+  // steps. Wait for it, uninterruptibly (the request lives in this frame):
+  // an interrupt meanwhile is delivered at the fiber's next suspension
+  // point, as for a fiber that parks while unwinding.
+  ShareRequest request;
+  request.handle = &handle_share_request;
+  request.home = this;
+  FiberRecord* self = here != nullptr ? here->running() : nullptr;
+  if (self != nullptr) {
+    request.requester.fiber = self;
+    request.requester.park = self->park_seq;
+  }
+  home->post(request);
+  if (self != nullptr) {
+    // Parks at least once even if the answer is in already: the wake-up that
+    // comes with it names this park (Waiter::park), and must not find the
+    // fiber in a later one.
+    ++self->outer_unwinding;  // holds interrupts off (Scheduler::may_interrupt)
+    do {
+      (void)here->park_uninterruptible(WaitKind::kOther);
+    } while (!request.requester.was_notified());
+    --self->outer_unwinding;
+  } else {  // a plain thread, or a loop's thread outside a fiber: one iteration of `home`
+    block_thread(request.requester.state, Waiter::kWoken, kNever);
+  }
+  return true;
 }
 
-void WaitQueue::wait(const char* what) {
+// ---- Waiter -----------------------------------------------------------------
+
+void ChannelOp::notify_select_thread() noexcept {
+  std::atomic<std::uint32_t>& word = select->signal;
+  state.store(kNotified, std::memory_order_release);
+  word.store(1, std::memory_order_release);
+  wake_thread(word);
+}
+
+WaitEnd finish_block(SyncGuard& guard, SyncHome& home, Waiter& waiter, WaitEnd end) noexcept {
+  guard.reacquire(home);
+  if (waiter.was_notified()) return WaitEnd::kNotified;  // perhaps while we took the lock
+  if (waiter.fiber != nullptr) {
+    FIBERLOOP_CHECK_FIBER(*waiter.fiber, end != WaitEnd::kNotified,
+                          "a waiter was woken without being notified (a stale wake-up)");
+  }
+  return end;
+}
+
+void throw_interrupted(const char* what) {
   FiberRecord& self = running_fiber_or_throw(what);
-  fibers_.push_back(self);
-  self.scheduler->park(kind_);
+  self.scheduler->deliver_interrupt(self);
+  throw std::logic_error(std::string(what) + ": woken by an interrupt that is not pending");
 }
 
-bool WaitQueue::wait_until(TimePoint deadline, const char* what) {
-  FiberRecord& self = running_fiber_or_throw(what);
-  fibers_.push_back(self);
-  return self.scheduler->park_until(deadline, kind_);  // the deadline takes us out of the queue
+// ---- WaitQueue ----------------------------------------------------------------
+
+void WaitQueue::run_after_link(Waiter& waiter, void (*after_link)(void*), void* arg) {
+  try {
+    after_link(arg);
+  } catch (...) {
+    waiter.unlink();
+    throw;
+  }
 }
 
-void WaitQueue::wait_uninterruptible(const char* what) {
-  FiberRecord& self = running_fiber_or_throw(what);
-  // An interrupt unlinks us and makes us ready without a notification: queue
-  // again (at the back: we were interrupted, not served) and keep waiting.
-  do {
-    fibers_.push_back(self);
-  } while (!self.scheduler->park_uninterruptible(kind_));
+bool WaitQueue::leave(Waiter& waiter, WaitEnd end, const char* what) {
+  waiter.unlink();
+  if (end == WaitEnd::kInterrupted) throw_interrupted(what);
+  return false;
 }
 
-FiberRecord* WaitQueue::notify_one() noexcept {
-  if (fibers_.empty()) return nullptr;
-  FiberRecord& f = fibers_.pop_front();
-  f.scheduler->wake(f);
-  return &f;
+void WaitQueue::wait_uninterruptible(SyncGuard& guard, const char* what) {
+  guard.reacquire(home_);
+  Waiter waiter;
+  waiter.prepare(what, /*interruptible=*/false);
+  // An interrupt wakes us without a notification: queue again (at the back:
+  // we were interrupted, not served) and keep waiting.
+  for (;;) {
+    waiters_.push_back(waiter);
+    if (block(guard, home_, waiter, kNever, kind_) == WaitEnd::kNotified) return;
+    waiter.unlink();
+    if (waiter.fiber != nullptr) waiter.park = waiter.fiber->park_seq;
+  }
 }
 
-void WaitQueue::notify_all() noexcept {
-  while (!fibers_.empty()) {
-    FiberRecord& f = fibers_.pop_front();
-    f.scheduler->wake(f);
+const void* WaitQueue::notify_one(SyncGuard& guard) noexcept {
+  while (!waiters_.empty()) {
+    Waiter& w = waiters_.pop_front();
+    if (!guard.shared() && !w.parked()) continue;  // interrupted: it leaves by itself
+    const void* who = w.who;
+    w.notify();
+    return who;
+  }
+  return nullptr;
+}
+
+void WaitQueue::notify_all(SyncGuard& guard) noexcept {
+  while (notify_one(guard) != nullptr) {
   }
 }
 

@@ -3,6 +3,7 @@
 // steady state. Task<T> and the running fiber share it by reference count.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -110,23 +111,24 @@ class ResultSlot {
 };
 
 struct AllFibersTag {};  // hook of Scheduler::all_
-struct WaitTag {};       // hook of whatever wait list a parked fiber is in
 struct FiberRecord;
 
 // A fiber waiting for another to finish (join, wait_any, gather), on the
 // waiter's stack. For wait_any, one per task, all naming one `winner`.
+// A join from another loop or thread sets `on_done` instead (it runs on
+// the finishing fiber's loop: loop/remote_task.cc).
 struct DoneWaiter : ListHook<> {
   static constexpr std::size_t kNone = ~std::size_t{0};
   FiberRecord* fiber = nullptr;
   std::size_t index = 0;
   std::size_t* winner = nullptr;  // set to `index` by the first task to finish
+  void (*on_done)(DoneWaiter& self) noexcept = nullptr;
 };
 
 // Cache-line aligned, and everything a switch touches (the bases, context,
 // state, flags) sits in the first line: with a million ready fibers each
 // switch misses the cache, so lines per switch is what a yield costs.
-struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<WaitTag> {
-  using WaitHook = ListHook<WaitTag>;
+struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag> {
   // Bits of `pending`. A cancel is delivered once; a timeout at every
   // suspension point while its expired with_timeout() scope is open.
   static constexpr std::uint8_t kCancel = 1;
@@ -161,6 +163,7 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   static constexpr std::size_t kInlineCallable = 64;
   alignas(16) unsigned char callable_buffer[kInlineCallable];
   IntrusiveList<DoneWaiter> done_waiters;  // fibers waiting for this one to finish
+  std::atomic<bool> done_flag{false};      // finished, for other threads (Task::done)
   std::exception_ptr error;
   ResultSlot result;
   std::string name;
@@ -171,8 +174,9 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag>, ListHook<
   // id (kJoin), the deadline in Clock ticks (kSleep).
   TimePoint parked_at;
   std::int64_t wait_detail = 0;
-  std::uint32_t park_seq = 0;  // counts the fiber's parks: what a remote wake names
-  WakeToken wake_token;        // another thread's wake (Scheduler::remote_wake)
+  std::uint32_t park_seq = 0;   // counts the fiber's parks: what a remote wake names
+  bool woken_remotely = false;  // its last park ended by a remote wake
+  WakeToken wake_token;         // another thread's wake (Scheduler::remote_wake)
 #if FIBERLOOP_SANITIZE_SWITCH
   // The context the fiber suspended on, as the sanitizers know it: its own,
   // or a generator body's that parked it. ASan and TSan builds only.

@@ -12,6 +12,8 @@
 //   run loop has work (needs_scheduler()), or when none is ready.
 #pragma once
 
+#include <atomic>
+
 #include <cstdint>
 #include <iosfwd>
 
@@ -23,6 +25,10 @@
 #include "loop/internal/scheduler.h"
 #include "loop/internal/timer_heap.h"
 #include "loop/options.h"
+
+namespace fiberloop {
+class LoopGroup;
+}
 
 namespace fiberloop::internal {
 
@@ -45,8 +51,10 @@ struct LoopParts {
   // make progress. Waiting for another thread's post is progress as long
   // as such a thread exists (Go's rule for deadlocks).
   Exit run(FiberRecord* until);
-  // Closes the loop in bounded time (shutdown.cc).
+  // Closes the loop in bounded time (shutdown.cc); ~Loop's, or, in a
+  // LoopGroup, close() first (then shutdown() does nothing more).
   void shutdown() noexcept;
+  void close() noexcept { shutdown(); }
   // Whether run() is on the stack.
   bool running() const noexcept { return scheduler.in_scheduler_; }
 
@@ -69,6 +77,16 @@ struct LoopParts {
   // progress: every parked fiber and what it waits on (dump.cc).
   std::string deadlock_report(const FiberRecord& awaited) const;
 
+  // In a LoopGroup (loop_group.cc): the loop's index and group; the
+  // KeepAlive the group holds; whether the group is done with the loop (only
+  // then may it be destroyed); and, for the group's deadlock check (Go's
+  // rule), whether the loop waits with nothing here that can progress.
+  std::size_t index = 0;
+  LoopGroup* group = nullptr;
+  std::size_t own_keep_alives = 0;
+  bool group_releases = false;
+  std::atomic<bool> stuck{false};
+
   const LoopOptions options;
   Scheduler scheduler;
   TimerHeap timers;
@@ -90,6 +108,7 @@ struct LoopParts {
   // While closing: until when fibers that cannot be interrupted (they are
   // unwinding) may still wait for a timer or an fd (shutdown.cc).
   TimePoint closing_deadline_{};
+  bool shut_down_ = false;
 };
 
 }  // namespace fiberloop::internal

@@ -9,16 +9,24 @@
 #include <vector>
 
 #include "loop/internal/fiber_record.h"
+#include "loop/internal/spin_lock.h"
 
 namespace fiberloop::internal {
 
 // Handles a fiber's WakeToken on its loop's thread (scheduler.cc).
 void handle_wake_token(RemoteItem* item, bool drop);
 
+// A loop's records: taken and given back on its thread. A `shared` pool is
+// the one fibers spawned from other threads take their record from: it
+// takes its lock (never contended on the loop's own path, which does not
+// use it).
 class RecordPool {
  public:
+  explicit RecordPool(bool shared = false) noexcept : shared_(shared) {}
+
   // A fresh record: every field at its default, refs == 0.
   FiberRecord* acquire() {
+    Hold hold(*this);
     if (free_ == nullptr) grow();
     FiberRecord* r = free_;
     free_ = r->next_free;
@@ -39,6 +47,7 @@ class RecordPool {
     r->state = FiberState::kReady;
     r->notified = r->detached = r->joined = false;
     r->pending = 0;
+    r->done_flag.store(false, std::memory_order_relaxed);
     r->timeouts = nullptr;
     r->finish_seq = 0;
 #if FIBERLOOP_SANITIZE_SWITCH
@@ -46,15 +55,25 @@ class RecordPool {
 #endif
     r->stack = Stack{};
     r->callable = nullptr;
-    r->next_free = free_;
-    free_ = r;
-    if (--live_ == 0 && orphaned_) delete this;
+    bool last;
+    {
+      Hold hold(*this);
+      r->next_free = free_;
+      free_ = r;
+      last = --live_ == 0 && orphaned_;
+    }
+    if (last) delete this;
   }
 
   // The owning loop is going away: free now, or once the last record returns.
   void orphan() noexcept {
-    orphaned_ = true;
-    if (live_ == 0) delete this;
+    bool last;
+    {
+      Hold hold(*this);
+      orphaned_ = true;
+      last = live_ == 0;
+    }
+    if (last) delete this;
   }
 
   std::size_t live() const noexcept { return live_; }
@@ -72,6 +91,17 @@ class RecordPool {
  private:
   static constexpr std::size_t kChunk = 256;
 
+  // The lock of a shared pool, for one step.
+  struct Hold {
+    explicit Hold(RecordPool& pool) noexcept : lock(pool.shared_ ? &pool.lock_ : nullptr) {
+      if (lock != nullptr) lock->lock();
+    }
+    ~Hold() {
+      if (lock != nullptr) lock->unlock();
+    }
+    SpinLock* lock;
+  };
+
   void grow() {
     chunks_.push_back(std::make_unique<FiberRecord[]>(kChunk));
     FiberRecord* chunk = chunks_.back().get();
@@ -88,6 +118,8 @@ class RecordPool {
   FiberRecord* free_ = nullptr;
   std::size_t live_ = 0;
   bool orphaned_ = false;
+  const bool shared_;
+  SpinLock lock_;
 };
 
 }  // namespace fiberloop::internal

@@ -5,6 +5,7 @@
 // The switch path is inline, in switch_path.h, included at the end.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -56,8 +57,10 @@ class Scheduler {
   // Throws std::logic_error, naming `what`, unless called from a fiber of this loop.
   FiberRecord& running_fiber(const char* what);
 
-  // Spawning (Loop::spawn): a record whose `callable` points at room for the
-  // callable; construct it there, then start_fiber(), or discard_fiber().
+  // Spawning (Loop::spawn, from any thread): a record whose `callable`
+  // points at room for the callable; construct it there, then start_fiber(),
+  // or discard_fiber(). From another thread, start_fiber() queues the fiber
+  // through the cross-thread queue.
   FiberRecord* create_fiber(SpawnOptions&& options, std::size_t callable_bytes,
                             std::size_t callable_align, void (*body)(FiberRecord*, bool),
                             const std::source_location& where);
@@ -67,28 +70,39 @@ class Scheduler {
   // To the back of the ready queue. Throws Cancelled, TimeoutError.
   void yield();
   // Suspends the running fiber until wake() or an interrupt. The caller has
-  // linked it into the wait list it waits on (or none); on return or throw
-  // it is in none. Returns when woken, even if an interrupt came after the
-  // wake (it waits for the next suspension point); throws Cancelled or
-  // TimeoutError when interrupted first. `detail` is for Loop::dump().
+  // linked it into the wait list it waits on (or none). Returns when woken,
+  // even if an interrupt came after the wake (it waits for the next
+  // suspension point); throws Cancelled or TimeoutError when interrupted
+  // first. `detail` is for Loop::dump().
   void park(WaitKind kind = WaitKind::kOther, std::int64_t detail = 0);
+  // How park_waiter() ended.
+  enum class ParkEnd : std::uint8_t { kWoken, kTimedOut, kInterrupted };
   // As park(), and also wakes at `deadline` (kNever: no deadline; one in the
-  // past: at the next poll), having left the wait list. The one timed park:
-  // sleep, timed waits and select use it (Boost.Fiber's wait_until).
-  // Returns: true if woken by wake(), false if the deadline came first.
+  // past: at the next poll), but never throws: it says how the park ended,
+  // and the caller, who may have been served meanwhile by another thread,
+  // decides (sync/internal/waiters.h). The one timed park (Boost.Fiber's
+  // wait_until): sleep, timed waits and select use it.
+  ParkEnd park_waiter(TimePoint deadline, WaitKind kind, std::int64_t detail = 0);
+  // park_waiter() for sleep: true if woken, false at the deadline; throws
+  // Cancelled or TimeoutError when interrupted.
   bool park_until(TimePoint deadline, WaitKind kind, std::int64_t detail = 0);
   // As park(), but never throws: an interrupt stays pending for the next
-  // suspension point. Returns true if woken by wake(), false if by an
-  // interrupt (which unlinked the fiber from its wait list).
+  // suspension point. Returns true if woken by wake(), false by an interrupt.
   bool park_uninterruptible(WaitKind kind) noexcept;
+  // Throws Cancelled or TimeoutError if one is pending for `self` and may
+  // be delivered now (not while an exception unwinds it).
+  void deliver_interrupt(FiberRecord& self);
   // Makes a parked fiber ready (park() returns normally). The caller has
   // unlinked it from its wait list. A no-op unless `f` is parked.
   void wake(FiberRecord& f) noexcept;
   // wake(f) from any thread, through this (f's) loop's cross-thread queue,
   // if `f` is still in the park numbered `park` (its park_seq then).
   void remote_wake(FiberRecord& f, std::uint32_t park) noexcept;
+  // Queues `item` on this loop's cross-thread queue (any thread); the loop
+  // handles it on its thread, even while closing.
+  void post(RemoteItem& item) noexcept;
   // Sets an interrupt bit (FiberRecord::kCancel, kTimeout) on `f`; a parked
-  // fiber leaves its wait list and wakes to take it, unless it is unwinding.
+  // fiber wakes to take it, unless it is unwinding.
   void interrupt(FiberRecord& f, std::uint8_t bit) noexcept;
   // interrupt(f, kCancel), unless `f` has finished.
   void cancel(FiberRecord& f) noexcept;
@@ -97,12 +111,19 @@ class Scheduler {
   void remove_timer(TimerNode& node) noexcept;
 
   // Waits until `f` finishes (a fiber parks; outside any fiber, the loop
-  // runs until then), marks its outcome observed, rethrows its error.
+  // runs until then; a plain thread blocks), marks its outcome observed,
+  // rethrows its error. Any thread (loop/remote_task.cc).
   static void join(FiberRecord& f);
-  // Waits until `f` finishes, without observing its outcome.
+  // Waits until `f` finishes, without observing its outcome. Its loop only.
   static void wait_for_finish(FiberRecord& f);
   // A Task lets go of `f`: detaches it, or reports an unobserved failure.
+  // Any thread.
   static void drop_task(FiberRecord& f) noexcept;
+  // Task::cancel(): cancel(f) on f's loop, from any thread.
+  static void cancel_task(FiberRecord& f);
+  // A plain thread waits until `f` finishes or `deadline` passes.
+  // Returns: whether it finished (LoopGroup::run's deadlock watch).
+  static bool wait_done_until(FiberRecord& f, TimePoint deadline);
 
   // Moves whenever fibers run. Any thread (the stall watchdog).
   std::uint64_t progress() const noexcept { return switches_.get() + iterations_.get(); }
@@ -121,6 +142,13 @@ class Scheduler {
   [[noreturn]] static void throw_joined_twice(const FiberRecord& f);
   [[noreturn]] static void throw_self_join(const FiberRecord& f);
   [[noreturn]] static void throw_abandoned(const FiberRecord& f);
+  // The Task operations from another thread (loop/remote_task.cc).
+  static void join_from_elsewhere(FiberRecord& f);
+  enum class TaskOp : std::uint8_t { kStart, kCancel, kDrop };
+  static void post_task_op(FiberRecord& f, TaskOp op);
+  static void run_task_op(FiberRecord& f, TaskOp op) noexcept;
+  void start_here(FiberRecord& f);
+  static void drop_here(FiberRecord& f) noexcept;
   static void fiber_main(ContextEntry* entry) noexcept;
   static void release_ref(FiberRecord& f) noexcept;
   static void report_failure(FiberRecord& f) noexcept;
@@ -134,7 +162,7 @@ class Scheduler {
   FiberRecord* pick_next() noexcept;
   void suspend(FiberRecord& self) noexcept;
   void make_ready(FiberRecord& f) noexcept;
-  void deliver_interrupt(FiberRecord& self);
+  ParkEnd park_waiter_timed(TimePoint deadline, WaitKind kind, std::int64_t detail);
   void resume_from_scheduler(FiberRecord& f) noexcept;
   // Runs the fibers ready now (an iteration's budget), switching among them.
   void run_iteration() noexcept;
@@ -157,7 +185,8 @@ class Scheduler {
   Loop& owner_;
   StackOptions default_stack_;
   StackPool& stacks_;
-  RecordPool* records_;  // orphaned, not deleted, by ~Scheduler
+  RecordPool* records_;          // orphaned, not deleted, by ~Scheduler
+  RecordPool* foreign_records_;  // (shared) for fibers spawned from other threads
 
   FiberRecord* current_ = nullptr;             // running fiber; null in the scheduler
   ContextHandle scheduler_context_ = nullptr;  // the thread's own stack, saved while a fiber runs
@@ -177,7 +206,12 @@ class Scheduler {
   TimePoint coarse_now_ = Clock::now();
   ExceptionHandler exception_handler_;
 
-  FiberId next_id_ = 1;
+  // Fiber ids: this loop takes them in blocks; another thread's spawn one
+  // at a time.
+  static constexpr FiberId kIdBlock = 1024;
+  std::atomic<FiberId> ids_{1};
+  FiberId next_id_ = 0;
+  FiberId id_block_end_ = 0;
   std::uint64_t created_ = 0;
   std::uint64_t finished_ = 0;
   RelaxedCounter switches_;

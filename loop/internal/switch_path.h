@@ -88,10 +88,8 @@ inline void Scheduler::yield() {
 [[gnu::always_inline]] inline void Scheduler::park(WaitKind kind, std::int64_t detail) {
   FiberRecord& self = running_fiber("park");
   FIBERLOOP_CHECK_FIBER(self, self.state == FiberState::kRunning, "park: the fiber is not running");
-  if (self.pending && may_interrupt(self)) [[unlikely]] {
-    static_cast<FiberRecord::WaitHook&>(self).unlink();
+  if (self.pending && may_interrupt(self)) [[unlikely]]
     throw_interrupt(self);
-  }
   self.state = FiberState::kParked;
   self.waiting_on = kind;
   self.parked_at = coarse_now_;
@@ -116,12 +114,34 @@ inline bool Scheduler::park_uninterruptible(WaitKind kind) noexcept {
   return self.notified;
 }
 
+// Without a deadline, inline: the uncontended hand-offs of sync/ park here.
+[[gnu::always_inline]] inline Scheduler::ParkEnd Scheduler::park_waiter(TimePoint deadline,
+                                                                        WaitKind kind,
+                                                                        std::int64_t detail) {
+  if (deadline != kNever) [[unlikely]]
+    return park_waiter_timed(deadline, kind, detail);
+  FiberRecord& self = *current_;
+  FIBERLOOP_CHECK_FIBER(self, self.state == FiberState::kRunning,
+                        "park_waiter: the fiber is not running");
+  self.state = FiberState::kParked;
+  self.waiting_on = kind;
+  self.parked_at = coarse_now_;
+  self.wait_detail = detail;
+  self.notified = false;
+  self.woken_remotely = false;
+  suspend(self);
+  ++self.park_seq;
+  return self.notified ? ParkEnd::kWoken : ParkEnd::kInterrupted;
+}
+
 inline void Scheduler::wake(FiberRecord& f) noexcept {
   f.notified = true;
   if (f.state == FiberState::kParked) make_ready(f);
 }
 
 [[gnu::always_inline]] inline void Scheduler::join(FiberRecord& f) {
+  if (f.scheduler != tls_scheduler && f.scheduler != nullptr) [[unlikely]]
+    return join_from_elsewhere(f);
   if (f.joined) [[unlikely]]
     throw_joined_twice(f);
   if (f.state == FiberState::kAbandoned) [[unlikely]]

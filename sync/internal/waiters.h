@@ -1,112 +1,189 @@
-// How a sync/ primitive holds its waiters and knows its loop: the loop it
-// belongs to (HomeLoop), a FIFO of parked fibers (WaitQueue: Event, Mutex,
-// ConditionVariable, Semaphore, WaitGroup, Future), and a parked channel
-// operation (ChannelOp: Channel and select). An interrupted (cancelled or
-// timed out) waiter leaves at once, so a notification reaches the next one.
+// How a sync/ primitive holds its waiters: a node on each waiter's stack
+// (Waiter), a FIFO of them (WaitQueue: Event, Mutex, ConditionVariable,
+// Semaphore, WaitGroup, Future), and a parked channel operation (ChannelOp:
+// Channel and select). A waiter is a fiber of any loop or a plain thread.
+//
+// The protocol, the same local or shared (sync_home.h):
+// - The waiter links its node and parks (releasing a shared primitive's lock).
+// - A notifier, holding the primitive, unlinks the node, hands over what the
+//   waiter gets (a value, a mutex), marks it notified and wakes it: directly
+//   on the waiter's own loop, through that loop's cross-thread queue from
+//   anywhere else.
+// - Woken by its own loop, the waiter returns without touching the
+//   primitive again (it may be gone). Woken from another thread, or ended
+//   by an interrupt or its deadline, it takes the lock again: if it was
+//   notified meanwhile it accepts what it was given (an interrupt stays
+//   pending); if not, it unlinks its node itself.
+// A local notifier skips a waiter its own loop has interrupted but not yet
+// resumed, so the notification reaches the next waiter. A shared notifier
+// cannot see that; the waiter then accepts, as above.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 
 #include "loop/internal/fiber_record.h"
 #include "loop/internal/intrusive_list.h"
 #include "loop/internal/scheduler.h"
+#include "loop/internal/waiter.h"
+#include "sync/internal/sync_home.h"
 
 namespace fiberloop::internal {
 
-// The loop a single-loop primitive belongs to: the loop of the thread that
-// made it, or, if that thread had none, the first loop that uses it. Used
-// from any other thread, an operation throws std::logic_error saying to hand
-// the call to its loop with call_soon_threadsafe(), instead of silently
-// losing a wake-up or racing the loop's own use.
-class HomeLoop {
- public:
-  HomeLoop() noexcept : loop_(Scheduler::current()) {}
-  HomeLoop(const HomeLoop&) = delete;
-  HomeLoop& operator=(const HomeLoop&) = delete;
+enum class WaitEnd : std::uint8_t { kNotified, kTimedOut, kInterrupted };
 
-  // Throws std::logic_error naming `what` (e.g. "Event::set") unless called
-  // on the primitive's loop's thread. A primitive no loop has used yet (or
-  // whose loop is gone) becomes the calling loop's.
-  void check(const char* what) {
-    Scheduler* here = Scheduler::current();
-    if (here == loop_) [[likely]]
-      return;
-    adopt_or_throw(here, what);
+// block()'s ending, off the fast path: takes the guard again and says how
+// the wait ended.
+WaitEnd finish_block(SyncGuard& guard, SyncHome& home, Waiter& waiter, WaitEnd end) noexcept;
+
+// Parks the caller, whose prepared `waiter` the caller has linked under
+// `guard`, until it is notified, `deadline` passes (kNever: no deadline) or
+// an interrupt comes. Returns kNotified without the guard when the fiber's
+// own loop woke it (its notifier is done with the primitive by then: the
+// primitive may already be gone); otherwise with the guard held again, the
+// node still linked unless notified (the caller unlinks it). A waiter woken
+// from another thread takes the lock once, so that its notifier has let go
+// of the primitive before the waiter may destroy it.
+// Always inline: a frame between the waiting code and the switch costs a
+// mispredicted return at every resumption (fiber/internal/context.h).
+[[gnu::always_inline]] inline WaitEnd block(SyncGuard& guard, SyncHome& home, Waiter& waiter,
+                                            TimePoint deadline, WaitKind kind) {
+  guard.release();
+  WaitEnd end = WaitEnd::kTimedOut;
+  if (waiter.fiber != nullptr) [[likely]] {
+    switch (waiter.fiber->scheduler->park_waiter(deadline, kind)) {
+      case Scheduler::ParkEnd::kWoken:
+        if (!waiter.fiber->woken_remotely) [[likely]]
+          return WaitEnd::kNotified;
+        end = WaitEnd::kNotified;
+        break;
+      case Scheduler::ParkEnd::kTimedOut:
+        break;
+      case Scheduler::ParkEnd::kInterrupted:
+        end = WaitEnd::kInterrupted;
+        break;
+    }
+  } else if (block_thread(waiter.state, Waiter::kNotified, deadline)) {
+    end = WaitEnd::kNotified;
   }
-  // That loop, or null while no loop has used the primitive.
-  Scheduler* loop() const noexcept { return loop_; }
+  return finish_block(guard, home, waiter, end);
+}
 
- private:
-  void adopt_or_throw(Scheduler* here, const char* what);
-  Scheduler* loop_;
-};
+// Throws the interrupt that ended a wait (the waiter has left its list).
+[[noreturn]] void throw_interrupted(const char* what);
 
 class WaitQueue {
  public:
   // `kind` is what Loop::dump() says its waiters wait on.
   explicit WaitQueue(WaitKind kind) noexcept : kind_(kind) {}
 
-  bool empty() const noexcept { return fibers_.empty(); }
-  // See HomeLoop::check(): the queue belongs to its primitive's loop.
-  void check(const char* what) { home_.check(what); }
-  Scheduler* home() const noexcept { return home_.loop(); }
+  SyncHome& home() noexcept { return home_; }
+  // Under the guard of home().
+  bool empty() const noexcept { return waiters_.empty(); }
 
-  // Parks the running fiber at the back until notify_one()/notify_all().
-  // Throws: Cancelled or TimeoutError if interrupted first (the fiber has
-  //         then left the queue); std::logic_error outside a fiber (`what`).
-  void wait(const char* what);
-  // As wait(), but gives up once `deadline` has passed.
-  // Returns: true if notified, false if the deadline came first.
-  bool wait_until(TimePoint deadline, const char* what);
-  // As wait(), but interrupts do not end the wait: they stay pending and are
-  // delivered at the fiber's next suspension point. For waits that must end
-  // in a known state (a ConditionVariable re-acquiring its mutex).
-  void wait_uninterruptible(const char* what);
+  // Under `guard`: parks the caller at the back until notify_one() or
+  // notify_all() picks it. Returns: true if notified (with the guard
+  // released: the primitive may be gone by now), false if `deadline` came
+  // first (the guard held). Throws: Cancelled or TimeoutError if interrupted first (it
+  // has left the queue); std::logic_error (`what`) on a loop's thread
+  // outside a fiber. `after_link(arg)`, if given, runs once the caller is in
+  // the queue, before it parks (a ConditionVariable releases its mutex).
+  // Inline: see block().
+  [[gnu::always_inline]] bool wait(SyncGuard& guard, TimePoint deadline, const char* what,
+                                   void (*after_link)(void*) = nullptr, void* arg = nullptr) {
+    guard.reacquire(home_);  // after an earlier wait's notification
+    Waiter waiter;
+    waiter.prepare(what, /*interruptible=*/true);
+    waiters_.push_back(waiter);
+    if (after_link != nullptr) run_after_link(waiter, after_link, arg);
+    const WaitEnd end = block(guard, home_, waiter, deadline, kind_);
+    if (end == WaitEnd::kNotified) [[likely]]
+      return true;
+    return leave(waiter, end, what);
+  }
+  // As wait() with no deadline, but interrupts do not end the wait: they stay
+  // pending for the fiber's next suspension point. For waits that must end
+  // in a known state (a ConditionVariable taking its mutex back).
+  void wait_uninterruptible(SyncGuard& guard, const char* what);
 
-  // Wakes the first waiter; returns it, or null if there was none.
-  FiberRecord* notify_one() noexcept;
+  // Under `guard`: wakes the first waiter that can take it. Returns the
+  // waiter's caller_identity(), or null if there was none.
+  const void* notify_one(SyncGuard& guard) noexcept;
   // Wakes every waiter, in order.
-  void notify_all() noexcept;
+  void notify_all(SyncGuard& guard) noexcept;
 
  private:
-  IntrusiveList<FiberRecord, WaitTag> fibers_;
+  // wait()'s rare paths: after_link() throwing (the waiter leaves); a wait
+  // that ended without a notification (returns false or throws).
+  static void run_after_link(Waiter& waiter, void (*after_link)(void*), void* arg);
+  static bool leave(Waiter& waiter, WaitEnd end, const char* what);
+
+  IntrusiveList<Waiter> waiters_;
   WaitKind kind_;
-  HomeLoop home_;
+  SyncHome home_;
 };
 
-// A parked fiber's channel operation, on its stack: a plain send or recv, or
-// one case of a select(). A fiber in a select has one op per case in several
-// channels' queues at once; the first channel to complete one wakes the
-// fiber, and the others then find it no longer parked and skip its ops
-// (which it unlinks itself when it runs). The same check skips a fiber that
-// was interrupted while parked, so a value passes to the next waiter.
+// Which case of a select() completed; the first channel to claim one wins.
 struct SelectState {
   static constexpr std::size_t kNone = ~std::size_t{0};
-  std::size_t winner = kNone;
-};
-
-struct ChannelOp : ListHook<> {
-  FiberRecord* fiber = nullptr;
-  void* value = nullptr;  // send: the T to move from; recv: the std::optional<T> to fill
-  SelectState* select = nullptr;
-  std::size_t case_index = 0;
-  bool closed = false;  // completed by close()
-
-  // Whether this op can still be completed: its fiber is parked on it.
-  bool claimable() const noexcept { return fiber->state == FiberState::kParked; }
-  // Marks the op done and wakes its fiber.
-  void complete(bool by_close = false) noexcept {
-    closed = by_close;
-    if (select != nullptr) select->winner = case_index;
-    fiber->scheduler->wake(*fiber);
+  static constexpr std::size_t kOver = kNone - 1;  // the select ended without a winner
+  std::atomic<std::size_t> winner{kNone};
+  std::atomic<std::uint32_t> signal{0};  // a plain thread's futex word (Waiter::thread_word)
+  bool claim(std::size_t index) noexcept {
+    std::size_t none = kNone;
+    return winner.compare_exchange_strong(none, index, std::memory_order_acq_rel);
   }
 };
 
-// Pops ops from `queue` until one can be completed; null if none can.
-inline ChannelOp* claim(IntrusiveList<ChannelOp>& queue) noexcept {
+// A parked send or recv, or one case of a select(). A fiber in a select has
+// one op per case in several channels' queues at once: the channel that
+// claims one (SelectState::claim) completes it; the others skip and drop
+// theirs.
+// At most 64 bytes: zeroing a bigger one costs a `rep stos` on every
+// parked send and recv.
+struct ChannelOp : Waiter {
+  void* value = nullptr;  // send: the T to move from; recv: the std::optional<T> to fill
+  SelectState* select = nullptr;
+  std::uint32_t case_index = 0;
+  bool closed = false;  // completed by close()
+
+  // Marks the op done (by close(), if `by_close`) and wakes its waiter.
+  void complete(bool by_close = false) noexcept {
+    closed = by_close;
+    if (fiber == nullptr && select != nullptr) return notify_select_thread();
+    notify();
+  }
+  // A plain thread in a select() blocks on its SelectState's word, one for
+  // all its cases.
+  void notify_select_thread() noexcept;
+};
+static_assert(sizeof(ChannelOp) <= 64);
+
+// Parks a select's caller, whose ops name `state`, until a case completes,
+// `deadline`, or an interrupt. Inline, as block().
+[[gnu::always_inline]] inline WaitEnd park_select(SelectState& state, const Waiter& first,
+                                                  TimePoint deadline) {
+  if (first.fiber != nullptr) [[likely]] {
+    switch (first.fiber->scheduler->park_waiter(deadline, WaitKind::kChannel)) {
+      case Scheduler::ParkEnd::kWoken:
+        return WaitEnd::kNotified;
+      case Scheduler::ParkEnd::kTimedOut:
+        return WaitEnd::kTimedOut;
+      case Scheduler::ParkEnd::kInterrupted:
+        return WaitEnd::kInterrupted;
+    }
+  }
+  return block_thread(state.signal, 1, deadline) ? WaitEnd::kNotified : WaitEnd::kTimedOut;
+}
+
+// Pops ops from `queue` until one can be completed now; null if none can.
+inline ChannelOp* claim(IntrusiveList<ChannelOp>& queue, bool shared) noexcept {
   while (!queue.empty()) {
     ChannelOp& op = queue.pop_front();
-    if (op.claimable()) return &op;
+    if (!shared && !op.parked()) continue;  // interrupted: it leaves by itself
+    if (op.select != nullptr && !op.select->claim(op.case_index)) continue;
+    return &op;
   }
   return nullptr;
 }

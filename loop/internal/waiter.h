@@ -1,0 +1,102 @@
+// A waiter: a fiber of any loop, or a plain thread, waiting for another
+// thread (or fiber) to hand it something and wake it. The node lives on the
+// waiter's stack; whoever notifies it has unlinked it from its list first.
+// sync/internal/waiters.h builds the primitives' wait lists on it; a Task
+// joined from another loop or thread uses it too (loop/remote_task.cc).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "loop/internal/fiber_record.h"
+#include "loop/internal/intrusive_list.h"
+#include "loop/internal/scheduler.h"
+#include "loop/internal/spin_lock.h"
+
+namespace fiberloop::internal {
+
+// The identity of the caller, for a Mutex's owner: its fiber, or, outside
+// any fiber, its thread.
+const void* caller_identity() noexcept;
+
+// The wake-up half of a notification, copied out of a Waiter while the
+// notifier still holds the primitive, and made once it has let go: the
+// waiter may be gone by then, so it touches only the fiber's record (which
+// outlives its waits) or the plain thread's futex word (a futex wake only
+// names the address).
+struct Wake {
+  FiberRecord* fiber = nullptr;
+  Scheduler* scheduler = nullptr;
+  std::uint32_t park = 0;
+  std::atomic<std::uint32_t>* word = nullptr;  // a plain thread's
+
+  void run() const noexcept {
+    if (fiber == nullptr) return wake_word();
+    if (scheduler == Scheduler::current()) [[likely]] {
+      // On the fiber's own thread the notifier ran since it parked: parked
+      // means parked in this wait, or it was interrupted meanwhile.
+      if (fiber->state == FiberState::kParked) scheduler->wake(*fiber);
+    } else if (scheduler != nullptr) {  // null: its loop is gone (an abandoned fiber)
+      scheduler->remote_wake(*fiber, park);
+    }
+  }
+  void wake_word() const noexcept;
+};
+
+// A waiter's node, on its stack. `state` goes from kWaiting to kNotified
+// (the notifier has unlinked the node and handed it what it waits for,
+// under the primitive's lock or on its loop) and, for a plain thread, to
+// kWoken once the notifier has let go (the thread's futex word).
+struct Waiter : ListHook<> {
+  static constexpr std::uint32_t kWaiting = 0;
+  static constexpr std::uint32_t kNotified = 1;
+  static constexpr std::uint32_t kWoken = 2;
+
+  FiberRecord* fiber = nullptr;  // null: a plain thread, blocked on `state`
+  const void* who = nullptr;     // caller_identity() of the waiter (a Mutex's next owner)
+  std::uint32_t park = 0;        // fiber->park_seq for the park it waits in
+  std::atomic<std::uint32_t> state{kWaiting};
+
+  // Fills in the caller: its fiber, or its thread. Checks, first, that it
+  // may wait: throws a pending Cancelled or TimeoutError when
+  // `interruptible`; std::logic_error naming `what` on a loop's thread
+  // outside a fiber (a wait there would block the loop).
+  void prepare(const char* what, bool interruptible) {
+    Scheduler* const scheduler = Scheduler::current();
+    FiberRecord* const self = scheduler != nullptr ? scheduler->running() : nullptr;
+    if (self == nullptr) [[unlikely]]
+      return prepare_thread(scheduler, what);
+    if (interruptible) scheduler->deliver_interrupt(*self);
+    fiber = self;
+    who = self;
+    park = self->park_seq;
+  }
+  // prepare() outside any fiber: a plain thread, or an error.
+  void prepare_thread(const Scheduler* scheduler, const char* what);
+
+  // The notifier, holding the primitive, after unlinking the node and
+  // handing over what the waiter gets: marks it notified, and returns the
+  // wake-up to make once it lets go.
+  Wake mark() noexcept {
+    Wake wake{fiber, fiber != nullptr ? fiber->scheduler : nullptr, park,
+              fiber == nullptr ? &state : nullptr};
+    state.store(kNotified, std::memory_order_release);
+    return wake;
+  }
+  // mark() and wake at once: on a local primitive (nothing runs until the
+  // notifier is done), or where the waiter takes the lock again anyway.
+  void notify() noexcept { mark().run(); }
+
+  // Whether a local notifier may take it: its fiber still parked on it.
+  bool parked() const noexcept { return fiber->state == FiberState::kParked; }
+  bool was_notified() const noexcept { return state.load(std::memory_order_acquire) != kWaiting; }
+};
+
+// Blocks a plain thread until `word` is at least `until` or `deadline`
+// passes. Returns: whether it got there.
+bool block_thread(std::atomic<std::uint32_t>& word, std::uint32_t until, TimePoint deadline);
+// Wakes a plain thread blocked on `word` (which may be gone by now: a futex
+// wake only names the address).
+void wake_thread(std::atomic<std::uint32_t>& word) noexcept;
+
+}  // namespace fiberloop::internal

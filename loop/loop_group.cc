@@ -1,0 +1,273 @@
+// LoopGroup: the threads, their loops, and the group's life.
+//
+// A loop thread makes its Loop, holds a KeepAlive on it (an idle group loop
+// waits for work instead of returning) and runs it until stop(). Then the
+// group closes in two steps, so that no loop's cross-thread queue goes away
+// while another loop's fibers may still post to it (a wake-up, a join, a
+// primitive becoming shared):
+// 1. every loop closes (cancels and unwinds its fibers, as ~Loop does);
+// 2. once all have, each destroys its Loop. Between the two a closed loop
+//    keeps taking its posts.
+#include "loop/loop_group.h"
+
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <latch>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "loop/internal/loop_parts.h"
+#include "loop/internal/own_thread.h"
+
+namespace fiberloop {
+
+struct LoopGroup::Member {
+  std::thread thread;
+  Loop* loop = nullptr;       // set by the thread once its Loop exists
+  std::exception_ptr failed;  // the Loop could not be made
+};
+
+namespace {
+
+// The CPUs of the process's affinity mask, in order.
+std::vector<int> affinity_cpus() {
+  cpu_set_t mask;
+  CPU_ZERO(&mask);
+  std::vector<int> cpus;
+  if (::sched_getaffinity(0, sizeof mask, &mask) == 0) {
+    for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+      if (CPU_ISSET(cpu, &mask)) cpus.push_back(cpu);
+    }
+  }
+  if (cpus.empty()) cpus.push_back(-1);  // unknown: one loop, unpinned
+  return cpus;
+}
+
+void pin_to(int cpu) noexcept {
+  if (cpu < 0) return;
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(cpu, &one);
+  (void)::pthread_setaffinity_np(::pthread_self(), sizeof one, &one);
+}
+
+}  // namespace
+
+LoopGroup::LoopGroup(GroupOptions options) {
+  const std::vector<int> cpus = affinity_cpus();
+  const std::size_t n = options.loops != 0 ? options.loops : cpus.size();
+  if (options.pin_threads && n > cpus.size()) {
+    std::fprintf(stderr,
+                 "fiberloop: LoopGroup of %zu loops on %zu CPUs (the affinity mask): loops %zu "
+                 "to %zu run unpinned\n",
+                 n, cpus.size(), cpus.size(), n - 1);
+  }
+  auto closed = std::make_shared<std::atomic<std::size_t>>(0);
+  std::latch started(static_cast<std::ptrdiff_t>(n));
+  loops_.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) loops_.push_back(new Member);
+  for (std::size_t i = 0; i < n; ++i) {
+    Member& m = *loops_[i];
+    const int cpu = options.pin_threads && i < cpus.size() ? cpus[i] : -1;
+    m.thread = internal::start_own_thread(
+        [this, &m, &started, closed, cpu, i, n, loop_options = options.loop] {
+          pin_to(cpu);
+          std::optional<Loop> loop;
+          try {
+            loop.emplace(loop_options);
+          } catch (...) {
+            m.failed = std::current_exception();
+            started.count_down();
+            return;
+          }
+          internal::LoopParts& parts = *loop->parts_;
+          parts.index = i;
+          parts.group = this;
+          {
+            Loop::KeepAlive idle_is_not_done = loop->keep_alive();
+            parts.own_keep_alives = 1;
+            m.loop = &*loop;
+            started.count_down();
+            loop->run();  // until stop()
+            parts.own_keep_alives = 0;
+          }
+          // Step 1: close; then take posts until every loop has. Step 2 waits
+          // for ~LoopGroup too, which may still be calling stop() on this loop.
+          parts.close();
+          closed->fetch_add(1, std::memory_order_acq_rel);
+          while (closed->load(std::memory_order_acquire) < n) {
+            parts.remote.drain(/*drop=*/true);
+            std::this_thread::sleep_for(std::chrono::microseconds(200));
+          }
+          release_.wait(false, std::memory_order_acquire);
+          parts.remote.drain(/*drop=*/true);
+          parts.group_releases = true;
+          loop.reset();
+        });
+  }
+  started.wait();
+  for (Member* m : loops_) {
+    if (m->failed) {
+      std::exception_ptr failed = m->failed;
+      stop();
+      release_.store(true, std::memory_order_release);
+      release_.notify_all();
+      for (Member* other : loops_) {
+        other->thread.join();
+        delete other;
+      }
+      loops_.clear();
+      std::rethrow_exception(failed);
+    }
+  }
+}
+
+LoopGroup::~LoopGroup() noexcept(false) {
+  if (current() == this) {
+    // Kept reachable, so that leak checkers see the leak is meant.
+    static auto* refused = new std::vector<Member*>;
+    refused->insert(refused->end(), loops_.begin(), loops_.end());
+    throw std::logic_error(
+        "~LoopGroup: called on one of the group's own loop threads (from its fiber or "
+        "callback), it would wait for itself; destroy the group from the thread that made it");
+  }
+  stop();
+  release_.store(true, std::memory_order_release);
+  release_.notify_all();
+  for (Member* m : loops_) {
+    m->thread.join();
+    delete m;
+  }
+}
+
+Loop& LoopGroup::loop(std::size_t i) {
+  if (i >= loops_.size()) {
+    throw std::out_of_range("LoopGroup::loop(" + std::to_string(i) + "): the group has " +
+                            std::to_string(loops_.size()) + " loops (0 to " +
+                            std::to_string(loops_.size() - 1) + ")");
+  }
+  return *loops_[i]->loop;
+}
+
+Loop& LoopGroup::open_loop(std::size_t i, const char* what) {
+  if (i >= loops_.size()) {
+    throw std::out_of_range(std::string("LoopGroup::") + what + "(" + std::to_string(i) +
+                            "): the group has " + std::to_string(loops_.size()) + " loops (0 to " +
+                            std::to_string(loops_.size() - 1) + ")");
+  }
+  if (stopped_.load(std::memory_order_acquire)) {
+    throw std::logic_error(std::string("LoopGroup::") + what +
+                           ": the group was stopped (LoopGroup::stop); its loops take no more "
+                           "work");
+  }
+  return *loops_[i]->loop;
+}
+
+void LoopGroup::stop() noexcept {
+  stopped_.store(true, std::memory_order_release);
+  for (Member* m : loops_) {
+    if (m->loop != nullptr) m->loop->stop();
+  }
+}
+
+LoopGroup* LoopGroup::current() noexcept {
+  Loop* loop = Loop::current();
+  return loop != nullptr ? loop->parts_->group : nullptr;
+}
+
+// ---- introspection ----------------------------------------------------------
+
+std::vector<LoopStats> LoopGroup::stats_per_loop() {
+  std::vector<LoopStats> all;
+  for (std::size_t i = 0; i < size(); ++i) {
+    Loop& l = loop(i);
+    all.push_back(Loop::current() == &l ? l.stats() : spawn_on(i, [] {
+                                                        return Loop::current()->stats();
+                                                      }).join());
+  }
+  return all;
+}
+
+LoopStats LoopGroup::stats() {
+  LoopStats sum;
+  for (const LoopStats& s : stats_per_loop()) {
+    sum.fibers_alive += s.fibers_alive;
+    sum.fibers_created += s.fibers_created;
+    sum.fibers_finished += s.fibers_finished;
+    sum.switches += s.switches;
+    sum.iterations += s.iterations;
+    sum.stacks_outstanding += s.stacks_outstanding;
+    sum.stacks_pooled += s.stacks_pooled;
+    sum.timers_pending += s.timers_pending;
+    sum.callbacks_run += s.callbacks_run;
+    sum.polls += s.polls;
+    sum.time_blocked += s.time_blocked;
+    sum.blocking_jobs += s.blocking_jobs;
+    sum.fd_waiters += s.fd_waiters;
+    sum.fds_registered += s.fds_registered;
+    sum.stack_high_water = std::max(sum.stack_high_water, s.stack_high_water);
+  }
+  return sum;
+}
+
+namespace {
+
+std::string dump_here() {
+  std::ostringstream out;
+  Loop::current()->dump(out);
+  return out.str();
+}
+
+}  // namespace
+
+void LoopGroup::dump(std::ostream& out) {
+  for (std::size_t i = 0; i < size(); ++i) {
+    Loop& l = loop(i);
+    out << "== loop " << i << " of " << size() << "\n";
+    out << (Loop::current() == &l ? dump_here() : spawn_on(i, [] { return dump_here(); }).join());
+  }
+}
+
+// ---- deadlock ---------------------------------------------------------------
+
+void LoopGroup::watch_for_deadlock(internal::FiberRecord* main) {
+  if (Loop::current() != nullptr) return;  // a loop's thread: its join parks or runs the loop
+  using namespace std::chrono_literals;
+  Duration interval = 10ms;
+  std::vector<std::uint64_t> before;
+  bool all_stuck_before = false;
+  while (!internal::Scheduler::wait_done_until(*main, Clock::now() + interval)) {
+    std::vector<std::uint64_t> progress;
+    bool all_stuck = true;
+    for (Member* m : loops_) {
+      internal::LoopParts& parts = *m->loop->parts_;
+      all_stuck =
+          all_stuck && parts.stuck.load(std::memory_order_acquire) && !parts.remote.pending();
+      progress.push_back(parts.scheduler.progress());
+    }
+    if (all_stuck && all_stuck_before && progress == before && !internal::other_threads_exist()) {
+      std::string report =
+          "fiberloop: deadlock: every loop of the LoopGroup waits, nothing is pending on any of "
+          "them (timers, fds, callbacks, jobs, KeepAlives), and no thread but fiberloop's own "
+          "exists to wake them. The parked fibers:\n";
+      std::ostringstream dumps;
+      dump(dumps);
+      report += dumps.str();
+      internal::Scheduler::cancel_task(*main);
+      throw std::runtime_error(report);
+    }
+    all_stuck_before = all_stuck;
+    before = std::move(progress);
+    interval = std::min<Duration>(interval * 2, 1s);
+  }
+}
+
+}  // namespace fiberloop

@@ -1,0 +1,127 @@
+// LoopGroup: one Loop per core, each on its own thread (the shard-per-core
+// model of Seastar and Photon). Fibers never move between loops, so their
+// thread-locals and errno stay valid; work reaches a loop through spawn_on,
+// and the sync/ primitives work between fibers of different loops.
+//
+//   int main() {
+//     return fiberloop::run_group([] {
+//       auto& group = *fiberloop::LoopGroup::current();
+//       std::vector<fiberloop::Task<long>> parts;
+//       for (std::size_t i = 0; i < group.size(); ++i) {
+//         parts.push_back(group.spawn_on(i, [i] { return crunch(i); }));
+//       }
+//       long sum = 0;
+//       for (auto& p : parts) sum += p.join();   // parks; the others run meanwhile
+//       return sum == 42 ? 0 : 1;
+//     });
+//   }
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <iosfwd>
+#include <memory>
+#include <source_location>
+#include <utility>
+#include <vector>
+
+#include "loop/loop.h"
+#include "loop/options.h"
+
+namespace fiberloop {
+
+struct GroupOptions {
+  // How many loops: 0 means one per CPU in the process's affinity mask
+  // (sched_getaffinity), as Go's GOMAXPROCS does.
+  std::size_t loops = 0;
+  // Loop i's thread is pinned to the i-th CPU of that mask. Loops beyond the
+  // mask run unpinned (the group says so once, on stderr).
+  bool pin_threads = true;
+  // Every loop's options.
+  LoopOptions loop;
+};
+
+class LoopGroup {
+ public:
+  // Starts size() threads, each running a Loop that waits for work. The
+  // threads block every signal (see own_thread.h).
+  // Throws: std::system_error if a thread cannot be started; what a Loop's
+  //         constructor throws.
+  explicit LoopGroup(GroupOptions options = {});
+  // Stops every loop, cancels and unwinds every fiber on every loop (as
+  // ~Loop does, in bounded time), and joins the threads.
+  // Throws: std::logic_error if called from one of the group's own fibers
+  //         or loop threads (it would wait for itself); then nothing is
+  //         stopped, and the loops run on, leaked.
+  ~LoopGroup() noexcept(false);
+  LoopGroup(const LoopGroup&) = delete;
+  LoopGroup& operator=(const LoopGroup&) = delete;
+
+  std::size_t size() const noexcept { return loops_.size(); }
+  // Throws: std::out_of_range past size(), stating the size.
+  Loop& loop(std::size_t i);
+
+  // Spawns `fn` on loop i, from any thread, in or out of a fiber.
+  // Throws: std::out_of_range past size(); std::logic_error once stopped.
+  template <internal::Spawnable F>
+  TaskFor<F> spawn_on(std::size_t i, F&& fn,
+                      std::source_location where = std::source_location::current()) {
+    return open_loop(i, "spawn_on").spawn(std::forward<F>(fn), where);
+  }
+  template <internal::Spawnable F>
+  TaskFor<F> spawn_on(std::size_t i, SpawnOptions options, F&& fn,
+                      std::source_location where = std::source_location::current()) {
+    return open_loop(i, "spawn_on").spawn(std::move(options), std::forward<F>(fn), where);
+  }
+
+  // Runs `main` on loop 0 and waits for it (a plain thread blocks; a fiber
+  // parks); returns its value or rethrows its exception. May be called again:
+  // the loops stay up until stop() or ~LoopGroup.
+  // Throws: what `main` throws; std::runtime_error naming every parked fiber
+  //         on every loop if the group deadlocks (Go's rule: no fiber can
+  //         run on any loop, nothing is pending anywhere, and no thread but
+  //         fiberloop's own exists); std::logic_error once stopped.
+  template <class F>
+  auto run(F&& main, std::source_location where = std::source_location::current()) {
+    auto task = spawn_on(0, std::forward<F>(main), where);
+    watch_for_deadlock(internal::TaskAccess::record(task));
+    return task.join();
+  }
+
+  // Makes every loop's run return; their fibers stay until ~LoopGroup.
+  // Any thread.
+  void stop() noexcept;
+
+  // Loop::dump() of every loop, one after the other, each headed by its
+  // index. Any thread (a fiber of the group parks meanwhile).
+  void dump(std::ostream& out);
+  // Loop::stats() of every loop, by index, and their sum. Any thread.
+  std::vector<LoopStats> stats_per_loop();
+  LoopStats stats();
+
+  // The group of the calling thread's loop, or nullptr.
+  static LoopGroup* current() noexcept;
+
+ private:
+  struct Member;  // a loop's thread and its Loop (loop_group.cc)
+  Loop& open_loop(std::size_t i, const char* what);
+  // When called from outside the group: waits for `main` to finish, and
+  // throws the deadlock report if the group deadlocks first.
+  void watch_for_deadlock(internal::FiberRecord* main);
+
+  // Owned; plain pointers, so that a ~LoopGroup that refuses, by throwing,
+  // destroys nothing (loop_group.cc).
+  std::vector<Member*> loops_;
+  std::atomic<bool> stopped_{false};
+  std::atomic<bool> release_{false};  // the loops may be destroyed (loop_group.cc)
+};
+
+// LoopGroup group(options); return group.run(main): asyncio.run for every core.
+template <class F>
+auto run_group(F&& main, GroupOptions options = {},
+               std::source_location where = std::source_location::current()) {
+  LoopGroup group(std::move(options));
+  return group.run(std::forward<F>(main), where);
+}
+
+}  // namespace fiberloop

@@ -1,0 +1,142 @@
+// A Task used from another thread: a fiber's state only ever changes on its
+// own loop's thread, so what another thread does to it (start a fiber it
+// spawned, cancel, drop the Task, join) travels through that loop's
+// cross-thread queue. A join from elsewhere waits on a Waiter (a fiber of
+// another loop parks, a plain thread blocks) that the finishing fiber's loop
+// notifies.
+#include <atomic>
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+
+#include "loop/internal/loop_parts.h"
+#include "loop/internal/waiter.h"
+
+namespace fiberloop::internal {
+namespace {
+
+// One Task operation, queued for the fiber's loop.
+struct QueuedTaskOp : RemoteItem {
+  FiberRecord* fiber = nullptr;
+  int op = 0;
+};
+
+// A join from elsewhere: shared by the joiner and the fiber's loop (the
+// joiner may give up, cancelled, before the loop is done with it), freed by
+// whichever lets go last.
+struct RemoteJoin;
+struct JoinDone : DoneWaiter {
+  RemoteJoin* join = nullptr;
+};
+
+struct RemoteJoin : RemoteItem {
+  FiberRecord* target = nullptr;
+  JoinDone done;  // in target->done_waiters until it finishes
+  Waiter joiner;
+  std::atomic<bool> abandoned{false};  // the joiner gave up
+  std::atomic<int> refs{2};
+
+  void release() noexcept {
+    if (refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+  // On the target's loop, once it has finished.
+  void finish() noexcept {
+    if (!abandoned.load(std::memory_order_acquire)) joiner.notify();
+    release();
+  }
+  static void on_done(DoneWaiter& done) noexcept { static_cast<JoinDone&>(done).join->finish(); }
+  // On the target's loop: finish now, or when the target does.
+  static void answer(RemoteItem* item, bool /*drop: a join is answered regardless*/) {
+    auto& join = *static_cast<RemoteJoin*>(item);
+    FiberRecord& f = *join.target;
+    if (f.finished() || f.state == FiberState::kAbandoned) return join.finish();
+    join.done.on_done = &RemoteJoin::on_done;
+    join.done.join = &join;
+    f.done_waiters.push_back(join.done);
+  }
+};
+
+}  // namespace
+
+void Scheduler::post_task_op(FiberRecord& f, TaskOp op) {
+  auto* item = new QueuedTaskOp;
+  item->fiber = &f;
+  item->op = static_cast<int>(op);
+  item->handle = [](RemoteItem* base, bool /*drop: run regardless, they free records*/) {
+    auto* queued = static_cast<QueuedTaskOp*>(base);
+    run_task_op(*queued->fiber, static_cast<TaskOp>(queued->op));
+    delete queued;
+  };
+  f.scheduler->post(*item);
+}
+
+void Scheduler::run_task_op(FiberRecord& f, TaskOp op) noexcept {
+  switch (op) {
+    case TaskOp::kStart:
+      f.scheduler->start_here(f);
+      return;
+    case TaskOp::kCancel:
+      f.scheduler->cancel(f);
+      return;
+    case TaskOp::kDrop:
+      drop_here(f);
+      return;
+  }
+}
+
+void Scheduler::cancel_task(FiberRecord& f) {
+  Scheduler* home = f.scheduler;
+  if (home == nullptr) return;  // its loop is gone: it has finished or was abandoned
+  if (home == tls_scheduler) return home->cancel(f);
+  post_task_op(f, TaskOp::kCancel);
+}
+
+namespace {
+
+// Waits until `f` finishes, `deadline` passes, or (a fiber) an interrupt
+// comes: a fiber of another loop parks, a plain thread blocks. Returns:
+// whether it finished. Throws: std::logic_error on a loop's thread outside
+// a fiber (it would block that loop).
+bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
+  if (f.done_flag.load(std::memory_order_acquire)) return true;
+  auto* join = new RemoteJoin;
+  join->handle = &RemoteJoin::answer;
+  join->target = &f;
+  try {
+    join->joiner.prepare("Task::join", /*interruptible=*/true);
+  } catch (...) {
+    delete join;
+    throw;
+  }
+  f.scheduler->post(*join);
+  if (join->joiner.fiber != nullptr) {
+    (void)join->joiner.fiber->scheduler->park_waiter(deadline, WaitKind::kJoin,
+                                                     static_cast<std::int64_t>(f.id));
+  } else {
+    (void)block_thread(join->joiner.state, Waiter::kWoken, deadline);
+  }
+  const bool notified = join->joiner.was_notified();
+  if (!notified) join->abandoned.store(true, std::memory_order_release);
+  join->release();
+  return notified;
+}
+
+}  // namespace
+
+bool Scheduler::wait_done_until(FiberRecord& f, TimePoint deadline) {
+  return wait_from_elsewhere(f, deadline);
+}
+
+void Scheduler::join_from_elsewhere(FiberRecord& f) {
+  if (f.joined) throw_joined_twice(f);
+  if (!wait_from_elsewhere(f, kNever)) {
+    FiberRecord& self = *Scheduler::current()->running();
+    self.scheduler->deliver_interrupt(self);  // what woke us
+    throw std::logic_error("Task::join: woken before " + describe_fiber(f) + " finished");
+  }
+  if (f.state == FiberState::kAbandoned) throw_abandoned(f);
+  f.joined = true;
+  if (f.error) std::rethrow_exception(f.error);
+}
+
+}  // namespace fiberloop::internal

@@ -1,0 +1,96 @@
+// Where a sync/ primitive lives, and how it is shared between threads.
+//
+// A primitive starts local: bound to one loop (the loop of the thread that
+// made it, or the first loop to use it) and used without any lock, exactly
+// as in a single-loop program. The first operation from anywhere else (a
+// fiber of another loop, a plain thread) makes it shared, for good: from then
+// on every operation takes its spin lock. The switch happens on the home
+// loop's thread (a post through its cross-thread queue), between two of its
+// fibers' steps, so that no local operation is ever half done when the lock
+// starts to matter. Same-loop use pays one load and one compare.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "loop/internal/deadline.h"
+#include "loop/internal/scheduler.h"
+#include "loop/internal/waiter.h"
+
+namespace fiberloop::internal {
+
+class SyncHome {
+ public:
+  SyncHome() noexcept;
+  SyncHome(const SyncHome&) = delete;
+  SyncHome& operator=(const SyncHome&) = delete;
+
+  // Whether the caller may use the primitive without its lock: it is local
+  // to the caller's loop. Inline: the same-loop path.
+  bool local_here() const noexcept {
+    return home_.load(std::memory_order_relaxed) == Scheduler::current();
+  }
+  // Makes the primitive usable by the caller: local to the caller's loop
+  // (returns false) or shared (returns true; the caller then takes lock()).
+  // Binds an unbound primitive to the caller's loop (a plain thread shares
+  // it); makes a primitive of another loop shared, waiting for that loop to
+  // do it (one of its iterations; uninterruptibly). A primitive whose loop
+  // is gone is shared at once.
+  bool enter() {
+    if (local_here()) [[likely]]
+      return false;
+    return enter_slow();
+  }
+  bool enter_slow();
+  // Whether the primitive is shared (then every operation takes the lock).
+  bool shared() const noexcept { return home_.load(std::memory_order_acquire) == kShared; }
+  // The home loop while local; null when shared or unbound.
+  Scheduler* loop() const noexcept;
+
+  SpinLock& lock() noexcept { return lock_; }
+
+  // Called by the home loop (a RemoteItem it handles).
+  void become_shared() noexcept;
+
+ private:
+  static inline Scheduler* const kUnbound = reinterpret_cast<Scheduler*>(std::uintptr_t{1});
+  static inline Scheduler* const kShared = reinterpret_cast<Scheduler*>(std::uintptr_t{2});
+
+  std::atomic<Scheduler*> home_;
+  SpinLock lock_;
+};
+
+// One operation's hold on a primitive: the lock while the primitive is
+// shared, nothing while it is local. Let go on every way out.
+class SyncGuard {
+ public:
+  explicit SyncGuard(SyncHome& home) : lock_(home.enter() ? &home.lock() : nullptr) {
+    if (lock_ != nullptr) lock_->lock();
+  }
+  ~SyncGuard() { release(); }
+  SyncGuard(const SyncGuard&) = delete;
+  SyncGuard& operator=(const SyncGuard&) = delete;
+
+  bool shared() const noexcept { return lock_ != nullptr; }
+  // Lets go around a park: unlocks a shared primitive.
+  void release() noexcept {
+    if (!held_) return;
+    held_ = false;
+    if (lock_ != nullptr) lock_->unlock();
+  }
+  // After a park: holds the primitive again, locking it if it is shared
+  // now (it may have become shared while this fiber was parked on its home
+  // loop). A no-op while held.
+  void reacquire(SyncHome& home) noexcept {
+    if (held_) return;
+    if (lock_ == nullptr && home.shared()) lock_ = &home.lock();
+    if (lock_ != nullptr) lock_->lock();
+    held_ = true;
+  }
+
+ private:
+  SpinLock* lock_;
+  bool held_ = true;
+};
+
+}  // namespace fiberloop::internal

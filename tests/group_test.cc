@@ -1,0 +1,291 @@
+// LoopGroup: threads and loops, spawn_on and run from anywhere, Tasks used
+// from other loops and plain threads, the group's deadlock rule, its
+// introspection, and its bad input.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fiberloop.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+
+GroupOptions unpinned(std::size_t loops) {
+  GroupOptions options;
+  options.loops = loops;
+  options.pin_threads = false;
+  return options;
+}
+
+TEST(Group, DefaultSizeIsTheAffinityMask) {
+  cpu_set_t mask;
+  ASSERT_EQ(::sched_getaffinity(0, sizeof mask, &mask), 0);
+  LoopGroup group;
+  EXPECT_EQ(group.size(), static_cast<std::size_t>(CPU_COUNT(&mask)));
+}
+
+TEST(Group, EachLoopRunsOnItsOwnThreadWithItsIndex) {
+  LoopGroup group(unpinned(3));
+  std::vector<std::thread::id> threads;
+  for (std::size_t i = 0; i < group.size(); ++i) {
+    auto task = group.spawn_on(i, [&group] {
+      EXPECT_EQ(LoopGroup::current(), &group);
+      return std::make_pair(Loop::current()->index(), std::this_thread::get_id());
+    });
+    auto [index, thread] = task.join();  // from a plain thread: blocks
+    EXPECT_EQ(index, i);
+    EXPECT_NE(thread, std::this_thread::get_id());
+    threads.push_back(thread);
+  }
+  EXPECT_NE(threads[0], threads[1]);
+  EXPECT_NE(threads[1], threads[2]);
+  EXPECT_EQ(LoopGroup::current(), nullptr);
+  fiberloop::run([] { EXPECT_EQ(Loop::current()->index(), 0u); });  // a lone loop
+}
+
+TEST(Group, RunReturnsMainsValueAndMayBeCalledAgain) {
+  LoopGroup group(unpinned(2));
+  EXPECT_EQ(group.run([] { return 6 * 7; }), 42);
+  EXPECT_EQ(group.run([] { return Loop::current()->index(); }), 0u);
+  EXPECT_THROW(group.run([]() -> int { throw std::runtime_error("boom"); }), std::runtime_error);
+}
+
+TEST(Group, RunGroupSpreadsWorkOverEveryLoopAndJoinsAcrossLoops) {
+  const long sum = run_group(
+      [] {
+        LoopGroup& group = *LoopGroup::current();
+        std::vector<Task<long>> parts;
+        for (std::size_t i = 0; i < group.size(); ++i) {
+          parts.push_back(group.spawn_on(i, [i] {
+            long s = 0;
+            for (int k = 0; k < 1000; ++k) {
+              s += static_cast<long>(i);
+              if (k % 100 == 0) this_fiber::yield();
+            }
+            return s;
+          }));
+        }
+        long total = 0;
+        for (auto& p : parts) total += p.join();  // from loop 0's fiber: parks
+        return total;
+      },
+      unpinned(4));
+  EXPECT_EQ(sum, 1000L * (0 + 1 + 2 + 3));
+}
+
+TEST(Group, TaskFromAnotherLoopCanBeCancelledAndReportsDone) {
+  LoopGroup group(unpinned(2));
+  group.run([&group] {
+    auto sleeper = group.spawn_on(1, [] { this_fiber::sleep_for(1h); });
+    EXPECT_FALSE(sleeper.done());
+    this_fiber::sleep_for(5ms);
+    sleeper.cancel();  // from loop 0, for a fiber of loop 1
+    EXPECT_THROW(sleeper.join(), Cancelled);
+    EXPECT_TRUE(sleeper.done());
+  });
+}
+
+TEST(Group, AJoinerOnAnotherLoopCanBeCancelledWhileItWaits) {
+  LoopGroup group(unpinned(2));
+  group.run([&group] {
+    Event release;
+    auto worker = group.spawn_on(1, [&release] {
+      release.wait();
+      return 7;
+    });
+    auto joiner = spawn([&worker] { return worker.join(); });
+    this_fiber::sleep_for(5ms);
+    joiner.cancel();
+    EXPECT_THROW(joiner.join(), Cancelled);
+    release.set();                // from loop 0, for a waiter on loop 1
+    EXPECT_EQ(worker.join(), 7);  // joinable still: the cancelled join did not consume it
+  });
+}
+
+TEST(Group, DroppingATaskOnAnotherThreadDetachesIt) {
+  LoopGroup group(unpinned(2));
+  std::atomic<bool> ran{false};
+  {
+    auto task = group.spawn_on(1, [&ran] {
+      this_fiber::sleep_for(2ms);
+      ran = true;
+    });
+  }  // dropped here, on a plain thread
+  group.run([&ran] {
+    while (!ran) this_fiber::sleep_for(1ms);
+  });
+  EXPECT_TRUE(ran);
+}
+
+TEST(Group, DestroyingTheGroupCancelsAndUnwindsEveryFiber) {
+  std::atomic<int> unwound{0};
+  {
+    LoopGroup group(unpinned(2));
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      for (int k = 0; k < 10; ++k) {
+        group
+            .spawn_on(i,
+                      [&unwound] {
+                        struct Count {
+                          std::atomic<int>& n;
+                          ~Count() { ++n; }
+                        } count{unwound};
+                        this_fiber::sleep_for(1h);
+                      })
+            .detach();
+      }
+    }
+    group.run([] { this_fiber::sleep_for(5ms); });  // they have all started
+  }
+  EXPECT_EQ(unwound, 20);
+}
+
+TEST(Group, StopEndsTheLoopsAndLaterWorkIsRefused) {
+  LoopGroup group(unpinned(2));
+  EXPECT_EQ(group.run([] { return 1; }), 1);
+  group.stop();
+  try {
+    group.spawn_on(0, [] {});
+    FAIL() << "spawn_on after stop() did not throw";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("stopped"), std::string::npos) << e.what();
+  }
+}
+
+// ---- bad input ----------------------------------------------------------------
+
+TEST(Group, SpawnOnPastTheSizeThrowsOutOfRangeStatingTheSize) {
+  LoopGroup group(unpinned(2));
+  try {
+    group.spawn_on(2, [] {});
+    FAIL() << "no exception";
+  } catch (const std::out_of_range& e) {
+    EXPECT_NE(std::string(e.what()).find("has 2 loops"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(group.loop(5), std::out_of_range);
+}
+
+TEST(Group, MoreLoopsThanCpusWorkUnpinnedWithOneWarning) {
+  ::testing::internal::CaptureStderr();
+  std::size_t size = 0;
+  {
+    GroupOptions options;
+    options.loops = 64;  // more than any test machine's mask
+    LoopGroup group(options);
+    size = group.size();
+    group.run([&group] {
+      std::vector<Task<std::size_t>> all;
+      for (std::size_t i = 0; i < group.size(); ++i) {
+        all.push_back(group.spawn_on(i, [] { return Loop::current()->index(); }));
+      }
+      for (std::size_t i = 0; i < all.size(); ++i) EXPECT_EQ(all[i].join(), i);
+    });
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(size, 64u);
+  EXPECT_NE(err.find("run unpinned"), std::string::npos) << err;
+  EXPECT_EQ(err.find("run unpinned"), err.rfind("run unpinned")) << "warned more than once";
+}
+
+TEST(Group, DestroyingAGroupLoopByHandThrowsLogicError) {
+  LoopGroup group(unpinned(2));
+  // On the loop's own thread, so that only the group rule stands in the way.
+  auto what = group.spawn_on(1, [&group] {
+    try {
+      group.loop(1).~Loop();
+      return std::string("(no exception)");
+    } catch (const std::logic_error& e) {
+      return std::string(e.what());
+    }
+  });
+  const std::string w = what.join();
+  EXPECT_NE(w.find("belongs to a LoopGroup"), std::string::npos) << w;
+  EXPECT_EQ(group.run([] { return 3; }), 3);  // the loop is intact
+}
+
+TEST(Group, DestroyingTheGroupFromItsOwnFiberThrowsLogicErrorAndDoesNotDeadlock) {
+  // The group's storage outlives the refused destructor (its loops run on,
+  // leaked on purpose): a destructor that throws has still ended the object.
+  alignas(LoopGroup) static unsigned char storage[sizeof(LoopGroup)];
+  auto* group = new (storage) LoopGroup(unpinned(2));
+  const std::string w = group->run([group] {
+    try {
+      group->~LoopGroup();
+      return std::string("(no exception)");
+    } catch (const std::logic_error& e) {
+      return std::string(e.what());
+    }
+  });
+  EXPECT_NE(w.find("would wait for itself"), std::string::npos) << w;
+}
+
+// ---- deadlock -------------------------------------------------------------------
+
+TEST(Group, AGroupWideDeadlockIsReportedNamingEveryParkedFiberOnEveryLoop) {
+  Event never;  // outlives the group: its fibers wait on it until ~LoopGroup
+  LoopGroup group(unpinned(2));
+  try {
+    group.run([&] {
+      auto other = group.spawn_on(1, SpawnOptions{.name = "stuck-on-1"}, [&] { never.wait(); });
+      never.wait();
+      other.join();
+    });
+    FAIL() << "no deadlock reported";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("deadlock"), std::string::npos) << what;
+    EXPECT_NE(what.find("== loop 0"), std::string::npos) << what;
+    EXPECT_NE(what.find("== loop 1"), std::string::npos) << what;
+    EXPECT_NE(what.find("'stuck-on-1' parked"), std::string::npos) << what;
+    EXPECT_NE(what.find("waiting on an Event"), std::string::npos) << what;
+  }
+}
+
+TEST(Group, ALoopWaitingOnAnotherLoopIsNotDeadlocked) {
+  const int v = run_group(
+      [] {
+        Channel<int> ch;
+        auto producer = LoopGroup::current()->spawn_on(1, [&ch] {
+          this_fiber::sleep_for(300ms);  // loop 0 waits the whole time, with nothing to do
+          ch.send(5);
+        });
+        const int got = *ch.recv();
+        producer.join();
+        return got;
+      },
+      unpinned(2));
+  EXPECT_EQ(v, 5);
+}
+
+// ---- introspection --------------------------------------------------------------
+
+TEST(Group, DumpAndStatsCoverEveryLoop) {
+  LoopGroup group(unpinned(2));
+  group.run([&group] {
+    auto sleeper =
+        group.spawn_on(1, SpawnOptions{.name = "sleeper-on-1"}, [] { this_fiber::sleep_for(1h); });
+    this_fiber::sleep_for(2ms);
+    std::ostringstream out;
+    group.dump(out);
+    EXPECT_NE(out.str().find("== loop 0 of 2"), std::string::npos) << out.str();
+    EXPECT_NE(out.str().find("== loop 1 of 2"), std::string::npos) << out.str();
+    EXPECT_NE(out.str().find("'sleeper-on-1'"), std::string::npos) << out.str();
+    const std::vector<LoopStats> each = group.stats_per_loop();
+    ASSERT_EQ(each.size(), 2u);
+    EXPECT_GE(each[1].fibers_alive, 1u);
+    EXPECT_GT(group.stats().fibers_created, each[0].fibers_created + each[1].fibers_created - 1);
+    sleeper.cancel();
+    EXPECT_THROW(sleeper.join(), Cancelled);
+  });
+}
+
+}  // namespace
+}  // namespace fiberloop
