@@ -54,8 +54,9 @@ class Loop {
   // fiber's record (on the heap if larger than 64 bytes); the fiber takes its
   // stack when it first runs, so spawning touches no stack memory. If no
   // stack can be had then, the fiber ends with that std::system_error, which
-  // join() rethrows.
-  // Throws: std::logic_error from another thread.
+  // join() rethrows. Any thread: from another, the fiber is queued through
+  // the loop's cross-thread queue and first runs at the loop's next
+  // iteration (a lone loop must be running, or run later, for it to run).
   template <internal::Spawnable F>
   TaskFor<F> spawn(F&& fn, std::source_location where = std::source_location::current()) {
     return spawn(SpawnOptions{}, std::forward<F>(fn), where);

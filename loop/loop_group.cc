@@ -70,63 +70,84 @@ LoopGroup::LoopGroup(GroupOptions options) {
                  "to %zu run unpinned\n",
                  n, cpus.size(), cpus.size(), n - 1);
   }
+  // Shared with the threads, which may outlive a constructor that throws.
   auto closed = std::make_shared<std::atomic<std::size_t>>(0);
-  std::latch started(static_cast<std::ptrdiff_t>(n));
+  auto drained = std::make_shared<std::atomic<std::size_t>>(0);
+  auto started = std::make_shared<std::latch>(static_cast<std::ptrdiff_t>(n));
   loops_.reserve(n);
   for (std::size_t i = 0; i < n; ++i) loops_.push_back(new Member);
+  std::exception_ptr failed;
   for (std::size_t i = 0; i < n; ++i) {
     Member& m = *loops_[i];
     const int cpu = options.pin_threads && i < cpus.size() ? cpus[i] : -1;
-    m.thread = internal::start_own_thread(
-        [this, &m, &started, closed, cpu, i, n, loop_options = options.loop] {
-          pin_to(cpu);
-          std::optional<Loop> loop;
-          try {
-            loop.emplace(loop_options);
-          } catch (...) {
-            m.failed = std::current_exception();
-            started.count_down();
-            return;
-          }
-          internal::LoopParts& parts = *loop->parts_;
-          parts.index = i;
-          parts.group = this;
-          {
-            Loop::KeepAlive idle_is_not_done = loop->keep_alive();
-            parts.own_keep_alives = 1;
-            m.loop = &*loop;
-            started.count_down();
-            loop->run();  // until stop()
-            parts.own_keep_alives = 0;
-          }
-          // Step 1: close; then take posts until every loop has. Step 2 waits
-          // for ~LoopGroup too, which may still be calling stop() on this loop.
-          parts.close();
-          closed->fetch_add(1, std::memory_order_acq_rel);
-          while (closed->load(std::memory_order_acquire) < n) {
-            parts.remote.drain(/*drop=*/true);
-            std::this_thread::sleep_for(std::chrono::microseconds(200));
-          }
-          release_.wait(false, std::memory_order_acquire);
-          parts.remote.drain(/*drop=*/true);
-          parts.group_releases = true;
-          loop.reset();
-        });
-  }
-  started.wait();
-  for (Member* m : loops_) {
-    if (m->failed) {
-      std::exception_ptr failed = m->failed;
-      stop();
-      release_.store(true, std::memory_order_release);
-      release_.notify_all();
-      for (Member* other : loops_) {
-        other->thread.join();
-        delete other;
+    const auto body = [this, &m, started, closed, drained, cpu, i, n, loop_options = options.loop] {
+      pin_to(cpu);
+      std::optional<Loop> loop;
+      try {
+        loop.emplace(loop_options);
+      } catch (...) {
+        m.failed = std::current_exception();
+        closed->fetch_add(1, std::memory_order_acq_rel);  // nothing to close or drain
+        drained->fetch_add(1, std::memory_order_acq_rel);
+        started->count_down();
+        return;
       }
-      loops_.clear();
-      std::rethrow_exception(failed);
+      internal::LoopParts& parts = *loop->parts_;
+      parts.index = i;
+      parts.group = this;
+      {
+        Loop::KeepAlive idle_is_not_done = loop->keep_alive();
+        parts.own_keep_alives = 1;
+        m.loop = &*loop;
+        started->count_down();
+        loop->run();  // until stop()
+        parts.own_keep_alives = 0;
+      }
+      // Step 1: close; then take posts until every loop has.
+      parts.close();
+      closed->fetch_add(1, std::memory_order_acq_rel);
+      while (closed->load(std::memory_order_acquire) < n) {
+        parts.remote.drain(/*drop=*/true);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      // Step 2 waits for ~LoopGroup, which may still be calling stop() on
+      // this loop; step 3 for every loop's last drain, which may still
+      // answer (a wake-up, a join) into this one.
+      release_.wait(false, std::memory_order_acquire);
+      parts.remote.drain(/*drop=*/true);
+      drained->fetch_add(1, std::memory_order_acq_rel);
+      while (drained->load(std::memory_order_acquire) < n) {
+        parts.remote.drain(/*drop=*/true);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+      }
+      parts.group_releases = true;
+      loop.reset();
+    };
+    try {
+      m.thread = internal::start_own_thread(body);
+    } catch (...) {  // the threads not started count as closed, drained
+      failed = std::current_exception();
+      const std::size_t missing = n - i;
+      closed->fetch_add(missing, std::memory_order_acq_rel);
+      drained->fetch_add(missing, std::memory_order_acq_rel);
+      for (std::size_t k = i; k < n; ++k) started->count_down();
+      break;
     }
+  }
+  started->wait();
+  for (Member* m : loops_) {
+    if (!failed && m->failed) failed = m->failed;
+  }
+  if (failed) {
+    stop();
+    release_.store(true, std::memory_order_release);
+    release_.notify_all();
+    for (Member* m : loops_) {
+      if (m->thread.joinable()) m->thread.join();
+      delete m;
+    }
+    loops_.clear();
+    std::rethrow_exception(failed);
   }
 }
 
@@ -251,7 +272,7 @@ void LoopGroup::watch_for_deadlock(internal::FiberRecord* main) {
       internal::LoopParts& parts = *m->loop->parts_;
       all_stuck =
           all_stuck && parts.stuck.load(std::memory_order_acquire) && !parts.remote.pending();
-      progress.push_back(parts.scheduler.progress());
+      progress.push_back(parts.diagnostics.heartbeat());
     }
     if (all_stuck && all_stuck_before && progress == before && !internal::other_threads_exist()) {
       std::string report =

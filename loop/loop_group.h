@@ -88,14 +88,16 @@ class LoopGroup {
     return task.join();
   }
 
-  // Makes every loop's run return; their fibers stay until ~LoopGroup.
+  // Makes every loop's run return; each then closes as ~Loop does
+  // (cancels and unwinds its fibers). Later spawn_on() and run() throw.
   // Any thread.
   void stop() noexcept;
 
   // Loop::dump() of every loop, one after the other, each headed by its
-  // index. Any thread (a fiber of the group parks meanwhile).
+  // index. Any thread but a loop's outside a fiber (a fiber parks meanwhile;
+  // a plain thread blocks).
   void dump(std::ostream& out);
-  // Loop::stats() of every loop, by index, and their sum. Any thread.
+  // Loop::stats() of every loop, by index, and their sum. As dump().
   std::vector<LoopStats> stats_per_loop();
   LoopStats stats();
 

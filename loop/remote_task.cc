@@ -110,8 +110,10 @@ bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
   }
   f.scheduler->post(*join);
   if (join->joiner.fiber != nullptr) {
-    (void)join->joiner.fiber->scheduler->park_waiter(deadline, WaitKind::kJoin,
-                                                     static_cast<std::int64_t>(f.id));
+    Scheduler& here = *join->joiner.fiber->scheduler;
+    here.begin_remote_wait();
+    (void)here.park_waiter(deadline, WaitKind::kJoin, static_cast<std::int64_t>(f.id));
+    here.end_remote_wait();
   } else {
     (void)block_thread(join->joiner.state, Waiter::kWoken, deadline);
   }

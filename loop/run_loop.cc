@@ -82,7 +82,10 @@ bool LoopParts::poll_for_work() {
   const bool busy = !s.ready_.empty() || callbacks.any_due();
   // Work that other threads will bring: run_blocking() jobs and KeepAlives.
   // Shutdown waits for neither.
-  const bool expected = !s.closing_ && (pool.outstanding() != 0 || remote.keep_alives() != 0);
+  // A lone loop's fibers may also wait on another loop or thread that will
+  // end their wait (a group has its own deadlock rule: loop_group.cc).
+  const bool expected = !s.closing_ && (pool.outstanding() != 0 || remote.keep_alives() != 0 ||
+                                        (group == nullptr && s.remote_waits_ != 0));
   std::optional<Duration> timeout;  // none: until an fd event or a wake-up
   if (!busy && timers.empty() && reactor.waiters() == 0 && !expected) {
     // Nothing here can make progress. Fibers that wait may still be woken by
@@ -114,8 +117,18 @@ bool LoopParts::poll_for_work() {
   if (stuck_here) stuck.store(true, std::memory_order_release);
   if (blocks || reactor.waiters() != 0) {  // else there is nothing to poll for
     if (blocks) {
+      // Pooled stacks go back to the kernel once the loop has had nothing
+      // to do for kLongIdle: not at every pause of a bursty load (a group's
+      // idle loop waits without a deadline between bursts).
       const bool long_idle = !timeout || *timeout >= kLongIdle;
-      if (long_idle && s.stacks_.trim_worthwhile(kIdleStacksKept)) s.stacks_.trim(kIdleStacksKept);
+      if (long_idle && s.stacks_.trim_worthwhile(kIdleStacksKept)) {
+        const Duration idle = Clock::now() - last_busy_;
+        if (idle >= kLongIdle) {
+          s.stacks_.trim(kIdleStacksKept);
+        } else {
+          timeout = kLongIdle - idle;  // then look again
+        }
+      }
       if (remote.enter_poll()) timeout = Duration::zero();
     }
     reactor.poll(timeout);
@@ -124,6 +137,7 @@ bool LoopParts::poll_for_work() {
   if (stuck_here) stuck.store(false, std::memory_order_release);
   const TimePoint now = Clock::now();
   s.coarse_now_ = now;
+  if (!s.ready_.empty() || busy) last_busy_ = now;
   while (TimerNode* node = timers.pop_expired(now)) node->fire(node);
   return !s.closing_ || !s.ready_.empty() || now < closing_deadline_;
 }

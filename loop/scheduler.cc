@@ -143,7 +143,12 @@ void Scheduler::interrupt(FiberRecord& f, std::uint8_t bit) noexcept {
 
 void Scheduler::remote_wake(FiberRecord& f, std::uint32_t park) noexcept {
   WakeToken& token = f.wake_token;
-  token.park.store(park, std::memory_order_seq_cst);
+  // Only ever forward: a late wake for an earlier park must not overwrite
+  // one for the park the fiber is in now (serial-number order).
+  std::uint32_t seen = token.park.load(std::memory_order_seq_cst);
+  while (static_cast<std::int32_t>(park - seen) > 0 &&
+         !token.park.compare_exchange_weak(seen, park, std::memory_order_seq_cst)) {
+  }
   if (!token.queued.exchange(true, std::memory_order_seq_cst)) parts_.remote.push(token);
 }
 
@@ -161,6 +166,8 @@ void handle_wake_token(RemoteItem* item, bool /*drop*/) {
 }
 
 void Scheduler::post(RemoteItem& item) noexcept { parts_.remote.push(item); }
+
+void Scheduler::serve_remote() noexcept { parts_.remote.drain(closing_); }
 
 void Scheduler::cancel(FiberRecord& f) noexcept {
   if (!f.finished() && f.state != FiberState::kAbandoned) interrupt(f, FiberRecord::kCancel);

@@ -71,6 +71,7 @@ void Scheduler::abandon_remaining() noexcept {
   all_.for_each([](FiberRecord& f) {
     static_cast<ListHook<AllFibersTag>&>(f).unlink();
     f.state = FiberState::kAbandoned;
+    f.done_flag.store(true, std::memory_order_release);  // shared primitives pass it by
     // Joins from other threads end (with the fiber abandoned); local ones
     // belong to fibers abandoned too.
     IntrusiveList<DoneWaiter> keep;

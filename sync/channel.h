@@ -1,4 +1,4 @@
-// Channel<T>: Go's channels between fibers of one loop.
+// Channel<T>: Go's channels, between fibers of any loops and plain threads.
 //
 //   fiberloop::Channel<std::string> lines(16);   // buffered; Channel<T>() is unbuffered
 //   spawn([&] { for (auto& l : read_lines()) lines.send(l); lines.close(); });

@@ -88,8 +88,8 @@ class Future {
   bool ready() const noexcept { return state_ && state_->ready(); }
 
   // Runs fn(future), or fn() for a callable that takes no argument, on the
-  // loop (through call_soon) once the Future is ready; at the next iteration
-  // if it already is (asyncio's add_done_callback).
+  // calling thread's loop (a callback) once the Future is ready; at its next
+  // iteration if it already is (asyncio's add_done_callback).
   // Throws: std::logic_error on an empty Future.
   template <class F>
   requires std::is_invocable_v<F&> &&
@@ -149,8 +149,8 @@ class Promise {
   // The Future this Promise completes (any number may share it).
   Future<T> get_future() const { return Future<T>(state_); }
 
-  // Stores the value and wakes every fiber in get(); done-callbacks are
-  // scheduled with call_soon.
+  // Stores the value and wakes every waiter in get(); each done-callback is
+  // scheduled on the loop that added it.
   // Throws: std::logic_error if a value or exception was set already.
   template <class... Args>
   void set_value(Args&&... args) {

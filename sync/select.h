@@ -105,8 +105,12 @@ class SelectLocks {
  public:
   explicit SelectLocks(const std::array<SyncHome*, N>& homes) : homes_(homes) {
     for (std::size_t i = 0; i < N; ++i) shared_[i] = homes_[i]->enter();
+    // A later enter() may have waited, and this loop switched an earlier
+    // channel to shared meanwhile.
+    for (std::size_t i = 0; i < N; ++i) shared_[i] = shared_[i] || homes_[i]->shared();
     lock();
   }
+  bool any_shared() const noexcept { return count_ != 0; }
   ~SelectLocks() {
     if (held_) unlock();
   }
@@ -171,7 +175,7 @@ std::optional<std::size_t> select_until(TimePoint deadline, Cases&... cases) {
       },
       cases...);
   locks.unlock();
-  const WaitEnd end = park_select(state, ops[0], deadline);
+  const WaitEnd end = park_select(state, ops[0], deadline, locks.any_shared());
   locks.relock();
   // Every claim takes the lock of its channel (or runs on this loop), so
   // none is under way: a winner now is final, and none comes later.

@@ -68,6 +68,7 @@ bool SyncHome::enter_slow() {
   }
   home->post(request);
   if (self != nullptr) {
+    here->begin_remote_wait();
     // Parks at least once even if the answer is in already: the wake-up that
     // comes with it names this park (Waiter::park), and must not find the
     // fiber in a later one.
@@ -76,6 +77,15 @@ bool SyncHome::enter_slow() {
       (void)here->park_uninterruptible(WaitKind::kOther);
     } while (!request.requester.was_notified());
     --self->outer_unwinding;
+    here->end_remote_wait();
+  } else if (here != nullptr) {
+    // A loop's thread outside a fiber (a callback): it waits, and keeps
+    // handling its own queue meanwhile, so that two loops asking each other
+    // at once do not wait for each other for good.
+    using namespace std::chrono_literals;
+    while (!block_thread(request.requester.state, Waiter::kWoken, Clock::now() + 50us)) {
+      here->serve_remote();
+    }
   } else {  // a plain thread, or a loop's thread outside a fiber: one iteration of `home`
     block_thread(request.requester.state, Waiter::kWoken, kNever);
   }
@@ -141,7 +151,9 @@ void WaitQueue::wait_uninterruptible(SyncGuard& guard, const char* what) {
 const void* WaitQueue::notify_one(SyncGuard& guard) noexcept {
   while (!waiters_.empty()) {
     Waiter& w = waiters_.pop_front();
-    if (!guard.shared() && !w.parked()) continue;  // interrupted: it leaves by itself
+    // Local: an interrupted waiter leaves by itself. Shared: an abandoned
+    // one never will.
+    if (guard.shared() ? w.gone() : !w.parked()) continue;
     const void* who = w.who;
     w.notify();
     return who;

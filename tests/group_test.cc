@@ -265,6 +265,53 @@ TEST(Group, ALoopWaitingOnAnotherLoopIsNotDeadlocked) {
   EXPECT_EQ(v, 5);
 }
 
+TEST(Group, ALoneLoopWaitingOnAGroupIsNotDeadlocked) {
+  // The group's threads are fiberloop's own, but they will end the wait.
+  const int v = fiberloop::run([] {
+    LoopGroup group(unpinned(2));
+    auto far = group.spawn_on(1, [] {
+      this_fiber::sleep_for(50ms);
+      return 9;
+    });
+    return far.join();  // parks this lone loop's fiber on the group's
+  });
+  EXPECT_EQ(v, 9);
+}
+
+TEST(Group, CallbacksOnTwoLoopsSharingEachOthersPrimitivesAtOnceDoNotHang) {
+  // A loop's callback (not a fiber) that uses another loop's primitive waits
+  // for that loop to share it, and meanwhile answers its own queue: two
+  // loops asking each other at the same moment both get through.
+  LoopGroup group(unpinned(2));
+  for (int round = 0; round < 20; ++round) {
+    Event on0, on1;
+    // Each Event is made local to its loop by a first use there.
+    group.spawn_on(0, [&] { (void)on0.wait_for(0ms); }).join();
+    group.spawn_on(1, [&] { (void)on1.wait_for(0ms); }).join();
+    std::atomic<int> go{0};
+    auto a = group.spawn_on(0, [&] {
+      Loop::current()->call_soon([&] {
+        ++go;
+        while (go < 2) {
+        }
+        on1.set();  // loop 1's, from loop 0's callback
+      });
+      on0.wait();
+    });
+    auto b = group.spawn_on(1, [&] {
+      Loop::current()->call_soon([&] {
+        ++go;
+        while (go < 2) {
+        }
+        on0.set();
+      });
+      on1.wait();
+    });
+    a.join();
+    b.join();
+  }
+}
+
 // ---- introspection --------------------------------------------------------------
 
 TEST(Group, DumpAndStatsCoverEveryLoop) {

@@ -109,6 +109,7 @@ struct LoopParts {
   // unwinding) may still wait for a timer or an fd (shutdown.cc).
   TimePoint closing_deadline_{};
   bool shut_down_ = false;
+  TimePoint last_busy_ = Clock::now();  // when fibers or callbacks last had work
 };
 
 }  // namespace fiberloop::internal

@@ -101,6 +101,14 @@ class Scheduler {
   // Queues `item` on this loop's cross-thread queue (any thread); the loop
   // handles it on its thread, even while closing.
   void post(RemoteItem& item) noexcept;
+  // Handles what other threads have queued, now: for this loop's thread
+  // while it must wait outside any fiber (sync/waiters.cc).
+  void serve_remote() noexcept;
+  // Around a fiber's park that another thread will end: a lone loop waits
+  // for it rather than calling it a deadlock (a group's loops have the
+  // group's own deadlock rule).
+  void begin_remote_wait() noexcept { ++remote_waits_; }
+  void end_remote_wait() noexcept { --remote_waits_; }
   // Sets an interrupt bit (FiberRecord::kCancel, kTimeout) on `f`; a parked
   // fiber wakes to take it, unless it is unwinding.
   void interrupt(FiberRecord& f, std::uint8_t bit) noexcept;
@@ -200,6 +208,7 @@ class Scheduler {
   bool in_scheduler_ = false;           // the run loop is on the stack
   bool closing_ = false;                // shutdown() has begun
   bool abandoned_fibers_ = false;       // shutdown() left fibers that would not end
+  std::size_t remote_waits_ = 0;        // parks another thread will end
   std::size_t closing_iterations_ = 0;  // iterations run since shutdown() began
   FiberRecord* run_target_ = nullptr;   // the run loop returns when it finishes
   // The clock at the last poll: what parking fibers stamp themselves with.

@@ -19,11 +19,10 @@ namespace fiberloop::internal {
 // any fiber, its thread.
 const void* caller_identity() noexcept;
 
-// The wake-up half of a notification, copied out of a Waiter while the
-// notifier still holds the primitive, and made once it has let go: the
-// waiter may be gone by then, so it touches only the fiber's record (which
-// outlives its waits) or the plain thread's futex word (a futex wake only
-// names the address).
+// The wake-up half of a notification, copied out of the Waiter when it is
+// marked: once marked, the waiter may leave at any moment (interrupted, it
+// sees the mark), so the wake-up touches only the fiber's record (which
+// outlives its waits) or the plain thread's futex word.
 struct Wake {
   FiberRecord* fiber = nullptr;
   Scheduler* scheduler = nullptr;
@@ -89,6 +88,11 @@ struct Waiter : ListHook<> {
 
   // Whether a local notifier may take it: its fiber still parked on it.
   bool parked() const noexcept { return fiber->state == FiberState::kParked; }
+  // Whether a shared notifier must pass it by: its fiber was abandoned by
+  // its loop's shutdown, and will never take what it would be handed.
+  bool gone() const noexcept {
+    return fiber != nullptr && fiber->done_flag.load(std::memory_order_acquire);
+  }
   bool was_notified() const noexcept { return state.load(std::memory_order_acquire) != kWaiting; }
 };
 

@@ -49,10 +49,15 @@ WaitEnd finish_block(SyncGuard& guard, SyncHome& home, Waiter& waiter, WaitEnd e
 // mispredicted return at every resumption (fiber/internal/context.h).
 [[gnu::always_inline]] inline WaitEnd block(SyncGuard& guard, SyncHome& home, Waiter& waiter,
                                             TimePoint deadline, WaitKind kind) {
+  const bool shared = guard.shared();
   guard.release();
   WaitEnd end = WaitEnd::kTimedOut;
   if (waiter.fiber != nullptr) [[likely]] {
-    switch (waiter.fiber->scheduler->park_waiter(deadline, kind)) {
+    Scheduler& scheduler = *waiter.fiber->scheduler;
+    if (shared) scheduler.begin_remote_wait();
+    const Scheduler::ParkEnd parked = scheduler.park_waiter(deadline, kind);
+    if (shared) scheduler.end_remote_wait();
+    switch (parked) {
       case Scheduler::ParkEnd::kWoken:
         if (!waiter.fiber->woken_remotely) [[likely]]
           return WaitEnd::kNotified;
@@ -161,11 +166,16 @@ struct ChannelOp : Waiter {
 static_assert(sizeof(ChannelOp) <= 64);
 
 // Parks a select's caller, whose ops name `state`, until a case completes,
-// `deadline`, or an interrupt. Inline, as block().
+// `deadline`, or an interrupt (`shared`: some of its channels are). Inline,
+// as block().
 [[gnu::always_inline]] inline WaitEnd park_select(SelectState& state, const Waiter& first,
-                                                  TimePoint deadline) {
+                                                  TimePoint deadline, bool shared) {
   if (first.fiber != nullptr) [[likely]] {
-    switch (first.fiber->scheduler->park_waiter(deadline, WaitKind::kChannel)) {
+    Scheduler& scheduler = *first.fiber->scheduler;
+    if (shared) scheduler.begin_remote_wait();
+    const Scheduler::ParkEnd parked = scheduler.park_waiter(deadline, WaitKind::kChannel);
+    if (shared) scheduler.end_remote_wait();
+    switch (parked) {
       case Scheduler::ParkEnd::kWoken:
         return WaitEnd::kNotified;
       case Scheduler::ParkEnd::kTimedOut:
@@ -181,7 +191,7 @@ static_assert(sizeof(ChannelOp) <= 64);
 inline ChannelOp* claim(IntrusiveList<ChannelOp>& queue, bool shared) noexcept {
   while (!queue.empty()) {
     ChannelOp& op = queue.pop_front();
-    if (!shared && !op.parked()) continue;  // interrupted: it leaves by itself
+    if (shared ? op.gone() : !op.parked()) continue;  // see WaitQueue::notify_one
     if (op.select != nullptr && !op.select->claim(op.case_index)) continue;
     return &op;
   }
