@@ -14,8 +14,8 @@
 #include <deque>
 #include <mutex>
 #include <optional>
-#include <utility>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "fiberloop.h"
@@ -293,8 +293,9 @@ std::int64_t skynet_boost(std::int64_t num, std::int64_t size) {
   children.reserve(10);
   const std::int64_t part = size / 10;
   for (std::int64_t i = 0; i < 10; ++i) {
-    children.push_back(boost::fibers::async(boost::fibers::launch::post,
-                                            [num, part, i] { return skynet_boost(num + i * part, part); }));
+    children.push_back(boost::fibers::async(boost::fibers::launch::post, [num, part, i] {
+      return skynet_boost(num + i * part, part);
+    }));
   }
   std::int64_t sum = 0;
   for (auto& c : children) sum += c.get();
@@ -358,9 +359,6 @@ void BM_cores_boost_fiber_skynet(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * kLeaves);
 }
-BENCHMARK(BM_cores_boost_fiber_skynet)
-    ->Iterations(3)
-    ->Unit(benchmark::kMillisecond)
-    ->UseRealTime();
+BENCHMARK(BM_cores_boost_fiber_skynet)->Iterations(3)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

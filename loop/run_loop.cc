@@ -22,6 +22,12 @@ constexpr Duration kLongIdle = std::chrono::seconds(1);
 constexpr Duration kFirstOtherThreadRecheck = std::chrono::milliseconds(10);
 constexpr Duration kLastOtherThreadRecheck = std::chrono::seconds(1);
 
+// How long a loop whose fibers wait on other threads looks for their answer
+// before it blocks: the answer to a cross-loop hand-off usually comes within
+// a few microseconds, and a blocked loop must be woken by a syscall and the
+// kernel's scheduler (tens of microseconds). Go's idle Ps spin likewise.
+constexpr Duration kSpinForPost = std::chrono::microseconds(50);
+
 }  // namespace
 
 LoopParts::LoopParts(Loop& owner, const LoopOptions& options)
@@ -77,6 +83,19 @@ void LoopParts::take_posts() {
   remote.drain(scheduler.closing_);
 }
 
+bool LoopParts::spin_for_post(std::optional<Duration> timeout) const noexcept {
+  Duration spin = kSpinForPost;
+  if (timeout && *timeout < spin) spin = *timeout;
+  const TimePoint until = Clock::now() + spin;
+  do {
+    for (int i = 0; i < 64; ++i) {
+      if (remote.pending()) return true;
+      __builtin_ia32_pause();
+    }
+  } while (Clock::now() < until);
+  return false;
+}
+
 bool LoopParts::poll_for_work() {
   Scheduler& s = scheduler;
   const bool busy = !s.ready_.empty() || callbacks.any_due();
@@ -129,6 +148,7 @@ bool LoopParts::poll_for_work() {
           timeout = kLongIdle - idle;  // then look again
         }
       }
+      if (s.remote_waits_ != 0 && spin_for_post(timeout)) timeout = Duration::zero();
       if (remote.enter_poll()) timeout = Duration::zero();
     }
     reactor.poll(timeout);

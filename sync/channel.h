@@ -79,13 +79,8 @@ class Channel {
   //         loop's thread outside a fiber.
   std::optional<T> recv() {
     internal::SyncGuard guard(home_);
-    {
-      // Its own variable: the slot a parked recv hands out lives in memory,
-      // and reading an optional back from there right after writing it
-      // stalls on store forwarding.
-      std::optional<T> now;
-      if (try_recv_into(now, guard.shared())) return now;
-    }
+    bool done = false;
+    if (std::optional<T> now = take_now(guard.shared(), done); done) return now;
     std::optional<T> out;
     internal::ChannelOp op;
     op.value = &out;
@@ -96,10 +91,9 @@ class Channel {
   // The next value if one is there now; nullopt otherwise (or once closed
   // and drained: tell the two apart with closed()).
   std::optional<T> try_recv() {
-    std::optional<T> out;
     internal::SyncGuard guard(home_);
-    try_recv_into(out, guard.shared());
-    return out;
+    bool done = false;
+    return take_now(guard.shared(), done);
   }
 
   // No more sends: waiting senders get ChannelClosed, waiting receivers
@@ -143,9 +137,18 @@ class Channel {
   // Completes a recv now if it can: a value, or nullopt when closed and
   // drained. Returns: whether it completed.
   bool try_recv_into(std::optional<T>& out, bool shared) {
+    bool done = false;
+    out = take_now(shared, done);
+    return done;
+  }
+  // The same, returning the value: built in registers, where an optional
+  // written to memory in two parts (value, flag) and read back whole stalls
+  // on store forwarding. `done` says whether the recv completed.
+  std::optional<T> take_now(bool shared, bool& done) {
+    done = true;
     const std::size_t count = count_.load(std::memory_order_relaxed);
     if (count > 0) {
-      out.emplace(std::move(*ring_[head_]));
+      T value(std::move(*ring_[head_]));
       ring_[head_].reset();
       head_ = (head_ + 1) % capacity_;
       if (internal::ChannelOp* s = internal::claim(senders_, shared)) {
@@ -155,18 +158,15 @@ class Channel {
       } else {
         count_.store(count - 1, std::memory_order_relaxed);
       }
-      return true;
+      return std::optional<T>(std::move(value));
     }
     if (internal::ChannelOp* s = internal::claim(senders_, shared)) {
-      out.emplace(std::move(*static_cast<T*>(s->value)));  // unbuffered: from the sender
+      T value(std::move(*static_cast<T*>(s->value)));  // unbuffered: from the sender
       s->complete();
-      return true;
+      return std::optional<T>(std::move(value));
     }
-    if (closed_.load(std::memory_order_relaxed)) {
-      out.reset();
-      return true;
-    }
-    return false;
+    done = closed_.load(std::memory_order_relaxed);  // then nullopt: closed and drained
+    return std::nullopt;
   }
   void enqueue_send(internal::ChannelOp& op) noexcept { senders_.push_back(op); }
   void enqueue_recv(internal::ChannelOp& op) noexcept { receivers_.push_back(op); }

@@ -162,7 +162,11 @@ const void* WaitQueue::notify_one(SyncGuard& guard) noexcept {
 }
 
 void WaitQueue::notify_all(SyncGuard& guard) noexcept {
-  while (notify_one(guard) != nullptr) {
+  const bool shared = guard.shared();
+  while (!waiters_.empty()) {
+    Waiter& w = waiters_.pop_front();
+    if (shared ? w.gone() : !w.parked()) continue;  // as notify_one()
+    w.notify();
   }
 }
 

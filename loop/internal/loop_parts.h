@@ -13,6 +13,7 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
 
 #include <cstdint>
 #include <iosfwd>
@@ -102,6 +103,9 @@ struct LoopParts {
   bool poll_for_work();
   // Takes other threads' posts into the callbacks.
   void take_posts();
+  // Before a loop whose fibers wait on other threads blocks: looks for a
+  // post for a little while (at most `timeout`). Returns: whether one came.
+  bool spin_for_post(std::optional<Duration> timeout) const noexcept;
   // While a loop with nothing to do waits for another thread's post, how
   // long until it looks again whether such a thread exists.
   Duration other_thread_recheck_;
