@@ -284,6 +284,7 @@ BENCHMARK(BM_cores_skynet)
     ->Arg(1)
     ->Arg(2)
     ->Iterations(3)
+    ->Repetitions(3)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 

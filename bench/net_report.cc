@@ -1,9 +1,10 @@
-// Each measurement: start a server pinned to CPU 0, wait until it accepts,
-// drive it from this process pinned to CPU 1, read the server's CPU time
-// from /proc, stop it. fiberloop and the plain epoll server alternate, and
-// the table shows medians over the rounds: requests per second (bounded by
-// the load generator's own core on a 2-core machine) and requests per second
-// of server CPU (the fairer figure).
+// Each measurement: start a server, wait until it accepts, drive it from
+// this process, read the server's CPU time from /proc, stop it. The servers
+// take turns, and the tables show medians over the rounds: requests per
+// second (bounded by the load generator's own core on a 2-core machine) and
+// requests per second of server CPU (the fairer figure). The one-core table
+// pins the server to CPU 0 and the load to CPU 1; the every-core table
+// leaves both to the kernel, and compares 1 loop with 2.
 #include "bench/net_report.h"
 
 #include <netinet/in.h>
@@ -30,6 +31,7 @@ struct Server {
   const char* label;
   std::string path;
   std::vector<std::string> args;  // after the binary
+  bool pinned = true;             // to CPU 0; else the whole mask
 };
 
 struct Sample {
@@ -48,6 +50,13 @@ void pin(int cpu) {
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
+  ::sched_setaffinity(0, sizeof set, &set);
+}
+
+void unpin() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (long cpu = 0; cpu < ::sysconf(_SC_NPROCESSORS_ONLN); ++cpu) CPU_SET(cpu, &set);
   ::sched_setaffinity(0, sizeof set, &set);
 }
 
@@ -88,7 +97,11 @@ pid_t start(const Server& s, std::uint16_t port) {
   std::fflush(nullptr);  // or the child's freopen writes our buffered output again
   const pid_t pid = ::fork();
   if (pid == 0) {
-    pin(0);
+    if (s.pinned) {
+      pin(0);
+    } else {
+      unpin();
+    }
     std::vector<std::string> args{s.path, "--port", std::to_string(port)};
     args.insert(args.end(), s.args.begin(), s.args.end());
     std::vector<char*> argv;
@@ -114,43 +127,30 @@ double median(std::vector<double> v) {
   return v.empty() ? 0 : v[v.size() / 2];
 }
 
-}  // namespace
+struct Case {
+  Workload workload;
+  int connections;
+};
 
-bool run_network_report(const char* argv0, double seconds, int rounds,
-                        std::vector<NetResult>* results) {
-  const std::string epoll = find_binary(argv0, "bench/epoll_server");
-  const std::string echo = find_binary(argv0, "examples/echo_server");
-  const std::string http = find_binary(argv0, "examples/http_hello");
-  if (epoll.empty() || echo.empty() || http.empty()) {
-    std::fprintf(stderr, "report: the network servers were not found beside %s\n", argv0);
-    return false;
-  }
-  struct Case {
-    Workload workload;
-    int connections;
-  };
-  const Case cases[] = {{Workload::kEcho, 1},  {Workload::kEcho, 50},   {Workload::kEcho, 1000},
-                        {Workload::kHttp, 50}, {Workload::kHttp, 1000}, {Workload::kChurn, 50}};
-  // Below the ephemeral range (32768+), where the load's own client sockets live.
-  std::uint16_t port = static_cast<std::uint16_t>(12000 + ::getpid() % 10000);
-  pin(1);
+// Runs every case against every server, alternating who goes first, and
+// prints one table row per server: medians of requests per second and per
+// server CPU-second, and (last column) each server's figure over the first's.
+void measure(const char* title, const std::vector<Case>& cases,
+             std::vector<Server> (*servers_for)(const Case&, const std::string* paths),
+             const std::string* paths, double seconds, int rounds, std::uint16_t& port,
+             std::vector<NetResult>* results) {
+  std::printf("\n%s, %.0f s per run, medians of %d\n\n", title, seconds, rounds);
   std::printf(
-      "\nNetwork: server on CPU 0, load generator on CPU 1, %.0f s per run, medians of %d\n\n",
-      seconds, rounds);
-  std::printf(
-      "| workload | server | req/s | req per server CPU-s | p50 us | p99 us | fiberloop / epoll "
+      "| workload | server | req/s | req per server CPU-s | p50 us | p99 us | / first server "
       "(per CPU-s) |\n");
   std::printf("| --- | --- | --- | --- | --- | --- | --- |\n");
   for (const Case& c : cases) {
-    const bool is_http = c.workload == Workload::kHttp;
-    const Server servers[2] = {
-        {"plain epoll", epoll, {"--mode", is_http ? "http" : "echo"}},
-        {"fiberloop", is_http ? http : echo, {}},
-    };
-    std::vector<Sample> samples[2];
+    const std::vector<Server> servers = servers_for(c, paths);
+    const std::size_t n = servers.size();
+    std::vector<std::vector<Sample>> samples(n);
     for (int round = 0; round < rounds; ++round) {
-      for (int k = 0; k < 2; ++k) {
-        const int which = (round % 2 == 0) ? k : 1 - k;  // alternate who goes first
+      for (std::size_t k = 0; k < n; ++k) {
+        const std::size_t which = (k + static_cast<std::size_t>(round)) % n;  // rotate the order
         const Server& s = servers[which];
         const pid_t pid = start(s, ++port);
         const double cpu_before = cpu_seconds(pid);
@@ -167,25 +167,80 @@ bool run_network_report(const char* argv0, double seconds, int rounds,
                                   r.p99_us});
       }
     }
-    double per_cpu[2];
-    for (int k = 0; k < 2; ++k) {
+    double first = 0;
+    for (std::size_t k = 0; k < n; ++k) {
       auto pick = [&](double Sample::*field) {
         std::vector<double> v;
         for (const Sample& s : samples[k]) v.push_back(s.*field);
         return median(v);
       };
-      per_cpu[k] = pick(&Sample::rps_per_cpu);
-      results->push_back({workload_name(c.workload), c.connections, servers[k].label, per_cpu[k]});
+      const double per_cpu = pick(&Sample::rps_per_cpu);
+      if (k == 0) first = per_cpu;
+      results->push_back({workload_name(c.workload), c.connections, servers[k].label, per_cpu});
       std::printf("| %s c=%d | %s | %.0f | %.0f | %.0f | %.0f |", workload_name(c.workload),
-                  c.connections, servers[k].label, pick(&Sample::rps), per_cpu[k],
-                  pick(&Sample::p50), pick(&Sample::p99));
-      if (k == 1)
-        std::printf(" %.2f |\n", per_cpu[0] > 0 ? per_cpu[1] / per_cpu[0] : 0);
-      else
+                  c.connections, servers[k].label, pick(&Sample::rps), per_cpu, pick(&Sample::p50),
+                  pick(&Sample::p99));
+      if (k > 0) {
+        std::printf(" %.2f |\n", first > 0 ? per_cpu / first : 0);
+      } else {
         std::printf(" |\n");
+      }
     }
     std::fflush(stdout);
   }
+}
+
+// paths: plain epoll, echo_server, http_hello.
+std::vector<Server> one_core_servers(const Case& c, const std::string* paths) {
+  const bool is_http = c.workload == Workload::kHttp;
+  return {{"plain epoll", paths[0], {"--mode", is_http ? "http" : "echo"}},
+          {"fiberloop", is_http ? paths[2] : paths[1], {"--loops", "1"}}};
+}
+
+std::vector<Server> every_core_servers(const Case& c, const std::string* paths) {
+  const bool is_http = c.workload == Workload::kHttp;
+  const std::string& ours = is_http ? paths[2] : paths[1];
+  return {{"fiberloop, 1 loop", ours, {"--loops", "1"}, false},
+          {"fiberloop, 2 loops", ours, {"--loops", "2"}, false},
+          {"plain epoll", paths[0], {"--mode", is_http ? "http" : "echo"}, false}};
+}
+
+}  // namespace
+
+bool run_network_report(const char* argv0, double seconds, int rounds,
+                        std::vector<NetResult>* results) {
+  const std::string paths[3] = {find_binary(argv0, "bench/epoll_server"),
+                                find_binary(argv0, "examples/echo_server"),
+                                find_binary(argv0, "examples/http_hello")};
+  if (paths[0].empty() || paths[1].empty() || paths[2].empty()) {
+    std::fprintf(stderr, "report: the network servers were not found beside %s\n", argv0);
+    return false;
+  }
+  // Below the ephemeral range (32768+), where the load's own client sockets live.
+  std::uint16_t port = static_cast<std::uint16_t>(12000 + ::getpid() % 10000);
+  pin(1);
+  measure("Network: server on CPU 0, load generator on CPU 1",
+          {{Workload::kEcho, 1},
+           {Workload::kEcho, 50},
+           {Workload::kEcho, 1000},
+           {Workload::kHttp, 50},
+           {Workload::kHttp, 1000},
+           {Workload::kChurn, 50}},
+          &one_core_servers, paths, seconds, rounds, port, results);
+  unpin();
+  std::vector<NetResult> cores;
+  char title[160];
+  std::snprintf(title, sizeof title,
+                "Network on every core (%ld CPUs): servers and load generator unpinned",
+                ::sysconf(_SC_NPROCESSORS_ONLN));
+  measure(title,
+          {{Workload::kEcho, 50},
+           {Workload::kEcho, 1000},
+           {Workload::kHttp, 50},
+           {Workload::kHttp, 1000}},
+          &every_core_servers, paths, seconds, rounds, port, &cores);
+  for (NetResult& r : cores) r.workload = "cores " + r.workload;
+  results->insert(results->end(), cores.begin(), cores.end());
   return true;
 }
 

@@ -1,6 +1,7 @@
 // //bench:report — runs every benchmark linked in (fiberloop and its peers,
-// in this one process), pinned to one CPU, as medians of repeats, and prints
-// one table: each fiberloop figure, its target, each peer's, and the ratio.
+// in this one process), pinned to one CPU (the every-core benchmarks unpin
+// their own threads: cores_bench.cc), as medians of repeats, and prints one
+// table: each fiberloop figure, its target, each peer's, and the ratio.
 //
 //   ./bazelw run -c opt //bench:report [-- --benchmark_filter=yield]
 //
@@ -193,6 +194,37 @@ const std::vector<Row>& rows() {
        "<= 30 ns",
        {{"Boost.Fiber mutex", "BM_boost_fiber_mutex_handoff"}}},
       {"Event set -> waiter resumed", "BM_fiberloop_event_wake", nullptr, "ns", "<= 30 ns", {}},
+      // Every core (issue 13): two loops on CPUs 0 and 1
+      {"cross-loop channel round trip, loops busy",
+       "BM_cores_channel_round_trip/1/real_time",
+       nullptr,
+       "ns",
+       "<= 0.1x condvar",
+       {{"mutex+condvar, 2 threads", "BM_cores_condvar_round_trip/real_time"},
+        {"Boost.Fiber channel, 2 threads", "BM_cores_boost_fiber_channel_round_trip/real_time"},
+        {"fiberloop, loops idle", "BM_cores_channel_round_trip/0/real_time"}}},
+      {"cross-loop channel round trip, loops idle",
+       "BM_cores_channel_round_trip/0/real_time",
+       nullptr,
+       "ns",
+       "<= 1.2x condvar",
+       {{"mutex+condvar, 2 threads", "BM_cores_condvar_round_trip/real_time"},
+        {"Boost.Fiber channel, 2 threads", "BM_cores_boost_fiber_channel_round_trip/real_time"}}},
+      {"buffered(64) channel, loop to loop",
+       "BM_cores_buffered_throughput/real_time",
+       nullptr,
+       "ns/msg",
+       "<= 0.5x Boost.Fiber",
+       {{"Boost.Fiber buffered_channel", "BM_cores_boost_fiber_buffered_throughput/real_time"},
+        {"mutex+deque+condvar", "BM_cores_mutex_deque_throughput/real_time"}}},
+      {"skynet 1M leaves, 2 loops",
+       "BM_cores_skynet/2/iterations:3/repeats:3/real_time",
+       nullptr,
+       "ns/leaf",
+       "<= 0.6x 1 loop",
+       {{"fiberloop, 1 loop", "BM_cores_skynet/1/iterations:3/repeats:3/real_time"},
+        {"Boost.Fiber work_stealing, 2 threads",
+         "BM_cores_boost_fiber_skynet/iterations:1/repeats:1/real_time"}}},
   };
   return table;
 }
@@ -277,7 +309,13 @@ std::string chart(const Collector& c, const std::vector<fiberloop::bench::NetRes
       series("cancel", {{1e3, "BM_timer_cancel/1000"}, {1e6, "BM_timer_cancel/1000000"}}, false));
   timers.series.push_back(series("std::priority_queue push",
                                  {{1e6, "BM_priority_queue_push/1000000/iterations:20"}}, false));
-  for (LinePanel* p : {&fibers, &timers}) {
+  LinePanel cores{
+      "skynet (1M leaf fibers) as loops grow", "loops", "ns per leaf", false, false, {}};
+  cores.series.push_back(series("fiberloop",
+                                {{1, "BM_cores_skynet/1/iterations:3/repeats:3/real_time"},
+                                 {2, "BM_cores_skynet/2/iterations:3/repeats:3/real_time"}},
+                                true));
+  for (LinePanel* p : {&fibers, &timers, &cores}) {
     std::erase_if(p->series, [](const Series& s) { return s.points.empty(); });
     if (!p->series.empty()) panels.push_back(*p);
   }
@@ -298,8 +336,28 @@ std::string chart(const Collector& c, const std::vector<fiberloop::bench::NetRes
     }
     if (!conns.series.empty()) panels.push_back(std::move(conns));
   }
-  return render_chart("fiberloop against its peers (medians, one process, one CPU)", groups,
-                      panels);
+  for (const char* workload : {"cores echo", "cores http"}) {
+    LinePanel loops{std::string(workload + 6) + " on every core: requests per server CPU-second",
+                    "loops",
+                    "requests / CPU-s",
+                    false,
+                    false,
+                    {}};
+    for (int conns : {50, 1000}) {
+      Series s{"c=" + std::to_string(conns), {}, conns == 1000};
+      for (const NetResult& r : net) {
+        if (r.workload != workload || r.connections != conns) continue;
+        if (r.server == "fiberloop, 1 loop") s.points.push_back({1, r.requests_per_cpu_second});
+        if (r.server == "fiberloop, 2 loops") s.points.push_back({2, r.requests_per_cpu_second});
+      }
+      if (!s.points.empty()) loops.series.push_back(std::move(s));
+    }
+    if (!loops.series.empty()) panels.push_back(std::move(loops));
+  }
+  return render_chart(
+      "fiberloop against its peers (medians, one process; every-core rows on 2 "
+      "loops)",
+      groups, panels);
 }
 
 // Where the chart goes: --out_dir, else bench/results in the workspace

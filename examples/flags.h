@@ -1,6 +1,7 @@
-// Command-line flags for the examples: --port N and --host A.
+// Command-line flags for the examples: --port N, --host A and --loops N.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +27,20 @@ inline std::uint16_t port_flag(int argc, char** argv, std::uint16_t fallback) {
     std::exit(2);
   }
   return static_cast<std::uint16_t>(port);
+}
+
+// --loops N: how many loops serve (0, the default: one per CPU of the
+// affinity mask).
+inline std::size_t loops_flag(int argc, char** argv) {
+  const std::string v = flag(argc, argv, "--loops", "0");
+  char* end = nullptr;
+  const long loops = std::strtol(v.c_str(), &end, 10);
+  if (*end != '\0' || loops < 0 || loops > 4096) {
+    std::fprintf(stderr, "--loops: '%s' is not a number of loops (0-4096; 0: one per CPU)\n",
+                 v.c_str());
+    std::exit(2);
+  }
+  return static_cast<std::size_t>(loops);
 }
 
 }  // namespace fiberloop::examples
