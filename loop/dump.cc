@@ -107,7 +107,9 @@ LoopStats LoopParts::stats() const noexcept {
 
 void LoopParts::dump(std::ostream& out) const {
   const LoopStats s = stats();
-  out << "fiberloop: " << s.fibers_alive << " fibers alive (" << s.fibers_created << " created, "
+  out << "fiberloop: ";
+  if (group != nullptr) out << "loop " << index << " of its group: ";
+  out << s.fibers_alive << " fibers alive (" << s.fibers_created << " created, "
       << s.fibers_finished << " finished); " << s.switches << " switches, " << s.iterations
       << " iterations, " << s.polls << " polls; " << s.timers_pending << " timers, " << s.fd_waiters
       << " fd waiters, " << s.blocking_jobs << " blocking jobs; " << s.stacks_outstanding

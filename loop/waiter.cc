@@ -62,4 +62,53 @@ void Wake::wake_word() const noexcept {
   wake_thread(*word);  // the word may be gone by now: a futex wake only names it
 }
 
+namespace {
+
+struct LoopCall : RemoteItem {
+  void (*fn)(void*) noexcept = nullptr;
+  void* arg = nullptr;
+  Waiter caller;
+};
+
+void run_loop_call(RemoteItem* item, bool /*drop: run all the same*/) {
+  auto& call = *static_cast<LoopCall*>(item);
+  call.fn(call.arg);
+  call.caller.notify();  // the last touch of `call`
+}
+
+}  // namespace
+
+void call_on_loop(Scheduler& target, void (*fn)(void*) noexcept, void* arg) {
+  Scheduler* const here = Scheduler::current();
+  LoopCall call;
+  call.handle = &run_loop_call;
+  call.fn = fn;
+  call.arg = arg;
+  FiberRecord* const self = here != nullptr ? here->running() : nullptr;
+  if (self != nullptr) {
+    call.caller.fiber = self;
+    call.caller.park = self->park_seq;
+  }
+  target.post(call);
+  if (self != nullptr) {
+    here->begin_remote_wait();
+    // Parks at least once even if the answer is in already: the wake-up that
+    // comes with it names this park (Waiter::park), and must not find the
+    // fiber in a later one.
+    ++self->outer_unwinding;  // holds interrupts off (Scheduler::may_interrupt)
+    do {
+      (void)here->park_uninterruptible(WaitKind::kOther);
+    } while (!call.caller.was_notified());
+    --self->outer_unwinding;
+    here->end_remote_wait();
+  } else if (here != nullptr) {
+    using namespace std::chrono_literals;
+    while (!block_thread(call.caller.state, Waiter::kWoken, Clock::now() + 50us)) {
+      here->serve_remote();
+    }
+  } else {
+    (void)block_thread(call.caller.state, Waiter::kWoken, kNever);
+  }
+}
+
 }  // namespace fiberloop::internal

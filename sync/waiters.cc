@@ -8,22 +8,6 @@
 
 namespace fiberloop::internal {
 
-namespace {
-
-// A request that a primitive's home loop make it shared (SyncHome::enter_slow).
-struct ShareRequest : RemoteItem {
-  SyncHome* home = nullptr;
-  Waiter requester;
-};
-
-void handle_share_request(RemoteItem* item, bool /*drop: shared all the same*/) {
-  auto& request = *static_cast<ShareRequest*>(item);
-  request.home->become_shared();
-  request.requester.notify();
-}
-
-}  // namespace
-
 // ---- SyncHome ---------------------------------------------------------------
 
 SyncHome::SyncHome() noexcept {
@@ -55,44 +39,13 @@ bool SyncHome::enter_slow() {
     break;
   }
   // Another loop's: that loop makes it shared between two of its fibers'
-  // steps. Wait for it, uninterruptibly (the request lives in this frame):
-  // an interrupt meanwhile is delivered at the fiber's next suspension
-  // point, as for a fiber that parks while unwinding.
-  ShareRequest request;
-  request.handle = &handle_share_request;
-  request.home = this;
-  FiberRecord* self = here != nullptr ? here->running() : nullptr;
-  if (self != nullptr) {
-    request.requester.fiber = self;
-    request.requester.park = self->park_seq;
-  }
-  home->post(request);
-  if (self != nullptr) {
-    here->begin_remote_wait();
-    // Parks at least once even if the answer is in already: the wake-up that
-    // comes with it names this park (Waiter::park), and must not find the
-    // fiber in a later one.
-    ++self->outer_unwinding;  // holds interrupts off (Scheduler::may_interrupt)
-    do {
-      (void)here->park_uninterruptible(WaitKind::kOther);
-    } while (!request.requester.was_notified());
-    --self->outer_unwinding;
-    here->end_remote_wait();
-  } else if (here != nullptr) {
-    // A loop's thread outside a fiber (a callback): it waits, and keeps
-    // handling its own queue meanwhile, so that two loops asking each other
-    // at once do not wait for each other for good.
-    using namespace std::chrono_literals;
-    while (!block_thread(request.requester.state, Waiter::kWoken, Clock::now() + 50us)) {
-      here->serve_remote();
-    }
-  } else {  // a plain thread, or a loop's thread outside a fiber: one iteration of `home`
-    block_thread(request.requester.state, Waiter::kWoken, kNever);
-  }
+  // steps, so that none of its local operations is half done.
+  call_on_loop(
+      *home, [](void* self) noexcept { static_cast<SyncHome*>(self)->become_shared(); }, this);
   return true;
 }
 
-// ---- Waiter -----------------------------------------------------------------
+// ---- ChannelOp ----------------------------------------------------------------
 
 void ChannelOp::notify_select_thread() noexcept {
   std::atomic<std::uint32_t>& word = select->signal;

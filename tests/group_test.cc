@@ -312,6 +312,45 @@ TEST(Group, CallbacksOnTwoLoopsSharingEachOthersPrimitivesAtOnceDoNotHang) {
   }
 }
 
+TEST(Group, AStreamMovesToAFiberOfAnotherLoop) {
+  LoopGroup group(unpinned(2));
+  Channel<TcpStream> handoff(1);
+  group.run([&] {
+    TcpListener listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
+    auto server = group.spawn_on(1, [&] {
+      TcpStream s = *handoff.recv();  // accepted on loop 0, served on loop 1
+      char buf[16];
+      const std::size_t n = s.read(buf);  // parks on loop 1: no data yet
+      s.write_all({buf, n});
+      return Loop::current()->index();
+    });
+    TcpStream client = TcpStream::connect(listener.local_address());
+    handoff.send(listener.accept());
+    this_fiber::sleep_for(5ms);  // the server parks in read() first
+    client.write_all("ping");
+    char back[16];
+    const std::size_t n = client.read(back);
+    EXPECT_EQ(std::string(back, n), "ping");
+    EXPECT_EQ(server.join(), 1u);
+  });
+}
+
+TEST(Group, AStreamClosedOnAnotherLoopWakesItsWaiterWithEbadf) {
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    TcpListener listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
+    TcpStream client = TcpStream::connect(listener.local_address());
+    TcpStream accepted = listener.accept();
+    auto reader = spawn([&] {
+      char buf[8];
+      EXPECT_THROW((void)accepted.read(buf), std::system_error);
+    });
+    this_fiber::sleep_for(5ms);                           // the reader parks
+    group.spawn_on(1, [&] { accepted.close(); }).join();  // closed from loop 1
+    reader.join();
+  });
+}
+
 // ---- introspection --------------------------------------------------------------
 
 TEST(Group, DumpAndStatsCoverEveryLoop) {

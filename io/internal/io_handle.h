@@ -67,22 +67,34 @@ class IoHandle : public ReadinessTarget {
   }
 
   // Parks the running fiber until the fd may be ready in `dir` (a retry may
-  // still see EAGAIN). `op` names the operation for errors ("read").
+  // still see EAGAIN). `op` names the operation for errors ("read"). From a
+  // fiber of another loop than the one the fd is registered with, the fd
+  // moves to that loop first (a stream handed to another loop).
   // Throws: std::system_error (EBADF) if the fd is closed while waiting;
   //         Cancelled, TimeoutError; std::logic_error if another fiber is
-  //         already waiting in that direction, or outside a fiber.
-  void wait(Direction dir, const char* op);
+  //         already waiting in that direction, outside a fiber, or when it
+  //         must move while a fiber of its old loop waits on it.
+  void wait(Direction dir, const char* op) {
+    if (loop_ != Scheduler::current()) [[unlikely]]
+      move_here(op);
+    wait_here(dir, op);
+  }
 
   // Unregisters the fd, wakes any waiting fibers (their wait() throws), and
-  // closes it. Idempotent.
+  // closes it; from another thread than its loop's, on that loop (the caller
+  // waits for it). Idempotent.
   void close() noexcept;
   bool closed() const noexcept { return fd_ < 0; }
 
  private:
+  void wait_here(Direction dir, const char* op);
+  // Registers the fd with the calling thread's loop instead of its old one.
+  void move_here(const char* op);
+  void close_here() noexcept;
   static void on_ready(ReadinessTarget* self, const Readiness& r);
   void wake(IoWaiter*& slot, bool closed) noexcept;
 
-  Scheduler& loop_;
+  Scheduler* loop_;  // the loop the fd is registered with
   int fd_;
   int dump_fd_ = -1;
   IoWaiter* reader_ = nullptr;

@@ -96,6 +96,15 @@ struct Waiter : ListHook<> {
   bool was_notified() const noexcept { return state.load(std::memory_order_acquire) != kWaiting; }
 };
 
+// Runs fn(arg) on `target`'s thread, between two of its fibers' steps (a
+// RemoteItem in its cross-thread queue, run even while it closes), and waits
+// until it has: a fiber parks, uninterruptibly (an interrupt meanwhile waits
+// for its next suspension point); a loop's thread outside any fiber keeps
+// answering its own queue (so two loops asking each other at once both get
+// through); a plain thread blocks. Requires: `target` is another thread's
+// loop, and runs (or will).
+void call_on_loop(Scheduler& target, void (*fn)(void*) noexcept, void* arg);
+
 // Blocks a plain thread until `word` is at least `until` or `deadline`
 // passes. Returns: whether it got there.
 bool block_thread(std::atomic<std::uint32_t>& word, std::uint32_t until, TimePoint deadline);

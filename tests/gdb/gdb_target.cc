@@ -1,5 +1,6 @@
 // The program tests/gdb/gdb_test.sh debugs: a loop with fibers parked in
-// known places, stopped (by a breakpoint on gdb_stop_here) while they wait.
+// known places, and a LoopGroup with one parked on its loop 1, stopped (by a
+// breakpoint on gdb_stop_here) while they wait.
 #include <unistd.h>
 
 #include <chrono>
@@ -24,7 +25,18 @@ int main(int argc, char** argv) {
   using namespace fiberloop;
   int pipe_fds[2];
   if (::pipe(pipe_fds) != 0) return 1;
+  // A group of two loops beside the lone one, with a fiber parked on loop 1.
+  GroupOptions two;
+  two.loops = 2;
+  two.pin_threads = false;
+  LoopGroup group(two);
+  Event group_never;
+  SpawnOptions on_one;
+  on_one.name = "group-waiter";
+  auto g = group.spawn_on(1, on_one, [&] { group_never.wait(); });
   fiberloop::run([&] {
+    while (group.stats_per_loop()[1].fibers_alive == 0)
+      this_fiber::sleep_for(std::chrono::milliseconds(1));
     Event never;
     SpawnOptions waiter;
     waiter.name = "event-waiter";
@@ -38,6 +50,7 @@ int main(int argc, char** argv) {
     a.cancel();
     b.cancel();
   });
+  g.cancel();
   std::puts("gdb_target: done");
   return 0;
 }

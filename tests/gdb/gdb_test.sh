@@ -33,6 +33,9 @@ grep -Eq "fiber 2 'event-waiter' parked [0-9]+ ms: waiting on an Event \(spawned
 grep -Eq "fiber 3 'pipe-reader' parked [0-9]+ ms: reading fd [0-9]+" "$live" ||
   fail "the pipe reader is not listed as reading its fd" "$live"
 grep -q "fiber 1 running" "$live" || fail "the main fiber is not listed as running" "$live"
+grep -q "^loop 1 on thread" "$live" || fail "the group's loop 1 is not listed with its index" "$live"
+grep -Eq "'group-waiter' parked [0-9]+ ms: waiting on an Event" "$live" ||
+  fail "the group's parked fiber is not listed" "$live"
 grep -q "wait_in_a_named_function" "$live" || fail "fiberloop bt 2 does not show the fiber's frames" "$live"
 grep -q "Event::wait" "$live" || fail "fiberloop bt 2 does not show where the fiber parked" "$live"
 

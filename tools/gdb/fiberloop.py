@@ -43,7 +43,8 @@ def _string(value):
 
 
 def _loops():
-    """(thread, Scheduler*, lwp) for every loop of the process.
+    """(thread, Scheduler*, lwp, index) for every loop of the process; index is
+    the loop's position in its LoopGroup (0 for a lone loop).
 
     Read from fiberloop's list of loops (Diagnostics, a global): thread-local
     variables are not always readable from a core file."""
@@ -52,7 +53,8 @@ def _loops():
     entry = gdb.parse_and_eval("'fiberloop::internal::debug_loop_list'")
     while int(entry) != 0:
         lwp = int(entry["debug_lwp_"])
-        found.append((threads.get(lwp), entry["debug_scheduler_"], lwp))
+        index = int(entry["parts_"]["index"])
+        found.append((threads.get(lwp), entry["debug_scheduler_"], lwp, index))
         entry = entry["debug_next_"]
     found.reverse()  # oldest first
     return found
@@ -107,7 +109,7 @@ def _describe(f, core=None):
 
 
 def _find(fiber_id):
-    for thread, core, _ in _loops():
+    for thread, core, _, _ in _loops():
         for f in _fibers(core):
             if int(f["id"]) == fiber_id:
                 return thread, f
@@ -168,11 +170,11 @@ class FibersCommand(gdb.Command):
         loops = _loops()
         if not loops:
             print("fiberloop: no thread has a Loop")
-        for thread, core, lwp in loops:
+        for thread, core, lwp, index in loops:
             fibers = list(_fibers(core))
             where = ("thread %d (LWP %d)" % (thread.num, thread.ptid[1])
                      if thread is not None else "LWP %d" % lwp)
-            print("loop on %s: %d fibers alive" % (where, len(fibers)))
+            print("loop %d on %s: %d fibers alive" % (index, where, len(fibers)))
             for f in fibers:
                 print("  " + _describe(f, core))
 
