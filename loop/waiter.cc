@@ -40,12 +40,7 @@ void wake_thread(std::atomic<std::uint32_t>& word) noexcept {
             nullptr, 0);
 }
 
-const void* caller_identity() noexcept {
-  Scheduler* scheduler = Scheduler::current();
-  FiberRecord* fiber = scheduler != nullptr ? scheduler->running() : nullptr;
-  if (fiber != nullptr) return fiber;
-  return &tls_thread_identity;
-}
+const void* thread_identity() noexcept { return &tls_thread_identity; }
 
 void Waiter::prepare_thread(const Scheduler* scheduler, const char* what) {
   if (scheduler != nullptr) {

@@ -15,9 +15,17 @@
 
 namespace fiberloop::internal {
 
+// The identity of a thread outside any fiber (for caller_identity()).
+const void* thread_identity() noexcept;
 // The identity of the caller, for a Mutex's owner: its fiber, or, outside
 // any fiber, its thread.
-const void* caller_identity() noexcept;
+inline const void* caller_identity() noexcept {
+  Scheduler* const scheduler = Scheduler::current();
+  FiberRecord* const fiber = scheduler != nullptr ? scheduler->running() : nullptr;
+  if (fiber != nullptr) [[likely]]
+    return fiber;
+  return thread_identity();
+}
 
 // The wake-up half of a notification, copied out of the Waiter when it is
 // marked: once marked, the waiter may leave at any moment (interrupted, it
@@ -84,7 +92,16 @@ struct Waiter : ListHook<> {
   }
   // mark() and wake at once: on a local primitive (nothing runs until the
   // notifier is done), or where the waiter takes the lock again anyway.
-  void notify() noexcept { mark().run(); }
+  // Inline for a fiber of this thread's loop, the same-loop hand-off.
+  void notify() noexcept {
+    if (fiber != nullptr && fiber->scheduler == Scheduler::current()) [[likely]] {
+      FiberRecord& f = *fiber;
+      state.store(kNotified, std::memory_order_release);
+      if (f.state == FiberState::kParked) f.scheduler->wake(f);  // see Wake::run
+      return;
+    }
+    mark().run();
+  }
 
   // Whether a local notifier may take it: its fiber still parked on it.
   bool parked() const noexcept { return fiber->state == FiberState::kParked; }
