@@ -231,6 +231,16 @@ bool Scheduler::park_until(TimePoint deadline, WaitKind kind, std::int64_t detai
 // ---- switching --------------------------------------------------------------
 
 FiberRecord* Scheduler::pick_next() noexcept {
+  // A loop, not a recursion: a million fibers cancelled before they ran
+  // finish here one after another.
+  for (;;) {
+    FiberRecord* next = pick_one();
+    if (next == nullptr || next->context != nullptr || prepare_to_run(*next)) [[likely]]
+      return next;
+  }
+}
+
+FiberRecord* Scheduler::pick_one() noexcept {
   if (budget_ == 0) {
     // The iteration is over. Start the next one here, without a detour
     // through the run loop, unless the run loop has work of its own.
@@ -255,10 +265,8 @@ FiberRecord* Scheduler::pick_next() noexcept {
     __builtin_prefetch(reinterpret_cast<const void*>(sp + 128));
   }
   if (FiberRecord* later = ready_.peek(kRecordAhead)) __builtin_prefetch(later);
-  // A fiber that has not run yet gets its stack now; one that cannot (or
-  // was cancelled first) finishes on the spot, and we pick again.
-  if (next->context == nullptr && !prepare_to_run(*next)) [[unlikely]]
-    return pick_next();
+  // A fiber that has not run yet gets its stack in pick_next(); one that
+  // cannot (or was cancelled first) finishes on the spot, and it picks again.
   return next;
 }
 

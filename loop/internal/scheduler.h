@@ -168,6 +168,7 @@ class Scheduler {
   }
 
   FiberRecord* pick_next() noexcept;
+  FiberRecord* pick_one() noexcept;  // the next ready fiber, started or not
   void suspend(FiberRecord& self) noexcept;
   void make_ready(FiberRecord& f) noexcept;
   ParkEnd park_waiter_timed(TimePoint deadline, WaitKind kind, std::int64_t detail);
