@@ -11,11 +11,13 @@ namespace {
 
 std::atomic<FiberDescriber> describer{nullptr};
 
-void put(const char* s) noexcept {
+}  // namespace
+
+void write_stderr(const char* s) noexcept {
   [[maybe_unused]] auto n = ::write(STDERR_FILENO, s, std::strlen(s));
 }
 
-void put_number(long v) noexcept {
+void write_stderr_number(std::size_t v) noexcept {
   char buf[24];
   char* p = buf + sizeof buf;
   *--p = '\0';
@@ -23,10 +25,8 @@ void put_number(long v) noexcept {
     *--p = static_cast<char>('0' + v % 10);
     v /= 10;
   } while (v != 0);
-  put(p);
+  write_stderr(p);
 }
-
-}  // namespace
 
 void set_fiber_describer(FiberDescriber d) noexcept {
   describer.store(d, std::memory_order_relaxed);
@@ -40,22 +40,22 @@ void check_failed(const char* condition, const char* message, const char* file, 
                   const char* detail) noexcept {
   char running[192] = "no fiber (the scheduler, or a thread without a loop)";
   describe_running_fiber(running, sizeof running);
-  put("fiberloop: internal check failed at ");
-  put(file);
-  put(":");
-  put_number(line);
-  put(": ");
-  put(condition);
-  put(" (");
-  put(message);
-  put(")");
+  write_stderr("fiberloop: internal check failed at ");
+  write_stderr(file);
+  write_stderr(":");
+  write_stderr_number(static_cast<std::size_t>(line));
+  write_stderr(": ");
+  write_stderr(condition);
+  write_stderr(" (");
+  write_stderr(message);
+  write_stderr(")");
   if (detail != nullptr) {
-    put("; ");
-    put(detail);
+    write_stderr("; ");
+    write_stderr(detail);
   }
-  put("; running: ");
-  put(running);
-  put(". This is a bug in fiberloop or memory corruption; please report it.\n");
+  write_stderr("; running: ");
+  write_stderr(running);
+  write_stderr(". This is a bug in fiberloop or memory corruption; please report it.\n");
   std::abort();
 }
 

@@ -19,33 +19,17 @@ constexpr std::size_t kAltStackBytes = 64 * 1024;
 struct sigaction previous_action;
 thread_local void* alt_stack = nullptr;
 
-// Async-signal-safe helpers: write(2) and hand-made number formatting.
-void put(const char* s) noexcept {
-  [[maybe_unused]] auto n = ::write(STDERR_FILENO, s, std::strlen(s));
-}
-
-void put_number(std::size_t v) noexcept {
-  char buf[24];
-  char* p = buf + sizeof buf;
-  *--p = '\0';
-  do {
-    *--p = static_cast<char>('0' + v % 10);
-    v /= 10;
-  } while (v != 0);
-  put(p);
-}
-
 void on_segv(int sig, siginfo_t* info, void* context) {
   std::size_t stack_bytes = 0;
   if (StackPool::this_thread_if_any() != nullptr &&
       StackPool::this_thread_if_any()->guard_page_of(info->si_addr, &stack_bytes)) {
     char who[160] = "a fiber";
     describe_running_fiber(who, sizeof who);
-    put("fiberloop: stack overflow in ");
-    put(who);
-    put(" (stack ");
-    put_number(stack_bytes / 1024);
-    put(" KiB; raise StackOptions::size or SpawnOptions::stack)\n");
+    write_stderr("fiberloop: stack overflow in ");
+    write_stderr(who);
+    write_stderr(" (stack ");
+    write_stderr_number(stack_bytes / 1024);
+    write_stderr(" KiB; raise StackOptions::size or SpawnOptions::stack)\n");
     ::signal(SIGABRT, SIG_DFL);
     std::abort();
   }

@@ -105,21 +105,21 @@ LoopGroup::LoopGroup(GroupOptions options) {
       }
       // Step 1: close; then take posts until every loop has.
       parts.close();
-      closed->fetch_add(1, std::memory_order_acq_rel);
-      while (closed->load(std::memory_order_acquire) < n) {
-        parts.remote.drain(/*drop=*/true);
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-      }
+      // Counts this loop into `done`, and takes posts until every loop is in.
+      const auto arrive_and_drain = [&parts, n](std::atomic<std::size_t>& done) {
+        done.fetch_add(1, std::memory_order_acq_rel);
+        while (done.load(std::memory_order_acquire) < n) {
+          parts.remote.drain(/*drop=*/true);
+          std::this_thread::sleep_for(std::chrono::microseconds(200));
+        }
+      };
+      arrive_and_drain(*closed);
       // Step 2 waits for ~LoopGroup, which may still be calling stop() on
       // this loop; step 3 for every loop's last drain, which may still
       // answer (a wake-up, a join) into this one.
       release_.wait(false, std::memory_order_acquire);
       parts.remote.drain(/*drop=*/true);
-      drained->fetch_add(1, std::memory_order_acq_rel);
-      while (drained->load(std::memory_order_acquire) < n) {
-        parts.remote.drain(/*drop=*/true);
-        std::this_thread::sleep_for(std::chrono::microseconds(200));
-      }
+      arrive_and_drain(*drained);
       parts.group_releases = true;
       loop.reset();
     };

@@ -196,8 +196,6 @@ struct ParkTimer : TimerNode {
 Scheduler::ParkEnd Scheduler::park_waiter_timed(TimePoint deadline, WaitKind kind,
                                                 std::int64_t detail) {
   FiberRecord& self = *current_;
-  FIBERLOOP_CHECK_FIBER(self, self.state == FiberState::kRunning,
-                        "park_waiter: the fiber is not running");
   ParkTimer timer;
   timer.fiber = &self;
   timer.fire = [](TimerNode* node) {
@@ -207,14 +205,7 @@ Scheduler::ParkEnd Scheduler::park_waiter_timed(TimePoint deadline, WaitKind kin
     if (t.fiber->state == FiberState::kParked) t.fiber->scheduler->make_ready(*t.fiber);
   };
   parts_.timers.push(timer, deadline);
-  self.state = FiberState::kParked;
-  self.waiting_on = kind;
-  self.parked_at = coarse_now_;
-  self.wait_detail = detail;
-  self.notified = false;
-  self.woken_remotely = false;
-  suspend(self);
-  ++self.park_seq;
+  suspend_parked(self, kind, detail);
   parts_.timers.remove(timer);
   if (timer.fired) return ParkEnd::kTimedOut;
   return self.notified ? ParkEnd::kWoken : ParkEnd::kInterrupted;

@@ -104,9 +104,7 @@ void WaitQueue::wait_uninterruptible(SyncGuard& guard, const char* what) {
 const void* WaitQueue::notify_one(SyncGuard& guard) noexcept {
   while (!waiters_.empty()) {
     Waiter& w = waiters_.pop_front();
-    // Local: an interrupted waiter leaves by itself. Shared: an abandoned
-    // one never will.
-    if (guard.shared() ? w.gone() : !w.parked()) continue;
+    if (w.passed_by(guard.shared())) continue;
     const void* who = w.who;
     w.notify();
     return who;
@@ -118,7 +116,7 @@ void WaitQueue::notify_all(SyncGuard& guard) noexcept {
   const bool shared = guard.shared();
   while (!waiters_.empty()) {
     Waiter& w = waiters_.pop_front();
-    if (shared ? w.gone() : !w.parked()) continue;  // as notify_one()
+    if (w.passed_by(shared)) continue;
     w.notify();
   }
 }

@@ -20,6 +20,11 @@ namespace fiberloop::internal {
 
 // Prints the failed check and the running fiber to stderr, then aborts.
 // Async-signal-safe (write(2) only), so a check may fail anywhere.
+// Async-signal-safe writes to stderr (write(2), numbers formatted by hand):
+// for the failed-check report and the stack-overflow handler.
+void write_stderr(const char* s) noexcept;
+void write_stderr_number(std::size_t v) noexcept;
+
 [[noreturn]] void check_failed(const char* condition, const char* message, const char* file,
                                int line, const char* detail = nullptr) noexcept;
 

@@ -170,6 +170,7 @@ class Scheduler {
   FiberRecord* pick_next() noexcept;
   FiberRecord* pick_one() noexcept;  // the next ready fiber, started or not
   void suspend(FiberRecord& self) noexcept;
+  void suspend_parked(FiberRecord& self, WaitKind kind, std::int64_t detail) noexcept;
   void make_ready(FiberRecord& f) noexcept;
   ParkEnd park_waiter_timed(TimePoint deadline, WaitKind kind, std::int64_t detail);
   void resume_from_scheduler(FiberRecord& f) noexcept;

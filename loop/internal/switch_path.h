@@ -83,34 +83,35 @@ inline void Scheduler::yield() {
   deliver_interrupt(self);
 }
 
-// Always inline: a frame between the waiting code and the switch costs a
-// mispredicted return at every resumption.
-[[gnu::always_inline]] inline void Scheduler::park(WaitKind kind, std::int64_t detail) {
-  FiberRecord& self = running_fiber("park");
+// Every park's one body: marks the running fiber parked (for `kind`, what
+// Loop::dump() shows), switches away, and, once resumed, numbers the park
+// as over (a wake from another thread meant for it is stale from then on).
+[[gnu::always_inline]] inline void Scheduler::suspend_parked(FiberRecord& self, WaitKind kind,
+                                                             std::int64_t detail) noexcept {
   FIBERLOOP_CHECK_FIBER(self, self.state == FiberState::kRunning, "park: the fiber is not running");
-  if (self.pending && may_interrupt(self)) [[unlikely]]
-    throw_interrupt(self);
   self.state = FiberState::kParked;
   self.waiting_on = kind;
   self.parked_at = coarse_now_;
   self.wait_detail = detail;
   self.notified = false;
+  self.woken_remotely = false;
   suspend(self);
-  ++self.park_seq;  // a wake from another thread meant for this park is stale now
+  ++self.park_seq;
+}
+
+// Always inline: a frame between the waiting code and the switch costs a
+// mispredicted return at every resumption.
+[[gnu::always_inline]] inline void Scheduler::park(WaitKind kind, std::int64_t detail) {
+  FiberRecord& self = running_fiber("park");
+  if (self.pending && may_interrupt(self)) [[unlikely]]
+    throw_interrupt(self);
+  suspend_parked(self, kind, detail);
   if (!self.notified) deliver_interrupt(self);
 }
 
 inline bool Scheduler::park_uninterruptible(WaitKind kind) noexcept {
   FiberRecord& self = *current_;
-  FIBERLOOP_CHECK_FIBER(self, self.state == FiberState::kRunning,
-                        "park_uninterruptible: the fiber is not running");
-  self.state = FiberState::kParked;
-  self.waiting_on = kind;
-  self.parked_at = coarse_now_;
-  self.wait_detail = 0;
-  self.notified = false;
-  suspend(self);
-  ++self.park_seq;
+  suspend_parked(self, kind, 0);
   return self.notified;
 }
 
@@ -121,16 +122,7 @@ inline bool Scheduler::park_uninterruptible(WaitKind kind) noexcept {
   if (deadline != kNever) [[unlikely]]
     return park_waiter_timed(deadline, kind, detail);
   FiberRecord& self = *current_;
-  FIBERLOOP_CHECK_FIBER(self, self.state == FiberState::kRunning,
-                        "park_waiter: the fiber is not running");
-  self.state = FiberState::kParked;
-  self.waiting_on = kind;
-  self.parked_at = coarse_now_;
-  self.wait_detail = detail;
-  self.notified = false;
-  self.woken_remotely = false;
-  suspend(self);
-  ++self.park_seq;
+  suspend_parked(self, kind, detail);
   return self.notified ? ParkEnd::kWoken : ParkEnd::kInterrupted;
 }
 

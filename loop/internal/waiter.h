@@ -103,11 +103,12 @@ struct Waiter : ListHook<> {
     mark().run();
   }
 
-  // Whether a local notifier may take it: its fiber still parked on it.
-  bool parked() const noexcept { return fiber->state == FiberState::kParked; }
-  // Whether a shared notifier must pass it by: its fiber was abandoned by
-  // its loop's shutdown, and will never take what it would be handed.
-  bool gone() const noexcept {
+  // Whether a notifier must pass it by. Local (`shared` false): its fiber
+  // is no longer parked on it (interrupted: it leaves by itself, and the
+  // notification goes to the next waiter). Shared: its fiber was abandoned
+  // by its loop's shutdown and will never take what it would be handed.
+  bool passed_by(bool shared) const noexcept {
+    if (!shared) return fiber->state != FiberState::kParked;
     return fiber != nullptr && fiber->done_flag.load(std::memory_order_acquire);
   }
   bool was_notified() const noexcept { return state.load(std::memory_order_acquire) != kWaiting; }

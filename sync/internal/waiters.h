@@ -191,7 +191,7 @@ static_assert(sizeof(ChannelOp) <= 64);
 inline ChannelOp* claim(IntrusiveList<ChannelOp>& queue, bool shared) noexcept {
   while (!queue.empty()) {
     ChannelOp& op = queue.pop_front();
-    if (shared ? op.gone() : !op.parked()) continue;  // see WaitQueue::notify_one
+    if (op.passed_by(shared)) continue;
     if (op.select != nullptr && !op.select->claim(op.case_index)) continue;
     return &op;
   }
