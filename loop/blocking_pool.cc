@@ -41,7 +41,10 @@ void run_on_worker(std::function<void()> work) {
   };
   auto waiter = std::make_shared<Waiter>(Waiter{&self});
   parts.pool.submit([work = std::move(work), waiter, &parts]() mutable {  // on a worker
-    work();                               // catches its own exceptions
+    work();  // catches its own exceptions
+    // Nothing of the job outlives the hand-off: what it captured is released
+    // here, before the fiber it reports to can resume and free what it saw.
+    work = nullptr;
     parts.remote.post([waiter, &parts] {  // back on the loop thread
       parts.pool.finished();
       if (FiberRecord* f = std::exchange(waiter->fiber, nullptr)) parts.scheduler.wake(*f);

@@ -30,7 +30,9 @@ void run_on_worker(std::function<void()> work);
 // the calling fiber until it finishes; the loop runs other fibers meanwhile.
 // If the calling fiber is cancelled (or times out) while `fn` runs, it gets
 // Cancelled (or TimeoutError) at once; `fn` runs on, and its result is
-// dropped when it finishes. `fn` must not touch the loop.
+// dropped when it finishes. `fn` must not touch the loop. `fn`, with all it
+// captures, is destroyed on the worker as soon as it returns, before the
+// calling fiber resumes.
 // Returns: what `fn` returns.
 // Throws: what `fn` throws; Cancelled; TimeoutError; std::logic_error outside
 //         a fiber.
@@ -40,8 +42,8 @@ auto run_blocking(F&& fn) -> std::invoke_result_t<std::decay_t<F>> {
   using R = std::invoke_result_t<Fn>;
   using Value = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
   struct Job {
-    explicit Job(F&& f) : fn(std::forward<F>(f)) {}
-    Fn fn;
+    explicit Job(F&& f) : fn(std::in_place, std::forward<F>(f)) {}
+    std::optional<Fn> fn;  // reset on the worker once it has run
     std::optional<Value> value;
     std::exception_ptr error;
   };
@@ -49,14 +51,15 @@ auto run_blocking(F&& fn) -> std::invoke_result_t<std::decay_t<F>> {
   internal::run_on_worker([job] {  // on a worker thread
     try {
       if constexpr (std::is_void_v<R>) {
-        std::invoke(std::move(job->fn));
+        std::invoke(std::move(*job->fn));
         job->value.emplace();
       } else {
-        job->value.emplace(std::invoke(std::move(job->fn)));
+        job->value.emplace(std::invoke(std::move(*job->fn)));
       }
     } catch (...) {
       job->error = std::current_exception();
     }
+    job->fn.reset();  // its captures die here, off the loop, before the fiber resumes
   });
   if (job->error) std::rethrow_exception(job->error);
   if constexpr (!std::is_void_v<R>) return std::move(*job->value);

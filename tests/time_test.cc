@@ -317,6 +317,40 @@ TEST_F(Time, RunBlockingPropagatesExceptions) {
   });
 }
 
+// The job and what it captures die on the worker, before the fiber resumes:
+// nothing of the job is released on another thread after the fiber has moved
+// on (the exception it threw, a capture's slow destructor).
+TEST_F(Time, RunBlockingReleasesTheJobBeforeResuming) {
+  struct SlowToDie {
+    std::atomic<bool>* died;
+    std::thread::id* died_on;
+    ~SlowToDie() {
+      if (died == nullptr) return;
+      std::this_thread::sleep_for(50ms);
+      *died_on = std::this_thread::get_id();
+      died->store(true);
+    }
+    SlowToDie(std::atomic<bool>* d, std::thread::id* t) : died(d), died_on(t) {}
+    SlowToDie(SlowToDie&& o) noexcept
+        : died(std::exchange(o.died, nullptr)), died_on(o.died_on) {}
+  };
+  std::atomic<bool> died{false};
+  std::thread::id died_on;
+  run([&] {
+    run_blocking([guard = SlowToDie(&died, &died_on)] {});
+    EXPECT_TRUE(died.load()) << "the job's captures outlived run_blocking";
+    EXPECT_NE(died_on, std::this_thread::get_id()) << "a capture's destructor ran on the loop";
+    try {
+      run_blocking([guard = SlowToDie(nullptr, nullptr)]() -> int {
+        throw std::runtime_error("disk on fire");
+      });
+      ADD_FAILURE() << "no exception";
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ(e.what(), "disk on fire");  // still ours to read
+    }
+  });
+}
+
 TEST_F(Time, RunBlockingSurvivesCancellation) {
   std::atomic<bool> finished{false};
   run([&] {
