@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <system_error>
+#include <thread>
 
 #include "fiber/internal/stack_pool.h"
 #include "loop/internal/format.h"
@@ -52,12 +53,17 @@ std::string describe_wait(const FiberRecord& f, TimePoint now) {
 // flags them (atomics) and wakes them (an eventfd write).
 constexpr std::size_t kMaxDumpingLoops = 16;
 std::array<std::atomic<RemoteQueue*>, kMaxDumpingLoops> dumping_loops{};
+// Handlers running now, on any thread: a loop leaving the table waits for
+// them, since one may have read its slot just before it was cleared.
+std::atomic<int> dump_handlers_running{0};
 
 void on_dump_signal(int) {
   const int saved_errno = errno;
+  dump_handlers_running.fetch_add(1, std::memory_order_seq_cst);
   for (auto& slot : dumping_loops) {
-    if (RemoteQueue* remote = slot.load(std::memory_order_acquire)) remote->request_dump();
+    if (RemoteQueue* remote = slot.load(std::memory_order_seq_cst)) remote->request_dump();
   }
+  dump_handlers_running.fetch_sub(1, std::memory_order_release);
   errno = saved_errno;
 }
 
@@ -141,8 +147,11 @@ std::size_t LoopParts::stack_high_water() const {
 void forget_dump_signal(RemoteQueue& remote) noexcept {
   for (auto& slot : dumping_loops) {
     RemoteQueue* expected = &remote;
-    slot.compare_exchange_strong(expected, nullptr, std::memory_order_acq_rel);
+    slot.compare_exchange_strong(expected, nullptr, std::memory_order_seq_cst);
   }
+  // Pairs with the handler's count and load (Dekker): a handler either sees
+  // the cleared slot or is counted here.
+  while (dump_handlers_running.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
 }
 
 }  // namespace fiberloop::internal

@@ -74,8 +74,8 @@ LoopGroup::LoopGroup(GroupOptions options) {
   auto closed = std::make_shared<std::atomic<std::size_t>>(0);
   auto drained = std::make_shared<std::atomic<std::size_t>>(0);
   auto started = std::make_shared<std::latch>(static_cast<std::ptrdiff_t>(n));
-  loops_.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) loops_.push_back(new Member);
+  loops_ = std::span<Member*>(new Member*[n], n);
+  for (Member*& m : loops_) m = new Member;
   std::exception_ptr failed;
   for (std::size_t i = 0; i < n; ++i) {
     Member& m = *loops_[i];
@@ -146,7 +146,8 @@ LoopGroup::LoopGroup(GroupOptions options) {
       if (m->thread.joinable()) m->thread.join();
       delete m;
     }
-    loops_.clear();
+    delete[] loops_.data();
+    loops_ = {};
     std::rethrow_exception(failed);
   }
 }
@@ -167,6 +168,7 @@ LoopGroup::~LoopGroup() noexcept(false) {
     m->thread.join();
     delete m;
   }
+  delete[] loops_.data();
 }
 
 Loop& LoopGroup::loop(std::size_t i) {

@@ -22,6 +22,7 @@
 #include <iosfwd>
 #include <memory>
 #include <source_location>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -111,9 +112,10 @@ class LoopGroup {
   // throws the deadlock report if the group deadlocks first.
   void watch_for_deadlock(internal::FiberRecord* main);
 
-  // Owned; plain pointers, so that a ~LoopGroup that refuses, by throwing,
-  // destroys nothing (loop_group.cc).
-  std::vector<Member*> loops_;
+  // Owned (an array from new[] and what it points to); a span, trivially
+  // destructible, so that a ~LoopGroup that refuses, by throwing, destroys
+  // nothing that run() on another thread may still be reading (loop_group.cc).
+  std::span<Member*> loops_;
   std::atomic<bool> stopped_{false};
   std::atomic<bool> release_{false};  // the loops may be destroyed (loop_group.cc)
 };

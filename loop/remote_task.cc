@@ -6,10 +6,12 @@
 // notifies.
 #include <atomic>
 #include <cstddef>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 
 #include "loop/internal/loop_parts.h"
+#include "loop/internal/spin_lock.h"
 #include "loop/internal/waiter.h"
 
 namespace fiberloop::internal {
@@ -33,7 +35,11 @@ struct RemoteJoin : RemoteItem {
   FiberRecord* target = nullptr;
   JoinDone done;  // in target->done_waiters until it finishes
   Waiter joiner;
-  std::atomic<bool> abandoned{false};  // the joiner gave up
+  // Held around the notify and around the joiner's last look, so that the
+  // joiner, however it woke (notified, cancelled, timed out), leaves only
+  // once the target's loop is done touching it and its loop.
+  SpinLock lock;
+  bool abandoned = false;  // the joiner gave up; under `lock`
   std::atomic<int> refs{2};
 
   void release() noexcept {
@@ -41,7 +47,10 @@ struct RemoteJoin : RemoteItem {
   }
   // On the target's loop, once it has finished.
   void finish() noexcept {
-    if (!abandoned.load(std::memory_order_acquire)) joiner.notify();
+    {
+      std::lock_guard guard(lock);
+      if (!abandoned) joiner.notify();
+    }
     release();
   }
   static void on_done(DoneWaiter& done) noexcept { static_cast<JoinDone&>(done).join->finish(); }
@@ -117,8 +126,12 @@ bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
   } else {
     (void)block_thread(join->joiner.state, Waiter::kWoken, deadline);
   }
-  const bool notified = join->joiner.was_notified();
-  if (!notified) join->abandoned.store(true, std::memory_order_release);
+  bool notified;
+  {
+    std::lock_guard guard(join->lock);
+    notified = join->joiner.was_notified();
+    if (!notified) join->abandoned = true;
+  }
   join->release();
   return notified;
 }

@@ -43,6 +43,7 @@ LoopParts::LoopParts(Loop& owner, const LoopOptions& options)
 LoopParts::~LoopParts() {
   FIBERLOOP_CHECK(scheduler.closing_, "~LoopParts before shutdown()");
   pool.join();  // while what the jobs post to still exists
+  remote.wait_for_producers();
   remote.drain(true);
   callbacks.discard();
 }

@@ -15,8 +15,12 @@ void Event::clear() {
   set_.store(false, std::memory_order_relaxed);
 }
 
+// The lock-free early returns are for a local Event only: a shared one may
+// be in the middle of set() on another thread, and the caller may destroy it
+// as soon as wait() returns, so wait() takes the lock, which set() lets go of
+// last.
 void Event::wait() {
-  if (is_set()) return;
+  if (waiters_.home().local_here() && is_set()) return;
   internal::SyncGuard guard(waiters_.home());
   if (!set_.load(std::memory_order_relaxed)) waiters_.wait(guard, internal::kNever, "Event::wait");
 }
@@ -24,7 +28,7 @@ void Event::wait() {
 bool Event::wait_for(Duration timeout) { return wait_until(internal::deadline_after(timeout)); }
 
 bool Event::wait_until(TimePoint deadline) {
-  if (is_set()) return true;
+  if (waiters_.home().local_here() && is_set()) return true;
   internal::SyncGuard guard(waiters_.home());
   if (set_.load(std::memory_order_relaxed)) return true;
   return waiters_.wait(guard, deadline, "Event::wait");
