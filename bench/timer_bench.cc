@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/fiber/all.hpp>
 #include <chrono>
 #include <condition_variable>
@@ -254,6 +255,41 @@ void BM_call_soon_threadsafe_round_trip(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_call_soon_threadsafe_round_trip)->Arg(0)->Arg(1)->UseRealTime();
+
+// Posts from a plain thread into a busy loop (one that never blocks, so no
+// post writes the eventfd): the cost of a post on both sides, the node it
+// travels in included. Arg: 0 = both threads on one CPU, 1 = on two.
+void BM_call_soon_threadsafe_busy(benchmark::State& state) {
+  const bool across = state.range(0) != 0;
+  std::atomic<fiberloop::Loop*> far{nullptr};
+  std::atomic<std::uint64_t> handled{0};
+  std::atomic<bool> done{false};
+  std::thread consumer([&] {
+    pin_this_thread(cpu_for(1, across));
+    fiberloop::Loop loop;
+    loop.run_until_complete([&] {
+      far.store(&loop);
+      while (!done.load(std::memory_order_relaxed)) fiberloop::this_fiber::yield();
+    });
+  });
+  pin_this_thread(cpu_for(0, across));
+  while (far.load() == nullptr) std::this_thread::yield();
+  std::uint64_t posted = 0;
+  for (auto _ : state) {
+    far.load()->call_soon_threadsafe(
+        [&handled] { handled.fetch_add(1, std::memory_order_relaxed); });
+    // Never more than a batch ahead of the consumer, so that the figure is
+    // the steady state of a queue being drained, not of one growing.
+    if (++posted - handled.load(std::memory_order_relaxed) > 256) {
+      while (posted - handled.load(std::memory_order_relaxed) > 64) std::this_thread::yield();
+    }
+  }
+  while (handled.load() != posted) std::this_thread::yield();
+  done.store(true);
+  consumer.join();
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_call_soon_threadsafe_busy)->Arg(0)->Arg(1)->UseRealTime();
 
 // The peer: a round trip through a mutex and condition variable per side.
 void BM_condvar_round_trip(benchmark::State& state) {

@@ -1,6 +1,7 @@
 #include "loop/internal/remote_queue.h"
 
-#include <memory>
+#include <cstdint>
+#include <thread>
 #include <utility>
 
 #include "loop/internal/callbacks.h"
@@ -8,39 +9,111 @@
 
 namespace fiberloop::internal {
 
-RemoteQueue::~RemoteQueue() { drain(true); }
+namespace {
+
+constexpr int kAddressBits = 48;
+constexpr std::uint64_t kAddressMask = (std::uint64_t{1} << kAddressBits) - 1;
+
+template <class T>
+T* address_of(std::uint64_t head) noexcept {
+  return reinterpret_cast<T*>(static_cast<std::uintptr_t>(head & kAddressMask));
+}
+std::uint64_t pack(const void* node, std::uint64_t pops) noexcept {
+  return (pops << kAddressBits) | reinterpret_cast<std::uintptr_t>(node);
+}
+std::uint64_t pops_of(std::uint64_t head) noexcept { return head >> kAddressBits; }
+
+}  // namespace
+
+RemoteQueue::~RemoteQueue() {
+  drain(true);
+  std::uint64_t head = free_posts_.load(std::memory_order_acquire);
+  for (Post* post = address_of<Post>(head); post != nullptr;) {
+    Post* next = static_cast<Post*>(post->next.load(std::memory_order_relaxed));
+    delete post;
+    post = next;
+  }
+}
 
 void RemoteQueue::post(std::function<void()> fn) {
-  auto* post = new Post(std::move(fn));
-  post->handle = &RemoteQueue::handle_post;
-  post->callbacks = &callbacks_;
+  Post* post = take_post();
+  post->fn = std::move(fn);
   push(*post);
 }
 
-void RemoteQueue::handle_post(RemoteItem* item, bool drop) {
-  std::unique_ptr<Post> post(static_cast<Post*>(item));
-  // Destroyed on the loop thread either way: what a post holds may call
-  // call_soon() from its destructor (a Promise does), which a closing loop
-  // drops instead of running.
-  if (!drop) post->callbacks->call_soon_posted(post->fn);
+RemoteQueue::Post* RemoteQueue::take_post() {
+  std::uint64_t head = free_posts_.load(std::memory_order_acquire);
+  while (Post* post = address_of<Post>(head)) {
+    // `post` may be popped and pushed again meanwhile: then `next` is stale,
+    // and the count of pops in the head makes the exchange fail.
+    auto* next = post->next.load(std::memory_order_relaxed);
+    if (free_posts_.compare_exchange_weak(head, pack(next, pops_of(head) + 1),
+                                          std::memory_order_acquire, std::memory_order_acquire)) {
+      free_count_.fetch_sub(1, std::memory_order_relaxed);
+      return post;
+    }
+  }
+  auto* post = new Post;
+  post->handle = &RemoteQueue::handle_post;
+  post->queue = this;
+  return post;
 }
 
+void RemoteQueue::recycle(Post* post) noexcept {
+  const auto address = reinterpret_cast<std::uintptr_t>(post);
+  if ((address & ~kAddressMask) != 0 ||
+      free_count_.load(std::memory_order_relaxed) >= kMaxFreePosts) {
+    delete post;  // an address the head cannot pack, or enough spares already
+    return;
+  }
+  free_count_.fetch_add(1, std::memory_order_relaxed);
+  std::uint64_t head = free_posts_.load(std::memory_order_relaxed);
+  do {
+    post->next.store(address_of<MpscNode>(head), std::memory_order_relaxed);
+  } while (!free_posts_.compare_exchange_weak(
+      head, pack(post, pops_of(head)), std::memory_order_release, std::memory_order_relaxed));
+}
+
+void RemoteQueue::handle_post(RemoteItem* item, bool drop) {
+  auto* post = static_cast<Post*>(item);
+  // Back to the free list however this ends (call_soon_posted may throw
+  // bad_alloc). The callable is destroyed on the loop thread either way: what
+  // a post holds may call call_soon() from its destructor (a Promise does),
+  // which a closing loop drops instead of running.
+  struct Recycle {
+    Post* post;
+    ~Recycle() {
+      post->fn = nullptr;
+      post->queue->recycle(post);
+    }
+  } recycle{post};
+  if (!drop) post->queue->callbacks_.call_soon_posted(post->fn);  // moves fn out
+}
+
+// Each hand-off is counted from before what it hands over can be seen until
+// its last touch of the queue: the loop may handle the item, run out of
+// work and be destroyed in between, and ~LoopParts waits for the count to
+// drop to zero first (wait_for_producers).
 void RemoteQueue::push(RemoteItem& item) noexcept {
+  begin_handoff();
   queue_.push(&item);
   notify();
 }
 
 void RemoteQueue::stop() noexcept {
+  begin_handoff();
   stop_requested_.store(true, std::memory_order_relaxed);
   notify();
 }
 
 void RemoteQueue::drop_keep_alive() noexcept {
+  begin_handoff();
   keep_alives_.fetch_sub(1, std::memory_order_relaxed);
   notify();
 }
 
 void RemoteQueue::request_dump() noexcept {
+  begin_handoff();
   dump_requested_.store(true, std::memory_order_relaxed);
   notify();  // the run loop looks at the next iteration, and the poll wakes
 }
@@ -50,6 +123,12 @@ void RemoteQueue::notify() noexcept {
   // other side sees it, so a push never sleeps in a blocked loop.
   pending_.store(true, std::memory_order_seq_cst);
   if (polling_.load(std::memory_order_seq_cst)) reactor_.wake();
+  producers_.fetch_sub(1, std::memory_order_release);  // the last touch
+}
+
+void RemoteQueue::wait_for_producers() const noexcept {
+  // A few instructions each, unless a producer was preempted in the middle.
+  while (producers_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
 }
 
 bool RemoteQueue::enter_poll() noexcept {

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 
 #include "loop/internal/intrusive_list.h"
@@ -43,6 +44,12 @@ class RemoteQueue {
   // A dump to stderr at the next iteration. Async-signal-safe.
   void request_dump() noexcept;
 
+  // ---- the owner, before the queue goes ----
+  // Waits until no other thread is still inside push(), stop(),
+  // drop_keep_alive() or request_dump(): their item or flag may have been
+  // handled (and the loop may be ending) before they finished waking it.
+  void wait_for_producers() const noexcept;
+
   // ---- the loop thread ----
   // Whether a post, wake-up, stop or dump request may be waiting. Cheap.
   bool pending() const noexcept { return pending_.load(std::memory_order_relaxed); }
@@ -63,18 +70,40 @@ class RemoteQueue {
   bool polling() const noexcept { return polling_.load(std::memory_order_relaxed); }
 
  private:
-  // A post: the callable, in a node of the queue.
+  // A post: the callable, in a node of the queue. Nodes are recycled
+  // through `free_posts_` (below), so a steady stream of posts allocates
+  // nothing but what std::function needs for a large callable.
   struct Post : RemoteItem {
-    explicit Post(std::function<void()> f) : fn(std::move(f)) {}
     std::function<void()> fn;
-    Callbacks* callbacks = nullptr;
+    RemoteQueue* queue = nullptr;
   };
   static void handle_post(RemoteItem* item, bool drop);
+  // Makes what was just handed over seen: wakes the loop if it is blocked.
+  // Ends the hand-off that begin_handoff() began: the queue is not touched
+  // after it.
   void notify() noexcept;
+  void begin_handoff() noexcept { producers_.fetch_add(1, std::memory_order_relaxed); }
+  // Any thread: a node from the free list, or a new one.
+  Post* take_post();
+  // The loop thread: back onto the free list (or freed, past kMaxFreePosts).
+  void recycle(Post* post) noexcept;
+
+  // The free list of posts: a Treiber stack that the loop thread pushes onto
+  // and any thread pops from. Its head packs a node's address (low 48 bits)
+  // with a count of pops (high 16 bits), so that a pop racing with another
+  // pop and a push of the same node (ABA) fails its compare-exchange. Nodes
+  // are freed only with the queue, so a racing pop may read a stale `next`
+  // of a node but never freed memory.
+  static constexpr std::size_t kMaxFreePosts = 4096;
+  std::atomic<std::uint64_t> free_posts_{0};
+  std::atomic<std::size_t> free_count_{0};
 
   Reactor& reactor_;
   Callbacks& callbacks_;
   MpscQueue queue_;
+  // Threads inside a hand-off (see wait_for_producers), next to pending_,
+  // which each of them writes anyway.
+  std::atomic<std::uint32_t> producers_{0};
   std::atomic<bool> pending_{false};
   std::atomic<bool> polling_{false};
   std::atomic<bool> stop_requested_{false};
