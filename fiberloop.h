@@ -19,6 +19,8 @@
 #include "fiber/stack.h"
 #include "io/resolve.h"
 #include "io/socket_address.h"
+#include "io/buffered_reader.h"
+#include "io/socket_stream.h"
 #include "io/stream.h"
 #include "io/tcp.h"
 #include "io/udp.h"

@@ -58,6 +58,26 @@ std::size_t Socket::write_some(std::span<const char> buf) {
       [&](int err) { fail(err, "write"); }));
 }
 
+std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
+  check_open("write");
+  constexpr std::size_t kMaxBuffers = 64;  // a window: the caller loops
+  iovec iov[kMaxBuffers];
+  std::size_t count = 0;
+  for (std::string_view b : buffers) {
+    if (count == kMaxBuffers) break;
+    if (b.empty()) continue;
+    iov[count++] = {const_cast<char*>(b.data()), b.size()};
+  }
+  if (count == 0) return 0;
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  const int fd = handle_->fd();
+  return static_cast<std::size_t>(handle_->retry(
+      Direction::kWrite, "write", [&] { return ::sendmsg(fd, &msg, MSG_NOSIGNAL); },
+      [&](int err) { fail(err, "write"); }));
+}
+
 int Socket::accept() {
   check_open("accept");
   const int fd = handle_->fd();

@@ -1,13 +1,60 @@
 #include "io/stream.h"
 
+#include <algorithm>
+#include <array>
+#include <string>
+
+#include "loop/errors.h"
+#include "loop/internal/deadline.h"
+
 namespace fiberloop {
+namespace {
+
+// Runs `op` under the stream's deadline `at` (Go's semantics: a deadline
+// already passed fails the operation even if it could finish at once).
+template <class Op>
+std::size_t by_deadline(const Stream& stream, TimePoint at, const char* label, Op op) {
+  if (Clock::now() >= at) {
+    throw TimeoutError(std::string(label) + " of " + stream.describe() + " has passed");
+  }
+  internal::TimeoutScope scope(at, label);
+  return op();
+}
+
+constexpr const char* kReadDeadline = "Stream: the read deadline (set_read_deadline)";
+constexpr const char* kWriteDeadline = "Stream: the write deadline (set_write_deadline)";
+
+}  // namespace
+
+std::size_t Stream::read_by_deadline(std::span<char> buf) {
+  return by_deadline(*this, read_deadline_, kReadDeadline, [&] { return read_some(buf); });
+}
+
+std::size_t Stream::write_by_deadline(std::span<const char> buf) {
+  return by_deadline(*this, write_deadline_, kWriteDeadline, [&] { return write_some(buf); });
+}
+
+std::size_t Stream::writev(std::span<const std::string_view> buffers) {
+  if (write_deadline_ != TimePoint::max()) {
+    return by_deadline(*this, write_deadline_, kWriteDeadline,
+                       [&] { return writev_some(buffers); });
+  }
+  return writev_some(buffers);
+}
+
+std::size_t Stream::writev_some(std::span<const std::string_view> buffers) {
+  for (std::string_view b : buffers) {
+    if (!b.empty()) return write_some(b);
+  }
+  return 0;
+}
 
 void Stream::read_exact(std::span<char> buf) {
   std::size_t got = 0;
   while (got < buf.size()) {
-    const std::size_t n = socket_.read_some(buf.subspan(got));
+    const std::size_t n = read(buf.subspan(got));
     if (n == 0) {
-      throw EndOfStream("read_exact fd " + std::to_string(fd()) + ": end of stream after " +
+      throw EndOfStream("read_exact " + describe() + ": end of stream after " +
                         std::to_string(got) + " of " + std::to_string(buf.size()) + " bytes");
     }
     got += n;
@@ -15,7 +62,29 @@ void Stream::read_exact(std::span<char> buf) {
 }
 
 void Stream::write_all(std::string_view data) {
-  while (!data.empty()) data.remove_prefix(socket_.write_some(data));
+  while (!data.empty()) data.remove_prefix(write(data));
+}
+
+void Stream::write_all(std::span<const std::string_view> buffers) {
+  // A window of the buffers still to go, the first one trimmed by what a
+  // short write took of it.
+  constexpr std::size_t kWindow = 64;
+  std::array<std::string_view, kWindow> window;
+  while (!buffers.empty() && buffers.front().empty()) buffers = buffers.subspan(1);
+  std::size_t taken = 0;  // of buffers.front()
+  while (!buffers.empty()) {
+    const std::size_t count = std::min(buffers.size(), kWindow);
+    std::copy_n(buffers.begin(), count, window.begin());
+    window[0].remove_prefix(taken);
+    std::size_t n = writev(std::span<const std::string_view>(window.data(), count));
+    // Skip what went: whole buffers, then part of the next.
+    n += taken;
+    while (!buffers.empty() && n >= buffers.front().size()) {
+      n -= buffers.front().size();
+      buffers = buffers.subspan(1);
+    }
+    taken = n;
+  }
 }
 
 }  // namespace fiberloop

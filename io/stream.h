@@ -1,25 +1,32 @@
-// Stream: a connected byte stream, the common part of TcpStream and
-// UnixStream.
+// Stream: the interface every byte stream implements (TcpStream, UnixStream,
+// TlsStream, a Process's pipes, and a user's own class), and what layers such
+// as BufferedReader and TlsStream wrap.
 //
 //   char buf[4096];
 //   while (std::size_t n = stream.read(buf)) stream.write_all({buf, n});   // echo
 //
 // Every operation that must wait parks only the calling fiber, and honours
-// cancellation and with_timeout(). One fiber may read while another writes;
-// two fibers reading (or writing) at once is a std::logic_error. Closing the
-// stream wakes fibers waiting on it: their operation throws
-// std::system_error (EBADF). Writes never raise SIGPIPE: a closed peer is an
-// EPIPE or ECONNRESET std::system_error.
+// cancellation, with_timeout() and the stream's own deadlines (Go's
+// SetDeadline). One fiber may read while another writes; two fibers reading
+// (or writing) one socket stream at once is a std::logic_error. Closing a
+// stream wakes fibers waiting on it: their operation throws std::system_error
+// (EBADF). Writes never raise SIGPIPE: a closed peer is an EPIPE or
+// ECONNRESET std::system_error.
+//
+// Implementing a stream: derive from Stream and override read_some,
+// write_some, shutdown_write, close and is_open (and writev_some if the
+// stream can write several buffers in one go, describe() for messages). The public operations add
+// the deadlines and the loops (read_exact, write_all) around them.
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 
-#include "io/internal/socket.h"
-#include "io/socket_address.h"
+#include "loop/options.h"  // TimePoint
 
 namespace fiberloop {
 
@@ -31,49 +38,86 @@ class EndOfStream : public std::runtime_error {
 
 class Stream {
  public:
-  Stream(Stream&&) noexcept = default;
-  Stream& operator=(Stream&&) noexcept = default;
-  ~Stream() = default;
+  virtual ~Stream() = default;
 
   // Reads what is available (at least one byte), waiting until something is.
   // Returns: the byte count; 0 at end of stream (the peer shut down writing).
-  // Throws: std::system_error naming the fd (ECONNRESET, EBADF if closed while
-  //         waiting...); Cancelled; TimeoutError.
-  std::size_t read(std::span<char> buf) { return socket_.read_some(buf); }
+  // Throws: std::system_error naming the stream (ECONNRESET, EBADF if closed
+  //         while waiting...); TimeoutError past the read deadline;
+  //         Cancelled; TimeoutError from with_timeout().
+  std::size_t read(std::span<char> buf) {
+    if (read_deadline_ != TimePoint::max()) return read_by_deadline(buf);
+    return read_some(buf);
+  }
 
   // Reads exactly buf.size() bytes.
   // Throws: EndOfStream (saying how many bytes came) if the stream ends first;
   //         what read() throws.
   void read_exact(std::span<char> buf);
 
-  // Writes some of `buf` (at least one byte), waiting for room in the send
-  // buffer. Returns: the byte count.
-  // Throws: std::system_error naming the fd (EPIPE, ECONNRESET...); Cancelled;
-  //         TimeoutError.
-  std::size_t write(std::span<const char> buf) { return socket_.write_some(buf); }
+  // Writes some of `buf` (at least one byte), waiting for room.
+  // Returns: the byte count.
+  // Throws: std::system_error naming the stream (EPIPE, ECONNRESET...);
+  //         TimeoutError past the write deadline; Cancelled; TimeoutError.
+  std::size_t write(std::span<const char> buf) {
+    if (write_deadline_ != TimePoint::max()) return write_by_deadline(buf);
+    return write_some(buf);
+  }
+  // Writes some of `buffers`, in order, in one system call where the stream
+  // can (writev). Returns: the byte count, at least one unless every buffer
+  // is empty. Throws: what write() throws.
+  std::size_t writev(std::span<const std::string_view> buffers);
 
   // Writes all of `data`. Throws: what write() throws.
   void write_all(std::string_view data);
+  // Writes all of `buffers`, in order, gathering them into as few system
+  // calls as the stream can (writev): a header and a body in one go.
+  // Throws: what write() throws.
+  void write_all(std::span<const std::string_view> buffers);
+  void write_all(std::initializer_list<std::string_view> buffers) {
+    write_all(std::span<const std::string_view>(buffers.begin(), buffers.size()));
+  }
 
   // Sends end of stream to the peer; reading still works.
-  void shutdown_write() { socket_.shutdown_write(); }
-
+  virtual void shutdown_write() = 0;
   // Closes the stream (wakes fibers waiting on it). Idempotent.
-  void close() noexcept { socket_.close(); }
+  virtual void close() noexcept = 0;
   // False once closed (or moved from).
-  bool is_open() const noexcept { return socket_.is_open(); }
+  virtual bool is_open() const noexcept = 0;
+  // What error messages call the stream: "fd 7", "TLS fd 7 to example.com",
+  // "stdout of pid 4242". Default: "a stream".
+  virtual std::string describe() const { return "a stream"; }
 
-  // The two ends of the connection.
-  // Throws: std::system_error (getpeername/getsockname) naming the fd.
-  SocketAddress peer_address() const { return socket_.peer_address(); }
-  SocketAddress local_address() const { return socket_.local_address(); }
-  // The fd, or -1 once closed. fiberloop owns it: do not close it yourself.
-  int fd() const noexcept { return socket_.fd(); }
+  // Go's deadlines: an absolute time after which operations fail. A read (or
+  // write) that has not finished by its deadline throws TimeoutError, and so
+  // does every one started after it, until the deadline is moved;
+  // TimePoint::max() (the default) clears it. Unlike with_timeout(), a
+  // deadline belongs to the stream: set it once per request, not per call.
+  void set_deadline(TimePoint at) noexcept { read_deadline_ = write_deadline_ = at; }
+  void set_read_deadline(TimePoint at) noexcept { read_deadline_ = at; }
+  void set_write_deadline(TimePoint at) noexcept { write_deadline_ = at; }
+  TimePoint read_deadline() const noexcept { return read_deadline_; }
+  TimePoint write_deadline() const noexcept { return write_deadline_; }
 
  protected:
   Stream() = default;
-  explicit Stream(internal::Socket socket) noexcept : socket_(std::move(socket)) {}
-  internal::Socket socket_;
+  // Moving a stream moves its deadlines.
+  Stream(Stream&&) noexcept = default;
+  Stream& operator=(Stream&&) noexcept = default;
+
+  // What a stream implements. Each waits as read() and write() describe,
+  // honouring cancellation and with_timeout() (parking through the loop does).
+  virtual std::size_t read_some(std::span<char> buf) = 0;
+  virtual std::size_t write_some(std::span<const char> buf) = 0;
+  // Default: write_some() of the first non-empty buffer.
+  virtual std::size_t writev_some(std::span<const std::string_view> buffers);
+
+ private:
+  std::size_t read_by_deadline(std::span<char> buf);
+  std::size_t write_by_deadline(std::span<const char> buf);
+
+  TimePoint read_deadline_ = TimePoint::max();
+  TimePoint write_deadline_ = TimePoint::max();
 };
 
 }  // namespace fiberloop

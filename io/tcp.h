@@ -12,11 +12,11 @@
 
 #include "io/internal/socket.h"
 #include "io/socket_address.h"
-#include "io/stream.h"
+#include "io/socket_stream.h"
 
 namespace fiberloop {
 
-class TcpStream : public Stream {
+class TcpStream final : public SocketStream {
  public:
   TcpStream() = default;
 
@@ -34,7 +34,7 @@ class TcpStream : public Stream {
 
  private:
   friend class TcpListener;
-  explicit TcpStream(internal::Socket s) noexcept : Stream(std::move(s)) {}
+  explicit TcpStream(internal::Socket s) noexcept : SocketStream(std::move(s)) {}
 };
 
 class TcpListener {

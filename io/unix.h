@@ -10,11 +10,11 @@
 #include <string_view>
 
 #include "io/internal/socket.h"
-#include "io/stream.h"
+#include "io/socket_stream.h"
 
 namespace fiberloop {
 
-class UnixStream : public Stream {
+class UnixStream final : public SocketStream {
  public:
   UnixStream() = default;
   // Throws: std::system_error naming the path ("connect /tmp/x.sock: No such
@@ -23,7 +23,7 @@ class UnixStream : public Stream {
 
  private:
   friend class UnixListener;
-  explicit UnixStream(internal::Socket s) noexcept : Stream(std::move(s)) {}
+  explicit UnixStream(internal::Socket s) noexcept : SocketStream(std::move(s)) {}
 };
 
 class UnixListener {

@@ -25,7 +25,9 @@ void Scheduler::throw_interrupt(FiberRecord& self) {
   }
   const TimeoutScope* scope = TimeoutScope::expired(self.timeouts);
   std::string what = "with_timeout: ";
-  if (scope != nullptr) {
+  if (scope != nullptr && scope->label != nullptr) {
+    what = std::string(scope->label) + " has passed";
+  } else if (scope != nullptr) {
     what += format_duration(scope->timeout) + " elapsed (the timeout set at " +
             scope->where.file_name() + ":" + std::to_string(scope->where.line()) + ")";
   } else {
@@ -35,10 +37,16 @@ void Scheduler::throw_interrupt(FiberRecord& self) {
 }
 
 TimeoutScope::TimeoutScope(Duration timeout, std::source_location where)
-    : timeout(timeout),
-      deadline(deadline_after(timeout)),
-      where(where),
-      fiber(&running_fiber_or_throw("with_timeout")),
+    : TimeoutScope(deadline_after(timeout), nullptr) {
+  this->timeout = timeout;
+  this->where = where;
+}
+
+TimeoutScope::TimeoutScope(TimePoint deadline, const char* label)
+    : timeout(Duration::zero()),  // said only for with_timeout's scopes
+      deadline(deadline),
+      label(label),
+      fiber(&running_fiber_or_throw(label != nullptr ? label : "with_timeout")),
       outer(fiber->timeouts) {
   scheduler = fiber->scheduler;
   fire = [](TimerNode* node) {

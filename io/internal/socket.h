@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "io/socket_address.h"
@@ -41,6 +42,8 @@ class Socket {
 
   std::size_t read_some(std::span<char> buf);         // 0 at end of stream
   std::size_t write_some(std::span<const char> buf);  // MSG_NOSIGNAL
+  // sendmsg of up to IOV_MAX buffers, MSG_NOSIGNAL; 0 if all are empty.
+  std::size_t writev_some(std::span<const std::string_view> buffers);
   int accept();                                       // the new fd
   void connect(const SocketAddress& to);              // non-blocking connect, done right
   std::size_t recv_from(std::span<char> buf, SocketAddress* from);

@@ -74,6 +74,10 @@ class TimeoutScope : public TimerNode {
   // Opens a scope on the running fiber whose deadline is `timeout` from now.
   // Throws: std::logic_error outside a fiber.
   TimeoutScope(Duration timeout, std::source_location where);
+  // Opens a scope whose deadline is `deadline`, a TimePoint; its
+  // TimeoutError says "<label> has passed" (a stream's deadline: io/stream.cc).
+  // `label` is a string literal. Throws: std::logic_error outside a fiber.
+  TimeoutScope(TimePoint deadline, const char* label);
   // Closes it: the timer goes, and an expired scope stops interrupting.
   ~TimeoutScope();
   TimeoutScope(const TimeoutScope&) = delete;
@@ -86,9 +90,10 @@ class TimeoutScope : public TimerNode {
   Duration timeout;
   TimePoint deadline;
   std::source_location where;
-  Scheduler* scheduler;  // whose timer heap holds it
-  FiberRecord* fiber;    // the fiber running the code in it; null while that code is a
-                         // generator body between resumes (see loop/timeout.cc)
+  const char* label = nullptr;  // set: a deadline scope, named by it
+  Scheduler* scheduler;         // whose timer heap holds it
+  FiberRecord* fiber;           // the fiber running the code in it; null while that code is a
+                                // generator body between resumes (see loop/timeout.cc)
   TimeoutScope* outer;
   bool fired = false;
 };

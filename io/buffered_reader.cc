@@ -1,0 +1,161 @@
+#include "io/buffered_reader.h"
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+namespace fiberloop {
+namespace {
+
+// The buffer's first size; it grows to the limit for long lines.
+constexpr std::size_t kInitialCapacity = 16 * 1024;
+
+std::string limit_message(const char* op, std::string_view delimiter, std::size_t limit,
+                          const Stream& stream) {
+  std::string shown = delimiter == "\n" ? "\\n" : std::string(delimiter);
+  return std::string("BufferedReader::") + op + " on " + stream.describe() + ": no \"" + shown +
+         "\" within the limit of " + std::to_string(limit) +
+         " bytes (raise the BufferedReader's limit, or treat the peer as misbehaving)";
+}
+
+}  // namespace
+
+BufferedReader::BufferedReader(Stream& stream, std::size_t limit) : stream_(stream), limit_(limit) {
+  if (limit == 0) throw std::invalid_argument("BufferedReader: a limit of 0 bytes buffers nothing");
+}
+
+void BufferedReader::consume(std::size_t n) noexcept {
+  begin_ += n;
+  if (begin_ == end_) begin_ = end_ = 0;  // empty: start over at the front
+}
+
+bool BufferedReader::fill() {
+  if (eof_) return false;
+  if (end_ == capacity_) {  // no room at the end: move to the front, or grow
+    const std::size_t held = end_ - begin_;
+    std::size_t target = capacity_;
+    if (capacity_ == 0) {
+      target = std::min(limit_, kInitialCapacity);
+    } else if (held * 2 > capacity_) {
+      target = std::min(limit_, capacity_ * 2);
+    }
+    target = std::max(target, held + 1);
+    if (target == capacity_) {
+      std::memmove(buf_.get(), buf_.get() + begin_, held);
+    } else {
+      auto bigger = std::make_unique_for_overwrite<char[]>(target);
+      if (held > 0) std::memcpy(bigger.get(), buf_.get() + begin_, held);
+      buf_ = std::move(bigger);
+      capacity_ = target;
+    }
+    begin_ = 0;
+    end_ = held;
+  }
+  const std::size_t n = stream_.read({buf_.get() + end_, capacity_ - end_});
+  if (n == 0) {
+    eof_ = true;
+    return false;
+  }
+  end_ += n;
+  return true;
+}
+
+std::size_t BufferedReader::find(std::string_view delimiter, const char* op) {
+  std::size_t searched = 0;  // no delimiter starts before this offset in data()
+  for (;;) {
+    const std::string_view held = data();
+    const std::size_t at = held.find(delimiter, searched);
+    if (at != std::string_view::npos) {
+      if (at + delimiter.size() > limit_) {
+        throw LimitOverrunError(limit_message(op, delimiter, limit_, stream_), buffered());
+      }
+      return at;
+    }
+    if (held.size() >= limit_) {
+      throw LimitOverrunError(limit_message(op, delimiter, limit_, stream_), buffered());
+    }
+    searched = held.size() >= delimiter.size() ? held.size() - delimiter.size() + 1 : 0;
+    if (!fill()) return std::string_view::npos;
+  }
+}
+
+std::optional<std::string> BufferedReader::read_line() {
+  const std::size_t at = find("\n", "read_line");
+  if (at == std::string_view::npos) {  // end of stream: the last line, unended
+    if (buffered() == 0) return std::nullopt;
+    std::string last(data());
+    consume(last.size());
+    if (!last.empty() && last.back() == '\r') last.pop_back();
+    return last;
+  }
+  const std::size_t length = at > 0 && data()[at - 1] == '\r' ? at - 1 : at;
+  std::string line(data().substr(0, length));
+  consume(at + 1);
+  return line;
+}
+
+std::string BufferedReader::read_until(std::string_view delimiter) {
+  if (delimiter.empty()) {
+    throw std::invalid_argument("BufferedReader::read_until: the delimiter is empty");
+  }
+  const std::size_t at = find(delimiter, "read_until");
+  if (at == std::string_view::npos) {
+    std::string partial(data());
+    consume(partial.size());
+    throw IncompleteReadError("BufferedReader::read_until on " + stream_.describe() +
+                                  ": end of stream after " + std::to_string(partial.size()) +
+                                  " bytes without the delimiter",
+                              std::move(partial));
+  }
+  std::string record(data().substr(0, at + delimiter.size()));
+  consume(record.size());
+  return record;
+}
+
+std::string BufferedReader::read_exactly(std::size_t n) {
+  std::string out;
+  out.resize(n);
+  std::size_t got = std::min(n, buffered());
+  std::memcpy(out.data(), buf_.get() + begin_, got);
+  consume(got);
+  while (got < n && !eof_) {
+    const std::size_t r = stream_.read({out.data() + got, n - got});  // past the buffer
+    if (r == 0) eof_ = true;
+    got += r;
+  }
+  if (got < n) {
+    out.resize(got);
+    throw IncompleteReadError("BufferedReader::read_exactly on " + stream_.describe() +
+                                  ": end of stream after " + std::to_string(got) + " of " +
+                                  std::to_string(n) + " bytes",
+                              std::move(out));
+  }
+  return out;
+}
+
+std::size_t BufferedReader::read(std::span<char> buf) {
+  if (buf.empty()) return 0;
+  if (buffered() == 0) {
+    if (eof_) return 0;
+    // A large read goes straight to the caller's buffer; a small one fills
+    // ours, so that the next small reads cost no system call.
+    if (buf.size() >= std::max(capacity_, kInitialCapacity)) {
+      const std::size_t n = stream_.read(buf);
+      if (n == 0) eof_ = true;
+      return n;
+    }
+    if (!fill()) return 0;
+  }
+  const std::size_t n = std::min(buf.size(), buffered());
+  std::memcpy(buf.data(), buf_.get() + begin_, n);
+  consume(n);
+  return n;
+}
+
+Generator<std::string> BufferedReader::lines() {
+  return Generator<std::string>([this](Generator<std::string>::Context& co) {
+    while (std::optional<std::string> line = read_line()) co.yield(std::move(*line));
+  });
+}
+
+}  // namespace fiberloop
