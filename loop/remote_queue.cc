@@ -26,7 +26,7 @@ std::uint64_t pops_of(std::uint64_t head) noexcept { return head >> kAddressBits
 }  // namespace
 
 RemoteQueue::~RemoteQueue() {
-  drain(true);
+  drain(true);  // flushes the recycled posts too
   std::uint64_t head = free_posts_.load(std::memory_order_acquire);
   for (Post* post = address_of<Post>(head); post != nullptr;) {
     Post* next = static_cast<Post*>(post->next.load(std::memory_order_relaxed));
@@ -49,29 +49,39 @@ RemoteQueue::Post* RemoteQueue::take_post() {
     auto* next = post->next.load(std::memory_order_relaxed);
     if (free_posts_.compare_exchange_weak(head, pack(next, pops_of(head) + 1),
                                           std::memory_order_acquire, std::memory_order_acquire)) {
-      free_count_.fetch_sub(1, std::memory_order_relaxed);
       return post;
     }
   }
   auto* post = new Post;
   post->handle = &RemoteQueue::handle_post;
   post->queue = this;
+  posts_made_.fetch_add(1, std::memory_order_relaxed);
   return post;
 }
 
 void RemoteQueue::recycle(Post* post) noexcept {
   const auto address = reinterpret_cast<std::uintptr_t>(post);
-  if ((address & ~kAddressMask) != 0 ||
-      free_count_.load(std::memory_order_relaxed) >= kMaxFreePosts) {
-    delete post;  // an address the head cannot pack, or enough spares already
+  if ((address & ~kAddressMask) != 0 || posts_made_.load(std::memory_order_relaxed) > kMaxPosts) {
+    // An address the head cannot pack, or more nodes than a steady state
+    // needs (a burst made them): let this one go.
+    posts_made_.fetch_sub(1, std::memory_order_relaxed);
+    delete post;
     return;
   }
-  free_count_.fetch_add(1, std::memory_order_relaxed);
+  post->next.store(recycled_, std::memory_order_relaxed);
+  if (recycled_ == nullptr) recycled_last_ = post;
+  recycled_ = post;
+}
+
+void RemoteQueue::flush_recycled() noexcept {
+  if (recycled_ == nullptr) return;
+  // The whole batch onto the free list in one exchange.
   std::uint64_t head = free_posts_.load(std::memory_order_relaxed);
   do {
-    post->next.store(address_of<MpscNode>(head), std::memory_order_relaxed);
+    recycled_last_->next.store(address_of<MpscNode>(head), std::memory_order_relaxed);
   } while (!free_posts_.compare_exchange_weak(
-      head, pack(post, pops_of(head)), std::memory_order_release, std::memory_order_relaxed));
+      head, pack(recycled_, pops_of(head)), std::memory_order_release, std::memory_order_relaxed));
+  recycled_ = recycled_last_ = nullptr;
 }
 
 void RemoteQueue::handle_post(RemoteItem* item, bool drop) {
@@ -144,6 +154,7 @@ void RemoteQueue::drain(bool drop) {
     auto* item = static_cast<RemoteItem*>(node);
     item->handle(item, drop);
   }
+  flush_recycled();
 }
 
 }  // namespace fiberloop::internal

@@ -85,8 +85,10 @@ class RemoteQueue {
   void begin_handoff() noexcept { producers_.fetch_add(1, std::memory_order_relaxed); }
   // Any thread: a node from the free list, or a new one.
   Post* take_post();
-  // The loop thread: back onto the free list (or freed, past kMaxFreePosts).
+  // The loop thread: onto the batch that drain() hands back to the free
+  // list at its end (or freed, past kMaxPosts).
   void recycle(Post* post) noexcept;
+  void flush_recycled() noexcept;
 
   // The free list of posts: a Treiber stack that the loop thread pushes onto
   // and any thread pops from. Its head packs a node's address (low 48 bits)
@@ -94,9 +96,14 @@ class RemoteQueue {
   // pop and a push of the same node (ABA) fails its compare-exchange. Nodes
   // are freed only with the queue, so a racing pop may read a stale `next`
   // of a node but never freed memory.
-  static constexpr std::size_t kMaxFreePosts = 4096;
+  // A drain gives its posts back in one batch: the producers' line is
+  // touched once per drain, not once per post. Nodes beyond kMaxPosts (a
+  // burst's) are freed instead of kept.
+  static constexpr std::size_t kMaxPosts = 4096;
   std::atomic<std::uint64_t> free_posts_{0};
-  std::atomic<std::size_t> free_count_{0};
+  std::atomic<std::size_t> posts_made_{0};  // alive now: queued, free or in use
+  Post* recycled_ = nullptr;                // the batch (loop thread only)
+  Post* recycled_last_ = nullptr;
 
   Reactor& reactor_;
   Callbacks& callbacks_;
