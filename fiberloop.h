@@ -43,6 +43,7 @@
 #include "sync/mutex.h"
 #include "sync/select.h"
 #include "sync/semaphore.h"
+#include "sync/nursery.h"
 #include "sync/task_group.h"
 #include "sync/wait_group.h"
 

@@ -13,8 +13,6 @@
 #include "loop/internal/record_pool.h"
 
 namespace fiberloop::internal {
-namespace {
-
 bool is_cancellation(const std::exception_ptr& e) noexcept {
   try {
     std::rethrow_exception(e);
@@ -24,8 +22,6 @@ bool is_cancellation(const std::exception_ptr& e) noexcept {
     return false;
   }
 }
-
-}  // namespace
 
 void print_fiber_failure(std::exception_ptr e, const FiberInfo& info) {
   std::string what = "unknown exception";

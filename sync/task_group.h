@@ -28,7 +28,7 @@
 
 #include "loop/errors.h"
 #include "loop/loop.h"
-#include "sync/internal/waiters.h"
+#include "sync/internal/group_core.h"
 
 namespace fiberloop {
 
@@ -49,23 +49,11 @@ class TaskGroup {
   template <internal::Spawnable F>
   TaskFor<F>& spawn(F&& fn, std::source_location where = std::source_location::current()) {
     using R = std::invoke_result_t<std::decay_t<F>>;
-    check_open();
-    // The count goes down when the child's callable is destroyed: after its
-    // body ran, or without running (cancelled first), or if spawn throws.
-    auto task = std::make_unique<Task<R>>(loop_.spawn(
-        [this, counted = Counted(this), fn = std::forward<F>(fn)]() mutable -> R {
-          try {
-            return fn();
-          } catch (const Cancelled&) {
-            throw;
-          } catch (...) {
-            child_failed(std::current_exception());
-            throw;
-          }
-        },
-        where));
+    core_.check_open("TaskGroup::spawn");
+    auto task = std::make_unique<Task<R>>(core_.loop().spawn(std::forward<F>(fn), where));
     Task<R>& ref = *task;
     children_.push_back(std::make_unique<Holder<R>>(std::move(task)));
+    core_.adopt(*children_.back()->record());
     return ref;
   }
 
@@ -103,35 +91,10 @@ class TaskGroup {
     }
     std::unique_ptr<Task<R>> task;
   };
-  // Counts one running child for as long as it lives (moved along with the
-  // callable that holds it).
-  class Counted {
-   public:
-    explicit Counted(TaskGroup* group) noexcept : group_(group) { ++group_->running_; }
-    Counted(Counted&& other) noexcept : group_(std::exchange(other.group_, nullptr)) {}
-    Counted& operator=(Counted&&) = delete;
-    ~Counted() {
-      if (group_ != nullptr) group_->child_done();
-    }
-
-   private:
-    TaskGroup* group_;
-  };
-
-  void check_open() const;
-  void child_done() noexcept;
-  void child_failed(std::exception_ptr error) noexcept;
-  void wait_children(bool interruptible);
   void mark_observed() noexcept;
 
-  Loop& loop_;
-  internal::Scheduler& scheduler_;
+  internal::GroupCore core_;
   std::deque<std::unique_ptr<HolderBase>> children_;
-  std::size_t running_ = 0;
-  internal::WaitQueue idle_{internal::WaitKind::kJoin};  // the owner, waiting for running_ == 0
-  std::exception_ptr first_error_;
-  bool joining_ = false;
-  bool joined_ = false;
   int exceptions_at_start_;
 };
 

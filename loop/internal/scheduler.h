@@ -33,6 +33,9 @@ class RecordPool;
 class StackPool;
 using ExceptionHandler = std::function<void(std::exception_ptr, const FiberInfo&)>;
 
+// Whether `e` is a Cancelled (cancelling is not failing).
+bool is_cancellation(const std::exception_ptr& e) noexcept;
+
 class Scheduler {
  public:
   Scheduler(LoopParts& parts, Loop& owner, const LoopOptions& options);

@@ -1,0 +1,109 @@
+#include "sync/internal/group_core.h"
+
+#include <stdexcept>
+#include <string>
+
+namespace fiberloop::internal {
+
+GroupCore::GroupCore(const char* what, Errors errors)
+    : loop_(current_loop(what)), scheduler_(*Scheduler::current()), errors_(errors) {
+  running_fiber_or_throw(what);
+}
+
+void GroupCore::check_open(const char* op) const {
+  scheduler_.check_thread(op);
+  if (joining_) {
+    throw std::logic_error(std::string(op) +
+                           ": the group is joining (or joined); spawn before join()");
+  }
+}
+
+void GroupCore::adopt(FiberRecord& child) {
+  Child* node = free_;
+  if (node != nullptr) {
+    free_ = reinterpret_cast<Child*>(node->record);
+  } else {
+    nodes_.push_back(std::make_unique<Child>());
+    node = nodes_.back().get();
+  }
+  node->group = this;
+  node->record = &child;
+  node->on_done = &GroupCore::child_finished;
+  child.done_waiters.push_back(*node);
+  children_.push_back(*node);
+  ++running_;
+}
+
+// On the loop, as the child finishes (ran or never started).
+void GroupCore::child_finished(DoneWaiter& done) noexcept {
+  auto& node = static_cast<Child&>(done);
+  GroupCore& group = *node.group;
+  FiberRecord& child = *node.record;
+  static_cast<ListHook<ChildTag>&>(node).unlink();
+  node.record = reinterpret_cast<FiberRecord*>(group.free_);
+  group.free_ = &node;
+  if (child.error && !is_cancellation(child.error)) {
+    if (group.errors_ == Errors::kTake) {
+      group.failed(std::move(child.error));  // the child's detached Task reports nothing
+      child.error = nullptr;
+    } else {
+      group.failed(child.error);  // its Task rethrows it too
+    }
+  }
+  if (--group.running_ == 0) {
+    SyncGuard guard(group.idle_.home());
+    group.idle_.notify_all(guard);
+  }
+}
+
+void GroupCore::failed(std::exception_ptr error) noexcept {
+  if (!first_error_) {
+    first_error_ = std::move(error);
+    cancel();  // the rest stop at their next suspension point
+  } else {
+    scheduler_.report(error, FiberInfo{0, "a group's child (after the first failure)", {}});
+  }
+}
+
+void GroupCore::cancel() noexcept {
+  children_.for_each([this](Child& c) { scheduler_.cancel(*c.record); });
+}
+
+void GroupCore::join(const char* op) {
+  running_fiber_or_throw(op);
+  joining_ = true;
+  try {
+    wait_children(true, op);
+  } catch (...) {  // the owner was interrupted: the children go first
+    cancel();
+    wait_children(false, op);
+    joined_ = true;
+    throw;
+  }
+  joined_ = true;
+  if (first_error_) std::rethrow_exception(first_error_);
+}
+
+void GroupCore::close(int exceptions_at_start, const char* name) noexcept {
+  if (joined_) return;
+  if (std::uncaught_exceptions() > exceptions_at_start) cancel();  // leaving by an exception
+  wait_children(false, name);
+  joined_ = true;
+  if (first_error_) {
+    // Nobody can receive it now: report it rather than lose it.
+    scheduler_.report(first_error_, FiberInfo{0, std::string(name) + " (not joined)", {}});
+  }
+}
+
+void GroupCore::wait_children(bool interruptible, const char* op) {
+  SyncGuard guard(idle_.home());  // local: the group and its children share a loop
+  while (running_ > 0) {
+    if (interruptible) {
+      idle_.wait(guard, kNever, op);
+    } else {
+      idle_.wait_uninterruptible(guard, op);
+    }
+  }
+}
+
+}  // namespace fiberloop::internal

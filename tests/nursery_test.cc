@@ -1,0 +1,197 @@
+// Nursery: TaskGroup's failure and cancellation semantics for children that
+// are forgotten as they finish; memory stays flat however many come and go.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "fiberloop.h"
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using NurseryTest = testing::LoopTest;
+
+TEST_F(NurseryTest, JoinWaitsForEveryChild) {
+  int done = 0;
+  run([&] {
+    Nursery n;
+    for (int i = 0; i < 10; ++i) {
+      n.spawn([&done, i] {
+        this_fiber::sleep_for(std::chrono::milliseconds(i));
+        ++done;
+      });
+    }
+    EXPECT_EQ(n.running(), 10u);
+    n.join();
+    EXPECT_EQ(n.running(), 0u);
+  });
+  EXPECT_EQ(done, 10);
+}
+
+TEST_F(NurseryTest, TheFirstFailureCancelsTheRestAndJoinRethrowsIt) {
+  std::vector<std::string> reported;
+  loop().set_exception_handler(testing::collect_whats(reported));
+  int cancelled = 0;
+  run([&] {
+    Nursery n;
+    for (int i = 0; i < 3; ++i) {
+      n.spawn([&cancelled] {
+        try {
+          this_fiber::sleep_for(10s);
+        } catch (const Cancelled&) {
+          ++cancelled;
+          throw;
+        }
+      });
+    }
+    n.spawn([] {
+      this_fiber::sleep_for(1ms);
+      throw std::runtime_error("first");
+    });
+    n.spawn([] {
+      try {
+        this_fiber::sleep_for(10s);
+      } catch (const Cancelled&) {
+        throw std::runtime_error("second, while cancelled");  // reported, not lost
+      }
+    });
+    try {
+      n.join();
+      ADD_FAILURE() << "join did not rethrow";
+    } catch (const std::runtime_error& e) {
+      EXPECT_STREQ(e.what(), "first");
+    }
+  });
+  EXPECT_EQ(cancelled, 3);
+  EXPECT_EQ(reported, std::vector<std::string>{"second, while cancelled"});
+}
+
+TEST_F(NurseryTest, ACancelledChildHasNotFailed) {
+  std::vector<std::string> reported;
+  loop().set_exception_handler(testing::collect_whats(reported));
+  run([&] {
+    Nursery n;
+    n.spawn([] { this_fiber::sleep_for(10s); });
+    n.spawn([] {});  // finishes at once
+    this_fiber::yield();
+    n.cancel();
+    n.join();  // no exception
+  });
+  EXPECT_TRUE(reported.empty());
+}
+
+TEST_F(NurseryTest, CancellingTheOwnerCancelsTheChildrenFirst) {
+  bool child_saw_cancel = false;
+  run([&] {
+    auto owner = spawn([&] {
+      Nursery n;
+      n.spawn([&] {
+        try {
+          this_fiber::sleep_for(10s);
+        } catch (const Cancelled&) {
+          child_saw_cancel = true;
+          throw;
+        }
+      });
+      n.join();
+    });
+    this_fiber::sleep_for(5ms);
+    owner.cancel();
+    EXPECT_THROW(owner.join(), Cancelled);
+  });
+  EXPECT_TRUE(child_saw_cancel);
+}
+
+TEST_F(NurseryTest, AnExceptionLeavingTheScopeCancelsTheChildren) {
+  int cancelled = 0;
+  run([&] {
+    try {
+      Nursery n;
+      n.spawn([&] {
+        try {
+          this_fiber::sleep_for(10s);
+        } catch (const Cancelled&) {
+          ++cancelled;
+          throw;
+        }
+      });
+      this_fiber::yield();
+      throw std::logic_error("owner fails");
+    } catch (const std::logic_error&) {
+    }
+  });
+  EXPECT_EQ(cancelled, 1);
+}
+
+TEST_F(NurseryTest, AFailureNobodyJoinsIsReported) {
+  std::vector<std::string> reported;
+  loop().set_exception_handler(testing::collect_whats(reported));
+  run([&] {
+    Nursery n;
+    n.spawn([] { throw std::runtime_error("lost?"); });
+  });  // ~Nursery waits, then reports
+  EXPECT_EQ(reported, std::vector<std::string>{"lost?"});
+}
+
+TEST_F(NurseryTest, SpawnAfterJoinAndFromAnotherThreadAreErrors) {
+  run([] {
+    Nursery n;
+    n.join();
+    EXPECT_THROW(n.spawn([] {}), std::logic_error);
+  });
+  EXPECT_THROW(Nursery(), std::logic_error);  // outside a fiber
+}
+
+// Resident memory of the process, in bytes.
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages_total = 0, pages_resident = 0;
+  statm >> pages_total >> pages_resident;
+  return pages_resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// A server's shape: a million short children through one nursery, a few
+// hundred at once. What a child leaves behind is reused by the next, so
+// memory does not grow with the count (a TaskGroup, which keeps every
+// child's Task and so its fiber record, grows by hundreds of MiB here).
+TEST_F(NurseryTest, AMillionShortChildrenKeepMemoryFlat) {
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+  constexpr int kChildren = 100'000;
+#else
+  constexpr int kChildren = 1'000'000;
+#endif
+  long sum = 0;
+  std::size_t grew = 0;
+  run([&] {
+    Nursery n;
+    auto wave = [&](int count) {
+      for (int i = 0; i < count; ++i) {
+        n.spawn([&sum, i] { sum += i % 7; });
+        if (n.running() >= 256) this_fiber::yield();  // they run and are forgotten
+      }
+      while (n.running() > 0) this_fiber::yield();
+    };
+    wave(10'000);  // warm: pools and nodes at their steady size
+    const std::size_t before = resident_bytes();
+    wave(kChildren);
+    grew = resident_bytes() - std::min(before, resident_bytes());
+    n.join();
+  });
+  EXPECT_LT(grew, std::size_t{16} << 20) << "resident memory grew by " << grew << " bytes";
+  long expected = 0;
+  for (int i = 0; i < 10'000; ++i) expected += i % 7;
+  for (int i = 0; i < kChildren; ++i) expected += i % 7;
+  EXPECT_EQ(sum, expected);
+}
+
+}  // namespace
+}  // namespace fiberloop
