@@ -20,6 +20,8 @@
 #include "io/resolve.h"
 #include "io/socket_address.h"
 #include "io/buffered_reader.h"
+#include "io/file.h"
+#include "io/process.h"
 #include "io/socket_stream.h"
 #include "io/stream.h"
 #include "io/tcp.h"

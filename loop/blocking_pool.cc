@@ -24,7 +24,7 @@ void BlockingPool::drop_queued() noexcept {
   if (threads_) threads_->drop_queued();
 }
 
-void run_on_worker(std::function<void()> work) {
+void run_on_worker(std::function<void()> work, bool interruptible) {
   FiberRecord& self = running_fiber_or_throw("run_blocking");
   Scheduler& scheduler = *self.scheduler;
   LoopParts& parts = scheduler.parts();
@@ -50,6 +50,13 @@ void run_on_worker(std::function<void()> work) {
       if (FiberRecord* f = std::exchange(waiter->fiber, nullptr)) parts.scheduler.wake(*f);
     });
   });
+  if (!interruptible) {
+    // Until the completion wakes us; an interrupt wakes us early but stays
+    // pending, and we go back to waiting.
+    while (!scheduler.park_uninterruptible(WaitKind::kBlockingJob)) {
+    }
+    return;
+  }
   try {
     scheduler.park(WaitKind::kBlockingJob);  // until the completion wakes us
   } catch (...) {

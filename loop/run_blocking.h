@@ -16,12 +16,14 @@ namespace fiberloop {
 namespace internal {
 
 // Runs `work` on one of the calling fiber's loop's worker threads and parks
-// the fiber until it returns (loop/blocking_pool.cc). If the fiber is
-// interrupted first, throws Cancelled or TimeoutError at once; `work` runs
-// on. `work` must not throw.
+// the fiber until it returns (loop/blocking_pool.cc). `work` must not throw.
+// If the fiber is interrupted first: `interruptible`, throws Cancelled or
+// TimeoutError at once and `work` runs on; otherwise waits for `work` all
+// the same (it may use the caller's memory) and leaves the interrupt
+// pending for the fiber's next suspension point.
 // Throws: std::logic_error outside a fiber; std::system_error if no worker
-//         thread can be started.
-void run_on_worker(std::function<void()> work);
+//         thread can be started; Cancelled if the loop is closing.
+void run_on_worker(std::function<void()> work, bool interruptible = true);
 
 }  // namespace internal
 

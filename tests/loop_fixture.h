@@ -1,9 +1,11 @@
 // The shared fixture: a Loop per test, and after the test, proof that nothing
 // was left behind: no live fiber, no pending timer, no fd registered with the
-// loop, no stack outstanding.
+// loop, no fd open that was not open before, no stack outstanding.
 #pragma once
 
 #include <gtest/gtest.h>
+
+#include <dirent.h>
 
 #include <exception>
 #include <functional>
@@ -14,6 +16,7 @@
 
 #include "fiber/internal/stack_pool.h"
 #include "fiberloop.h"
+#include "io/internal/reaper.h"
 #include "loop/internal/scheduler.h"
 
 namespace fiberloop::testing {
@@ -54,9 +57,26 @@ inline std::function<void(std::exception_ptr, const FiberInfo&)> collect_whats(
   };
 }
 
+// The fds this process has open now (/proc/self/fd), the directory's own
+// excluded.
+inline std::vector<int> open_fds() {
+  std::vector<int> fds;
+  DIR* dir = ::opendir("/proc/self/fd");
+  if (dir == nullptr) return fds;
+  while (const dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] != '.' && std::atoi(e->d_name) != ::dirfd(dir))
+      fds.push_back(std::atoi(e->d_name));
+  }
+  ::closedir(dir);
+  return fds;
+}
+
 class LoopTest : public ::testing::Test {
  protected:
-  LoopTest() : loop_(std::make_unique<Loop>()) {}
+  LoopTest() : loop_(std::make_unique<Loop>()) {
+    (void)internal::children_awaiting_reaper();  // the process-wide reaper holds an fd for good
+    fds_before_ = open_fds();
+  }
 
   // Runs `fn` in a fiber until it finishes, then the loop until it is idle.
   template <class F>
@@ -72,6 +92,7 @@ class LoopTest : public ::testing::Test {
     EXPECT_EQ(s.fibers_alive, 0u) << "a test left a fiber alive";
     EXPECT_EQ(s.timers_pending, 0u) << "a test left a timer pending";
     EXPECT_EQ(s.fds_registered, 0u) << "a test left an fd registered with the loop";
+    EXPECT_EQ(open_fds(), fds_before_) << "a test left an fd open";
     loop_.reset();
     EXPECT_EQ(internal::StackPool::this_thread().stats().outstanding, 0u)
         << "a test left a stack outstanding";
@@ -79,6 +100,7 @@ class LoopTest : public ::testing::Test {
 
  private:
   std::unique_ptr<Loop> loop_;
+  std::vector<int> fds_before_;
 };
 
 }  // namespace fiberloop::testing

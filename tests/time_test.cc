@@ -331,8 +331,7 @@ TEST_F(Time, RunBlockingReleasesTheJobBeforeResuming) {
       died->store(true);
     }
     SlowToDie(std::atomic<bool>* d, std::thread::id* t) : died(d), died_on(t) {}
-    SlowToDie(SlowToDie&& o) noexcept
-        : died(std::exchange(o.died, nullptr)), died_on(o.died_on) {}
+    SlowToDie(SlowToDie&& o) noexcept : died(std::exchange(o.died, nullptr)), died_on(o.died_on) {}
   };
   std::atomic<bool> died{false};
   std::thread::id died_on;

@@ -44,8 +44,8 @@ class Socket {
   std::size_t write_some(std::span<const char> buf);  // MSG_NOSIGNAL
   // sendmsg of up to IOV_MAX buffers, MSG_NOSIGNAL; 0 if all are empty.
   std::size_t writev_some(std::span<const std::string_view> buffers);
-  int accept();                                       // the new fd
-  void connect(const SocketAddress& to);              // non-blocking connect, done right
+  int accept();                           // the new fd
+  void connect(const SocketAddress& to);  // non-blocking connect, done right
   std::size_t recv_from(std::span<char> buf, SocketAddress* from);
   std::size_t send_to(std::span<const char> buf, const SocketAddress* to);
   void shutdown_write();

@@ -1,0 +1,170 @@
+#include "io/file.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+#include <utility>
+
+#include "loop/run_blocking.h"
+
+namespace fiberloop {
+namespace {
+
+[[noreturn]] void throw_file_error(int err, const std::string& what) {
+  throw std::system_error(err, std::generic_category(), what);
+}
+
+// Runs `call` on a worker and waits for it to finish even if interrupted
+// (the caller's buffer is in use until then): the interrupt stays pending.
+// Returns: what `call` returned; its errno in `err` when it returned -1.
+template <class Call>
+auto on_worker(Call call, int& err) {
+  decltype(call()) result{};
+  internal::run_on_worker(
+      [&] {
+        result = call();
+        err = result < 0 ? errno : 0;
+      },
+      /*interruptible=*/false);
+  return result;
+}
+
+std::string at(const std::string& path, std::uint64_t offset) {
+  return path + " at offset " + std::to_string(offset);
+}
+
+}  // namespace
+
+std::string read_file(const std::string& path) {
+  return run_blocking([path] {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw_file_error(errno, "read_file " + path);
+    struct Closer {
+      int fd;
+      ~Closer() { ::close(fd); }
+    } closer{fd};
+    struct stat st {};
+    std::string out;
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
+      out.reserve(static_cast<std::size_t>(st.st_size));
+    char chunk[64 * 1024];
+    for (;;) {
+      const ssize_t n = ::read(fd, chunk, sizeof chunk);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_file_error(errno, "read_file " + path);
+      if (n == 0) return out;
+      out.append(chunk, static_cast<std::size_t>(n));
+    }
+  });
+}
+
+void write_file(const std::string& path, std::string_view data) {
+  int err = 0;
+  const char* failed = nullptr;
+  internal::run_on_worker(
+      [&] {
+        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+          err = errno, failed = "open";
+          return;
+        }
+        std::string_view rest = data;
+        while (!rest.empty()) {
+          const ssize_t n = ::write(fd, rest.data(), rest.size());
+          if (n < 0 && errno == EINTR) continue;
+          if (n < 0) {
+            err = errno, failed = "write";
+            break;
+          }
+          rest.remove_prefix(static_cast<std::size_t>(n));
+        }
+        if (::close(fd) != 0 && failed == nullptr) err = errno, failed = "close";
+      },
+      /*interruptible=*/false);
+  if (failed != nullptr)
+    throw_file_error(err, std::string("write_file ") + path + " (" + failed + ")");
+}
+
+File::File(File&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+
+File& File::operator=(File&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+    path_ = std::move(other.path_);
+  }
+  return *this;
+}
+
+File::~File() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+File File::open(const std::string& path, int flags, mode_t mode) {
+  int err = 0;
+  const int fd = on_worker([&] { return ::open(path.c_str(), flags | O_CLOEXEC, mode); }, err);
+  if (fd < 0) throw_file_error(err, "open " + path);
+  return File(fd, path);
+}
+
+void File::check_open(const char* op) const {
+  if (fd_ < 0) throw_file_error(EBADF, std::string("File::") + op + ": the file is closed");
+}
+
+std::size_t File::read_at(std::span<char> buf, std::uint64_t offset) {
+  check_open("read_at");
+  int err = 0;
+  ssize_t n;
+  do {
+    n = on_worker([&] { return ::pread(fd_, buf.data(), buf.size(), static_cast<off_t>(offset)); },
+                  err);
+  } while (n < 0 && err == EINTR);
+  if (n < 0) throw_file_error(err, "read_at " + at(path_, offset));
+  return static_cast<std::size_t>(n);
+}
+
+std::size_t File::write_at(std::span<const char> data, std::uint64_t offset) {
+  check_open("write_at");
+  int err = 0;
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = on_worker(
+        [&] {
+          return ::pwrite(fd_, data.data() + done, data.size() - done,
+                          static_cast<off_t>(offset + done));
+        },
+        err);
+    if (n < 0 && err == EINTR) continue;
+    if (n < 0) throw_file_error(err, "write_at " + at(path_, offset + done));
+    if (n == 0) throw_file_error(EIO, "write_at " + at(path_, offset + done) + " wrote nothing");
+    done += static_cast<std::size_t>(n);
+  }
+  return done;
+}
+
+std::uint64_t File::size() {
+  check_open("size");
+  struct stat st {};
+  int err = 0;
+  if (on_worker([&] { return ::fstat(fd_, &st); }, err) != 0) {
+    throw_file_error(err, "size " + path_);
+  }
+  return static_cast<std::uint64_t>(st.st_size);
+}
+
+void File::sync() {
+  check_open("sync");
+  int err = 0;
+  if (on_worker([&] { return ::fsync(fd_); }, err) != 0) throw_file_error(err, "sync " + path_);
+}
+
+void File::close() {
+  if (fd_ < 0) return;
+  const int fd = std::exchange(fd_, -1);
+  if (::close(fd) != 0 && errno != EINTR) throw_file_error(errno, "close " + path_);
+}
+
+}  // namespace fiberloop

@@ -1,0 +1,79 @@
+// Files without blocking the loop: every system call that may wait for a
+// disk runs on one of the loop's worker threads (run_blocking's pool) while
+// the calling fiber parks.
+//
+//   std::string config = fiberloop::read_file("/etc/app.conf");
+//   auto log = fiberloop::File::open("/var/log/app.log", O_WRONLY | O_APPEND | O_CREAT);
+//   log.write_at(line, log.size());
+//
+// An operation on a caller's buffer (read_at, write_at, write_file) always
+// finishes before it returns, so no worker touches the buffer afterwards: a
+// cancel or timeout that arrives meanwhile is delivered at the fiber's next
+// suspension point, as for a wake-up that came first. Errors are
+// std::system_error naming the operation and the path.
+#pragma once
+
+#include <fcntl.h>
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+namespace fiberloop {
+
+// The whole file. Throws: std::system_error naming the path ("read_file
+// /etc/nope: No such file or directory"); Cancelled; TimeoutError (the read
+// goes on and its result is dropped).
+std::string read_file(const std::string& path);
+
+// Creates or truncates `path` (mode 0644 before the umask) and writes all of
+// `data`. Throws: std::system_error naming the path.
+void write_file(const std::string& path, std::string_view data);
+
+class File {
+ public:
+  File() = default;
+  File(File&& other) noexcept;
+  File& operator=(File&& other) noexcept;
+  // Closes the fd if still open (errors ignored: call close() to see them).
+  ~File();
+
+  // open(2) with `flags` (O_RDONLY, O_WRONLY | O_CREAT | O_TRUNC, ...;
+  // O_CLOEXEC is added) and `mode` for a file it creates.
+  // Throws: std::system_error naming the path; std::logic_error outside a
+  //         fiber.
+  static File open(const std::string& path, int flags, mode_t mode = 0644);
+
+  // pread: up to buf.size() bytes from byte `offset`. Returns: the count; 0
+  // at or past the end of the file. Throws: std::system_error naming the
+  // path and the offset.
+  std::size_t read_at(std::span<char> buf, std::uint64_t offset);
+  // pwrite: all of `data` at byte `offset` (several writes if the kernel
+  // takes less). Returns: data.size(). Throws: std::system_error.
+  std::size_t write_at(std::span<const char> data, std::uint64_t offset);
+  // The size in bytes (fstat). Throws: std::system_error.
+  std::uint64_t size();
+  // fsync: the data and metadata on stable storage. Throws: std::system_error.
+  void sync();
+  // Closes the file; a second close does nothing.
+  // Throws: std::system_error if close(2) reports an error (EIO: data lost).
+  void close();
+
+  bool is_open() const noexcept { return fd_ >= 0; }
+  // The fd, or -1 once closed; fiberloop owns it.
+  int fd() const noexcept { return fd_; }
+  const std::string& path() const noexcept { return path_; }
+
+ private:
+  File(int fd, std::string path) noexcept : fd_(fd), path_(std::move(path)) {}
+  // Throws std::system_error (EBADF) naming `op` unless open.
+  void check_open(const char* op) const;
+
+  int fd_ = -1;
+  std::string path_;
+};
+
+}  // namespace fiberloop

@@ -1,0 +1,241 @@
+#include "io/process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+
+#include "io/internal/reaper.h"
+#include "io/internal/socket.h"
+#include "io/wait.h"
+#include "sync/task_group.h"
+
+extern char** environ;
+
+namespace fiberloop {
+
+// A pipe to the child: the parent's end of a Unix socket pair.
+class Process::Pipe final : public SocketStream {
+ public:
+  Pipe(internal::Socket socket, std::string name) noexcept
+      : SocketStream(std::move(socket)), name_(std::move(name)) {}
+  std::string describe() const override { return name_ + " (fd " + std::to_string(fd()) + ")"; }
+
+ private:
+  std::string name_;
+};
+
+namespace {
+
+[[noreturn]] void fail(int err, const std::string& what) {
+  throw std::system_error(err, std::generic_category(), what);
+}
+
+// The system calls themselves: glibc 2.36's <sys/pidfd.h> declares its
+// wrappers without C linkage.
+int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
+int pidfd_send_signal(int pidfd, int signo) {
+  return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signo, nullptr, 0));
+}
+
+// The exit status as Process::wait() reports it.
+int status_of(const siginfo_t& info) {
+  return info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
+}
+
+// posix_spawn's file actions and attributes, freed on every way out.
+struct SpawnSetup {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  SpawnSetup() {
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+  }
+  ~SpawnSetup() {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+  }
+};
+
+// Both ends of a socket pair: fds[0] the parent's (non-blocking), fds[1]
+// the child's (blocking, as programs expect). Closed unless released.
+struct PipeFds {
+  int fds[2] = {-1, -1};
+  ~PipeFds() {
+    for (int fd : fds) {
+      if (fd >= 0) ::close(fd);
+    }
+  }
+};
+
+}  // namespace
+
+Process::Process(Process&& other) noexcept
+    : pid_(std::exchange(other.pid_, -1)),
+      pidfd_(std::exchange(other.pidfd_, -1)),
+      returncode_(other.returncode_) {
+  for (int i = 0; i < 3; ++i) pipes_[i] = std::move(other.pipes_[i]);
+}
+
+Process& Process::operator=(Process&& other) noexcept {
+  if (this != &other) {
+    Process dropped(std::move(*this));
+    pid_ = std::exchange(other.pid_, -1);
+    pidfd_ = std::exchange(other.pidfd_, -1);
+    returncode_ = other.returncode_;
+    for (int i = 0; i < 3; ++i) pipes_[i] = std::move(other.pipes_[i]);
+  }
+  return *this;
+}
+
+Process::~Process() {
+  for (auto& p : pipes_) p.reset();
+  if (pidfd_ < 0) return;
+  if (returncode_) {
+    ::close(pidfd_);
+  } else {
+    internal::reap_in_background(pidfd_);  // waits (or finds it exited) and closes
+  }
+}
+
+Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
+  if (argv.empty()) throw std::invalid_argument("Process::exec: argv is empty (no program to run)");
+  const std::string& program = argv[0];
+  SpawnSetup setup;
+  PipeFds pipes[3];
+  const Stdio modes[3] = {options.in, options.out, options.err};
+  for (int i = 0; i < 3; ++i) {
+    if (modes[i] == Stdio::pipe) {
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipes[i].fds) != 0) {
+        fail(errno, "exec " + program + ": socketpair for a pipe");
+      }
+      ::fcntl(pipes[i].fds[0], F_SETFL, ::fcntl(pipes[i].fds[0], F_GETFL) | O_NONBLOCK);
+      posix_spawn_file_actions_adddup2(&setup.actions, pipes[i].fds[1], i);
+    } else if (modes[i] == Stdio::null) {
+      posix_spawn_file_actions_addopen(&setup.actions, i, "/dev/null", i == 0 ? O_RDONLY : O_WRONLY,
+                                       0);
+    }
+  }
+  if (!options.cwd.empty()) {
+    posix_spawn_file_actions_addchdir_np(&setup.actions, options.cwd.c_str());
+  }
+  // The child starts with no signal blocked and every signal at its default.
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&setup.attr, &none);
+  posix_spawnattr_setsigdefault(&setup.attr, &all);
+  posix_spawnattr_setflags(&setup.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+  std::vector<char*> args;
+  for (std::string& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
+  std::vector<char*> env;
+  if (options.env) {
+    for (std::string& e : *options.env) env.push_back(e.data());
+    env.push_back(nullptr);
+  }
+  pid_t pid = -1;
+  const int err = ::posix_spawnp(&pid, program.c_str(), &setup.actions, &setup.attr, args.data(),
+                                 options.env ? env.data() : environ);
+  if (err != 0) {
+    if (err == ENOENT && !options.cwd.empty() && ::access(options.cwd.c_str(), X_OK) != 0) {
+      fail(err, "exec " + program + ": the working directory " + options.cwd);
+    }
+    fail(err, "exec " + program);
+  }
+  Process p;
+  p.pid_ = pid;
+  p.pidfd_ = pidfd_open(pid);
+  if (p.pidfd_ < 0) {  // cannot watch it: reap it here rather than leave it
+    const int open_err = errno;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    fail(open_err, "exec " + program + ": pidfd_open");
+  }
+  static const char* const kNames[3] = {"stdin", "stdout", "stderr"};
+  for (int i = 0; i < 3; ++i) {
+    if (modes[i] != Stdio::pipe) continue;
+    ::close(std::exchange(pipes[i].fds[1], -1));  // the child's end: the child has it now
+    internal::Socket socket(std::exchange(pipes[i].fds[0], -1));
+    p.pipes_[i] =
+        std::make_unique<Pipe>(std::move(socket), std::string(kNames[i]) + " of pid " +
+                                                      std::to_string(pid) + " (" + program + ")");
+  }
+  return p;
+}
+
+Process::Pipe& Process::pipe(int which, const char* name) {
+  if (!pipes_[which]) {
+    throw std::logic_error(std::string("Process::") + name + ": that stream of pid " +
+                           std::to_string(pid_) + " is not a pipe (use Stdio::pipe)");
+  }
+  return *pipes_[which];
+}
+
+Stream& Process::stdin_pipe() { return pipe(0, "stdin_pipe"); }
+Stream& Process::stdout_pipe() { return pipe(1, "stdout_pipe"); }
+Stream& Process::stderr_pipe() { return pipe(2, "stderr_pipe"); }
+
+int Process::wait() {
+  if (returncode_) return *returncode_;
+  if (pidfd_ < 0) throw std::logic_error("Process::wait: an empty Process (moved from)");
+  for (;;) {
+    siginfo_t info{};
+    if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_), &info, WEXITED | WNOHANG) != 0) {
+      if (errno == EINTR) continue;
+      fail(errno, "wait for pid " + std::to_string(pid_));
+    }
+    if (info.si_pid != 0) {
+      returncode_ = status_of(info);
+      return *returncode_;
+    }
+    wait_readable(pidfd_);  // readable once the child has exited
+  }
+}
+
+std::pair<std::string, std::string> Process::communicate(std::string_view input) {
+  std::string out, err;
+  const auto drain = [](Stream& s, std::string& into) {
+    char buf[64 * 1024];
+    while (std::size_t n = s.read(buf)) into.append(buf, n);
+  };
+  {
+    TaskGroup group;  // cancelling the caller cancels the three
+    if (pipes_[0]) {
+      group.spawn([this, input] {
+        try {
+          pipes_[0]->write_all(input);
+        } catch (const std::system_error& e) {
+          // A child that exits without reading all of it is not an error.
+          if (e.code().value() != EPIPE && e.code().value() != ECONNRESET) throw;
+        }
+        pipes_[0]->close();
+      });
+    }
+    if (pipes_[2]) group.spawn([&] { drain(*pipes_[2], err); });
+    if (pipes_[1]) drain(*pipes_[1], out);
+    group.join();
+  }
+  wait();
+  return {std::move(out), std::move(err)};
+}
+
+void Process::send_signal(int signo) {
+  if (returncode_ || pidfd_ < 0) return;  // waited for: the pid may be someone else's now
+  if (pidfd_send_signal(pidfd_, signo) != 0 && errno != ESRCH) {
+    fail(errno, "send signal " + std::to_string(signo) + " to pid " + std::to_string(pid_));
+  }
+}
+
+void Process::terminate() { send_signal(SIGTERM); }
+void Process::kill() { send_signal(SIGKILL); }
+
+}  // namespace fiberloop

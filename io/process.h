@@ -1,0 +1,105 @@
+// Process: run a program as a child and talk to it through Streams
+// (asyncio's subprocess, Go's os/exec).
+//
+//   auto p = fiberloop::Process::exec({"grep", "-c", "x"},
+//                                     {.in = fiberloop::Stdio::pipe, .out =
+//                                     fiberloop::Stdio::pipe});
+//   auto [out, err] = p.communicate("x\ny\nx\n");   // "2\n"; then p.returncode() == 0
+//
+// The child is started with posix_spawn (PATH lookup as in execvp), its
+// signal mask empty and every signal at its default action (a LoopGroup
+// thread blocks all signals; the child must not inherit that), and watched
+// through a pidfd: wait() parks the fiber, never a thread. A pipe is one
+// end of a Unix socket pair (as libuv does), so writes to a child that has
+// gone raise no SIGPIPE: they throw EPIPE.
+//
+// A Process never leaves a zombie: one destroyed while its child still runs
+// hands the child to a reaper thread, which waits for it in the background.
+// Destroying a Process does not kill the child, and neither does a wait()
+// that is cancelled or times out (as in asyncio): kill() it first if that is
+// what you want.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "io/socket_stream.h"
+#include "io/stream.h"
+
+namespace fiberloop {
+
+// What a child's stdin, stdout or stderr is connected to.
+enum class Stdio {
+  inherit,  // the parent's own
+  pipe,     // a Stream the parent holds (stdin_pipe(), ...)
+  null,     // /dev/null
+};
+
+struct ProcessOptions {
+  Stdio in = Stdio::inherit;
+  Stdio out = Stdio::inherit;
+  Stdio err = Stdio::inherit;
+  std::string cwd;                              // "" = the parent's
+  std::optional<std::vector<std::string>> env;  // "NAME=value" each; nullopt = the parent's
+};
+
+class Process {
+ public:
+  Process() = default;
+  Process(Process&&) noexcept;
+  Process& operator=(Process&&) noexcept;
+  // Closes the parent's pipe ends and, if the child has not been waited for,
+  // hands it to the background reaper (no zombie, no kill).
+  ~Process();
+
+  // Starts argv[0] (searched in PATH unless it contains a '/') with `argv`.
+  // Throws: std::system_error naming argv[0] ("exec no-such-tool: No such
+  //         file or directory"), or the cwd; std::invalid_argument for an
+  //         empty argv.
+  static Process exec(std::vector<std::string> argv, ProcessOptions options = {});
+
+  int pid() const noexcept { return pid_; }
+
+  // The parent's end of each pipe. Throws: std::logic_error unless that
+  // stream was Stdio::pipe.
+  Stream& stdin_pipe();
+  Stream& stdout_pipe();
+  Stream& stderr_pipe();
+
+  // Parks until the child exits. Returns: its exit status, or -N if signal
+  // N killed it. Cancelled or timed out, it leaves the child running.
+  // Throws: Cancelled; TimeoutError; std::logic_error on an empty Process.
+  int wait();
+  // The exit status once wait() saw it (or the child was found exited).
+  std::optional<int> returncode() const noexcept { return returncode_; }
+
+  // Writes `input` to stdin and closes it, reads stdout and stderr to their
+  // ends, all at once (so a child that fills one pipe while we feed another
+  // never deadlocks), then waits. Streams that are not pipes give "".
+  // Returns: {stdout, stderr}. Throws: what the streams and wait() throw; a
+  // child that exits without reading all its input is not an error.
+  std::pair<std::string, std::string> communicate(std::string_view input = {});
+
+  // Sends `signo` (pidfd_send_signal: never a recycled pid). Does nothing
+  // once the child has been waited for. Throws: std::system_error.
+  void send_signal(int signo);
+  void terminate();  // SIGTERM
+  void kill();       // SIGKILL
+
+ private:
+  class Pipe;
+  Pipe& pipe(int which, const char* name);
+
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  std::optional<int> returncode_;
+  std::unique_ptr<Pipe> pipes_[3];
+};
+
+}  // namespace fiberloop

@@ -1,0 +1,175 @@
+// Files on the worker threads: round trips, errors naming the path, the
+// loop running on while a worker blocks, and a caller's buffer never touched
+// after the call returned (an interrupt waits for the operation).
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+
+#include "fiberloop.h"
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using Files = testing::LoopTest;
+
+// A fresh directory under the test's temporary directory.
+std::string temp_dir() {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/fiberloop_file_XXXXXX";
+  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  return pattern;
+}
+
+TEST_F(Files, WriteFileThenReadFileRoundTrips) {
+  const std::string dir = temp_dir();
+  run([&] {
+    std::string big(8 << 20, '\0');
+    for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 131 % 251);
+    write_file(dir + "/big", big);
+    EXPECT_TRUE(read_file(dir + "/big") == big);
+    write_file(dir + "/big", "short");  // truncates
+    EXPECT_EQ(read_file(dir + "/big"), "short");
+    write_file(dir + "/empty", "");
+    EXPECT_EQ(read_file(dir + "/empty"), "");
+  });
+}
+
+TEST_F(Files, ErrorsNameTheOperationAndThePath) {
+  const std::string dir = temp_dir();
+  run([&] {
+    try {
+      (void)read_file(dir + "/missing");
+      ADD_FAILURE() << "no error";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ENOENT);
+      EXPECT_NE(std::string(e.what()).find("read_file " + dir + "/missing"), std::string::npos)
+          << e.what();
+    }
+    try {
+      write_file(dir + "/no/such/dir/file", "x");
+      ADD_FAILURE() << "no error";
+    } catch (const std::system_error& e) {
+      EXPECT_NE(std::string(e.what()).find("write_file " + dir + "/no/such/dir/file"),
+                std::string::npos)
+          << e.what();
+    }
+    try {
+      (void)read_file(dir);  // a directory
+      ADD_FAILURE() << "no error";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EISDIR) << e.what();
+    }
+    EXPECT_THROW(File::open(dir + "/missing", O_RDONLY), std::system_error);
+  });
+}
+
+TEST_F(Files, FileReadsAndWritesAtOffsets) {
+  const std::string dir = temp_dir();
+  run([&] {
+    File f = File::open(dir + "/data", O_RDWR | O_CREAT | O_TRUNC);
+    EXPECT_TRUE(f.is_open());
+    EXPECT_EQ(f.path(), dir + "/data");
+    EXPECT_EQ(f.write_at(std::string_view("hello world"), 0), 11u);
+    EXPECT_EQ(f.write_at(std::string_view("HELLO"), 0), 5u);
+    EXPECT_EQ(f.write_at(std::string_view("!"), 20), 1u);  // a hole
+    EXPECT_EQ(f.size(), 21u);
+    char buf[32];
+    EXPECT_EQ(f.read_at(buf, 6), 15u);
+    EXPECT_EQ(std::string(buf, 5), "world");
+    EXPECT_EQ(buf[14], '!');
+    EXPECT_EQ(f.read_at(buf, 21), 0u);  // at the end
+    EXPECT_EQ(f.read_at(buf, 1000), 0u);
+    f.sync();
+    f.close();
+    f.close();  // idempotent
+    EXPECT_FALSE(f.is_open());
+    try {
+      (void)f.read_at(buf, 0);
+      ADD_FAILURE() << "read a closed file";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF);
+      EXPECT_NE(std::string(e.what()).find("read_at"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(read_file(dir + "/data").substr(0, 11), "HELLO world");
+  });
+}
+
+TEST_F(Files, AWriteToAReadOnlyFileNamesPathAndOffset) {
+  const std::string dir = temp_dir();
+  run([&] {
+    write_file(dir + "/ro", "x");
+    File f = File::open(dir + "/ro", O_RDONLY);
+    try {
+      (void)f.write_at(std::string_view("y"), 7);
+      ADD_FAILURE() << "wrote a read-only fd";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF);
+      EXPECT_NE(std::string(e.what()).find(dir + "/ro at offset 7"), std::string::npos) << e.what();
+    }
+  });
+}
+
+// Opening a FIFO blocks until a writer opens it: on a worker, so the loop
+// runs on, and the writer is another fiber of the same loop.
+TEST_F(Files, ABlockingOpenDoesNotBlockTheLoop) {
+  const std::string dir = temp_dir();
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  run([&] {
+    auto reader = spawn([&] {
+      File f = File::open(fifo, O_RDONLY);  // blocks a worker until the writer comes
+      char buf[8];
+      const std::size_t n = f.read_at(buf, 0);  // a FIFO has no offsets
+      return n;
+    });
+    this_fiber::sleep_for(10ms);  // the loop runs
+    File w = File::open(fifo, O_WRONLY);
+    EXPECT_THROW(reader.join(), std::system_error);  // ESPIPE, after the open worked
+  });
+}
+
+// A cancel that arrives while the worker runs waits for it: the call returns
+// its result, and the fiber is cancelled at its next suspension point.
+TEST_F(Files, ACancelDuringAnOperationIsDeliveredAfterIt) {
+  const std::string dir = temp_dir();
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  run([&] {
+    bool opened = false;
+    auto reader = spawn([&] {
+      File f = File::open(fifo, O_RDONLY);
+      opened = f.is_open();
+      this_fiber::yield();  // the cancel lands here
+      ADD_FAILURE() << "not cancelled";
+    });
+    this_fiber::sleep_for(10ms);
+    reader.cancel();
+    this_fiber::sleep_for(10ms);
+    EXPECT_FALSE(reader.done()) << "the cancel did not wait for the open";
+    File w = File::open(fifo, O_WRONLY);  // lets the open finish
+    EXPECT_THROW(reader.join(), Cancelled);
+    EXPECT_TRUE(opened);
+  });
+}
+
+TEST_F(Files, ReadFileCancelledReturnsAtOnce) {
+  const std::string dir = temp_dir();
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  run([&] {
+    auto reader = spawn([&] { return read_file(fifo); });
+    this_fiber::sleep_for(10ms);
+    reader.cancel();
+    EXPECT_THROW(reader.join(), Cancelled);  // while the worker still waits
+    File w = File::open(fifo, O_WRONLY);     // lets it finish; its result is dropped
+  });
+}
+
+}  // namespace
+}  // namespace fiberloop

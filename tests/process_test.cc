@@ -1,0 +1,186 @@
+// Process with real children: pipes as Streams, communicate() that cannot
+// deadlock, exit statuses and signals, the errors a user can cause, and no
+// zombie left behind however a Process ends.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+#include <thread>
+
+#include "fiberloop.h"
+#include "io/internal/reaper.h"
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using Processes = testing::LoopTest;
+
+// Whether `pid` is a zombie or gone (reaped): its /proc state.
+char proc_state(int pid) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/stat").c_str(), "r");
+  if (f == nullptr) return 'X';  // gone
+  int p;
+  char comm[256], state = '?';
+  if (std::fscanf(f, "%d %255s %c", &p, comm, &state) != 3) state = '?';
+  std::fclose(f);
+  return state;
+}
+
+// Waits (generously) for `pid` to be reaped.
+bool reaped_soon(int pid) {
+  for (int i = 0; i < 500; ++i) {
+    if (proc_state(pid) == 'X') return true;
+    std::this_thread::sleep_for(10ms);
+  }
+  return false;
+}
+
+TEST_F(Processes, CommunicateFeedsStdinAndCollectsBothOutputs) {
+  run([] {
+    auto p = Process::exec({"sh", "-c", "tr a-z A-Z; echo oops >&2; exit 3"},
+                           {.in = Stdio::pipe, .out = Stdio::pipe, .err = Stdio::pipe});
+    auto [out, err] = p.communicate("hello\nworld\n");
+    EXPECT_EQ(out, "HELLO\nWORLD\n");
+    EXPECT_EQ(err, "oops\n");
+    EXPECT_EQ(p.returncode(), 3);
+    EXPECT_EQ(p.wait(), 3);  // again: the same
+  });
+}
+
+// 100 MiB on stderr while we read stdout: both pipes are drained at once.
+TEST_F(Processes, AChildFillingOnePipeWhileWeReadAnotherDoesNotDeadlock) {
+  run([] {
+    auto p = Process::exec({"sh", "-c", "head -c 104857600 /dev/zero >&2; echo done"},
+                           {.out = Stdio::pipe, .err = Stdio::pipe});
+    auto [out, err] = p.communicate();
+    EXPECT_EQ(out, "done\n");
+    EXPECT_EQ(err.size(), std::size_t{100} << 20);
+    EXPECT_EQ(p.returncode(), 0);
+  });
+}
+
+TEST_F(Processes, PipesAreStreamsAndWorkWithTheLayers) {
+  run([] {
+    auto p = Process::exec({"cat"}, {.in = Stdio::pipe, .out = Stdio::pipe});
+    Stream& in = p.stdin_pipe();
+    BufferedReader out(p.stdout_pipe());
+    in.write_all({"one\n", "two\n"});
+    EXPECT_EQ(out.read_line(), "one");
+    EXPECT_EQ(out.read_line(), "two");
+    in.close();  // cat sees end of file
+    EXPECT_EQ(out.read_line(), std::nullopt);
+    EXPECT_EQ(p.wait(), 0);
+    EXPECT_THROW(p.stderr_pipe(), std::logic_error);  // not a pipe
+  });
+}
+
+TEST_F(Processes, AProgramThatDoesNotExistIsAnErrorNamingIt) {
+  run([] {
+    try {
+      Process::exec({"fiberloop-no-such-program", "x"});
+      ADD_FAILURE() << "no error";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ENOENT);
+      EXPECT_NE(std::string(e.what()).find("exec fiberloop-no-such-program"), std::string::npos)
+          << e.what();
+    }
+    try {
+      Process::exec({"true"}, {.cwd = "/no/such/dir"});
+      ADD_FAILURE() << "no error";
+    } catch (const std::system_error& e) {
+      EXPECT_NE(std::string(e.what()).find("/no/such/dir"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(Process::exec({}), std::invalid_argument);
+  });
+}
+
+TEST_F(Processes, ExitStatusesSignalsCwdAndEnv) {
+  run([] {
+    auto p = Process::exec(
+        {"sh", "-c", "pwd; echo $FIBERLOOP_X"},
+        {.out = Stdio::pipe, .cwd = "/", .env = std::vector<std::string>{"FIBERLOOP_X=42"}});
+    EXPECT_EQ(p.communicate().first, "/\n42\n");
+    auto sleeper = Process::exec({"sleep", "30"});
+    EXPECT_FALSE(sleeper.returncode());
+    sleeper.terminate();
+    EXPECT_EQ(sleeper.wait(), -SIGTERM);
+    sleeper.kill();  // waited for: does nothing
+    auto killed = Process::exec({"sleep", "30"});
+    killed.kill();
+    EXPECT_EQ(killed.wait(), -SIGKILL);
+    EXPECT_EQ(Process::exec({"true"}, {.in = Stdio::null, .out = Stdio::null}).wait(), 0);
+  });
+}
+
+// A LoopGroup's threads block every signal; a child must not inherit that,
+// or terminate() would do nothing.
+TEST(ProcessesInAGroup, AChildOfAGroupLoopStartsWithNoSignalBlocked) {
+  GroupOptions options;
+  options.loops = 1;
+  options.pin_threads = false;
+  LoopGroup group(options);
+  const int status = group.run([] {
+    auto p = Process::exec({"sleep", "30"});
+    this_fiber::sleep_for(20ms);
+    p.terminate();
+    return p.wait();
+  });
+  EXPECT_EQ(status, -SIGTERM);
+}
+
+TEST_F(Processes, ACancelledWaitLeavesTheChildRunning) {
+  run([] {
+    auto p = Process::exec({"sleep", "30"});
+    EXPECT_THROW(with_timeout(20ms, [&] { p.wait(); }), TimeoutError);
+    EXPECT_FALSE(p.returncode());
+    EXPECT_NE(proc_state(p.pid()), 'X');
+    EXPECT_NE(proc_state(p.pid()), 'Z');  // still running
+    p.kill();
+    EXPECT_EQ(p.wait(), -SIGKILL);
+  });
+}
+
+TEST_F(Processes, ADroppedProcessIsReapedNotLeftAZombie) {
+  int running_pid = -1, exited_pid = -1;
+  run([&] {
+    {
+      auto p = Process::exec({"sh", "-c", "sleep 0.2"});
+      running_pid = p.pid();
+    }  // still running: handed to the reaper, not killed
+    {
+      auto p = Process::exec({"true"});
+      exited_pid = p.pid();
+      this_fiber::sleep_for(50ms);  // it has exited: a zombie until reaped
+    }
+  });
+  EXPECT_TRUE(reaped_soon(exited_pid)) << "state " << proc_state(exited_pid);
+  EXPECT_TRUE(reaped_soon(running_pid)) << "state " << proc_state(running_pid);
+  for (int i = 0; i < 500 && internal::children_awaiting_reaper() != 0; ++i) {
+    std::this_thread::sleep_for(10ms);  // it reaps, then closes the pidfd and counts
+  }
+  EXPECT_EQ(internal::children_awaiting_reaper(), 0);
+}
+
+TEST_F(Processes, WritingToAChildThatClosedItsStdinThrowsEpipeNotSigpipe) {
+  run([] {
+    auto p = Process::exec({"sh", "-c", "exec 0<&-; sleep 0.05"}, {.in = Stdio::pipe});
+    this_fiber::sleep_for(20ms);
+    const std::string chunk(1 << 20, 'x');
+    try {
+      for (int i = 0; i < 64; ++i) p.stdin_pipe().write_all(chunk);
+      ADD_FAILURE() << "wrote 64 MiB to nobody";
+    } catch (const std::system_error& e) {
+      EXPECT_TRUE(e.code().value() == EPIPE || e.code().value() == ECONNRESET) << e.what();
+      EXPECT_NE(std::string(e.what()).find("fd"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(p.wait(), 0);
+  });
+}
+
+}  // namespace
+}  // namespace fiberloop
