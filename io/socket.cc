@@ -78,6 +78,16 @@ std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
       [&](int err) { fail(err, "write"); }));
 }
 
+void Socket::wait_readable() {
+  check_open("wait_readable");
+  handle_->wait(Direction::kRead, "wait_readable");
+}
+
+void Socket::wait_writable() {
+  check_open("wait_writable");
+  handle_->wait(Direction::kWrite, "wait_writable");
+}
+
 int Socket::accept() {
   check_open("accept");
   const int fd = handle_->fd();

@@ -36,6 +36,14 @@ class SocketStream : public Stream {
   // The fd, or -1 once closed. fiberloop owns it: do not close it yourself.
   int fd() const noexcept { return socket_.fd(); }
 
+  // Parks until the socket may be readable (writable), for a protocol that
+  // does its own I/O on fd() (TLS does): a read may still find nothing.
+  // Honours cancellation and with_timeout(), not the stream's deadlines.
+  // Throws: std::system_error (EBADF) if closed meanwhile; Cancelled;
+  //         TimeoutError; std::logic_error if another fiber waits likewise.
+  void wait_readable() { socket_.wait_readable(); }
+  void wait_writable() { socket_.wait_writable(); }
+
  protected:
   explicit SocketStream(internal::Socket socket) noexcept : socket_(std::move(socket)) {}
 

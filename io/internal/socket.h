@@ -49,6 +49,10 @@ class Socket {
   std::size_t recv_from(std::span<char> buf, SocketAddress* from);
   std::size_t send_to(std::span<const char> buf, const SocketAddress* to);
   void shutdown_write();
+  // Parks until the fd may be readable (writable): for a protocol layered
+  // on the socket that does its own I/O (TLS). Throws: as read_some.
+  void wait_readable();
+  void wait_writable();
 
   SocketAddress local_address() const;
   SocketAddress peer_address() const;

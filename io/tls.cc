@@ -1,0 +1,353 @@
+#include "io/tls.h"
+
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdint>
+#include <optional>
+#include <system_error>
+#include <utility>
+
+#include "loop/errors.h"
+#include "loop/internal/deadline.h"
+
+namespace fiberloop {
+
+struct TlsContext::State {
+  ~State() { SSL_CTX_free(ctx); }
+  SSL_CTX* ctx = nullptr;
+  bool server = false;
+  std::vector<unsigned char> alpn;  // ALPN wire format: length-prefixed names
+};
+
+namespace {
+
+// OpenSSL's reasons for the last failure, oldest first, and its queue
+// emptied: "certificate verify failed".
+std::string openssl_reasons() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    const char* reason = ERR_reason_error_string(e);
+    if (!out.empty()) out += "; ";
+    out += reason != nullptr ? reason : "error " + std::to_string(ERR_GET_REASON(e));
+  }
+  return out;
+}
+
+[[noreturn]] void context_error(const std::string& what) {
+  const std::string reasons = openssl_reasons();
+  throw TlsError("TlsContext: " + what + (reasons.empty() ? "" : ": " + reasons));
+}
+
+// The BIO between OpenSSL and the socket: fiberloop's own non-blocking
+// calls (send with MSG_NOSIGNAL), EAGAIN reported as "retry", so that
+// OpenSSL returns WANT_READ / WANT_WRITE and the fiber parks.
+int fd_of(BIO* bio) { return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio))); }
+
+int bio_write(BIO* bio, const char* data, int length) {
+  BIO_clear_retry_flags(bio);
+  for (;;) {
+    const ssize_t n = ::send(fd_of(bio), data, static_cast<std::size_t>(length), MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<int>(n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(bio);
+    return -1;
+  }
+}
+
+int bio_read(BIO* bio, char* data, int length) {
+  BIO_clear_retry_flags(bio);
+  for (;;) {
+    const ssize_t n = ::read(fd_of(bio), data, static_cast<std::size_t>(length));
+    if (n >= 0) return static_cast<int>(n);
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(bio);
+    return -1;
+  }
+}
+
+long bio_ctrl(BIO*, int command, long, void*) { return command == BIO_CTRL_FLUSH ? 1 : 0; }
+
+BIO_METHOD* socket_bio() {
+  static BIO_METHOD* method = [] {
+    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "fiberloop socket");
+    BIO_meth_set_write(m, bio_write);
+    BIO_meth_set_read(m, bio_read);
+    BIO_meth_set_ctrl(m, bio_ctrl);
+    BIO_meth_set_create(m, [](BIO* b) {
+      BIO_set_init(b, 1);
+      return 1;
+    });
+    return m;
+  }();
+  return method;
+}
+
+std::shared_ptr<TlsContext::State> new_context(bool server) {
+  auto state = std::make_shared<TlsContext::State>();
+  state->server = server;
+  state->ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
+  if (state->ctx == nullptr) context_error("SSL_CTX_new");
+  SSL_CTX_set_min_proto_version(state->ctx, TLS1_2_VERSION);
+  // A peer's TCP end without close_notify reads as end of stream (the
+  // stream's read returns 0), as Python's ssl module does by default.
+  SSL_CTX_set_options(state->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  SSL_CTX_set_mode(state->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  return state;
+}
+
+int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length,
+                const unsigned char* offered, unsigned offered_length, void* arg) {
+  const auto& ours = static_cast<TlsContext::State*>(arg)->alpn;
+  unsigned char* chosen = nullptr;
+  if (SSL_select_next_proto(&chosen, out_length, ours.data(), static_cast<unsigned>(ours.size()),
+                            offered, offered_length) != OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_NOACK;  // nothing in common: go on without ALPN
+  }
+  *out = chosen;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+// Whether `name` is an IPv4 or IPv6 address rather than a host name.
+bool is_ip_address(const std::string& name) {
+  unsigned char addr[sizeof(in6_addr)];
+  return ::inet_pton(AF_INET, name.c_str(), addr) == 1 ||
+         ::inet_pton(AF_INET6, name.c_str(), addr) == 1;
+}
+
+}  // namespace
+
+// ---- TlsContext --------------------------------------------------------------
+
+TlsContext TlsContext::client() {
+  TlsContext c(new_context(false));
+  if (SSL_CTX_set_default_verify_paths(c.state_->ctx) != 1) context_error("the system's CAs");
+  c.set_verify_peer(true);
+  return c;
+}
+
+TlsContext TlsContext::server(const std::string& cert_chain_pem, const std::string& key_pem) {
+  TlsContext c(new_context(true));
+  c.load_cert_chain(cert_chain_pem, key_pem);
+  return c;
+}
+
+void TlsContext::load_verify_file(const std::string& ca_pem) {
+  if (SSL_CTX_load_verify_locations(state_->ctx, ca_pem.c_str(), nullptr) != 1) {
+    context_error("load_verify_file " + ca_pem);
+  }
+}
+
+void TlsContext::load_cert_chain(const std::string& cert_chain_pem, const std::string& key_pem) {
+  if (SSL_CTX_use_certificate_chain_file(state_->ctx, cert_chain_pem.c_str()) != 1) {
+    context_error("the certificate chain " + cert_chain_pem);
+  }
+  if (SSL_CTX_use_PrivateKey_file(state_->ctx, key_pem.c_str(), SSL_FILETYPE_PEM) != 1) {
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+      context_error("the private key " + key_pem + " does not match " + cert_chain_pem);
+    }
+    context_error("the private key " + key_pem);
+  }
+  if (SSL_CTX_check_private_key(state_->ctx) != 1) {
+    context_error("the private key " + key_pem + " does not match " + cert_chain_pem);
+  }
+}
+
+void TlsContext::set_verify_peer(bool verify) {
+  int mode = SSL_VERIFY_NONE;
+  if (verify)
+    mode = state_->server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER;
+  SSL_CTX_set_verify(state_->ctx, mode, nullptr);
+}
+
+void TlsContext::set_alpn(std::vector<std::string> protocols) {
+  std::vector<unsigned char> wire;
+  for (const std::string& p : protocols) {
+    if (p.empty() || p.size() > 255) {
+      throw std::invalid_argument("TlsContext::set_alpn: a protocol name is 1 to 255 bytes, not " +
+                                  std::to_string(p.size()));
+    }
+    wire.push_back(static_cast<unsigned char>(p.size()));
+    wire.insert(wire.end(), p.begin(), p.end());
+  }
+  state_->alpn = std::move(wire);
+  if (state_->server) {
+    SSL_CTX_set_alpn_select_cb(state_->ctx, select_alpn, state_.get());
+  } else if (SSL_CTX_set_alpn_protos(state_->ctx, state_->alpn.data(),
+                                     static_cast<unsigned>(state_->alpn.size())) != 0) {
+    context_error("set_alpn");
+  }
+}
+
+// ---- TlsStream ---------------------------------------------------------------
+
+TlsStream::TlsStream(TcpStream tcp, TlsContext& context, std::string peer_name)
+    : tcp_(std::move(tcp)), context_(context.state_) {
+  std::string address = "?";
+  try {
+    address = tcp_.peer_address().to_string();
+  } catch (const std::system_error&) {
+  }
+  peer_ = peer_name.empty() ? address : address + " (" + peer_name + ")";
+  ssl_ = SSL_new(context_->ctx);
+  BIO* bio = BIO_new(socket_bio());
+  if (ssl_ == nullptr || bio == nullptr) {
+    BIO_free(bio);
+    throw TlsError("TLS with " + peer_ +
+                   ": cannot make the connection's state: " + openssl_reasons());
+  }
+  BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(tcp_.fd())));
+  SSL_set_bio(ssl_, bio, bio);
+  // The connection's deadlines bound the handshake, and carry over.
+  set_read_deadline(tcp_.read_deadline());
+  set_write_deadline(tcp_.write_deadline());
+}
+
+TlsStream::TlsStream(TlsStream&& other) noexcept
+    : Stream(std::move(other)),
+      tcp_(std::move(other.tcp_)),
+      ssl_(std::exchange(other.ssl_, nullptr)),
+      context_(std::move(other.context_)),
+      peer_(std::move(other.peer_)) {}
+
+TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
+  if (this != &other) {
+    SSL_free(ssl_);
+    Stream::operator=(std::move(other));
+    tcp_ = std::move(other.tcp_);
+    ssl_ = std::exchange(other.ssl_, nullptr);
+    context_ = std::move(other.context_);
+    peer_ = std::move(other.peer_);
+  }
+  return *this;
+}
+
+TlsStream::~TlsStream() { SSL_free(ssl_); }
+
+TlsStream TlsStream::connect(std::string_view host, std::uint16_t port, TlsContext& context) {
+  return client(TcpStream::connect(host, port), context, host);
+}
+
+TlsStream TlsStream::client(TcpStream connection, TlsContext& context, std::string_view host) {
+  TlsStream s(std::move(connection), context, std::string(host));
+  const std::string name(host);
+  const bool is_ip = is_ip_address(name);
+  if (!is_ip && !name.empty()) SSL_set_tlsext_host_name(s.ssl_, name.c_str());  // SNI
+  if (SSL_CTX_get_verify_mode(context.state_->ctx) != SSL_VERIFY_NONE) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(s.ssl_);
+    const int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
+                         : X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+    if (ok != 1) throw TlsError("TLS with " + s.peer_ + ": bad host name to verify: " + name);
+  }
+  SSL_set_connect_state(s.ssl_);
+  s.handshake();
+  return s;
+}
+
+TlsStream TlsStream::accept(TcpStream connection, TlsContext& context) {
+  TlsStream s(std::move(connection), context, "");
+  SSL_set_accept_state(s.ssl_);
+  s.handshake();
+  return s;
+}
+
+void TlsStream::handshake() {
+  const TimePoint deadline = std::min(read_deadline(), write_deadline());
+  if (deadline == TimePoint::max()) {
+    drive("handshake", [this] { return SSL_do_handshake(ssl_); });
+    return;
+  }
+  if (Clock::now() >= deadline) {
+    throw TimeoutError("the TLS handshake with " + peer_ + ": the stream's deadline has passed");
+  }
+  internal::TimeoutScope scope(deadline, "the TLS handshake deadline (the stream's)");
+  drive("handshake", [this] { return SSL_do_handshake(ssl_); });
+}
+
+template <class Call>
+int TlsStream::drive(const char* op, Call call) {
+  if (ssl_ == nullptr) {
+    throw std::system_error(EBADF, std::generic_category(),
+                            std::string("TLS ") + op + ": the stream is empty (moved from)");
+  }
+  for (;;) {
+    ERR_clear_error();
+    const int r = call();
+    if (r > 0) return r;
+    const int saved_errno = errno;
+    const int e = SSL_get_error(ssl_, r);
+    if (e == SSL_ERROR_WANT_READ) {
+      tcp_.wait_readable();
+    } else if (e == SSL_ERROR_WANT_WRITE) {
+      tcp_.wait_writable();
+    } else if (e == SSL_ERROR_ZERO_RETURN) {
+      return 0;
+    } else {
+      errno = saved_errno;
+      fail(op, e);
+    }
+  }
+}
+
+void TlsStream::fail(const char* op, int ssl_error) {
+  const std::string where = std::string("TLS ") + op + " with " + peer_;
+  if (ssl_error == SSL_ERROR_SYSCALL && errno != 0) {
+    throw std::system_error(errno, std::generic_category(), where);
+  }
+  std::string reason = openssl_reasons();
+  const long verify = SSL_get_verify_result(ssl_);
+  if (verify != X509_V_OK) {
+    reason += std::string(reason.empty() ? "" : ": ") + X509_verify_cert_error_string(verify);
+  }
+  if (reason.empty()) reason = "the peer closed the connection";
+  throw TlsError(where + ": " + reason);
+}
+
+std::size_t TlsStream::read_some(std::span<char> buf) {
+  if (buf.empty()) return 0;
+  const int length = static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX));
+  return static_cast<std::size_t>(
+      drive("read", [&] { return SSL_read(ssl_, buf.data(), length); }));
+}
+
+std::size_t TlsStream::write_some(std::span<const char> buf) {
+  if (buf.empty()) return 0;
+  const int length = static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX));
+  const int n = drive("write", [&] { return SSL_write(ssl_, buf.data(), length); });
+  if (n == 0) {  // the peer's close_notify came while we wrote
+    throw std::system_error(EPIPE, std::generic_category(), "TLS write with " + peer_);
+  }
+  return static_cast<std::size_t>(n);
+}
+
+void TlsStream::shutdown_write() {
+  // SSL_shutdown: 0 once our close_notify is sent (we do not wait for the
+  // peer's), 1 if the peer's came first; < 0 to retry.
+  drive("shutdown", [this] {
+    const int r = SSL_shutdown(ssl_);
+    return r >= 0 ? 1 : r;
+  });
+}
+
+void TlsStream::close() noexcept { tcp_.close(); }
+
+std::string TlsStream::alpn_protocol() const {
+  const unsigned char* name = nullptr;
+  unsigned length = 0;
+  if (ssl_ != nullptr) SSL_get0_alpn_selected(ssl_, &name, &length);
+  return std::string(reinterpret_cast<const char*>(name), name != nullptr ? length : 0);
+}
+
+std::string TlsStream::protocol_version() const {
+  return ssl_ != nullptr ? SSL_get_version(ssl_) : "";
+}
+
+std::string TlsStream::describe() const { return "TLS " + tcp_.describe() + " with " + peer_; }
+
+}  // namespace fiberloop

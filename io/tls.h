@@ -1,0 +1,137 @@
+// TLS on OpenSSL 3: TlsContext holds a configuration, TlsStream is one
+// encrypted connection over a TcpStream.
+//
+//   auto ctx = fiberloop::TlsContext::client();          // system CAs, host name checked
+//   auto s = fiberloop::TlsStream::connect("example.com", 443, ctx);
+//   s.write_all("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n");
+//
+//   auto server = fiberloop::TlsContext::server("cert.pem", "key.pem");
+//   auto conn = fiberloop::TlsStream::accept(listener.accept(), server);
+//
+// The handshake and every read and write park the fiber whenever OpenSSL
+// wants the socket readable or writable, so they honour cancellation,
+// with_timeout() and the stream's deadlines (a TcpStream's deadlines set
+// before the handshake bound it, and carry over). A client verifies the
+// peer's chain and host name unless told not to. The bytes go through
+// fiberloop's own socket calls (MSG_NOSIGNAL: a closed peer is EPIPE, never
+// SIGPIPE).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io/stream.h"
+#include "io/tcp.h"
+
+struct ssl_st;      // OpenSSL's SSL
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
+
+namespace fiberloop {
+
+// A TLS failure: the handshake (a bad certificate, a peer that is not
+// speaking TLS, no common protocol) or a broken record. what() names the
+// peer and OpenSSL's reason ("TLS handshake with 127.0.0.1:4433 (localhost):
+// certificate verify failed: certificate has expired").
+class TlsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A TLS configuration, shared by the streams made with it (copies share
+// it too). Configure it before the first handshake.
+class TlsContext {
+ public:
+  // A client's: TLS 1.2 or 1.3; verifies the peer's chain against the
+  // system's CAs (/etc/ssl/certs) and its host name.
+  // Throws: TlsError if OpenSSL cannot make the context.
+  static TlsContext client();
+  // A server's, with its certificate chain and private key (PEM file
+  // paths); does not ask clients for certificates unless set_verify_peer.
+  // Throws: TlsError naming the file and the reason (a missing file, a key
+  //         that does not match the certificate).
+  static TlsContext server(const std::string& cert_chain_pem, const std::string& key_pem);
+
+  // Trust the CAs in this PEM file (a private CA; for a server, the CAs of
+  // the client certificates it accepts). Throws: TlsError naming the file.
+  void load_verify_file(const std::string& ca_pem);
+  // Present this certificate chain and key (PEM file paths): a client's
+  // certificate, or a server's. Throws: TlsError naming the file.
+  void load_cert_chain(const std::string& cert_chain_pem, const std::string& key_pem);
+  // A client: whether to verify the server (default true; false only for
+  // tests against self-signed servers). A server: whether to require a
+  // client certificate, verified against load_verify_file's CAs.
+  void set_verify_peer(bool verify);
+  // ALPN protocols, in order of preference ("h2", "http/1.1"). A server
+  // picks the first of its own that the client offers.
+  // Throws: std::invalid_argument for an empty or over-long name.
+  void set_alpn(std::vector<std::string> protocols);
+
+  struct State;  // opaque: the SSL_CTX and what it refers to (io/tls.cc)
+
+ private:
+  friend class TlsStream;
+  explicit TlsContext(std::shared_ptr<State> state) noexcept : state_(std::move(state)) {}
+  std::shared_ptr<State> state_;
+};
+
+class TlsStream final : public Stream {
+ public:
+  TlsStream() = default;
+  TlsStream(TlsStream&&) noexcept;
+  TlsStream& operator=(TlsStream&&) noexcept;
+  ~TlsStream() override;
+
+  // Connects to host:port (TcpStream::connect), then the client handshake
+  // with SNI and host name verification for `host`.
+  // Throws: std::system_error from connecting; TlsError; Cancelled;
+  //         TimeoutError.
+  static TlsStream connect(std::string_view host, std::uint16_t port, TlsContext& context);
+  // The client handshake on a connection; `host` is sent as SNI and, if the
+  // context verifies, must match the certificate (a name or an IP address).
+  static TlsStream client(TcpStream connection, TlsContext& context, std::string_view host);
+  // The server handshake on an accepted connection.
+  static TlsStream accept(TcpStream connection, TlsContext& context);
+
+  // The protocol ALPN agreed on; "" if none.
+  std::string alpn_protocol() const;
+  // OpenSSL's name for it: "TLSv1.3" or "TLSv1.2".
+  std::string protocol_version() const;
+
+  // Sends close_notify: the peer reads end of stream. Reading still works.
+  void shutdown_write() override;
+  // Closes the connection (without close_notify; call shutdown_write()
+  // first for an orderly end). Idempotent.
+  void close() noexcept override;
+  bool is_open() const noexcept override { return tcp_.is_open(); }
+  // "TLS fd 7 with 127.0.0.1:4433 (localhost)".
+  std::string describe() const override;
+  // The TCP connection underneath (its addresses, its fd).
+  const TcpStream& tcp() const noexcept { return tcp_; }
+
+ protected:
+  // A peer's TCP end without close_notify reads as end of stream, as in
+  // Python's ssl module (suppress_ragged_eofs).
+  std::size_t read_some(std::span<char> buf) override;
+  std::size_t write_some(std::span<const char> buf) override;
+
+ private:
+  TlsStream(TcpStream tcp, TlsContext& context, std::string peer_name);
+  void handshake();
+  // Runs an SSL call until it makes progress, parking while OpenSSL wants
+  // the socket; returns its result (> 0), or 0 at a clean end.
+  template <class Call>
+  int drive(const char* op, Call call);
+  [[noreturn]] void fail(const char* op, int ssl_error);
+
+  TcpStream tcp_;
+  ssl_st* ssl_ = nullptr;
+  std::shared_ptr<TlsContext::State> context_;
+  std::string peer_;  // "127.0.0.1:4433 (localhost)" for messages
+};
+
+}  // namespace fiberloop
