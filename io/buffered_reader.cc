@@ -4,6 +4,8 @@
 #include <cstring>
 #include <utility>
 
+#include "fiber/internal/check.h"
+
 namespace fiberloop {
 namespace {
 
@@ -118,10 +120,15 @@ std::string BufferedReader::read_exactly(std::size_t n) {
   std::size_t got = std::min(n, buffered());
   std::memcpy(out.data(), buf_.get() + begin_, got);
   consume(got);
-  while (got < n && !eof_) {
-    const std::size_t r = stream_.read({out.data() + got, n - got});  // past the buffer
-    if (r == 0) eof_ = true;
-    got += r;
+  try {
+    while (got < n && !eof_) {
+      const std::size_t r = stream_.read({out.data() + got, n - got});  // past the buffer
+      if (r == 0) eof_ = true;
+      got += r;
+    }
+  } catch (...) {
+    unread({out.data(), got});  // interrupted: nothing is lost, the next call finds it
+    throw;
   }
   if (got < n) {
     out.resize(got);
@@ -131,6 +138,18 @@ std::string BufferedReader::read_exactly(std::size_t n) {
                               std::move(out));
   }
   return out;
+}
+
+void BufferedReader::unread(std::string_view bytes) {
+  // Only called with the buffer empty (read_exactly emptied it first).
+  FIBERLOOP_CHECK(buffered() == 0, "BufferedReader::unread: the buffer is not empty");
+  if (bytes.size() > capacity_) {
+    buf_ = std::make_unique_for_overwrite<char[]>(bytes.size());
+    capacity_ = bytes.size();
+  }
+  std::memcpy(buf_.get(), bytes.data(), bytes.size());
+  begin_ = 0;
+  end_ = bytes.size();
 }
 
 std::size_t BufferedReader::read(std::span<char> buf) {

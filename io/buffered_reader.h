@@ -74,7 +74,9 @@ class BufferedReader {
   //         delimiter; what Stream::read() throws.
   std::string read_until(std::string_view delimiter);
 
-  // Exactly `n` bytes (any size: `limit` does not apply).
+  // Exactly `n` bytes (any size: `limit` does not apply). Interrupted
+  // (Cancelled, TimeoutError), it keeps what it read buffered for the next
+  // call, as every reader call does.
   // Throws: IncompleteReadError at end of stream (partial(): what came);
   //         what Stream::read() throws.
   std::string read_exactly(std::size_t n);
@@ -95,6 +97,9 @@ class BufferedReader {
  private:
   std::string_view data() const noexcept { return {buf_.get() + begin_, end_ - begin_}; }
   void consume(std::size_t n) noexcept;
+  // Puts `bytes` back as the buffer's contents (it must be empty): what an
+  // interrupted read_exactly had taken. Throws: std::bad_alloc.
+  void unread(std::string_view bytes);
   // Reads more into the buffer (moving or growing it as needed), up to
   // `limit_` bytes buffered. Returns: false at end of stream.
   bool fill();

@@ -15,6 +15,7 @@
 #include "io/internal/reaper.h"
 #include "io/internal/socket.h"
 #include "io/wait.h"
+#include "loop/internal/scheduler.h"
 #include "sync/task_group.h"
 
 extern char** environ;
@@ -77,10 +78,12 @@ struct PipeFds {
 
 }  // namespace
 
+Process::Process() noexcept = default;
+
 Process::Process(Process&& other) noexcept
     : pid_(std::exchange(other.pid_, -1)),
       pidfd_(std::exchange(other.pidfd_, -1)),
-      returncode_(other.returncode_) {
+      returncode_(std::exchange(other.returncode_, std::nullopt)) {
   for (int i = 0; i < 3; ++i) pipes_[i] = std::move(other.pipes_[i]);
 }
 
@@ -89,7 +92,7 @@ Process& Process::operator=(Process&& other) noexcept {
     Process dropped(std::move(*this));
     pid_ = std::exchange(other.pid_, -1);
     pidfd_ = std::exchange(other.pidfd_, -1);
-    returncode_ = other.returncode_;
+    returncode_ = std::exchange(other.returncode_, std::nullopt);
     for (int i = 0; i < 3; ++i) pipes_[i] = std::move(other.pipes_[i]);
   }
   return *this;
@@ -108,9 +111,14 @@ Process::~Process() {
 Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
   if (argv.empty()) throw std::invalid_argument("Process::exec: argv is empty (no program to run)");
   const std::string& program = argv[0];
+  const Stdio modes[3] = {options.in, options.out, options.err};
+  const bool piped = modes[0] == Stdio::pipe || modes[1] == Stdio::pipe || modes[2] == Stdio::pipe;
+  if (piped && internal::Scheduler::current() == nullptr) {  // before a child exists
+    throw std::logic_error("Process::exec " + program +
+                           ": pipes need a Loop on this thread (they are Streams of its loop)");
+  }
   SpawnSetup setup;
   PipeFds pipes[3];
-  const Stdio modes[3] = {options.in, options.out, options.err};
   for (int i = 0; i < 3; ++i) {
     if (modes[i] == Stdio::pipe) {
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipes[i].fds) != 0) {
@@ -185,9 +193,9 @@ Stream& Process::stdout_pipe() { return pipe(1, "stdout_pipe"); }
 Stream& Process::stderr_pipe() { return pipe(2, "stderr_pipe"); }
 
 int Process::wait() {
-  if (returncode_) return *returncode_;
   if (pidfd_ < 0) throw std::logic_error("Process::wait: an empty Process (moved from)");
   for (;;) {
+    if (returncode_) return *returncode_;  // another fiber's wait() saw it while we parked
     siginfo_t info{};
     if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_), &info, WEXITED | WNOHANG) != 0) {
       if (errno == EINTR) continue;

@@ -45,13 +45,13 @@ struct ProcessOptions {
   Stdio in = Stdio::inherit;
   Stdio out = Stdio::inherit;
   Stdio err = Stdio::inherit;
-  std::string cwd;                              // "" = the parent's
-  std::optional<std::vector<std::string>> env;  // "NAME=value" each; nullopt = the parent's
+  std::string cwd{};                              // "" = the parent's
+  std::optional<std::vector<std::string>> env{};  // "NAME=value" each; nullopt = the parent's
 };
 
 class Process {
  public:
-  Process() = default;
+  Process() noexcept;  // empty: no child
   Process(Process&&) noexcept;
   Process& operator=(Process&&) noexcept;
   // Closes the parent's pipe ends and, if the child has not been waited for,

@@ -11,13 +11,20 @@ namespace fiberloop {
 namespace {
 
 // Runs `op` under the stream's deadline `at` (Go's semantics: a deadline
-// already passed fails the operation even if it could finish at once).
+// already passed fails the operation even if it could finish at once), its
+// timer in `slot` meanwhile so that moving the deadline moves it.
 template <class Op>
-std::size_t by_deadline(const Stream& stream, TimePoint at, const char* label, Op op) {
+std::size_t by_deadline(const Stream& stream, TimePoint at, internal::TimeoutScope*& slot,
+                        const char* label, Op op) {
   if (Clock::now() >= at) {
     throw TimeoutError(std::string(label) + " of " + stream.describe() + " has passed");
   }
   internal::TimeoutScope scope(at, label);
+  slot = &scope;
+  struct Clear {
+    internal::TimeoutScope*& slot;
+    ~Clear() { slot = nullptr; }
+  } clear{slot};
   return op();
 }
 
@@ -26,17 +33,29 @@ constexpr const char* kWriteDeadline = "Stream: the write deadline (set_write_de
 
 }  // namespace
 
+void Stream::set_read_deadline(TimePoint at) {
+  read_deadline_ = at;
+  if (read_scope_ != nullptr) read_scope_->move_to(at);
+}
+
+void Stream::set_write_deadline(TimePoint at) {
+  write_deadline_ = at;
+  if (write_scope_ != nullptr) write_scope_->move_to(at);
+}
+
 std::size_t Stream::read_by_deadline(std::span<char> buf) {
-  return by_deadline(*this, read_deadline_, kReadDeadline, [&] { return read_some(buf); });
+  return by_deadline(*this, read_deadline_, read_scope_, kReadDeadline,
+                     [&] { return read_some(buf); });
 }
 
 std::size_t Stream::write_by_deadline(std::span<const char> buf) {
-  return by_deadline(*this, write_deadline_, kWriteDeadline, [&] { return write_some(buf); });
+  return by_deadline(*this, write_deadline_, write_scope_, kWriteDeadline,
+                     [&] { return write_some(buf); });
 }
 
 std::size_t Stream::writev(std::span<const std::string_view> buffers) {
   if (write_deadline_ != TimePoint::max()) {
-    return by_deadline(*this, write_deadline_, kWriteDeadline,
+    return by_deadline(*this, write_deadline_, write_scope_, kWriteDeadline,
                        [&] { return writev_some(buffers); });
   }
   return writev_some(buffers);

@@ -29,6 +29,9 @@
 #include "loop/options.h"  // TimePoint
 
 namespace fiberloop {
+namespace internal {
+class TimeoutScope;  // loop/internal/deadline.h
+}  // namespace internal
 
 // Thrown by read_exact() when the stream ends first.
 class EndOfStream : public std::runtime_error {
@@ -52,7 +55,10 @@ class Stream {
 
   // Reads exactly buf.size() bytes.
   // Throws: EndOfStream (saying how many bytes came) if the stream ends first;
-  //         what read() throws.
+  //         what read() throws. Interrupted (Cancelled, TimeoutError), the
+  //         bytes read so far are in buf but their count is lost: read a
+  //         stream whose reads may be interrupted mid-record through a
+  //         BufferedReader, whose read_exactly keeps them.
   void read_exact(std::span<char> buf);
 
   // Writes some of `buf` (at least one byte), waiting for room.
@@ -91,19 +97,32 @@ class Stream {
   // Go's deadlines: an absolute time after which operations fail. A read (or
   // write) that has not finished by its deadline throws TimeoutError, and so
   // does every one started after it, until the deadline is moved;
-  // TimePoint::max() (the default) clears it. Unlike with_timeout(), a
-  // deadline belongs to the stream: set it once per request, not per call.
-  void set_deadline(TimePoint at) noexcept { read_deadline_ = write_deadline_ = at; }
-  void set_read_deadline(TimePoint at) noexcept { read_deadline_ = at; }
-  void set_write_deadline(TimePoint at) noexcept { write_deadline_ = at; }
+  // TimePoint::max() (the default) clears it. Moving a deadline applies to
+  // an operation already parked under one (a past deadline wakes it with
+  // TimeoutError; max() lets it wait on); an operation that started with no
+  // deadline keeps none: cancel its fiber to stop it. Unlike with_timeout(),
+  // a deadline belongs to the stream: set it once per request, not per
+  // call. Call the setters from the stream's loop.
+  // Throws: std::bad_alloc (re-arming a parked operation's timer).
+  void set_deadline(TimePoint at) {
+    set_read_deadline(at);
+    set_write_deadline(at);
+  }
+  void set_read_deadline(TimePoint at);
+  void set_write_deadline(TimePoint at);
   TimePoint read_deadline() const noexcept { return read_deadline_; }
   TimePoint write_deadline() const noexcept { return write_deadline_; }
 
  protected:
   Stream() = default;
-  // Moving a stream moves its deadlines.
-  Stream(Stream&&) noexcept = default;
-  Stream& operator=(Stream&&) noexcept = default;
+  // Moving a stream moves its deadlines (not an operation under way).
+  Stream(Stream&& other) noexcept
+      : read_deadline_(other.read_deadline_), write_deadline_(other.write_deadline_) {}
+  Stream& operator=(Stream&& other) noexcept {
+    read_deadline_ = other.read_deadline_;
+    write_deadline_ = other.write_deadline_;
+    return *this;
+  }
 
   // What a stream implements. Each waits as read() and write() describe,
   // honouring cancellation and with_timeout() (parking through the loop does).
@@ -118,6 +137,10 @@ class Stream {
 
   TimePoint read_deadline_ = TimePoint::max();
   TimePoint write_deadline_ = TimePoint::max();
+  // The timers of the operations under way under a deadline, so that moving
+  // the deadline moves them (io/stream.cc).
+  internal::TimeoutScope* read_scope_ = nullptr;
+  internal::TimeoutScope* write_scope_ = nullptr;
 };
 
 }  // namespace fiberloop

@@ -47,13 +47,21 @@ std::string openssl_reasons() {
 
 // The BIO between OpenSSL and the socket: fiberloop's own non-blocking
 // calls (send with MSG_NOSIGNAL), EAGAIN reported as "retry", so that
-// OpenSSL returns WANT_READ / WANT_WRITE and the fiber parks.
-int fd_of(BIO* bio) { return static_cast<int>(reinterpret_cast<std::intptr_t>(BIO_get_data(bio))); }
+// OpenSSL returns WANT_READ / WANT_WRITE and the fiber parks. It remembers
+// the TCP end of stream for BIO_CTRL_EOF, which is how OpenSSL tells a
+// ragged end (no close_notify) from a broken connection.
+struct BioState {
+  int fd = -1;
+  bool eof = false;
+};
+
+BioState& state_of(BIO* bio) { return *static_cast<BioState*>(BIO_get_data(bio)); }
 
 int bio_write(BIO* bio, const char* data, int length) {
   BIO_clear_retry_flags(bio);
   for (;;) {
-    const ssize_t n = ::send(fd_of(bio), data, static_cast<std::size_t>(length), MSG_NOSIGNAL);
+    const ssize_t n =
+        ::send(state_of(bio).fd, data, static_cast<std::size_t>(length), MSG_NOSIGNAL);
     if (n >= 0) return static_cast<int>(n);
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(bio);
@@ -64,7 +72,8 @@ int bio_write(BIO* bio, const char* data, int length) {
 int bio_read(BIO* bio, char* data, int length) {
   BIO_clear_retry_flags(bio);
   for (;;) {
-    const ssize_t n = ::read(fd_of(bio), data, static_cast<std::size_t>(length));
+    const ssize_t n = ::read(state_of(bio).fd, data, static_cast<std::size_t>(length));
+    if (n == 0) state_of(bio).eof = true;
     if (n >= 0) return static_cast<int>(n);
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(bio);
@@ -72,7 +81,16 @@ int bio_read(BIO* bio, char* data, int length) {
   }
 }
 
-long bio_ctrl(BIO*, int command, long, void*) { return command == BIO_CTRL_FLUSH ? 1 : 0; }
+long bio_ctrl(BIO* bio, int command, long, void*) {
+  switch (command) {
+    case BIO_CTRL_FLUSH:
+      return 1;
+    case BIO_CTRL_EOF:
+      return state_of(bio).eof ? 1 : 0;
+    default:
+      return 0;
+  }
+}
 
 BIO_METHOD* socket_bio() {
   static BIO_METHOD* method = [] {
@@ -81,7 +99,13 @@ BIO_METHOD* socket_bio() {
     BIO_meth_set_read(m, bio_read);
     BIO_meth_set_ctrl(m, bio_ctrl);
     BIO_meth_set_create(m, [](BIO* b) {
+      BIO_set_data(b, new BioState);
       BIO_set_init(b, 1);
+      return 1;
+    });
+    BIO_meth_set_destroy(m, [](BIO* b) {
+      delete static_cast<BioState*>(BIO_get_data(b));
+      BIO_set_data(b, nullptr);
       return 1;
     });
     return m;
@@ -98,7 +122,7 @@ std::shared_ptr<TlsContext::State> new_context(bool server) {
   // A peer's TCP end without close_notify reads as end of stream (the
   // stream's read returns 0), as Python's ssl module does by default.
   SSL_CTX_set_options(state->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-  SSL_CTX_set_mode(state->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_mode(state->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
   return state;
 }
 
@@ -202,7 +226,7 @@ TlsStream::TlsStream(TcpStream tcp, TlsContext& context, std::string peer_name)
     throw TlsError("TLS with " + peer_ +
                    ": cannot make the connection's state: " + openssl_reasons());
   }
-  BIO_set_data(bio, reinterpret_cast<void*>(static_cast<std::intptr_t>(tcp_.fd())));
+  state_of(bio).fd = tcp_.fd();
   SSL_set_bio(ssl_, bio, bio);
   // The connection's deadlines bound the handshake, and carry over.
   set_read_deadline(tcp_.read_deadline());
@@ -214,7 +238,8 @@ TlsStream::TlsStream(TlsStream&& other) noexcept
       tcp_(std::move(other.tcp_)),
       ssl_(std::exchange(other.ssl_, nullptr)),
       context_(std::move(other.context_)),
-      peer_(std::move(other.peer_)) {}
+      peer_(std::move(other.peer_)),
+      write_broken_(other.write_broken_) {}
 
 TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
   if (this != &other) {
@@ -224,6 +249,7 @@ TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
     ssl_ = std::exchange(other.ssl_, nullptr);
     context_ = std::move(other.context_);
     peer_ = std::move(other.peer_);
+    write_broken_ = other.write_broken_;
   }
   return *this;
 }
@@ -272,9 +298,10 @@ void TlsStream::handshake() {
 
 template <class Call>
 int TlsStream::drive(const char* op, Call call) {
-  if (ssl_ == nullptr) {
+  if (ssl_ == nullptr || !tcp_.is_open()) {
     throw std::system_error(EBADF, std::generic_category(),
-                            std::string("TLS ") + op + ": the stream is empty (moved from)");
+                            std::string("TLS ") + op + " with " + peer_ +
+                                ": the stream is closed (or empty: moved from)");
   }
   for (;;) {
     ERR_clear_error();
@@ -318,8 +345,21 @@ std::size_t TlsStream::read_some(std::span<char> buf) {
 
 std::size_t TlsStream::write_some(std::span<const char> buf) {
   if (buf.empty()) return 0;
+  if (write_broken_) {
+    throw TlsError("TLS write with " + peer_ +
+                   ": an earlier write was interrupted (cancelled or timed out) in the middle of "
+                   "a record, so the stream can no longer be written (as in Go); close it");
+  }
   const int length = static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX));
-  const int n = drive("write", [&] { return SSL_write(ssl_, buf.data(), length); });
+  int n = 0;
+  try {
+    n = drive("write", [&] { return SSL_write(ssl_, buf.data(), length); });
+  } catch (...) {
+    // OpenSSL may hold part of a record made from `buf`: a later write with
+    // other bytes would send the rest of this one in their place.
+    write_broken_ = true;
+    throw;
+  }
   if (n == 0) {  // the peer's close_notify came while we wrote
     throw std::system_error(EPIPE, std::generic_category(), "TLS write with " + peer_);
   }
@@ -327,6 +367,7 @@ std::size_t TlsStream::write_some(std::span<const char> buf) {
 }
 
 void TlsStream::shutdown_write() {
+  if (ssl_ != nullptr && (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) != 0) return;  // sent already
   // SSL_shutdown: 0 once our close_notify is sent (we do not wait for the
   // peer's), 1 if the peer's came first; < 0 to retry.
   drive("shutdown", [this] {

@@ -103,6 +103,7 @@ class TlsStream final : public Stream {
   std::string protocol_version() const;
 
   // Sends close_notify: the peer reads end of stream. Reading still works.
+  // A second call does nothing.
   void shutdown_write() override;
   // Closes the connection (without close_notify; call shutdown_write()
   // first for an orderly end). Idempotent.
@@ -115,7 +116,10 @@ class TlsStream final : public Stream {
 
  protected:
   // A peer's TCP end without close_notify reads as end of stream, as in
-  // Python's ssl module (suppress_ragged_eofs).
+  // Python's ssl module (suppress_ragged_eofs). A write interrupted by a
+  // cancel or a deadline may leave part of a record unsent: every later
+  // write then throws TlsError (Go's rule), since OpenSSL would finish the
+  // old record with the new bytes.
   std::size_t read_some(std::span<char> buf) override;
   std::size_t write_some(std::span<const char> buf) override;
 
@@ -131,7 +135,8 @@ class TlsStream final : public Stream {
   TcpStream tcp_;
   ssl_st* ssl_ = nullptr;
   std::shared_ptr<TlsContext::State> context_;
-  std::string peer_;  // "127.0.0.1:4433 (localhost)" for messages
+  std::string peer_;           // "127.0.0.1:4433 (localhost)" for messages
+  bool write_broken_ = false;  // a write was interrupted mid-record
 };
 
 }  // namespace fiberloop

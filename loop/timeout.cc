@@ -58,6 +58,13 @@ TimeoutScope::TimeoutScope(TimePoint deadline, const char* label)
   fiber->timeouts = this;
 }
 
+void TimeoutScope::move_to(TimePoint at) {
+  if (fired) return;  // too late: the interrupt is on its way
+  scheduler->remove_timer(*this);
+  deadline = at;
+  scheduler->add_timer(*this, at);  // not queued at all for TimePoint::max()
+}
+
 TimeoutScope::~TimeoutScope() {
   scheduler->remove_timer(*this);
   if (fiber == nullptr) return;  // a generator body unwound outside any fiber

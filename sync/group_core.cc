@@ -12,9 +12,13 @@ GroupCore::GroupCore(const char* what, Errors errors)
 
 void GroupCore::check_open(const char* op) const {
   scheduler_.check_thread(op);
-  if (joining_) {
-    throw std::logic_error(std::string(op) +
-                           ": the group is joining (or joined); spawn before join()");
+  // While join() waits, children may still spawn siblings (Trio's and
+  // asyncio's rule); once it has returned, or the group is cancelling, no.
+  if (joined_ || cancelling_) {
+    throw std::logic_error(
+        std::string(op) +
+        (joined_ ? ": the group has been joined" : ": the group is being cancelled") +
+        "; spawn before join() returns, and before a failure or cancel()");
   }
 }
 
@@ -66,6 +70,7 @@ void GroupCore::failed(std::exception_ptr error) noexcept {
 }
 
 void GroupCore::cancel() noexcept {
+  cancelling_ = true;
   children_.for_each([this](Child& c) { scheduler_.cancel(*c.record); });
 }
 

@@ -41,8 +41,10 @@ class Nursery {
   Nursery& operator=(const Nursery&) = delete;
 
   // Spawns `fn` as a child; its result, if any, is dropped.
-  // Throws: std::logic_error after join() began, or from another loop's
-  //         thread; what Loop::spawn throws.
+  // A child may spawn siblings while the owner waits in join().
+  // Throws: std::logic_error once join() has returned or the nursery is
+  //         cancelling, or from another loop's thread; what Loop::spawn
+  //         throws.
   template <internal::Spawnable F>
   void spawn(F&& fn, std::source_location where = std::source_location::current()) {
     core_.check_open("Nursery::spawn");

@@ -45,7 +45,9 @@ class TaskGroup {
 
   // Spawns `fn` as a child. The Task stays valid for the group's life; join
   // it for the value once group.join() returned.
-  // Throws: std::logic_error after join() began, or from another loop's thread.
+  // A child may spawn siblings while the owner waits in join().
+  // Throws: std::logic_error once join() has returned or the group is
+  //         cancelling, or from another loop's thread.
   template <internal::Spawnable F>
   TaskFor<F>& spawn(F&& fn, std::source_location where = std::source_location::current()) {
     using R = std::invoke_result_t<std::decay_t<F>>;

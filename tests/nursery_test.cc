@@ -193,5 +193,25 @@ TEST_F(NurseryTest, AMillionShortChildrenKeepMemoryFlat) {
   EXPECT_EQ(sum, expected);
 }
 
+// Trio's rule: a child may start siblings while the owner waits in join().
+TEST_F(NurseryTest, AChildMaySpawnSiblingsWhileTheOwnerJoins) {
+  int ran = 0;
+  run([&] {
+    Nursery n;
+    n.spawn([&] {
+      this_fiber::sleep_for(2ms);  // the owner is in join() by now
+      for (int i = 0; i < 3; ++i) {
+        n.spawn([&ran] {
+          this_fiber::sleep_for(1ms);
+          ++ran;
+        });
+      }
+    });
+    n.join();  // waits for the grandchildren too
+    EXPECT_EQ(ran, 3);
+    EXPECT_THROW(n.spawn([] {}), std::logic_error);  // joined
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop

@@ -182,5 +182,39 @@ TEST_F(Processes, WritingToAChildThatClosedItsStdinThrowsEpipeNotSigpipe) {
   });
 }
 
+TEST_F(Processes, TwoFibersMayWaitForOneChild) {
+  run([] {
+    auto p = Process::exec({"sh", "-c", "sleep 0.05; exit 7"});
+    auto other = spawn([&p] { return p.wait(); });
+    EXPECT_EQ(p.wait(), 7);
+    EXPECT_EQ(other.join(), 7);
+  });
+}
+
+TEST_F(Processes, AMovedFromProcessIsEmpty) {
+  run([] {
+    auto p = Process::exec({"true"});
+    EXPECT_EQ(p.wait(), 0);
+    Process q = std::move(p);
+    EXPECT_EQ(q.returncode(), 0);
+    EXPECT_FALSE(p.returncode());
+    EXPECT_EQ(p.pid(), -1);
+    EXPECT_THROW(p.wait(), std::logic_error);
+    Process empty;
+    EXPECT_THROW(empty.wait(), std::logic_error);
+    empty.kill();  // nothing to signal
+  });
+}
+
+// Pipes need a loop: refused before any child exists, not after.
+TEST(ProcessesOutsideALoop, APipeWithoutALoopIsRefusedBeforeTheChildStarts) {
+  char dir[] = "/tmp/fiberloop_process_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string marker = std::string(dir) + "/ran";
+  EXPECT_THROW(Process::exec({"touch", marker}, {.out = Stdio::pipe}), std::logic_error);
+  EXPECT_NE(::access(marker.c_str(), F_OK), 0) << "the child ran anyway";
+  ::rmdir(dir);
+}
+
 }  // namespace
 }  // namespace fiberloop

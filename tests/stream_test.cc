@@ -294,5 +294,54 @@ TEST_F(Streams, AReaderHonoursTheStreamsDeadlineAndCancellation) {
   });
 }
 
+// Interrupted mid-record, read_exactly keeps every byte it took: the next
+// call finds them (asyncio's readexactly).
+TEST_F(Streams, AnInterruptedReadExactlyLosesNothing) {
+  run([] {
+    auto [a, b] = tcp_pair();
+    BufferedReader in(b);
+    a.write_all("hello\nWORLD");
+    EXPECT_EQ(in.read_line(), "hello");
+    EXPECT_THROW(with_timeout(20ms, [&] { (void)in.read_exactly(10); }), TimeoutError);
+    EXPECT_EQ(in.buffered(), 5u);
+    auto late = spawn([&] {
+      this_fiber::sleep_for(5ms);
+      a.write_all("abc");
+    });
+    EXPECT_THROW(with_timeout(30ms, [&] { (void)in.read_exactly(10); }), TimeoutError);
+    late.join();
+    a.write_all("de");
+    EXPECT_EQ(in.read_exactly(10), "WORLDabcde");
+  });
+}
+
+// Go's rule: moving a deadline applies to an operation already parked.
+TEST_F(Streams, MovingADeadlineAppliesToAParkedOperation) {
+  run([] {
+    auto [a, b] = tcp_pair();
+    b.set_read_deadline(Clock::now() + 10s);
+    auto reader = spawn([&b] {
+      char buf[4];
+      return b.read(buf);
+    });
+    this_fiber::sleep_for(10ms);
+    const TimePoint start = Clock::now();
+    b.set_read_deadline(Clock::now());  // wakes it now, not in 10 s
+    EXPECT_THROW(reader.join(), TimeoutError);
+    EXPECT_LT(Clock::now() - start, 5s);
+    // Cleared while parked: it waits on and gets the data.
+    b.set_read_deadline(Clock::now() + 30ms);
+    auto patient = spawn([&b] {
+      char buf[4];
+      return b.read(buf);
+    });
+    this_fiber::sleep_for(5ms);
+    b.set_read_deadline(TimePoint::max());
+    this_fiber::sleep_for(60ms);  // past the old deadline
+    a.write_all("x");
+    EXPECT_EQ(patient.join(), 1u);
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop

@@ -260,5 +260,67 @@ TEST_F(Tls, ContextErrorsNameTheFile) {
   });
 }
 
+// A pair of connected TLS streams over loopback (client, server).
+std::pair<TlsStream, TlsStream> tls_pair(TlsContext& client_ctx, TlsContext& server_ctx) {
+  auto listener = TcpListener::bind(any_port());
+  auto server = spawn([&] { return TlsStream::accept(listener.accept(), server_ctx); });
+  TlsStream c = TlsStream::connect("localhost", listener.local_address().port(), client_ctx);
+  return {std::move(c), server.join()};
+}
+
+// No close_notify, only the TCP end: end of stream, as Python reads it.
+TEST_F(Tls, APeerThatClosesWithoutCloseNotifyReadsAsEndOfStream) {
+  run([] {
+    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext ctx = trusting_client();
+    auto [c, s] = tls_pair(ctx, server_ctx);
+    s.write_all("hi");
+    s.close();
+    char buf[8];
+    EXPECT_EQ(c.read(buf), 2u);
+    EXPECT_EQ(c.read(buf), 0u);
+  });
+}
+
+// A write cut off mid-record leaves OpenSSL holding part of it: later
+// writes must fail, not send the old record's rest as the new bytes.
+TEST_F(Tls, AWriteInterruptedMidRecordBreaksLaterWritesInsteadOfCorruptingThem) {
+  run([] {
+    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext ctx = trusting_client();
+    auto [c, s] = tls_pair(ctx, server_ctx);
+    const std::string chunk(64 << 10, 'A');
+    c.set_write_deadline(Clock::now() + 50ms);
+    EXPECT_THROW(
+        {
+          for (;;)
+            (void)c.write(chunk);  // the server does not read: buffers fill, then the deadline
+        },
+        TimeoutError);
+    c.set_write_deadline(TimePoint::max());
+    const std::string what = error_of([&] { c.write_all("B"); });
+    EXPECT_NE(what.find("interrupted"), std::string::npos) << what;
+  });
+}
+
+TEST_F(Tls, ShutdownTwiceAndUseAfterCloseAreHarmless) {
+  run([] {
+    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext ctx = trusting_client();
+    auto [c, s] = tls_pair(ctx, server_ctx);
+    c.shutdown_write();
+    with_timeout(5s, [&] { c.shutdown_write(); });  // does nothing, at once
+    c.close();
+    try {
+      c.write_all("secret");
+      ADD_FAILURE() << "wrote to a closed stream";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF) << e.what();
+    }
+    char buf[4];
+    EXPECT_THROW((void)c.read(buf), std::system_error);
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop

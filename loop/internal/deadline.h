@@ -83,6 +83,11 @@ class TimeoutScope : public TimerNode {
   TimeoutScope(const TimeoutScope&) = delete;
   TimeoutScope& operator=(const TimeoutScope&) = delete;
 
+  // Moves the deadline of a scope that has not fired: `deadline` may be
+  // past (it fires at the loop's next look at the timers) or never
+  // (TimePoint::max()). Throws: std::bad_alloc.
+  void move_to(TimePoint deadline);
+
   // The expired scope with the earliest deadline among `innermost` and its
   // outer scopes, or null: the one a TimeoutError names.
   static const TimeoutScope* expired(const TimeoutScope* innermost) noexcept;

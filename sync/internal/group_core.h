@@ -30,7 +30,8 @@ class GroupCore {
   GroupCore& operator=(const GroupCore&) = delete;
 
   Loop& loop() noexcept { return loop_; }
-  // Throws std::logic_error once joining began, or from another thread.
+  // Throws std::logic_error once joined or cancelling, or from another
+  // thread.
   void check_open(const char* op) const;
   // Watches `child` (just spawned on this loop) until it finishes.
   void adopt(FiberRecord& child);
@@ -71,6 +72,7 @@ class GroupCore {
   std::exception_ptr first_error_;
   bool joining_ = false;
   bool joined_ = false;
+  bool cancelling_ = false;  // cancel() ran: a failure, the owner's interrupt, or asked
 };
 
 }  // namespace fiberloop::internal

@@ -1,0 +1,129 @@
+// The stream-layer examples, run as real processes (started with Process,
+// their port read from their first line of output with BufferedReader),
+// talked to over loopback, and stopped with SIGTERM: each must answer
+// correctly and exit 0.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "fiberloop.h"
+#include "tests/loop_fixture.h"
+#include "tests/tls_certs.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using Examples = testing::LoopTest;
+
+struct Server {
+  Process process;
+  std::uint16_t port = 0;
+};
+
+// Starts examples/<name> on a free port with one loop; returns once it
+// listens. Bounded: 10 s to say "listening on 127.0.0.1:PORT".
+Server start(const std::string& name, std::vector<std::string> extra = {}) {
+  std::vector<std::string> argv{"examples/" + name, "--port", "0", "--loops", "1"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  Server s{Process::exec(argv, {.out = Stdio::pipe}), 0};
+  BufferedReader out(s.process.stdout_pipe());
+  const std::optional<std::string> line = with_timeout(10s, [&] { return out.read_line(); });
+  const std::string marker = "listening on 127.0.0.1:";
+  const std::size_t at = line ? line->find(marker) : std::string::npos;
+  if (at == std::string::npos)
+    throw std::runtime_error(name + " did not start: " + line.value_or("(no output)"));
+  s.port = static_cast<std::uint16_t>(std::stoi(line->substr(at + marker.size())));
+  return s;
+}
+
+// Runs `talk(port)` against the example, then stops it with SIGTERM and
+// expects exit status 0. If `talk` fails, the server is killed and waited
+// for all the same, so that no child outlives the test.
+template <class Talk>
+void with_server(const std::string& name, std::vector<std::string> extra, Talk talk) {
+  Server s = start(name, std::move(extra));
+  try {
+    with_timeout(10s, [&] { talk(s.port); });
+  } catch (...) {
+    s.process.kill();
+    s.process.wait();
+    throw;
+  }
+  s.process.terminate();
+  EXPECT_EQ(with_timeout(10s, [&] { return s.process.wait(); }), 0);
+}
+
+SocketAddress local(std::uint16_t port) { return SocketAddress::from_ip("127.0.0.1", port); }
+
+TEST_F(Examples, HttpsHelloAnswersOverTlsWithKeepAlive) {
+  testing::TestCerts certs;
+  run([&] {
+    TlsContext ctx = TlsContext::client();
+    ctx.load_verify_file(certs.cert("ca"));
+    with_server("https_hello", {"--cert", certs.cert("server"), "--key", certs.key("server")},
+                [&](std::uint16_t port) {
+                  TlsStream c = TlsStream::connect("localhost", port, ctx);
+                  BufferedReader in(c);
+                  for (int i = 0; i < 3; ++i) {  // three requests on one connection
+                    c.write_all("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+                    EXPECT_EQ(in.read_until("\r\n\r\n").substr(0, 15), "HTTP/1.1 200 OK");
+                    EXPECT_EQ(in.read_exactly(14), "Hello, world!\n");
+                  }
+                  // A plaintext client does not hurt the server: it is dropped.
+                  auto plain = TcpStream::connect(local(port));
+                  plain.write_all("GET / HTTP/1.1\r\n\r\n");
+                  char buf[64];
+                  try {
+                    while (plain.read(buf) > 0) {
+                    }
+                  } catch (const std::system_error& e) {
+                    EXPECT_EQ(e.code().value(), ECONNRESET) << e.what();
+                  }
+                  c.write_all("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+                  EXPECT_EQ(in.read_until("\r\n\r\n").substr(0, 15), "HTTP/1.1 200 OK");
+                  EXPECT_EQ(in.read_exactly(14), "Hello, world!\n");
+                  EXPECT_EQ(in.read_line(), std::nullopt);  // close_notify
+                });
+  });
+}
+
+TEST_F(Examples, KvServerSpeaksItsLineProtocol) {
+  run([&] {
+    with_server("kv_server", {}, [&](std::uint16_t port) {
+      auto c = TcpStream::connect(local(port));
+      BufferedReader in(c);
+      const auto ask = [&](const std::string& line) {
+        c.write_all({line, "\n"});
+        return in.read_line().value_or("(closed)");
+      };
+      EXPECT_EQ(ask("SET greeting hello there"), "OK");
+      EXPECT_EQ(ask("GET greeting"), "VALUE hello there");
+      EXPECT_EQ(ask("GET nothing"), "NOTFOUND");
+      EXPECT_EQ(ask("FROB x"), "ERR unknown command (SET k v, GET k, DEL k, QUIT)");
+      EXPECT_EQ(ask(std::string(10000, 'x')), "ERR line longer than 4096 bytes");
+      EXPECT_EQ(ask("DEL greeting"), "OK");  // the long line was skipped whole
+      EXPECT_EQ(ask("GET greeting"), "NOTFOUND");
+      EXPECT_EQ(ask("QUIT"), "BYE");
+      EXPECT_EQ(in.read_line(), std::nullopt);
+    });
+  });
+}
+
+TEST_F(Examples, UpperServerRunsACommandPerLine) {
+  run([&] {
+    with_server("upper_server", {}, [&](std::uint16_t port) {
+      auto c = TcpStream::connect(local(port));
+      BufferedReader in(c);
+      c.write_all("hello\nfiber loop\n");
+      EXPECT_EQ(in.read_line(), "HELLO");
+      EXPECT_EQ(in.read_line(), "FIBER LOOP");
+    });
+  });
+}
+
+}  // namespace
+}  // namespace fiberloop
