@@ -16,7 +16,7 @@
 #include "io/internal/socket.h"
 #include "io/wait.h"
 #include "loop/internal/scheduler.h"
-#include "sync/task_group.h"
+#include "loop/loop.h"
 
 extern char** environ;
 
@@ -215,22 +215,37 @@ std::pair<std::string, std::string> Process::communicate(std::string_view input)
     char buf[64 * 1024];
     while (std::size_t n = s.read(buf)) into.append(buf, n);
   };
-  {
-    TaskGroup group;  // cancelling the caller cancels the three
-    if (pipes_[0]) {
-      group.spawn([this, input] {
-        try {
-          pipes_[0]->write_all(input);
-        } catch (const std::system_error& e) {
-          // A child that exits without reading all of it is not an error.
-          if (e.code().value() != EPIPE && e.code().value() != ECONNRESET) throw;
-        }
-        pipes_[0]->close();
-      });
-    }
-    if (pipes_[2]) group.spawn([&] { drain(*pipes_[2], err); });
+  // stdin is fed and stderr drained by fibers of their own while this one
+  // reads stdout: a child blocked on one pipe never blocks the others.
+  Task<void> feed, drain_err;
+  if (pipes_[0]) {
+    feed = spawn([this, input] {
+      try {
+        pipes_[0]->write_all(input);
+      } catch (const std::system_error& e) {
+        // A child that exits without reading all of it is not an error.
+        if (e.code().value() != EPIPE && e.code().value() != ECONNRESET) throw;
+      }
+      pipes_[0]->close();
+    });
+  }
+  if (pipes_[2]) drain_err = spawn([&] { drain(*pipes_[2], err); });
+  try {
     if (pipes_[1]) drain(*pipes_[1], out);
-    group.join();
+    if (feed) feed.join();
+    if (drain_err) drain_err.join();
+  } catch (...) {
+    // Cancelled, timed out, or a pipe failed: the helpers use `this` and
+    // the strings, so they end before we leave.
+    for (Task<void>* helper : {&feed, &drain_err}) {
+      if (!*helper || helper->done()) continue;
+      helper->cancel();
+      try {
+        helper->join();
+      } catch (...) {  // what it ended with is not what the caller asked about
+      }
+    }
+    throw;
   }
   wait();
   return {std::move(out), std::move(err)};

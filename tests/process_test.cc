@@ -216,5 +216,18 @@ TEST(ProcessesOutsideALoop, APipeWithoutALoopIsRefusedBeforeTheChildStarts) {
   ::rmdir(dir);
 }
 
+// A communicate() cut short ends the fibers that fed stdin and drained
+// stderr before it returns (the fixture checks no fiber is left alive).
+TEST_F(Processes, ACommunicateCutShortEndsItsHelpers) {
+  run([] {
+    auto p =
+        Process::exec({"sleep", "30"}, {.in = Stdio::pipe, .out = Stdio::pipe, .err = Stdio::pipe});
+    EXPECT_THROW(with_timeout(20ms, [&] { (void)p.communicate(std::string(1 << 20, 'x')); }),
+                 TimeoutError);
+    p.kill();
+    EXPECT_EQ(p.wait(), -SIGKILL);
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop
