@@ -56,7 +56,7 @@ void BM_buffered_reader_read_line(benchmark::State& state) {
     });
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kStreamBytes));
-  state.counters["lines"] = static_cast<double>(lines);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * lines));  // ns per line
 }
 BENCHMARK(BM_buffered_reader_read_line)->Unit(benchmark::kMillisecond);
 
@@ -87,7 +87,7 @@ void BM_read_memchr_loop(benchmark::State& state) {
     });
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * kStreamBytes));
-  state.counters["lines"] = static_cast<double>(lines);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * lines));
 }
 BENCHMARK(BM_read_memchr_loop)->Unit(benchmark::kMillisecond);
 
@@ -99,6 +99,7 @@ void BM_process_spawn_wait(benchmark::State& state) {
       if (p.wait() != 0) state.SkipWithError("/bin/true failed");
     }
   });
+  state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_process_spawn_wait)->UseRealTime();
 
@@ -115,6 +116,7 @@ void BM_posix_spawn_waitpid(benchmark::State& state) {
     int status = 0;
     ::waitpid(pid, &status, 0);
   }
+  state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_posix_spawn_waitpid)->UseRealTime();
 

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-if ((${#targets[@]} == 0)); then targets=(scheduler socket_address http_parser); fi
+if ((${#targets[@]} == 0)); then targets=(scheduler socket_address http_parser buffered_reader); fi
 
 # ld.gold warns about every ASan symbol it cannot export; those lines are noise.
 ./bazelw build --config=fuzz //fuzz:all 2>&1 | grep -v "warning: Cannot export local symbol" >&2

@@ -118,7 +118,7 @@ std::string BufferedReader::read_exactly(std::size_t n) {
   std::string out;
   out.resize(n);
   std::size_t got = std::min(n, buffered());
-  std::memcpy(out.data(), buf_.get() + begin_, got);
+  if (got > 0) std::memcpy(out.data(), buf_.get() + begin_, got);  // no buffer yet: none
   consume(got);
   try {
     while (got < n && !eof_) {
@@ -147,7 +147,7 @@ void BufferedReader::unread(std::string_view bytes) {
     buf_ = std::make_unique_for_overwrite<char[]>(bytes.size());
     capacity_ = bytes.size();
   }
-  std::memcpy(buf_.get(), bytes.data(), bytes.size());
+  if (!bytes.empty()) std::memcpy(buf_.get(), bytes.data(), bytes.size());
   begin_ = 0;
   end_ = bytes.size();
 }
