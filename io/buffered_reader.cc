@@ -9,8 +9,9 @@
 namespace fiberloop {
 namespace {
 
-// The buffer's first size; it grows to the limit for long lines.
-constexpr std::size_t kInitialCapacity = 16 * 1024;
+// The buffer's size, and how much one read of the stream asks for (as
+// asyncio's); it grows to the limit for a longer line.
+constexpr std::size_t kInitialCapacity = 64 * 1024;
 
 std::string limit_message(const char* op, std::string_view delimiter, std::size_t limit,
                           const Stream& stream) {
@@ -37,9 +38,9 @@ bool BufferedReader::fill() {
     const std::size_t held = end_ - begin_;
     std::size_t target = capacity_;
     if (capacity_ == 0) {
-      target = std::min(limit_, kInitialCapacity);
+      target = kInitialCapacity;
     } else if (held * 2 > capacity_) {
-      target = std::min(limit_, capacity_ * 2);
+      target = std::min(std::max(limit_, capacity_), capacity_ * 2);
     }
     target = std::max(target, held + 1);
     if (target == capacity_) {
@@ -82,6 +83,15 @@ std::size_t BufferedReader::find(std::string_view delimiter, const char* op) {
 }
 
 std::optional<std::string> BufferedReader::read_line() {
+  // The common case first: a whole line is buffered, within the limit.
+  const char* held = buf_.get() + begin_;
+  if (const void* nl =
+          end_ > begin_ ? std::memchr(held, '\n', std::min(end_ - begin_, limit_)) : nullptr) {
+    const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(nl) - held);
+    std::string line(held, at > 0 && held[at - 1] == '\r' ? at - 1 : at);
+    consume(at + 1);
+    return line;
+  }
   const std::size_t at = find("\n", "read_line");
   if (at == std::string_view::npos) {  // end of stream: the last line, unended
     if (buffered() == 0) return std::nullopt;

@@ -4,9 +4,9 @@
 //   fiberloop::BufferedReader in(conn);
 //   while (auto line = in.read_line()) conn.write_all(*line + "\n");
 //
-// The reader holds at most `limit` bytes of an unfinished line or record: a
-// peer that never sends the delimiter gets LimitOverrunError, not our
-// memory. Reads wait as Stream::read() does (cancellation, with_timeout(),
+// The reader looks at most `limit` bytes ahead for a delimiter, and holds
+// at most max(limit, 64 KiB): a peer that never sends the delimiter gets
+// LimitOverrunError, not our memory. Reads wait as Stream::read() does (cancellation, with_timeout(),
 // the stream's deadlines). One fiber uses a reader at a time; the stream
 // must outlive it. Bytes it buffered are not in the stream any more: once a
 // stream is read through a BufferedReader, read it only through that reader.
@@ -57,7 +57,8 @@ class BufferedReader {
   static constexpr std::size_t kDefaultLimit = 64 * 1024;
 
   // `limit`: the longest line or record, delimiter included, in bytes (at
-  // least 1). The buffer grows to it as needed.
+  // least 1). The buffer (allocated at the first read) is 64 KiB, and grows
+  // toward a larger limit only for a record that needs it.
   // Throws: std::invalid_argument for a limit of 0.
   explicit BufferedReader(Stream& stream, std::size_t limit = kDefaultLimit);
   BufferedReader(const BufferedReader&) = delete;

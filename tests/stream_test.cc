@@ -202,7 +202,7 @@ TEST_F(Streams, ALineLongerThanTheLimitIsAnErrorNotAHang) {
       (void)in.read_line();
       ADD_FAILURE() << "no LimitOverrunError";
     } catch (const LimitOverrunError& e) {
-      EXPECT_EQ(e.buffered(), 1024u);
+      EXPECT_GE(e.buffered(), 1024u);  // what one read brought: at least the limit
       EXPECT_NE(std::string(e.what()).find("limit of 1024 bytes"), std::string::npos) << e.what();
     }
     writer.join();
