@@ -6,10 +6,11 @@
 //
 // The reader looks at most `limit` bytes ahead for a delimiter, and holds
 // at most max(limit, 64 KiB): a peer that never sends the delimiter gets
-// LimitOverrunError, not our memory. Reads wait as Stream::read() does (cancellation, with_timeout(),
-// the stream's deadlines). One fiber uses a reader at a time; the stream
-// must outlive it. Bytes it buffered are not in the stream any more: once a
-// stream is read through a BufferedReader, read it only through that reader.
+// LimitOverrunError, not our memory. Reads wait as Stream::read() does
+// (cancellation, with_timeout(), the stream's deadlines). One fiber uses a
+// reader at a time; the stream must outlive it. Bytes it buffered are not in
+// the stream any more: once a stream is read through a BufferedReader, read
+// it only through that reader.
 #pragma once
 
 #include <cstddef>

@@ -15,24 +15,15 @@
 #include <vector>
 
 #include "fiberloop.h"
+#include "tests/race_rounds.h"
 
 namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
 
-#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
-constexpr int kRounds = 300;
-#else
-constexpr int kRounds = 3000;
-#endif
-
-GroupOptions two_loops() {
-  GroupOptions options;
-  options.loops = 2;
-  options.pin_threads = false;
-  return options;
-}
+constexpr int kRounds = testing::kRaceRounds;
+using testing::two_loops;
 
 // ---- each primitive across loops and threads ------------------------------
 
