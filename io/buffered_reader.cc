@@ -114,10 +114,12 @@ std::string BufferedReader::read_until(std::string_view delimiter) {
   if (at == std::string_view::npos) {
     std::string partial(data());
     consume(partial.size());
-    throw IncompleteReadError("BufferedReader::read_until on " + stream_.describe() +
-                                  ": end of stream after " + std::to_string(partial.size()) +
-                                  " bytes without the delimiter",
-                              std::move(partial));
+    // The message first: arguments are evaluated in no set order, and the
+    // move may empty `partial` before its size is read.
+    const std::string what = "BufferedReader::read_until on " + stream_.describe() +
+                             ": end of stream after " + std::to_string(partial.size()) +
+                             " bytes without the delimiter";
+    throw IncompleteReadError(what, std::move(partial));
   }
   std::string record(data().substr(0, at + delimiter.size()));
   consume(record.size());

@@ -46,7 +46,8 @@ class LimitOverrunError : public std::runtime_error {
  public:
   LimitOverrunError(const std::string& what, std::size_t buffered)
       : std::runtime_error(what), buffered_(buffered) {}
-  // How many bytes were buffered without a delimiter among them.
+  // How many bytes were buffered when the limit was hit (a delimiter past
+  // the limit may be among them).
   std::size_t buffered() const noexcept { return buffered_; }
 
  private:

@@ -111,7 +111,11 @@ File File::open(const std::string& path, int flags, mode_t mode) {
 }
 
 void File::check_open(const char* op) const {
-  if (fd_ < 0) throw_file_error(EBADF, std::string("File::") + op + ": the file is closed");
+  if (fd_ < 0) {
+    throw_file_error(EBADF, std::string("File::") + op + " " +
+                                (path_.empty() ? std::string("(no file)") : path_) +
+                                ": the file is closed");
+  }
 }
 
 std::size_t File::read_at(std::span<char> buf, std::uint64_t offset) {

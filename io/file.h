@@ -54,6 +54,14 @@ class File {
   // pwrite: all of `data` at byte `offset` (several writes if the kernel
   // takes less). Returns: data.size(). Throws: std::system_error.
   std::size_t write_at(std::span<const char> data, std::uint64_t offset);
+  // The same for text: write_at("abc", 0) writes 3 bytes (a span of the
+  // literal would take its terminating NUL too).
+  std::size_t write_at(std::string_view data, std::uint64_t offset) {
+    return write_at(std::span<const char>(data.data(), data.size()), offset);
+  }
+  std::size_t write_at(const char* text, std::uint64_t offset) {
+    return write_at(std::string_view(text), offset);
+  }
   // The size in bytes (fstat). Throws: std::system_error.
   std::uint64_t size();
   // fsync: the data and metadata on stable storage. Throws: std::system_error.

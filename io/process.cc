@@ -210,6 +210,10 @@ int Process::wait() {
 }
 
 std::pair<std::string, std::string> Process::communicate(std::string_view input) {
+  if (!input.empty() && !pipes_[0]) {
+    throw std::logic_error("Process::communicate: input for pid " + std::to_string(pid_) +
+                           ", whose stdin is not a pipe (use Stdio::pipe)");
+  }
   std::string out, err;
   const auto drain = [](Stream& s, std::string& into) {
     char buf[64 * 1024];

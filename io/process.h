@@ -82,8 +82,9 @@ class Process {
   // Writes `input` to stdin and closes it, reads stdout and stderr to their
   // ends, all at once (so a child that fills one pipe while we feed another
   // never deadlocks), then waits. Streams that are not pipes give "".
-  // Returns: {stdout, stderr}. Throws: what the streams and wait() throw; a
-  // child that exits without reading all its input is not an error.
+  // Returns: {stdout, stderr}. Throws: what the streams and wait() throw;
+  // std::logic_error for input when stdin is not a pipe. A child that exits
+  // without reading all its input is not an error.
   std::pair<std::string, std::string> communicate(std::string_view input = {});
 
   // Sends `signo` (pidfd_send_signal: never a recycled pid). Does nothing

@@ -25,7 +25,13 @@ std::size_t by_deadline(const Stream& stream, TimePoint at, internal::TimeoutSco
     internal::TimeoutScope*& slot;
     ~Clear() { slot = nullptr; }
   } clear{slot};
-  return op();
+  try {
+    return op();
+  } catch (const TimeoutError&) {
+    // Ours (not an outer with_timeout's): say which stream.
+    if (internal::TimeoutScope::expired(&scope) != &scope) throw;
+    throw TimeoutError(std::string(label) + " of " + stream.describe() + " has passed");
+  }
 }
 
 constexpr const char* kReadDeadline = "Stream: the read deadline (set_read_deadline)";

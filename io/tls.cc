@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <system_error>
 #include <utility>
@@ -33,8 +34,12 @@ namespace {
 std::string openssl_reasons() {
   std::string out;
   while (unsigned long e = ERR_get_error()) {
-    const char* reason = ERR_reason_error_string(e);
     if (!out.empty()) out += "; ";
+    if (ERR_SYSTEM_ERROR(e)) {  // a system call failed: errno in the reason
+      out += std::strerror(ERR_GET_REASON(e));
+      continue;
+    }
+    const char* reason = ERR_reason_error_string(e);
     out += reason != nullptr ? reason : "error " + std::to_string(ERR_GET_REASON(e));
   }
   return out;
@@ -211,7 +216,7 @@ void TlsContext::set_alpn(std::vector<std::string> protocols) {
 
 // ---- TlsStream ---------------------------------------------------------------
 
-TlsStream::TlsStream(TcpStream tcp, TlsContext& context, std::string peer_name)
+TlsStream::TlsStream(TcpStream tcp, const TlsContext& context, std::string peer_name)
     : tcp_(std::move(tcp)), context_(context.state_) {
   std::string address = "?";
   try {
@@ -256,11 +261,12 @@ TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
 
 TlsStream::~TlsStream() { SSL_free(ssl_); }
 
-TlsStream TlsStream::connect(std::string_view host, std::uint16_t port, TlsContext& context) {
+TlsStream TlsStream::connect(std::string_view host, std::uint16_t port, const TlsContext& context) {
   return client(TcpStream::connect(host, port), context, host);
 }
 
-TlsStream TlsStream::client(TcpStream connection, TlsContext& context, std::string_view host) {
+TlsStream TlsStream::client(TcpStream connection, const TlsContext& context,
+                            std::string_view host) {
   TlsStream s(std::move(connection), context, std::string(host));
   const std::string name(host);
   const bool is_ip = is_ip_address(name);
@@ -276,7 +282,7 @@ TlsStream TlsStream::client(TcpStream connection, TlsContext& context, std::stri
   return s;
 }
 
-TlsStream TlsStream::accept(TcpStream connection, TlsContext& context) {
+TlsStream TlsStream::accept(TcpStream connection, const TlsContext& context) {
   TlsStream s(std::move(connection), context, "");
   SSL_set_accept_state(s.ssl_);
   s.handshake();
@@ -293,7 +299,13 @@ void TlsStream::handshake() {
     throw TimeoutError("the TLS handshake with " + peer_ + ": the stream's deadline has passed");
   }
   internal::TimeoutScope scope(deadline, "the TLS handshake deadline (the stream's)");
-  drive("handshake", [this] { return SSL_do_handshake(ssl_); });
+  try {
+    drive("handshake", [this] { return SSL_do_handshake(ssl_); });
+  } catch (const TimeoutError&) {
+    if (internal::TimeoutScope::expired(&scope) != &scope) throw;  // an outer with_timeout's
+    throw TimeoutError("the TLS handshake with " + peer_ +
+                       ": the stream's deadline has passed (set_deadline on the TcpStream)");
+  }
 }
 
 template <class Call>

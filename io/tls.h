@@ -90,12 +90,12 @@ class TlsStream final : public Stream {
   // with SNI and host name verification for `host`.
   // Throws: std::system_error from connecting; TlsError; Cancelled;
   //         TimeoutError.
-  static TlsStream connect(std::string_view host, std::uint16_t port, TlsContext& context);
+  static TlsStream connect(std::string_view host, std::uint16_t port, const TlsContext& context);
   // The client handshake on a connection; `host` is sent as SNI and, if the
   // context verifies, must match the certificate (a name or an IP address).
-  static TlsStream client(TcpStream connection, TlsContext& context, std::string_view host);
+  static TlsStream client(TcpStream connection, const TlsContext& context, std::string_view host);
   // The server handshake on an accepted connection.
-  static TlsStream accept(TcpStream connection, TlsContext& context);
+  static TlsStream accept(TcpStream connection, const TlsContext& context);
 
   // The protocol ALPN agreed on; "" if none.
   std::string alpn_protocol() const;
@@ -124,7 +124,7 @@ class TlsStream final : public Stream {
   std::size_t write_some(std::span<const char> buf) override;
 
  private:
-  TlsStream(TcpStream tcp, TlsContext& context, std::string peer_name);
+  TlsStream(TcpStream tcp, const TlsContext& context, std::string peer_name);
   void handshake();
   // Runs an SSL call until it makes progress, parking while OpenSSL wants
   // the socket; returns its result (> 0), or 0 at a clean end.

@@ -6,9 +6,10 @@
 namespace fiberloop::internal {
 
 GroupCore::GroupCore(const char* what, Errors errors)
-    : loop_(current_loop(what)), scheduler_(*Scheduler::current()), errors_(errors) {
-  running_fiber_or_throw(what);
-}
+    : loop_(current_loop(what)),
+      scheduler_(*Scheduler::current()),
+      owner_(running_fiber_or_throw(what)),
+      errors_(errors) {}
 
 void GroupCore::check_open(const char* op) const {
   scheduler_.check_thread(op);
@@ -48,10 +49,10 @@ void GroupCore::child_finished(DoneWaiter& done) noexcept {
   group.free_ = &node;
   if (child.error && !is_cancellation(child.error)) {
     if (group.errors_ == Errors::kTake) {
-      group.failed(std::move(child.error));  // the child's detached Task reports nothing
+      group.failed(std::move(child.error), child);  // the child's detached Task reports nothing
       child.error = nullptr;
     } else {
-      group.failed(child.error);  // its Task rethrows it too
+      group.failed(child.error, child);  // its Task rethrows it too
     }
   }
   if (--group.running_ == 0) {
@@ -60,13 +61,19 @@ void GroupCore::child_finished(DoneWaiter& done) noexcept {
   }
 }
 
-void GroupCore::failed(std::exception_ptr error) noexcept {
-  if (!first_error_) {
-    first_error_ = std::move(error);
-    cancel();  // the rest stop at their next suspension point
-  } else {
-    scheduler_.report(error, FiberInfo{0, "a group's child (after the first failure)", {}});
+void GroupCore::failed(std::exception_ptr error, const FiberRecord& child) noexcept {
+  const FiberInfo who{child.id, child.name, child.spawned_at};
+  if (first_error_) {
+    scheduler_.report(error, who);  // after the first failure: reported, not lost
+    return;
   }
+  first_error_ = std::move(error);
+  first_failed_ = who;
+  cancel();  // the rest stop at their next suspension point
+  // asyncio's TaskGroup: an owner still in its body (a server in accept(),
+  // say) is cancelled too, so that it reaches join() or its scope's end
+  // instead of going on as if nothing had failed.
+  if (!joining_ && !owner_.finished()) scheduler_.cancel(owner_);
 }
 
 void GroupCore::cancel() noexcept {
@@ -91,12 +98,17 @@ void GroupCore::join(const char* op) {
 
 void GroupCore::close(int exceptions_at_start, const char* name) noexcept {
   if (joined_) return;
+  joining_ = true;  // waiting now: a failure no longer cancels the owner
   if (std::uncaught_exceptions() > exceptions_at_start) cancel();  // leaving by an exception
   wait_children(false, name);
   joined_ = true;
   if (first_error_) {
-    // Nobody can receive it now: report it rather than lose it.
-    scheduler_.report(first_error_, FiberInfo{0, std::string(name) + " (not joined)", {}});
+    // Nobody can receive it now (the owner did not join): report it, as the
+    // child's failure, rather than lose it.
+    FiberInfo who = first_failed_;
+    who.name = (who.name.empty() ? std::string("a child") : who.name) + " of a " + name +
+               " that was not joined";
+    scheduler_.report(first_error_, who);
   }
 }
 

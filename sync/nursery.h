@@ -11,7 +11,11 @@
 //
 // The first child to fail cancels the others, and join() rethrows its
 // exception; the other children's failures go to the loop's exception
-// handler. A child that is cancelled has not failed. Cancelling the fiber
+// handler. A child that is cancelled has not failed. If the owner is not yet
+// in join() (a server still accepting), it is cancelled too, as asyncio's
+// TaskGroup does, and the failure is reported naming the child. So a
+// server's connection handler catches what one connection may end with (a
+// peer's reset, a deadline, a TLS error) and lets only real bugs escape. Cancelling the fiber
 // that owns the nursery while it waits in join() (or while an exception
 // leaves the nursery's scope) cancels the children first. One loop: the
 // children run on the loop of the fiber that owns the nursery, which alone

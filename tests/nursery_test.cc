@@ -211,5 +211,29 @@ TEST_F(NurseryTest, AChildMaySpawnSiblingsWhileTheOwnerJoins) {
   });
 }
 
+// asyncio's rule: a failure while the owner is still in its body (a server
+// in accept()) cancels the owner too, and the report names the child.
+TEST_F(NurseryTest, AFailureCancelsAnOwnerThatIsNotJoiningYet) {
+  std::vector<std::string> reported;
+  loop().set_exception_handler(testing::collect_whats(reported, /*with_name=*/true));
+  run([&] {
+    auto server = spawn([&] {
+      Nursery n;
+      n.spawn(
+          [] {
+            this_fiber::sleep_for(1ms);
+            throw std::runtime_error("connection handler failed");
+          },
+          std::source_location::current());
+      this_fiber::sleep_for(10s);  // the owner's body: accept() in a server
+      ADD_FAILURE() << "the owner went on";
+    });
+    EXPECT_THROW(server.join(), Cancelled);
+  });
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_NE(reported[0].find("connection handler failed"), std::string::npos) << reported[0];
+  EXPECT_NE(reported[0].find("not joined"), std::string::npos) << reported[0];
+}
+
 }  // namespace
 }  // namespace fiberloop

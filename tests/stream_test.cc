@@ -115,6 +115,8 @@ TEST_F(Streams, AReadDeadlineInterruptsAParkedReadAndStaysUntilMoved) {
       ADD_FAILURE() << "read past its deadline";
     } catch (const TimeoutError& e) {
       EXPECT_NE(std::string(e.what()).find("read deadline"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("of fd " + std::to_string(b.fd())), std::string::npos)
+          << e.what();
     }
     // Still past: fails at once, even with data waiting (Go's rule).
     a.write_all("x");
@@ -232,6 +234,7 @@ TEST_F(Streams, APeerThatClosesMidRecordGivesIncompleteReadWithThePartialBytes) 
       ADD_FAILURE() << "no IncompleteReadError";
     } catch (const IncompleteReadError& e) {
       EXPECT_EQ(e.partial(), "partial reco");
+      EXPECT_NE(std::string(e.what()).find("after 12 bytes"), std::string::npos) << e.what();
     }
     EXPECT_EQ(in.read_line(), std::nullopt);  // consumed, as in asyncio
   });

@@ -58,11 +58,12 @@ class GroupCore {
     FiberRecord* record = nullptr;
   };
   static void child_finished(DoneWaiter& done) noexcept;
-  void failed(std::exception_ptr error) noexcept;
+  void failed(std::exception_ptr error, const FiberRecord& child) noexcept;
   void wait_children(bool interruptible, const char* op);
 
   Loop& loop_;
   Scheduler& scheduler_;
+  FiberRecord& owner_;  // the fiber that made the group
   const Errors errors_;
   IntrusiveList<Child, ChildTag> children_;  // running
   std::vector<std::unique_ptr<Child>> nodes_;
@@ -70,6 +71,7 @@ class GroupCore {
   std::size_t running_ = 0;
   WaitQueue idle_{WaitKind::kJoin};  // the owner, waiting for running_ == 0
   std::exception_ptr first_error_;
+  FiberInfo first_failed_;  // the child that failed first, for the report
   bool joining_ = false;
   bool joined_ = false;
   bool cancelling_ = false;  // cancel() ran: a failure, the owner's interrupt, or asked
