@@ -83,27 +83,23 @@ std::size_t BufferedReader::find(std::string_view delimiter, const char* op) {
 }
 
 std::optional<std::string> BufferedReader::read_line() {
-  // The common case first: a whole line is buffered, within the limit.
-  const char* held = buf_.get() + begin_;
-  if (const void* nl =
-          end_ > begin_ ? std::memchr(held, '\n', std::min(end_ - begin_, limit_)) : nullptr) {
-    const std::size_t at = static_cast<std::size_t>(static_cast<const char*>(nl) - held);
-    std::string line(held, at > 0 && held[at - 1] == '\r' ? at - 1 : at);
-    consume(at + 1);
-    return line;
-  }
-  const std::size_t at = find("\n", "read_line");
+  // The common case first: a whole line already buffered, within the limit
+  // (a memchr); otherwise find() reads on, or throws at the limit.
+  const void* nl = end_ > begin_
+                       ? std::memchr(buf_.get() + begin_, '\n', std::min(end_ - begin_, limit_))
+                       : nullptr;
+  std::size_t at =
+      nl != nullptr ? static_cast<std::size_t>(static_cast<const char*>(nl) - (buf_.get() + begin_))
+                    : find("\n", "read_line");
+  std::size_t taken = at + 1;          // the line and its newline
   if (at == std::string_view::npos) {  // end of stream: the last line, unended
     if (buffered() == 0) return std::nullopt;
-    std::string last(data());
-    consume(last.size());
-    if (!last.empty() && last.back() == '\r') last.pop_back();
-    return last;
+    at = taken = buffered();
   }
-  const std::size_t length = at > 0 && data()[at - 1] == '\r' ? at - 1 : at;
-  std::string line(data().substr(0, length));
-  consume(at + 1);
-  return line;
+  const std::string_view line = data().substr(0, at);
+  std::string out(line.substr(0, !line.empty() && line.back() == '\r' ? at - 1 : at));
+  consume(taken);
+  return out;
 }
 
 std::string BufferedReader::read_until(std::string_view delimiter) {

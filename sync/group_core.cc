@@ -9,6 +9,7 @@ GroupCore::GroupCore(const char* what, Errors errors)
     : loop_(current_loop(what)),
       scheduler_(*Scheduler::current()),
       owner_(running_fiber_or_throw(what)),
+      owner_id_(owner_.id),
       errors_(errors) {}
 
 void GroupCore::check_open(const char* op) const {
@@ -73,7 +74,9 @@ void GroupCore::failed(std::exception_ptr error, const FiberRecord& child) noexc
   // asyncio's TaskGroup: an owner still in its body (a server in accept(),
   // say) is cancelled too, so that it reaches join() or its scope's end
   // instead of going on as if nothing had failed.
-  if (!joining_ && !owner_.finished()) scheduler_.cancel(owner_);
+  // A group on the heap may outlive its owner, whose record then serves
+  // another fiber: the id tells.
+  if (!joining_ && owner_.id == owner_id_ && !owner_.finished()) scheduler_.cancel(owner_);
 }
 
 void GroupCore::cancel() noexcept {

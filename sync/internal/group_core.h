@@ -63,7 +63,8 @@ class GroupCore {
 
   Loop& loop_;
   Scheduler& scheduler_;
-  FiberRecord& owner_;  // the fiber that made the group
+  FiberRecord& owner_;      // the fiber that made the group...
+  const FiberId owner_id_;  // ...while its record has this id (records are reused)
   const Errors errors_;
   IntrusiveList<Child, ChildTag> children_;  // running
   std::vector<std::unique_ptr<Child>> nodes_;
