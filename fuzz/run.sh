@@ -22,7 +22,13 @@ for t in "${targets[@]}"; do
   mkdir -p "$scratch/$t"
   log="$scratch/$t.log"
   echo "== ${t}_fuzz for ${seconds}s"
+  # -rss_limit_mb=0: libFuzzer's RSS watcher is a thread of its own, and a
+  # thread fiberloop did not start may still post to a loop, so a loop whose
+  # fibers are all stuck waits for it instead of returning (Go's deadlock
+  # rule) and the scheduler target's deadlocking programs would never end.
+  # -timeout=60: a hang fails within a minute, not libFuzzer's twenty.
   if ! bazel-bin/fuzz/"${t}"_fuzz -max_total_time="$seconds" -print_final_stats=1 \
+      -rss_limit_mb=0 -timeout=60 \
       -artifact_prefix=fuzz/findings/"$t"- "$scratch/$t" fuzz/corpus/"$t" >"$log" 2>&1; then
     tail -n 60 "$log"
     echo "fuzz/run.sh: ${t}_fuzz found a failure; the input is in fuzz/findings/" >&2

@@ -1,6 +1,9 @@
 // Fuzz target: programs of the model test's operation language (see
 // tests/model/program.h), decoded from the fuzzer's bytes, must run on
-// fiberloop exactly as on the reference model.
+// fiberloop exactly as on the reference model. Run it with -rss_limit_mb=0
+// (fuzz/run.sh does): libFuzzer's RSS watcher is a thread fiberloop did not
+// start, and while such a thread exists a deadlocked loop waits for a post
+// from it (Go's rule) instead of returning.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
