@@ -1,12 +1,13 @@
 #include "bench/loadgen.h"
 
+#include "bench/histogram.h"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -20,39 +21,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::string_view kHttpRequest = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 const std::string kEchoRequest(64, 'x');
-
-// Latencies in nanoseconds, log-linear buckets (32 per power of two, ~3%).
-class Histogram {
- public:
-  void add(std::uint64_t ns) {
-    ++counts_[index(ns)];
-    ++total_;
-  }
-  double percentile_us(double p) const {
-    if (total_ == 0) return 0;
-    const auto want = static_cast<std::uint64_t>(p * static_cast<double>(total_ - 1)) + 1;
-    std::uint64_t seen = 0;
-    for (std::size_t i = 0; i < counts_.size(); ++i) {
-      seen += counts_[i];
-      if (seen >= want) return static_cast<double>(value(i)) / 1000.0;
-    }
-    return 0;
-  }
-
- private:
-  static std::size_t index(std::uint64_t v) {
-    if (v < 64) return v;
-    const int shift = 63 - __builtin_clzll(v) - 5;
-    return static_cast<std::size_t>(shift) * 32 + (v >> shift);
-  }
-  static std::uint64_t value(std::size_t i) {
-    if (i < 64) return i;
-    const std::size_t shift = i / 32 - 1;
-    return (static_cast<std::uint64_t>(i - shift * 32) << shift) + (1ull << shift) / 2;
-  }
-  std::array<std::uint64_t, 2048> counts_{};
-  std::uint64_t total_ = 0;
-};
 
 struct Client {
   int fd = -1;
@@ -96,11 +64,18 @@ const char* workload_name(Workload w) {
       return "HTTP hello";
     case Workload::kChurn:
       return "connect+1 round trip+close";
+    case Workload::kTlsEcho:
+      return "TLS echo 1 KiB";
+    case Workload::kTlsHandshake:
+      return "TLS handshake+1 B echo";
   }
   return "?";
 }
 
 LoadResult run_load(const LoadOptions& o) {
+  if (o.workload == Workload::kTlsEcho || o.workload == Workload::kTlsHandshake) {
+    return run_tls_load(o);
+  }
   const int ep = ::epoll_create1(EPOLL_CLOEXEC);
   std::vector<Client> clients(static_cast<std::size_t>(o.connections));
   Histogram latency;

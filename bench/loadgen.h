@@ -2,6 +2,7 @@
 // waiting for the whole response before the next (closed loop), for a fixed
 // time; requests per second and latency percentiles from a histogram. One
 // thread, epoll, no fibers: it must not be what limits the measurement.
+// TLS workloads use OpenSSL the same way.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,9 @@ enum class Workload {
   kEcho,   // 64-byte request, 64-byte echo
   kHttp,   // "GET / HTTP/1.1", a whole response (Content-Length) back
   kChurn,  // connect, one 64-byte echo round trip, close
+  // Over TLS 1.3 (tls_loadgen.cc):
+  kTlsEcho,       // 1 KiB request, 1 KiB echo
+  kTlsHandshake,  // connect, a full handshake, a 1-byte echo, close
 };
 
 struct LoadOptions {
@@ -31,7 +35,8 @@ struct LoadResult {
   double p99_us = 0;
 };
 
-LoadResult run_load(const LoadOptions& options);
+LoadResult run_load(const LoadOptions& options);      // any workload
+LoadResult run_tls_load(const LoadOptions& options);  // kTlsEcho and kTlsHandshake
 
 const char* workload_name(Workload w);
 

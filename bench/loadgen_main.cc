@@ -1,5 +1,6 @@
 // The load generator on its own:
-//   loadgen --port 7000 --workload echo|http|churn --connections 50 --seconds 5
+//   loadgen --port 7000 --workload echo|http|churn|tls-echo|tls-handshake --connections 50
+//   --seconds 5
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,9 +16,12 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--connections")) o.connections = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--seconds")) o.seconds = std::atof(argv[i + 1]);
     if (!std::strcmp(argv[i], "--workload")) {
-      o.workload = !std::strcmp(argv[i + 1], "http")    ? Workload::kHttp
-                   : !std::strcmp(argv[i + 1], "churn") ? Workload::kChurn
-                                                        : Workload::kEcho;
+      const char* w = argv[i + 1];
+      o.workload = !std::strcmp(w, "http")            ? Workload::kHttp
+                   : !std::strcmp(w, "churn")         ? Workload::kChurn
+                   : !std::strcmp(w, "tls-echo")      ? Workload::kTlsEcho
+                   : !std::strcmp(w, "tls-handshake") ? Workload::kTlsHandshake
+                                                      : Workload::kEcho;
     }
   }
   const LoadResult r = run_load(o);

@@ -4,7 +4,9 @@
 // second (bounded by the load generator's own core on a 2-core machine) and
 // requests per second of server CPU (the fairer figure). The one-core table
 // pins the server to CPU 0 and the load to CPU 1; the every-core table
-// leaves both to the kernel, and compares 1 loop with 2.
+// leaves both to the kernel, and compares 1 loop with 2. The TLS table runs
+// fiberloop's TLS echo server against a plain OpenSSL + epoll server, one
+// core each, with an ECDSA P-256 certificate made for the run.
 #include "bench/net_report.h"
 
 #include <netinet/in.h>
@@ -23,6 +25,7 @@
 #include <vector>
 
 #include "bench/loadgen.h"
+#include "tests/tls_certs.h"
 
 namespace fiberloop::bench {
 namespace {
@@ -132,12 +135,18 @@ struct Case {
   int connections;
 };
 
+// The servers' binaries, and the certificate the TLS ones present.
+struct Paths {
+  std::string epoll, echo, http, tls_epoll, tls_echo;
+  std::string cert, key;
+};
+
 // Runs every case against every server, alternating who goes first, and
 // prints one table row per server: medians of requests per second and per
 // server CPU-second, and (last column) each server's figure over the first's.
 void measure(const char* title, const std::vector<Case>& cases,
-             std::vector<Server> (*servers_for)(const Case&, const std::string* paths),
-             const std::string* paths, double seconds, int rounds, std::uint16_t& port,
+             std::vector<Server> (*servers_for)(const Case&, const Paths& paths),
+             const Paths& paths, double seconds, int rounds, std::uint16_t& port,
              std::vector<NetResult>* results) {
   std::printf("\n%s, %.0f s per run, medians of %d\n\n", title, seconds, rounds);
   std::printf(
@@ -190,31 +199,44 @@ void measure(const char* title, const std::vector<Case>& cases,
   }
 }
 
-// paths: plain epoll, echo_server, http_hello.
-std::vector<Server> one_core_servers(const Case& c, const std::string* paths) {
+std::vector<Server> one_core_servers(const Case& c, const Paths& paths) {
   const bool is_http = c.workload == Workload::kHttp;
-  return {{"plain epoll", paths[0], {"--mode", is_http ? "http" : "echo"}},
-          {"fiberloop", is_http ? paths[2] : paths[1], {"--loops", "1"}}};
+  return {{"plain epoll", paths.epoll, {"--mode", is_http ? "http" : "echo"}},
+          {"fiberloop", is_http ? paths.http : paths.echo, {"--loops", "1"}}};
 }
 
-std::vector<Server> every_core_servers(const Case& c, const std::string* paths) {
+std::vector<Server> every_core_servers(const Case& c, const Paths& paths) {
   const bool is_http = c.workload == Workload::kHttp;
-  const std::string& ours = is_http ? paths[2] : paths[1];
+  const std::string& ours = is_http ? paths.http : paths.echo;
   return {{"fiberloop, 1 loop", ours, {"--loops", "1"}, false},
           {"fiberloop, 2 loops", ours, {"--loops", "2"}, false},
-          {"plain epoll", paths[0], {"--mode", is_http ? "http" : "echo"}, false}};
+          {"plain epoll", paths.epoll, {"--mode", is_http ? "http" : "echo"}, false}};
+}
+
+std::vector<Server> tls_servers(const Case&, const Paths& paths) {
+  return {
+      {"plain OpenSSL + epoll", paths.tls_epoll, {"--cert", paths.cert, "--key", paths.key}},
+      {"fiberloop", paths.tls_echo, {"--cert", paths.cert, "--key", paths.key, "--loops", "1"}}};
 }
 
 }  // namespace
 
 bool run_network_report(const char* argv0, double seconds, int rounds,
                         std::vector<NetResult>* results) {
-  const std::string paths[3] = {find_binary(argv0, "bench/epoll_server"),
-                                find_binary(argv0, "examples/echo_server"),
-                                find_binary(argv0, "examples/http_hello")};
-  if (paths[0].empty() || paths[1].empty() || paths[2].empty()) {
-    std::fprintf(stderr, "report: the network servers were not found beside %s\n", argv0);
-    return false;
+  const testing::TestCerts certs;
+  const Paths paths{find_binary(argv0, "bench/epoll_server"),
+                    find_binary(argv0, "examples/echo_server"),
+                    find_binary(argv0, "examples/http_hello"),
+                    find_binary(argv0, "bench/tls_epoll_server"),
+                    find_binary(argv0, "examples/tls_echo_server"),
+                    certs.cert("server"),
+                    certs.key("server")};
+  for (const std::string* binary :
+       {&paths.epoll, &paths.echo, &paths.http, &paths.tls_epoll, &paths.tls_echo}) {
+    if (binary->empty()) {
+      std::fprintf(stderr, "report: the network servers were not found beside %s\n", argv0);
+      return false;
+    }
   }
   // Below the ephemeral range (32768+), where the load's own client sockets live.
   std::uint16_t port = static_cast<std::uint16_t>(12000 + ::getpid() % 10000);
@@ -227,6 +249,9 @@ bool run_network_report(const char* argv0, double seconds, int rounds,
            {Workload::kHttp, 1000},
            {Workload::kChurn, 50}},
           &one_core_servers, paths, seconds, rounds, port, results);
+  measure("TLS 1.3 (ECDSA P-256): server on CPU 0, load generator on CPU 1",
+          {{Workload::kTlsEcho, 50}, {Workload::kTlsHandshake, 50}}, &tls_servers, paths, seconds,
+          rounds, port, results);
   unpin();
   std::vector<NetResult> cores;
   char title[160];

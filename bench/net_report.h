@@ -9,7 +9,7 @@ namespace fiberloop::bench {
 
 // One server under one workload: the medians the table prints.
 struct NetResult {
-  std::string workload;  // "echo", "http", "churn"
+  std::string workload;  // workload_name(): "echo 64 B", "HTTP hello", ...
   int connections = 0;
   std::string server;  // "fiberloop", "plain epoll"
   double requests_per_cpu_second = 0;

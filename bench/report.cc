@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/loadgen.h"
 #include "bench/net_report.h"
 #include "bench/svg_chart.h"
 
@@ -338,8 +339,12 @@ std::string chart(const Collector& c, const std::vector<fiberloop::bench::NetRes
     std::erase_if(p->series, [](const Series& s) { return s.points.empty(); });
     if (!p->series.empty()) panels.push_back(*p);
   }
-  for (const char* workload : {"echo", "http"}) {
-    LinePanel conns{std::string(workload) + ": requests per server CPU-second",
+  // NetResult::workload holds workload_name(): "echo 64 B", "HTTP hello".
+  using fiberloop::bench::Workload;
+  using fiberloop::bench::workload_name;
+  for (const Workload w : {Workload::kEcho, Workload::kHttp}) {
+    const std::string workload = workload_name(w);
+    LinePanel conns{workload + ": requests per server CPU-second",
                     "connections",
                     "requests / CPU-s",
                     true,
@@ -355,13 +360,15 @@ std::string chart(const Collector& c, const std::vector<fiberloop::bench::NetRes
     }
     if (!conns.series.empty()) panels.push_back(std::move(conns));
   }
-  for (const char* workload : {"cores echo", "cores http"}) {
-    LinePanel loops{std::string(workload + 6) + " on every core: requests per server CPU-second",
-                    "loops",
-                    "requests / CPU-s",
-                    false,
-                    false,
-                    {}};
+  for (const Workload w : {Workload::kEcho, Workload::kHttp}) {
+    const std::string workload = std::string("cores ") + workload_name(w);
+    LinePanel loops{
+        std::string(workload_name(w)) + " on every core: requests per server CPU-second",
+        "loops",
+        "requests / CPU-s",
+        false,
+        false,
+        {}};
     for (int conns : {50, 1000}) {
       Series s{"c=" + std::to_string(conns), {}, conns == 1000};
       for (const NetResult& r : net) {

@@ -104,7 +104,7 @@ HttpParse parse_request(std::string_view buffer) noexcept {
     }
   }
   const std::size_t total = head_end + 4 + r.content_length;
-  if (buffer.size() < total) return {};  // the body is still coming
+  if (buffer.size() < total) return p;  // kIncomplete: the body is still coming
   p.status = HttpParse::Status::kComplete;
   p.consumed = total;
   return p;

@@ -27,8 +27,10 @@ struct HttpParse {
 constexpr std::size_t kMaxRequestHead = 8192;
 
 // Parses the request at the start of `buffer`. kIncomplete: read more and
-// call again. kError: answer 400 and close the connection. Never reads past
-// the buffer.
+// call again; if the head is all there and only the body is missing,
+// `request` is filled in too (its content_length is the body's size, so a
+// reader that took the head alone knows how much more to take). kError:
+// answer 400 and close the connection. Never reads past the buffer.
 HttpParse parse_request(std::string_view buffer) noexcept;
 
 }  // namespace fiberloop::examples

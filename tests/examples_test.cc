@@ -1,4 +1,4 @@
-// The stream-layer examples, run as real processes (started with Process,
+// The servers among the examples, run as real processes (started with Process,
 // their port read from their first line of output with BufferedReader),
 // talked to over loopback, and stopped with SIGTERM: each must answer
 // correctly and exit 0.
@@ -87,6 +87,71 @@ TEST_F(Examples, HttpsHelloAnswersOverTlsWithKeepAlive) {
                   EXPECT_EQ(in.read_until("\r\n\r\n").substr(0, 15), "HTTP/1.1 200 OK");
                   EXPECT_EQ(in.read_exactly(14), "Hello, world!\n");
                   EXPECT_EQ(in.read_line(), std::nullopt);  // close_notify
+                });
+  });
+}
+
+TEST_F(Examples, HttpHelloKeepsAliveAndAnswersPipelinedRequestsInOrder) {
+  run([&] {
+    with_server("http_hello", {}, [&](std::uint16_t port) {
+      const std::string ok = "HTTP/1.1 200 OK";
+      auto c = TcpStream::connect(local(port));
+      BufferedReader in(c);
+      const auto answer = [&] {
+        const std::string head = in.read_until("\r\n\r\n");
+        EXPECT_EQ(in.read_exactly(14), "Hello, world!\n");
+        return head.substr(0, head.find("\r\n"));
+      };
+      c.write_all("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+      EXPECT_EQ(answer(), ok);
+      // Three requests in one write, one with a body split across writes.
+      c.write_all("GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 5\r\n\r\nhel");
+      c.write_all("loGET /c HTTP/1.1\r\n\r\n");
+      for (int i = 0; i < 3; ++i) EXPECT_EQ(answer(), ok) << "request " << i;
+      c.write_all("GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+      EXPECT_EQ(answer(), ok);
+      EXPECT_EQ(in.read_line(), std::nullopt);  // and it closed
+
+      // Bad input: garbage, a head past the limit, a request cut off.
+      for (const std::string bad :
+           {std::string("NOT HTTP\r\n\r\n"), "GET / HTTP/1.1\r\nX: " + std::string(9000, 'x'),
+            std::string("GET / HTTP/1.1\r\nHost")}) {
+        auto b = TcpStream::connect(local(port));
+        BufferedReader bin(b);
+        b.write_all(bad);
+        b.shutdown_write();
+        EXPECT_EQ(bin.read_line(), "HTTP/1.1 400 Bad Request") << bad.substr(0, 20);
+      }
+    });
+  });
+}
+
+TEST_F(Examples, TlsEchoServerEchoesEveryClient) {
+  testing::TestCerts certs;
+  run([&] {
+    TlsContext ctx = TlsContext::client();
+    ctx.load_verify_file(certs.cert("ca"));
+    with_server("tls_echo_server", {"--cert", certs.cert("server"), "--key", certs.key("server")},
+                [&](std::uint16_t port) {
+                  // Three clients at once, each echoing 1 MiB in 1 KiB writes
+                  // and reading it back as it goes.
+                  TaskGroup clients;
+                  for (int k = 0; k < 3; ++k) {
+                    clients.spawn([&, k] {
+                      TlsStream c = TlsStream::connect("localhost", port, ctx);
+                      const std::string chunk(1024, static_cast<char>('a' + k));
+                      std::string back(1024, '\0');
+                      for (int i = 0; i < 1024; ++i) {
+                        c.write_all(chunk);
+                        c.read_exact(back);
+                        ASSERT_EQ(back, chunk) << "client " << k << ", chunk " << i;
+                      }
+                      c.shutdown_write();
+                      char end;
+                      EXPECT_EQ(c.read({&end, 1}), 0u);  // the server's close
+                    });
+                  }
+                  clients.join();
                 });
   });
 }

@@ -37,6 +37,12 @@ TEST(HttpParser, IncompleteUntilTheHeadAndBodyAreIn) {
   ASSERT_EQ(p.status, Status::kComplete);
   EXPECT_EQ(p.consumed, full.size());
   EXPECT_EQ(p.request.content_length, 5u);
+  // The head alone: incomplete, but the request is known.
+  const HttpParse head = parse_request(std::string_view(full).substr(0, full.size() - 5));
+  EXPECT_EQ(head.status, Status::kIncomplete);
+  EXPECT_EQ(head.consumed, 0u);
+  EXPECT_EQ(head.request.method, "POST");
+  EXPECT_EQ(head.request.content_length, 5u);
 }
 
 TEST(HttpParser, PipelinedRequestsAreTakenOneAtATime) {

@@ -1,7 +1,8 @@
 // Certificates for the TLS tests, made with OpenSSL's API at test time: a
 // CA, server certificates it signs (for "localhost" and 127.0.0.1, or
 // expired), and a client certificate, written as PEM files to a fresh
-// directory. ECDSA P-256 keys.
+// directory, removed with them. ECDSA P-256 keys. The benchmark report uses
+// the same certificates for its TLS rows.
 #pragma once
 
 #include <openssl/evp.h>
@@ -10,8 +11,10 @@
 #include <stdlib.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 
 namespace fiberloop::testing {
 
@@ -49,6 +52,13 @@ class TestCerts {
     X509_free(ca);
     EVP_PKEY_free(ca_key);
   }
+
+  ~TestCerts() {
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+  TestCerts(const TestCerts&) = delete;
+  TestCerts& operator=(const TestCerts&) = delete;
 
   // The PEM file "<name>.pem" (a certificate) or "<name>.key".
   std::string cert(const char* name) const { return dir_ + "/" + name + ".pem"; }
