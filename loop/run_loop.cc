@@ -112,12 +112,22 @@ bool LoopParts::poll_for_work() {
     // a post from a thread that is not fiberloop's: wait for it (as asyncio
     // and Boost.Fiber do), and look again now and then, in case that thread
     // ends without posting. Otherwise it is a deadlock (Go's rule).
-    if (s.closing_ || s.all_.empty() || !other_threads_exist()) {
+    if (s.closing_ || s.all_.empty()) {
       other_thread_recheck_ = kFirstOtherThreadRecheck;
       return false;
     }
-    timeout = other_thread_recheck_;
-    other_thread_recheck_ = std::min(other_thread_recheck_ * 2, kLastOtherThreadRecheck);
+    if (!other_threads_exist()) {
+      // A thread that posted (set an Event, say) and then ended: its post
+      // is queued, so look for one only now that the thread is seen gone.
+      if (!remote.pending()) {
+        other_thread_recheck_ = kFirstOtherThreadRecheck;
+        return false;
+      }
+      timeout = Duration::zero();
+    } else {
+      timeout = other_thread_recheck_;
+      other_thread_recheck_ = std::min(other_thread_recheck_ * 2, kLastOtherThreadRecheck);
+    }
   } else {
     other_thread_recheck_ = kFirstOtherThreadRecheck;
     if (busy) {
