@@ -113,7 +113,7 @@ TEST_F(Examples, HttpHelloKeepsAliveAndAnswersPipelinedRequestsInOrder) {
       EXPECT_EQ(in.read_line(), std::nullopt);  // and it closed
 
       // Bad input: garbage, a head past the limit, a request cut off.
-      for (const std::string bad :
+      for (const std::string& bad :
            {std::string("NOT HTTP\r\n\r\n"), "GET / HTTP/1.1\r\nX: " + std::string(9000, 'x'),
             std::string("GET / HTTP/1.1\r\nHost")}) {
         auto b = TcpStream::connect(local(port));
