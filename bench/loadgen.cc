@@ -1,6 +1,6 @@
 #include "bench/loadgen.h"
 
-#include "bench/histogram.h"
+#include "bench/load_run.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -11,13 +11,14 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace fiberloop::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Clock = LoadRun::Clock;
 
 constexpr std::string_view kHttpRequest = "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 const std::string kEchoRequest(64, 'x');
@@ -29,19 +30,6 @@ struct Client {
   std::string in;
   Clock::time_point sent_at;
 };
-
-int open_socket(std::uint16_t port, bool* in_progress) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  *in_progress =
-      ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == EINPROGRESS;
-  return fd;
-}
 
 // The bytes of a whole HTTP response at the start of `in`, or 0 if not yet.
 std::size_t http_response_size(const std::string& in) {
@@ -55,6 +43,19 @@ std::size_t http_response_size(const std::string& in) {
 }
 
 }  // namespace
+
+int connect_loopback(std::uint16_t port, bool* in_progress) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  *in_progress =
+      ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == EINPROGRESS;
+  return fd;
+}
 
 const char* workload_name(Workload w) {
   switch (w) {
@@ -78,13 +79,12 @@ LoadResult run_load(const LoadOptions& o) {
   }
   const int ep = ::epoll_create1(EPOLL_CLOEXEC);
   std::vector<Client> clients(static_cast<std::size_t>(o.connections));
-  Histogram latency;
-  LoadResult r;
+  std::optional<LoadRun> run;  // timed from once every connection is under way
   const std::string_view request = o.workload == Workload::kHttp ? kHttpRequest : kEchoRequest;
 
   auto start_connection = [&](std::size_t i) {
     Client& c = clients[i];
-    c.fd = open_socket(o.port, &c.connecting);
+    c.fd = connect_loopback(o.port, &c.connecting);
     c.in.clear();
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLOUT | EPOLLET;
@@ -96,7 +96,7 @@ LoadResult run_load(const LoadOptions& o) {
     c.expect = o.workload == Workload::kHttp ? 0 : kEchoRequest.size();
     if (::send(c.fd, request.data(), request.size(), MSG_NOSIGNAL) !=
         static_cast<ssize_t>(request.size())) {
-      ++r.errors;
+      run->failed();
     }
   };
   auto restart = [&](std::size_t i) {
@@ -106,15 +106,13 @@ LoadResult run_load(const LoadOptions& o) {
   };
 
   for (std::size_t i = 0; i < clients.size(); ++i) start_connection(i);
-  const auto begin = Clock::now();
-  const auto deadline =
-      begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
+  run.emplace(o.seconds);
   for (std::size_t i = 0; i < clients.size(); ++i) {
     if (!clients[i].connecting) send_request(clients[i]);
   }
   epoll_event events[512];
   char buf[65536];
-  while (Clock::now() < deadline) {
+  while (run->running()) {
     const int n = ::epoll_wait(ep, events, 512, 10);
     for (int k = 0; k < n; ++k) {
       const std::size_t i = events[k].data.u64;
@@ -126,7 +124,7 @@ LoadResult run_load(const LoadOptions& o) {
         ::getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
         c.connecting = false;
         if (err != 0) {
-          ++r.errors;
+          run->failed();
           restart(i);
           continue;
         }
@@ -138,7 +136,7 @@ LoadResult run_load(const LoadOptions& o) {
         const ssize_t got = ::read(c.fd, buf, sizeof buf);
         if (got < 0 && errno == EAGAIN) break;
         if (got <= 0) {  // closed or failed: count it and reconnect
-          ++r.errors;
+          run->failed();
           restart(i);
           break;
         }
@@ -154,10 +152,7 @@ LoadResult run_load(const LoadOptions& o) {
           done = c.expect == 0;
         }
         if (!done) continue;
-        latency.add(static_cast<std::uint64_t>(
-            std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - c.sent_at)
-                .count()));
-        ++r.requests;
+        run->completed(c.sent_at);
         if (o.workload == Workload::kChurn) {
           restart(i);
         } else {
@@ -167,10 +162,7 @@ LoadResult run_load(const LoadOptions& o) {
       }
     }
   }
-  r.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-  r.requests_per_second = static_cast<double>(r.requests) / r.seconds;
-  r.p50_us = latency.percentile_us(0.50);
-  r.p99_us = latency.percentile_us(0.99);
+  const LoadResult r = run->finish();
   for (Client& c : clients) ::close(c.fd);
   ::close(ep);
   return r;

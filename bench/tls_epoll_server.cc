@@ -5,18 +5,17 @@
 // later, an unexpected EOF taken as the end), so the two differ only in what
 // sits between the socket and OpenSSL.
 //   tls_epoll_server --port 7443 --cert cert.pem --key key.pem
-#include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <signal.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include "bench/plain_server.h"
 
 namespace {
 
@@ -25,8 +24,6 @@ struct Conn {
   SSL* ssl = nullptr;
   std::string unsent;  // plaintext an SSL_write could not take yet (retried as is)
 };
-
-volatile sig_atomic_t stopping = 0;
 
 // Reads and echoes until OpenSSL wants the socket; false if it is over.
 // SSL_read runs the handshake first (the SSL is in accept state).
@@ -90,50 +87,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "tls_epoll_server: cannot load %s and %s\n", cert, key);
     return 1;
   }
-  ::signal(SIGTERM, [](int) { stopping = 1; });
-  ::signal(SIGINT, [](int) { stopping = 1; });
-  ::signal(SIGPIPE, SIG_IGN);  // OpenSSL's socket BIO writes with write(2)
-  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::bind(lfd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::listen(lfd, 4096) != 0) {
-    std::perror("tls_epoll_server: bind/listen");
-    return 1;
-  }
-  const int ep = ::epoll_create1(EPOLL_CLOEXEC);
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLET;
-  ev.data.ptr = nullptr;
-  ::epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
-  std::printf("tls_epoll_server: listening on 127.0.0.1:%d\n", port);
-  std::fflush(stdout);
-  epoll_event events[256];
-  while (!stopping) {
-    const int n = ::epoll_wait(ep, events, 256, 100);
-    for (int i = 0; i < n; ++i) {
-      if (events[i].data.ptr == nullptr) {  // the listener
-        for (;;) {
-          const int fd = ::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (fd < 0) break;
-          auto* c = new Conn{fd, SSL_new(ctx), {}};
-          SSL_set_fd(c->ssl, fd);
-          SSL_set_accept_state(c->ssl);
-          epoll_event cev{};
-          cev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
-          cev.data.ptr = c;
-          ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &cev);
-        }
-        continue;
-      }
-      auto* c = static_cast<Conn*>(events[i].data.ptr);
-      if (!serve(*c)) drop(c);  // closing the fd takes it out of the epoll set
-    }
-  }
+  const int status = fiberloop::bench::run_plain_server(
+      "tls_epoll_server", port, "TLS echo",
+      [ctx](int fd) -> void* {
+        auto* c = new Conn{fd, SSL_new(ctx), {}};
+        SSL_set_fd(c->ssl, fd);
+        SSL_set_accept_state(c->ssl);
+        return c;
+      },
+      [](void* token, std::uint32_t) {
+        auto* c = static_cast<Conn*>(token);
+        if (!serve(*c)) drop(c);  // closing the fd takes it out of the epoll set
+      });
   SSL_CTX_free(ctx);
-  return 0;
+  return status;
 }

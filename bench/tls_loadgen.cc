@@ -2,27 +2,24 @@
 // thread, edge-triggered epoll, non-blocking OpenSSL. Clients verify nothing
 // (the server's CPU is what is measured, and the client's checks would only
 // slow the load) and keep no sessions: every handshake is a full one.
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
-#include "bench/histogram.h"
+#include "bench/load_run.h"
 #include "bench/loadgen.h"
 
 namespace fiberloop::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Clock = LoadRun::Clock;
 
 struct Client {
   enum class Phase { kHandshake, kWrite, kRead };
@@ -55,19 +52,12 @@ LoadResult run_tls_load(const LoadOptions& o) {
   SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
   const int ep = ::epoll_create1(EPOLL_CLOEXEC);
   std::vector<Client> clients(static_cast<std::size_t>(o.connections));
-  Histogram latency;
-  LoadResult r;
+  std::optional<LoadRun> run;  // timed from once every connection is under way
 
   auto start_connection = [&](std::size_t i) {
     Client& c = clients[i];
-    c.fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(o.port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::connect(c.fd, reinterpret_cast<sockaddr*>(&a), sizeof a);  // EINPROGRESS
+    bool in_progress;  // the handshake waits for the connect as it needs
+    c.fd = connect_loopback(o.port, &in_progress);
     c.ssl = SSL_new(ctx);
     SSL_set_fd(c.ssl, c.fd);
     SSL_set_connect_state(c.ssl);
@@ -107,10 +97,7 @@ LoadResult run_tls_load(const LoadOptions& o) {
           if (n <= 0) return want(c, n);
           c.expect -= std::min(c.expect, static_cast<std::size_t>(n));
           if (c.expect != 0) break;
-          latency.add(static_cast<std::uint64_t>(
-              std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - c.sent_at)
-                  .count()));
-          ++r.requests;
+          run->completed(c.sent_at);
           if (handshakes) return Step::kDone;
           c.sent_at = Clock::now();
           c.phase = Client::Phase::kWrite;
@@ -121,25 +108,20 @@ LoadResult run_tls_load(const LoadOptions& o) {
   };
 
   for (std::size_t i = 0; i < clients.size(); ++i) start_connection(i);
-  const auto begin = Clock::now();
-  const auto deadline =
-      begin + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.seconds));
+  run.emplace(o.seconds);
   epoll_event events[512];
-  while (Clock::now() < deadline) {
+  while (run->running()) {
     const int n = ::epoll_wait(ep, events, 512, 10);
     for (int k = 0; k < n; ++k) {
       const std::size_t i = events[k].data.u64;
       const Step step = drive(clients[i]);
       if (step == Step::kWait) continue;
-      if (step == Step::kFailed) ++r.errors;
+      if (step == Step::kFailed) run->failed();
       end_connection(clients[i]);
       start_connection(i);
     }
   }
-  r.seconds = std::chrono::duration<double>(Clock::now() - begin).count();
-  r.requests_per_second = static_cast<double>(r.requests) / r.seconds;
-  r.p50_us = latency.percentile_us(0.50);
-  r.p99_us = latency.percentile_us(0.99);
+  const LoadResult r = run->finish();
   for (Client& c : clients) end_connection(c);
   ::close(ep);
   SSL_CTX_free(ctx);

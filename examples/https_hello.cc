@@ -6,8 +6,6 @@
 //   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes
 //       -keyout key.pem -out cert.pem -days 30 -subj /CN=localhost   (one line)
 #include <chrono>
-#include <cstdio>
-#include <optional>
 #include <string>
 #include <string_view>
 
@@ -27,25 +25,14 @@ constexpr std::string_view kBadRequest =
 int main(int argc, char** argv) {
   using namespace fiberloop;
   using namespace std::chrono_literals;
-  const std::string cert = examples::flag(argc, argv, "--cert", "");
-  const std::string key = examples::flag(argc, argv, "--key", "");
-  if (cert.empty() || key.empty()) {
-    std::fprintf(stderr, "usage: https_hello --cert cert.pem --key key.pem [--port 8443]\n");
-    return 2;
-  }
-  std::optional<TlsContext> context;
-  try {
-    context = TlsContext::server(cert, key);
-  } catch (const TlsError& e) {
-    std::fprintf(stderr, "https_hello: %s\n", e.what());
-    return 1;
-  }
+  const TlsContext context = examples::tls_server_context(
+      "https_hello", argc, argv, "--cert cert.pem --key key.pem [--port 8443] [--loops N]");
   const auto address = SocketAddress::from_ip(examples::flag(argc, argv, "--host", "127.0.0.1"),
                                               examples::port_flag(argc, argv, 8443));
   // One connection: the handshake, then requests until the client is done.
   const auto handle = [&](TcpStream& conn) {
     conn.set_deadline(Clock::now() + 10s);  // the handshake's budget
-    TlsStream tls = TlsStream::accept(std::move(conn), *context);
+    TlsStream tls = TlsStream::accept(std::move(conn), context);
     BufferedReader in(tls, 16 * 1024);  // the longest header block we accept
     for (;;) {
       tls.set_deadline(Clock::now() + 60s);  // idle keep-alive connections go

@@ -8,14 +8,35 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
 
+#include "examples/flags.h"
 #include "fiberloop.h"
 
 namespace fiberloop::examples {
+
+// The TLS examples' server context, from --cert and --key (PEM paths).
+// Without both, prints `usage` and exits 2; if OpenSSL refuses them, says
+// why and exits 1.
+inline TlsContext tls_server_context(const char* name, int argc, char** argv, const char* usage) {
+  const std::string cert = flag(argc, argv, "--cert", "");
+  const std::string key = flag(argc, argv, "--key", "");
+  if (cert.empty() || key.empty()) {
+    std::fprintf(stderr, "usage: %s %s\n", name, usage);
+    std::exit(2);
+  }
+  try {
+    return TlsContext::server(cert, key);
+  } catch (const TlsError& e) {
+    std::fprintf(stderr, "%s: %s\n", name, e.what());
+    std::exit(1);
+  }
+}
 
 // Accepts connections on `listener` until it is closed, and calls
 // handle(TcpStream&) in a new fiber (on this loop) for each.

@@ -4,9 +4,6 @@
 //   ./bazelw run -c opt //examples:tls_echo_server -- --cert cert.pem --key key.pem
 //       --port 7443 [--loops N]                                   (one line)
 #include <chrono>
-#include <cstdio>
-#include <optional>
-#include <string>
 
 #include "examples/flags.h"
 #include "examples/serve.h"
@@ -14,20 +11,8 @@
 int main(int argc, char** argv) {
   using namespace fiberloop;
   using namespace std::chrono_literals;
-  const std::string cert = examples::flag(argc, argv, "--cert", "");
-  const std::string key = examples::flag(argc, argv, "--key", "");
-  if (cert.empty() || key.empty()) {
-    std::fprintf(
-        stderr, "usage: tls_echo_server --cert cert.pem --key key.pem [--port 7443] [--loops N]\n");
-    return 2;
-  }
-  std::optional<TlsContext> context;
-  try {
-    context = TlsContext::server(cert, key);
-  } catch (const TlsError& e) {
-    std::fprintf(stderr, "tls_echo_server: %s\n", e.what());
-    return 1;
-  }
+  const TlsContext context = examples::tls_server_context(
+      "tls_echo_server", argc, argv, "--cert cert.pem --key key.pem [--port 7443] [--loops N]");
   const auto address = SocketAddress::from_ip(examples::flag(argc, argv, "--host", "127.0.0.1"),
                                               examples::port_flag(argc, argv, 7443));
   return examples::serve(
@@ -35,7 +20,7 @@ int main(int argc, char** argv) {
       [&](TcpStream& conn) {
         try {
           conn.set_deadline(Clock::now() + 10s);  // the handshake's budget
-          TlsStream tls = TlsStream::accept(std::move(conn), *context);
+          TlsStream tls = TlsStream::accept(std::move(conn), context);
           tls.set_deadline(TimePoint::max());  // echo for as long as the client likes
           char buf[16384];
           while (std::size_t n = tls.read(buf)) tls.write_all({buf, n});

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -17,6 +18,18 @@
 
 namespace fiberloop::internal {
 namespace {
+
+// Reaps `pidfd`'s child if it has exited (without blocking, or blocking
+// until it does). Returns: whether it is gone; an error (ECHILD: reaped
+// elsewhere) counts as gone too.
+bool reaped(int pidfd, bool block = false) noexcept {
+  siginfo_t info{};
+  int r;
+  do {
+    r = ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | (block ? 0 : WNOHANG));
+  } while (r != 0 && errno == EINTR);
+  return r != 0 || info.si_pid != 0;
+}
 
 class Reaper {
  public:
@@ -27,6 +40,18 @@ class Reaper {
   }
 
   void adopt(int pidfd) noexcept {
+    if (wake_fd_ < 0) {  // no poller (said when it failed): a thread for this child
+      try {
+        start_own_thread([pidfd] {
+          reaped(pidfd, /*block=*/true);
+          ::close(pidfd);
+        }).detach();
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "fiberloop: cannot reap a child (pidfd %d) in the background: %s\n",
+                     pidfd, e.what());
+      }
+      return;
+    }
     {
       std::lock_guard lock(mutex_);
       incoming_.push_back(pidfd);
@@ -40,20 +65,11 @@ class Reaper {
  private:
   Reaper() : wake_fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     if (wake_fd_ < 0) {
-      std::perror("fiberloop: the child reaper cannot make its eventfd");
+      std::perror(
+          "fiberloop: the child reaper cannot make its eventfd (a thread per child instead)");
       return;
     }
     start_own_thread([this] { run(); }).detach();
-  }
-
-  // Reaps `pidfd`'s child if it has exited. Returns: whether it has.
-  static bool reaped(int pidfd) noexcept {
-    siginfo_t info{};
-    int r;
-    do {
-      r = ::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG);
-    } while (r != 0 && errno == EINTR);
-    return r != 0 || info.si_pid != 0;  // an error (ECHILD: reaped elsewhere) ends it too
   }
 
   void run() {
@@ -90,9 +106,7 @@ class Reaper {
 void reap_in_background(int pidfd) noexcept {
   // Exited already (the common case for a child that was not waited for
   // only by accident): reap it here, no thread needed.
-  siginfo_t info{};
-  if (::waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) == 0 &&
-      info.si_pid != 0) {
+  if (reaped(pidfd)) {
     ::close(pidfd);
     return;
   }

@@ -5,33 +5,20 @@
 #include <string>
 
 #include "loop/errors.h"
+#include "io/internal/by_deadline.h"
 #include "loop/internal/deadline.h"
 
 namespace fiberloop {
 namespace {
 
-// Runs `op` under the stream's deadline `at` (Go's semantics: a deadline
-// already passed fails the operation even if it could finish at once), its
-// timer in `slot` meanwhile so that moving the deadline moves it.
+// Runs `op` under the stream's deadline `at`, its timer in `slot`
+// meanwhile; the TimeoutError names the stream.
 template <class Op>
 std::size_t by_deadline(const Stream& stream, TimePoint at, internal::TimeoutScope*& slot,
                         const char* label, Op op) {
-  if (Clock::now() >= at) {
-    throw TimeoutError(std::string(label) + " of " + stream.describe() + " has passed");
-  }
-  internal::TimeoutScope scope(at, label);
-  slot = &scope;
-  struct Clear {
-    internal::TimeoutScope*& slot;
-    ~Clear() { slot = nullptr; }
-  } clear{slot};
-  try {
-    return op();
-  } catch (const TimeoutError&) {
-    // Ours (not an outer with_timeout's): say which stream.
-    if (internal::TimeoutScope::expired(&scope) != &scope) throw;
-    throw TimeoutError(std::string(label) + " of " + stream.describe() + " has passed");
-  }
+  return internal::run_by_deadline(
+      at, label, &slot,
+      [&] { return std::string(label) + " of " + stream.describe() + " has passed"; }, op);
 }
 
 constexpr const char* kReadDeadline = "Stream: the read deadline (set_read_deadline)";

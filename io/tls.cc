@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "loop/errors.h"
+#include "io/internal/by_deadline.h"
 #include "loop/internal/deadline.h"
 
 namespace fiberloop {
@@ -34,13 +35,20 @@ namespace {
 std::string openssl_reasons() {
   std::string out;
   while (unsigned long e = ERR_get_error()) {
-    if (!out.empty()) out += "; ";
+    // "system lib" only says that a system call failed, which the entry
+    // carrying its errno says better.
+    if (!ERR_SYSTEM_ERROR(e) && ERR_GET_REASON(e) == ERR_R_SYS_LIB) continue;
+    std::string reason;
     if (ERR_SYSTEM_ERROR(e)) {  // a system call failed: errno in the reason
-      out += std::strerror(ERR_GET_REASON(e));
-      continue;
+      reason = std::strerror(ERR_GET_REASON(e));
+    } else if (const char* r = ERR_reason_error_string(e)) {
+      reason = r;
+    } else {
+      reason = "error " + std::to_string(ERR_GET_REASON(e));
     }
-    const char* reason = ERR_reason_error_string(e);
-    out += reason != nullptr ? reason : "error " + std::to_string(ERR_GET_REASON(e));
+    if (out.ends_with(reason)) continue;  // the same reason again, from another layer
+    if (!out.empty()) out += "; ";
+    out += reason;
   }
   return out;
 }
@@ -290,22 +298,21 @@ TlsStream TlsStream::accept(TcpStream connection, const TlsContext& context) {
 }
 
 void TlsStream::handshake() {
+  const auto step = [this] {
+    return drive("handshake", [this] { return SSL_do_handshake(ssl_); });
+  };
   const TimePoint deadline = std::min(read_deadline(), write_deadline());
   if (deadline == TimePoint::max()) {
-    drive("handshake", [this] { return SSL_do_handshake(ssl_); });
+    step();
     return;
   }
-  if (Clock::now() >= deadline) {
-    throw TimeoutError("the TLS handshake with " + peer_ + ": the stream's deadline has passed");
-  }
-  internal::TimeoutScope scope(deadline, "the TLS handshake deadline (the stream's)");
-  try {
-    drive("handshake", [this] { return SSL_do_handshake(ssl_); });
-  } catch (const TimeoutError&) {
-    if (internal::TimeoutScope::expired(&scope) != &scope) throw;  // an outer with_timeout's
-    throw TimeoutError("the TLS handshake with " + peer_ +
-                       ": the stream's deadline has passed (set_deadline on the TcpStream)");
-  }
+  internal::run_by_deadline(
+      deadline, "the TLS handshake deadline (the stream's)", nullptr,
+      [this] {
+        return "the TLS handshake with " + peer_ +
+               ": the stream's deadline has passed (set_deadline on the TcpStream)";
+      },
+      step);
 }
 
 template <class Call>

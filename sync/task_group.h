@@ -9,12 +9,15 @@
 //
 // The first child to fail cancels the others (and the owner, if it has not
 // reached join() yet: asyncio's rule), and join() rethrows its exception;
-// the other children's failures go to the loop's exception handler. Cancelling the fiber that owns
-// the group while it waits in join() (or while an exception leaves the group's scope) cancels the
-// children first. One loop: the children run on the loop of the fiber that owns the group, which
-// alone may spawn into it and join it (LoopGroup::spawn_on and Task::join are for work on other
-// loops). The group keeps each child's Task until the group ends (spawn() returns a reference to
-// it): it is for a bounded set of children, not for a server's ever-growing set of connections.
+// the other children's failures go to the loop's exception handler.
+// Cancelling the fiber that owns the group while it waits in join() (or
+// while an exception leaves the group's scope) cancels the children first.
+// One loop: the children run on the loop of the fiber that owns the group,
+// which alone may spawn into it and join it (LoopGroup::spawn_on and
+// Task::join are for work on other loops). The group keeps each child's
+// Task until the group ends (spawn() returns a reference to it): it is for a
+// bounded set of children, not for a server's ever-growing set of
+// connections (that is Nursery).
 #pragma once
 
 #include <cstddef>

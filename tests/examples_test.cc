@@ -59,35 +59,44 @@ void with_server(const std::string& name, std::vector<std::string> extra, Talk t
 
 SocketAddress local(std::uint16_t port) { return SocketAddress::from_ip("127.0.0.1", port); }
 
+// For the TLS examples: the flags that give the server its certificate,
+// and a client context that trusts the CA that signed it.
+std::vector<std::string> cert_flags(const testing::TestCerts& certs) {
+  return {"--cert", certs.cert("server"), "--key", certs.key("server")};
+}
+TlsContext trusting(const testing::TestCerts& certs) {
+  TlsContext ctx = TlsContext::client();
+  ctx.load_verify_file(certs.cert("ca"));
+  return ctx;
+}
+
 TEST_F(Examples, HttpsHelloAnswersOverTlsWithKeepAlive) {
   testing::TestCerts certs;
   run([&] {
-    TlsContext ctx = TlsContext::client();
-    ctx.load_verify_file(certs.cert("ca"));
-    with_server("https_hello", {"--cert", certs.cert("server"), "--key", certs.key("server")},
-                [&](std::uint16_t port) {
-                  TlsStream c = TlsStream::connect("localhost", port, ctx);
-                  BufferedReader in(c);
-                  for (int i = 0; i < 3; ++i) {  // three requests on one connection
-                    c.write_all("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
-                    EXPECT_EQ(in.read_until("\r\n\r\n").substr(0, 15), "HTTP/1.1 200 OK");
-                    EXPECT_EQ(in.read_exactly(14), "Hello, world!\n");
-                  }
-                  // A plaintext client does not hurt the server: it is dropped.
-                  auto plain = TcpStream::connect(local(port));
-                  plain.write_all("GET / HTTP/1.1\r\n\r\n");
-                  char buf[64];
-                  try {
-                    while (plain.read(buf) > 0) {
-                    }
-                  } catch (const std::system_error& e) {
-                    EXPECT_EQ(e.code().value(), ECONNRESET) << e.what();
-                  }
-                  c.write_all("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-                  EXPECT_EQ(in.read_until("\r\n\r\n").substr(0, 15), "HTTP/1.1 200 OK");
-                  EXPECT_EQ(in.read_exactly(14), "Hello, world!\n");
-                  EXPECT_EQ(in.read_line(), std::nullopt);  // close_notify
-                });
+    const TlsContext ctx = trusting(certs);
+    with_server("https_hello", cert_flags(certs), [&](std::uint16_t port) {
+      TlsStream c = TlsStream::connect("localhost", port, ctx);
+      BufferedReader in(c);
+      for (int i = 0; i < 3; ++i) {  // three requests on one connection
+        c.write_all("GET / HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        EXPECT_EQ(in.read_until("\r\n\r\n").substr(0, 15), "HTTP/1.1 200 OK");
+        EXPECT_EQ(in.read_exactly(14), "Hello, world!\n");
+      }
+      // A plaintext client does not hurt the server: it is dropped.
+      auto plain = TcpStream::connect(local(port));
+      plain.write_all("GET / HTTP/1.1\r\n\r\n");
+      char buf[64];
+      try {
+        while (plain.read(buf) > 0) {
+        }
+      } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code().value(), ECONNRESET) << e.what();
+      }
+      c.write_all("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+      EXPECT_EQ(in.read_until("\r\n\r\n").substr(0, 15), "HTTP/1.1 200 OK");
+      EXPECT_EQ(in.read_exactly(14), "Hello, world!\n");
+      EXPECT_EQ(in.read_line(), std::nullopt);  // close_notify
+    });
   });
 }
 
@@ -129,30 +138,28 @@ TEST_F(Examples, HttpHelloKeepsAliveAndAnswersPipelinedRequestsInOrder) {
 TEST_F(Examples, TlsEchoServerEchoesEveryClient) {
   testing::TestCerts certs;
   run([&] {
-    TlsContext ctx = TlsContext::client();
-    ctx.load_verify_file(certs.cert("ca"));
-    with_server("tls_echo_server", {"--cert", certs.cert("server"), "--key", certs.key("server")},
-                [&](std::uint16_t port) {
-                  // Three clients at once, each echoing 1 MiB in 1 KiB writes
-                  // and reading it back as it goes.
-                  TaskGroup clients;
-                  for (int k = 0; k < 3; ++k) {
-                    clients.spawn([&, k] {
-                      TlsStream c = TlsStream::connect("localhost", port, ctx);
-                      const std::string chunk(1024, static_cast<char>('a' + k));
-                      std::string back(1024, '\0');
-                      for (int i = 0; i < 1024; ++i) {
-                        c.write_all(chunk);
-                        c.read_exact(back);
-                        ASSERT_EQ(back, chunk) << "client " << k << ", chunk " << i;
-                      }
-                      c.shutdown_write();
-                      char end;
-                      EXPECT_EQ(c.read({&end, 1}), 0u);  // the server's close
-                    });
-                  }
-                  clients.join();
-                });
+    const TlsContext ctx = trusting(certs);
+    with_server("tls_echo_server", cert_flags(certs), [&](std::uint16_t port) {
+      // Three clients at once, each echoing 1 MiB in 1 KiB writes
+      // and reading it back as it goes.
+      TaskGroup clients;
+      for (int k = 0; k < 3; ++k) {
+        clients.spawn([&, k] {
+          TlsStream c = TlsStream::connect("localhost", port, ctx);
+          const std::string chunk(1024, static_cast<char>('a' + k));
+          std::string back(1024, '\0');
+          for (int i = 0; i < 1024; ++i) {
+            c.write_all(chunk);
+            c.read_exact(back);
+            ASSERT_EQ(back, chunk) << "client " << k << ", chunk " << i;
+          }
+          c.shutdown_write();
+          char end;
+          EXPECT_EQ(c.read({&end, 1}), 0u);  // the server's close
+        });
+      }
+      clients.join();
+    });
   });
 }
 

@@ -1,0 +1,40 @@
+// An operation under a stream's deadline (Go's SetDeadline): a labelled
+// TimeoutScope at a TimePoint, and a TimeoutError that names the stream.
+// For Stream (io/stream.cc) and the TLS handshake (io/tls.cc).
+#pragma once
+
+#include <string>
+
+#include "loop/errors.h"
+#include "loop/internal/deadline.h"
+
+namespace fiberloop::internal {
+
+// Runs `op()` under the deadline `at` (a labelled TimeoutScope): Go's rule,
+// a deadline already passed fails it before it starts, even if it could
+// finish at once. While `op` runs, the scope is in `*slot` (if a slot is
+// given), so that moving the deadline moves it (TimeoutScope::move_to).
+// Throws: TimeoutError(message()) when this deadline is what ended `op` (an
+//         outer with_timeout's TimeoutError passes through as it is); what
+//         `op` throws.
+template <class Message, class Op>
+auto run_by_deadline(TimePoint at, const char* label, TimeoutScope** slot, Message message, Op op)
+    -> decltype(op()) {
+  if (Clock::now() >= at) throw TimeoutError(message());
+  TimeoutScope scope(at, label);
+  struct Slot {
+    TimeoutScope** slot;
+    ~Slot() {
+      if (slot != nullptr) *slot = nullptr;
+    }
+  } in_slot{slot};
+  if (slot != nullptr) *slot = &scope;
+  try {
+    return op();
+  } catch (const TimeoutError&) {
+    if (TimeoutScope::expired(&scope) != &scope) throw;
+    throw TimeoutError(message());
+  }
+}
+
+}  // namespace fiberloop::internal
