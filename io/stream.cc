@@ -4,8 +4,8 @@
 #include <array>
 #include <string>
 
-#include "loop/errors.h"
 #include "io/internal/by_deadline.h"
+#include "loop/errors.h"
 #include "loop/internal/deadline.h"
 
 namespace fiberloop {

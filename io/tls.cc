@@ -15,8 +15,8 @@
 #include <system_error>
 #include <utility>
 
-#include "loop/errors.h"
 #include "io/internal/by_deadline.h"
+#include "loop/errors.h"
 #include "loop/internal/deadline.h"
 
 namespace fiberloop {
