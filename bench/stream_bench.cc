@@ -60,6 +60,23 @@ void BM_buffered_reader_read_line(benchmark::State& state) {
 }
 BENCHMARK(BM_buffered_reader_read_line)->Unit(benchmark::kMillisecond);
 
+// Stream::read itself: the 64 MiB taken 64 bytes per read (a system call
+// each, the data already there), so that what read() adds around the
+// syscall shows: ns per read.
+void BM_stream_read_64_bytes(benchmark::State& state) {
+  for (auto _ : state) {
+    one_pass([](fiberloop::Stream& in) {
+      char buf[kLineBytes];
+      std::size_t total = 0;
+      while (std::size_t n = in.read(buf)) total += n;
+      return total;
+    });
+  }
+  state.SetItemsProcessed(
+      static_cast<std::int64_t>(state.iterations() * (kStreamBytes / kLineBytes)));
+}
+BENCHMARK(BM_stream_read_64_bytes)->Unit(benchmark::kMillisecond);
+
 // The peer: what a user writes without a reader: read 64 KiB at a time,
 // memchr for each newline, and hand each line out as a std::string (the
 // same product as read_line), carrying a partial line over.

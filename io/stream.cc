@@ -7,15 +7,25 @@
 #include "io/internal/by_deadline.h"
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
+#include "loop/internal/scheduler.h"
 
 namespace fiberloop {
 namespace {
 
-// Runs `op` under the stream's deadline `at`, its timer in `slot`
-// meanwhile; the TimeoutError names the stream.
+bool in_fiber() noexcept {
+  const internal::Scheduler* s = internal::Scheduler::current();
+  return s != nullptr && s->running() != nullptr;
+}
+
+// Runs `op` under the stream's deadline `at` (none: TimePoint::max()), its
+// scope in `slot` meanwhile so that setting the deadline reaches it; the
+// TimeoutError names the stream.
 template <class Op>
 std::size_t by_deadline(const Stream& stream, TimePoint at, internal::TimeoutScope*& slot,
                         const char* label, Op op) {
+  // Outside a fiber, no scope: the operation itself says why it cannot wait.
+  if (at == TimePoint::max() && !in_fiber()) [[unlikely]]
+    return op();
   return internal::run_by_deadline(
       at, label, &slot,
       [&] { return std::string(label) + " of " + stream.describe() + " has passed"; }, op);
@@ -36,22 +46,19 @@ void Stream::set_write_deadline(TimePoint at) {
   if (write_scope_ != nullptr) write_scope_->move_to(at);
 }
 
-std::size_t Stream::read_by_deadline(std::span<char> buf) {
+std::size_t Stream::read(std::span<char> buf) {
   return by_deadline(*this, read_deadline_, read_scope_, kReadDeadline,
                      [&] { return read_some(buf); });
 }
 
-std::size_t Stream::write_by_deadline(std::span<const char> buf) {
+std::size_t Stream::write(std::span<const char> buf) {
   return by_deadline(*this, write_deadline_, write_scope_, kWriteDeadline,
                      [&] { return write_some(buf); });
 }
 
 std::size_t Stream::writev(std::span<const std::string_view> buffers) {
-  if (write_deadline_ != TimePoint::max()) {
-    return by_deadline(*this, write_deadline_, write_scope_, kWriteDeadline,
-                       [&] { return writev_some(buffers); });
-  }
-  return writev_some(buffers);
+  return by_deadline(*this, write_deadline_, write_scope_, kWriteDeadline,
+                     [&] { return writev_some(buffers); });
 }
 
 std::size_t Stream::writev_some(std::span<const std::string_view> buffers) {

@@ -48,10 +48,7 @@ class Stream {
   // Throws: std::system_error naming the stream (ECONNRESET, EBADF if closed
   //         while waiting...); TimeoutError past the read deadline;
   //         Cancelled; TimeoutError from with_timeout().
-  std::size_t read(std::span<char> buf) {
-    if (read_deadline_ != TimePoint::max()) return read_by_deadline(buf);
-    return read_some(buf);
-  }
+  std::size_t read(std::span<char> buf);
 
   // Reads exactly buf.size() bytes.
   // Throws: EndOfStream (saying how many bytes came) if the stream ends first;
@@ -65,10 +62,7 @@ class Stream {
   // Returns: the byte count.
   // Throws: std::system_error naming the stream (EPIPE, ECONNRESET...);
   //         TimeoutError past the write deadline; Cancelled; TimeoutError.
-  std::size_t write(std::span<const char> buf) {
-    if (write_deadline_ != TimePoint::max()) return write_by_deadline(buf);
-    return write_some(buf);
-  }
+  std::size_t write(std::span<const char> buf);
   // Writes some of `buffers`, in order, in one system call where the stream
   // can (writev). Returns: the byte count, at least one unless every buffer
   // is empty. Throws: what write() throws.
@@ -97,12 +91,12 @@ class Stream {
   // Go's deadlines: an absolute time after which operations fail. A read (or
   // write) that has not finished by its deadline throws TimeoutError, and so
   // does every one started after it, until the deadline is moved;
-  // TimePoint::max() (the default) clears it. Moving a deadline applies to
-  // an operation already parked under one (a past deadline wakes it with
-  // TimeoutError; max() lets it wait on); an operation that started with no
-  // deadline keeps none: cancel its fiber to stop it. Unlike with_timeout(),
-  // a deadline belongs to the stream: set it once per request, not per
-  // call. Call the setters from the stream's loop.
+  // TimePoint::max() (the default) clears it. Setting or moving a deadline
+  // applies to an operation already waiting, as in Go: a past deadline
+  // wakes it with TimeoutError (another fiber's set_read_deadline(now) stops
+  // a blocked read), max() lets it wait on. Unlike with_timeout(), a
+  // deadline belongs to the stream: set it once per request, not per call.
+  // Call the setters from the stream's loop.
   // Throws: std::bad_alloc (re-arming a parked operation's timer).
   void set_deadline(TimePoint at) {
     set_read_deadline(at);
@@ -132,13 +126,10 @@ class Stream {
   virtual std::size_t writev_some(std::span<const std::string_view> buffers);
 
  private:
-  std::size_t read_by_deadline(std::span<char> buf);
-  std::size_t write_by_deadline(std::span<const char> buf);
-
   TimePoint read_deadline_ = TimePoint::max();
   TimePoint write_deadline_ = TimePoint::max();
-  // The timers of the operations under way under a deadline, so that moving
-  // the deadline moves them (io/stream.cc).
+  // The timers of the operations under way, so that setting or moving a
+  // deadline reaches them (io/stream.cc).
   internal::TimeoutScope* read_scope_ = nullptr;
   internal::TimeoutScope* write_scope_ = nullptr;
 };

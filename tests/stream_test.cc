@@ -346,5 +346,32 @@ TEST_F(Streams, MovingADeadlineAppliesToAParkedOperation) {
   });
 }
 
+// Go's idiom: another fiber stops an operation that is waiting with no
+// deadline at all by setting one (a read, and a write to a full socket).
+TEST_F(Streams, SettingADeadlineStopsAnOperationWaitingWithoutOne) {
+  run([] {
+    auto [a, b] = tcp_pair();
+    auto reader = spawn([&b] {
+      char buf[4];
+      return b.read(buf);
+    });
+    this_fiber::sleep_for(10ms);
+    b.set_read_deadline(Clock::now());
+    try {
+      reader.join();
+      ADD_FAILURE() << "the read returned";
+    } catch (const TimeoutError& e) {
+      EXPECT_NE(std::string(e.what()).find("read deadline"), std::string::npos) << e.what();
+    }
+    auto writer = spawn([&a] {
+      const std::string block(1 << 20, 'x');
+      for (;;) a.write_all(block);  // until the socket buffers fill and it waits
+    });
+    this_fiber::sleep_for(20ms);
+    a.set_write_deadline(Clock::now() + 10ms);
+    EXPECT_THROW(writer.join(), TimeoutError);
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop
