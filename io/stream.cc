@@ -17,11 +17,11 @@ bool in_fiber() noexcept {
   return s != nullptr && s->running() != nullptr;
 }
 
-// Runs `op` under the stream's deadline `at` (none: TimePoint::max()), its
-// scope in `slot` meanwhile so that setting the deadline reaches it; the
-// TimeoutError names the stream.
+// Runs `op` under the stream's deadline `at` (none: TimePoint::max()),
+// `slot` pointing at it meanwhile so that setting the deadline reaches it;
+// the TimeoutError names the stream.
 template <class Op>
-std::size_t by_deadline(const Stream& stream, TimePoint at, internal::TimeoutScope*& slot,
+std::size_t by_deadline(const Stream& stream, TimePoint at, internal::DeadlineOp*& slot,
                         const char* label, Op op) {
   // Outside a fiber, no scope: the operation itself says why it cannot wait.
   if (at == TimePoint::max() && !in_fiber()) [[unlikely]]
@@ -36,28 +36,34 @@ constexpr const char* kWriteDeadline = "Stream: the write deadline (set_write_de
 
 }  // namespace
 
+Stream::~Stream() {
+  for (internal::DeadlineOp* op : {read_op_, write_op_}) {
+    if (op != nullptr) op->home = nullptr;
+  }
+}
+
 void Stream::set_read_deadline(TimePoint at) {
   read_deadline_ = at;
-  if (read_scope_ != nullptr) read_scope_->move_to(at);
+  if (read_op_ != nullptr) read_op_->scope->move_to(at);
 }
 
 void Stream::set_write_deadline(TimePoint at) {
   write_deadline_ = at;
-  if (write_scope_ != nullptr) write_scope_->move_to(at);
+  if (write_op_ != nullptr) write_op_->scope->move_to(at);
 }
 
 std::size_t Stream::read(std::span<char> buf) {
-  return by_deadline(*this, read_deadline_, read_scope_, kReadDeadline,
+  return by_deadline(*this, read_deadline_, read_op_, kReadDeadline,
                      [&] { return read_some(buf); });
 }
 
 std::size_t Stream::write(std::span<const char> buf) {
-  return by_deadline(*this, write_deadline_, write_scope_, kWriteDeadline,
+  return by_deadline(*this, write_deadline_, write_op_, kWriteDeadline,
                      [&] { return write_some(buf); });
 }
 
 std::size_t Stream::writev(std::span<const std::string_view> buffers) {
-  return by_deadline(*this, write_deadline_, write_scope_, kWriteDeadline,
+  return by_deadline(*this, write_deadline_, write_op_, kWriteDeadline,
                      [&] { return writev_some(buffers); });
 }
 

@@ -30,7 +30,7 @@
 
 namespace fiberloop {
 namespace internal {
-class TimeoutScope;  // loop/internal/deadline.h
+struct DeadlineOp;  // io/internal/by_deadline.h
 }  // namespace internal
 
 // Thrown by read_exact() when the stream ends first.
@@ -41,7 +41,9 @@ class EndOfStream : public std::runtime_error {
 
 class Stream {
  public:
-  virtual ~Stream() = default;
+  // An operation still waiting on the stream (woken by the derived class's
+  // close) no longer refers to it.
+  virtual ~Stream();
 
   // Reads what is available (at least one byte), waiting until something is.
   // Returns: the byte count; 0 at end of stream (the peer shut down writing).
@@ -130,8 +132,8 @@ class Stream {
   TimePoint write_deadline_ = TimePoint::max();
   // The timers of the operations under way, so that setting or moving a
   // deadline reaches them (io/stream.cc).
-  internal::TimeoutScope* read_scope_ = nullptr;
-  internal::TimeoutScope* write_scope_ = nullptr;
+  internal::DeadlineOp* read_op_ = nullptr;
+  internal::DeadlineOp* write_op_ = nullptr;
 };
 
 }  // namespace fiberloop

@@ -276,7 +276,11 @@ void LoopGroup::watch_for_deadlock(internal::FiberRecord* main) {
           all_stuck && parts.stuck.load(std::memory_order_acquire) && !parts.remote.pending();
       progress.push_back(parts.diagnostics.heartbeat());
     }
-    if (all_stuck && all_stuck_before && progress == before && !internal::other_threads_exist()) {
+    // Threads first, then posts again: a thread that posted and ended in
+    // between is seen gone only after its post is there to be seen.
+    if (all_stuck && all_stuck_before && progress == before && !internal::other_threads_exist() &&
+        std::none_of(loops_.begin(), loops_.end(),
+                     [](Member* m) { return m->loop->parts_->remote.pending(); })) {
       std::string report =
           "fiberloop: deadlock: every loop of the LoopGroup waits, nothing is pending on any of "
           "them (timers, fds, callbacks, jobs, KeepAlives), and no thread but fiberloop's own "

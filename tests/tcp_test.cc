@@ -184,6 +184,28 @@ TEST_F(Tcp, DestroyingTheSocketWakesTheParkedFiberSafely) {
   });
 }
 
+TEST_F(Tcp, DestroyingTheSocketWakesAReaderUnderADeadlineSafely) {
+  // The same with a read deadline, whose scope the stream points at, and
+  // with the deadline moved to now just before the stream goes.
+  for (const bool expire_first : {false, true}) {
+    run([expire_first] {
+      auto listener = TcpListener::bind(any_port());
+      auto server_side = spawn([&] { return listener.accept(); });
+      auto client = TcpStream::connect(listener.local_address());
+      auto conn = std::make_unique<TcpStream>(server_side.join());
+      conn->set_read_deadline(Clock::now() + std::chrono::seconds(10));
+      auto reader = spawn([&] {
+        char buf[16];
+        conn->read(buf);
+      });
+      this_fiber::yield();
+      if (expire_first) conn->set_read_deadline(Clock::now());  // the reader is made ready
+      conn.reset();
+      EXPECT_ANY_THROW(reader.join());  // EBADF, or the deadline: never a stale stream
+    });
+  }
+}
+
 TEST_F(Tcp, AReusedFdNumberNeverWakesTheWrongFiber) {
   run([] {
     auto listener = TcpListener::bind(any_port());

@@ -10,32 +10,48 @@
 
 namespace fiberloop::internal {
 
+// An operation under way under a stream's deadline, on the operation's
+// stack: the stream points at it (`*home == this`) so that setting the
+// deadline reaches the operation's scope. A stream destroyed meanwhile
+// (which wakes the operation) sets `home` to null first, so the operation
+// never touches the stream again.
+struct DeadlineOp {
+  TimeoutScope* scope = nullptr;
+  DeadlineOp** home = nullptr;
+};
+
 // Runs `op()` under the deadline `at` (a labelled TimeoutScope; for
 // TimePoint::max(), a scope with no timer): Go's rule, a deadline already
 // passed fails it before it starts, even if it could finish at once. While
-// `op` runs, the scope is in `*slot` (if a slot is given), so that moving
-// the deadline moves it (TimeoutScope::move_to), a deadline set while `op`
-// waits included.
+// `op` runs, `*home` (if given) points at it, so that setting or moving the
+// deadline reaches it (TimeoutScope::move_to).
 // Throws: TimeoutError(message()) when this deadline is what ended `op` (an
 //         outer with_timeout's TimeoutError passes through as it is); what
 //         `op` throws.
 template <class Message, class Op>
-auto run_by_deadline(TimePoint at, const char* label, TimeoutScope** slot, Message message, Op op)
+auto run_by_deadline(TimePoint at, const char* label, DeadlineOp** home, Message message, Op op)
     -> decltype(op()) {
   if (at != TimePoint::max() && Clock::now() >= at) throw TimeoutError(message());
   TimeoutScope scope(at, label);
-  struct Slot {
-    TimeoutScope** slot;
-    TimeoutScope* before;  // (a second reader, refused by the I/O, leaves the first's)
-    ~Slot() {
-      if (slot != nullptr) *slot = before;
+  struct Running : DeadlineOp {
+    DeadlineOp* before = nullptr;  // (a second reader, refused by the I/O, leaves the first's)
+    ~Running() {
+      if (home != nullptr) *home = before;
     }
-  } in_slot{slot, slot != nullptr ? *slot : nullptr};
-  if (slot != nullptr) *slot = &scope;
+  } running;
+  running.scope = &scope;
+  if (home != nullptr) {
+    running.home = home;
+    running.before = *home;
+    *home = &running;
+  }
   try {
     return op();
   } catch (const TimeoutError&) {
     if (TimeoutScope::expired(&scope) != &scope) throw;
+    // (A stream destroyed meanwhile is not asked to describe itself: the
+    // scope's own message, its label, stands.)
+    if (home != nullptr && running.home == nullptr) throw;
     throw TimeoutError(message());
   }
 }
