@@ -123,6 +123,8 @@ LoopStats Loop::stats(bool with_stack_high_water) const {
   return s;
 }
 
+Backend Loop::backend() const noexcept { return parts_->reactor.poller().backend(); }
+
 std::size_t Loop::stack_high_water() const {
   scheduler_->check_thread("Loop::stack_high_water");
   return parts_->stack_high_water();

@@ -153,6 +153,10 @@ class Loop {
   // Throws: std::logic_error from another thread.
   LoopStats stats(bool with_stack_high_water = false) const;
 
+  // The backend this loop waits with: Backend::epoll or Backend::io_uring
+  // (what LoopOptions::backend and FIBERLOOP_BACKEND chose). Any thread.
+  Backend backend() const noexcept;
+
   // The deepest any live fiber has used its stack, in bytes (to the page):
   // for sizing StackOptions::size. Measured on request, one mincore(2) per
   // fiber; Loop::dump() shows each fiber's.

@@ -18,8 +18,28 @@ using TimePoint = Clock::time_point;
 // Identifies a fiber for the life of its loop; never reused. 0 is "no fiber".
 using FiberId = std::uint64_t;
 
+// The kernel interface a loop waits for fds and deadlines with.
+enum class Backend : std::uint8_t {
+  // FIBERLOOP_BACKEND=epoll|io_uring if the environment sets it, else epoll,
+  // which measures faster here (bench/RESULTS.md). If io_uring is asked for
+  // this way and the kernel refuses it (io_uring_disabled, a seccomp filter,
+  // Linux before 5.13), the loop uses epoll and says why, once, on stderr.
+  automatic,
+  epoll,
+  // Readiness through io_uring poll requests, submitted with the wait in one
+  // io_uring_enter(2) per loop iteration. Creating the loop throws
+  // std::system_error if the kernel refuses it.
+  io_uring,
+};
+
+// "epoll", "io_uring" or "automatic".
+const char* to_string(Backend backend) noexcept;
+
 // How a Loop is set up. Every field has a working default.
 struct LoopOptions {
+  // The kernel interface for waiting (see Backend); Loop::backend() says
+  // which one a loop got.
+  Backend backend = Backend::automatic;
   // The stack of fibers spawned without SpawnOptions::stack.
   StackOptions stack{};
   // The most worker threads run_blocking() starts (lazily, as jobs need them).
@@ -63,11 +83,11 @@ struct LoopStats {
   std::uint64_t stacks_pooled = 0;       // free stacks kept for reuse
   std::uint64_t timers_pending = 0;      // sleeps, timeouts and call_later/call_at callbacks queued
   std::uint64_t callbacks_run = 0;
-  std::uint64_t polls = 0;           // epoll waits
-  Duration time_blocked{};           // spent blocked in epoll waits, idle
+  std::uint64_t polls = 0;           // waits: epoll_wait or io_uring_enter (Loop::backend())
+  Duration time_blocked{};           // spent blocked in those waits, idle
   std::uint64_t blocking_jobs = 0;   // run_blocking() jobs not yet finished
   std::uint64_t fd_waiters = 0;      // fibers parked on fd readiness
-  std::uint64_t fds_registered = 0;  // fds registered with the loop's epoll
+  std::uint64_t fds_registered = 0;  // fds registered with the loop's epoll or io_uring
   // The deepest any live fiber has used its stack, in bytes (to the page).
   // Measured only when asked for: Loop::stats(LoopStats::kWithStackHighWater).
   std::uint64_t stack_high_water = 0;

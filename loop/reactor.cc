@@ -9,7 +9,7 @@
 namespace fiberloop::internal {
 
 void Reactor::poll(std::optional<Duration> timeout) {
-  for (const Readiness& r : poller_.wait(timeout)) r.target->ready(r.target, r);
+  for (const Readiness& r : poller_->wait(timeout)) r.target->ready(r.target, r);
 }
 
 void Reactor::on_fd_watch_ready(ReadinessTarget* self, const Readiness& r) {
@@ -35,7 +35,7 @@ bool Reactor::set_fd_callback(int fd, Interest direction, std::function<void()> 
   const bool had = slot != nullptr;
   slot = fn ? std::make_shared<std::function<void()>>(std::move(fn)) : nullptr;
   if (!w.on_read && !w.on_write) {
-    poller_.remove(fd);
+    poller_->remove(fd);
     fd_watches_.erase(it);
     --waiters_;
     return had;
@@ -44,9 +44,9 @@ bool Reactor::set_fd_callback(int fd, Interest direction, std::function<void()> 
                             (w.on_write ? Interest::kWrite : Interest::kNone);
   try {
     if (existed) {
-      poller_.modify(fd, &w, interest);
+      poller_->modify(fd, &w, interest);
     } else {
-      poller_.add_level_triggered(fd, &w, interest);
+      poller_->add_level_triggered(fd, &w, interest);
     }
   } catch (...) {
     if (!existed) fd_watches_.erase(it);

@@ -34,7 +34,7 @@ LoopParts::LoopParts(Loop& owner, const LoopOptions& options)
     : options(options),
       scheduler(*this, owner, options),
       callbacks(scheduler, timers),
-      reactor(callbacks),
+      reactor(callbacks, options.backend),
       remote(reactor, callbacks),
       pool(options.blocking_threads),
       diagnostics(*this, options.stall_threshold),

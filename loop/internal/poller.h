@@ -1,9 +1,11 @@
-// The loop's epoll instance and its eventfd: how an idle loop sleeps until
-// the next deadline or event, and how another thread wakes it. poller.cc is
-// the one file that includes <sys/epoll.h>.
+// How an idle loop sleeps until the next deadline or fd event, and how
+// another thread wakes it: the Poller interface, with two backends
+// (LoopOptions::backend): epoll (epoll_poller.h) and io_uring
+// (uring_poller.h). make_poller() picks one.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -39,50 +41,56 @@ constexpr bool watches(Interest set, Interest direction) noexcept {
 
 class Poller {
  public:
-  // Throws: std::system_error if the kernel refuses an epoll instance or eventfd.
-  Poller();
-  ~Poller();
+  virtual ~Poller() = default;
   Poller(const Poller&) = delete;
   Poller& operator=(const Poller&) = delete;
 
   // Blocks until an fd is ready, wake() is called, or `timeout` passes
   // (nullopt: no limit; zero: only look). The timeout is rounded up, never
-  // down: with epoll_pwait2 to the nanosecond, else to the millisecond.
-  // Returns the ready fds (valid until the next call).
-  std::span<const Readiness> wait(std::optional<Duration> timeout);
+  // down. Returns the ready fds (valid until the next call).
+  // Throws: std::system_error if the kernel fails the wait.
+  virtual std::span<const Readiness> wait(std::optional<Duration> timeout) = 0;
 
   // Makes a blocked or the next wait() return at once. Any thread.
-  void wake() noexcept;
+  virtual void wake() noexcept = 0;
 
   // Registers `fd` once, edge-triggered, for both directions and hang-up
-  // (io/'s sockets: they retry until EAGAIN, then wait).
+  // (io/'s sockets: they retry until EAGAIN, then wait). A report may be
+  // spurious: the retry then sees EAGAIN again.
   // Throws: std::system_error naming the fd.
-  void add_edge_triggered(int fd, ReadinessTarget* target);
+  virtual void add_edge_triggered(int fd, ReadinessTarget* target) = 0;
   // Registers `fd` level-triggered: reported in every wait while ready in a
   // direction of `interest`, as asyncio's add_reader/add_writer are.
   // Throws: std::system_error naming the fd.
-  void add_level_triggered(int fd, ReadinessTarget* target, Interest interest);
+  virtual void add_level_triggered(int fd, ReadinessTarget* target, Interest interest) = 0;
   // Changes a level-triggered registration's interest.
   // Throws: std::system_error naming the fd.
-  void modify(int fd, ReadinessTarget* target, Interest interest);
-  // Unregisters `fd` (a no-op if the kernel already forgot it).
-  void remove(int fd) noexcept;
+  virtual void modify(int fd, ReadinessTarget* target, Interest interest) = 0;
+  // Unregisters `fd` (a no-op if the kernel already forgot it): its target
+  // gets no further report. Call before closing the fd.
+  virtual void remove(int fd) noexcept = 0;
 
+  virtual Backend backend() const noexcept = 0;
   std::uint64_t polls() const noexcept { return polls_; }
   // fds registered now (sockets, wait_readable, add_reader), the eventfd aside.
   std::size_t registered() const noexcept { return registered_; }
   Duration time_blocked() const noexcept { return blocked_; }
 
- private:
-  void control(int op, int fd, std::uint32_t events, ReadinessTarget* target, const char* what);
+ protected:
+  Poller() = default;
 
-  int epoll_fd_ = -1;
-  int wake_fd_ = -1;
-  bool have_pwait2_ = true;
   std::vector<Readiness> ready_;
   std::uint64_t polls_ = 0;
   std::size_t registered_ = 0;
   Duration blocked_{};
 };
+
+// The poller `requested` names. Backend::automatic: FIBERLOOP_BACKEND
+// ("epoll" or "io_uring") if the environment sets it, else epoll (the faster
+// here: bench/RESULTS.md); if io_uring was asked for that way and the kernel
+// refuses it, epoll, said once per process on stderr with the reason.
+// Throws: std::system_error if the kernel refuses the backend that
+//         `requested` names explicitly, or epoll itself.
+std::unique_ptr<Poller> make_poller(Backend requested);
 
 }  // namespace fiberloop::internal

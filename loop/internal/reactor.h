@@ -19,7 +19,9 @@ class Callbacks;
 
 class Reactor {
  public:
-  explicit Reactor(Callbacks& callbacks) : callbacks_(callbacks) {}
+  // Throws: std::system_error if the kernel refuses the backend (make_poller).
+  Reactor(Callbacks& callbacks, Backend backend)
+      : callbacks_(callbacks), poller_(make_poller(backend)) {}
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
@@ -27,10 +29,10 @@ class Reactor {
   // Registers `fd`, edge-triggered in both directions; `target->ready` gets
   // each readiness report.
   // Throws: std::system_error naming the fd.
-  void watch(int fd, ReadinessTarget* target) { poller_.add_edge_triggered(fd, target); }
+  void watch(int fd, ReadinessTarget* target) { poller_->add_edge_triggered(fd, target); }
   // Unregisters `fd`. Call before closing it, so that a reused fd number
   // never reports to the old target.
-  void unwatch(int fd) noexcept { poller_.remove(fd); }
+  void unwatch(int fd) noexcept { poller_->remove(fd); }
   // A fiber parks on fd readiness, or stops: while any waits, the loop polls
   // in every iteration (as asyncio does).
   void add_waiter() noexcept { ++waiters_; }
@@ -48,8 +50,8 @@ class Reactor {
   // Waits for readiness (see Poller::wait) and hands each report to its target.
   void poll(std::optional<Duration> timeout);
   // Makes a blocked or the next poll() return at once. Any thread.
-  void wake() noexcept { poller_.wake(); }
-  const Poller& poller() const noexcept { return poller_; }
+  void wake() noexcept { poller_->wake(); }
+  const Poller& poller() const noexcept { return *poller_; }
 
  private:
   // An fd with add_reader/add_writer callbacks. Shared callbacks: one
@@ -62,7 +64,7 @@ class Reactor {
   static void on_fd_watch_ready(ReadinessTarget* self, const Readiness& r);
 
   Callbacks& callbacks_;
-  Poller poller_;
+  std::unique_ptr<Poller> poller_;
   std::size_t waiters_ = 0;
   std::unordered_map<int, std::unique_ptr<FdWatch>> fd_watches_;
 };

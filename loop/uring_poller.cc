@@ -1,0 +1,249 @@
+#include "loop/internal/uring_poller.h"
+
+#include <liburing.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <string>
+#include <system_error>
+
+namespace fiberloop::internal {
+namespace {
+
+constexpr unsigned kEntries = 256;
+// user_data of the requests that carry no Registration.
+constexpr std::uint64_t kWakeToken = 1;    // the eventfd's multishot poll
+constexpr std::uint64_t kIgnoreToken = 2;  // poll-remove requests' own completions
+// What an edge-triggered fd watches (epoll's EPOLLIN | EPOLLOUT | EPOLLRDHUP).
+constexpr unsigned kEdgeMask = POLLIN | POLLOUT | POLLRDHUP;
+
+[[noreturn]] void throw_error(int err, const std::string& what) {
+  throw std::system_error(err, std::generic_category(), what);
+}
+
+unsigned level_mask(Interest interest) {
+  return (watches(interest, Interest::kRead) ? POLLIN : 0u) |
+         (watches(interest, Interest::kWrite) ? POLLOUT : 0u);
+}
+
+}  // namespace
+
+struct UringPoller::Ring {
+  io_uring ring;
+};
+
+struct UringPoller::Registration {
+  ReadinessTarget* target = nullptr;  // null once removed: no further report
+  int fd = -1;
+  unsigned mask = 0;
+  bool multishot = false;     // edge-triggered: one request for the fd's life
+  bool in_kernel = false;     // a request is armed and its last completion not yet seen
+  bool rearm_queued = false;  // in rearm_: armed again at the next wait()
+  Registration* next_free = nullptr;
+};
+
+namespace {
+
+// A free submission slot; submits what is queued if there is none.
+io_uring_sqe* next_sqe(io_uring* ring) {
+  io_uring_sqe* sqe = io_uring_get_sqe(ring);
+  while (sqe == nullptr) {
+    io_uring_submit(ring);
+    sqe = io_uring_get_sqe(ring);
+  }
+  return sqe;
+}
+
+void arm_wake(io_uring* ring, int wake_fd) {
+  io_uring_sqe* sqe = next_sqe(ring);
+  io_uring_prep_poll_multishot(sqe, wake_fd, POLLIN);
+  io_uring_sqe_set_data64(sqe, kWakeToken);
+}
+
+}  // namespace
+
+UringPoller::UringPoller() : ring_(std::make_unique<Ring>()) {
+  const int err = io_uring_queue_init(kEntries, &ring_->ring, 0);
+  if (err < 0) throw_error(-err, "io_uring_queue_init");
+  // Multishot poll came with Linux 5.13 (as did resource tags, the feature
+  // bit that says so); waits with a timeout need EXT_ARG (5.11).
+  const unsigned needed = IORING_FEAT_EXT_ARG | IORING_FEAT_RSRC_TAGS;
+  if ((ring_->ring.features & needed) != needed) {
+    io_uring_queue_exit(&ring_->ring);
+    throw_error(ENOSYS, "io_uring on this kernel lacks multishot poll (Linux 5.13 or later)");
+  }
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    const int saved = errno;
+    io_uring_queue_exit(&ring_->ring);
+    throw_error(saved, "fiberloop: eventfd");
+  }
+  arm_wake(&ring_->ring, wake_fd_);
+  ready_.reserve(kEntries);
+}
+
+UringPoller::~UringPoller() {
+  io_uring_queue_exit(&ring_->ring);  // the kernel drops every request with it
+  ::close(wake_fd_);
+}
+
+void UringPoller::wake() noexcept {
+  const std::uint64_t one = 1;
+  // EAGAIN means the counter is already non-zero: the loop will wake anyway.
+  [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
+}
+
+UringPoller::Registration* UringPoller::acquire(int fd, ReadinessTarget* target, unsigned mask,
+                                                bool multishot) {
+  if (fd < 0) throw_error(EBADF, "io_uring poll add fd " + std::to_string(fd));
+  const auto slot = static_cast<std::size_t>(fd);
+  if (slot < by_fd_.size() && by_fd_[slot] != nullptr) {
+    throw_error(EEXIST, "io_uring poll add fd " + std::to_string(fd));
+  }
+  Registration* r = free_;
+  if (r != nullptr) {
+    free_ = r->next_free;
+  } else {
+    owned_.push_back(std::make_unique<Registration>());
+    r = owned_.back().get();
+  }
+  *r = Registration{target, fd, mask, multishot};
+  if (slot >= by_fd_.size()) by_fd_.resize(slot + 1, nullptr);
+  by_fd_[slot] = r;
+  ++registered_;
+  return r;
+}
+
+void UringPoller::arm(Registration* r) {
+  io_uring_sqe* sqe = next_sqe(&ring_->ring);
+  if (r->multishot) {
+    io_uring_prep_poll_multishot(sqe, r->fd, r->mask);
+  } else {
+    io_uring_prep_poll_add(sqe, r->fd, r->mask);
+  }
+  io_uring_sqe_set_data(sqe, r);
+  r->in_kernel = true;
+}
+
+void UringPoller::release(Registration* r) noexcept {
+  r->next_free = free_;
+  free_ = r;
+}
+
+void UringPoller::add_edge_triggered(int fd, ReadinessTarget* target) {
+  arm(acquire(fd, target, kEdgeMask, true));
+}
+
+void UringPoller::add_level_triggered(int fd, ReadinessTarget* target, Interest interest) {
+  arm(acquire(fd, target, level_mask(interest), false));
+}
+
+void UringPoller::modify(int fd, ReadinessTarget* target, Interest interest) {
+  remove(fd);
+  add_level_triggered(fd, target, interest);
+}
+
+void UringPoller::remove(int fd) noexcept {
+  const auto slot = static_cast<std::size_t>(fd);
+  if (fd < 0 || slot >= by_fd_.size() || by_fd_[slot] == nullptr) return;
+  Registration* r = by_fd_[slot];
+  by_fd_[slot] = nullptr;
+  --registered_;
+  r->target = nullptr;
+  if (r->in_kernel) {
+    // Cancelled now, not at the next wait: the caller closes the fd next,
+    // and the request holds the file open until it ends. The registration
+    // is recycled when its last completion arrives.
+    io_uring_sqe* sqe = next_sqe(&ring_->ring);
+    io_uring_prep_poll_remove(sqe, reinterpret_cast<std::uint64_t>(r));
+    io_uring_sqe_set_data64(sqe, kIgnoreToken);
+    io_uring_submit(&ring_->ring);
+  } else if (!r->rearm_queued) {
+    release(r);
+  }  // (else the next wait() recycles it)
+}
+
+void UringPoller::dispatch(Registration* r, int result, bool more) {
+  if (!more) r->in_kernel = false;
+  if (r->target == nullptr) {  // removed: this was its last word, or will be
+    if (!more) release(r);
+    return;
+  }
+  if (result < 0) {
+    // The kernel could not poll the fd (closed behind our back, say): both
+    // directions retry their syscall and see why. Not armed again.
+    ready_.push_back(Readiness{r->target, false, false, true});
+    return;
+  }
+  const auto events = static_cast<unsigned>(result);
+  ready_.push_back(Readiness{r->target, (events & POLLIN) != 0, (events & POLLOUT) != 0,
+                             (events & (POLLERR | POLLHUP | POLLRDHUP)) != 0});
+  if (!more) {
+    // A level-triggered report (one-shot), or a multishot request the
+    // kernel ended (its completion queue overflowed): armed again before
+    // the next wait, so an fd still ready reports again.
+    r->rearm_queued = true;
+    rearm_.push_back(r);
+  }
+}
+
+std::span<const Readiness> UringPoller::wait(std::optional<Duration> timeout) {
+  io_uring* ring = &ring_->ring;
+  for (Registration* r : rearm_) {
+    r->rearm_queued = false;
+    if (r->target != nullptr) {
+      arm(r);
+    } else if (!r->in_kernel) {
+      release(r);
+    }
+  }
+  rearm_.clear();
+  // Only waits that may block are timed: the zero-timeout polls of a busy
+  // loop skip the clock.
+  const bool may_block = !timeout || *timeout > Duration::zero();
+  const TimePoint start = may_block ? Clock::now() : TimePoint{};
+  if (may_block) {
+    __kernel_timespec ts{};
+    __kernel_timespec* tsp = nullptr;
+    if (timeout) {
+      const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout).count();
+      ts.tv_sec = ns / 1'000'000'000;
+      ts.tv_nsec = ns % 1'000'000'000;
+      tsp = &ts;
+    }
+    io_uring_cqe* cqe = nullptr;
+    // Submits what this iteration queued and waits, in one io_uring_enter.
+    const int err = io_uring_submit_and_wait_timeout(ring, &cqe, 1, tsp, nullptr);
+    if (err < 0 && err != -ETIME && err != -EINTR && err != -EBUSY) {
+      throw_error(-err, "fiberloop: io_uring_enter");
+    }
+    blocked_ += Clock::now() - start;
+  } else if (io_uring_sq_ready(ring) != 0 || io_uring_cq_has_overflow(ring)) {
+    io_uring_submit_and_get_events(ring);
+  }
+  ++polls_;
+  ready_.clear();
+  unsigned head;
+  unsigned seen = 0;
+  io_uring_cqe* cqe;
+  io_uring_for_each_cqe(ring, head, cqe) {
+    ++seen;
+    const bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    const std::uint64_t token = cqe->user_data;
+    if (token == kWakeToken) {
+      std::uint64_t count;
+      while (::read(wake_fd_, &count, sizeof count) > 0) {
+      }
+      if (!more) arm_wake(ring, wake_fd_);
+    } else if (token != kIgnoreToken) {
+      dispatch(reinterpret_cast<Registration*>(token), cqe->res, more);
+    }
+  }
+  io_uring_cq_advance(ring, seen);
+  return ready_;
+}
+
+}  // namespace fiberloop::internal

@@ -1,0 +1,157 @@
+// The backends: which one a loop gets, and the reactor's contract on each,
+// chosen explicitly (the rest of the suite runs once per backend through
+// FIBERLOOP_BACKEND: .ci/run). Real sockets, pipes and threads.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "fiberloop.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Backend, ExplicitChoicesAreHonoured) {
+  {
+    Loop loop({.backend = Backend::epoll});
+    EXPECT_EQ(loop.backend(), Backend::epoll);
+  }
+  {
+    Loop loop({.backend = Backend::io_uring});  // this kernel allows io_uring
+    EXPECT_EQ(loop.backend(), Backend::io_uring);
+  }
+  EXPECT_STREQ(to_string(Backend::io_uring), "io_uring");
+  EXPECT_STREQ(to_string(Backend::epoll), "epoll");
+}
+
+TEST(Backend, AutomaticFollowsTheEnvironmentElseEpoll) {
+  const char* saved = std::getenv("FIBERLOOP_BACKEND");
+  const std::string restore = saved != nullptr ? saved : "";
+  ::setenv("FIBERLOOP_BACKEND", "io_uring", 1);
+  EXPECT_EQ(Loop().backend(), Backend::io_uring);
+  ::setenv("FIBERLOOP_BACKEND", "epoll", 1);
+  EXPECT_EQ(Loop().backend(), Backend::epoll);
+  ::setenv("FIBERLOOP_BACKEND", "kqueue", 1);  // unknown: said once, ignored
+  EXPECT_EQ(Loop().backend(), Backend::epoll);
+  ::unsetenv("FIBERLOOP_BACKEND");
+  EXPECT_EQ(Loop().backend(), Backend::epoll);
+  if (saved != nullptr) ::setenv("FIBERLOOP_BACKEND", restore.c_str(), 1);
+}
+
+class EachBackend : public ::testing::TestWithParam<Backend> {};
+
+// Sockets: many connections at once, each echoing until the client closes,
+// then a peer that resets; every fd is unregistered at the end.
+TEST_P(EachBackend, EchoesOverManyConnections) {
+  Loop loop({.backend = GetParam()});
+  ASSERT_EQ(loop.backend(), GetParam());
+  constexpr int kClients = 64;
+  int served = 0;
+  loop.run_until_complete([&] {
+    auto listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
+    const auto address = listener.local_address();
+    TaskGroup group;
+    group.spawn([&] {
+      TaskGroup connections;
+      for (int i = 0; i < kClients; ++i) {
+        connections.spawn([conn = listener.accept(), &served]() mutable {
+          char buf[4096];
+          while (std::size_t n = conn.read(buf)) conn.write_all({buf, n});
+          ++served;
+        });
+      }
+      connections.join();
+    });
+    for (int i = 0; i < kClients; ++i) {
+      group.spawn([&, i] {
+        auto c = TcpStream::connect(address);
+        const std::string message(1000 + i, static_cast<char>('a' + i % 26));
+        std::string back(message.size(), '\0');
+        for (int round = 0; round < 20; ++round) {
+          c.write_all(message);
+          c.read_exact(back);
+          ASSERT_EQ(back, message);
+        }
+      });
+    }
+    group.join();
+  });
+  EXPECT_EQ(served, kClients);
+  EXPECT_EQ(loop.stats().fds_registered, 0u);
+}
+
+// add_reader is level-triggered: a callback that reads one byte at a time
+// runs again while bytes remain, with no new write.
+TEST_P(EachBackend, AddReaderIsLevelTriggered) {
+  Loop loop({.backend = GetParam()});
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+  ASSERT_EQ(::write(p[1], "abc", 3), 3);
+  std::string got;
+  loop.add_reader(p[0], [&] {
+    char c;
+    if (::read(p[0], &c, 1) == 1) got += c;
+    if (got.size() == 3) loop.remove_reader(p[0]);
+  });
+  loop.run();
+  EXPECT_EQ(got, "abc");
+  EXPECT_EQ(loop.stats().fds_registered, 0u);
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
+// Another thread's post wakes a loop blocked with no deadline; a sleeping
+// fiber's timer fires while fds are being polled.
+TEST_P(EachBackend, WakesForPostsAndTimers) {
+  Loop loop({.backend = GetParam()});
+  std::atomic<bool> posted{false};
+  std::optional<Loop::KeepAlive> keep(loop.keep_alive());
+  std::thread other([&] {
+    std::this_thread::sleep_for(20ms);
+    loop.call_soon_threadsafe([&] {
+      posted = true;
+      keep.reset();
+    });
+  });
+  auto sleeper = loop.spawn([] {
+    const auto start = Clock::now();
+    this_fiber::sleep_for(5ms);
+    return Clock::now() - start;
+  });
+  loop.run();
+  other.join();
+  EXPECT_TRUE(posted.load());
+  EXPECT_GE(sleeper.join(), 5ms);
+}
+
+// A fiber parked on a read is cancelled: its wait ends, the fd stays usable
+// and registered once; closing it then unregisters it.
+TEST_P(EachBackend, CancelledReadLeavesTheFdUsable) {
+  Loop loop({.backend = GetParam()});
+  loop.run_until_complete([] {
+    auto listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
+    auto b = TcpStream::connect(listener.local_address());
+    auto a = listener.accept();
+    char buf[8];
+    EXPECT_THROW(with_timeout(10ms, [&] { return a.read(buf); }), TimeoutError);
+    b.write_all("x");
+    EXPECT_EQ(a.read(buf), 1u);
+    EXPECT_EQ(Loop::current()->stats().fds_registered, 3u);  // and the listener
+  });
+  EXPECT_EQ(loop.stats().fds_registered, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EachBackend,
+                         ::testing::Values(Backend::epoll, Backend::io_uring),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+}  // namespace
+}  // namespace fiberloop
