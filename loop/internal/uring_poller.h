@@ -46,7 +46,6 @@ class UringPoller final : public Poller {
   void dispatch(Registration* r, int result, bool more);
 
   std::unique_ptr<Ring> ring_;
-  bool deferred_ = false;  // IORING_SETUP_DEFER_TASKRUN: completions only in io_uring_enter
   int wake_fd_ = -1;
   std::vector<Registration*> by_fd_;  // the live registration of each fd
   std::vector<Registration*> rearm_;  // level-triggered ones reported in the last wait
