@@ -25,7 +25,9 @@
 #include "io/socket_stream.h"
 #include "io/stream.h"
 #include "io/tcp.h"
+#ifndef FIBERLOOP_NO_TLS  // (a CMake build without OpenSSL)
 #include "io/tls.h"
+#endif
 #include "io/udp.h"
 #include "io/unix.h"
 #include "io/wait.h"

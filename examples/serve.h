@@ -20,6 +20,7 @@
 
 namespace fiberloop::examples {
 
+#ifndef FIBERLOOP_NO_TLS
 // The TLS examples' server context, from --cert and --key (PEM paths).
 // Without both, prints `usage` and exits 2; if OpenSSL refuses them, says
 // why and exits 1.
@@ -37,6 +38,7 @@ inline TlsContext tls_server_context(const char* name, int argc, char** argv, co
     std::exit(1);
   }
 }
+#endif
 
 // Accepts connections on `listener` until it is closed, and calls
 // handle(TcpStream&) in a new fiber (on this loop) for each.

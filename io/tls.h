@@ -17,6 +17,11 @@
 // SIGPIPE).
 #pragma once
 
+#ifdef FIBERLOOP_NO_TLS
+#error \
+    "io/tls.h: this fiberloop was built without OpenSSL; install Debian's libssl-dev and build fiberloop again"
+#endif
+
 #include <cstdint>
 #include <memory>
 #include <span>

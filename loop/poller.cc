@@ -1,6 +1,7 @@
 // Which Poller a loop gets (make_poller) and the names of the backends.
 #include "loop/internal/poller.h"
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -8,7 +9,9 @@
 #include <system_error>
 
 #include "loop/internal/epoll_poller.h"
+#ifndef FIBERLOOP_NO_IO_URING  // (a CMake build without liburing)
 #include "loop/internal/uring_poller.h"
+#endif
 
 namespace fiberloop {
 
@@ -42,14 +45,24 @@ Backend from_environment() {
   return Backend::automatic;
 }
 
+std::unique_ptr<Poller> make_uring_poller() {
+#ifdef FIBERLOOP_NO_IO_URING
+  throw std::system_error(ENOSYS, std::generic_category(),
+                          "io_uring backend: this fiberloop was built without liburing (install "
+                          "Debian's liburing-dev and build fiberloop again)");
+#else
+  return std::make_unique<UringPoller>();
+#endif
+}
+
 }  // namespace
 
 std::unique_ptr<Poller> make_poller(Backend requested) {
   if (requested == Backend::epoll) return std::make_unique<EpollPoller>();
-  if (requested == Backend::io_uring) return std::make_unique<UringPoller>();
+  if (requested == Backend::io_uring) return make_uring_poller();
   if (from_environment() == Backend::io_uring) {
     try {
-      return std::make_unique<UringPoller>();
+      return make_uring_poller();
     } catch (const std::system_error& e) {
       static std::once_flag said;
       std::call_once(said, [&e] {

@@ -1,0 +1,41 @@
+# What fiberloop needs from the system, each from its Debian package:
+# Threads, Boost.Context (required), OpenSSL (TLS) and liburing (io_uring)
+# when found or asked for.
+find_package(Threads REQUIRED)
+
+find_package(boost_context CONFIG QUIET)
+if(NOT boost_context_FOUND)
+  message(FATAL_ERROR
+    "fiberloop needs Boost.Context (its fibers switch with it), and CMake did not find it. "
+    "On Debian or Ubuntu: apt-get install libboost-context-dev")
+endif()
+
+# AUTO: on when found; ON: an error when not found; OFF: not built.
+function(fiberloop_optional name option found hint)
+  if(${option} STREQUAL "ON" AND NOT ${found})
+    message(FATAL_ERROR "${option}=ON, but ${name} was not found. ${hint}")
+  endif()
+  if(${found} AND NOT ${option} STREQUAL "OFF")
+    set(${option}_ENABLED TRUE PARENT_SCOPE)
+    message(STATUS "fiberloop: ${name}: on")
+  else()
+    set(${option}_ENABLED FALSE PARENT_SCOPE)
+    message(STATUS "fiberloop: ${name}: off (${hint})")
+  endif()
+endfunction()
+
+find_package(OpenSSL 3 QUIET)
+fiberloop_optional("TLS (OpenSSL 3)" FIBERLOOP_TLS OpenSSL_FOUND
+                   "On Debian: apt-get install libssl-dev")
+
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(LIBURING QUIET IMPORTED_TARGET liburing)
+endif()
+fiberloop_optional("the io_uring backend (liburing)" FIBERLOOP_IO_URING LIBURING_FOUND
+                   "On Debian: apt-get install liburing-dev pkg-config")
+
+# GoogleTest for the tests (the tutorial's test is in examples/).
+if(FIBERLOOP_TESTS)
+  find_package(GTest REQUIRED)
+endif()

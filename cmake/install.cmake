@@ -1,0 +1,41 @@
+# cmake --install: the headers under include/fiberloop/ (internal ones
+# included: the public templates need them; they stay in their internal/
+# directories), both libraries, fiberloopConfig.cmake exporting
+# fiberloop::fiberloop (static) and fiberloop::fiberloop_shared, and
+# fiberloop.pc for pkg-config (the shared library).
+include(CMakePackageConfigHelpers)
+
+install(FILES fiberloop.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fiberloop)
+install(DIRECTORY fiber io loop sync
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fiberloop
+        FILES_MATCHING PATTERN "*.h")
+
+install(TARGETS fiberloop_static fiberloop_shared EXPORT fiberloopTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR})
+set(config_dir ${CMAKE_INSTALL_LIBDIR}/cmake/fiberloop)
+install(EXPORT fiberloopTargets NAMESPACE fiberloop:: DESTINATION ${config_dir})
+
+configure_package_config_file(cmake/fiberloopConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/fiberloopConfig.cmake INSTALL_DESTINATION ${config_dir})
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/fiberloopConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/fiberloopConfig.cmake
+              ${PROJECT_BINARY_DIR}/fiberloopConfigVersion.cmake
+        DESTINATION ${config_dir})
+
+# pkg-config: Boost.Context is in Libs (the inline switch path calls it from
+# the program's own code); OpenSSL and liburing, used only inside the
+# library, in Requires.private (for --static).
+set(pc_requires_private "")
+set(pc_cflags "")
+if(FIBERLOOP_TLS_ENABLED)
+  string(APPEND pc_requires_private " openssl")
+else()
+  string(APPEND pc_cflags " -DFIBERLOOP_NO_TLS")
+endif()
+if(FIBERLOOP_IO_URING_ENABLED)
+  string(APPEND pc_requires_private " liburing")
+endif()
+configure_file(cmake/fiberloop.pc.in ${PROJECT_BINARY_DIR}/fiberloop.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/fiberloop.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

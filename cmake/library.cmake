@@ -1,0 +1,47 @@
+# The libraries: libfiberloop.a (fiberloop::fiberloop, the default: the
+# switch path reads thread-locals, which a program's own code reaches
+# cheapest) and libfiberloop.so (fiberloop::fiberloop_shared), both from
+# the same objects.
+include(GNUInstallDirs)
+
+# What the headers ask of whoever compiles them, this build's targets and
+# its consumers alike: C++20, the features left out (fiberloop.h and
+# io/tls.h check FIBERLOOP_NO_TLS), the dependencies. Installed headers sit
+# under include/fiberloop/ and name each other as "loop/loop.h": both
+# directories are on the include path.
+function(fiberloop_usage target)
+  target_include_directories(${target} PUBLIC
+    "$<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>"
+    "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>"
+    "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/fiberloop>")
+  target_compile_features(${target} PUBLIC cxx_std_20)
+  target_link_libraries(${target} PUBLIC Boost::context Threads::Threads)
+  if(FIBERLOOP_TLS_ENABLED)
+    target_link_libraries(${target} PUBLIC OpenSSL::SSL OpenSSL::Crypto)
+  else()
+    target_compile_definitions(${target} PUBLIC FIBERLOOP_NO_TLS)
+  endif()
+  if(FIBERLOOP_IO_URING_ENABLED)
+    target_link_libraries(${target} PUBLIC PkgConfig::LIBURING)
+  endif()
+endfunction()
+
+set_target_properties(fiberloop_objects PROPERTIES POSITION_INDEPENDENT_CODE ON)
+fiberloop_usage(fiberloop_objects)
+if(NOT FIBERLOOP_IO_URING_ENABLED)
+  target_compile_definitions(fiberloop_objects PRIVATE FIBERLOOP_NO_IO_URING)
+endif()
+
+foreach(kind static shared)
+  string(TOUPPER ${kind} KIND)
+  add_library(fiberloop_${kind} ${KIND} $<TARGET_OBJECTS:fiberloop_objects>)
+  set_target_properties(fiberloop_${kind} PROPERTIES
+    OUTPUT_NAME fiberloop
+    VERSION ${PROJECT_VERSION}
+    SOVERSION ${PROJECT_VERSION_MAJOR}.${PROJECT_VERSION_MINOR})
+  fiberloop_usage(fiberloop_${kind})
+endforeach()
+set_target_properties(fiberloop_static PROPERTIES EXPORT_NAME fiberloop)
+set_target_properties(fiberloop_shared PROPERTIES EXPORT_NAME fiberloop_shared)
+add_library(fiberloop::fiberloop ALIAS fiberloop_static)
+add_library(fiberloop::fiberloop_shared ALIAS fiberloop_shared)

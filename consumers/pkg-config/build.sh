@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# A program built against an installed fiberloop with pkg-config and one
+# g++ line. PKG_CONFIG_PATH names <prefix>/lib/pkgconfig for a prefix
+# pkg-config does not search by itself.
+#   consumers/pkg-config/build.sh <output>
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+g++ -std=c++20 -O2 "$here/../app.cc" $(pkg-config --cflags --libs fiberloop) -o "$1"
