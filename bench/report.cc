@@ -245,6 +245,13 @@ const std::vector<Row>& rows() {
        {{"fiberloop, 1 loop", "BM_cores_skynet/1/iterations:3/repeats:3/real_time"},
         {"Boost.Fiber work_stealing, 2 threads",
          "BM_cores_boost_fiber_skynet/iterations:1/repeats:1/real_time"}}},
+      // Files (issue 15)
+      {"random 4 KiB reads of a 1 GiB file, 64 fibers, io_uring",
+       "BM_file_random_reads/io_uring/real_time",
+       nullptr,
+       "ns/read",
+       "<= 0.67x the thread pool (>= 1.5x its rate)",
+       {{"thread pool (epoll loop)", "BM_file_random_reads/thread_pool/real_time"}}},
   };
   return table;
 }

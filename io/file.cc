@@ -3,10 +3,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <system_error>
 #include <utility>
 
+#include "loop/internal/reactor.h"
+#include "loop/internal/scheduler.h"
 #include "loop/run_blocking.h"
 
 namespace fiberloop {
@@ -29,6 +32,60 @@ auto on_worker(Call call, int& err) {
       },
       /*interruptible=*/false);
   return result;
+}
+
+// A read or write at `offset` as a kernel operation, on a loop whose backend
+// has them (io_uring): the fiber parks until the completion, whatever
+// interrupts it (the kernel owns the buffer until then; the interrupt stays
+// pending). Returns: false if the loop has no such operations or is
+// closing; else true, with the bytes moved in `n`, or -1 and the error in
+// `err`.
+bool kernel_op(int fd, void* buffer, std::size_t size, std::uint64_t offset, bool write, ssize_t& n,
+               int& err) {
+  internal::Scheduler* scheduler = internal::Scheduler::current();
+  if (scheduler == nullptr || scheduler->closing() || scheduler->running() == nullptr) return false;
+  struct Waiter : internal::ReadinessTarget {
+    internal::Scheduler* scheduler;
+    internal::FiberRecord* fiber;
+    bool done = false;
+  } waiter;
+  waiter.scheduler = scheduler;
+  waiter.fiber = scheduler->running();
+  waiter.ready = [](internal::ReadinessTarget* self, const internal::Readiness&) {
+    auto& w = *static_cast<Waiter*>(self);
+    w.done = true;
+    w.scheduler->reactor().remove_waiter();
+    w.scheduler->wake(*w.fiber);
+  };
+  internal::FileOp op;
+  op.target = &waiter;
+  op.fd = fd;
+  op.buffer = buffer;
+  // The kernel moves at most 2 GiB - 4 KiB per call anyway; the caller
+  // loops (write_at) or returns a short count (read_at), as for pread.
+  op.size = static_cast<std::uint32_t>(std::min<std::size_t>(size, 0x7ffff000));
+  op.offset = offset;
+  op.write = write;
+  if (!scheduler->reactor().submit(op)) return false;
+  scheduler->reactor().add_waiter();
+  while (!waiter.done) scheduler->park_uninterruptible(internal::WaitKind::kFileIo);
+  n = op.result < 0 ? -1 : op.result;
+  err = op.result < 0 ? -op.result : 0;
+  return true;
+}
+
+// pread / pwrite: through the kernel's operations when the loop has them
+// and the file is `seekable`, else on a worker.
+ssize_t read_or_write_at(int fd, bool seekable, void* buffer, std::size_t size,
+                         std::uint64_t offset, bool write, int& err) {
+  ssize_t n = 0;
+  if (seekable && kernel_op(fd, buffer, size, offset, write, n, err)) return n;
+  return on_worker(
+      [&] {
+        const auto at = static_cast<off_t>(offset);
+        return write ? ::pwrite(fd, buffer, size, at) : ::pread(fd, buffer, size, at);
+      },
+      err);
 }
 
 std::string at(const std::string& path, std::uint64_t offset) {
@@ -88,13 +145,16 @@ void write_file(const std::string& path, std::string_view data) {
 }
 
 File::File(File&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+    : fd_(std::exchange(other.fd_, -1)),
+      path_(std::move(other.path_)),
+      seekable_(other.seekable_) {}
 
 File& File::operator=(File&& other) noexcept {
   if (this != &other) {
     if (fd_ >= 0) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
     path_ = std::move(other.path_);
+    seekable_ = other.seekable_;
   }
   return *this;
 }
@@ -105,9 +165,18 @@ File::~File() {
 
 File File::open(const std::string& path, int flags, mode_t mode) {
   int err = 0;
-  const int fd = on_worker([&] { return ::open(path.c_str(), flags | O_CLOEXEC, mode); }, err);
+  bool seekable = false;
+  const int fd = on_worker(
+      [&] {
+        const int opened = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+        struct stat st {};
+        seekable = opened >= 0 && ::fstat(opened, &st) == 0 &&
+                   (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+        return opened;
+      },
+      err);
   if (fd < 0) throw_file_error(err, "open " + path);
-  return File(fd, path);
+  return File(fd, path, seekable);
 }
 
 void File::check_open(const char* op) const {
@@ -123,8 +192,7 @@ std::size_t File::read_at(std::span<char> buf, std::uint64_t offset) {
   int err = 0;
   ssize_t n;
   do {
-    n = on_worker([&] { return ::pread(fd_, buf.data(), buf.size(), static_cast<off_t>(offset)); },
-                  err);
+    n = read_or_write_at(fd_, seekable_, buf.data(), buf.size(), offset, false, err);
   } while (n < 0 && err == EINTR);
   if (n < 0) throw_file_error(err, "read_at " + at(path_, offset));
   return static_cast<std::size_t>(n);
@@ -135,12 +203,8 @@ std::size_t File::write_at(std::span<const char> data, std::uint64_t offset) {
   int err = 0;
   std::size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = on_worker(
-        [&] {
-          return ::pwrite(fd_, data.data() + done, data.size() - done,
-                          static_cast<off_t>(offset + done));
-        },
-        err);
+    const ssize_t n = read_or_write_at(fd_, seekable_, const_cast<char*>(data.data() + done),
+                                       data.size() - done, offset + done, true, err);
     if (n < 0 && err == EINTR) continue;
     if (n < 0) throw_file_error(err, "write_at " + at(path_, offset + done));
     if (n == 0) throw_file_error(EIO, "write_at " + at(path_, offset + done) + " wrote nothing");

@@ -1,13 +1,16 @@
 // Files without blocking the loop: every system call that may wait for a
 // disk runs on one of the loop's worker threads (run_blocking's pool) while
-// the calling fiber parks.
+// the calling fiber parks; on an io_uring loop (Loop::backend()), read_at
+// and write_at are io_uring READ / WRITE operations instead, submitted with
+// the loop's next wait, and no thread is involved.
 //
 //   std::string config = fiberloop::read_file("/etc/app.conf");
 //   auto log = fiberloop::File::open("/var/log/app.log", O_WRONLY | O_APPEND | O_CREAT);
 //   log.write_at(line, log.size());
 //
 // An operation on a caller's buffer (read_at, write_at, write_file) always
-// finishes before it returns, so no worker touches the buffer afterwards: a
+// finishes before it returns, so neither a worker nor the kernel touches the
+// buffer afterwards: a
 // cancel or timeout that arrives meanwhile is delivered at the fiber's next
 // suspension point, as for a wake-up that came first. Errors are
 // std::system_error naming the operation and the path.
@@ -62,6 +65,10 @@ class File {
   std::size_t write_at(const char* text, std::uint64_t offset) {
     return write_at(std::string_view(text), offset);
   }
+  // (A std::string converts to both a span and a string_view: this picks.)
+  std::size_t write_at(const std::string& text, std::uint64_t offset) {
+    return write_at(std::string_view(text), offset);
+  }
   // The size in bytes (fstat). Throws: std::system_error.
   std::uint64_t size();
   // fsync: the data and metadata on stable storage. Throws: std::system_error.
@@ -76,12 +83,17 @@ class File {
   const std::string& path() const noexcept { return path_; }
 
  private:
-  File(int fd, std::string path) noexcept : fd_(fd), path_(std::move(path)) {}
+  File(int fd, std::string path, bool seekable) noexcept
+      : fd_(fd), path_(std::move(path)), seekable_(seekable) {}
   // Throws std::system_error (EBADF) naming `op` unless open.
   void check_open(const char* op) const;
 
   int fd_ = -1;
   std::string path_;
+  // A regular file or a block device: read_at and write_at may be io_uring
+  // operations. (On a pipe or FIFO io_uring would read the stream where
+  // pread fails with ESPIPE: those take the worker path.)
+  bool seekable_ = false;
 };
 
 }  // namespace fiberloop

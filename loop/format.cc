@@ -58,6 +58,7 @@ const char* const kWaitKindNames[] = {
     "waiting on a Channel",
     "waiting on a Future",
     "waiting for a run_blocking job",
+    "waiting for file I/O",
     "parked",
 };
 

@@ -17,6 +17,9 @@ constexpr unsigned kEntries = 256;
 // user_data of the requests that carry no Registration.
 constexpr std::uint64_t kWakeToken = 1;    // the eventfd's multishot poll
 constexpr std::uint64_t kIgnoreToken = 2;  // poll-remove requests' own completions
+// A FileOp's user_data is its address with this bit set (a Registration's
+// is its address: both are aligned to at least 8).
+constexpr std::uint64_t kFileOpBit = 1;
 // What an edge-triggered fd watches (epoll's EPOLLIN | EPOLLOUT | EPOLLRDHUP).
 constexpr unsigned kEdgeMask = POLLIN | POLLOUT | POLLRDHUP;
 
@@ -181,6 +184,17 @@ void UringPoller::remove(int fd) noexcept {
   }  // (else the next wait() recycles it)
 }
 
+bool UringPoller::submit(FileOp& op) {
+  io_uring_sqe* sqe = next_sqe(&ring_->ring);
+  if (op.write) {
+    io_uring_prep_write(sqe, op.fd, op.buffer, op.size, op.offset);
+  } else {
+    io_uring_prep_read(sqe, op.fd, op.buffer, op.size, op.offset);
+  }
+  io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(&op) | kFileOpBit);
+  return true;
+}
+
 void UringPoller::dispatch(Registration* r, int result, bool more) {
   if (!more) r->in_kernel = false;
   if (r->target == nullptr) {  // removed: this was its last word, or will be
@@ -257,7 +271,12 @@ std::span<const Readiness> UringPoller::wait(std::optional<Duration> timeout) {
       while (::read(wake_fd_, &count, sizeof count) > 0) {
       }
       if (!more) arm_wake(ring, wake_fd_);
-    } else if (token != kIgnoreToken) {
+    } else if (token == kIgnoreToken) {
+    } else if ((token & kFileOpBit) != 0) {
+      auto* op = reinterpret_cast<FileOp*>(token & ~kFileOpBit);
+      op->result = cqe->res;
+      ready_.push_back(Readiness{op->target, true, false, false});
+    } else {
       dispatch(reinterpret_cast<Registration*>(token), cqe->res, more);
     }
   }

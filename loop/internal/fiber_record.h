@@ -48,6 +48,7 @@ enum class WaitKind : std::uint8_t {
   kChannel,
   kFuture,
   kBlockingJob,
+  kFileIo,
   kOther,
 };
 extern const char* const kWaitKindNames[];

@@ -30,6 +30,20 @@ struct Readiness {
   bool hangup;  // error, hang-up or peer shutdown: both directions should retry and see it
 };
 
+// A read or write at an offset that the backend hands to the kernel as an
+// operation (io_uring's READ / WRITE). The kernel owns `buffer` from
+// submit() until `target` gets the completion (one report, `readable` set),
+// with `result` filled in: bytes moved, or -errno.
+struct FileOp {
+  ReadinessTarget* target = nullptr;
+  int fd = -1;
+  void* buffer = nullptr;
+  std::uint32_t size = 0;  // bytes
+  std::uint64_t offset = 0;
+  bool write = false;
+  int result = 0;
+};
+
 // The directions a registration watches.
 enum class Interest : std::uint8_t { kNone = 0, kRead = 1, kWrite = 2 };
 constexpr Interest operator|(Interest a, Interest b) noexcept {
@@ -69,6 +83,11 @@ class Poller {
   // Unregisters `fd` (a no-op if the kernel already forgot it): its target
   // gets no further report. Call before closing the fd.
   virtual void remove(int fd) noexcept = 0;
+
+  // Queues `op` for the kernel, submitted with the next wait(). Returns
+  // false if this backend has no such operations (epoll: the caller uses a
+  // worker thread instead).
+  virtual bool submit(FileOp& /*op*/) { return false; }
 
   virtual Backend backend() const noexcept = 0;
   std::uint64_t polls() const noexcept { return polls_; }

@@ -36,6 +36,9 @@ class Reactor {
   // A fiber parks on fd readiness, or stops: while any waits, the loop polls
   // in every iteration (as asyncio does).
   void add_waiter() noexcept { ++waiters_; }
+  // Poller::submit: a file read or write as a kernel operation, if the
+  // backend has them. The caller counts as a waiter until the completion.
+  bool submit(FileOp& op) { return poller_->submit(op); }
   void remove_waiter() noexcept { --waiters_; }
 
   // ---- Loop::add_reader / add_writer (loop/reactor.cc) ----

@@ -34,6 +34,7 @@ class UringPoller final : public Poller {
   void add_level_triggered(int fd, ReadinessTarget* target, Interest interest) override;
   void modify(int fd, ReadinessTarget* target, Interest interest) override;
   void remove(int fd) noexcept override;
+  bool submit(FileOp& op) override;
   Backend backend() const noexcept override { return Backend::io_uring; }
 
  private:
