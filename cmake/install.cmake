@@ -1,14 +1,14 @@
 # cmake --install: the headers under include/fiberloop/ (internal ones
 # included: the public templates need them; they stay in their internal/
-# directories), both libraries, fiberloopConfig.cmake exporting
+# directories; cmake/install_headers.cmake), both libraries,
+# fiberloopConfig.cmake exporting
 # fiberloop::fiberloop (static) and fiberloop::fiberloop_shared, and
 # fiberloop.pc for pkg-config (the shared library).
 include(CMakePackageConfigHelpers)
 
-install(FILES fiberloop.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fiberloop)
-install(DIRECTORY fiber io loop sync
-        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/fiberloop
-        FILES_MATCHING PATTERN "*.h")
+install(CODE "set(FIBERLOOP_SOURCE_DIR \"${PROJECT_SOURCE_DIR}\")
+              set(FIBERLOOP_INCLUDE_DESTINATION \"${CMAKE_INSTALL_INCLUDEDIR}\")")
+install(SCRIPT cmake/install_headers.cmake)
 
 install(TARGETS fiberloop_static fiberloop_shared EXPORT fiberloopTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
@@ -37,5 +37,10 @@ endif()
 if(FIBERLOOP_IO_URING_ENABLED)
   string(APPEND pc_requires_private " liburing")
 endif()
+# The prefix relative to the .pc file's directory: an install moved as a
+# whole, or installed with --prefix, still finds itself.
+file(RELATIVE_PATH pc_prefix_from_pcfiledir
+     "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
+string(REGEX REPLACE "/$" "" pc_prefix_from_pcfiledir "${pc_prefix_from_pcfiledir}")
 configure_file(cmake/fiberloop.pc.in ${PROJECT_BINARY_DIR}/fiberloop.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/fiberloop.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

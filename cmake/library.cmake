@@ -6,14 +6,17 @@ include(GNUInstallDirs)
 
 # What the headers ask of whoever compiles them, this build's targets and
 # its consumers alike: C++20, the features left out (fiberloop.h and
-# io/tls.h check FIBERLOOP_NO_TLS), the dependencies. Installed headers sit
-# under include/fiberloop/ and name each other as "loop/loop.h": both
-# directories are on the include path.
+# io/tls.h check FIBERLOOP_NO_TLS), the dependencies. <fiberloop/...>
+# resolves in the build tree through include/fiberloop, a link to the
+# source root (for add_subdirectory users), and in an install through
+# include/ (whose headers name each other as "fiberloop/loop/loop.h").
+file(MAKE_DIRECTORY ${PROJECT_BINARY_DIR}/include)
+file(CREATE_LINK ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/include/fiberloop SYMBOLIC)
 function(fiberloop_usage target)
   target_include_directories(${target} PUBLIC
+    "$<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>"
     "$<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>"
-    "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>"
-    "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/fiberloop>")
+    "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
   target_compile_features(${target} PUBLIC cxx_std_20)
   target_link_libraries(${target} PUBLIC Boost::context Threads::Threads)
   if(FIBERLOOP_TLS_ENABLED)

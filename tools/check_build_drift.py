@@ -41,8 +41,11 @@ def cmake_sources():
         query = pathlib.Path(build, ".cmake/api/v1/query/codemodel-v2")
         query.parent.mkdir(parents=True)
         query.touch()
-        subprocess.run(["cmake", "-S", str(ROOT), "-B", build, "-DFIBERLOOP_TLS=ON",
-                        "-DFIBERLOOP_IO_URING=ON"], check=True, capture_output=True)
+        configure = subprocess.run(["cmake", "-S", str(ROOT), "-B", build, "-DFIBERLOOP_TLS=ON",
+                                    "-DFIBERLOOP_IO_URING=ON"], capture_output=True, text=True)
+        if configure.returncode != 0:
+            sys.exit("check_build_drift: CMake's configure failed:\n" + configure.stdout +
+                     configure.stderr)
         reply = pathlib.Path(build, ".cmake/api/v1/reply")
         index = json.loads(next(reply.glob("index-*.json")).read_text())
         codemodel = json.loads((reply / index["reply"]["codemodel-v2"]["jsonFile"]).read_text())
