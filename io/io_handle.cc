@@ -35,7 +35,11 @@ IoHandle::IoHandle(int fd) : loop_(&this_loop()), fd_(fd) {
 
 void IoHandle::on_ready(ReadinessTarget* self, const Readiness& r) {
   auto& h = *static_cast<IoHandle*>(self);
-  if (r.readable || r.hangup) h.wake(h.reader_, false);
+  if (r.hangup) h.hung_up_ = true;
+  if (r.readable || r.hangup) {
+    h.may_be_readable_ = true;
+    h.wake(h.reader_, false);
+  }
   if (r.writable || r.hangup) h.wake(h.writer_, false);
 }
 
@@ -66,6 +70,7 @@ void IoHandle::move_here(const char* op) {
         this);
   }
   loop_ = &here;
+  may_be_readable_ = true;  // the new registration reports afresh
   here.reactor().watch(fd_, this);
 }
 

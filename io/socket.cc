@@ -45,9 +45,12 @@ Socket& Socket::operator=(Socket&&) noexcept = default;
 std::size_t Socket::read_some(std::span<char> buf) {
   check_open("read");
   const int fd = handle_->fd();
-  return static_cast<std::size_t>(handle_->retry(
+  if (!handle_->may_be_readable() && !buf.empty()) handle_->wait(Direction::kRead, "read");
+  const auto n = static_cast<std::size_t>(handle_->retry(
       Direction::kRead, "read", [&] { return ::read(fd, buf.data(), buf.size()); },
       [&](int err) { fail(err, "read"); }));
+  if (n > 0 && n < buf.size()) handle_->drained();  // (read_some: streams only)
+  return n;
 }
 
 std::size_t Socket::write_some(std::span<const char> buf) {

@@ -86,6 +86,17 @@ class IoHandle : public ReadinessTarget {
   void close() noexcept;
   bool closed() const noexcept { return fd_ < 0; }
 
+  // The readiness cache of a stream's reads: a read that took less than it
+  // asked for emptied the socket, and the edge-triggered registration
+  // reports whatever arrives after it, so the next read may park at once
+  // instead of making a read(2) that sees EAGAIN. Any readable or hang-up
+  // report sets it again. (Streams only: a datagram read is short anyway.)
+  // Once a hang-up or error has been reported the cache is off: the end of
+  // the stream may already be queued behind the data a short read took, and
+  // no further report would come for it.
+  bool may_be_readable() const noexcept { return may_be_readable_; }
+  void drained() noexcept { may_be_readable_ = hung_up_; }
+
  private:
   void wait_here(Direction dir, const char* op);
   // Registers the fd with the calling thread's loop instead of its old one.
@@ -99,6 +110,8 @@ class IoHandle : public ReadinessTarget {
   int dump_fd_ = -1;
   IoWaiter* reader_ = nullptr;
   IoWaiter* writer_ = nullptr;
+  bool may_be_readable_ = true;
+  bool hung_up_ = false;  // a hang-up or error was reported: no caching
 };
 
 }  // namespace fiberloop::internal
