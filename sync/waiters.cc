@@ -101,17 +101,6 @@ void WaitQueue::wait_uninterruptible(SyncGuard& guard, const char* what) {
   }
 }
 
-const void* WaitQueue::notify_one(SyncGuard& guard) noexcept {
-  while (!waiters_.empty()) {
-    Waiter& w = waiters_.pop_front();
-    if (w.passed_by(guard.shared())) continue;
-    const void* who = w.who;
-    w.notify();
-    return who;
-  }
-  return nullptr;
-}
-
 void WaitQueue::notify_all(SyncGuard& guard) noexcept {
   const bool shared = guard.shared();
   while (!waiters_.empty()) {

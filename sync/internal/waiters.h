@@ -113,8 +113,18 @@ class WaitQueue {
   void wait_uninterruptible(SyncGuard& guard, const char* what);
 
   // Under `guard`: wakes the first waiter that can take it. Returns the
-  // waiter's caller_identity(), or null if there was none.
-  const void* notify_one(SyncGuard& guard) noexcept;
+  // waiter's caller_identity(), or null if there was none. Inline: a
+  // same-loop hand-off (Mutex::unlock) is this and a push to the ready queue.
+  const void* notify_one(SyncGuard& guard) noexcept {
+    while (!waiters_.empty()) {
+      Waiter& w = waiters_.pop_front();
+      if (w.passed_by(guard.shared())) continue;
+      const void* who = w.who;
+      w.notify();
+      return who;
+    }
+    return nullptr;
+  }
   // Wakes every waiter, in order.
   void notify_all(SyncGuard& guard) noexcept;
 
