@@ -35,6 +35,7 @@ struct Server {
   std::string path;
   std::vector<std::string> args;  // after the binary
   bool pinned = true;             // to CPU 0; else the whole mask
+  const char* backend = "epoll";  // FIBERLOOP_BACKEND for fiberloop's servers
 };
 
 struct Sample {
@@ -110,6 +111,7 @@ pid_t start(const Server& s, std::uint16_t port) {
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
+    ::setenv("FIBERLOOP_BACKEND", s.backend, 1);
     if (!::freopen("/dev/null", "w", stdout) || !::freopen("/dev/null", "w", stderr)) ::_exit(126);
     ::execv(s.path.c_str(), argv.data());
     ::_exit(127);
@@ -139,6 +141,7 @@ struct Case {
 struct Paths {
   std::string epoll, echo, http, tls_epoll, tls_echo;
   std::string cert, key;
+  std::string uring;  // empty when built without liburing: no io_uring servers
 };
 
 // Runs every case against every server, alternating who goes first, and
@@ -199,10 +202,19 @@ void measure(const char* title, const std::vector<Case>& cases,
   }
 }
 
+// fiberloop on each backend, against the plain epoll server and the plain
+// io_uring server (bench/uring_server.cc: what io_uring itself can do here).
 std::vector<Server> one_core_servers(const Case& c, const Paths& paths) {
   const bool is_http = c.workload == Workload::kHttp;
-  return {{"plain epoll", paths.epoll, {"--mode", is_http ? "http" : "echo"}},
-          {"fiberloop", is_http ? paths.http : paths.echo, {"--loops", "1"}}};
+  const char* mode = is_http ? "http" : "echo";
+  const std::string& ours = is_http ? paths.http : paths.echo;
+  std::vector<Server> servers{{"plain epoll", paths.epoll, {"--mode", mode}},
+                              {"fiberloop", ours, {"--loops", "1"}}};
+  if (!paths.uring.empty()) {
+    servers.push_back({"plain io_uring", paths.uring, {"--mode", mode}});
+    servers.push_back({"fiberloop io_uring", ours, {"--loops", "1"}, true, "io_uring"});
+  }
+  return servers;
 }
 
 std::vector<Server> every_core_servers(const Case& c, const Paths& paths) {
@@ -230,7 +242,8 @@ bool run_network_report(const char* argv0, double seconds, int rounds,
                     find_binary(argv0, "bench/tls_epoll_server"),
                     find_binary(argv0, "examples/tls_echo_server"),
                     certs.cert("server"),
-                    certs.key("server")};
+                    certs.key("server"),
+                    find_binary(argv0, "bench/uring_server")};
   for (const std::string* binary :
        {&paths.epoll, &paths.echo, &paths.http, &paths.tls_epoll, &paths.tls_echo}) {
     if (binary->empty()) {

@@ -357,7 +357,8 @@ std::string chart(const Collector& c, const std::vector<fiberloop::bench::NetRes
                     true,
                     false,
                     {}};
-    for (const char* server : {"fiberloop", "plain epoll"}) {
+    for (const char* server :
+         {"fiberloop", "fiberloop io_uring", "plain epoll", "plain io_uring"}) {
       Series s{server, {}, std::strcmp(server, "fiberloop") == 0};
       for (const NetResult& r : net) {
         if (r.workload == workload && r.server == server)
