@@ -112,19 +112,21 @@ void RemoteQueue::push(RemoteItem& item) noexcept {
 
 void RemoteQueue::stop() noexcept {
   begin_handoff();
-  stop_requested_.store(true, std::memory_order_relaxed);
+  // Release, with take_stop()'s acquire: what the stopping thread did before
+  // stop() happens before run() returns (it may destroy the loop at once).
+  stop_requested_.store(true, std::memory_order_release);
   notify();
 }
 
 void RemoteQueue::drop_keep_alive() noexcept {
   begin_handoff();
-  keep_alives_.fetch_sub(1, std::memory_order_relaxed);
+  keep_alives_.fetch_sub(1, std::memory_order_release);  // as stop(): before run() returns
   notify();
 }
 
 void RemoteQueue::request_dump() noexcept {
   begin_handoff();
-  dump_requested_.store(true, std::memory_order_relaxed);
+  dump_requested_.store(true, std::memory_order_release);
   notify();  // the run loop looks at the next iteration, and the poll wakes
 }
 

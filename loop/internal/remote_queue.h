@@ -56,11 +56,11 @@ class RemoteQueue {
   // Handles every item queued now: posts become callbacks (or, with `drop`,
   // as when the loop closes, are destroyed), wake-ups wake their fibers.
   void drain(bool drop);
-  bool take_stop() noexcept { return stop_requested_.exchange(false, std::memory_order_relaxed); }
+  bool take_stop() noexcept { return stop_requested_.exchange(false, std::memory_order_acq_rel); }
   bool take_dump_request() noexcept {
-    return dump_requested_.exchange(false, std::memory_order_relaxed);
+    return dump_requested_.exchange(false, std::memory_order_acq_rel);
   }
-  std::size_t keep_alives() const noexcept { return keep_alives_.load(std::memory_order_relaxed); }
+  std::size_t keep_alives() const noexcept { return keep_alives_.load(std::memory_order_acquire); }
   // Around a poll that may block: while `polling`, pushes write the wake-up
   // eventfd. Returns, on entering, whether something is already pending
   // (then the poll must not block).
