@@ -57,15 +57,15 @@ bool kernel_op(int fd, void* buffer, std::size_t size, std::uint64_t offset, boo
     w.scheduler->reactor().remove_waiter();
     w.scheduler->wake(*w.fiber);
   };
-  internal::FileOp op;
+  internal::KernelOp op;
   op.target = &waiter;
   op.fd = fd;
+  op.kind = write ? internal::KernelOp::Kind::kWriteAt : internal::KernelOp::Kind::kReadAt;
   op.buffer = buffer;
   // The kernel moves at most 2 GiB - 4 KiB per call anyway; the caller
   // loops (write_at) or returns a short count (read_at), as for pread.
   op.size = static_cast<std::uint32_t>(std::min<std::size_t>(size, 0x7ffff000));
   op.offset = offset;
-  op.write = write;
   if (!scheduler->reactor().submit(op)) return false;
   scheduler->reactor().add_waiter();
   while (!waiter.done) scheduler->park_uninterruptible(internal::WaitKind::kFileIo);

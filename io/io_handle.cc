@@ -2,6 +2,7 @@
 
 #include "loop/internal/waiter.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,7 +24,8 @@ void throw_io_error(int err, const std::string& what) {
   throw std::system_error(err, std::generic_category(), what);
 }
 
-IoHandle::IoHandle(int fd) : loop_(&this_loop()), fd_(fd) {
+IoHandle::IoHandle(int fd)
+    : loop_(&this_loop()), fd_(fd), operations_(loop_->reactor().has_operations()) {
   ready = &IoHandle::on_ready;
   try {
     loop_->reactor().watch(fd_, this);
@@ -70,13 +72,12 @@ void IoHandle::move_here(const char* op) {
         this);
   }
   loop_ = &here;
+  operations_ = here.reactor().has_operations();
   may_be_readable_ = true;  // the new registration reports afresh
   here.reactor().watch(fd_, this);
 }
 
-void IoHandle::wait_here(Direction dir, const char* op) {
-  FiberRecord& self = loop_->running_fiber(op);
-  if (fd_ < 0) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
+IoWaiter*& IoHandle::claim(Direction dir, const char* op) {
   IoWaiter*& slot = dir == Direction::kRead ? reader_ : writer_;
   if (slot != nullptr) {
     throw std::logic_error(std::string(op) + " fd " + std::to_string(fd_) +
@@ -84,6 +85,24 @@ void IoHandle::wait_here(Direction dir, const char* op) {
                            (dir == Direction::kRead ? "read" : "write") +
                            " on this socket; one reader and one writer at a time");
   }
+  return slot;
+}
+
+void IoHandle::wait_here(Direction dir, const char* op) {
+  if (operations_) {
+    // No standing registration reports readiness: ask for it once.
+    KernelOp poll;
+    poll.kind = KernelOp::Kind::kPoll;
+    poll.size = dir == Direction::kRead ? POLLIN | POLLRDHUP : POLLOUT;
+    const int events = perform(dir, poll, op);
+    // (A failed poll, like a hang-up, lets the retry's syscall say why.)
+    if (events < 0 || (events & (POLLERR | POLLHUP | POLLRDHUP)) != 0) hung_up_ = true;
+    if (dir == Direction::kRead) may_be_readable_ = true;
+    return;
+  }
+  FiberRecord& self = loop_->running_fiber(op);
+  if (fd_ < 0) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
+  IoWaiter*& slot = claim(dir, op);
   IoWaiter waiter;
   waiter.fiber = &self;
   slot = &waiter;
@@ -104,6 +123,52 @@ void IoHandle::wait_here(Direction dir, const char* op) {
     throw_io_error(EBADF, std::string(op) + ": the socket was closed while waiting");
 }
 
+void IoHandle::on_completion(ReadinessTarget* self, const Readiness&) {
+  auto& w = *static_cast<IoWaiter*>(self);
+  w.done = true;
+  w.loop->reactor().remove_waiter();
+  w.loop->wake(*w.fiber);
+}
+
+int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
+  if (loop_ != Scheduler::current()) [[unlikely]]
+    move_here(name);
+  FiberRecord& self = loop_->running_fiber(name);
+  if (fd_ < 0) throw_io_error(EBADF, std::string(name) + ": the socket is closed");
+  FIBERLOOP_CHECK(operations_, "IoHandle::perform on a loop without kernel operations");
+  IoWaiter*& slot = claim(dir, name);
+  loop_->deliver_interrupt(self);  // one already pending: the kernel never sees the operation
+  IoWaiter waiter;
+  waiter.ready = &IoHandle::on_completion;
+  waiter.loop = loop_;
+  waiter.fiber = &self;
+  waiter.op = &op;
+  op.target = &waiter;
+  op.fd = fd_;
+  Scheduler& loop = *loop_;  // (the handle may be gone when the fiber resumes)
+  loop.reactor().submit(op);
+  loop.reactor().add_waiter();
+  slot = &waiter;
+  const WaitKind kind = dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite;
+  const std::int64_t detail = dump_fd_ >= 0 ? dump_fd_ : fd_;
+  if (loop.park_waiter(kNever, kind, detail) != Scheduler::ParkEnd::kWoken || !waiter.done) {
+    // Interrupted (or closed, which cancelled it): the kernel still owns
+    // the operation's memory, on this stack. Cancel it and wait, whatever
+    // else comes, for its one completion.
+    if (!waiter.done) loop.reactor().cancel(op);
+    while (!waiter.done) (void)loop.park_uninterruptible(kind);
+  }
+  if (waiter.closed) {
+    // close() emptied the slot. A connection accepted meanwhile is closed
+    // too: nobody will receive it.
+    if (op.kind == KernelOp::Kind::kAccept && op.result >= 0) ::close(op.result);
+    throw_io_error(EBADF, std::string(name) + ": the socket was closed while waiting");
+  }
+  slot = nullptr;
+  if (op.result == -ECANCELED) loop.deliver_interrupt(self);  // ended by the interrupt: throws
+  return op.result;
+}
+
 void IoHandle::close() noexcept {
   if (fd_ < 0) return;
   if (loop_ != Scheduler::current() && scheduler_is_live(loop_)) {
@@ -118,7 +183,17 @@ void IoHandle::close() noexcept {
 
 void IoHandle::close_here() noexcept {
   if (fd_ < 0) return;
-  if (loop_ == Scheduler::current()) loop_->reactor().unwatch(fd_);  // (else: its loop is gone)
+  if (loop_ == Scheduler::current()) {
+    // Operations in flight end first: they hold the file open, and a close
+    // would not reach the peer. Their fibers wake at their completions.
+    for (IoWaiter** slot : {&reader_, &writer_}) {
+      if (*slot == nullptr || (*slot)->op == nullptr) continue;
+      (*slot)->closed = true;
+      loop_->reactor().cancel(*(*slot)->op);
+      *slot = nullptr;
+    }
+    loop_->reactor().unwatch(fd_);
+  }  // (else: its loop is gone)
   ::close(fd_);
   fd_ = -1;
   wake(reader_, true);

@@ -6,12 +6,19 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <string>
 
 namespace fiberloop::internal {
 
 using Direction = IoHandle::Direction;
+
+namespace {
+// The most one operation moves: the kernel's own limit per read or write
+// (2 GiB - 4 KiB); the caller sees a short count, as from read(2).
+constexpr std::size_t kMaxOperation = 0x7ffff000;
+}  // namespace
 
 Socket::Socket(int fd) : handle_(std::make_unique<IoHandle>(fd)) {}
 
@@ -44,21 +51,29 @@ Socket& Socket::operator=(Socket&&) noexcept = default;
 
 std::size_t Socket::read_some(std::span<char> buf) {
   check_open("read");
-  const int fd = handle_->fd();
-  if (!handle_->may_be_readable() && !buf.empty()) handle_->wait(Direction::kRead, "read");
-  const auto n = static_cast<std::size_t>(handle_->retry(
+  IoHandle& h = *handle_;
+  const int fd = h.fd();
+  KernelOp recv;  // io_uring: a read that would wait is a RECV into `buf`
+  recv.kind = KernelOp::Kind::kRecv;
+  recv.buffer = buf.data();
+  recv.size = static_cast<std::uint32_t>(std::min<std::size_t>(buf.size(), kMaxOperation));
+  const auto n = static_cast<std::size_t>(h.retry(
       Direction::kRead, "read", [&] { return ::read(fd, buf.data(), buf.size()); },
-      [&](int err) { fail(err, "read"); }));
-  if (n > 0 && n < buf.size()) handle_->drained();  // (read_some: streams only)
+      [&](int err) { fail(err, "read"); }, 0, &recv, !h.may_be_readable() && !buf.empty()));
+  if (n > 0 && n < buf.size()) h.drained();  // (read_some: streams only)
   return n;
 }
 
 std::size_t Socket::write_some(std::span<const char> buf) {
   check_open("write");
   const int fd = handle_->fd();
+  KernelOp send;  // io_uring: a write that would wait is a SEND from `buf`
+  send.kind = KernelOp::Kind::kSend;
+  send.buffer = const_cast<char*>(buf.data());
+  send.size = static_cast<std::uint32_t>(std::min<std::size_t>(buf.size(), kMaxOperation));
   return static_cast<std::size_t>(handle_->retry(
       Direction::kWrite, "write", [&] { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); },
-      [&](int err) { fail(err, "write"); }));
+      [&](int err) { fail(err, "write"); }, 0, &send));
 }
 
 std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
@@ -76,9 +91,12 @@ std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
   msg.msg_iov = iov;
   msg.msg_iovlen = count;
   const int fd = handle_->fd();
+  KernelOp send;  // io_uring: a write that would wait is a SENDMSG of `msg`
+  send.kind = KernelOp::Kind::kSendMsg;
+  send.buffer = &msg;
   return static_cast<std::size_t>(handle_->retry(
       Direction::kWrite, "write", [&] { return ::sendmsg(fd, &msg, MSG_NOSIGNAL); },
-      [&](int err) { fail(err, "write"); }));
+      [&](int err) { fail(err, "write"); }, 0, &send));
 }
 
 void Socket::wait_readable() {
@@ -94,17 +112,29 @@ void Socket::wait_writable() {
 int Socket::accept() {
   check_open("accept");
   const int fd = handle_->fd();
+  KernelOp accept;  // io_uring: an accept that would wait is an ACCEPT
+  accept.kind = KernelOp::Kind::kAccept;
   // ECONNABORTED: the client gave up before we got to it: the next one.
   // EMFILE, ENFILE, ENOBUFS...: reported, never spun on.
   return handle_->retry(
       Direction::kRead, "accept",
       [&] { return ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); },
-      [&](int err) { fail(err, "accept"); }, ECONNABORTED);
+      [&](int err) { fail(err, "accept"); }, ECONNABORTED, &accept);
 }
 
 void Socket::connect(const SocketAddress& to) {
   check_open("connect");
   const std::string what = "connect " + to.to_string();
+  if (handle_->has_operations()) {
+    // The whole connect as one operation: its result is the outcome.
+    KernelOp connect;
+    connect.kind = KernelOp::Kind::kConnect;
+    connect.address = to.get();
+    connect.size = to.size();
+    const int result = handle_->perform(Direction::kWrite, connect, "connect");
+    if (result < 0) throw_io_error(-result, what);
+    return;
+  }
   if (::connect(handle_->fd(), to.get(), to.size()) == 0) return;
   if (errno != EINPROGRESS && errno != EINTR) throw_io_error(errno, what);
   // In progress: writable means done, one way or the other; SO_ERROR says which.

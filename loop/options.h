@@ -26,9 +26,11 @@ enum class Backend : std::uint8_t {
   // Linux before 5.13), the loop uses epoll and says why, once, on stderr.
   automatic,
   epoll,
-  // Readiness through io_uring poll requests, submitted with the wait in one
-  // io_uring_enter(2) per loop iteration. Creating the loop throws
-  // std::system_error if the kernel refuses it.
+  // Socket I/O that would wait, and file I/O, handed to the kernel as
+  // io_uring operations (RECV into the caller's buffer, SEND, ACCEPT,
+  // CONNECT, READ, WRITE; a one-shot POLL for any other wait), all of a
+  // loop iteration's submitted with its wait in one io_uring_enter(2).
+  // Creating the loop throws std::system_error if the kernel refuses it.
   io_uring,
 };
 

@@ -3,6 +3,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,11 +18,9 @@ constexpr unsigned kEntries = 256;
 // user_data of the requests that carry no Registration.
 constexpr std::uint64_t kWakeToken = 1;    // the eventfd's multishot poll
 constexpr std::uint64_t kIgnoreToken = 2;  // poll-remove requests' own completions
-// A FileOp's user_data is its address with this bit set (a Registration's
-// is its address: both are aligned to at least 8).
-constexpr std::uint64_t kFileOpBit = 1;
-// What an edge-triggered fd watches (epoll's EPOLLIN | EPOLLOUT | EPOLLRDHUP).
-constexpr unsigned kEdgeMask = POLLIN | POLLOUT | POLLRDHUP;
+// A KernelOp's user_data is its address with this bit set (a
+// Registration's is its address: both are aligned to at least 8).
+constexpr std::uint64_t kOpBit = 1;
 
 [[noreturn]] void throw_error(int err, const std::string& what) {
   throw std::system_error(err, std::generic_category(), what);
@@ -42,7 +41,6 @@ struct UringPoller::Registration {
   ReadinessTarget* target = nullptr;  // null once removed: no further report
   int fd = -1;
   unsigned mask = 0;
-  bool multishot = false;     // edge-triggered: one request for the fd's life
   bool in_kernel = false;     // a request is armed and its last completion not yet seen
   bool rearm_queued = false;  // in rearm_: armed again at the next wait()
   Registration* next_free = nullptr;
@@ -112,8 +110,7 @@ void UringPoller::wake() noexcept {
   [[maybe_unused]] ssize_t n = ::write(wake_fd_, &one, sizeof one);
 }
 
-UringPoller::Registration* UringPoller::acquire(int fd, ReadinessTarget* target, unsigned mask,
-                                                bool multishot) {
+UringPoller::Registration* UringPoller::acquire(int fd, ReadinessTarget* target, unsigned mask) {
   if (fd < 0) throw_error(EBADF, "io_uring poll add fd " + std::to_string(fd));
   const auto slot = static_cast<std::size_t>(fd);
   if (slot < by_fd_.size() && by_fd_[slot] != nullptr) {
@@ -126,7 +123,7 @@ UringPoller::Registration* UringPoller::acquire(int fd, ReadinessTarget* target,
     owned_.push_back(std::make_unique<Registration>());
     r = owned_.back().get();
   }
-  *r = Registration{target, fd, mask, multishot};
+  *r = Registration{target, fd, mask};
   if (slot >= by_fd_.size()) by_fd_.resize(slot + 1, nullptr);
   by_fd_[slot] = r;
   ++registered_;
@@ -135,11 +132,7 @@ UringPoller::Registration* UringPoller::acquire(int fd, ReadinessTarget* target,
 
 void UringPoller::arm(Registration* r) {
   io_uring_sqe* sqe = next_sqe(&ring_->ring);
-  if (r->multishot) {
-    io_uring_prep_poll_multishot(sqe, r->fd, r->mask);
-  } else {
-    io_uring_prep_poll_add(sqe, r->fd, r->mask);
-  }
+  io_uring_prep_poll_add(sqe, r->fd, r->mask);
   io_uring_sqe_set_data(sqe, r);
   r->in_kernel = true;
 }
@@ -150,11 +143,13 @@ void UringPoller::release(Registration* r) noexcept {
 }
 
 void UringPoller::add_edge_triggered(int fd, ReadinessTarget* target) {
-  arm(acquire(fd, target, kEdgeMask, true));
+  // Noted, not armed: a socket's waits are operations (submit()), so a
+  // standing poll request would report each arrival a second time.
+  acquire(fd, target, 0);
 }
 
 void UringPoller::add_level_triggered(int fd, ReadinessTarget* target, Interest interest) {
-  arm(acquire(fd, target, level_mask(interest), false));
+  arm(acquire(fd, target, level_mask(interest)));
 }
 
 void UringPoller::modify(int fd, ReadinessTarget* target, Interest interest) {
@@ -184,21 +179,52 @@ void UringPoller::remove(int fd) noexcept {
   }  // (else the next wait() recycles it)
 }
 
-bool UringPoller::submit(FileOp& op) {
+bool UringPoller::submit(KernelOp& op) {
   io_uring_sqe* sqe = next_sqe(&ring_->ring);
-  if (op.write) {
-    io_uring_prep_write(sqe, op.fd, op.buffer, op.size, op.offset);
-  } else {
-    io_uring_prep_read(sqe, op.fd, op.buffer, op.size, op.offset);
+  using Kind = KernelOp::Kind;
+  switch (op.kind) {
+    case Kind::kReadAt:
+      io_uring_prep_read(sqe, op.fd, op.buffer, op.size, op.offset);
+      break;
+    case Kind::kWriteAt:
+      io_uring_prep_write(sqe, op.fd, op.buffer, op.size, op.offset);
+      break;
+    case Kind::kRecv:
+      io_uring_prep_recv(sqe, op.fd, op.buffer, op.size, 0);
+      break;
+    case Kind::kSend:
+      io_uring_prep_send(sqe, op.fd, op.buffer, op.size, MSG_NOSIGNAL);
+      break;
+    case Kind::kSendMsg:
+      io_uring_prep_sendmsg(sqe, op.fd, static_cast<const msghdr*>(op.buffer), MSG_NOSIGNAL);
+      break;
+    case Kind::kAccept:
+      io_uring_prep_accept(sqe, op.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      break;
+    case Kind::kConnect:
+      io_uring_prep_connect(sqe, op.fd, static_cast<const sockaddr*>(op.address), op.size);
+      break;
+    case Kind::kPoll:
+      io_uring_prep_poll_add(sqe, op.fd, op.size);
+      break;
   }
-  io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(&op) | kFileOpBit);
+  io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(&op) | kOpBit);
   return true;
 }
 
-void UringPoller::dispatch(Registration* r, int result, bool more) {
-  if (!more) r->in_kernel = false;
-  if (r->target == nullptr) {  // removed: this was its last word, or will be
-    if (!more) release(r);
+void UringPoller::cancel(KernelOp& op) noexcept {
+  io_uring_sqe* sqe = next_sqe(&ring_->ring);
+  io_uring_prep_cancel64(sqe, reinterpret_cast<std::uint64_t>(&op) | kOpBit, 0);
+  io_uring_sqe_set_data64(sqe, kIgnoreToken);
+  // Now, with get-events: the cancelled request ends (and lets go of its
+  // file) in task work run on the way out of this io_uring_enter.
+  io_uring_submit_and_get_events(&ring_->ring);
+}
+
+void UringPoller::dispatch(Registration* r, int result) {
+  r->in_kernel = false;        // one-shot: this was its only completion
+  if (r->target == nullptr) {  // removed
+    release(r);
     return;
   }
   if (result < 0) {
@@ -210,13 +236,9 @@ void UringPoller::dispatch(Registration* r, int result, bool more) {
   const auto events = static_cast<unsigned>(result);
   ready_.push_back(Readiness{r->target, (events & POLLIN) != 0, (events & POLLOUT) != 0,
                              (events & (POLLERR | POLLHUP | POLLRDHUP)) != 0});
-  if (!more) {
-    // A level-triggered report (one-shot), or a multishot request the
-    // kernel ended (its completion queue overflowed): armed again before
-    // the next wait, so an fd still ready reports again.
-    r->rearm_queued = true;
-    rearm_.push_back(r);
-  }
+  // Armed again before the next wait, so an fd still ready reports again.
+  r->rearm_queued = true;
+  rearm_.push_back(r);
 }
 
 std::span<const Readiness> UringPoller::wait(std::optional<Duration> timeout) {
@@ -272,12 +294,12 @@ std::span<const Readiness> UringPoller::wait(std::optional<Duration> timeout) {
       }
       if (!more) arm_wake(ring, wake_fd_);
     } else if (token == kIgnoreToken) {
-    } else if ((token & kFileOpBit) != 0) {
-      auto* op = reinterpret_cast<FileOp*>(token & ~kFileOpBit);
+    } else if ((token & kOpBit) != 0) {
+      auto* op = reinterpret_cast<KernelOp*>(token & ~kOpBit);
       op->result = cqe->res;
       ready_.push_back(Readiness{op->target, true, false, false});
     } else {
-      dispatch(reinterpret_cast<Registration*>(token), cqe->res, more);
+      dispatch(reinterpret_cast<Registration*>(token), cqe->res);
     }
   }
   io_uring_cq_advance(ring, seen);

@@ -75,7 +75,8 @@ inline std::vector<int> open_fds() {
 
 class LoopTest : public ::testing::Test {
  protected:
-  LoopTest() : loop_(std::make_unique<Loop>()) {
+  LoopTest() : LoopTest(LoopOptions{}) {}
+  explicit LoopTest(LoopOptions options) : loop_(std::make_unique<Loop>(std::move(options))) {
     (void)internal::children_awaiting_reaper();  // the process-wide reaper holds an fd for good
     fds_before_ = open_fds();
   }

@@ -4,12 +4,18 @@
 // loop's reactor, edge-triggered, with one slot for a fiber waiting to read
 // and one for a fiber waiting to write.
 //
+// On a backend with kernel operations (io_uring) nothing reports readiness
+// unasked: a read, accept or connect that would wait is handed to the
+// kernel whole (RECV into the caller's buffer, ACCEPT, CONNECT), and any
+// other wait is a one-shot POLL operation, each completing into the fiber
+// that waits for it (perform()).
+//
 // Owned by its socket object, on the heap (its address is the reactor's
 // target). A parked fiber waits through an IoWaiter on its own stack:
 // close() marks that, so a woken fiber never touches the handle or socket
-// again (they may be gone by the time it runs). The fd is unregistered
-// before close(2), so a reused fd number gets a fresh handle and never wakes
-// a fiber of the old one.
+// again (they may be gone by the time it runs). The fd is unregistered, and
+// its operations cancelled, before close(2), so a reused fd number gets a
+// fresh handle and never wakes a fiber of the old one.
 #pragma once
 
 #include <cerrno>
@@ -22,9 +28,14 @@
 
 namespace fiberloop::internal {
 
-struct IoWaiter {
+// A fiber waiting on the fd: for readiness (epoll), or for its operation's
+// completion (`op`, io_uring), which is the target the kernel reports to.
+struct IoWaiter : ReadinessTarget {
+  Scheduler* loop = nullptr;
   FiberRecord* fiber = nullptr;
-  bool closed = false;  // the fd was closed while this fiber waited
+  KernelOp* op = nullptr;  // null: a readiness wait
+  bool closed = false;     // the fd was closed while this fiber waited
+  bool done = false;       // `op` has completed: the kernel is done with its memory
 };
 
 class IoHandle : public ReadinessTarget {
@@ -47,24 +58,47 @@ class IoHandle : public ReadinessTarget {
 
   // Runs `attempt` (a syscall on fd(): a result >= 0, or -1 with errno set)
   // until it succeeds. EINTR, and `also_retry` if given, retry at once;
-  // EAGAIN parks the fiber until the fd may be ready in `dir`, then retries.
-  // Any other errno goes to `fail(errno)`, which throws. `op` names the
-  // operation in errors ("read").
-  // Throws: what `fail` throws; what wait() throws.
+  // EAGAIN waits until the fd may be ready in `dir`, then retries; or, with
+  // `as_op` (the same syscall as a kernel operation) on a backend that has
+  // operations, hands that to the kernel and returns its result. With
+  // `wait_first`, waits before the first attempt (the readiness cache says
+  // it would see EAGAIN). Any other errno goes to `fail(errno)`, which
+  // throws. `op` names the operation in errors ("read").
+  // Throws: what `fail` throws; what wait() and perform() throw.
   template <class Attempt, class Fail>
-  auto retry(Direction dir, const char* op, Attempt attempt, Fail fail, int also_retry = 0)
-      -> decltype(attempt()) {
-    for (;;) {
-      const auto result = attempt();
-      if (result >= 0) return result;
-      const int err = errno;
-      if (err == EAGAIN || err == EWOULDBLOCK) {
-        wait(dir, op);
-      } else if (err != EINTR && err != also_retry) {
-        fail(err);
+  auto retry(Direction dir, const char* op, Attempt attempt, Fail fail, int also_retry = 0,
+             KernelOp* as_op = nullptr, bool wait_first = false) -> decltype(attempt()) {
+    for (bool try_now = !wait_first;; try_now = true) {
+      int err = EAGAIN;
+      if (try_now) {
+        const auto result = attempt();
+        if (result >= 0) return result;
+        err = errno;
       }
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        if (as_op == nullptr || !operations_) {
+          wait(dir, op);
+          continue;
+        }
+        const int result = perform(dir, *as_op, op);
+        if (result >= 0) return result;
+        err = -result;
+        if (err == EAGAIN || err == EWOULDBLOCK) continue;
+      }
+      if (err != EINTR && err != also_retry) fail(err);
     }
   }
+
+  // Whether the fd's loop hands I/O to the kernel as operations (io_uring).
+  bool has_operations() const noexcept { return operations_; }
+  // Hands `op` (its fd set here) to the kernel and parks until it completes;
+  // returns its result (>= 0, or -errno). On an interrupt the operation is
+  // cancelled and waited for: if it completed anyway, its result is
+  // returned and the interrupt comes at the next suspension point (no byte
+  // read, connection accepted or byte sent is lost); else the interrupt is
+  // thrown. Only on a loop with operations (has_operations()).
+  // Throws: as wait().
+  int perform(Direction dir, KernelOp& op, const char* name);
 
   // Parks the running fiber until the fd may be ready in `dir` (a retry may
   // still see EAGAIN). `op` names the operation for errors ("read"). From a
@@ -99,6 +133,11 @@ class IoHandle : public ReadinessTarget {
 
  private:
   void wait_here(Direction dir, const char* op);
+  // The slot of a fiber waiting in `dir`, checked empty.
+  // Throws: std::logic_error naming the fd if another fiber waits there.
+  IoWaiter*& claim(Direction dir, const char* op);
+  // What an operation's completion does: wakes its fiber.
+  static void on_completion(ReadinessTarget* self, const Readiness& r);
   // Registers the fd with the calling thread's loop instead of its old one.
   void move_here(const char* op);
   void close_here() noexcept;
@@ -107,6 +146,7 @@ class IoHandle : public ReadinessTarget {
 
   Scheduler* loop_;  // the loop the fd is registered with
   int fd_;
+  bool operations_;  // loop_'s backend has kernel operations
   int dump_fd_ = -1;
   IoWaiter* reader_ = nullptr;
   IoWaiter* writer_ = nullptr;

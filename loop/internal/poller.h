@@ -30,17 +30,31 @@ struct Readiness {
   bool hangup;  // error, hang-up or peer shutdown: both directions should retry and see it
 };
 
-// A read or write at an offset that the backend hands to the kernel as an
-// operation (io_uring's READ / WRITE). The kernel owns `buffer` from
-// submit() until `target` gets the completion (one report, `readable` set),
-// with `result` filled in: bytes moved, or -errno.
-struct FileOp {
+// An operation the backend hands to the kernel as a whole (io_uring's READ,
+// RECV, ACCEPT...) instead of reporting readiness for it. The kernel owns
+// `buffer` (and `address`) from submit() until `target` gets the completion
+// (one report, `readable` set), with `result` filled in: what the syscall
+// would have returned (bytes moved, the new fd, the poll events), or -errno.
+// An operation ends exactly once, whether it completes, fails or is
+// cancelled (Poller::cancel): until then its memory must stay put.
+struct KernelOp {
+  enum class Kind : std::uint8_t {
+    kReadAt,   // pread(fd, buffer, size, offset)
+    kWriteAt,  // pwrite(fd, buffer, size, offset)
+    kRecv,     // recv(fd, buffer, size, 0)
+    kSend,     // send(fd, buffer, size, MSG_NOSIGNAL)
+    kSendMsg,  // sendmsg(fd, buffer as msghdr*, MSG_NOSIGNAL)
+    kAccept,   // accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)
+    kConnect,  // connect(fd, address, size)
+    kPoll,     // poll(fd, events = size): the events that occurred
+  };
   ReadinessTarget* target = nullptr;
   int fd = -1;
+  Kind kind = Kind::kReadAt;
   void* buffer = nullptr;
-  std::uint32_t size = 0;  // bytes
-  std::uint64_t offset = 0;
-  bool write = false;
+  const void* address = nullptr;  // kConnect: a sockaddr of `size` bytes
+  std::uint32_t size = 0;         // bytes (kPoll: the poll(2) events to wait for)
+  std::uint64_t offset = 0;       // bytes into the file (kReadAt, kWriteAt)
   int result = 0;
 };
 
@@ -70,7 +84,9 @@ class Poller {
 
   // Registers `fd` once, edge-triggered, for both directions and hang-up
   // (io/'s sockets: they retry until EAGAIN, then wait). A report may be
-  // spurious: the retry then sees EAGAIN again.
+  // spurious: the retry then sees EAGAIN again. A backend with operations
+  // only notes the fd: its sockets wait through operations, and get no
+  // report unasked.
   // Throws: std::system_error naming the fd.
   virtual void add_edge_triggered(int fd, ReadinessTarget* target) = 0;
   // Registers `fd` level-triggered: reported in every wait while ready in a
@@ -84,10 +100,20 @@ class Poller {
   // gets no further report. Call before closing the fd.
   virtual void remove(int fd) noexcept = 0;
 
+  // Whether submit() takes operations (io_uring). Sockets on such a backend
+  // are registered without a standing readiness request: every wait is an
+  // operation (kPoll when the caller needs readiness only).
+  virtual bool has_operations() const noexcept { return false; }
   // Queues `op` for the kernel, submitted with the next wait(). Returns
-  // false if this backend has no such operations (epoll: the caller uses a
-  // worker thread instead).
-  virtual bool submit(FileOp& /*op*/) { return false; }
+  // false if this backend has no such operations (epoll: the caller waits
+  // for readiness, or uses a worker thread for files).
+  virtual bool submit(KernelOp& /*op*/) { return false; }
+  // Asks the kernel, at once, to end `op` early (a submitted operation not
+  // yet completed): it then completes with -ECANCELED, or with its result
+  // if it finished first. Either way its one completion still comes, from
+  // a later wait(). Once this returns, `op` no longer holds its fd open, so
+  // a close(2) reaches the peer.
+  virtual void cancel(KernelOp& /*op*/) noexcept {}
 
   virtual Backend backend() const noexcept = 0;
   std::uint64_t polls() const noexcept { return polls_; }

@@ -21,7 +21,9 @@ class Reactor {
  public:
   // Throws: std::system_error if the kernel refuses the backend (make_poller).
   Reactor(Callbacks& callbacks, Backend backend)
-      : callbacks_(callbacks), poller_(make_poller(backend)) {}
+      : callbacks_(callbacks),
+        poller_(make_poller(backend)),
+        operations_(poller_->has_operations()) {}
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
 
@@ -36,10 +38,13 @@ class Reactor {
   // A fiber parks on fd readiness, or stops: while any waits, the loop polls
   // in every iteration (as asyncio does).
   void add_waiter() noexcept { ++waiters_; }
-  // Poller::submit: a file read or write as a kernel operation, if the
-  // backend has them. The caller counts as a waiter until the completion.
-  bool submit(FileOp& op) { return poller_->submit(op); }
   void remove_waiter() noexcept { --waiters_; }
+  // Poller::has_operations / submit / cancel: I/O handed to the kernel as a
+  // whole, if the backend can. The caller counts as a waiter until the
+  // completion.
+  bool has_operations() const noexcept { return operations_; }
+  bool submit(KernelOp& op) { return poller_->submit(op); }
+  void cancel(KernelOp& op) noexcept { poller_->cancel(op); }
 
   // ---- Loop::add_reader / add_writer (loop/reactor.cc) ----
   // Sets (or, with `fn` null, removes) the callback run while `fd` is ready
@@ -68,6 +73,7 @@ class Reactor {
 
   Callbacks& callbacks_;
   std::unique_ptr<Poller> poller_;
+  bool operations_;
   std::size_t waiters_ = 0;
   std::unordered_map<int, std::unique_ptr<FdWatch>> fd_watches_;
 };

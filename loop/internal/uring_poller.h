@@ -3,9 +3,10 @@
 // with its wait in one io_uring_enter(2). uring_poller.cc is the one file
 // that includes <liburing.h>.
 //
-// An edge-triggered fd (a socket of io/) holds one multishot poll request
-// for its life: the kernel posts a completion each time the fd becomes
-// ready, as epoll does for EPOLLET. A level-triggered fd (add_reader,
+// A socket of io/ (add_edge_triggered) holds no request of its own: its
+// fibers hand their reads, accepts, connects and waits to the kernel as
+// operations (submit(): RECV, ACCEPT, CONNECT, a one-shot POLL), each
+// completing once into the waiting fiber. A level-triggered fd (add_reader,
 // add_writer) holds a one-shot request, re-armed after each report: an fd
 // still ready reports again in the next wait, as epoll's level mode does.
 // Each request carries a Registration of ours, not the target: remove()
@@ -34,17 +35,19 @@ class UringPoller final : public Poller {
   void add_level_triggered(int fd, ReadinessTarget* target, Interest interest) override;
   void modify(int fd, ReadinessTarget* target, Interest interest) override;
   void remove(int fd) noexcept override;
-  bool submit(FileOp& op) override;
+  bool has_operations() const noexcept override { return true; }
+  bool submit(KernelOp& op) override;
+  void cancel(KernelOp& op) noexcept override;
   Backend backend() const noexcept override { return Backend::io_uring; }
 
  private:
   struct Ring;  // the liburing state (uring_poller.cc)
   struct Registration;
 
-  Registration* acquire(int fd, ReadinessTarget* target, unsigned mask, bool multishot);
+  Registration* acquire(int fd, ReadinessTarget* target, unsigned mask);
   void arm(Registration* r);
   void release(Registration* r) noexcept;
-  void dispatch(Registration* r, int result, bool more);
+  void dispatch(Registration* r, int result);
 
   std::unique_ptr<Ring> ring_;
   int wake_fd_ = -1;
