@@ -358,8 +358,8 @@ std::string chart(const Collector& c, const std::vector<fiberloop::bench::NetRes
                     false,
                     {}};
     for (const char* server :
-         {"fiberloop", "fiberloop io_uring", "plain epoll", "plain io_uring"}) {
-      Series s{server, {}, std::strcmp(server, "fiberloop") == 0};
+         {"fiberloop io_uring", "fiberloop epoll", "plain epoll", "plain io_uring"}) {
+      Series s{server, {}, std::strcmp(server, "fiberloop io_uring") == 0};
       for (const NetResult& r : net) {
         if (r.workload == workload && r.server == server)
           s.points.push_back({static_cast<double>(r.connections), r.requests_per_cpu_second});

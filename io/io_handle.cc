@@ -193,7 +193,11 @@ void IoHandle::close_here() noexcept {
       *slot = nullptr;
     }
     loop_->reactor().unwatch(fd_);
-  }  // (else: its loop is gone)
+  } else {
+    // Its loop is gone, and with it any fiber that waited here (abandoned,
+    // never resumed): nothing to wake, no loop to tell.
+    reader_ = writer_ = nullptr;
+  }
   ::close(fd_);
   fd_ = -1;
   wake(reader_, true);

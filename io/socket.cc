@@ -61,6 +61,7 @@ std::size_t Socket::read_some(std::span<char> buf) {
       Direction::kRead, "read", [&] { return ::read(fd, buf.data(), buf.size()); },
       [&](int err) { fail(err, "read"); }, 0, &recv, !h.may_be_readable() && !buf.empty()));
   if (n > 0 && n < buf.size()) h.drained();  // (read_some: streams only)
+  if (n == buf.size() && n > 0) h.filled();
   return n;
 }
 
@@ -125,19 +126,12 @@ int Socket::accept() {
 void Socket::connect(const SocketAddress& to) {
   check_open("connect");
   const std::string what = "connect " + to.to_string();
-  if (handle_->has_operations()) {
-    // The whole connect as one operation: its result is the outcome.
-    KernelOp connect;
-    connect.kind = KernelOp::Kind::kConnect;
-    connect.address = to.get();
-    connect.size = to.size();
-    const int result = handle_->perform(Direction::kWrite, connect, "connect");
-    if (result < 0) throw_io_error(-result, what);
-    return;
-  }
   if (::connect(handle_->fd(), to.get(), to.size()) == 0) return;
   if (errno != EINPROGRESS && errno != EINTR) throw_io_error(errno, what);
-  // In progress: writable means done, one way or the other; SO_ERROR says which.
+  // In progress: writable means done, one way or the other; SO_ERROR says
+  // which. (On io_uring the wait is a POLL operation: a CONNECT operation
+  // reports in-progress states as errors on some kernels, where SO_ERROR
+  // is exact on all.)
   for (;;) {
     handle_->wait(Direction::kWrite, "connect");
     int err = 0;

@@ -20,17 +20,18 @@ using FiberId = std::uint64_t;
 
 // The kernel interface a loop waits for fds and deadlines with.
 enum class Backend : std::uint8_t {
-  // FIBERLOOP_BACKEND=epoll|io_uring if the environment sets it, else epoll,
-  // which measures faster here (bench/RESULTS.md). If io_uring is asked for
-  // this way and the kernel refuses it (io_uring_disabled, a seccomp filter,
-  // Linux before 5.13), the loop uses epoll and says why, once, on stderr.
+  // FIBERLOOP_BACKEND=epoll|io_uring if the environment sets it, else
+  // io_uring, which measures faster here (bench/RESULTS.md). If the kernel
+  // refuses io_uring (io_uring_disabled, a seccomp filter, Linux before
+  // 5.13), or fiberloop was built without liburing, the loop uses epoll; a
+  // kernel's refusal is said once per process, in one line on stderr.
   automatic,
   epoll,
   // Socket I/O that would wait, and file I/O, handed to the kernel as
-  // io_uring operations (RECV into the caller's buffer, SEND, ACCEPT,
-  // CONNECT, READ, WRITE; a one-shot POLL for any other wait), all of a
-  // loop iteration's submitted with its wait in one io_uring_enter(2).
-  // Creating the loop throws std::system_error if the kernel refuses it.
+  // io_uring operations (RECV into the caller's buffer, SEND, SENDMSG,
+  // ACCEPT, READ, WRITE; a one-shot POLL for any other wait), all of a loop
+  // iteration's submitted with its wait in one io_uring_enter(2). Creating
+  // the loop throws std::system_error if the kernel refuses it.
   io_uring,
 };
 

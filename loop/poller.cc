@@ -60,16 +60,26 @@ std::unique_ptr<Poller> make_uring_poller() {
 std::unique_ptr<Poller> make_poller(Backend requested) {
   if (requested == Backend::epoll) return std::make_unique<EpollPoller>();
   if (requested == Backend::io_uring) return make_uring_poller();
-  if (from_environment() == Backend::io_uring) {
-    try {
-      return make_uring_poller();
-    } catch (const std::system_error& e) {
-      static std::once_flag said;
-      std::call_once(said, [&e] {
+  const Backend wanted = from_environment();
+#ifdef FIBERLOOP_NO_IO_URING
+  if (wanted == Backend::automatic) return std::make_unique<EpollPoller>();  // the build chose
+#endif
+  if (wanted == Backend::epoll) return std::make_unique<EpollPoller>();
+  try {
+    return make_uring_poller();
+  } catch (const std::system_error& e) {
+    static std::once_flag said;
+    std::call_once(said, [&e, wanted] {
+      if (wanted == Backend::io_uring) {
         std::fprintf(stderr, "fiberloop: FIBERLOOP_BACKEND=io_uring, but %s; using epoll\n",
                      e.what());
-      });
-    }
+      } else {
+        std::fprintf(stderr,
+                     "fiberloop: io_uring is not available (%s); using epoll "
+                     "(FIBERLOOP_BACKEND=epoll chooses it without this line)\n",
+                     e.what());
+      }
+    });
   }
   return std::make_unique<EpollPoller>();
 }

@@ -100,8 +100,38 @@ UringPoller::UringPoller() : ring_(std::make_unique<Ring>()) {
 }
 
 UringPoller::~UringPoller() {
+  end_operations();
   io_uring_queue_exit(&ring_->ring);  // the kernel drops every request with it
   ::close(wake_fd_);
+}
+
+void UringPoller::end_operations() noexcept {
+  // Operations still in the kernel now belong to fibers the loop's shutdown
+  // abandoned (parked while unwinding, so never interrupted): their stacks
+  // are leaked, so the memory stays valid. They are cancelled, and their
+  // completions awaited for up to a second, so that nothing completes
+  // after the loop has gone: an ACCEPT completing unseen would leave its
+  // connection's fd open in the process for good.
+  io_uring* ring = &ring_->ring;
+  if (operations_ == 0) return;
+  io_uring_sqe* sqe = next_sqe(ring);
+  io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);  // (Linux 5.19)
+  io_uring_sqe_set_data64(sqe, kIgnoreToken);
+  for (int tries = 0; operations_ > 0 && tries < 100; ++tries) {
+    __kernel_timespec ten_ms{0, 10'000'000};
+    io_uring_cqe* cqe = nullptr;
+    (void)io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ten_ms, nullptr);
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(ring, head, cqe) {
+      ++seen;
+      if ((cqe->user_data & kOpBit) == 0) continue;
+      --operations_;
+      const auto* op = reinterpret_cast<const KernelOp*>(cqe->user_data & ~kOpBit);
+      if (op->kind == KernelOp::Kind::kAccept && cqe->res >= 0) ::close(cqe->res);
+    }
+    io_uring_cq_advance(ring, seen);
+  }
 }
 
 void UringPoller::wake() noexcept {
@@ -201,14 +231,12 @@ bool UringPoller::submit(KernelOp& op) {
     case Kind::kAccept:
       io_uring_prep_accept(sqe, op.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
       break;
-    case Kind::kConnect:
-      io_uring_prep_connect(sqe, op.fd, static_cast<const sockaddr*>(op.address), op.size);
-      break;
     case Kind::kPoll:
       io_uring_prep_poll_add(sqe, op.fd, op.size);
       break;
   }
   io_uring_sqe_set_data64(sqe, reinterpret_cast<std::uint64_t>(&op) | kOpBit);
+  ++operations_;
   return true;
 }
 
@@ -296,6 +324,7 @@ std::span<const Readiness> UringPoller::wait(std::optional<Duration> timeout) {
     } else if (token == kIgnoreToken) {
     } else if ((token & kOpBit) != 0) {
       auto* op = reinterpret_cast<KernelOp*>(token & ~kOpBit);
+      --operations_;
       op->result = cqe->res;
       ready_.push_back(Readiness{op->target, true, false, false});
     } else {

@@ -1,13 +1,22 @@
-// The backends: which one a loop gets, and the reactor's contract on each,
-// chosen explicitly (the rest of the suite runs once per backend through
-// FIBERLOOP_BACKEND: .ci/run). Real sockets, pipes and threads.
+// The backends: which one a loop gets (and what happens where the kernel
+// refuses io_uring), and the reactor's contract on each, chosen explicitly (the rest of the suite
+// runs once per backend through FIBERLOOP_BACKEND: .ci/run). Real sockets, pipes and threads.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
+#include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <optional>
 #include <string>
 #include <thread>
@@ -32,18 +41,145 @@ TEST(Backend, ExplicitChoicesAreHonoured) {
   EXPECT_STREQ(to_string(Backend::epoll), "epoll");
 }
 
-TEST(Backend, AutomaticFollowsTheEnvironmentElseEpoll) {
+TEST(Backend, AutomaticFollowsTheEnvironmentElseIoUring) {
   const char* saved = std::getenv("FIBERLOOP_BACKEND");
   const std::string restore = saved != nullptr ? saved : "";
-  ::setenv("FIBERLOOP_BACKEND", "io_uring", 1);
-  EXPECT_EQ(Loop().backend(), Backend::io_uring);
   ::setenv("FIBERLOOP_BACKEND", "epoll", 1);
   EXPECT_EQ(Loop().backend(), Backend::epoll);
+  ::setenv("FIBERLOOP_BACKEND", "io_uring", 1);
+  EXPECT_EQ(Loop().backend(), Backend::io_uring);
   ::setenv("FIBERLOOP_BACKEND", "kqueue", 1);  // unknown: said once, ignored
-  EXPECT_EQ(Loop().backend(), Backend::epoll);
+  EXPECT_EQ(Loop().backend(), Backend::io_uring);
   ::unsetenv("FIBERLOOP_BACKEND");
-  EXPECT_EQ(Loop().backend(), Backend::epoll);
+  EXPECT_EQ(Loop().backend(), Backend::io_uring);
   if (saved != nullptr) ::setenv("FIBERLOOP_BACKEND", restore.c_str(), 1);
+}
+
+// Everything a file descriptor gives until its writers close it.
+std::string read_all(int fd) {
+  std::string out;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) out.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return out;
+}
+
+// A kernel that refuses io_uring: a seccomp filter makes io_uring_setup(2)
+// fail with EPERM, as Docker's default profile does, in a child process.
+// Returns what the child wrote: {its stdout, its stderr}.
+template <class Child>
+std::pair<std::string, std::string> without_io_uring(Child child) {
+  int out[2], err[2];
+  EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);
+  EXPECT_EQ(::pipe2(err, O_CLOEXEC), 0);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(err[1], STDERR_FILENO);
+    sock_filter filter[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    sock_fprog program{static_cast<unsigned short>(std::size(filter)), filter};
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+        ::prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) != 0) {
+      std::fputs("seccomp refused\n", stdout);
+      std::_Exit(1);
+    }
+    try {
+      child();
+    } catch (const std::exception& e) {
+      std::fprintf(stdout, "the child threw: %s\n", e.what());
+      std::fflush(stdout);
+      std::_Exit(2);
+    }
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(0);
+  }
+  ::close(out[1]);
+  ::close(err[1]);
+  std::pair<std::string, std::string> result{read_all(out[0]), read_all(err[0])};
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << result.first;
+  return result;
+}
+
+TEST(Backend, AutomaticFallsBackToEpollAndSaysWhyOnce) {
+  const auto [out, err] = without_io_uring([] {
+    ::unsetenv("FIBERLOOP_BACKEND");
+    for (int i = 0; i < 2; ++i) {  // said once per process, not per loop
+      Loop loop;
+      std::fputs(to_string(loop.backend()), stdout);
+    }
+  });
+  EXPECT_EQ(out, "epollepoll");
+  EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+  EXPECT_NE(err.find("io_uring is not available"), std::string::npos) << err;
+  EXPECT_NE(err.find("Operation not permitted"), std::string::npos) << err;
+  EXPECT_NE(err.find("using epoll"), std::string::npos) << err;
+}
+
+TEST(Backend, IoUringAskedForExplicitlyThrowsWhenTheKernelRefuses) {
+  const auto [out, err] = without_io_uring([] {
+    try {
+      Loop loop({.backend = Backend::io_uring});
+      std::fputs("no throw", stdout);
+    } catch (const std::system_error& e) {
+      std::fputs(e.what(), stdout);
+    }
+    ::setenv("FIBERLOOP_BACKEND", "io_uring", 1);
+    std::fputs(to_string(Loop().backend()), stderr);
+  });
+  EXPECT_NE(out.find("io_uring_queue_init"), std::string::npos) << out;
+  EXPECT_NE(out.find("Operation not permitted"), std::string::npos) << out;
+  EXPECT_NE(err.find("FIBERLOOP_BACKEND=io_uring, but"), std::string::npos) << err;
+  EXPECT_NE(err.find("epoll"), std::string::npos) << err;
+}
+
+// A stream made on a loop of one backend and read from a fiber of a loop of
+// the other moves there and waits that loop's way (readiness on epoll, a
+// RECV operation on io_uring).
+TEST(Backend, AStreamMovesBetweenLoopsOfDifferentBackends) {
+  for (const Backend first : {Backend::io_uring, Backend::epoll}) {
+    const Backend second = first == Backend::epoll ? Backend::io_uring : Backend::epoll;
+    std::promise<Loop*> started;
+    std::optional<Loop::KeepAlive> keep;
+    std::thread other([&] {
+      Loop loop({.backend = second});
+      keep.emplace(loop.keep_alive());
+      started.set_value(&loop);
+      loop.run();  // until `keep` is dropped
+    });
+    Loop* elsewhere = started.get_future().get();
+    {
+      Loop loop({.backend = first});
+      loop.run_until_complete([&] {
+        auto listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
+        auto client = TcpStream::connect(listener.local_address());
+        TcpStream server = listener.accept();
+        auto echo = elsewhere->spawn([&] {
+          char buf[16];
+          const std::size_t n = server.read(buf);  // parks on the other loop
+          server.write_all({buf, n});
+          return Loop::current()->backend();
+        });
+        this_fiber::sleep_for(5ms);
+        client.write_all("moved");
+        char back[16];
+        std::size_t got = 0;
+        while (got < 5) got += client.read({back + got, sizeof back - got});
+        EXPECT_EQ(std::string(back, got), "moved");
+        EXPECT_EQ(echo.join(), second);
+      });
+    }
+    keep.reset();
+    other.join();
+  }
 }
 
 class EachBackend : public ::testing::TestWithParam<Backend> {};

@@ -5,9 +5,9 @@
 // and one for a fiber waiting to write.
 //
 // On a backend with kernel operations (io_uring) nothing reports readiness
-// unasked: a read, accept or connect that would wait is handed to the
-// kernel whole (RECV into the caller's buffer, ACCEPT, CONNECT), and any
-// other wait is a one-shot POLL operation, each completing into the fiber
+// unasked: a read, write or accept that would wait is handed to the
+// kernel whole (RECV into the caller's buffer, SEND, SENDMSG, ACCEPT), and
+// any other wait is a one-shot POLL operation, each completing into the fiber
 // that waits for it (perform()).
 //
 // Owned by its socket object, on the heap (its address is the reactor's
@@ -76,7 +76,7 @@ class IoHandle : public ReadinessTarget {
         err = errno;
       }
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        if (as_op == nullptr || !operations_) {
+        if (as_op == nullptr || !uses_operations(op)) {
           wait(dir, op);
           continue;
         }
@@ -89,14 +89,20 @@ class IoHandle : public ReadinessTarget {
     }
   }
 
-  // Whether the fd's loop hands I/O to the kernel as operations (io_uring).
-  bool has_operations() const noexcept { return operations_; }
+  // Whether the fd's loop hands I/O to the kernel as operations (io_uring),
+  // the fd moved first to the calling fiber's loop if it is another's
+  // (`op` names the operation in errors). Throws: as wait().
+  bool uses_operations(const char* op) {
+    if (loop_ != Scheduler::current()) [[unlikely]]
+      move_here(op);
+    return operations_;
+  }
   // Hands `op` (its fd set here) to the kernel and parks until it completes;
   // returns its result (>= 0, or -errno). On an interrupt the operation is
   // cancelled and waited for: if it completed anyway, its result is
   // returned and the interrupt comes at the next suspension point (no byte
   // read, connection accepted or byte sent is lost); else the interrupt is
-  // thrown. Only on a loop with operations (has_operations()).
+  // thrown. Only where uses_operations() said yes.
   // Throws: as wait().
   int perform(Direction dir, KernelOp& op, const char* name);
 
@@ -130,6 +136,9 @@ class IoHandle : public ReadinessTarget {
   // no further report would come for it.
   bool may_be_readable() const noexcept { return may_be_readable_; }
   void drained() noexcept { may_be_readable_ = hung_up_; }
+  // A read filled its buffer: more may be queued (on io_uring, where no
+  // report comes unasked, the next read tries read(2) before a RECV).
+  void filled() noexcept { may_be_readable_ = true; }
 
  private:
   void wait_here(Direction dir, const char* op);

@@ -32,7 +32,7 @@ struct Readiness {
 
 // An operation the backend hands to the kernel as a whole (io_uring's READ,
 // RECV, ACCEPT...) instead of reporting readiness for it. The kernel owns
-// `buffer` (and `address`) from submit() until `target` gets the completion
+// `buffer` from submit() until `target` gets the completion
 // (one report, `readable` set), with `result` filled in: what the syscall
 // would have returned (bytes moved, the new fd, the poll events), or -errno.
 // An operation ends exactly once, whether it completes, fails or is
@@ -45,14 +45,12 @@ struct KernelOp {
     kSend,     // send(fd, buffer, size, MSG_NOSIGNAL)
     kSendMsg,  // sendmsg(fd, buffer as msghdr*, MSG_NOSIGNAL)
     kAccept,   // accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)
-    kConnect,  // connect(fd, address, size)
     kPoll,     // poll(fd, events = size): the events that occurred
   };
   ReadinessTarget* target = nullptr;
   int fd = -1;
   Kind kind = Kind::kReadAt;
   void* buffer = nullptr;
-  const void* address = nullptr;  // kConnect: a sockaddr of `size` bytes
   std::uint32_t size = 0;         // bytes (kPoll: the poll(2) events to wait for)
   std::uint64_t offset = 0;       // bytes into the file (kReadAt, kWriteAt)
   int result = 0;
@@ -131,9 +129,10 @@ class Poller {
 };
 
 // The poller `requested` names. Backend::automatic: FIBERLOOP_BACKEND
-// ("epoll" or "io_uring") if the environment sets it, else epoll (the faster
-// here: bench/RESULTS.md); if io_uring was asked for that way and the kernel
-// refuses it, epoll, said once per process on stderr with the reason.
+// ("epoll" or "io_uring") if the environment sets it, else io_uring (the
+// faster here: bench/RESULTS.md); if the kernel refuses io_uring, epoll,
+// said once per process on stderr with the reason (quietly epoll in a build
+// without liburing, unless the environment asked for io_uring).
 // Throws: std::system_error if the kernel refuses the backend that
 //         `requested` names explicitly, or epoll itself.
 std::unique_ptr<Poller> make_poller(Backend requested);

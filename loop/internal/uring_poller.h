@@ -4,8 +4,8 @@
 // that includes <liburing.h>.
 //
 // A socket of io/ (add_edge_triggered) holds no request of its own: its
-// fibers hand their reads, accepts, connects and waits to the kernel as
-// operations (submit(): RECV, ACCEPT, CONNECT, a one-shot POLL), each
+// fibers hand their reads, writes, accepts and waits to the kernel as
+// operations (submit(): RECV, SEND, ACCEPT, a one-shot POLL), each
 // completing once into the waiting fiber. A level-triggered fd (add_reader,
 // add_writer) holds a one-shot request, re-armed after each report: an fd
 // still ready reports again in the next wait, as epoll's level mode does.
@@ -48,12 +48,15 @@ class UringPoller final : public Poller {
   void arm(Registration* r);
   void release(Registration* r) noexcept;
   void dispatch(Registration* r, int result);
+  // Cancels the operations still in the kernel and waits for them (~).
+  void end_operations() noexcept;
 
   std::unique_ptr<Ring> ring_;
   int wake_fd_ = -1;
   std::vector<Registration*> by_fd_;  // the live registration of each fd
   std::vector<Registration*> rearm_;  // level-triggered ones reported in the last wait
   Registration* free_ = nullptr;      // recycled registrations
+  std::size_t operations_ = 0;        // submitted, completion not yet seen
   std::vector<std::unique_ptr<Registration>> owned_;
 };
 
