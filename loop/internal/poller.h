@@ -51,8 +51,8 @@ struct KernelOp {
   int fd = -1;
   Kind kind = Kind::kReadAt;
   void* buffer = nullptr;
-  std::uint32_t size = 0;         // bytes (kPoll: the poll(2) events to wait for)
-  std::uint64_t offset = 0;       // bytes into the file (kReadAt, kWriteAt)
+  std::uint32_t size = 0;    // bytes (kPoll: the poll(2) events to wait for)
+  std::uint64_t offset = 0;  // bytes into the file (kReadAt, kWriteAt)
   int result = 0;
 };
 
