@@ -7,7 +7,9 @@
 // io_uring backend (loop/uring_poller.cc). What io_uring can do for this
 // work on this kernel, measured in the same pass as epoll_server and
 // fiberloop's servers (bench/RESULTS.md).
-//   uring_server --port 7000 --mode echo|http
+// `--accept single` arms one ACCEPT per connection instead, to measure what
+// multishot accept is worth.
+//   uring_server --port 7000 --mode echo|http [--accept multishot|single]
 #include <liburing.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -33,6 +35,7 @@ constexpr std::uint64_t kRecv = 0;
 constexpr std::uint64_t kSend = 1;
 
 volatile sig_atomic_t stopping = 0;
+bool multishot_accept = true;  // --accept single: one ACCEPT per connection
 
 // A connection, in a table by fd; its buffers are reused by the next
 // connection on the same fd.
@@ -70,7 +73,11 @@ void send_rest(int fd) {
 
 void arm_accept(int lfd) {
   io_uring_sqe* s = sqe();
-  io_uring_prep_multishot_accept(s, lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (multishot_accept) {
+    io_uring_prep_multishot_accept(s, lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  } else {
+    io_uring_prep_accept(s, lfd, nullptr, nullptr, SOCK_CLOEXEC);
+  }
   io_uring_sqe_set_data64(s, kAccept);
 }
 
@@ -102,6 +109,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--port")) port = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--mode")) http = !std::strcmp(argv[i + 1], "http");
+    if (!std::strcmp(argv[i], "--accept")) multishot_accept = std::strcmp(argv[i + 1], "single");
   }
   ::signal(SIGTERM, [](int) { stopping = 1; });
   ::signal(SIGINT, [](int) { stopping = 1; });

@@ -57,19 +57,32 @@ void IoHandle::wake(IoWaiter*& slot, bool closed) noexcept {
 void IoHandle::move_here(const char* op) {
   Scheduler& here = this_loop();
   if (fd_ < 0) return;  // closed: wait_here() says so
-  if (reader_ != nullptr || writer_ != nullptr) {
+  bool refused = false;
+  if (loop_ != nullptr && scheduler_is_live(loop_)) {
+    // Its old loop lets go, on its own thread (the waiter slots and the
+    // readiness state are that thread's until then), unless one of its
+    // fibers waits on the fd.
+    struct Move {
+      IoHandle* handle;
+      bool refused;
+    } move{this, false};
+    call_on_loop(
+        *loop_,
+        [](void* arg) noexcept {
+          auto& m = *static_cast<Move*>(arg);
+          IoHandle& h = *m.handle;
+          m.refused = h.reader_ != nullptr || h.writer_ != nullptr;
+          if (!m.refused) h.loop_->reactor().unwatch(h.fd_);
+        },
+        &move);
+    refused = move.refused;
+  } else {
+    reader_ = writer_ = nullptr;  // its loop is gone, and its waiters abandoned with it
+  }
+  if (refused) {
     throw std::logic_error(std::string(op) + " fd " + std::to_string(fd_) +
                            ": used from another loop while a fiber of its own loop waits on it; "
                            "a stream moves to another loop only while nobody waits on it");
-  }
-  if (loop_ != nullptr && scheduler_is_live(loop_)) {  // its old loop lets go, on its thread
-    call_on_loop(
-        *loop_,
-        [](void* self) noexcept {
-          auto& h = *static_cast<IoHandle*>(self);
-          h.loop_->reactor().unwatch(h.fd_);
-        },
-        this);
   }
   loop_ = &here;
   operations_ = here.reactor().has_operations();

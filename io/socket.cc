@@ -32,6 +32,11 @@ void Socket::check_open(const char* op) const {
   if (!is_open()) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
 }
 
+void Socket::adopt(const char* op) {
+  check_open(op);
+  handle_->adopt(op);
+}
+
 void Socket::fail(int err, const char* op) const {
   throw_io_error(err, std::string(op) + " fd " + std::to_string(handle_ ? handle_->fd() : -1));
 }
@@ -50,7 +55,7 @@ Socket::Socket(Socket&&) noexcept = default;
 Socket& Socket::operator=(Socket&&) noexcept = default;
 
 std::size_t Socket::read_some(std::span<char> buf) {
-  check_open("read");
+  adopt("read");
   IoHandle& h = *handle_;
   const int fd = h.fd();
   KernelOp recv;  // io_uring: a read that would wait is a RECV into `buf`
@@ -66,7 +71,7 @@ std::size_t Socket::read_some(std::span<char> buf) {
 }
 
 std::size_t Socket::write_some(std::span<const char> buf) {
-  check_open("write");
+  adopt("write");
   const int fd = handle_->fd();
   KernelOp send;  // io_uring: a write that would wait is a SEND from `buf`
   send.kind = KernelOp::Kind::kSend;
@@ -78,7 +83,7 @@ std::size_t Socket::write_some(std::span<const char> buf) {
 }
 
 std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
-  check_open("write");
+  adopt("write");
   constexpr std::size_t kMaxBuffers = 64;  // a window: the caller loops
   iovec iov[kMaxBuffers];
   std::size_t count = 0;
@@ -101,17 +106,17 @@ std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
 }
 
 void Socket::wait_readable() {
-  check_open("wait_readable");
+  adopt("wait_readable");
   handle_->wait(Direction::kRead, "wait_readable");
 }
 
 void Socket::wait_writable() {
-  check_open("wait_writable");
+  adopt("wait_writable");
   handle_->wait(Direction::kWrite, "wait_writable");
 }
 
 int Socket::accept() {
-  check_open("accept");
+  adopt("accept");
   const int fd = handle_->fd();
   KernelOp accept;  // io_uring: an accept that would wait is an ACCEPT
   accept.kind = KernelOp::Kind::kAccept;
@@ -124,7 +129,7 @@ int Socket::accept() {
 }
 
 void Socket::connect(const SocketAddress& to) {
-  check_open("connect");
+  adopt("connect");
   const std::string what = "connect " + to.to_string();
   if (::connect(handle_->fd(), to.get(), to.size()) == 0) return;
   if (errno != EINPROGRESS && errno != EINTR) throw_io_error(errno, what);
@@ -150,7 +155,7 @@ void Socket::connect(const SocketAddress& to) {
 }
 
 std::size_t Socket::recv_from(std::span<char> buf, SocketAddress* from) {
-  check_open("recv");
+  adopt("recv");
   const int fd = handle_->fd();
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
@@ -168,7 +173,7 @@ std::size_t Socket::recv_from(std::span<char> buf, SocketAddress* from) {
 }
 
 std::size_t Socket::send_to(std::span<const char> buf, const SocketAddress* to) {
-  check_open("send");
+  adopt("send");
   const int fd = handle_->fd();
   return static_cast<std::size_t>(handle_->retry(
       Direction::kWrite, "send",

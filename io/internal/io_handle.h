@@ -102,7 +102,9 @@ class IoHandle : public ReadinessTarget {
   // cancelled and waited for: if it completed anyway, its result is
   // returned and the interrupt comes at the next suspension point (no byte
   // read, connection accepted or byte sent is lost); else the interrupt is
-  // thrown. Only where uses_operations() said yes.
+  // thrown. Closed while waiting: throws EBADF even if the operation had
+  // completed (the socket is gone; a connection it accepted is closed).
+  // Only where uses_operations() said yes.
   // Throws: as wait().
   int perform(Direction dir, KernelOp& op, const char* name);
 
@@ -118,6 +120,17 @@ class IoHandle : public ReadinessTarget {
     if (loop_ != Scheduler::current()) [[unlikely]]
       move_here(op);
     wait_here(dir, op);
+  }
+
+  // Moves the fd to the calling thread's loop if it is another loop's:
+  // before an operation touches the handle's state, since the old loop may
+  // report readiness to it until it lets go. From a thread without a loop,
+  // nothing (a wait then throws). `op` names the operation in errors.
+  // Throws: as wait() does when it must move.
+  void adopt(const char* op) {
+    Scheduler* here = Scheduler::current();
+    if (loop_ != here && here != nullptr) [[unlikely]]
+      move_here(op);
   }
 
   // Unregisters the fd, wakes any waiting fibers (their wait() throws), and
