@@ -23,7 +23,7 @@ enum class Backend : std::uint8_t {
   // FIBERLOOP_BACKEND=epoll|io_uring if the environment sets it, else
   // io_uring, which measures faster here (bench/RESULTS.md). If the kernel
   // refuses io_uring (io_uring_disabled, a seccomp filter, Linux before
-  // 5.13), or fiberloop was built without liburing, the loop uses epoll; a
+  // 5.19), or fiberloop was built without liburing, the loop uses epoll; a
   // kernel's refusal is said once per process, in one line on stderr.
   automatic,
   epoll,

@@ -175,6 +175,8 @@ TEST(Backend, AStreamMovesBetweenLoopsOfDifferentBackends) {
         while (got < 5) got += client.read({back + got, sizeof back - got});
         EXPECT_EQ(std::string(back, got), "moved");
         EXPECT_EQ(echo.join(), second);
+        // The listener and the client stay; the server's fd moved away.
+        EXPECT_EQ(Loop::current()->stats().fds_registered, 2u);
       });
     }
     keep.reset();

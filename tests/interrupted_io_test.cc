@@ -1,7 +1,7 @@
 // A socket operation that is interrupted (cancel, with_timeout, a stream
 // deadline) or whose socket is closed under it, on both backends: on epoll
 // the fiber waits for readiness; on io_uring the kernel holds the operation
-// itself (RECV into the caller's buffer, SEND, ACCEPT, CONNECT), which must
+// itself (RECV into the caller's buffer, SEND, ACCEPT, a POLL), which must
 // be cancelled and waited for. Either way: no byte is lost or written into
 // a buffer its fiber has left, no accepted fd leaks, a close reaches the
 // peer, and the socket stays usable after a timeout.

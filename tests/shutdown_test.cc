@@ -253,6 +253,38 @@ TEST(ShutdownGenerator, ABodyThatCatchesItsOwnUnwindIsAbandonedWithAReport) {
   EXPECT_NE(err.find("leaked"), std::string::npos) << err;
 }
 
+// Reads from its stream when destroyed: while an exception unwinds the
+// fiber, interrupts wait, so the read waits for data that never comes.
+struct ReadsWhenDestroyed {
+  TcpStream* stream;
+  ~ReadsWhenDestroyed() {
+    char buf[8];
+    try {
+      (void)stream->read(buf);
+    } catch (...) {
+    }
+  }
+};
+
+// The fiber is abandoned with its read in the kernel (a RECV on io_uring):
+// the loop's end cancels it and waits for it, and nothing else.
+TEST(Shutdown, AReadLeftInTheKernelByAnAbandonedFiberEndsWithTheLoop) {
+  auto [took, err] = shut_down([](Loop& loop) {
+    loop.spawn([] {
+      auto listener = TcpListener::bind(SocketAddress::parse("127.0.0.1:0"));
+      TcpStream client = TcpStream::connect(listener.local_address());
+      TcpStream server = listener.accept();
+      ReadsWhenDestroyed reads{&server};
+      Event never;
+      never.wait();
+    });
+    loop.call_soon([&loop] { loop.stop(); });
+    loop.run();
+  });
+  EXPECT_LT(took, 2.0);
+  EXPECT_NE(err.find("abandoned 1 fiber"), std::string::npos) << err;
+}
+
 TEST(ShutdownRun, RunMainEndsBoundedWithAStubbornFiberLeftBehind) {
   ::testing::internal::CaptureStderr();
   double took = 0;

@@ -172,10 +172,10 @@ class IoHandle : public ReadinessTarget {
   int dump_fd_ = -1;
   IoWaiter* reader_ = nullptr;
   IoWaiter* writer_ = nullptr;
-  // False at first: registering an fd reports its current state (epoll's
-  // ADD, io_uring's poll arm), so a fresh connection's first read waits for
-  // that report instead of making a read(2) that sees EAGAIN (one per
-  // accepted connection whose request has not arrived yet).
+  // False at first: a fresh connection's first read waits instead of making
+  // a read(2) that sees EAGAIN (one per accepted connection whose request
+  // has not arrived yet): on epoll, registering the fd reports its current
+  // state; on io_uring, the wait is a RECV that returns what is there.
   bool may_be_readable_ = false;
   bool hung_up_ = false;  // a hang-up or error was reported: no caching
 };
