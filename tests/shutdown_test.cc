@@ -266,15 +266,21 @@ struct ReadsWhenDestroyed {
   }
 };
 
+struct Connection {
+  TcpListener listener = TcpListener::bind(SocketAddress::parse("127.0.0.1:0"));
+  TcpStream client = TcpStream::connect(listener.local_address());
+  TcpStream server = listener.accept();
+};
+
 // The fiber is abandoned with its read in the kernel (a RECV on io_uring):
-// the loop's end cancels it and waits for it, and nothing else.
+// the loop's end cancels it and waits for it, and nothing else. The sockets
+// outlive the loop, and close without it.
 TEST(Shutdown, AReadLeftInTheKernelByAnAbandonedFiberEndsWithTheLoop) {
-  auto [took, err] = shut_down([](Loop& loop) {
-    loop.spawn([] {
-      auto listener = TcpListener::bind(SocketAddress::parse("127.0.0.1:0"));
-      TcpStream client = TcpStream::connect(listener.local_address());
-      TcpStream server = listener.accept();
-      ReadsWhenDestroyed reads{&server};
+  std::unique_ptr<Connection> connection;
+  auto [took, err] = shut_down([&connection](Loop& loop) {
+    loop.spawn([&connection] {
+      connection = std::make_unique<Connection>();
+      ReadsWhenDestroyed reads{&connection->server};
       Event never;
       never.wait();
     });
@@ -283,6 +289,7 @@ TEST(Shutdown, AReadLeftInTheKernelByAnAbandonedFiberEndsWithTheLoop) {
   });
   EXPECT_LT(took, 2.0);
   EXPECT_NE(err.find("abandoned 1 fiber"), std::string::npos) << err;
+  connection.reset();  // no loop now: each socket just closes its fd
 }
 
 TEST(ShutdownRun, RunMainEndsBoundedWithAStubbornFiberLeftBehind) {
