@@ -8,6 +8,7 @@
 #include <system_error>
 #include <utility>
 
+#include "io/internal/io_handle.h"
 #include "loop/internal/reactor.h"
 #include "loop/internal/scheduler.h"
 #include "loop/run_blocking.h"
@@ -44,27 +45,18 @@ bool kernel_op(int fd, void* buffer, std::size_t size, std::uint64_t offset, boo
                int& err) {
   internal::Scheduler* scheduler = internal::Scheduler::current();
   if (scheduler == nullptr || scheduler->closing() || scheduler->running() == nullptr) return false;
-  struct Waiter : internal::ReadinessTarget {
-    internal::Scheduler* scheduler;
-    internal::FiberRecord* fiber;
-    bool done = false;
-  } waiter;
-  waiter.scheduler = scheduler;
-  waiter.fiber = scheduler->running();
-  waiter.ready = [](internal::ReadinessTarget* self, const internal::Readiness&) {
-    auto& w = *static_cast<Waiter*>(self);
-    w.done = true;
-    w.scheduler->reactor().remove_waiter();
-    w.scheduler->wake(*w.fiber);
-  };
   internal::KernelOp op;
+  internal::IoWaiter waiter;
+  waiter.ready = &internal::IoWaiter::complete;
+  waiter.loop = scheduler;
+  waiter.fiber = scheduler->running();
+  waiter.op = &op;
   op.target = &waiter;
   op.fd = fd;
   op.kind = write ? internal::KernelOp::Kind::kWriteAt : internal::KernelOp::Kind::kReadAt;
   op.buffer = buffer;
-  // The kernel moves at most 2 GiB - 4 KiB per call anyway; the caller
-  // loops (write_at) or returns a short count (read_at), as for pread.
-  op.size = static_cast<std::uint32_t>(std::min<std::size_t>(size, 0x7ffff000));
+  // The caller loops (write_at) or returns a short count (read_at), as for pread.
+  op.size = static_cast<std::uint32_t>(std::min(size, internal::KernelOp::kMaxBytes));
   op.offset = offset;
   if (!scheduler->reactor().submit(op)) return false;
   scheduler->reactor().add_waiter();

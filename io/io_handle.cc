@@ -136,7 +136,7 @@ void IoHandle::wait_here(Direction dir, const char* op) {
     throw_io_error(EBADF, std::string(op) + ": the socket was closed while waiting");
 }
 
-void IoHandle::on_completion(ReadinessTarget* self, const Readiness&) {
+void IoWaiter::complete(ReadinessTarget* self, const Readiness&) {
   auto& w = *static_cast<IoWaiter*>(self);
   w.done = true;
   w.loop->reactor().remove_waiter();
@@ -152,7 +152,7 @@ int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
   IoWaiter*& slot = claim(dir, name);
   loop_->deliver_interrupt(self);  // one already pending: the kernel never sees the operation
   IoWaiter waiter;
-  waiter.ready = &IoHandle::on_completion;
+  waiter.ready = &IoWaiter::complete;
   waiter.loop = loop_;
   waiter.fiber = &self;
   waiter.op = &op;

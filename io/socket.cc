@@ -14,12 +14,6 @@ namespace fiberloop::internal {
 
 using Direction = IoHandle::Direction;
 
-namespace {
-// The most one operation moves: the kernel's own limit per read or write
-// (2 GiB - 4 KiB); the caller sees a short count, as from read(2).
-constexpr std::size_t kMaxOperation = 0x7ffff000;
-}  // namespace
-
 Socket::Socket(int fd) : handle_(std::make_unique<IoHandle>(fd)) {}
 
 Socket Socket::open(int domain, int type, const std::string& what) {
@@ -61,7 +55,7 @@ std::size_t Socket::read_some(std::span<char> buf) {
   KernelOp recv;  // io_uring: a read that would wait is a RECV into `buf`
   recv.kind = KernelOp::Kind::kRecv;
   recv.buffer = buf.data();
-  recv.size = static_cast<std::uint32_t>(std::min<std::size_t>(buf.size(), kMaxOperation));
+  recv.size = static_cast<std::uint32_t>(std::min(buf.size(), KernelOp::kMaxBytes));
   const auto n = static_cast<std::size_t>(h.retry(
       Direction::kRead, "read", [&] { return ::read(fd, buf.data(), buf.size()); },
       [&](int err) { fail(err, "read"); }, 0, &recv, !h.may_be_readable() && !buf.empty()));
@@ -76,7 +70,7 @@ std::size_t Socket::write_some(std::span<const char> buf) {
   KernelOp send;  // io_uring: a write that would wait is a SEND from `buf`
   send.kind = KernelOp::Kind::kSend;
   send.buffer = const_cast<char*>(buf.data());
-  send.size = static_cast<std::uint32_t>(std::min<std::size_t>(buf.size(), kMaxOperation));
+  send.size = static_cast<std::uint32_t>(std::min(buf.size(), KernelOp::kMaxBytes));
   return static_cast<std::size_t>(handle_->retry(
       Direction::kWrite, "write", [&] { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); },
       [&](int err) { fail(err, "write"); }, 0, &send));

@@ -36,6 +36,10 @@ struct IoWaiter : ReadinessTarget {
   KernelOp* op = nullptr;  // null: a readiness wait
   bool closed = false;     // the fd was closed while this fiber waited
   bool done = false;       // `op` has completed: the kernel is done with its memory
+
+  // The `ready` of an operation's waiter: marks it done, uncounts it as a
+  // waiter of its loop, and wakes its fiber.
+  static void complete(ReadinessTarget* self, const Readiness& r);
 };
 
 class IoHandle : public ReadinessTarget {
@@ -158,8 +162,6 @@ class IoHandle : public ReadinessTarget {
   // The slot of a fiber waiting in `dir`, checked empty.
   // Throws: std::logic_error naming the fd if another fiber waits there.
   IoWaiter*& claim(Direction dir, const char* op);
-  // What an operation's completion does: wakes its fiber.
-  static void on_completion(ReadinessTarget* self, const Readiness& r);
   // Registers the fd with the calling thread's loop instead of its old one.
   void move_here(const char* op);
   void close_here() noexcept;

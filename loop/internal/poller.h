@@ -4,6 +4,7 @@
 // (uring_poller.h). make_poller() picks one.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -47,6 +48,11 @@ struct KernelOp {
     kAccept,   // accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)
     kPoll,     // poll(fd, events = size): the events that occurred
   };
+  // The most one operation moves, in bytes: the kernel's own limit per read
+  // or write (2 GiB - 4 KiB); a larger request gets a short count, as from
+  // read(2).
+  static constexpr std::size_t kMaxBytes = 0x7ffff000;
+
   ReadinessTarget* target = nullptr;
   int fd = -1;
   Kind kind = Kind::kReadAt;
