@@ -114,9 +114,12 @@ bool LoopParts::poll_for_work() {
     // ends without posting. Otherwise it is a deadlock (Go's rule).
     if (s.closing_ || s.all_.empty()) {
       other_thread_recheck_ = kFirstOtherThreadRecheck;
-      return false;
-    }
-    if (!other_threads_exist()) {
+      // Not while a post is queued: a thread may post and then drop the last
+      // KeepAlive after this iteration's take_posts(). keep_alives() above
+      // was an acquire, so a post made before that drop is seen here.
+      if (s.closing_ || !remote.pending()) return false;
+      timeout = Duration::zero();
+    } else if (!other_threads_exist()) {
       // A thread that posted (set an Event, say) and then ended: its post
       // is queued, so look for one only now that the thread is seen gone.
       if (!remote.pending()) {

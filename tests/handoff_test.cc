@@ -134,6 +134,40 @@ TEST(Handoff, ALoopMayBeDestroyedAsSoonAsAPostRan) {
   }
 }
 
+// The same hand-off, timed to land while the loop decides whether it is
+// done: the poster waits until the loop runs (its first callback), then
+// posts and drops the last KeepAlive at once. A post queued before the last
+// KeepAlive went must run before run() returns, wherever in its iteration
+// the loop was when the two arrived. (The loop used to miss a post that
+// came between its take_posts() and its look at the KeepAlives: with a
+// 1 us pause put there by hand, this test lost posts in most runs.)
+TEST(Handoff, APostQueuedBeforeTheLastKeepAliveWentRunsBeforeRunReturns) {
+  constexpr int kThreadRounds = kRounds;
+  int lost = 0;
+  for (int round = 0; round < kThreadRounds; ++round) {
+    Loop loop;
+    std::atomic<bool> running{false};
+    std::atomic<bool> ran{false};
+    auto keep = std::make_unique<Loop::KeepAlive>(loop.keep_alive());
+    // The callback lingers a little longer each round, so that the post and
+    // the drop sweep over every point of the loop's next iteration.
+    loop.call_soon([&running, round] {
+      running.store(true, std::memory_order_release);
+      for (int i = 0; i < round % 200; ++i) __builtin_ia32_pause();
+    });
+    std::thread poster([&loop, &running, &ran, keep = std::move(keep)]() mutable {
+      while (!running.load(std::memory_order_acquire)) {
+      }
+      loop.call_soon_threadsafe([&ran] { ran = true; });
+      keep.reset();
+    });
+    loop.run();
+    poster.join();
+    if (!ran) ++lost;
+  }
+  EXPECT_EQ(lost, 0) << "posts lost in " << kThreadRounds << " rounds";
+}
+
 TEST(Handoff, ALoopMayBeDestroyedAsSoonAsStopFromAnotherThreadReturnsRun) {
   constexpr int kThreadRounds = kRounds / 10;
   for (int round = 0; round < kThreadRounds; ++round) {
