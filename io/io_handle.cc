@@ -25,7 +25,10 @@ void throw_io_error(int err, const std::string& what) {
 }
 
 IoHandle::IoHandle(int fd)
-    : loop_(&this_loop()), fd_(fd), operations_(loop_->reactor().has_operations()) {
+    : loop_(&this_loop()),
+      loop_serial_(loop_->serial()),
+      fd_(fd),
+      operations_(loop_->reactor().has_operations()) {
   ready = &IoHandle::on_ready;
   try {
     loop_->reactor().watch(fd_, this);
@@ -58,7 +61,7 @@ void IoHandle::move_here(const char* op) {
   Scheduler& here = this_loop();
   if (fd_ < 0) return;  // closed: wait_here() says so
   bool refused = false;
-  if (loop_ != nullptr && scheduler_is_live(loop_)) {
+  if (loop_ != nullptr && scheduler_is_live(loop_, loop_serial_)) {
     // Its old loop lets go, on its own thread (the waiter slots and the
     // readiness state are that thread's until then), unless one of its
     // fibers waits on the fd.
@@ -85,6 +88,7 @@ void IoHandle::move_here(const char* op) {
                            "a stream moves to another loop only while nobody waits on it");
   }
   loop_ = &here;
+  loop_serial_ = here.serial();
   operations_ = here.reactor().has_operations();
   may_be_readable_ = true;  // the new registration reports afresh
   here.reactor().watch(fd_, this);
@@ -144,7 +148,7 @@ void IoWaiter::complete(ReadinessTarget* self, const Readiness&) {
 }
 
 int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
-  if (loop_ != Scheduler::current()) [[unlikely]]
+  if (!on_this_loop()) [[unlikely]]
     move_here(name);
   FiberRecord& self = loop_->running_fiber(name);
   if (fd_ < 0) throw_io_error(EBADF, std::string(name) + ": the socket is closed");
@@ -184,7 +188,7 @@ int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
 
 void IoHandle::close() noexcept {
   if (fd_ < 0) return;
-  if (loop_ != Scheduler::current() && scheduler_is_live(loop_)) {
+  if (!on_this_loop() && scheduler_is_live(loop_, loop_serial_)) {
     // Closed on another thread than its loop's: the loop closes it, on its
     // own thread, and wakes whoever waits on it there.
     call_on_loop(
@@ -196,7 +200,7 @@ void IoHandle::close() noexcept {
 
 void IoHandle::close_here() noexcept {
   if (fd_ < 0) return;
-  if (loop_ == Scheduler::current()) {
+  if (on_this_loop()) {
     // Operations in flight end first: they hold the file open, and a close
     // would not reach the peer. Their fibers wake at their completions.
     for (IoWaiter** slot : {&reader_, &writer_}) {

@@ -26,11 +26,6 @@ void Socket::check_open(const char* op) const {
   if (!is_open()) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
 }
 
-void Socket::adopt(const char* op) {
-  check_open(op);
-  handle_->adopt(op);
-}
-
 void Socket::fail(int err, const char* op) const {
   throw_io_error(err, std::string(op) + " fd " + std::to_string(handle_ ? handle_->fd() : -1));
 }
@@ -49,8 +44,11 @@ Socket::Socket(Socket&&) noexcept = default;
 Socket& Socket::operator=(Socket&&) noexcept = default;
 
 std::size_t Socket::read_some(std::span<char> buf) {
-  adopt("read");
+  check_open("read");
   IoHandle& h = *handle_;
+  // The readiness cache is its loop's: from another loop, read first (a
+  // wait moves the stream here, and then the cache is ours).
+  const bool wait_first = h.on_this_loop() && !h.may_be_readable() && !buf.empty();
   const int fd = h.fd();
   KernelOp recv;  // io_uring: a read that would wait is a RECV into `buf`
   recv.kind = KernelOp::Kind::kRecv;
@@ -58,14 +56,16 @@ std::size_t Socket::read_some(std::span<char> buf) {
   recv.size = static_cast<std::uint32_t>(std::min(buf.size(), KernelOp::kMaxBytes));
   const auto n = static_cast<std::size_t>(h.retry(
       Direction::kRead, "read", [&] { return ::read(fd, buf.data(), buf.size()); },
-      [&](int err) { fail(err, "read"); }, 0, &recv, !h.may_be_readable() && !buf.empty()));
-  if (n > 0 && n < buf.size()) h.drained();  // (read_some: streams only)
-  if (n == buf.size() && n > 0) h.filled();
+      [&](int err) { fail(err, "read"); }, 0, &recv, wait_first));
+  if (h.on_this_loop() && n > 0) {
+    if (n < buf.size()) h.drained();  // (read_some: streams only)
+    if (n == buf.size()) h.filled();
+  }
   return n;
 }
 
 std::size_t Socket::write_some(std::span<const char> buf) {
-  adopt("write");
+  check_open("write");
   const int fd = handle_->fd();
   KernelOp send;  // io_uring: a write that would wait is a SEND from `buf`
   send.kind = KernelOp::Kind::kSend;
@@ -77,7 +77,7 @@ std::size_t Socket::write_some(std::span<const char> buf) {
 }
 
 std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
-  adopt("write");
+  check_open("write");
   constexpr std::size_t kMaxBuffers = 64;  // a window: the caller loops
   iovec iov[kMaxBuffers];
   std::size_t count = 0;
@@ -100,17 +100,17 @@ std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
 }
 
 void Socket::wait_readable() {
-  adopt("wait_readable");
+  check_open("wait_readable");
   handle_->wait(Direction::kRead, "wait_readable");
 }
 
 void Socket::wait_writable() {
-  adopt("wait_writable");
+  check_open("wait_writable");
   handle_->wait(Direction::kWrite, "wait_writable");
 }
 
 int Socket::accept() {
-  adopt("accept");
+  check_open("accept");
   const int fd = handle_->fd();
   KernelOp accept;  // io_uring: an accept that would wait is an ACCEPT
   accept.kind = KernelOp::Kind::kAccept;
@@ -123,7 +123,7 @@ int Socket::accept() {
 }
 
 void Socket::connect(const SocketAddress& to) {
-  adopt("connect");
+  check_open("connect");
   const std::string what = "connect " + to.to_string();
   if (::connect(handle_->fd(), to.get(), to.size()) == 0) return;
   if (errno != EINPROGRESS && errno != EINTR) throw_io_error(errno, what);
@@ -149,7 +149,7 @@ void Socket::connect(const SocketAddress& to) {
 }
 
 std::size_t Socket::recv_from(std::span<char> buf, SocketAddress* from) {
-  adopt("recv");
+  check_open("recv");
   const int fd = handle_->fd();
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
@@ -167,7 +167,7 @@ std::size_t Socket::recv_from(std::span<char> buf, SocketAddress* from) {
 }
 
 std::size_t Socket::send_to(std::span<const char> buf, const SocketAddress* to) {
-  adopt("send");
+  check_open("send");
   const int fd = handle_->fd();
   return static_cast<std::size_t>(handle_->retry(
       Direction::kWrite, "send",

@@ -88,6 +88,14 @@ bool scheduler_is_live(const Scheduler* scheduler) noexcept {
   return false;
 }
 
+bool scheduler_is_live(const Scheduler* scheduler, std::uint64_t serial) noexcept {
+  std::lock_guard lock(DebugList::mutex());
+  for (const Diagnostics* p = debug_loop_list; p != nullptr; p = p->debug_next_) {
+    if (p->debug_scheduler_ == scheduler) return scheduler->serial() == serial;
+  }
+  return false;
+}
+
 std::uint64_t Diagnostics::heartbeat() const noexcept {
   return parts_.scheduler.progress() + parts_.callbacks.run_count();
 }

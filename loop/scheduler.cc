@@ -56,6 +56,11 @@ void raise_fd_limit() noexcept {
   (void)done;
 }
 
+std::uint64_t next_serial() noexcept {
+  static std::atomic<std::uint64_t> serials{1};
+  return serials.fetch_add(1, std::memory_order_relaxed);
+}
+
 // The running fiber, for checks and the stack-overflow report (async-signal-safe).
 void describe_running(char* buf, std::size_t cap) noexcept {
   Scheduler* scheduler = Scheduler::current();
@@ -83,6 +88,7 @@ Scheduler::Scheduler(LoopParts& parts, Loop& owner, const LoopOptions& options)
       owner_(owner),
       default_stack_(options.stack),
       stacks_(StackPool::this_thread()),
+      serial_(next_serial()),
       records_(new RecordPool),
       foreign_records_(new RecordPool(/*shared=*/true)),
       exception_handler_(&print_fiber_failure) {

@@ -184,6 +184,56 @@ TEST(Backend, AStreamMovesBetweenLoopsOfDifferentBackends) {
   }
 }
 
+// Sockets made on one loop outlive it and serve on the next loop of the
+// thread, which the allocator tends to place at the dead loop's address:
+// each socket must see that its loop is gone (not take the new loop for its
+// own) and register with the new one, whatever either loop's backend. (With
+// identity by address, a read on an epoll loop waited forever on the dead
+// loop's registration, and one coming from an io_uring loop submitted to a
+// backend without operations.)
+TEST(Backend, SocketsThatOutliveTheirLoopServeOnTheNextLoop) {
+  for (const Backend first : {Backend::epoll, Backend::io_uring}) {
+    for (const Backend second : {Backend::epoll, Backend::io_uring}) {
+      for (int round = 0; round < 5; ++round) {
+        std::optional<TcpListener> listener;
+        std::optional<TcpStream> client;
+        std::optional<TcpStream> server;
+        {
+          Loop loop({.backend = first});
+          loop.run_until_complete([&] {
+            listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
+            client = TcpStream::connect(listener->local_address());
+            server = listener->accept();
+          });
+        }
+        Loop loop({.backend = second});
+        loop.run_until_complete([&] {
+          auto writer = spawn([&] {
+            this_fiber::sleep_for(2ms);  // the read below waits first
+            client->write_all("later");
+          });
+          char buf[16];
+          std::size_t got = 0;
+          with_timeout(5s, [&] {
+            while (got < 5) got += server->read({buf + got, sizeof buf - got});
+          });
+          EXPECT_EQ(std::string(buf, got), "later");
+          writer.join();
+          auto accepting = spawn([&] { (void)listener->accept(); });
+          this_fiber::sleep_for(2ms);  // the accept waits: the listener moves here
+          TcpStream another = TcpStream::connect(listener->local_address());
+          accepting.join();
+          server->close();
+          client->close();
+          EXPECT_EQ(Loop::current()->stats().fds_registered, 2u)
+              << "the listener and `another`, registered here; " << to_string(first) << " then "
+              << to_string(second);
+        });
+      }
+    }
+  }
+}
+
 class EachBackend : public ::testing::TestWithParam<Backend> {};
 
 // Sockets: many connections at once, each echoing until the client closes,

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -332,6 +333,49 @@ TEST(Group, AStreamMovesToAFiberOfAnotherLoop) {
     const std::size_t n = client.read(back);
     EXPECT_EQ(std::string(back, n), "ping");
     EXPECT_EQ(server.join(), 1u);
+  });
+}
+
+// A stream read on one loop is written from another: a write that need not
+// wait makes its syscall and leaves the stream where it is (it used to move
+// it first, which the reader's loop refused with logic_error). The same for
+// a UDP socket receiving on one loop and sending from the other.
+TEST(Group, AStreamReadOnOneLoopIsWrittenFromAnother) {
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    TcpListener listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
+    TcpStream client = TcpStream::connect(listener.local_address());
+    TcpStream server = listener.accept();
+    auto reader = spawn([&] {
+      char buf[16];
+      const std::size_t n = server.read(buf);  // parks here, on loop 0
+      return std::string(buf, n);
+    });
+    this_fiber::sleep_for(5ms);
+    group.spawn_on(1, [&] { server.write_all("from loop 1"); }).join();
+    char back[32];
+    std::size_t got = 0;
+    while (got < 11) got += client.read({back + got, sizeof back - got});
+    EXPECT_EQ(std::string(back, got), "from loop 1");
+    client.write_all("to loop 0");
+    EXPECT_EQ(reader.join(), "to loop 0");
+
+    UdpSocket receiver = UdpSocket::bind(SocketAddress::from_ip("127.0.0.1", 0));
+    UdpSocket peer = UdpSocket::bind(SocketAddress::from_ip("127.0.0.1", 0));
+    auto receiving = spawn([&] {
+      char buf[16];
+      auto [n, from] = receiver.recv_from(buf);  // parks here, on loop 0
+      return std::string(buf, n);
+    });
+    this_fiber::sleep_for(5ms);
+    group.spawn_on(1, [&] { receiver.send_to(std::string_view("hello"), peer.local_address()); })
+        .join();
+    char datagram[16];
+    auto [n, from] = peer.recv_from(datagram);
+    EXPECT_EQ(std::string(datagram, n), "hello");
+    EXPECT_EQ(from, receiver.local_address());
+    peer.send_to(std::string_view("back"), receiver.local_address());
+    EXPECT_EQ(receiving.join(), "back");
   });
 }
 

@@ -97,7 +97,7 @@ class IoHandle : public ReadinessTarget {
   // the fd moved first to the calling fiber's loop if it is another's
   // (`op` names the operation in errors). Throws: as wait().
   bool uses_operations(const char* op) {
-    if (loop_ != Scheduler::current()) [[unlikely]]
+    if (!on_this_loop()) [[unlikely]]
       move_here(op);
     return operations_;
   }
@@ -121,20 +121,19 @@ class IoHandle : public ReadinessTarget {
   //         already waiting in that direction, outside a fiber, or when it
   //         must move while a fiber of its old loop waits on it.
   void wait(Direction dir, const char* op) {
-    if (loop_ != Scheduler::current()) [[unlikely]]
+    if (!on_this_loop()) [[unlikely]]
       move_here(op);
     wait_here(dir, op);
   }
 
-  // Moves the fd to the calling thread's loop if it is another loop's:
-  // before an operation touches the handle's state, since the old loop may
-  // report readiness to it until it lets go. From a thread without a loop,
-  // nothing (a wait then throws). `op` names the operation in errors.
-  // Throws: as wait() does when it must move.
-  void adopt(const char* op) {
-    Scheduler* here = Scheduler::current();
-    if (loop_ != here && here != nullptr) [[unlikely]]
-      move_here(op);
+  // Whether the fd is registered with the calling thread's loop. Only then
+  // may an operation read or write the handle's state (the readiness
+  // cache): the loop it is registered with writes it on its own thread.
+  // From another loop an operation makes its syscall first and touches the
+  // state only once a wait has moved the fd (wait(), perform()).
+  bool on_this_loop() const noexcept {
+    const Scheduler* here = Scheduler::current();
+    return here == loop_ && here != nullptr && here->serial() == loop_serial_;
   }
 
   // Unregisters the fd, wakes any waiting fibers (their wait() throws), and
@@ -168,7 +167,8 @@ class IoHandle : public ReadinessTarget {
   static void on_ready(ReadinessTarget* self, const Readiness& r);
   void wake(IoWaiter*& slot, bool closed) noexcept;
 
-  Scheduler* loop_;  // the loop the fd is registered with
+  Scheduler* loop_;            // the loop the fd is registered with
+  std::uint64_t loop_serial_;  // its serial: a later loop may take its address
   int fd_;
   bool operations_;  // loop_'s backend has kernel operations
   int dump_fd_ = -1;

@@ -60,10 +60,6 @@ class Socket {
 
   // Throws std::system_error (EBADF) naming `op` unless open.
   void check_open(const char* op) const;
-  // check_open(), then moves the fd to the calling thread's loop if it is
-  // another loop's (a stream handed to a fiber of another loop), before
-  // the operation touches its state. Throws: as check_open; as a move.
-  void adopt(const char* op);
 
  private:
   [[noreturn]] void fail(int err, const char* op) const;

@@ -58,6 +58,7 @@ class Diagnostics {
   // thread-locals are not always readable from a core file.
   friend struct DebugList;
   friend bool scheduler_is_live(const Scheduler* scheduler) noexcept;
+  friend bool scheduler_is_live(const Scheduler* scheduler, std::uint64_t serial) noexcept;
   const Scheduler* debug_scheduler_;
   long debug_lwp_ = 0;  // the loop thread's kernel id (gettid)
   Diagnostics* debug_next_ = nullptr;

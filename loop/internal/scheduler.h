@@ -46,6 +46,9 @@ class Scheduler {
   // The scheduler of the loop on this thread, or null.
   static Scheduler* current() noexcept;
   Loop& owner() noexcept { return owner_; }
+  // A number no other loop of this process has had: it tells this loop from
+  // an earlier one at the same address (an fd that outlived its loop).
+  std::uint64_t serial() const noexcept { return serial_; }
   // The components around the core, for loop/'s own files (loop_parts.h).
   LoopParts& parts() noexcept;
   // The loop's reactor, for io/ (loop/internal/reactor.h).
@@ -198,6 +201,7 @@ class Scheduler {
   Loop& owner_;
   StackOptions default_stack_;
   StackPool& stacks_;
+  const std::uint64_t serial_;
   RecordPool* records_;          // orphaned, not deleted, by ~Scheduler
   RecordPool* foreign_records_;  // (shared) for fibers spawned from other threads
 
@@ -233,8 +237,11 @@ class Scheduler {
   StackRange scheduler_stack_;  // (ASan) the stack the scheduler runs on; cold: kept last
 };
 
-// Whether `scheduler` belongs to a loop that exists now, on any thread.
+// Whether `scheduler` belongs to a loop that exists now, on any thread;
+// with `serial`, whether it is still the loop that had that serial (not a
+// later loop at the same address).
 bool scheduler_is_live(const Scheduler* scheduler) noexcept;
+bool scheduler_is_live(const Scheduler* scheduler, std::uint64_t serial) noexcept;
 
 // "fiber 7 'name'" (the name only if it has one): how every message names a fiber.
 std::string describe_fiber(const FiberRecord& f);
