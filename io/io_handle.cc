@@ -51,8 +51,16 @@ void IoHandle::on_ready(ReadinessTarget* self, const Readiness& r) {
 void IoHandle::wake(IoWaiter*& slot, bool closed) noexcept {
   IoWaiter* w = slot;
   if (w == nullptr) return;
-  slot = nullptr;
-  w->closed = closed;
+  if (closed) {
+    // The fiber may have been woken by a report already and not yet run:
+    // it must still learn that the fd is gone (its number may be reused).
+    w->closed = true;
+    slot = nullptr;
+  }
+  if (w->done) return;
+  // A readiness report leaves the waiter in its slot until its fiber runs
+  // and takes it out, so that a close in between still reaches it.
+  w->done = true;
   loop_->reactor().remove_waiter();
   loop_->wake(*w->fiber);
 }
@@ -132,12 +140,16 @@ void IoHandle::wait_here(Direction dir, const char* op) {
     // alive then, as close() would have emptied it).
     if (!waiter.closed && slot == &waiter) {
       slot = nullptr;
-      loop_->reactor().remove_waiter();
+      if (!waiter.done) loop_->reactor().remove_waiter();
     }
     throw;
   }
+  // Closed while waiting, even after a readiness report: the handle may be
+  // gone, and the fd number another file's.
   if (waiter.closed)
     throw_io_error(EBADF, std::string(op) + ": the socket was closed while waiting");
+  FIBERLOOP_CHECK(slot == &waiter, "IoHandle::wait_here: a woken waiter left its slot");
+  slot = nullptr;
 }
 
 void IoWaiter::complete(ReadinessTarget* self, const Readiness&) {

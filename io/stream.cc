@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <exception>
 #include <string>
 
 #include "io/internal/by_deadline.h"
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
 #include "loop/internal/scheduler.h"
+#include "loop/internal/waiter.h"
 
 namespace fiberloop {
 namespace {
@@ -18,14 +21,18 @@ bool in_fiber() noexcept {
 }
 
 // Runs `op` under the stream's deadline `at` (none: TimePoint::max()),
-// `slot` pointing at it meanwhile so that setting the deadline reaches it;
-// the TimeoutError names the stream.
+// `slot` pointing at it meanwhile so that setting the deadline reaches it,
+// and `ops_loop` naming the loop that runs it; the TimeoutError names the
+// stream.
 template <class Op>
 std::size_t by_deadline(const Stream& stream, TimePoint at, internal::DeadlineOp*& slot,
-                        const char* label, Op op) {
+                        std::atomic<internal::Scheduler*>& ops_loop, const char* label, Op op) {
   // Outside a fiber, no scope: the operation itself says why it cannot wait.
   if (at == TimePoint::max() && !in_fiber()) [[unlikely]]
     return op();
+  internal::Scheduler* here = internal::Scheduler::current();
+  if (ops_loop.load(std::memory_order_relaxed) != here) [[unlikely]]
+    ops_loop.store(here, std::memory_order_release);
   return internal::run_by_deadline(
       at, label, &slot,
       [&] { return std::string(label) + " of " + stream.describe() + " has passed"; }, op);
@@ -43,27 +50,58 @@ Stream::~Stream() {
 }
 
 void Stream::set_read_deadline(TimePoint at) {
-  read_deadline_ = at;
-  if (read_op_ != nullptr) read_op_->scope->move_to(at);
+  apply_deadline(&Stream::read_deadline_, &Stream::read_op_, at);
 }
 
 void Stream::set_write_deadline(TimePoint at) {
-  write_deadline_ = at;
-  if (write_op_ != nullptr) write_op_->scope->move_to(at);
+  apply_deadline(&Stream::write_deadline_, &Stream::write_op_, at);
+}
+
+void Stream::apply_deadline(TimePoint Stream::*deadline, internal::DeadlineOp* Stream::*op,
+                            TimePoint at) {
+  struct Set {
+    Stream* stream;
+    TimePoint Stream::*deadline;
+    internal::DeadlineOp* Stream::*op;
+    TimePoint at;
+    std::exception_ptr failed;  // move_to's bad_alloc, thrown to the caller
+  } set{this, deadline, op, at, nullptr};
+  auto apply = [](void* arg) noexcept {
+    auto& s = *static_cast<Set*>(arg);
+    s.stream->*s.deadline = s.at;
+    internal::DeadlineOp* running = s.stream->*s.op;
+    if (running == nullptr) return;
+    try {
+      running->scope->move_to(s.at);
+    } catch (...) {
+      s.failed = std::current_exception();
+    }
+  };
+  // The operations under way are their loop's: from another thread, that
+  // loop applies the deadline (and wakes an operation it has passed), as
+  // IoHandle::close() is done on the fd's loop.
+  internal::Scheduler* loop = ops_loop_.load(std::memory_order_acquire);
+  if (loop != nullptr && loop != internal::Scheduler::current() &&
+      internal::scheduler_is_live(loop)) {
+    internal::call_on_loop(*loop, apply, &set);
+  } else {
+    apply(&set);
+  }
+  if (set.failed) std::rethrow_exception(set.failed);
 }
 
 std::size_t Stream::read(std::span<char> buf) {
-  return by_deadline(*this, read_deadline_, read_op_, kReadDeadline,
+  return by_deadline(*this, read_deadline_, read_op_, ops_loop_, kReadDeadline,
                      [&] { return read_some(buf); });
 }
 
 std::size_t Stream::write(std::span<const char> buf) {
-  return by_deadline(*this, write_deadline_, write_op_, kWriteDeadline,
+  return by_deadline(*this, write_deadline_, write_op_, ops_loop_, kWriteDeadline,
                      [&] { return write_some(buf); });
 }
 
 std::size_t Stream::writev(std::span<const std::string_view> buffers) {
-  return by_deadline(*this, write_deadline_, write_op_, kWriteDeadline,
+  return by_deadline(*this, write_deadline_, write_op_, ops_loop_, kWriteDeadline,
                      [&] { return writev_some(buffers); });
 }
 

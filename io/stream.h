@@ -19,6 +19,7 @@
 // the deadlines and the loops (read_exact, write_all) around them.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <initializer_list>
 #include <span>
@@ -31,6 +32,7 @@
 namespace fiberloop {
 namespace internal {
 struct DeadlineOp;  // io/internal/by_deadline.h
+class Scheduler;
 }  // namespace internal
 
 // Thrown by read_exact() when the stream ends first.
@@ -98,8 +100,10 @@ class Stream {
   // wakes it with TimeoutError (another fiber's set_read_deadline(now) stops
   // a blocked read), max() lets it wait on. Unlike with_timeout(), a
   // deadline belongs to the stream: set it once per request, not per call.
-  // Call the setters from the stream's loop.
-  // Throws: std::bad_alloc (re-arming a parked operation's timer).
+  // Any thread or loop, as in Go: the loop whose fibers run the stream's
+  // operations applies it (a setter on another thread waits for that, a
+  // fiber parking). Throws: std::bad_alloc (re-arming a parked operation's
+  // timer).
   void set_deadline(TimePoint at) {
     set_read_deadline(at);
     set_write_deadline(at);
@@ -131,9 +135,14 @@ class Stream {
   TimePoint read_deadline_ = TimePoint::max();
   TimePoint write_deadline_ = TimePoint::max();
   // The timers of the operations under way, so that setting or moving a
-  // deadline reaches them (io/stream.cc).
+  // deadline reaches them (io/stream.cc). They, and the deadlines, belong
+  // to the loop whose fibers run the operations (`ops_loop_`, the last
+  // one that did): a deadline set from another thread is set there.
   internal::DeadlineOp* read_op_ = nullptr;
   internal::DeadlineOp* write_op_ = nullptr;
+  std::atomic<internal::Scheduler*> ops_loop_{nullptr};
+
+  void apply_deadline(TimePoint Stream::*deadline, internal::DeadlineOp* Stream::*op, TimePoint at);
 };
 
 }  // namespace fiberloop

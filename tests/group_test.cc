@@ -379,6 +379,30 @@ TEST(Group, AStreamReadOnOneLoopIsWrittenFromAnother) {
   });
 }
 
+// Go's SetDeadline from another goroutine, across loops: a deadline set on
+// loop 1 reaches a read parked on loop 0 (the deadline's timer is loop 0's;
+// setting it from loop 1's thread raced loop 0's timer heap under TSan).
+TEST(Group, AReadDeadlineSetFromAnotherLoopWakesTheReader) {
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    TcpListener listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
+    TcpStream client = TcpStream::connect(listener.local_address());
+    TcpStream server = listener.accept();
+    auto reader = spawn([&] {
+      char buf[8];
+      EXPECT_THROW((void)server.read(buf), TimeoutError);
+    });
+    this_fiber::sleep_for(5ms);  // the reader parks
+    group.spawn_on(1, [&] { server.set_read_deadline(Clock::now()); }).join();
+    with_timeout(5s, [&] { reader.join(); });
+    EXPECT_THROW((void)server.read(std::span<char>()), TimeoutError) << "the deadline stays";
+    server.set_read_deadline(TimePoint::max());
+    client.write_all("x");
+    char buf[1];
+    server.read_exact(buf);
+  });
+}
+
 TEST(Group, AStreamClosedOnAnotherLoopWakesItsWaiterWithEbadf) {
   LoopGroup group(unpinned(2));
   group.run([&] {

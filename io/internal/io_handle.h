@@ -35,7 +35,9 @@ struct IoWaiter : ReadinessTarget {
   FiberRecord* fiber = nullptr;
   KernelOp* op = nullptr;  // null: a readiness wait
   bool closed = false;     // the fd was closed while this fiber waited
-  bool done = false;       // `op` has completed: the kernel is done with its memory
+  // `op` has completed (the kernel is done with its memory); for a readiness
+  // wait, a report woke the fiber (it leaves its slot itself when it runs).
+  bool done = false;
 
   // The `ready` of an operation's waiter: marks it done, uncounts it as a
   // waiter of its loop, and wakes its fiber.
