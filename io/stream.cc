@@ -50,15 +50,15 @@ Stream::~Stream() {
 }
 
 void Stream::set_read_deadline(TimePoint at) {
-  apply_deadline(&Stream::read_deadline_, &Stream::read_op_, at);
+  apply_deadline(&Stream::read_deadline_, &Stream::read_op_, read_ops_loop_, at);
 }
 
 void Stream::set_write_deadline(TimePoint at) {
-  apply_deadline(&Stream::write_deadline_, &Stream::write_op_, at);
+  apply_deadline(&Stream::write_deadline_, &Stream::write_op_, write_ops_loop_, at);
 }
 
 void Stream::apply_deadline(TimePoint Stream::*deadline, internal::DeadlineOp* Stream::*op,
-                            TimePoint at) {
+                            std::atomic<internal::Scheduler*>& ops_loop, TimePoint at) {
   struct Set {
     Stream* stream;
     TimePoint Stream::*deadline;
@@ -80,7 +80,7 @@ void Stream::apply_deadline(TimePoint Stream::*deadline, internal::DeadlineOp* S
   // The operations under way are their loop's: from another thread, that
   // loop applies the deadline (and wakes an operation it has passed), as
   // IoHandle::close() is done on the fd's loop.
-  internal::Scheduler* loop = ops_loop_.load(std::memory_order_acquire);
+  internal::Scheduler* loop = ops_loop.load(std::memory_order_acquire);
   if (loop != nullptr && loop != internal::Scheduler::current() &&
       internal::scheduler_is_live(loop)) {
     internal::call_on_loop(*loop, apply, &set);
@@ -91,17 +91,17 @@ void Stream::apply_deadline(TimePoint Stream::*deadline, internal::DeadlineOp* S
 }
 
 std::size_t Stream::read(std::span<char> buf) {
-  return by_deadline(*this, read_deadline_, read_op_, ops_loop_, kReadDeadline,
+  return by_deadline(*this, read_deadline_, read_op_, read_ops_loop_, kReadDeadline,
                      [&] { return read_some(buf); });
 }
 
 std::size_t Stream::write(std::span<const char> buf) {
-  return by_deadline(*this, write_deadline_, write_op_, ops_loop_, kWriteDeadline,
+  return by_deadline(*this, write_deadline_, write_op_, write_ops_loop_, kWriteDeadline,
                      [&] { return write_some(buf); });
 }
 
 std::size_t Stream::writev(std::span<const std::string_view> buffers) {
-  return by_deadline(*this, write_deadline_, write_op_, ops_loop_, kWriteDeadline,
+  return by_deadline(*this, write_deadline_, write_op_, write_ops_loop_, kWriteDeadline,
                      [&] { return writev_some(buffers); });
 }
 

@@ -136,13 +136,15 @@ class Stream {
   TimePoint write_deadline_ = TimePoint::max();
   // The timers of the operations under way, so that setting or moving a
   // deadline reaches them (io/stream.cc). They, and the deadlines, belong
-  // to the loop whose fibers run the operations (`ops_loop_`, the last
-  // one that did): a deadline set from another thread is set there.
+  // to the loop whose fibers run the operations in that direction (the
+  // last one that did): a deadline set from another thread is set there.
   internal::DeadlineOp* read_op_ = nullptr;
   internal::DeadlineOp* write_op_ = nullptr;
-  std::atomic<internal::Scheduler*> ops_loop_{nullptr};
+  std::atomic<internal::Scheduler*> read_ops_loop_{nullptr};
+  std::atomic<internal::Scheduler*> write_ops_loop_{nullptr};
 
-  void apply_deadline(TimePoint Stream::*deadline, internal::DeadlineOp* Stream::*op, TimePoint at);
+  void apply_deadline(TimePoint Stream::*deadline, internal::DeadlineOp* Stream::*op,
+                      std::atomic<internal::Scheduler*>& ops_loop, TimePoint at);
 };
 
 }  // namespace fiberloop

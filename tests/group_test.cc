@@ -393,7 +393,13 @@ TEST(Group, AReadDeadlineSetFromAnotherLoopWakesTheReader) {
       EXPECT_THROW((void)server.read(buf), TimeoutError);
     });
     this_fiber::sleep_for(5ms);  // the reader parks
-    group.spawn_on(1, [&] { server.set_read_deadline(Clock::now()); }).join();
+    group
+        .spawn_on(1,
+                  [&] {
+                    server.write_all("w");  // a write from loop 1 leaves the read loop 0's
+                    server.set_read_deadline(Clock::now());
+                  })
+        .join();
     with_timeout(5s, [&] { reader.join(); });
     EXPECT_THROW((void)server.read(std::span<char>()), TimeoutError) << "the deadline stays";
     server.set_read_deadline(TimePoint::max());

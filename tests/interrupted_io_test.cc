@@ -251,7 +251,7 @@ TEST_P(InterruptedIo, AReaderWokenAndThenClosedDoesNotReadTheFdNumbersNextFile) 
     this_fiber::yield();  // the reader waits
     client.write_all("A");
     this_fiber::yield();  // the report makes it ready; this fiber runs first
-    int pair[2];  // made first, so that neither end takes the closed number
+    int pair[2];          // made first, so that neither end takes the closed number
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair), 0);
     server.close();
     ASSERT_EQ(::dup2(pair[0], fd), fd);  // the closed number is another file's now
@@ -297,7 +297,7 @@ TEST_P(InterruptedIo, AWriterWokenAndThenClosedDoesNotWriteIntoTheFdNumbersNextF
       if (n > 0) drained += static_cast<std::size_t>(n);
     }
     this_fiber::yield();  // room: the writer is made ready; this fiber runs first
-    int pair[2];  // made first, so that neither end takes the closed number
+    int pair[2];          // made first, so that neither end takes the closed number
     ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, pair), 0);
     server.close();
     ASSERT_EQ(::dup2(pair[0], fd), fd);  // the closed number is another file's now
