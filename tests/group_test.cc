@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "fiberloop.h"
@@ -18,6 +19,13 @@ namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
+
+// A connected TCP pair on loopback: {the accepted end, the connecting end}.
+std::pair<TcpStream, TcpStream> connected_pair() {
+  TcpListener listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
+  TcpStream client = TcpStream::connect(listener.local_address());
+  return {listener.accept(), std::move(client)};
+}
 
 GroupOptions unpinned(std::size_t loops) {
   GroupOptions options;
@@ -343,9 +351,7 @@ TEST(Group, AStreamMovesToAFiberOfAnotherLoop) {
 TEST(Group, AStreamReadOnOneLoopIsWrittenFromAnother) {
   LoopGroup group(unpinned(2));
   group.run([&] {
-    TcpListener listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
-    TcpStream client = TcpStream::connect(listener.local_address());
-    TcpStream server = listener.accept();
+    auto [server, client] = connected_pair();
     auto reader = spawn([&] {
       char buf[16];
       const std::size_t n = server.read(buf);  // parks here, on loop 0
@@ -385,9 +391,7 @@ TEST(Group, AStreamReadOnOneLoopIsWrittenFromAnother) {
 TEST(Group, AReadDeadlineSetFromAnotherLoopWakesTheReader) {
   LoopGroup group(unpinned(2));
   group.run([&] {
-    TcpListener listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
-    TcpStream client = TcpStream::connect(listener.local_address());
-    TcpStream server = listener.accept();
+    auto [server, client] = connected_pair();
     auto reader = spawn([&] {
       char buf[8];
       EXPECT_THROW((void)server.read(buf), TimeoutError);
