@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -35,6 +36,10 @@ class Process::Pipe final : public SocketStream {
 
 namespace {
 
+constexpr const char* kReapedElsewhere =
+    "(a SIGCHLD handler or another thread calling wait() or waitpid(-1, ...)?), so its exit "
+    "status is lost; leave a Process's child for the Process to reap";
+
 [[noreturn]] void fail(int err, const std::string& what) {
   throw std::system_error(err, std::generic_category(), what);
 }
@@ -49,6 +54,30 @@ int pidfd_send_signal(int pidfd, int signo) {
 // The exit status as Process::wait() reports it.
 int status_of(const siginfo_t& info) {
   return info.si_code == CLD_EXITED ? info.si_status : -info.si_status;
+}
+
+// Refuses to start a child whose exit status the kernel would throw away:
+// with SIGCHLD ignored (SIG_IGN, or SA_NOCLDWAIT; both survive execve, so a
+// parent may have left them) a child is reaped the moment it exits.
+void refuse_if_children_are_reaped_by_the_kernel(const std::string& program) {
+  struct sigaction action {};
+  if (::sigaction(SIGCHLD, nullptr, &action) != 0) return;
+  const bool ignored = (action.sa_flags & SA_SIGINFO) == 0 && action.sa_handler == SIG_IGN;
+  if (!ignored && (action.sa_flags & SA_NOCLDWAIT) == 0) return;
+  throw std::logic_error(
+      "Process::exec " + program + ": SIGCHLD is " +
+      (ignored ? "ignored (SIG_IGN)" : "set with SA_NOCLDWAIT") +
+      " in this process (perhaps inherited from its parent), so the kernel reaps every child "
+      "as it exits and its exit status is lost; restore the default first: "
+      "signal(SIGCHLD, SIG_DFL)");
+}
+
+// Why a child could not chdir to `cwd`: its errno, or 0 if it could.
+int cwd_error(const std::string& cwd) {
+  struct stat st {};
+  if (::stat(cwd.c_str(), &st) != 0) return errno;
+  if (!S_ISDIR(st.st_mode)) return ENOTDIR;
+  return ::access(cwd.c_str(), X_OK) != 0 ? errno : 0;
 }
 
 // posix_spawn's file actions and attributes, freed on every way out.
@@ -81,7 +110,8 @@ struct PipeFds {
 Process::Process() noexcept = default;
 
 Process::Process(Process&& other) noexcept
-    : pid_(std::exchange(other.pid_, -1)),
+    : program_(std::move(other.program_)),
+      pid_(std::exchange(other.pid_, -1)),
       pidfd_(std::exchange(other.pidfd_, -1)),
       returncode_(std::exchange(other.returncode_, std::nullopt)) {
   for (int i = 0; i < 3; ++i) pipes_[i] = std::move(other.pipes_[i]);
@@ -90,6 +120,7 @@ Process::Process(Process&& other) noexcept
 Process& Process::operator=(Process&& other) noexcept {
   if (this != &other) {
     Process dropped(std::move(*this));
+    program_ = std::move(other.program_);
     pid_ = std::exchange(other.pid_, -1);
     pidfd_ = std::exchange(other.pidfd_, -1);
     returncode_ = std::exchange(other.returncode_, std::nullopt);
@@ -117,6 +148,7 @@ Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
     throw std::logic_error("Process::exec " + program +
                            ": pipes need a Loop on this thread (they are Streams of its loop)");
   }
+  refuse_if_children_are_reaped_by_the_kernel(program);
   SpawnSetup setup;
   PipeFds pipes[3];
   for (int i = 0; i < 3; ++i) {
@@ -154,17 +186,24 @@ Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
   const int err = ::posix_spawnp(&pid, program.c_str(), &setup.actions, &setup.attr, args.data(),
                                  options.env ? env.data() : environ);
   if (err != 0) {
-    if (err == ENOENT && !options.cwd.empty() && ::access(options.cwd.c_str(), X_OK) != 0) {
-      fail(err, "exec " + program + ": the working directory " + options.cwd);
+    // The child's chdir fails with the same errno as a missing program.
+    if (const int why = options.cwd.empty() ? 0 : cwd_error(options.cwd)) {
+      fail(why, "exec " + program + ": cannot enter the working directory " + options.cwd);
     }
     fail(err, "exec " + program);
   }
   Process p;
+  p.program_ = program;
   p.pid_ = pid;
   p.pidfd_ = pidfd_open(pid);
-  if (p.pidfd_ < 0) {  // cannot watch it: reap it here rather than leave it
+  if (p.pidfd_ < 0) {
     const int open_err = errno;
-    ::kill(pid, SIGKILL);
+    if (open_err == ESRCH) {  // exited and reaped already: the pid is not ours to kill
+      fail(ECHILD, "exec " + program + ": pid " + std::to_string(pid) +
+                       " exited and was reaped by someone else before it could be watched " +
+                       kReapedElsewhere);
+    }
+    ::kill(pid, SIGKILL);  // cannot watch it: reap it here rather than leave it
     ::waitpid(pid, nullptr, 0);
     fail(open_err, "exec " + program + ": pidfd_open");
   }
@@ -199,7 +238,10 @@ int Process::wait() {
     siginfo_t info{};
     if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_), &info, WEXITED | WNOHANG) != 0) {
       if (errno == EINTR) continue;
-      fail(errno, "wait for pid " + std::to_string(pid_));
+      const std::string what = "wait for pid " + std::to_string(pid_) + " (" + program_ + ")";
+      if (errno == ECHILD)
+        fail(ECHILD, what + ": it was reaped by someone else " + kReapedElsewhere);
+      fail(errno, what);
     }
     if (info.si_pid != 0) {
       returncode_ = status_of(info);
@@ -224,13 +266,18 @@ std::pair<std::string, std::string> Process::communicate(std::string_view input)
   Task<void> feed, drain_err;
   if (pipes_[0]) {
     feed = spawn([this, input] {
+      // Closed however the feeding ends: a child reading stdin to its end
+      // would otherwise never end, nor would the read of its stdout.
+      struct CloseWhenDone {
+        Pipe& stdin_pipe;
+        ~CloseWhenDone() { stdin_pipe.close(); }
+      } close_when_done{*pipes_[0]};
       try {
         pipes_[0]->write_all(input);
       } catch (const std::system_error& e) {
         // A child that exits without reading all of it is not an error.
         if (e.code().value() != EPIPE && e.code().value() != ECONNRESET) throw;
       }
-      pipes_[0]->close();
     });
   }
   if (pipes_[2]) drain_err = spawn([&] { drain(*pipes_[2], err); });

@@ -60,8 +60,11 @@ class Process {
 
   // Starts argv[0] (searched in PATH unless it contains a '/') with `argv`.
   // Throws: std::system_error naming argv[0] ("exec no-such-tool: No such
-  //         file or directory"), or the cwd; std::invalid_argument for an
-  //         empty argv.
+  //         file or directory"), or the cwd it cannot enter (ENOENT,
+  //         ENOTDIR, EACCES); std::invalid_argument for an empty argv;
+  //         std::logic_error if SIGCHLD is ignored in this process (SIG_IGN
+  //         or SA_NOCLDWAIT: the kernel would discard the exit status) or
+  //         if a pipe is asked for on a thread without a Loop.
   static Process exec(std::vector<std::string> argv, ProcessOptions options = {});
 
   int pid() const noexcept { return pid_; }
@@ -74,7 +77,10 @@ class Process {
 
   // Parks until the child exits. Returns: its exit status, or -N if signal
   // N killed it. Cancelled or timed out, it leaves the child running.
-  // Throws: Cancelled; TimeoutError; std::logic_error on an empty Process.
+  // Throws: Cancelled; TimeoutError; std::logic_error on an empty Process;
+  //         std::system_error (ECHILD) if something else reaped the child (a
+  //         SIGCHLD handler or a thread calling waitpid(-1, ...)): leave a
+  //         Process's child to the Process.
   int wait();
   // The exit status once wait() saw it (or the child was found exited).
   std::optional<int> returncode() const noexcept { return returncode_; }
@@ -84,7 +90,9 @@ class Process {
   // never deadlocks), then waits. Streams that are not pipes give "".
   // Returns: {stdout, stderr}. Throws: what the streams and wait() throw;
   // std::logic_error for input when stdin is not a pipe. A child that exits
-  // without reading all its input is not an error.
+  // without reading all its input is not an error. stdin is closed however
+  // the feeding ends (a write deadline, say), so a child reading it to its
+  // end still ends, and the feeding's error is thrown once it has.
   std::pair<std::string, std::string> communicate(std::string_view input = {});
 
   // Sends `signo` (pidfd_send_signal: never a recycled pid). Does nothing
@@ -97,6 +105,7 @@ class Process {
   class Pipe;
   Pipe& pipe(int which, const char* name);
 
+  std::string program_;  // argv[0], for messages
   pid_t pid_ = -1;
   int pidfd_ = -1;
   std::optional<int> returncode_;

@@ -229,5 +229,104 @@ TEST_F(Processes, ACommunicateCutShortEndsItsHelpers) {
   });
 }
 
+// The child's chdir fails with the errno a missing program gives: the error
+// names the directory, whatever the reason (not only ENOENT).
+TEST_F(Processes, AWorkingDirectoryThatCannotBeEnteredIsNamedWhateverTheReason) {
+  run([] {
+    try {
+      Process::exec({"true"}, {.cwd = "/etc/passwd"});  // a file, not a directory
+      ADD_FAILURE() << "no error";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ENOTDIR);
+      EXPECT_NE(std::string(e.what()).find("working directory /etc/passwd"), std::string::npos)
+          << e.what();
+    }
+  });
+}
+
+// SIGCHLD's disposition for one test, restored however it ends.
+class SigchldAs {
+ public:
+  explicit SigchldAs(const struct sigaction& action) { ::sigaction(SIGCHLD, &action, &saved_); }
+  ~SigchldAs() { ::sigaction(SIGCHLD, &saved_, nullptr); }
+
+ private:
+  struct sigaction saved_ {};
+};
+
+// With SIGCHLD ignored the kernel reaps each child as it exits and no exit
+// status can be had: exec says so before starting one.
+TEST_F(Processes, ExecIsRefusedWhileSigchldIsIgnored) {
+  struct sigaction ignore {};
+  ignore.sa_handler = SIG_IGN;
+  struct sigaction no_zombies {};
+  no_zombies.sa_handler = SIG_DFL;
+  no_zombies.sa_flags = SA_NOCLDWAIT;
+  for (const struct sigaction& action : {ignore, no_zombies}) {
+    SigchldAs as(action);
+    run([] {
+      try {
+        Process::exec({"true"}).wait();
+        ADD_FAILURE() << "no error";
+      } catch (const std::logic_error& e) {
+        EXPECT_NE(std::string(e.what()).find("SIGCHLD"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("SIG_DFL"), std::string::npos) << e.what();
+      }
+    });
+  }
+}
+
+// A handler that reaps every child takes the exit status first: wait() (or
+// exec, if the child was gone before it was watched) says who is to blame.
+TEST_F(Processes, AChildReapedBySomeoneElseIsAnErrorSayingSo) {
+  struct sigaction reap_all {};
+  reap_all.sa_handler = [](int) {
+    const int saved = errno;
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+    errno = saved;
+  };
+  reap_all.sa_flags = SA_RESTART;
+  SigchldAs as(reap_all);
+  run([] {
+    try {
+      Process::exec({"sleep", "0.1"}).wait();
+      ADD_FAILURE() << "no error";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ECHILD);
+      EXPECT_NE(std::string(e.what()).find("reaped by someone else"), std::string::npos)
+          << e.what();
+    }
+  });
+}
+
+// A feeding of stdin that fails (here its write deadline passes while the
+// child sleeps) still closes stdin: the child reads to its end and exits,
+// and communicate() throws the feeding's error instead of waiting forever.
+TEST_F(Processes, AFeedThatFailsClosesStdinSoTheChildStillEnds) {
+  run([] {
+    auto p =
+        Process::exec({"sh", "-c", "sleep 0.2; wc -c"}, {.in = Stdio::pipe, .out = Stdio::pipe});
+    p.stdin_pipe().set_write_deadline(Clock::now() + 50ms);
+    Task<std::string> talk = spawn([&]() -> std::string {
+      try {
+        (void)p.communicate(std::string(8 << 20, 'x'));  // more than the pipe holds
+        return "no error";
+      } catch (const TimeoutError&) {
+        return "the write deadline";
+      } catch (const Cancelled&) {
+        return "hung: cancelled by the watchdog";
+      }
+    });
+    Task<void> watchdog = spawn([&] {
+      this_fiber::sleep_for(10s);
+      talk.cancel();
+    });
+    EXPECT_EQ(talk.join(), "the write deadline");
+    watchdog.cancel();
+    EXPECT_EQ(p.wait(), 0);  // wc saw the end of its input
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop
