@@ -136,15 +136,28 @@ void write_file(const std::string& path, std::string_view data) {
     throw_file_error(err, std::string("write_file ") + path + " (" + failed + ")");
 }
 
+class File::Use {
+ public:
+  Use(File& file, const char* op) : file_(file) { file.acquire(op); }
+  ~Use() { file_.release(); }
+  Use(const Use&) = delete;
+  Use& operator=(const Use&) = delete;
+
+ private:
+  File& file_;
+};
+
 File::File(File&& other) noexcept
     : fd_(std::exchange(other.fd_, -1)),
+      state_(other.state_.exchange(0)),
       path_(std::move(other.path_)),
       seekable_(other.seekable_) {}
 
 File& File::operator=(File&& other) noexcept {
   if (this != &other) {
-    if (fd_ >= 0) ::close(fd_);
+    if (is_open()) ::close(fd_);
     fd_ = std::exchange(other.fd_, -1);
+    state_ = other.state_.exchange(0);
     path_ = std::move(other.path_);
     seekable_ = other.seekable_;
   }
@@ -152,7 +165,7 @@ File& File::operator=(File&& other) noexcept {
 }
 
 File::~File() {
-  if (fd_ >= 0) ::close(fd_);
+  if (is_open()) ::close(fd_);
 }
 
 File File::open(const std::string& path, int flags, mode_t mode) {
@@ -171,16 +184,24 @@ File File::open(const std::string& path, int flags, mode_t mode) {
   return File(fd, path, seekable);
 }
 
-void File::check_open(const char* op) const {
-  if (fd_ < 0) {
-    throw_file_error(EBADF, std::string("File::") + op + " " +
-                                (path_.empty() ? std::string("(no file)") : path_) +
-                                ": the file is closed");
-  }
+void File::acquire(const char* op) {
+  std::uint32_t state = state_.load(std::memory_order_relaxed);
+  do {
+    if (fd_ < 0 || (state & kClosed) != 0) {
+      throw_file_error(EBADF, std::string("File::") + op + " " +
+                                  (path_.empty() ? std::string("(no file)") : path_) +
+                                  ": the file is closed");
+    }
+  } while (!state_.compare_exchange_weak(state, state + 1, std::memory_order_acquire,
+                                         std::memory_order_relaxed));
+}
+
+void File::release() noexcept {
+  if (state_.fetch_sub(1, std::memory_order_acq_rel) == kClosed + 1) ::close(fd_);
 }
 
 std::size_t File::read_at(std::span<char> buf, std::uint64_t offset) {
-  check_open("read_at");
+  const Use use(*this, "read_at");
   int err = 0;
   ssize_t n;
   do {
@@ -191,7 +212,7 @@ std::size_t File::read_at(std::span<char> buf, std::uint64_t offset) {
 }
 
 std::size_t File::write_at(std::span<const char> data, std::uint64_t offset) {
-  check_open("write_at");
+  const Use use(*this, "write_at");
   int err = 0;
   std::size_t done = 0;
   while (done < data.size()) {
@@ -206,7 +227,7 @@ std::size_t File::write_at(std::span<const char> data, std::uint64_t offset) {
 }
 
 std::uint64_t File::size() {
-  check_open("size");
+  const Use use(*this, "size");
   struct stat st {};
   int err = 0;
   if (on_worker([&] { return ::fstat(fd_, &st); }, err) != 0) {
@@ -216,15 +237,16 @@ std::uint64_t File::size() {
 }
 
 void File::sync() {
-  check_open("sync");
+  const Use use(*this, "sync");
   int err = 0;
   if (on_worker([&] { return ::fsync(fd_); }, err) != 0) throw_file_error(err, "sync " + path_);
 }
 
 void File::close() {
   if (fd_ < 0) return;
-  const int fd = std::exchange(fd_, -1);
-  if (::close(fd) != 0 && errno != EINTR) throw_file_error(errno, "close " + path_);
+  const std::uint32_t before = state_.fetch_or(kClosed, std::memory_order_acq_rel);
+  if (before != 0) return;  // closed already, or the last operation in flight closes it
+  if (::close(fd_) != 0 && errno != EINTR) throw_file_error(errno, "close " + path_);
 }
 
 }  // namespace fiberloop

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -42,6 +43,8 @@ class File {
   File(File&& other) noexcept;
   File& operator=(File&& other) noexcept;
   // Closes the fd if still open (errors ignored: call close() to see them).
+  // A File must outlive its operations: close() it, not destroy it, while
+  // other fibers use it.
   ~File();
 
   // open(2) with `flags` (O_RDONLY, O_WRONLY | O_CREAT | O_TRUNC, ...;
@@ -73,22 +76,35 @@ class File {
   std::uint64_t size();
   // fsync: the data and metadata on stable storage. Throws: std::system_error.
   void sync();
-  // Closes the file; a second close does nothing.
-  // Throws: std::system_error if close(2) reports an error (EIO: data lost).
+  // Closes the file; a second close does nothing. Operations other fibers
+  // have in flight end as they would have (the kernel or a worker may be
+  // using the fd): the fd is closed when the last of them ends, as Go's
+  // os.File does, so none of them can run on a number the process has
+  // reused meanwhile. Operations started after close() throw EBADF.
+  // Throws: std::system_error if close(2) reports an error (EIO: data lost);
+  // a close left to the last operation reports nothing.
   void close();
 
-  bool is_open() const noexcept { return fd_ >= 0; }
+  bool is_open() const noexcept { return fd_ >= 0 && (state_.load() & kClosed) == 0; }
   // The fd, or -1 once closed; fiberloop owns it.
-  int fd() const noexcept { return fd_; }
+  int fd() const noexcept { return is_open() ? fd_ : -1; }
   const std::string& path() const noexcept { return path_; }
 
  private:
   File(int fd, std::string path, bool seekable) noexcept
       : fd_(fd), path_(std::move(path)), seekable_(seekable) {}
-  // Throws std::system_error (EBADF) naming `op` unless open.
-  void check_open(const char* op) const;
+  // An operation's hold on the fd, from any thread: acquire() throws
+  // std::system_error (EBADF) naming `op` unless open; the release() of the
+  // last operation after a close() closes the fd.
+  class Use;
+  void acquire(const char* op);
+  void release() noexcept;
 
-  int fd_ = -1;
+  static constexpr std::uint32_t kClosed = 1u << 31;
+
+  int fd_ = -1;  // the number, until the File is destroyed or moved from
+  // kClosed once close() was called, plus the operations in flight.
+  std::atomic<std::uint32_t> state_{0};
   std::string path_;
   // A regular file or a block device: read_at and write_at may be io_uring
   // operations. (On a pipe or FIFO io_uring would read the stream where

@@ -4,8 +4,9 @@
 // - Pending callbacks and timers are dropped: destroyed, never run. So are
 //   callbacks and timers scheduled while closing (call_soon returns an
 //   inactive handle), and cross-thread posts, on this thread.
-// - run_blocking() jobs not yet started are dropped; running ones finish on
-//   their workers (joined last), and their results are dropped.
+// - run_blocking() jobs not yet started are dropped, which wakes their
+//   fibers to be cancelled with the rest (blocking_pool.cc); running ones
+//   finish on their workers (joined last), and their results are dropped.
 // - Every live fiber is cancelled, and Cancelled is delivered again at every
 //   suspension point from then on, each time after one pass through the
 //   ready queue, so that a fiber that catches it in a loop is still seen by

@@ -5,9 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <string>
+#include <thread>
 
 #include "fiberloop.h"
 #include "tests/loop_fixture.h"
@@ -170,6 +172,55 @@ TEST_F(Files, ReadFileCancelledReturnsAtOnce) {
     File w = File::open(fifo, O_WRONLY);     // lets it finish; its result is dropped
   });
 }
+
+// A file closed while another fiber's operation on it is queued (an
+// io_uring READ not yet submitted, or a job behind a busy worker): the
+// operation still runs on its own file, and the fd number is not free for
+// anything else until it has ended.
+class FileClose : public testing::LoopTest, public ::testing::WithParamInterface<Backend> {
+ protected:
+  FileClose() : LoopTest(LoopOptions{.backend = GetParam(), .blocking_threads = 1}) {}
+};
+
+TEST_P(FileClose, AnOperationQueuedWhenTheFileIsClosedStillReadsItsOwnFile) {
+  const std::string dir = temp_dir();
+  run([&] {
+    write_file(dir + "/mine", "mine");
+    write_file(dir + "/theirs", "theirs");
+    File file = File::open(dir + "/mine", O_RDONLY);
+    const int number = file.fd();
+    std::atomic<bool> gate{false};
+    // The only worker, busy until the gate opens: a job queued now waits.
+    auto busy = spawn([&] {
+      run_blocking([&] {
+        for (int i = 0; i < 1000 && !gate; ++i) std::this_thread::sleep_for(10ms);
+      });
+    });
+    this_fiber::yield();
+    char buf[16] = {};
+    auto reader = spawn([&] { return file.read_at(buf, 0); });
+    int theirs = -1;
+    auto closer = spawn([&] {  // runs before the loop submits or the worker frees up
+      file.close();
+      theirs = ::open((dir + "/theirs").c_str(), O_RDONLY | O_CLOEXEC);
+    });
+    closer.join();
+    EXPECT_FALSE(file.is_open());
+    EXPECT_NE(theirs, number) << "the closed file's number was free while a read used it";
+    EXPECT_THROW((void)file.size(), std::system_error);  // EBADF: closed for new operations
+    gate = true;
+    EXPECT_EQ(reader.join(), 4u);
+    EXPECT_EQ(std::string(buf), "mine");
+    EXPECT_EQ(::fcntl(number, F_GETFD), -1) << "the last operation did not close the file";
+    ::close(theirs);
+    busy.join();
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, FileClose, ::testing::Values(Backend::epoll, Backend::io_uring),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return std::string(to_string(info.param));
+                         });
 
 }  // namespace
 }  // namespace fiberloop

@@ -35,11 +35,11 @@ struct SetOnDestroy {
 // are leaked with that thread's pool, not this one's); returns how long the
 // Loop's destruction took, in seconds, and what it printed on stderr.
 template <class F>
-std::pair<double, std::string> shut_down(F body) {
+std::pair<double, std::string> shut_down(F body, LoopOptions options = {}) {
   double took = 0;
   ::testing::internal::CaptureStderr();
   std::thread([&] {
-    auto loop = std::make_unique<Loop>();
+    auto loop = std::make_unique<Loop>(std::move(options));
     body(*loop);
     const TimePoint start = Clock::now();
     loop.reset();
@@ -315,6 +315,46 @@ TEST(ShutdownRun, RunMainEndsBoundedWithAStubbornFiberLeftBehind) {
   const std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_LT(took, 1.5);
   EXPECT_NE(err.find("abandoned 1 fiber"), std::string::npos) << err;
+}
+
+// A file operation waits for its worker whatever interrupts it (the worker
+// may be using the caller's buffer). One still queued when the loop closes
+// never runs: the closing loop drops it and the fiber is cancelled like any
+// other, rather than waiting for a completion that never comes and being
+// abandoned.
+TEST(Shutdown, AFileOperationQueuedBehindABusyWorkerIsCancelledNotAbandoned) {
+  std::atomic<bool> gate{false};
+  std::string outcome = "never resumed";
+  char path[] = "/tmp/fiberloop_shutdown_XXXXXX";
+  const int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ::close(fd);
+  auto [took, err] = shut_down(
+      [&](Loop& loop) {
+        loop.spawn([&] {
+          File file = File::open(path, O_RDONLY);
+          // The loop's only worker, busy until the gate opens (10 s at most).
+          spawn([&] {
+            run_blocking([&] {
+              for (int i = 0; i < 1000 && !gate; ++i) std::this_thread::sleep_for(10ms);
+            });
+          });
+          this_fiber::yield();  // its job is queued first
+          try {
+            (void)file.size();  // queued behind it
+            outcome = "returned";
+          } catch (const Cancelled&) {
+            outcome = "cancelled";
+          }
+          gate = true;
+        });
+        loop.call_later(50ms, [&loop] { loop.stop(); });
+        loop.run();
+      },
+      LoopOptions{.blocking_threads = 1});
+  ::unlink(path);
+  EXPECT_EQ(outcome, "cancelled");
+  EXPECT_EQ(err.find("abandoned"), std::string::npos) << err;
 }
 
 }  // namespace
