@@ -18,6 +18,7 @@
 #include "io/internal/by_deadline.h"
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
+#include "loop/internal/scheduler.h"
 
 namespace fiberloop {
 
@@ -252,7 +253,8 @@ TlsStream::TlsStream(TlsStream&& other) noexcept
       ssl_(std::exchange(other.ssl_, nullptr)),
       context_(std::move(other.context_)),
       peer_(std::move(other.peer_)),
-      write_broken_(other.write_broken_) {}
+      write_broken_(other.write_broken_),
+      close_notify_sent_(other.close_notify_sent_) {}
 
 TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
   if (this != &other) {
@@ -263,6 +265,7 @@ TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
     context_ = std::move(other.context_);
     peer_ = std::move(other.peer_);
     write_broken_ = other.write_broken_;
+    close_notify_sent_ = other.close_notify_sent_;
   }
   return *this;
 }
@@ -299,7 +302,12 @@ TlsStream TlsStream::accept(TcpStream connection, const TlsContext& context) {
 
 void TlsStream::handshake() {
   const auto step = [this] {
-    return drive("handshake", [this] { return SSL_do_handshake(ssl_); });
+    // With SSL_OP_IGNORE_UNEXPECTED_EOF a TCP end reads as a clean end of
+    // stream, which mid-handshake is no connection at all.
+    if (drive("handshake", [this] { return SSL_do_handshake(ssl_); }) == 0) {
+      throw TlsError("TLS handshake with " + peer_ +
+                     ": the peer closed the connection before the handshake finished");
+    }
   };
   const TimePoint deadline = std::min(read_deadline(), write_deadline());
   if (deadline == TimePoint::max()) {
@@ -315,6 +323,33 @@ void TlsStream::handshake() {
       step);
 }
 
+// One loop's fibers at a time: OpenSSL's connection state belongs to one
+// thread, and a fiber parked in an operation is still in the middle of it.
+class TlsStream::LoopClaim {
+ public:
+  LoopClaim(TlsStream& stream, const char* op) : stream_(stream) {
+    const void* me = internal::Scheduler::current();
+    const void* owner = stream.claimed_by_.load(std::memory_order_acquire);
+    if (owner != me && (owner != nullptr || !stream.claimed_by_.compare_exchange_strong(
+                                                owner, me, std::memory_order_acq_rel))) {
+      throw std::logic_error(
+          std::string("TLS ") + op + " with " + stream.peer_ +
+          ": fibers of another loop (or thread) are using this stream; a TlsStream is used by "
+          "one loop at a time (OpenSSL's connection state is one thread's), so hand it over "
+          "when that loop's operations have ended");
+    }
+    ++stream.claims_;
+  }
+  ~LoopClaim() {
+    if (--stream_.claims_ == 0) stream_.claimed_by_.store(nullptr, std::memory_order_release);
+  }
+  LoopClaim(const LoopClaim&) = delete;
+  LoopClaim& operator=(const LoopClaim&) = delete;
+
+ private:
+  TlsStream& stream_;
+};
+
 template <class Call>
 int TlsStream::drive(const char* op, Call call) {
   if (ssl_ == nullptr || !tcp_.is_open()) {
@@ -322,6 +357,7 @@ int TlsStream::drive(const char* op, Call call) {
                             std::string("TLS ") + op + " with " + peer_ +
                                 ": the stream is closed (or empty: moved from)");
   }
+  const LoopClaim claim(*this, op);
   for (;;) {
     ERR_clear_error();
     const int r = call();
@@ -347,7 +383,9 @@ void TlsStream::fail(const char* op, int ssl_error) {
     throw std::system_error(errno, std::generic_category(), where);
   }
   std::string reason = openssl_reasons();
-  const long verify = SSL_get_verify_result(ssl_);
+  // The certificate's verdict explains a failed handshake; after one, it is
+  // stale (a peer accepted with verification off keeps its verdict).
+  const long verify = std::string_view(op) == "handshake" ? SSL_get_verify_result(ssl_) : X509_V_OK;
   if (verify != X509_V_OK) {
     reason += std::string(reason.empty() ? "" : ": ") + X509_verify_cert_error_string(verify);
   }
@@ -371,12 +409,16 @@ std::size_t TlsStream::write_some(std::span<const char> buf) {
   }
   const int length = static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX));
   int n = 0;
+  bool called = false;  // a refusal before SSL_write (closed, another loop's) breaks nothing
   try {
-    n = drive("write", [&] { return SSL_write(ssl_, buf.data(), length); });
+    n = drive("write", [&] {
+      called = true;
+      return SSL_write(ssl_, buf.data(), length);
+    });
   } catch (...) {
     // OpenSSL may hold part of a record made from `buf`: a later write with
     // other bytes would send the rest of this one in their place.
-    write_broken_ = true;
+    if (called) write_broken_ = true;
     throw;
   }
   if (n == 0) {  // the peer's close_notify came while we wrote
@@ -386,13 +428,22 @@ std::size_t TlsStream::write_some(std::span<const char> buf) {
 }
 
 void TlsStream::shutdown_write() {
-  if (ssl_ != nullptr && (SSL_get_shutdown(ssl_) & SSL_SENT_SHUTDOWN) != 0) return;  // sent already
+  // Our own record of it: OpenSSL marks close_notify sent when it queues
+  // it, so after an interrupted call its flag says sent while the alert
+  // waits in OpenSSL's buffer, and only another SSL_shutdown flushes it.
+  if (close_notify_sent_) return;
+  if (write_broken_) {
+    throw TlsError("TLS shutdown with " + peer_ +
+                   ": an earlier write was interrupted in the middle of a record, and "
+                   "close_notify cannot follow half a record; close the stream instead");
+  }
   // SSL_shutdown: 0 once our close_notify is sent (we do not wait for the
   // peer's), 1 if the peer's came first; < 0 to retry.
   drive("shutdown", [this] {
     const int r = SSL_shutdown(ssl_);
     return r >= 0 ? 1 : r;
   });
+  close_notify_sent_ = true;
 }
 
 void TlsStream::close() noexcept { tcp_.close(); }

@@ -15,6 +15,12 @@
 // peer's chain and host name unless told not to. The bytes go through
 // fiberloop's own socket calls (MSG_NOSIGNAL: a closed peer is EPIPE, never
 // SIGPIPE).
+//
+// One loop's fibers use a TlsStream at a time, one reader and one writer
+// among them: OpenSSL's connection state belongs to one thread. An
+// operation from another loop (or thread) while one is in progress, parked
+// or not, throws std::logic_error; between operations the stream may move
+// to another loop, as a TcpStream does.
 #pragma once
 
 #ifdef FIBERLOOP_NO_TLS
@@ -22,6 +28,7 @@
     "io/tls.h: this fiberloop was built without OpenSSL; install Debian's libssl-dev and build fiberloop again"
 #endif
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -93,8 +100,8 @@ class TlsStream final : public Stream {
 
   // Connects to host:port (TcpStream::connect), then the client handshake
   // with SNI and host name verification for `host`.
-  // Throws: std::system_error from connecting; TlsError; Cancelled;
-  //         TimeoutError.
+  // Throws: std::system_error from connecting; TlsError (also when the peer
+  //         closes the connection mid-handshake); Cancelled; TimeoutError.
   static TlsStream connect(std::string_view host, std::uint16_t port, const TlsContext& context);
   // The client handshake on a connection; `host` is sent as SNI and, if the
   // context verifies, must match the certificate (a name or an IP address).
@@ -108,7 +115,8 @@ class TlsStream final : public Stream {
   std::string protocol_version() const;
 
   // Sends close_notify: the peer reads end of stream. Reading still works.
-  // A second call does nothing.
+  // A second call does nothing once one has finished; after one that was
+  // interrupted (cancelled, timed out) it finishes sending.
   void shutdown_write() override;
   // Closes the connection (without close_notify; call shutdown_write()
   // first for an orderly end). Idempotent.
@@ -136,12 +144,18 @@ class TlsStream final : public Stream {
   template <class Call>
   int drive(const char* op, Call call);
   [[noreturn]] void fail(const char* op, int ssl_error);
+  class LoopClaim;
 
   TcpStream tcp_;
   ssl_st* ssl_ = nullptr;
   std::shared_ptr<TlsContext::State> context_;
   std::string peer_;           // "127.0.0.1:4433 (localhost)" for messages
   bool write_broken_ = false;  // a write was interrupted mid-record
+  bool close_notify_sent_ = false;
+  // The loop (scheduler) whose fibers are in operations now, and how many;
+  // claims_ is touched only by that loop's thread.
+  std::atomic<const void*> claimed_by_{nullptr};
+  int claims_ = 0;
 };
 
 }  // namespace fiberloop

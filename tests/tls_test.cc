@@ -3,9 +3,11 @@
 // close_notify, large transfers both ways, and the bad input a server meets
 // (a plaintext peer, a deadline mid-handshake), with no fd left open.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fiberloop.h"
@@ -303,6 +305,11 @@ TEST_F(Tls, AWriteInterruptedMidRecordBreaksLaterWritesInsteadOfCorruptingThem) 
     c.set_write_deadline(TimePoint::max());
     const std::string what = error_of([&] { c.write_all("B"); });
     EXPECT_NE(what.find("interrupted"), std::string::npos) << what;
+    // close_notify would have to follow the unfinished record: refused too,
+    // rather than waiting on a socket the peer does not drain.
+    const std::string shutdown_what =
+        error_of([&] { with_timeout(5s, [&] { c.shutdown_write(); }); });
+    EXPECT_NE(shutdown_what.find("interrupted"), std::string::npos) << shutdown_what;
   });
 }
 
@@ -322,6 +329,79 @@ TEST_F(Tls, ShutdownTwiceAndUseAfterCloseAreHarmless) {
     }
     char buf[4];
     EXPECT_THROW((void)c.read(buf), std::system_error);
+  });
+}
+
+// SSL_OP_IGNORE_UNEXPECTED_EOF makes a TCP end mid-handshake look like a
+// clean end of stream: that is no connection, on either side.
+TEST_F(Tls, APeerThatClosesMidHandshakeIsATlsErrorOnEitherSide) {
+  run([] {
+    auto listener = TcpListener::bind(any_port());
+    auto closing_server = spawn([&] { listener.accept().close(); });
+    TlsContext ctx = trusting_client();
+    std::string what =
+        error_of([&] { TlsStream::connect("localhost", listener.local_address().port(), ctx); });
+    EXPECT_NE(what.find("closed the connection before the handshake finished"), std::string::npos)
+        << what;
+    closing_server.join();
+
+    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    auto tls_server =
+        spawn([&] { return error_of([&] { TlsStream::accept(listener.accept(), server_ctx); }); });
+    TcpStream::connect(listener.local_address()).close();
+    what = tls_server.join();
+    EXPECT_NE(what.find("closed the connection before the handshake finished"), std::string::npos)
+        << what;
+  });
+}
+
+// With verification off the client keeps OpenSSL's verdict on the
+// certificate ("unable to get local issuer certificate"); a later record
+// error is not about the certificate and must not say so.
+TEST_F(Tls, ACertificateVerdictIsNotAddedToErrorsAfterTheHandshake) {
+  run([] {
+    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext ctx = TlsContext::client();  // the system's CAs: the test CA is unknown
+    ctx.set_verify_peer(false);
+    auto [c, s] = tls_pair(ctx, server_ctx);
+    // An application-data record whose tag cannot check out.
+    const char forged[] = "\x17\x03\x03\x00\x20xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    ASSERT_EQ(::send(s.tcp().fd(), forged, sizeof forged - 1, MSG_NOSIGNAL),
+              static_cast<ssize_t>(sizeof forged - 1));
+    char buf[64];
+    const std::string what = error_of([&] { (void)c.read(buf); });
+    EXPECT_NE(what.find("TLS read with"), std::string::npos) << what;
+    EXPECT_EQ(what.find("certificate"), std::string::npos) << what;
+  });
+}
+
+// OpenSSL's connection state is one thread's: while a fiber of one loop is
+// in an operation (parked in a read here), another loop's is refused; once
+// it has ended, the stream may be used from the other loop.
+TEST_F(Tls, AStreamInUseOnOneLoopIsRefusedToAnotherUntilItsOperationEnds) {
+  run([] {
+    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext ctx = trusting_client();
+    auto [c, s] = tls_pair(ctx, server_ctx);
+    auto reader = spawn([&] {
+      char buf[8];
+      return std::string(buf, c.read(buf));
+    });
+    this_fiber::yield();  // parked in the read
+    const auto on_another_loop = [&](const char* text) {
+      std::string what;
+      std::thread([&] {
+        fiberloop::run([&] { what = error_of([&] { c.write_all(text); }); });
+      }).join();
+      return what;
+    };
+    const std::string what = on_another_loop("from elsewhere");
+    EXPECT_NE(what.find("another loop"), std::string::npos) << what;
+    s.write_all("hi");
+    EXPECT_EQ(reader.join(), "hi");
+    EXPECT_EQ(on_another_loop("later"), "(no exception)");
+    char buf[16];
+    EXPECT_EQ(std::string(buf, s.read(buf)), "later");
   });
 }
 
