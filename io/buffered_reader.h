@@ -67,7 +67,9 @@ class BufferedReader {
   BufferedReader& operator=(const BufferedReader&) = delete;
 
   // The next line, without its "\n" (and a "\r" before it). At end of
-  // stream, the last line even if no "\n" ends it, then nullopt.
+  // stream, the last line even if no "\n" ends it, without a final "\r"
+  // (as Go's bufio.ScanLines: a CRLF text cut before its last "\n" reads
+  // the same), then nullopt.
   // Throws: LimitOverrunError; what Stream::read() throws.
   std::optional<std::string> read_line();
 

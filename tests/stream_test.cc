@@ -176,6 +176,23 @@ TEST_F(Streams, ADeadlineAndWithTimeoutNestTheEarlierWins) {
 
 // ---- BufferedReader ---------------------------------------------------------
 
+// A line's end is an optional "\r" and a "\n"; the last line, unended, loses
+// a final "\r" too, as in Go's bufio.ScanLines (a CRLF file cut before its
+// last "\n" reads the same as whole), and only that one "\r".
+TEST_F(Streams, ReadLineDropsOneCarriageReturnBeforeTheEndOfTheLastLineToo) {
+  run([] {
+    ScriptedStream s({"a\r\r\nb\rc\r"});
+    BufferedReader in(s);
+    EXPECT_EQ(in.read_line(), "a\r");
+    EXPECT_EQ(in.read_line(), "b\rc");
+    EXPECT_EQ(in.read_line(), std::nullopt);
+    ScriptedStream lone({"\r"});
+    BufferedReader lone_in(lone);
+    EXPECT_EQ(lone_in.read_line(), "");  // a last line that held only "\r"
+    EXPECT_EQ(lone_in.read_line(), std::nullopt);
+  });
+}
+
 TEST_F(Streams, ReadLineSplitsOnNewlinesAcrossReadsAndKeepsTheLastUnendedLine) {
   run([] {
     auto [a, b] = tcp_pair();
