@@ -136,36 +136,95 @@ void write_file(const std::string& path, std::string_view data) {
     throw_file_error(err, std::string("write_file ") + path + " (" + failed + ")");
 }
 
+// The open file, shared by the File and the operations in flight, so that
+// neither a close() nor a File reassigned or moved meanwhile pulls the fd
+// from under an operation. `state` is kClosed once the fd is to be closed,
+// kFileGone once the File let go, plus one per operation in flight. The fd
+// is closed by whoever makes the state closed with no operation (close(),
+// ~File, or the last operation after either); the memory is freed by
+// whoever makes it gone with no operation.
+struct File::Open {
+  static constexpr std::uint32_t kClosed = 1u << 31;
+  static constexpr std::uint32_t kFileGone = 1u << 30;
+  static constexpr std::uint32_t kOperations = kFileGone - 1;
+
+  Open(int fd, std::string path, bool seekable) noexcept
+      : fd(fd), path(std::move(path)), seekable(seekable) {}
+
+  // The File lets go (destroyed, or assigned over): closes the fd unless
+  // closed already, or leaves that and the memory to the last operation.
+  static void let_go(Open* open) noexcept {
+    if (open == nullptr) return;
+    const std::uint32_t before =
+        open->state.fetch_or(kClosed | kFileGone, std::memory_order_acq_rel);
+    if ((before & kOperations) != 0) return;
+    if ((before & kClosed) == 0) ::close(open->fd);
+    delete open;
+  }
+
+  const int fd;
+  const std::string path;
+  // A regular file or a block device: read_at and write_at may be io_uring
+  // operations. (On a pipe or FIFO io_uring would read the stream where
+  // pread fails with ESPIPE: those take the worker path.)
+  const bool seekable;
+  std::atomic<std::uint32_t> state{0};
+};
+
+// An operation's hold on the open file, from any thread.
 class File::Use {
  public:
-  Use(File& file, const char* op) : file_(file) { file.acquire(op); }
-  ~Use() { file_.release(); }
+  // Throws: std::system_error (EBADF) naming `op` if the file is closed.
+  Use(const File& file, const char* op) : open_(file.open_) {
+    std::uint32_t state = open_ != nullptr ? open_->state.load(std::memory_order_relaxed) : 0;
+    do {
+      if (open_ == nullptr || (state & Open::kClosed) != 0) {
+        const std::string& path = open_ != nullptr ? open_->path : std::string();
+        throw_file_error(EBADF, std::string("File::") + op + " " +
+                                    (path.empty() ? std::string("(no file)") : path) +
+                                    ": the file is closed");
+      }
+    } while (!open_->state.compare_exchange_weak(state, state + 1, std::memory_order_acquire,
+                                                 std::memory_order_relaxed));
+  }
+  ~Use() {
+    const std::uint32_t now = open_->state.fetch_sub(1, std::memory_order_acq_rel) - 1;
+    if ((now & Open::kOperations) != 0 || (now & Open::kClosed) == 0) return;
+    ::close(open_->fd);  // the last operation after a close(): closed with it
+    if ((now & Open::kFileGone) != 0) delete open_;
+  }
   Use(const Use&) = delete;
   Use& operator=(const Use&) = delete;
 
+  int fd() const noexcept { return open_->fd; }
+  const std::string& path() const noexcept { return open_->path; }
+  bool seekable() const noexcept { return open_->seekable; }
+
  private:
-  File& file_;
+  Open* open_;
 };
 
-File::File(File&& other) noexcept
-    : fd_(std::exchange(other.fd_, -1)),
-      state_(other.state_.exchange(0)),
-      path_(std::move(other.path_)),
-      seekable_(other.seekable_) {}
+File::File(int fd, std::string path, bool seekable)
+    : open_(new Open(fd, std::move(path), seekable)) {}
+
+File::File(File&& other) noexcept : open_(std::exchange(other.open_, nullptr)) {}
 
 File& File::operator=(File&& other) noexcept {
-  if (this != &other) {
-    if (is_open()) ::close(fd_);
-    fd_ = std::exchange(other.fd_, -1);
-    state_ = other.state_.exchange(0);
-    path_ = std::move(other.path_);
-    seekable_ = other.seekable_;
-  }
+  if (this != &other) Open::let_go(std::exchange(open_, std::exchange(other.open_, nullptr)));
   return *this;
 }
 
-File::~File() {
-  if (is_open()) ::close(fd_);
+File::~File() { Open::let_go(open_); }
+
+bool File::is_open() const noexcept {
+  return open_ != nullptr && (open_->state.load(std::memory_order_acquire) & Open::kClosed) == 0;
+}
+
+int File::fd() const noexcept { return is_open() ? open_->fd : -1; }
+
+const std::string& File::path() const noexcept {
+  static const std::string none;
+  return open_ != nullptr ? open_->path : none;
 }
 
 File File::open(const std::string& path, int flags, mode_t mode) {
@@ -181,23 +240,12 @@ File File::open(const std::string& path, int flags, mode_t mode) {
       },
       err);
   if (fd < 0) throw_file_error(err, "open " + path);
-  return File(fd, path, seekable);
-}
-
-void File::acquire(const char* op) {
-  std::uint32_t state = state_.load(std::memory_order_relaxed);
-  do {
-    if (fd_ < 0 || (state & kClosed) != 0) {
-      throw_file_error(EBADF, std::string("File::") + op + " " +
-                                  (path_.empty() ? std::string("(no file)") : path_) +
-                                  ": the file is closed");
-    }
-  } while (!state_.compare_exchange_weak(state, state + 1, std::memory_order_acquire,
-                                         std::memory_order_relaxed));
-}
-
-void File::release() noexcept {
-  if (state_.fetch_sub(1, std::memory_order_acq_rel) == kClosed + 1) ::close(fd_);
+  try {
+    return File(fd, path, seekable);
+  } catch (...) {  // std::bad_alloc
+    ::close(fd);
+    throw;
+  }
 }
 
 std::size_t File::read_at(std::span<char> buf, std::uint64_t offset) {
@@ -205,9 +253,9 @@ std::size_t File::read_at(std::span<char> buf, std::uint64_t offset) {
   int err = 0;
   ssize_t n;
   do {
-    n = read_or_write_at(fd_, seekable_, buf.data(), buf.size(), offset, false, err);
+    n = read_or_write_at(use.fd(), use.seekable(), buf.data(), buf.size(), offset, false, err);
   } while (n < 0 && err == EINTR);
-  if (n < 0) throw_file_error(err, "read_at " + at(path_, offset));
+  if (n < 0) throw_file_error(err, "read_at " + at(use.path(), offset));
   return static_cast<std::size_t>(n);
 }
 
@@ -216,11 +264,14 @@ std::size_t File::write_at(std::span<const char> data, std::uint64_t offset) {
   int err = 0;
   std::size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = read_or_write_at(fd_, seekable_, const_cast<char*>(data.data() + done),
-                                       data.size() - done, offset + done, true, err);
+    const ssize_t n =
+        read_or_write_at(use.fd(), use.seekable(), const_cast<char*>(data.data() + done),
+                         data.size() - done, offset + done, true, err);
     if (n < 0 && err == EINTR) continue;
-    if (n < 0) throw_file_error(err, "write_at " + at(path_, offset + done));
-    if (n == 0) throw_file_error(EIO, "write_at " + at(path_, offset + done) + " wrote nothing");
+    if (n < 0) throw_file_error(err, "write_at " + at(use.path(), offset + done));
+    if (n == 0) {
+      throw_file_error(EIO, "write_at " + at(use.path(), offset + done) + " wrote nothing");
+    }
     done += static_cast<std::size_t>(n);
   }
   return done;
@@ -230,8 +281,8 @@ std::uint64_t File::size() {
   const Use use(*this, "size");
   struct stat st {};
   int err = 0;
-  if (on_worker([&] { return ::fstat(fd_, &st); }, err) != 0) {
-    throw_file_error(err, "size " + path_);
+  if (on_worker([&] { return ::fstat(use.fd(), &st); }, err) != 0) {
+    throw_file_error(err, "size " + use.path());
   }
   return static_cast<std::uint64_t>(st.st_size);
 }
@@ -239,14 +290,17 @@ std::uint64_t File::size() {
 void File::sync() {
   const Use use(*this, "sync");
   int err = 0;
-  if (on_worker([&] { return ::fsync(fd_); }, err) != 0) throw_file_error(err, "sync " + path_);
+  if (on_worker([&] { return ::fsync(use.fd()); }, err) != 0) {
+    throw_file_error(err, "sync " + use.path());
+  }
 }
 
 void File::close() {
-  if (fd_ < 0) return;
-  const std::uint32_t before = state_.fetch_or(kClosed, std::memory_order_acq_rel);
-  if (before != 0) return;  // closed already, or the last operation in flight closes it
-  if (::close(fd_) != 0 && errno != EINTR) throw_file_error(errno, "close " + path_);
+  if (open_ == nullptr) return;
+  const std::uint32_t before = open_->state.fetch_or(Open::kClosed, std::memory_order_acq_rel);
+  // Closed already, or the last operation in flight closes it.
+  if ((before & (Open::kClosed | Open::kOperations)) != 0) return;
+  if (::close(open_->fd) != 0 && errno != EINTR) throw_file_error(errno, "close " + open_->path);
 }
 
 }  // namespace fiberloop

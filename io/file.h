@@ -19,7 +19,6 @@
 #include <fcntl.h>
 #include <sys/types.h>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -43,8 +42,8 @@ class File {
   File(File&& other) noexcept;
   File& operator=(File&& other) noexcept;
   // Closes the fd if still open (errors ignored: call close() to see them).
-  // A File must outlive its operations: close() it, not destroy it, while
-  // other fibers use it.
+  // Operations in flight are not disturbed: the last of them closes it, as
+  // for close(); the same holds for a File assigned over or moved from.
   ~File();
 
   // open(2) with `flags` (O_RDONLY, O_WRONLY | O_CREAT | O_TRUNC, ...;
@@ -85,31 +84,18 @@ class File {
   // a close left to the last operation reports nothing.
   void close();
 
-  bool is_open() const noexcept { return fd_ >= 0 && (state_.load() & kClosed) == 0; }
+  bool is_open() const noexcept;
   // The fd, or -1 once closed; fiberloop owns it.
-  int fd() const noexcept { return is_open() ? fd_ : -1; }
-  const std::string& path() const noexcept { return path_; }
+  int fd() const noexcept;
+  // The path it was opened with ("" for an empty File).
+  const std::string& path() const noexcept;
 
  private:
-  File(int fd, std::string path, bool seekable) noexcept
-      : fd_(fd), path_(std::move(path)), seekable_(seekable) {}
-  // An operation's hold on the fd, from any thread: acquire() throws
-  // std::system_error (EBADF) naming `op` unless open; the release() of the
-  // last operation after a close() closes the fd.
+  struct Open;  // io/file.cc
   class Use;
-  void acquire(const char* op);
-  void release() noexcept;
+  File(int fd, std::string path, bool seekable);  // Throws: std::bad_alloc
 
-  static constexpr std::uint32_t kClosed = 1u << 31;
-
-  int fd_ = -1;  // the number, until the File is destroyed or moved from
-  // kClosed once close() was called, plus the operations in flight.
-  std::atomic<std::uint32_t> state_{0};
-  std::string path_;
-  // A regular file or a block device: read_at and write_at may be io_uring
-  // operations. (On a pipe or FIFO io_uring would read the stream where
-  // pread fails with ESPIPE: those take the worker path.)
-  bool seekable_ = false;
+  Open* open_ = nullptr;  // null: empty (default, or moved from)
 };
 
 }  // namespace fiberloop

@@ -62,7 +62,9 @@ int status_of(const siginfo_t& info) {
 void refuse_if_children_are_reaped_by_the_kernel(const std::string& program) {
   struct sigaction action {};
   if (::sigaction(SIGCHLD, nullptr, &action) != 0) return;
-  const bool ignored = (action.sa_flags & SA_SIGINFO) == 0 && action.sa_handler == SIG_IGN;
+  // (sa_handler and sa_sigaction share their storage: the kernel compares
+  // it with SIG_IGN whatever SA_SIGINFO says.)
+  const bool ignored = action.sa_handler == SIG_IGN;
   if (!ignored && (action.sa_flags & SA_NOCLDWAIT) == 0) return;
   throw std::logic_error(
       "Process::exec " + program + ": SIGCHLD is " +
@@ -198,7 +200,9 @@ Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
   p.pidfd_ = pidfd_open(pid);
   if (p.pidfd_ < 0) {
     const int open_err = errno;
-    if (open_err == ESRCH) {  // exited and reaped already: the pid is not ours to kill
+    // Exited and reaped already (ESRCH), or its pid already reused by a
+    // thread of another process (EINVAL): the pid is not ours to kill.
+    if (open_err == ESRCH || open_err == EINVAL) {
       fail(ECHILD, "exec " + program + ": pid " + std::to_string(pid) +
                        " exited and was reaped by someone else before it could be watched " +
                        kReapedElsewhere);
@@ -237,11 +241,11 @@ int Process::wait() {
     if (returncode_) return *returncode_;  // another fiber's wait() saw it while we parked
     siginfo_t info{};
     if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_), &info, WEXITED | WNOHANG) != 0) {
-      if (errno == EINTR) continue;
+      const int err = errno;
+      if (err == EINTR) continue;
       const std::string what = "wait for pid " + std::to_string(pid_) + " (" + program_ + ")";
-      if (errno == ECHILD)
-        fail(ECHILD, what + ": it was reaped by someone else " + kReapedElsewhere);
-      fail(errno, what);
+      if (err == ECHILD) fail(ECHILD, what + ": it was reaped by someone else " + kReapedElsewhere);
+      fail(err, what);
     }
     if (info.si_pid != 0) {
       returncode_ = status_of(info);
@@ -264,6 +268,24 @@ std::pair<std::string, std::string> Process::communicate(std::string_view input)
   // stdin is fed and stderr drained by fibers of their own while this one
   // reads stdout: a child blocked on one pipe never blocks the others.
   Task<void> feed, drain_err;
+  // Cancelled, timed out, or a pipe failed: the helpers use `this` and the
+  // strings, so they end before we leave. They are ended here, in a
+  // destructor run while the exception unwinds, where the joins wait out a
+  // pending interrupt (in a catch block a timeout would cut them short, and
+  // a helper would run on after we left).
+  struct EndHelpers {
+    Task<void>* helpers[2];
+    ~EndHelpers() {
+      for (Task<void>* helper : helpers) {
+        if (!*helper || helper->done()) continue;
+        helper->cancel();
+        try {
+          helper->join();
+        } catch (...) {  // what it ended with is not what the caller asked about
+        }
+      }
+    }
+  } end_helpers{{&feed, &drain_err}};
   if (pipes_[0]) {
     feed = spawn([this, input] {
       // Closed however the feeding ends: a child reading stdin to its end
@@ -281,23 +303,9 @@ std::pair<std::string, std::string> Process::communicate(std::string_view input)
     });
   }
   if (pipes_[2]) drain_err = spawn([&] { drain(*pipes_[2], err); });
-  try {
-    if (pipes_[1]) drain(*pipes_[1], out);
-    if (feed) feed.join();
-    if (drain_err) drain_err.join();
-  } catch (...) {
-    // Cancelled, timed out, or a pipe failed: the helpers use `this` and
-    // the strings, so they end before we leave.
-    for (Task<void>* helper : {&feed, &drain_err}) {
-      if (!*helper || helper->done()) continue;
-      helper->cancel();
-      try {
-        helper->join();
-      } catch (...) {  // what it ended with is not what the caller asked about
-      }
-    }
-    throw;
-  }
+  if (pipes_[1]) drain(*pipes_[1], out);
+  if (feed) feed.join();
+  if (drain_err) drain_err.join();
   wait();
   return {std::move(out), std::move(err)};
 }

@@ -18,7 +18,6 @@
 #include "io/internal/by_deadline.h"
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
-#include "loop/internal/scheduler.h"
 
 namespace fiberloop {
 
@@ -323,12 +322,15 @@ void TlsStream::handshake() {
       step);
 }
 
-// One loop's fibers at a time: OpenSSL's connection state belongs to one
-// thread, and a fiber parked in an operation is still in the middle of it.
+// One thread's fibers at a time (a loop's, or a thread's without a loop):
+// OpenSSL's connection state belongs to one thread, and a fiber parked in an
+// operation is still in the middle of it.
 class TlsStream::LoopClaim {
  public:
   LoopClaim(TlsStream& stream, const char* op) : stream_(stream) {
-    const void* me = internal::Scheduler::current();
+    // The thread's identity (a loop's thread, or one without a loop).
+    static thread_local const char here = 0;
+    const void* me = &here;
     const void* owner = stream.claimed_by_.load(std::memory_order_acquire);
     if (owner != me && (owner != nullptr || !stream.claimed_by_.compare_exchange_strong(
                                                 owner, me, std::memory_order_acq_rel))) {
@@ -415,9 +417,13 @@ std::size_t TlsStream::write_some(std::span<const char> buf) {
       called = true;
       return SSL_write(ssl_, buf.data(), length);
     });
-  } catch (...) {
-    // OpenSSL may hold part of a record made from `buf`: a later write with
-    // other bytes would send the rest of this one in their place.
+  } catch (const Cancelled&) {
+    // Interrupted while OpenSSL may hold part of a record made from `buf`:
+    // a later write with other bytes would send the rest of this one in
+    // their place. (An error of the connection itself OpenSSL reports again.)
+    if (called) write_broken_ = true;
+    throw;
+  } catch (const TimeoutError&) {
     if (called) write_broken_ = true;
     throw;
   }

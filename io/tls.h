@@ -152,8 +152,8 @@ class TlsStream final : public Stream {
   std::string peer_;           // "127.0.0.1:4433 (localhost)" for messages
   bool write_broken_ = false;  // a write was interrupted mid-record
   bool close_notify_sent_ = false;
-  // The loop (scheduler) whose fibers are in operations now, and how many;
-  // claims_ is touched only by that loop's thread.
+  // The thread whose fibers are in operations now, and how many; claims_ is
+  // touched only by that thread.
   std::atomic<const void*> claimed_by_{nullptr};
   int claims_ = 0;
 };

@@ -38,10 +38,15 @@ void run_on_worker(std::function<void()> work, bool interruptible) {
   // Who waits for the job: cleared when the fiber stops waiting (cancelled,
   // or timed out), so that the completion wakes nobody. Set once the job is
   // queued: a job the pool refused is destroyed unrun with nobody waiting.
-  struct Waiter {
+  // The worker hands it back to the loop as the job's completion: an item
+  // of the loop's queue (not a post), handled even by a closing loop, whose
+  // file operations wait out their jobs however they are interrupted.
+  struct Waiter : RemoteItem {
     FiberRecord* fiber = nullptr;
-    bool queued = false;   // the pool took the job
-    bool dropped = false;  // the closing loop destroyed the job unrun
+    LoopParts* parts = nullptr;
+    bool queued = false;               // the pool took the job
+    bool dropped = false;              // the closing loop destroyed the job unrun
+    std::shared_ptr<Waiter> in_queue;  // keeps it alive from push to handling
   };
   // The job's part. The closing loop destroys a job not yet started (on the
   // loop thread) instead of running it: that wakes its fiber, which is then
@@ -49,33 +54,38 @@ void run_on_worker(std::function<void()> work, bool interruptible) {
   struct Job {
     std::function<void()> work;
     std::shared_ptr<Waiter> waiter;
-    LoopParts* parts = nullptr;
     bool started = false;  // touched by the worker only
     ~Job() {
       if (started || !waiter->queued) return;
-      parts->pool.finished();
+      waiter->parts->pool.finished();
       if (FiberRecord* f = std::exchange(waiter->fiber, nullptr)) {
         waiter->dropped = true;
-        parts->scheduler.wake(*f);
+        waiter->parts->scheduler.wake(*f);
       }
     }
   };
   auto waiter = std::make_shared<Waiter>();
+  waiter->parts = &parts;
+  waiter->handle = [](RemoteItem* item, bool /*drop: a completion is never dropped*/) {
+    auto& w = *static_cast<Waiter*>(item);  // on the loop thread
+    const std::shared_ptr<Waiter> done = std::move(w.in_queue);
+    w.parts->pool.finished();
+    // (A fiber abandoned meanwhile is not parked: the wake does nothing.)
+    if (FiberRecord* f = std::exchange(w.fiber, nullptr)) w.parts->scheduler.wake(*f);
+  };
   auto job = std::make_shared<Job>();
   job->work = std::move(work);
   job->waiter = waiter;
-  job->parts = &parts;
   parts.pool.submit([job = std::move(job)]() mutable {  // on a worker
     job->started = true;
     job->work();  // catches its own exceptions
     // Nothing of the job outlives the hand-off: what it captured is released
     // here, before the fiber it reports to can resume and free what it saw.
     job->work = nullptr;
-    job->parts->remote.post([waiter = job->waiter, parts = job->parts] {  // on the loop thread
-      parts->pool.finished();
-      if (FiberRecord* f = std::exchange(waiter->fiber, nullptr)) parts->scheduler.wake(*f);
-    });
+    Waiter& w = *job->waiter;
+    w.in_queue = std::move(job->waiter);
     job = nullptr;
+    w.parts->remote.push(w);  // noexcept: no allocation
   });
   waiter->queued = true;
   waiter->fiber = &self;

@@ -101,11 +101,13 @@ bool LoopParts::poll_for_work() {
   Scheduler& s = scheduler;
   const bool busy = !s.ready_.empty() || callbacks.any_due();
   // Work that other threads will bring: run_blocking() jobs and KeepAlives.
-  // Shutdown waits for neither.
   // A lone loop's fibers may also wait on another loop or thread that will
   // end their wait (a group has its own deadlock rule: loop_group.cc).
-  const bool expected = !s.closing_ && (pool.outstanding() != 0 || remote.keep_alives() != 0 ||
-                                        (group == nullptr && s.remote_waits_ != 0));
+  // Shutdown waits only for jobs, within its grace: a file operation waits
+  // out its job, and the shutdown joins the workers afterwards anyway.
+  const bool expected = s.closing_ ? pool.outstanding() != 0 && Clock::now() < closing_deadline_
+                                   : (pool.outstanding() != 0 || remote.keep_alives() != 0 ||
+                                      (group == nullptr && s.remote_waits_ != 0));
   std::optional<Duration> timeout;  // none: until an fd event or a wake-up
   if (!busy && timers.empty() && reactor.waiters() == 0 && !expected) {
     // Nothing here can make progress. Fibers that wait may still be woken by

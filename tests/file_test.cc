@@ -217,6 +217,41 @@ TEST_P(FileClose, AnOperationQueuedWhenTheFileIsClosedStillReadsItsOwnFile) {
   });
 }
 
+// Log rotation while a write is queued: the File assigned a new file
+// leaves the queued read its old one, which the read closes as it ends.
+TEST_P(FileClose, AFileAssignedOverWhileAnOperationIsQueuedLeavesItItsOwnFile) {
+  const std::string dir = temp_dir();
+  run([&] {
+    write_file(dir + "/old", "old!");
+    write_file(dir + "/new", "new!");
+    File file = File::open(dir + "/old", O_RDONLY);
+    File next = File::open(dir + "/new", O_RDONLY);
+    const int old_number = file.fd();
+    std::atomic<bool> gate{false};
+    auto busy = spawn([&] {
+      run_blocking([&] {
+        for (int i = 0; i < 1000 && !gate; ++i) std::this_thread::sleep_for(10ms);
+      });
+    });
+    this_fiber::yield();
+    char buf[16] = {};
+    auto reader = spawn([&] { return file.read_at(buf, 0); });
+    auto rotate = spawn([&] { file = std::move(next); });
+    rotate.join();
+    EXPECT_TRUE(file.is_open());
+    EXPECT_EQ(file.path(), dir + "/new");
+    EXPECT_NE(::fcntl(old_number, F_GETFD), -1) << "closed under the queued read";
+    gate = true;
+    EXPECT_EQ(reader.join(), 4u);
+    EXPECT_EQ(std::string(buf), "old!");
+    EXPECT_EQ(::fcntl(old_number, F_GETFD), -1) << "the read did not close the old file";
+    char again[16] = {};
+    EXPECT_EQ(file.read_at(again, 0), 4u);  // the new file is unharmed
+    EXPECT_EQ(std::string(again), "new!");
+    busy.join();
+  });
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, FileClose, ::testing::Values(Backend::epoll, Backend::io_uring),
                          [](const ::testing::TestParamInfo<Backend>& info) {
                            return std::string(to_string(info.param));

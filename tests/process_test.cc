@@ -224,6 +224,9 @@ TEST_F(Processes, ACommunicateCutShortEndsItsHelpers) {
         Process::exec({"sleep", "30"}, {.in = Stdio::pipe, .out = Stdio::pipe, .err = Stdio::pipe});
     EXPECT_THROW(with_timeout(20ms, [&] { (void)p.communicate(std::string(1 << 20, 'x')); }),
                  TimeoutError);
+    // The feeder ended before communicate() left (its end closed stdin),
+    // though the timeout was still pending while it was joined.
+    EXPECT_FALSE(p.stdin_pipe().is_open());
     p.kill();
     EXPECT_EQ(p.wait(), -SIGKILL);
   });
@@ -262,7 +265,10 @@ TEST_F(Processes, ExecIsRefusedWhileSigchldIsIgnored) {
   struct sigaction no_zombies {};
   no_zombies.sa_handler = SIG_DFL;
   no_zombies.sa_flags = SA_NOCLDWAIT;
-  for (const struct sigaction& action : {ignore, no_zombies}) {
+  struct sigaction ignore_with_siginfo {};  // sa_handler and sa_sigaction are one field
+  ignore_with_siginfo.sa_handler = SIG_IGN;
+  ignore_with_siginfo.sa_flags = SA_SIGINFO;
+  for (const struct sigaction& action : {ignore, no_zombies, ignore_with_siginfo}) {
     SigchldAs as(action);
     run([] {
       try {

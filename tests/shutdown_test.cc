@@ -4,8 +4,10 @@
 // delivered again at every suspension, and fibers that still will not end
 // are named in one report and abandoned (their stacks leaked, never freed
 // under a live frame). Regression tests for issue 11, class 3.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -354,6 +356,41 @@ TEST(Shutdown, AFileOperationQueuedBehindABusyWorkerIsCancelledNotAbandoned) {
       LoopOptions{.blocking_threads = 1});
   ::unlink(path);
   EXPECT_EQ(outcome, "cancelled");
+  EXPECT_EQ(err.find("abandoned"), std::string::npos) << err;
+}
+
+// A file operation whose job is running (or done, its completion not yet
+// taken) when the loop closes: the completion still reaches the fiber,
+// which then ends with the cancel, instead of being abandoned.
+TEST(Shutdown, AFileOperationWhoseJobRanIsCompletedThenCancelledNotAbandoned) {
+  char dir[] = "/tmp/fiberloop_shutdown_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string fifo = std::string(dir) + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string outcome = "never resumed";
+  int writer = -1;
+  auto [took, err] = shut_down([&](Loop& loop) {
+    loop.spawn([&] {
+      try {
+        File file = File::open(fifo, O_RDONLY);  // a worker blocks in open(2) until a writer comes
+        outcome = "opened";
+        this_fiber::yield();
+        outcome += ", not cancelled";
+      } catch (const Cancelled&) {
+        outcome += ", cancelled";
+      }
+    });
+    loop.call_later(20ms, [&loop] { loop.stop(); });
+    loop.run();
+    // The loop is not running: the open finishes now, and its completion
+    // waits in the loop's queue when the shutdown begins.
+    writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+    std::this_thread::sleep_for(100ms);
+  });
+  ::close(writer);
+  ::unlink(fifo.c_str());
+  ::rmdir(dir);
+  EXPECT_EQ(outcome, "opened, cancelled");
   EXPECT_EQ(err.find("abandoned"), std::string::npos) << err;
 }
 

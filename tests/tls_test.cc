@@ -337,7 +337,12 @@ TEST_F(Tls, ShutdownTwiceAndUseAfterCloseAreHarmless) {
 TEST_F(Tls, APeerThatClosesMidHandshakeIsATlsErrorOnEitherSide) {
   run([] {
     auto listener = TcpListener::bind(any_port());
-    auto closing_server = spawn([&] { listener.accept().close(); });
+    auto closing_server = spawn([&] {
+      auto conn = listener.accept();
+      char hello[16 << 10];
+      (void)conn.read(hello);  // the ClientHello, read: the close is a FIN, not a reset
+      conn.close();
+    });
     TlsContext ctx = trusting_client();
     std::string what =
         error_of([&] { TlsStream::connect("localhost", listener.local_address().port(), ctx); });
@@ -402,6 +407,29 @@ TEST_F(Tls, AStreamInUseOnOneLoopIsRefusedToAnotherUntilItsOperationEnds) {
     EXPECT_EQ(on_another_loop("later"), "(no exception)");
     char buf[16];
     EXPECT_EQ(std::string(buf, s.read(buf)), "later");
+  });
+}
+
+// A write that failed on the connection (the peer went) is not an
+// interruption: neither it nor a later shutdown_write() says so.
+TEST_F(Tls, AWriteThatFailedOnTheConnectionIsNotCalledInterrupted) {
+  run([] {
+    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext ctx = trusting_client();
+    auto [c, s] = tls_pair(ctx, server_ctx);
+    s.close();
+    const std::string chunk(16 << 10, 'x');
+    const std::string what = error_of([&] {
+      with_timeout(5s, [&] {
+        for (;;) c.write_all(chunk);  // until the reset comes back
+      });
+    });
+    EXPECT_EQ(what.find("interrupted"), std::string::npos) << what;
+    EXPECT_EQ(what.find("with_timeout"), std::string::npos) << what;
+    const std::string shutdown_what =
+        error_of([&] { with_timeout(5s, [&] { c.shutdown_write(); }); });
+    EXPECT_EQ(shutdown_what.find("interrupted"), std::string::npos) << shutdown_what;
+    EXPECT_EQ(shutdown_what.find("with_timeout"), std::string::npos) << shutdown_what;
   });
 }
 
