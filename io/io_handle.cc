@@ -8,9 +8,14 @@
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
+#include <thread>
 
 namespace fiberloop::internal {
 namespace {
+
+[[noreturn]] void throw_closed(const char* op) {
+  throw_io_error(EBADF, std::string(op) + ": the socket is closed");
+}
 
 Scheduler& this_loop() {
   Scheduler* scheduler = Scheduler::current();
@@ -31,9 +36,9 @@ IoHandle::IoHandle(int fd)
       operations_(loop_->reactor().has_operations()) {
   ready = &IoHandle::on_ready;
   try {
-    loop_->reactor().watch(fd_, this);
+    loop_->reactor().watch(fd, this);
   } catch (...) {
-    ::close(fd_);
+    ::close(fd);
     throw;
   }
 }
@@ -67,7 +72,7 @@ void IoHandle::wake(IoWaiter*& slot, bool closed) noexcept {
 
 void IoHandle::move_here(const char* op) {
   Scheduler& here = this_loop();
-  if (fd_ < 0) return;  // closed: wait_here() says so
+  if (fd() < 0) return;  // closed: wait_here() says so
   bool refused = false;
   if (loop_ != nullptr && scheduler_is_live(loop_, loop_serial_)) {
     // Its old loop lets go, on its own thread (the waiter slots and the
@@ -83,7 +88,7 @@ void IoHandle::move_here(const char* op) {
           auto& m = *static_cast<Move*>(arg);
           IoHandle& h = *m.handle;
           m.refused = h.reader_ != nullptr || h.writer_ != nullptr;
-          if (!m.refused) h.loop_->reactor().unwatch(h.fd_);
+          if (!m.refused) h.loop_->reactor().unwatch(h.fd());
         },
         &move);
     refused = move.refused;
@@ -91,7 +96,7 @@ void IoHandle::move_here(const char* op) {
     reader_ = writer_ = nullptr;  // its loop is gone, and its waiters abandoned with it
   }
   if (refused) {
-    throw std::logic_error(std::string(op) + " fd " + std::to_string(fd_) +
+    throw std::logic_error(std::string(op) + " fd " + std::to_string(fd()) +
                            ": used from another loop while a fiber of its own loop waits on it; "
                            "a stream moves to another loop only while nobody waits on it");
   }
@@ -99,13 +104,13 @@ void IoHandle::move_here(const char* op) {
   loop_serial_ = here.serial();
   operations_ = here.reactor().has_operations();
   may_be_readable_ = true;  // the new registration reports afresh
-  here.reactor().watch(fd_, this);
+  here.reactor().watch(fd(), this);
 }
 
 IoWaiter*& IoHandle::claim(Direction dir, const char* op) {
   IoWaiter*& slot = dir == Direction::kRead ? reader_ : writer_;
   if (slot != nullptr) {
-    throw std::logic_error(std::string(op) + " fd " + std::to_string(fd_) +
+    throw std::logic_error(std::string(op) + " fd " + std::to_string(fd()) +
                            ": another fiber is already waiting to " +
                            (dir == Direction::kRead ? "read" : "write") +
                            " on this socket; one reader and one writer at a time");
@@ -126,7 +131,7 @@ void IoHandle::wait_here(Direction dir, const char* op) {
     return;
   }
   FiberRecord& self = loop_->running_fiber(op);
-  if (fd_ < 0) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
+  if (fd() < 0) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
   IoWaiter*& slot = claim(dir, op);
   IoWaiter waiter;
   waiter.fiber = &self;
@@ -134,7 +139,7 @@ void IoHandle::wait_here(Direction dir, const char* op) {
   loop_->reactor().add_waiter();
   try {
     loop_->park(dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite,
-                dump_fd_ >= 0 ? dump_fd_ : fd_);
+                dump_fd_ >= 0 ? dump_fd_ : fd());
   } catch (...) {
     // Interrupted: leave the slot (only if it still names us: the handle is
     // alive then, as close() would have emptied it).
@@ -163,7 +168,7 @@ int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
   if (!on_this_loop()) [[unlikely]]
     move_here(name);
   FiberRecord& self = loop_->running_fiber(name);
-  if (fd_ < 0) throw_io_error(EBADF, std::string(name) + ": the socket is closed");
+  if (fd() < 0) throw_io_error(EBADF, std::string(name) + ": the socket is closed");
   FIBERLOOP_CHECK(operations_, "IoHandle::perform on a loop without kernel operations");
   IoWaiter*& slot = claim(dir, name);
   loop_->deliver_interrupt(self);  // one already pending: the kernel never sees the operation
@@ -173,13 +178,13 @@ int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
   waiter.fiber = &self;
   waiter.op = &op;
   op.target = &waiter;
-  op.fd = fd_;
+  op.fd = fd();
   Scheduler& loop = *loop_;  // (the handle may be gone when the fiber resumes)
   loop.reactor().submit(op);
   loop.reactor().add_waiter();
   slot = &waiter;
   const WaitKind kind = dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite;
-  const std::int64_t detail = dump_fd_ >= 0 ? dump_fd_ : fd_;
+  const std::int64_t detail = dump_fd_ >= 0 ? dump_fd_ : fd();
   if (loop.park_waiter(kNever, kind, detail) != Scheduler::ParkEnd::kWoken || !waiter.done) {
     // Interrupted (or closed, which cancelled it): the kernel still owns
     // the operation's memory, on this stack. Cancel it and wait, whatever
@@ -199,7 +204,7 @@ int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
 }
 
 void IoHandle::close() noexcept {
-  if (fd_ < 0) return;
+  if (fd() < 0) return;
   if (!on_this_loop() && scheduler_is_live(loop_, loop_serial_)) {
     // Closed on another thread than its loop's: the loop closes it, on its
     // own thread, and wakes whoever waits on it there.
@@ -211,7 +216,7 @@ void IoHandle::close() noexcept {
 }
 
 void IoHandle::close_here() noexcept {
-  if (fd_ < 0) return;
+  if (fd() < 0) return;
   if (on_this_loop()) {
     // Operations in flight end first: they hold the file open, and a close
     // would not reach the peer. Their fibers wake at their completions.
@@ -221,16 +226,35 @@ void IoHandle::close_here() noexcept {
       loop_->reactor().cancel(*(*slot)->op);
       *slot = nullptr;
     }
-    loop_->reactor().unwatch(fd_);
+    loop_->reactor().unwatch(fd());
   } else {
     // Its loop is gone, and with it any fiber that waited here (abandoned,
     // never resumed): nothing to wake, no loop to tell.
     reader_ = writer_ = nullptr;
   }
-  ::close(fd_);
-  fd_ = -1;
+  // Calls other loops' fibers make on the fd end first (they hold it), and
+  // none starts now: the number is not reused under them.
+  closing_.store(true, std::memory_order_seq_cst);
+  while (foreign_calls_.load(std::memory_order_seq_cst) != 0) std::this_thread::yield();
+  ::close(fd());
+  fd_.store(-1, std::memory_order_relaxed);
   wake(reader_, true);
   wake(writer_, true);
 }
+
+}  // namespace fiberloop::internal
+
+namespace fiberloop::internal {
+
+IoHandle::ForeignCall::ForeignCall(IoHandle& handle, const char* op) : handle_(handle) {
+  handle.foreign_calls_.fetch_add(1, std::memory_order_seq_cst);
+  fd = handle.fd();
+  if (handle.closing_.load(std::memory_order_seq_cst) || fd < 0) {
+    handle.foreign_calls_.fetch_sub(1, std::memory_order_release);
+    throw_closed(op);
+  }
+}
+
+void IoHandle::throw_closed(const char* op) { internal::throw_closed(op); }
 
 }  // namespace fiberloop::internal

@@ -24,7 +24,7 @@ int wait_signal(std::initializer_list<int> signals) {
   signalfd_siginfo info{};
   handle.retry(
       internal::IoHandle::Direction::kRead, "wait_signal",
-      [&] { return ::read(fd, &info, sizeof info); },  // whole records only
+      [&](int signal_fd) { return ::read(signal_fd, &info, sizeof info); },  // whole records
       [](int err) { internal::throw_io_error(err, "wait_signal: read signalfd"); });
   return static_cast<int>(info.ssi_signo);
 }

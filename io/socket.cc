@@ -49,13 +49,12 @@ std::size_t Socket::read_some(std::span<char> buf) {
   // The readiness cache is its loop's: from another loop, read first (a
   // wait moves the stream here, and then the cache is ours).
   const bool wait_first = h.on_this_loop() && !h.may_be_readable() && !buf.empty();
-  const int fd = h.fd();
   KernelOp recv;  // io_uring: a read that would wait is a RECV into `buf`
   recv.kind = KernelOp::Kind::kRecv;
   recv.buffer = buf.data();
   recv.size = static_cast<std::uint32_t>(std::min(buf.size(), KernelOp::kMaxBytes));
   const auto n = static_cast<std::size_t>(h.retry(
-      Direction::kRead, "read", [&] { return ::read(fd, buf.data(), buf.size()); },
+      Direction::kRead, "read", [&](int fd) { return ::read(fd, buf.data(), buf.size()); },
       [&](int err) { fail(err, "read"); }, 0, &recv, wait_first));
   if (h.on_this_loop() && n > 0) {
     if (n < buf.size()) h.drained();  // (read_some: streams only)
@@ -66,13 +65,13 @@ std::size_t Socket::read_some(std::span<char> buf) {
 
 std::size_t Socket::write_some(std::span<const char> buf) {
   check_open("write");
-  const int fd = handle_->fd();
   KernelOp send;  // io_uring: a write that would wait is a SEND from `buf`
   send.kind = KernelOp::Kind::kSend;
   send.buffer = const_cast<char*>(buf.data());
   send.size = static_cast<std::uint32_t>(std::min(buf.size(), KernelOp::kMaxBytes));
   return static_cast<std::size_t>(handle_->retry(
-      Direction::kWrite, "write", [&] { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); },
+      Direction::kWrite, "write",
+      [&](int fd) { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); },
       [&](int err) { fail(err, "write"); }, 0, &send));
 }
 
@@ -90,12 +89,11 @@ std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
   msghdr msg{};
   msg.msg_iov = iov;
   msg.msg_iovlen = count;
-  const int fd = handle_->fd();
   KernelOp send;  // io_uring: a write that would wait is a SENDMSG of `msg`
   send.kind = KernelOp::Kind::kSendMsg;
   send.buffer = &msg;
   return static_cast<std::size_t>(handle_->retry(
-      Direction::kWrite, "write", [&] { return ::sendmsg(fd, &msg, MSG_NOSIGNAL); },
+      Direction::kWrite, "write", [&](int fd) { return ::sendmsg(fd, &msg, MSG_NOSIGNAL); },
       [&](int err) { fail(err, "write"); }, 0, &send));
 }
 
@@ -111,21 +109,23 @@ void Socket::wait_writable() {
 
 int Socket::accept() {
   check_open("accept");
-  const int fd = handle_->fd();
   KernelOp accept;  // io_uring: an accept that would wait is an ACCEPT
   accept.kind = KernelOp::Kind::kAccept;
   // ECONNABORTED: the client gave up before we got to it: the next one.
   // EMFILE, ENFILE, ENOBUFS...: reported, never spun on.
   return handle_->retry(
       Direction::kRead, "accept",
-      [&] { return ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); },
+      [&](int fd) { return ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); },
       [&](int err) { fail(err, "accept"); }, ECONNABORTED, &accept);
 }
 
 void Socket::connect(const SocketAddress& to) {
   check_open("connect");
   const std::string what = "connect " + to.to_string();
-  if (::connect(handle_->fd(), to.get(), to.size()) == 0) return;
+  if (handle_->with_fd("connect", [&](int fd) { return ::connect(fd, to.get(), to.size()); }) ==
+      0) {
+    return;
+  }
   if (errno != EINPROGRESS && errno != EINTR) throw_io_error(errno, what);
   // In progress: writable means done, one way or the other; SO_ERROR says
   // which. (On io_uring the wait is a POLL operation: a CONNECT operation
@@ -135,12 +135,20 @@ void Socket::connect(const SocketAddress& to) {
     handle_->wait(Direction::kWrite, "connect");
     int err = 0;
     socklen_t len = sizeof err;
-    if (::getsockopt(handle_->fd(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (handle_->with_fd("connect", [&](int fd) {
+          return ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        }) != 0) {
+      err = errno;
+    }
     if (err == 0) {
       // Writable with no error can also be a spurious wake-up: check we are connected.
       sockaddr_storage peer{};
       socklen_t peer_len = sizeof peer;
-      if (::getpeername(handle_->fd(), reinterpret_cast<sockaddr*>(&peer), &peer_len) == 0) return;
+      if (handle_->with_fd("connect", [&](int fd) {
+            return ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_len);
+          }) == 0) {
+        return;
+      }
       if (errno != ENOTCONN) throw_io_error(errno, what);
       continue;
     }
@@ -150,12 +158,11 @@ void Socket::connect(const SocketAddress& to) {
 
 std::size_t Socket::recv_from(std::span<char> buf, SocketAddress* from) {
   check_open("recv");
-  const int fd = handle_->fd();
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
   const ssize_t n = handle_->retry(
       Direction::kRead, "recv",
-      [&] {
+      [&](int fd) {
         len = sizeof addr;
         return ::recvfrom(fd, buf.data(), buf.size(), 0,
                           from ? reinterpret_cast<sockaddr*>(&addr) : nullptr,
@@ -168,29 +175,32 @@ std::size_t Socket::recv_from(std::span<char> buf, SocketAddress* from) {
 
 std::size_t Socket::send_to(std::span<const char> buf, const SocketAddress* to) {
   check_open("send");
-  const int fd = handle_->fd();
   return static_cast<std::size_t>(handle_->retry(
       Direction::kWrite, "send",
-      [&] {
+      [&](int fd) {
         return ::sendto(fd, buf.data(), buf.size(), MSG_NOSIGNAL, to ? to->get() : nullptr,
                         to ? to->size() : 0);
       },
       [&](int err) {
-        throw_io_error(
-            err, "send fd " + std::to_string(fd) + (to ? " to " + to->to_string() : std::string()));
+        throw_io_error(err, "send fd " + std::to_string(handle_->fd()) +
+                                (to ? " to " + to->to_string() : std::string()));
       }));
 }
 
 void Socket::shutdown_write() {
   check_open("shutdown");
-  if (::shutdown(handle_->fd(), SHUT_WR) != 0) fail(errno, "shutdown");
+  if (handle_->with_fd("shutdown", [](int fd) { return ::shutdown(fd, SHUT_WR); }) != 0) {
+    fail(errno, "shutdown");
+  }
 }
 
 SocketAddress Socket::local_address() const {
   check_open("getsockname");
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
-  if (::getsockname(handle_->fd(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  if (handle_->with_fd("getsockname", [&](int fd) {
+        return ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+      }) != 0) {
     fail(errno, "getsockname");
   }
   return SocketAddress(reinterpret_cast<sockaddr*>(&addr), len);
@@ -200,7 +210,9 @@ SocketAddress Socket::peer_address() const {
   check_open("getpeername");
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
-  if (::getpeername(handle_->fd(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+  if (handle_->with_fd("getpeername", [&](int fd) {
+        return ::getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+      }) != 0) {
     fail(errno, "getpeername");
   }
   return SocketAddress(reinterpret_cast<sockaddr*>(&addr), len);
@@ -208,7 +220,10 @@ SocketAddress Socket::peer_address() const {
 
 void Socket::set_option(int level, int name, int value, const char* what) {
   check_open(what);
-  if (::setsockopt(handle_->fd(), level, name, &value, sizeof value) != 0) fail(errno, what);
+  if (handle_->with_fd(
+          what, [&](int fd) { return ::setsockopt(fd, level, name, &value, sizeof value); }) != 0) {
+    fail(errno, what);
+  }
 }
 
 }  // namespace fiberloop::internal

@@ -1,6 +1,7 @@
 // LoopGroup: threads and loops, spawn_on and run from anywhere, Tasks used
 // from other loops and plain threads, the group's deadlock rule, its
 // introspection, and its bad input.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -382,6 +383,42 @@ TEST(Group, AStreamReadOnOneLoopIsWrittenFromAnother) {
     EXPECT_EQ(from, receiver.local_address());
     peer.send_to(std::string_view("back"), receiver.local_address());
     EXPECT_EQ(receiving.join(), "back");
+  });
+}
+
+// A socket closed on its own loop while a fiber of another loop sends on
+// it: each send goes out on that socket or throws EBADF, and none is made on
+// whatever reuses the number (a pipe opened right after the close, where a
+// send would fail with ENOTSOCK): the close waits out a call in flight from
+// another thread, as Go's poll.FD does. (Before, the two raced on the fd
+// under TSan.)
+TEST(Group, ASocketClosedWhileAnotherLoopSendsOnItIsNeverCalledOnAfterTheClose) {
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    UdpSocket sink = UdpSocket::bind(SocketAddress::from_ip("127.0.0.1", 0));
+    const SocketAddress to = sink.local_address();
+    for (int round = 0; round < 100; ++round) {
+      UdpSocket sender = UdpSocket::bind(SocketAddress::from_ip("127.0.0.1", 0));
+      std::atomic<bool> sending_now{false};
+      auto sending = group.spawn_on(1, [&]() -> std::string {
+        for (;;) {
+          try {
+            sender.send_to(std::string_view("x"), to);
+            sending_now = true;
+            this_fiber::yield();  // (loop 1 stays responsive to a close sent to it)
+          } catch (const std::system_error& e) {
+            return e.code().value() == EBADF ? "EBADF" : e.what();
+          }
+        }
+      });
+      while (!sending_now) this_fiber::yield();
+      sender.close();
+      int decoy[2];
+      ASSERT_EQ(::pipe2(decoy, O_CLOEXEC), 0);  // takes the lowest free number: the closed one
+      EXPECT_EQ(with_timeout(10s, [&] { return sending.join(); }), "EBADF");
+      ::close(decoy[0]);
+      ::close(decoy[1]);
+    }
   });
 }
 

@@ -18,7 +18,9 @@
 // fresh handle and never wakes a fiber of the old one.
 #pragma once
 
+#include <atomic>
 #include <cerrno>
+#include <cstdint>
 #include <string>
 
 #include "io/internal/socket.h"  // throw_io_error
@@ -57,27 +59,26 @@ class IoHandle : public ReadinessTarget {
   IoHandle(const IoHandle&) = delete;
   IoHandle& operator=(const IoHandle&) = delete;
 
-  int fd() const noexcept { return fd_; }
+  int fd() const noexcept { return fd_.load(std::memory_order_relaxed); }
   // The fd Loop::dump() names for a fiber waiting here, when not fd():
   // wait_readable() waits on a dup of the caller's fd.
   void set_dump_fd(int fd) noexcept { dump_fd_ = fd; }
 
-  // Runs `attempt` (a syscall on fd(): a result >= 0, or -1 with errno set)
-  // until it succeeds. EINTR, and `also_retry` if given, retry at once;
-  // EAGAIN waits until the fd may be ready in `dir`, then retries; or, with
-  // `as_op` (the same syscall as a kernel operation) on a backend that has
-  // operations, hands that to the kernel and returns its result. With
-  // `wait_first`, waits before the first attempt (the readiness cache says
+  // Runs `attempt(fd)` (a syscall on the fd: a result >= 0, or -1 with
+  // errno set), through with_fd(), until it succeeds. EINTR, and `also_retry` if given, retry at
+  // once; EAGAIN waits until the fd may be ready in `dir`, then retries; or, with `as_op` (the same
+  // syscall as a kernel operation) on a backend that has operations, hands that to the kernel and
+  // returns its result. With `wait_first`, waits before the first attempt (the readiness cache says
   // it would see EAGAIN). Any other errno goes to `fail(errno)`, which
   // throws. `op` names the operation in errors ("read").
   // Throws: what `fail` throws; what wait() and perform() throw.
   template <class Attempt, class Fail>
   auto retry(Direction dir, const char* op, Attempt attempt, Fail fail, int also_retry = 0,
-             KernelOp* as_op = nullptr, bool wait_first = false) -> decltype(attempt()) {
+             KernelOp* as_op = nullptr, bool wait_first = false) -> decltype(attempt(0)) {
     for (bool try_now = !wait_first;; try_now = true) {
       int err = EAGAIN;
       if (try_now) {
-        const auto result = attempt();
+        const auto result = with_fd(op, attempt);
         if (result >= 0) return result;
         err = errno;
       }
@@ -142,7 +143,25 @@ class IoHandle : public ReadinessTarget {
   // closes it; from another thread than its loop's, on that loop (the caller
   // waits for it). Idempotent.
   void close() noexcept;
-  bool closed() const noexcept { return fd_ < 0; }
+  bool closed() const noexcept { return fd() < 0; }
+
+  // Runs `call(fd)`, a system call on the fd that does not wait, where a
+  // close cannot pull the fd from under it: on the fd's own loop that is so
+  // anyway (the close runs there); from another thread the call holds the
+  // fd, and close waits it out (Go's poll.FD count), so a number the
+  // process reuses meanwhile is never the one called on. Returns: what
+  // `call` returns. Throws: std::system_error (EBADF) naming `op` if closed.
+  template <class Call>
+  auto with_fd(const char* op, Call call) -> decltype(call(0)) {
+    if (on_this_loop()) [[likely]] {
+      const int fd_now = fd();
+      if (fd_now < 0) [[unlikely]]
+        throw_closed(op);
+      return call(fd_now);
+    }
+    const ForeignCall hold(*this, op);
+    return call(hold.fd);
+  }
 
   // The readiness cache of a stream's reads: a read that took less than it
   // asked for emptied the socket, and the edge-triggered registration
@@ -159,6 +178,17 @@ class IoHandle : public ReadinessTarget {
   void filled() noexcept { may_be_readable_ = true; }
 
  private:
+  // A foreign thread's hold on the fd for one call. Throws: as with_fd().
+  struct ForeignCall {
+    ForeignCall(IoHandle& handle, const char* op);
+    ~ForeignCall() { handle_.foreign_calls_.fetch_sub(1, std::memory_order_release); }
+    ForeignCall(const ForeignCall&) = delete;
+    ForeignCall& operator=(const ForeignCall&) = delete;
+    IoHandle& handle_;
+    int fd = -1;
+  };
+  [[noreturn]] static void throw_closed(const char* op);
+
   void wait_here(Direction dir, const char* op);
   // The slot of a fiber waiting in `dir`, checked empty.
   // Throws: std::logic_error naming the fd if another fiber waits there.
@@ -171,7 +201,11 @@ class IoHandle : public ReadinessTarget {
 
   Scheduler* loop_;            // the loop the fd is registered with
   std::uint64_t loop_serial_;  // its serial: a later loop may take its address
-  int fd_;
+  std::atomic<int> fd_;        // -1 once closed; written on loop_'s thread only
+  // Calls made on the fd from other threads now (with_fd), and whether a
+  // close has begun (then no new one starts).
+  std::atomic<std::uint32_t> foreign_calls_{0};
+  std::atomic<bool> closing_{false};
   bool operations_;  // loop_'s backend has kernel operations
   int dump_fd_ = -1;
   IoWaiter* reader_ = nullptr;
