@@ -188,9 +188,12 @@ class File::Use {
                                                  std::memory_order_relaxed));
   }
   ~Use() {
+    // Read first: once the count is down, a File's let_go() on another
+    // thread may free the record.
+    const int fd = open_->fd;
     const std::uint32_t now = open_->state.fetch_sub(1, std::memory_order_acq_rel) - 1;
     if ((now & Open::kOperations) != 0 || (now & Open::kClosed) == 0) return;
-    ::close(open_->fd);  // the last operation after a close(): closed with it
+    ::close(fd);  // the last operation after a close(): closed with it
     if ((now & Open::kFileGone) != 0) delete open_;
   }
   Use(const Use&) = delete;

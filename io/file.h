@@ -44,6 +44,8 @@ class File {
   // Closes the fd if still open (errors ignored: call close() to see them).
   // Operations in flight are not disturbed: the last of them closes it, as
   // for close(); the same holds for a File assigned over or moved from.
+  // (Changing the File object itself while another thread is starting an
+  // operation on it is a race on the object, as for any C++ object.)
   ~File();
 
   // open(2) with `flags` (O_RDONLY, O_WRONLY | O_CREAT | O_TRUNC, ...;

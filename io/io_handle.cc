@@ -31,12 +31,12 @@ void throw_io_error(int err, const std::string& what) {
 
 IoHandle::IoHandle(int fd)
     : loop_(&this_loop()),
-      loop_serial_(loop_->serial()),
+      loop_serial_(loop_.load(std::memory_order_relaxed)->serial()),
       fd_(fd),
-      operations_(loop_->reactor().has_operations()) {
+      operations_(loop()->reactor().has_operations()) {
   ready = &IoHandle::on_ready;
   try {
-    loop_->reactor().watch(fd, this);
+    loop()->reactor().watch(fd, this);
   } catch (...) {
     ::close(fd);
     throw;
@@ -66,45 +66,55 @@ void IoHandle::wake(IoWaiter*& slot, bool closed) noexcept {
   // A readiness report leaves the waiter in its slot until its fiber runs
   // and takes it out, so that a close in between still reaches it.
   w->done = true;
-  loop_->reactor().remove_waiter();
-  loop_->wake(*w->fiber);
+  loop()->reactor().remove_waiter();
+  loop()->wake(*w->fiber);
 }
 
 void IoHandle::move_here(const char* op) {
   Scheduler& here = this_loop();
   if (fd() < 0) return;  // closed: wait_here() says so
   bool refused = false;
-  if (loop_ != nullptr && scheduler_is_live(loop_, loop_serial_)) {
+  Scheduler* old = loop();
+  if (old != nullptr && scheduler_is_live(old, loop_serial_.load(std::memory_order_relaxed))) {
     // Its old loop lets go, on its own thread (the waiter slots and the
     // readiness state are that thread's until then), unless one of its
-    // fibers waits on the fd.
+    // fibers waits on the fd. It names the new loop there too: from then on
+    // its own fibers' calls are another loop's (they hold the fd), and a
+    // close that reaches it follows the fd here.
     struct Move {
       IoHandle* handle;
+      Scheduler* to;
       bool refused;
-    } move{this, false};
+    } move{this, &here, false};
     call_on_loop(
-        *loop_,
+        *old,
         [](void* arg) noexcept {
           auto& m = *static_cast<Move*>(arg);
           IoHandle& h = *m.handle;
           m.refused = h.reader_ != nullptr || h.writer_ != nullptr;
-          if (!m.refused) h.loop_->reactor().unwatch(h.fd());
+          if (m.refused) return;
+          h.loop()->reactor().unwatch(h.fd());
+          h.set_loop(*m.to);
         },
         &move);
     refused = move.refused;
   } else {
     reader_ = writer_ = nullptr;  // its loop is gone, and its waiters abandoned with it
+    set_loop(here);
   }
   if (refused) {
     throw std::logic_error(std::string(op) + " fd " + std::to_string(fd()) +
                            ": used from another loop while a fiber of its own loop waits on it; "
                            "a stream moves to another loop only while nobody waits on it");
   }
-  loop_ = &here;
-  loop_serial_ = here.serial();
   operations_ = here.reactor().has_operations();
   may_be_readable_ = true;  // the new registration reports afresh
   here.reactor().watch(fd(), this);
+}
+
+void IoHandle::set_loop(Scheduler& loop) noexcept {
+  loop_.store(&loop, std::memory_order_relaxed);
+  loop_serial_.store(loop.serial(), std::memory_order_relaxed);
 }
 
 IoWaiter*& IoHandle::claim(Direction dir, const char* op) {
@@ -130,22 +140,22 @@ void IoHandle::wait_here(Direction dir, const char* op) {
     if (dir == Direction::kRead) may_be_readable_ = true;
     return;
   }
-  FiberRecord& self = loop_->running_fiber(op);
+  FiberRecord& self = loop()->running_fiber(op);
   if (fd() < 0) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
   IoWaiter*& slot = claim(dir, op);
   IoWaiter waiter;
   waiter.fiber = &self;
   slot = &waiter;
-  loop_->reactor().add_waiter();
+  loop()->reactor().add_waiter();
   try {
-    loop_->park(dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite,
-                dump_fd_ >= 0 ? dump_fd_ : fd());
+    loop()->park(dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite,
+                 dump_fd_ >= 0 ? dump_fd_ : fd());
   } catch (...) {
     // Interrupted: leave the slot (only if it still names us: the handle is
     // alive then, as close() would have emptied it).
     if (!waiter.closed && slot == &waiter) {
       slot = nullptr;
-      if (!waiter.done) loop_->reactor().remove_waiter();
+      if (!waiter.done) loop()->reactor().remove_waiter();
     }
     throw;
   }
@@ -167,19 +177,19 @@ void IoWaiter::complete(ReadinessTarget* self, const Readiness&) {
 int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
   if (!on_this_loop()) [[unlikely]]
     move_here(name);
-  FiberRecord& self = loop_->running_fiber(name);
+  FiberRecord& self = loop()->running_fiber(name);
   if (fd() < 0) throw_io_error(EBADF, std::string(name) + ": the socket is closed");
   FIBERLOOP_CHECK(operations_, "IoHandle::perform on a loop without kernel operations");
   IoWaiter*& slot = claim(dir, name);
-  loop_->deliver_interrupt(self);  // one already pending: the kernel never sees the operation
+  loop()->deliver_interrupt(self);  // one already pending: the kernel never sees the operation
   IoWaiter waiter;
   waiter.ready = &IoWaiter::complete;
-  waiter.loop = loop_;
+  waiter.loop = loop();
   waiter.fiber = &self;
   waiter.op = &op;
   op.target = &waiter;
   op.fd = fd();
-  Scheduler& loop = *loop_;  // (the handle may be gone when the fiber resumes)
+  Scheduler& loop = *this->loop();  // (the handle may be gone when the fiber resumes)
   loop.reactor().submit(op);
   loop.reactor().add_waiter();
   slot = &waiter;
@@ -204,15 +214,30 @@ int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
 }
 
 void IoHandle::close() noexcept {
-  if (fd() < 0) return;
-  if (!on_this_loop() && scheduler_is_live(loop_, loop_serial_)) {
-    // Closed on another thread than its loop's: the loop closes it, on its
-    // own thread, and wakes whoever waits on it there.
+  // Closed on another thread than its loop's: the loop closes it, on its
+  // own thread, and wakes whoever waits on it there (the caller waits). If
+  // the fd moved to another loop before that ran, the close follows it.
+  while (!closed()) {
+    Scheduler* owner = loop();
+    if (on_this_loop() || !scheduler_is_live(owner, loop_serial_.load(std::memory_order_relaxed))) {
+      close_here();
+      return;
+    }
+    struct Close {
+      IoHandle* handle;
+      bool done;
+    } close{this, false};
     call_on_loop(
-        *loop_, [](void* self) noexcept { static_cast<IoHandle*>(self)->close_here(); }, this);
-    return;
+        *owner,
+        [](void* arg) noexcept {
+          auto& c = *static_cast<Close*>(arg);
+          if (!c.handle->closed() && !c.handle->on_this_loop()) return;  // moved on meanwhile
+          c.handle->close_here();
+          c.done = true;
+        },
+        &close);
+    if (close.done) return;
   }
-  close_here();
 }
 
 void IoHandle::close_here() noexcept {
@@ -223,10 +248,10 @@ void IoHandle::close_here() noexcept {
     for (IoWaiter** slot : {&reader_, &writer_}) {
       if (*slot == nullptr || (*slot)->op == nullptr) continue;
       (*slot)->closed = true;
-      loop_->reactor().cancel(*(*slot)->op);
+      loop()->reactor().cancel(*(*slot)->op);
       *slot = nullptr;
     }
-    loop_->reactor().unwatch(fd());
+    loop()->reactor().unwatch(fd());
   } else {
     // Its loop is gone, and with it any fiber that waited here (abandoned,
     // never resumed): nothing to wake, no loop to tell.

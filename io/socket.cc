@@ -156,6 +156,14 @@ void Socket::connect(const SocketAddress& to) {
   }
 }
 
+void Socket::connect_now(const SocketAddress& to) {
+  check_open("connect");
+  if (handle_->with_fd("connect", [&](int fd) { return ::connect(fd, to.get(), to.size()); }) !=
+      0) {
+    throw_io_error(errno, "connect " + to.to_string());
+  }
+}
+
 std::size_t Socket::recv_from(std::span<char> buf, SocketAddress* from) {
   check_open("recv");
   sockaddr_storage addr{};

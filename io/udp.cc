@@ -23,12 +23,7 @@ UdpSocket::Received UdpSocket::recv_from(std::span<char> buf) {
   return r;
 }
 
-void UdpSocket::connect(const SocketAddress& peer) {
-  socket_.check_open("connect");
-  if (::connect(socket_.fd(), peer.get(), peer.size()) != 0) {
-    internal::throw_io_error(errno, "connect " + peer.to_string());
-  }
-}
+void UdpSocket::connect(const SocketAddress& peer) { socket_.connect_now(peer); }
 
 std::size_t UdpSocket::send(std::span<const char> data) { return socket_.send_to(data, nullptr); }
 

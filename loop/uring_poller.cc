@@ -3,6 +3,7 @@
 #include <liburing.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <string>
 #include <system_error>
+#include <thread>
 
 namespace fiberloop::internal {
 namespace {
@@ -80,8 +82,24 @@ UringPoller::UringPoller() : ring_(std::make_unique<Ring>()) {
   // readable), so it is not used. A kernel without cooperative task work
   // (before 5.19, which also brought cancelling every request at once, used
   // at the ring's end) gets epoll instead: io_uring measured at half of it.
-  const int err = io_uring_queue_init(kEntries, &ring_->ring,
-                                      IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+  int err = io_uring_queue_init(kEntries, &ring_->ring,
+                                IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+  // A ring's memory counts against RLIMIT_MEMLOCK (without CAP_IPC_LOCK,
+  // as in a sandbox or a container), and the kernel gives a closed ring's
+  // back later, from a worker: right after many loops ended, ENOMEM may
+  // pass within milliseconds. Try again for up to about 100 ms.
+  for (int delay_ms = 1; err == -ENOMEM && delay_ms <= 64; delay_ms *= 2) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    err = io_uring_queue_init(kEntries, &ring_->ring,
+                              IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+  }
+  if (err == -ENOMEM) {
+    rlimit limit{};
+    ::getrlimit(RLIMIT_MEMLOCK, &limit);
+    throw_error(ENOMEM, "io_uring_queue_init (the rings' memory counts against RLIMIT_MEMLOCK, " +
+                            std::to_string(limit.rlim_cur / 1024) +
+                            " KiB here: raise it with ulimit -l, or choose Backend::epoll)");
+  }
   if (err == -EINVAL) {
     throw_error(ENOSYS,
                 "io_uring_queue_init: this kernel lacks cooperative task work "

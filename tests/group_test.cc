@@ -422,6 +422,36 @@ TEST(Group, ASocketClosedWhileAnotherLoopSendsOnItIsNeverCalledOnAfterTheClose) 
   });
 }
 
+// A close from a plain thread racing a move of the stream to another loop
+// (a read there that must wait): the close reaches the stream wherever it
+// is by then, and the reader wakes with EBADF or finds it closed, never
+// waits forever. (Before, a close posted to the old loop ran there after the
+// move, took the socket for orphaned, closed the fd under the new loop's
+// registration and left its reader parked; under TSan the two raced on the
+// stream's loop.)
+TEST(Group, ACloseFromAnotherThreadFollowsAStreamThatMovesMeanwhile) {
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    for (int round = 0; round < 200; ++round) {
+      auto [server, client] = connected_pair();
+      auto reader = group.spawn_on(1, [&]() -> std::string {
+        char buf[8];
+        try {
+          (void)server.read(buf);  // nothing comes: it must wait, which moves the stream
+          return "read returned";
+        } catch (const std::system_error& e) {
+          return e.code().value() == EBADF ? "EBADF" : e.what();
+        }
+      });
+      run_blocking([&, round] {  // a worker: a thread without a loop
+        for (int i = 0; i < round % 20; ++i) std::this_thread::yield();
+        server.close();
+      });
+      EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), "EBADF") << "round " << round;
+    }
+  });
+}
+
 // Go's SetDeadline from another goroutine, across loops: a deadline set on
 // loop 1 reaches a read parked on loop 0 (the deadline's timer is loop 0's;
 // setting it from loop 1's thread raced loop 0's timer heap under TSan).

@@ -136,7 +136,8 @@ class IoHandle : public ReadinessTarget {
   // state only once a wait has moved the fd (wait(), perform()).
   bool on_this_loop() const noexcept {
     const Scheduler* here = Scheduler::current();
-    return here == loop_ && here != nullptr && here->serial() == loop_serial_;
+    return here == loop() && here != nullptr &&
+           here->serial() == loop_serial_.load(std::memory_order_relaxed);
   }
 
   // Unregisters the fd, wakes any waiting fibers (their wait() throws), and
@@ -199,9 +200,17 @@ class IoHandle : public ReadinessTarget {
   static void on_ready(ReadinessTarget* self, const Readiness& r);
   void wake(IoWaiter*& slot, bool closed) noexcept;
 
-  Scheduler* loop_;            // the loop the fd is registered with
-  std::uint64_t loop_serial_;  // its serial: a later loop may take its address
-  std::atomic<int> fd_;        // -1 once closed; written on loop_'s thread only
+  Scheduler* loop() const noexcept { return loop_.load(std::memory_order_relaxed); }
+  // Names `loop` as the one the fd belongs to: on the old loop's thread
+  // (move_here), or on the new one's when the old loop is gone.
+  void set_loop(Scheduler& loop) noexcept;
+
+  // The loop the fd is registered with, and its serial (a later loop may
+  // take its address). Written on the old loop's thread when the fd moves,
+  // read by any thread (on_this_loop, close).
+  std::atomic<Scheduler*> loop_;
+  std::atomic<std::uint64_t> loop_serial_;
+  std::atomic<int> fd_;  // -1 once closed; written on loop_'s thread only
   // Calls made on the fd from other threads now (with_fd), and whether a
   // close has begun (then no new one starts).
   std::atomic<std::uint32_t> foreign_calls_{0};

@@ -46,6 +46,8 @@ class Socket {
   std::size_t writev_some(std::span<const std::string_view> buffers);
   int accept();                           // the new fd
   void connect(const SocketAddress& to);  // non-blocking connect, done right
+  // connect(2) of a datagram socket, which never waits (sets its peer).
+  void connect_now(const SocketAddress& to);
   std::size_t recv_from(std::span<char> buf, SocketAddress* from);
   std::size_t send_to(std::span<const char> buf, const SocketAddress* to);
   void shutdown_write();
