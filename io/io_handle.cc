@@ -72,41 +72,63 @@ void IoHandle::wake(IoWaiter*& slot, bool closed) noexcept {
 
 void IoHandle::move_here(const char* op) {
   Scheduler& here = this_loop();
-  if (fd() < 0) return;  // closed: wait_here() says so
-  bool refused = false;
-  Scheduler* old = loop();
-  if (old != nullptr && scheduler_is_live(old, loop_serial_.load(std::memory_order_relaxed))) {
+  enum class Outcome { kMoved, kRefused, kClosed, kLeftMeanwhile };
+  Outcome outcome = Outcome::kLeftMeanwhile;
+  while (outcome == Outcome::kLeftMeanwhile) {
+    if (fd() < 0) return;  // closed: wait_here() says so
+    Scheduler* old = loop();
+    if (old == nullptr || !scheduler_is_live(old, loop_serial_.load(std::memory_order_relaxed))) {
+      reader_ = writer_ = nullptr;  // its loop is gone, and its waiters abandoned with it
+      set_loop(here);
+      arriving_.store(true, std::memory_order_relaxed);
+      outcome = Outcome::kMoved;
+      break;
+    }
     // Its old loop lets go, on its own thread (the waiter slots and the
     // readiness state are that thread's until then), unless one of its
-    // fibers waits on the fd. It names the new loop there too: from then on
-    // its own fibers' calls are another loop's (they hold the fd), and a
-    // close that reaches it follows the fd here.
+    // fibers waits on the fd, or the fd is on its way to yet another loop.
+    // It names the new loop there too: from then on its own fibers' calls
+    // are another loop's (they hold the fd), and a close that reaches it
+    // follows the fd here. If the fd left that loop before the hand-over
+    // ran, it is asked of the loop the fd went to.
     struct Move {
       IoHandle* handle;
       Scheduler* to;
-      bool refused;
-    } move{this, &here, false};
+      Outcome outcome;
+    } move{this, &here, Outcome::kLeftMeanwhile};
     call_on_loop(
         *old,
         [](void* arg) noexcept {
           auto& m = *static_cast<Move*>(arg);
           IoHandle& h = *m.handle;
-          m.refused = h.reader_ != nullptr || h.writer_ != nullptr;
-          if (m.refused) return;
-          h.loop()->reactor().unwatch(h.fd());
-          h.set_loop(*m.to);
+          if (h.closed()) {
+            m.outcome = Outcome::kClosed;
+          } else if (!h.on_this_loop()) {
+            m.outcome = Outcome::kLeftMeanwhile;
+          } else if (h.reader_ != nullptr || h.writer_ != nullptr ||
+                     h.arriving_.load(std::memory_order_relaxed)) {
+            m.outcome = Outcome::kRefused;
+          } else {
+            h.loop()->reactor().unwatch(h.fd());
+            h.arriving_.store(true, std::memory_order_relaxed);  // until registered here
+            h.set_loop(*m.to);
+            m.outcome = Outcome::kMoved;
+          }
         },
         &move);
-    refused = move.refused;
-  } else {
-    reader_ = writer_ = nullptr;  // its loop is gone, and its waiters abandoned with it
-    set_loop(here);
+    outcome = move.outcome;
   }
-  if (refused) {
+  if (outcome == Outcome::kClosed) return;  // wait_here() says so
+  if (outcome == Outcome::kRefused) {
     throw std::logic_error(std::string(op) + " fd " + std::to_string(fd()) +
-                           ": used from another loop while a fiber of its own loop waits on it; "
-                           "a stream moves to another loop only while nobody waits on it");
+                           ": used from another loop while a fiber of its own loop waits on it "
+                           "(or while it moves to a third); a stream moves to another loop only "
+                           "while nobody waits on it");
   }
+  // A close that reached this loop while the hand-over ran found the fd not
+  // yet registered here, and closed it without unregistering.
+  arriving_.store(false, std::memory_order_relaxed);
+  if (fd() < 0) return;  // wait_here() says so
   operations_ = here.reactor().has_operations();
   may_be_readable_ = true;  // the new registration reports afresh
   here.reactor().watch(fd(), this);
@@ -140,8 +162,9 @@ void IoHandle::wait_here(Direction dir, const char* op) {
     if (dir == Direction::kRead) may_be_readable_ = true;
     return;
   }
-  FiberRecord& self = loop()->running_fiber(op);
+  // (Closed first: a move cut short by a close left the fd another loop's.)
   if (fd() < 0) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
+  FiberRecord& self = loop()->running_fiber(op);
   IoWaiter*& slot = claim(dir, op);
   IoWaiter waiter;
   waiter.fiber = &self;
@@ -177,8 +200,8 @@ void IoWaiter::complete(ReadinessTarget* self, const Readiness&) {
 int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
   if (!on_this_loop()) [[unlikely]]
     move_here(name);
-  FiberRecord& self = loop()->running_fiber(name);
   if (fd() < 0) throw_io_error(EBADF, std::string(name) + ": the socket is closed");
+  FiberRecord& self = loop()->running_fiber(name);
   FIBERLOOP_CHECK(operations_, "IoHandle::perform on a loop without kernel operations");
   IoWaiter*& slot = claim(dir, name);
   loop()->deliver_interrupt(self);  // one already pending: the kernel never sees the operation
@@ -251,7 +274,8 @@ void IoHandle::close_here() noexcept {
       loop()->reactor().cancel(*(*slot)->op);
       *slot = nullptr;
     }
-    loop()->reactor().unwatch(fd());
+    // (Not while it is arriving from another loop: not registered here yet.)
+    if (!arriving_.load(std::memory_order_relaxed)) loop()->reactor().unwatch(fd());
   } else {
     // Its loop is gone, and with it any fiber that waited here (abandoned,
     // never resumed): nothing to wake, no loop to tell.

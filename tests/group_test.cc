@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <sstream>
@@ -448,6 +449,51 @@ TEST(Group, ACloseFromAnotherThreadFollowsAStreamThatMovesMeanwhile) {
         server.close();
       });
       EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), "EBADF") << "round " << round;
+    }
+  });
+}
+
+// Two loops' fibers wait to read one stream at once, so both move it: one
+// gets it and reads, the other is refused with logic_error (one reader at a
+// time), never both registered at once. (Before, a second move
+// could take the stream while the first was still on its way, and the
+// first reader then parked on the other loop's scheduler.)
+TEST(Group, TwoLoopsMovingOneStreamAtOnceGiveItToOneReaderAndRefuseTheOther) {
+  LoopGroup group(unpinned(3));
+  group.run([&] {
+    for (int round = 0; round < 50; ++round) {
+      auto [server, client] = connected_pair();
+      const auto read_there = [&](std::size_t loop) {
+        return group.spawn_on(loop, [&]() -> std::string {
+          char buf[8];
+          try {
+            // (The wait itself: two Stream::read()s at once would also race
+            // on the stream's deadline bookkeeping before being refused.)
+            server.wait_readable();
+            return std::string(buf, server.read(buf));
+          } catch (const std::logic_error&) {
+            return "refused";
+          } catch (const std::system_error& e) {
+            return e.code().value() == EBADF ? "EBADF" : e.what();
+          }
+        });
+      };
+      auto first = read_there(1);
+      auto second = read_there(2);
+      this_fiber::sleep_for(5ms);  // both have tried, and one waits
+      client.write_all("x");
+      // The refused one returns at once and the other reads "x". (On a slow
+      // machine the second may not have tried before "x" came: it reads it
+      // without waiting, and the first, still waiting, gets a "y".)
+      for (int i = 0; i < 5000 && !first.done() && !second.done(); ++i) this_fiber::sleep_for(1ms);
+      for (int i = 0; i < 100 && !(first.done() && second.done()); ++i) this_fiber::sleep_for(1ms);
+      if (!(first.done() && second.done())) client.write_all("y");
+      std::vector<std::string> got = {with_timeout(5s, [&] { return first.join(); }),
+                                      with_timeout(5s, [&] { return second.join(); })};
+      std::sort(got.begin(), got.end());
+      EXPECT_TRUE(got == (std::vector<std::string>{"refused", "x"}) ||
+                  got == (std::vector<std::string>{"x", "y"}))
+          << "round " << round << ": " << got[0] << ", " << got[1];
     }
   });
 }

@@ -215,6 +215,11 @@ class IoHandle : public ReadinessTarget {
   // close has begun (then no new one starts).
   std::atomic<std::uint32_t> foreign_calls_{0};
   std::atomic<bool> closing_{false};
+  // Named as this loop's by the old loop, and not yet registered with it
+  // (move_here() between the hand-over and watch()): a second move is
+  // refused and a close does not unregister. Written by the old loop's
+  // thread, then only by the new loop's.
+  std::atomic<bool> arriving_{false};
   bool operations_;  // loop_'s backend has kernel operations
   int dump_fd_ = -1;
   IoWaiter* reader_ = nullptr;
