@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "io/internal/by_deadline.h"
+#include "io/internal/tls_bio.h"
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
 
@@ -30,100 +31,11 @@ struct TlsContext::State {
 
 namespace {
 
-// OpenSSL's reasons for the last failure, oldest first, and its queue
-// emptied: "certificate verify failed".
-std::string openssl_reasons() {
-  std::string out;
-  while (unsigned long e = ERR_get_error()) {
-    // "system lib" only says that a system call failed, which the entry
-    // carrying its errno says better.
-    if (!ERR_SYSTEM_ERROR(e) && ERR_GET_REASON(e) == ERR_R_SYS_LIB) continue;
-    std::string reason;
-    if (ERR_SYSTEM_ERROR(e)) {  // a system call failed: errno in the reason
-      reason = std::strerror(ERR_GET_REASON(e));
-    } else if (const char* r = ERR_reason_error_string(e)) {
-      reason = r;
-    } else {
-      reason = "error " + std::to_string(ERR_GET_REASON(e));
-    }
-    if (out.ends_with(reason)) continue;  // the same reason again, from another layer
-    if (!out.empty()) out += "; ";
-    out += reason;
-  }
-  return out;
-}
+using internal::openssl_reasons;
 
 [[noreturn]] void context_error(const std::string& what) {
   const std::string reasons = openssl_reasons();
   throw TlsError("TlsContext: " + what + (reasons.empty() ? "" : ": " + reasons));
-}
-
-// The BIO between OpenSSL and the socket: fiberloop's own non-blocking
-// calls (send with MSG_NOSIGNAL), EAGAIN reported as "retry", so that
-// OpenSSL returns WANT_READ / WANT_WRITE and the fiber parks. It remembers
-// the TCP end of stream for BIO_CTRL_EOF, which is how OpenSSL tells a
-// ragged end (no close_notify) from a broken connection.
-struct BioState {
-  int fd = -1;
-  bool eof = false;
-};
-
-BioState& state_of(BIO* bio) { return *static_cast<BioState*>(BIO_get_data(bio)); }
-
-int bio_write(BIO* bio, const char* data, int length) {
-  BIO_clear_retry_flags(bio);
-  for (;;) {
-    const ssize_t n =
-        ::send(state_of(bio).fd, data, static_cast<std::size_t>(length), MSG_NOSIGNAL);
-    if (n >= 0) return static_cast<int>(n);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(bio);
-    return -1;
-  }
-}
-
-int bio_read(BIO* bio, char* data, int length) {
-  BIO_clear_retry_flags(bio);
-  for (;;) {
-    const ssize_t n = ::read(state_of(bio).fd, data, static_cast<std::size_t>(length));
-    if (n == 0) state_of(bio).eof = true;
-    if (n >= 0) return static_cast<int>(n);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(bio);
-    return -1;
-  }
-}
-
-long bio_ctrl(BIO* bio, int command, long, void*) {
-  switch (command) {
-    case BIO_CTRL_FLUSH:
-      return 1;
-    case BIO_CTRL_EOF:
-      return state_of(bio).eof ? 1 : 0;
-    default:
-      return 0;
-  }
-}
-
-BIO_METHOD* socket_bio() {
-  static BIO_METHOD* method = [] {
-    BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "fiberloop socket");
-    BIO_meth_set_write(m, bio_write);
-    BIO_meth_set_read(m, bio_read);
-    BIO_meth_set_ctrl(m, bio_ctrl);
-    BIO_meth_set_create(m, [](BIO* b) {
-      BIO_set_data(b, new BioState);
-      BIO_set_init(b, 1);
-      return 1;
-    });
-    BIO_meth_set_destroy(m, [](BIO* b) {
-      delete static_cast<BioState*>(BIO_get_data(b));
-      BIO_set_data(b, nullptr);
-      return 1;
-    });
-    return m;
-  }();
-  return method;
 }
 
 std::shared_ptr<TlsContext::State> new_context(bool server) {
@@ -233,13 +145,13 @@ TlsStream::TlsStream(TcpStream tcp, const TlsContext& context, std::string peer_
   }
   peer_ = peer_name.empty() ? address : address + " (" + peer_name + ")";
   ssl_ = SSL_new(context_->ctx);
-  BIO* bio = BIO_new(socket_bio());
+  BIO* bio = BIO_new(internal::socket_bio());
   if (ssl_ == nullptr || bio == nullptr) {
     BIO_free(bio);
     throw TlsError("TLS with " + peer_ +
                    ": cannot make the connection's state: " + openssl_reasons());
   }
-  state_of(bio).fd = tcp_.fd();
+  internal::set_bio_fd(bio, tcp_.fd());
   SSL_set_bio(ssl_, bio, bio);
   // The connection's deadlines bound the handshake, and carry over.
   set_read_deadline(tcp_.read_deadline());

@@ -1,0 +1,26 @@
+// OpenSSL's side of TlsStream (io/tls_bio.cc): the BIO through which
+// OpenSSL reaches the socket, with fiberloop's own non-blocking calls (send
+// with MSG_NOSIGNAL: a closed peer is EPIPE, never SIGPIPE), EAGAIN
+// reported as "retry" so that OpenSSL returns WANT_READ / WANT_WRITE and the
+// fiber parks; and OpenSSL's error queue as text. OpenSSL's types are only
+// declared here, so the header compiles without OpenSSL's.
+#pragma once
+
+#include <string>
+
+struct bio_st;         // OpenSSL's BIO
+struct bio_method_st;  // OpenSSL's BIO_METHOD
+
+namespace fiberloop::internal {
+
+// OpenSSL's reasons for the last failure, oldest first, and its queue
+// emptied: "certificate verify failed".
+std::string openssl_reasons();
+
+// The socket BIO's method (one for the process). A BIO made with it reads
+// and writes the fd set_bio_fd() gives it, and remembers the TCP end of
+// stream for BIO_CTRL_EOF.
+bio_method_st* socket_bio();
+void set_bio_fd(bio_st* bio, int fd);
+
+}  // namespace fiberloop::internal
