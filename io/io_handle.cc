@@ -76,14 +76,11 @@ void IoHandle::move_here(const char* op) {
   Outcome outcome = Outcome::kLeftMeanwhile;
   while (outcome == Outcome::kLeftMeanwhile) {
     if (fd() < 0) return;  // closed: wait_here() says so
-    // Brought here meanwhile by another fiber of this loop (a reader and a
-    // writer both moved it): nothing to hand over.
-    if (on_this_loop()) break;
-    Scheduler* old = nullptr;
-    if (!owner_is_live(old)) {
+    Scheduler* old = loop();
+    if (old == nullptr || !scheduler_is_live(old, loop_serial_.load(std::memory_order_relaxed))) {
       reader_ = writer_ = nullptr;  // its loop is gone, and its waiters abandoned with it
-      arriving_.store(true, std::memory_order_relaxed);
       set_loop(here);
+      arriving_.store(true, std::memory_order_relaxed);
       outcome = Outcome::kMoved;
       break;
     }
@@ -128,44 +125,18 @@ void IoHandle::move_here(const char* op) {
                            "(or while it moves to a third); a stream moves to another loop only "
                            "while nobody waits on it");
   }
-  finish_arrival();
-}
-
-void IoHandle::finish_arrival() {
-  if (!arriving_.load(std::memory_order_relaxed)) return;  // registered by another fiber here
-  // A close that reached this loop since the hand-over found the fd not yet
-  // registered here, and closed it without unregistering.
-  if (fd() < 0) {
-    arriving_.store(false, std::memory_order_relaxed);
-    return;  // the wait says so
-  }
-  Scheduler& here = *loop();
+  // A close that reached this loop while the hand-over ran found the fd not
+  // yet registered here, and closed it without unregistering.
+  arriving_.store(false, std::memory_order_relaxed);
+  if (fd() < 0) return;  // wait_here() says so
   operations_ = here.reactor().has_operations();
   may_be_readable_ = true;  // the new registration reports afresh
   here.reactor().watch(fd(), this);
-  // Only now: if watch() threw, the next wait tries again.
-  arriving_.store(false, std::memory_order_relaxed);
-}
-
-bool IoHandle::owner_is_live(Scheduler*& owner) const noexcept {
-  for (int tries = 0;; ++tries) {
-    owner = loop();
-    const std::uint64_t serial = loop_serial_.load(std::memory_order_relaxed);
-    if (owner != nullptr && scheduler_is_live(owner, serial)) return true;
-    // Read while the fd moved, the pair may mix the two loops (the stores
-    // are two, one after the other): a pair that still reads the same after
-    // the look-up is the fd's.
-    if (tries > 0 || (loop() == owner && loop_serial_.load(std::memory_order_relaxed) == serial)) {
-      return false;
-    }
-  }
 }
 
 void IoHandle::set_loop(Scheduler& loop) noexcept {
-  // (Release: a thread that sees the new loop sees arriving_ set too, and so
-  // does that loop when it runs what the thread posts to it.)
+  loop_.store(&loop, std::memory_order_relaxed);
   loop_serial_.store(loop.serial(), std::memory_order_relaxed);
-  loop_.store(&loop, std::memory_order_release);
 }
 
 IoWaiter*& IoHandle::claim(Direction dir, const char* op) {
@@ -180,8 +151,6 @@ IoWaiter*& IoHandle::claim(Direction dir, const char* op) {
 }
 
 void IoHandle::wait_here(Direction dir, const char* op) {
-  if (arriving_.load(std::memory_order_relaxed)) [[unlikely]]
-    finish_arrival();
   if (operations_) {
     // No standing registration reports readiness: ask for it once.
     KernelOp poll;
@@ -231,8 +200,6 @@ void IoWaiter::complete(ReadinessTarget* self, const Readiness&) {
 int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
   if (!on_this_loop()) [[unlikely]]
     move_here(name);
-  if (arriving_.load(std::memory_order_relaxed)) [[unlikely]]
-    finish_arrival();
   if (fd() < 0) throw_io_error(EBADF, std::string(name) + ": the socket is closed");
   FiberRecord& self = loop()->running_fiber(name);
   FIBERLOOP_CHECK(operations_, "IoHandle::perform on a loop without kernel operations");
@@ -274,8 +241,8 @@ void IoHandle::close() noexcept {
   // own thread, and wakes whoever waits on it there (the caller waits). If
   // the fd moved to another loop before that ran, the close follows it.
   while (!closed()) {
-    Scheduler* owner = nullptr;
-    if (on_this_loop() || !owner_is_live(owner)) {
+    Scheduler* owner = loop();
+    if (on_this_loop() || !scheduler_is_live(owner, loop_serial_.load(std::memory_order_relaxed))) {
       close_here();
       return;
     }

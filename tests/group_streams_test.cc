@@ -243,37 +243,5 @@ TEST(Group, AStreamClosedOnAnotherLoopWakesItsWaiterWithEbadf) {
   });
 }
 
-// A reader and a writer of one loop both move a stream of another loop,
-// whose thread is busy, so both hand-overs wait there together: the first
-// moves the stream, the second finds it already on its own loop, and both
-// go on (a reader and a writer at once are allowed). (Before, the second
-// asked its own loop for the stream and was refused with logic_error.)
-TEST(Group, AReaderAndAWriterMovingOneStreamTogetherBothGetIt) {
-  LoopGroup group(unpinned(2));
-  group.run([&] {
-    const std::string big(8 << 20, 'b');
-    for (int round = 0; round < 10; ++round) {
-      auto [server, client] = connected_pair();
-      auto reader = group.spawn_on(1, [&]() -> std::string {
-        char buf[8];
-        return std::string(buf, server.read(buf));
-      });
-      auto writer = group.spawn_on(1, [&]() -> std::string {
-        server.write_all(big);  // more than the socket holds: it waits, and moves it
-        return "wrote";
-      });
-      std::this_thread::sleep_for(20ms);  // this loop's thread busy: both hand-overs queue here
-      client.write_all("r");
-      std::vector<char> buf(64 << 10);
-      std::size_t got = 0;
-      with_timeout(10s, [&] {
-        while (got < big.size() && !writer.done()) got += client.read(buf);
-      });
-      EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), "r") << "round " << round;
-      EXPECT_EQ(with_timeout(5s, [&] { return writer.join(); }), "wrote") << "round " << round;
-    }
-  });
-}
-
 }  // namespace
 }  // namespace fiberloop

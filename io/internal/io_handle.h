@@ -102,8 +102,6 @@ class IoHandle : public ReadinessTarget {
   bool uses_operations(const char* op) {
     if (!on_this_loop()) [[unlikely]]
       move_here(op);
-    if (arriving_.load(std::memory_order_relaxed)) [[unlikely]]
-      finish_arrival();  // (operations_ is the old loop's until then)
     return operations_;
   }
   // Hands `op` (its fd set here) to the kernel and parks until it completes;
@@ -199,20 +197,13 @@ class IoHandle : public ReadinessTarget {
   // Registers the fd with the calling thread's loop instead of its old one.
   void move_here(const char* op);
   void close_here() noexcept;
-  // On the loop the fd has come to: registers it there, once (the fiber
-  // that moved it, or another fiber of that loop that waits first).
-  // Throws: what the reactor's watch() throws (tried again next time).
-  void finish_arrival();
   static void on_ready(ReadinessTarget* self, const Readiness& r);
   void wake(IoWaiter*& slot, bool closed) noexcept;
 
-  Scheduler* loop() const noexcept { return loop_.load(std::memory_order_acquire); }
+  Scheduler* loop() const noexcept { return loop_.load(std::memory_order_relaxed); }
   // Names `loop` as the one the fd belongs to: on the old loop's thread
   // (move_here), or on the new one's when the old loop is gone.
   void set_loop(Scheduler& loop) noexcept;
-  // Whether the loop the fd belongs to is alive, and which it is (in
-  // `owner`), from any thread.
-  bool owner_is_live(Scheduler*& owner) const noexcept;
 
   // The loop the fd is registered with, and its serial (a later loop may
   // take its address). Written on the old loop's thread when the fd moves,
@@ -225,10 +216,9 @@ class IoHandle : public ReadinessTarget {
   std::atomic<std::uint32_t> foreign_calls_{0};
   std::atomic<bool> closing_{false};
   // Named as this loop's by the old loop, and not yet registered with it
-  // (from the hand-over to finish_arrival()): a second move is refused, a
-  // close does not unregister, and the new loop's first wait registers it.
-  // Written by the old loop's thread (before set_loop's release), then only
-  // by the new loop's.
+  // (move_here() between the hand-over and watch()): a second move is
+  // refused and a close does not unregister. Written by the old loop's
+  // thread, then only by the new loop's.
   std::atomic<bool> arriving_{false};
   bool operations_;  // loop_'s backend has kernel operations
   int dump_fd_ = -1;
