@@ -180,6 +180,18 @@ TEST_F(Files, ReadFileCancelledReturnsAtOnce) {
 class FileClose : public testing::LoopTest, public ::testing::WithParamInterface<Backend> {
  protected:
   FileClose() : LoopTest(LoopOptions{.backend = GetParam(), .blocking_threads = 1}) {}
+
+  // Keeps the loop's only worker busy until `gate` opens (10 s at most), so
+  // that a pool job queued meanwhile waits. In a fiber; join it at the end.
+  static Task<void> occupy_the_worker(std::atomic<bool>& gate) {
+    auto busy = spawn([&gate] {
+      run_blocking([&gate] {
+        for (int i = 0; i < 1000 && !gate; ++i) std::this_thread::sleep_for(10ms);
+      });
+    });
+    this_fiber::yield();  // its job is queued first
+    return busy;
+  }
 };
 
 TEST_P(FileClose, AnOperationQueuedWhenTheFileIsClosedStillReadsItsOwnFile) {
@@ -190,13 +202,7 @@ TEST_P(FileClose, AnOperationQueuedWhenTheFileIsClosedStillReadsItsOwnFile) {
     File file = File::open(dir + "/mine", O_RDONLY);
     const int number = file.fd();
     std::atomic<bool> gate{false};
-    // The only worker, busy until the gate opens: a job queued now waits.
-    auto busy = spawn([&] {
-      run_blocking([&] {
-        for (int i = 0; i < 1000 && !gate; ++i) std::this_thread::sleep_for(10ms);
-      });
-    });
-    this_fiber::yield();
+    auto busy = occupy_the_worker(gate);
     char buf[16] = {};
     auto reader = spawn([&] { return file.read_at(buf, 0); });
     int theirs = -1;
@@ -228,12 +234,7 @@ TEST_P(FileClose, AFileAssignedOverWhileAnOperationIsQueuedLeavesItItsOwnFile) {
     File next = File::open(dir + "/new", O_RDONLY);
     const int old_number = file.fd();
     std::atomic<bool> gate{false};
-    auto busy = spawn([&] {
-      run_blocking([&] {
-        for (int i = 0; i < 1000 && !gate; ++i) std::this_thread::sleep_for(10ms);
-      });
-    });
-    this_fiber::yield();
+    auto busy = occupy_the_worker(gate);
     char buf[16] = {};
     auto reader = spawn([&] { return file.read_at(buf, 0); });
     auto rotate = spawn([&] { file = std::move(next); });
