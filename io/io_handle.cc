@@ -73,16 +73,15 @@ void IoHandle::wake(IoWaiter*& slot, bool closed) noexcept {
 void IoHandle::move_here(const char* op) {
   Scheduler& here = this_loop();
   enum class Outcome { kMoved, kRefused, kClosed, kLeftMeanwhile };
-  Outcome outcome = Outcome::kLeftMeanwhile;
-  while (outcome == Outcome::kLeftMeanwhile) {
-    if (fd() < 0) return;  // closed: wait_here() says so
-    Scheduler* old = loop();
-    if (old == nullptr || !scheduler_is_live(old, loop_serial_.load(std::memory_order_relaxed))) {
-      reader_ = writer_ = nullptr;  // its loop is gone, and its waiters abandoned with it
-      set_loop(here);
-      arriving_.store(true, std::memory_order_relaxed);
-      outcome = Outcome::kMoved;
-      break;
+  for (;;) {
+    // Closed (the wait says so), or brought here meanwhile by another fiber
+    // of this loop (a reader and a writer both moving it).
+    if (fd() < 0 || on_this_loop()) return;
+    const Owner seen = owner();
+    if (gone(seen)) {
+      if (!hand_to(seen, here)) continue;  // another loop took it first
+      reader_ = writer_ = nullptr;         // abandoned with their loop
+      return;
     }
     // Its old loop lets go, on its own thread (the waiter slots and the
     // readiness state are that thread's until then), unless one of its
@@ -96,8 +95,8 @@ void IoHandle::move_here(const char* op) {
       Scheduler* to;
       Outcome outcome;
     } move{this, &here, Outcome::kLeftMeanwhile};
-    call_on_loop(
-        *old,
+    const bool asked = call_on_loop_if_live(
+        seen.loop, seen.serial,
         [](void* arg) noexcept {
           auto& m = *static_cast<Move*>(arg);
           IoHandle& h = *m.handle;
@@ -110,33 +109,75 @@ void IoHandle::move_here(const char* op) {
             m.outcome = Outcome::kRefused;
           } else {
             h.loop()->reactor().unwatch(h.fd());
-            h.arriving_.store(true, std::memory_order_relaxed);  // until registered here
-            h.set_loop(*m.to);
+            // (The only writer while its loop lives is that loop's thread.)
+            FIBERLOOP_CHECK(h.hand_to(h.owner(), *m.to), "IoHandle::move_here: a raced hand-over");
             m.outcome = Outcome::kMoved;
           }
         },
         &move);
-    outcome = move.outcome;
+    if (!asked) continue;  // its loop closed meanwhile
+    switch (move.outcome) {
+      case Outcome::kMoved:
+      case Outcome::kClosed:
+        return;
+      case Outcome::kRefused:
+        throw std::logic_error(std::string(op) + " fd " + std::to_string(fd()) +
+                               ": used from another loop while a fiber of its own loop waits on "
+                               "it (or while it moves to a third); a stream moves to another "
+                               "loop only while nobody waits on it");
+      case Outcome::kLeftMeanwhile:
+        break;
+    }
   }
-  if (outcome == Outcome::kClosed) return;  // wait_here() says so
-  if (outcome == Outcome::kRefused) {
-    throw std::logic_error(std::string(op) + " fd " + std::to_string(fd()) +
-                           ": used from another loop while a fiber of its own loop waits on it "
-                           "(or while it moves to a third); a stream moves to another loop only "
-                           "while nobody waits on it");
-  }
-  // A close that reached this loop while the hand-over ran found the fd not
-  // yet registered here, and closed it without unregistering.
-  arriving_.store(false, std::memory_order_relaxed);
-  if (fd() < 0) return;  // wait_here() says so
+}
+
+void IoHandle::take_here(const char* op) {
+  move_here(op);
+  if (!arriving_.load(std::memory_order_relaxed) || !on_this_loop()) return;
+  // A close that reached this loop since the hand-over found the fd not yet
+  // registered here, and closed it without unregistering.
+  if (fd() < 0) return;  // the wait says so
+  Scheduler& here = *loop();
   operations_ = here.reactor().has_operations();
   may_be_readable_ = true;  // the new registration reports afresh
   here.reactor().watch(fd(), this);
+  arriving_.store(false, std::memory_order_relaxed);  // only now: a failed watch is tried again
 }
 
-void IoHandle::set_loop(Scheduler& loop) noexcept {
-  loop_.store(&loop, std::memory_order_relaxed);
-  loop_serial_.store(loop.serial(), std::memory_order_relaxed);
+bool IoHandle::ready_now(Direction dir) const noexcept {
+  // (With kernel operations the wait asks the kernel anyway.)
+  if (operations_ || fd() < 0) return false;
+  pollfd p{fd(), static_cast<short>(dir == Direction::kRead ? POLLIN | POLLRDHUP : POLLOUT), 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+IoHandle::Owner IoHandle::owner() const noexcept {
+  for (;;) {
+    const std::uint32_t version = version_.load(std::memory_order_acquire);
+    if (version % 2 == 0) {
+      const Owner o{loop_.load(std::memory_order_relaxed),
+                    loop_serial_.load(std::memory_order_relaxed), version};
+      std::atomic_thread_fence(std::memory_order_acquire);
+      if (version_.load(std::memory_order_relaxed) == version) return o;
+    }
+    std::this_thread::yield();  // a hand-over is writing the pair: two stores
+  }
+}
+
+bool IoHandle::gone(const Owner& o) noexcept {
+  return o.loop == nullptr || !scheduler_is_live(o.loop, o.serial);
+}
+
+bool IoHandle::hand_to(const Owner& seen, Scheduler& to) noexcept {
+  std::uint32_t version = seen.version;
+  if (!version_.compare_exchange_strong(version, version + 1, std::memory_order_acquire)) {
+    return false;
+  }
+  arriving_.store(true, std::memory_order_relaxed);  // until take_here() registers it
+  loop_serial_.store(to.serial(), std::memory_order_relaxed);
+  loop_.store(&to, std::memory_order_release);  // (after arriving_: see loop())
+  version_.store(version + 2, std::memory_order_release);
+  return true;
 }
 
 IoWaiter*& IoHandle::claim(Direction dir, const char* op) {
@@ -198,8 +239,8 @@ void IoWaiter::complete(ReadinessTarget* self, const Readiness&) {
 }
 
 int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
-  if (!on_this_loop()) [[unlikely]]
-    move_here(name);
+  if (!settled_here()) [[unlikely]]
+    take_here(name);
   if (fd() < 0) throw_io_error(EBADF, std::string(name) + ": the socket is closed");
   FiberRecord& self = loop()->running_fiber(name);
   FIBERLOOP_CHECK(operations_, "IoHandle::perform on a loop without kernel operations");
@@ -241,8 +282,8 @@ void IoHandle::close() noexcept {
   // own thread, and wakes whoever waits on it there (the caller waits). If
   // the fd moved to another loop before that ran, the close follows it.
   while (!closed()) {
-    Scheduler* owner = loop();
-    if (on_this_loop() || !scheduler_is_live(owner, loop_serial_.load(std::memory_order_relaxed))) {
+    const Owner o = owner();
+    if (on_this_loop() || gone(o)) {
       close_here();
       return;
     }
@@ -250,8 +291,8 @@ void IoHandle::close() noexcept {
       IoHandle* handle;
       bool done;
     } close{this, false};
-    call_on_loop(
-        *owner,
+    (void)call_on_loop_if_live(
+        o.loop, o.serial,
         [](void* arg) noexcept {
           auto& c = *static_cast<Close*>(arg);
           if (!c.handle->closed() && !c.handle->on_this_loop()) return;  // moved on meanwhile

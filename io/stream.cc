@@ -81,10 +81,8 @@ void Stream::apply_deadline(TimePoint Stream::*deadline, internal::DeadlineOp* S
   // loop applies the deadline (and wakes an operation it has passed), as
   // IoHandle::close() is done on the fd's loop.
   internal::Scheduler* loop = ops_loop.load(std::memory_order_acquire);
-  if (loop != nullptr && loop != internal::Scheduler::current() &&
-      internal::scheduler_is_live(loop)) {
-    internal::call_on_loop(*loop, apply, &set);
-  } else {
+  if (loop == nullptr || loop == internal::Scheduler::current() ||
+      !internal::call_on_loop_if_live(loop, 0, apply, &set)) {
     apply(&set);
   }
   if (set.failed) std::rethrow_exception(set.failed);

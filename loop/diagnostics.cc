@@ -96,6 +96,19 @@ bool scheduler_is_live(const Scheduler* scheduler, std::uint64_t serial) noexcep
   return false;
 }
 
+bool post_if_live(Scheduler* scheduler, std::uint64_t serial, RemoteItem& item) noexcept {
+  std::lock_guard lock(DebugList::mutex());
+  for (const Diagnostics* p = debug_loop_list; p != nullptr; p = p->debug_next_) {
+    if (p->debug_scheduler_ != scheduler) continue;
+    if (serial != 0 && scheduler->serial() != serial) return false;
+    scheduler->post(item);
+    return true;
+  }
+  return false;
+}
+
+void Diagnostics::unlist() noexcept { DebugList::remove(this); }
+
 std::uint64_t Diagnostics::heartbeat() const noexcept {
   return parts_.scheduler.progress() + parts_.callbacks.run_count();
 }

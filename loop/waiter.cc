@@ -71,9 +71,10 @@ void run_loop_call(RemoteItem* item, bool /*drop: run all the same*/) {
   call.caller.notify();  // the last touch of `call`
 }
 
-}  // namespace
-
-void call_on_loop(Scheduler& target, void (*fn)(void*) noexcept, void* arg) {
+// Posts a call of fn(arg) with `post` (which may refuse it), and waits
+// for it as call_on_loop() says. Returns: whether `post` took it.
+template <class Post>
+bool call_through(Post post, void (*fn)(void*) noexcept, void* arg) {
   Scheduler* const here = Scheduler::current();
   LoopCall call;
   call.handle = &run_loop_call;
@@ -84,7 +85,7 @@ void call_on_loop(Scheduler& target, void (*fn)(void*) noexcept, void* arg) {
     call.caller.fiber = self;
     call.caller.park = self->park_seq;
   }
-  target.post(call);
+  if (!post(call)) return false;
   if (self != nullptr) {
     here->begin_remote_wait();
     // Parks at least once even if the answer is in already: the wake-up that
@@ -104,6 +105,24 @@ void call_on_loop(Scheduler& target, void (*fn)(void*) noexcept, void* arg) {
   } else {
     (void)block_thread(call.caller.state, Waiter::kWoken, kNever);
   }
+  return true;
+}
+
+}  // namespace
+
+void call_on_loop(Scheduler& target, void (*fn)(void*) noexcept, void* arg) {
+  (void)call_through(
+      [&](RemoteItem& item) {
+        target.post(item);
+        return true;
+      },
+      fn, arg);
+}
+
+bool call_on_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
+                          void* arg) {
+  return call_through([&](RemoteItem& item) { return post_if_live(target, serial, item); }, fn,
+                      arg);
 }
 
 }  // namespace fiberloop::internal

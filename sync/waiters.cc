@@ -28,21 +28,22 @@ bool SyncHome::enter_slow() {
   for (;;) {
     if (home == kShared) return true;
     if (home == here) return false;
-    if (home == kUnbound || !scheduler_is_live(home)) {
-      // Nobody uses it locally: take it (a loop), or share it (a plain thread).
-      Scheduler* const next = here != nullptr && home == kUnbound ? here : kShared;
-      if (home_.compare_exchange_weak(home, next, std::memory_order_acq_rel)) {
-        return next == kShared;
-      }
-      continue;  // `home` reloaded
+    // Another loop's: that loop makes it shared between two of its fibers'
+    // steps, so that none of its local operations is half done.
+    if (home != kUnbound &&
+        call_on_loop_if_live(
+            home, 0, [](void* self) noexcept { static_cast<SyncHome*>(self)->become_shared(); },
+            this)) {
+      return true;
     }
-    break;
+    // Nobody uses it locally (unbound, or its loop is gone): take it (a
+    // loop), or share it (a plain thread).
+    Scheduler* const next = here != nullptr && home == kUnbound ? here : kShared;
+    if (home_.compare_exchange_weak(home, next, std::memory_order_acq_rel)) {
+      return next == kShared;
+    }
+    // (`home` reloaded)
   }
-  // Another loop's: that loop makes it shared between two of its fibers'
-  // steps, so that none of its local operations is half done.
-  call_on_loop(
-      *home, [](void* self) noexcept { static_cast<SyncHome*>(self)->become_shared(); }, this);
-  return true;
 }
 
 // ---- ChannelOp ----------------------------------------------------------------

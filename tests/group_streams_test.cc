@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -16,12 +17,14 @@
 
 #include "fiberloop.h"
 #include "tests/group_helpers.h"
+#include "tests/loop_fixture.h"
 
 namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
 using testing::connected_pair;
+using testing::open_fds;
 using testing::unpinned;
 
 TEST(Group, AStreamMovesToAFiberOfAnotherLoop) {
@@ -241,6 +244,63 @@ TEST(Group, AStreamClosedOnAnotherLoopWakesItsWaiterWithEbadf) {
     group.spawn_on(1, [&] { accepted.close(); }).join();  // closed from loop 1
     reader.join();
   });
+}
+
+// A reader and a writer of one loop both move a stream of another loop,
+// whose thread is busy, so both hand-overs wait there together: the first
+// moves the stream, the second finds it already on its own loop, and both
+// go on (a reader and a writer at once are allowed). (Before, the second
+// asked its own loop for the stream and was refused with logic_error.)
+TEST(Group, AReaderAndAWriterMovingOneStreamTogetherBothGetIt) {
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    const std::string big(8 << 20, 'b');
+    for (int round = 0; round < 10; ++round) {
+      auto [server, client] = connected_pair();
+      auto reader = group.spawn_on(1, [&]() -> std::string {
+        char buf[8];
+        return std::string(buf, server.read(buf));
+      });
+      auto writer = group.spawn_on(1, [&]() -> std::string {
+        server.write_all(big);  // more than the socket holds: it waits, and moves it
+        return "wrote";
+      });
+      std::this_thread::sleep_for(20ms);  // this loop's thread busy: both hand-overs queue here
+      client.write_all("r");
+      std::vector<char> buf(64 << 10);
+      std::size_t got = 0;
+      with_timeout(10s, [&] {
+        while (got < big.size() && !writer.done()) got += client.read(buf);
+      });
+      EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), "r") << "round " << round;
+      EXPECT_EQ(with_timeout(5s, [&] { return writer.join(); }), "wrote") << "round " << round;
+    }
+  });
+}
+
+// A stream closed from a plain thread just as its loop closes: the close
+// runs on the loop if it asked before the loop's last drain of its queue,
+// else on the caller's thread once the loop is gone; it never posts to a
+// loop past that drain (the caller waited forever) or gone (a use after
+// free). Repeated to meet the loop at every point of its shutdown.
+TEST(Group, AStreamClosedFromAnotherThreadAsItsLoopClosesIsClosedOnce) {
+  const std::size_t fds_before = open_fds().size();
+  for (int round = 0; round < 400; ++round) {
+    std::optional<TcpStream> kept;
+    std::atomic<bool> made{false};
+    std::thread closer([&] {
+      while (!made.load(std::memory_order_acquire)) std::this_thread::yield();
+      kept->close();
+    });
+    fiberloop::run([&] {
+      auto [server, client] = connected_pair();
+      kept.emplace(std::move(server));
+      made.store(true, std::memory_order_release);
+    });  // the loop closes while `closer` closes the stream
+    closer.join();
+    ASSERT_EQ(kept->fd(), -1) << "round " << round;
+  }
+  EXPECT_EQ(open_fds().size(), fds_before);
 }
 
 }  // namespace

@@ -65,12 +65,15 @@ class IoHandle : public ReadinessTarget {
   void set_dump_fd(int fd) noexcept { dump_fd_ = fd; }
 
   // Runs `attempt(fd)` (a syscall on the fd: a result >= 0, or -1 with
-  // errno set), through with_fd(), until it succeeds. EINTR, and `also_retry` if given, retry at
-  // once; EAGAIN waits until the fd may be ready in `dir`, then retries; or, with `as_op` (the same
-  // syscall as a kernel operation) on a backend that has operations, hands that to the kernel and
-  // returns its result. With `wait_first`, waits before the first attempt (the readiness cache says
-  // it would see EAGAIN). Any other errno goes to `fail(errno)`, which
-  // throws. `op` names the operation in errors ("read").
+  // errno set), through with_fd(), until it succeeds. EINTR, and
+  // `also_retry` if given, retry at once. EAGAIN on another loop's fd moves
+  // it to the caller's loop and tries again; on its own loop, waits until
+  // the fd may be ready in `dir` and retries, or, with `as_op` (the same
+  // syscall as a kernel operation) on a backend that has operations, hands
+  // that to the kernel and returns its result. With `wait_first`, waits
+  // before the first attempt (the readiness cache says it would see
+  // EAGAIN). Any other errno goes to `fail(errno)`, which throws. `op`
+  // names the operation in errors ("read").
   // Throws: what `fail` throws; what wait() and perform() throw.
   template <class Attempt, class Fail>
   auto retry(Direction dir, const char* op, Attempt attempt, Fail fail, int also_retry = 0,
@@ -83,8 +86,15 @@ class IoHandle : public ReadinessTarget {
         err = errno;
       }
       if (err == EAGAIN || err == EWOULDBLOCK) {
-        if (as_op == nullptr || !uses_operations(op)) {
-          wait(dir, op);
+        if (!settled_here()) [[unlikely]] {
+          // Another loop's fd: it moves here, and the attempt is made again
+          // (what it saw is stale; the new registration's first report may
+          // go to another fiber of this loop).
+          take_here(op);
+          continue;
+        }
+        if (as_op == nullptr || !operations_) {
+          wait_here(dir, op);
           continue;
         }
         const int result = perform(dir, *as_op, op);
@@ -96,14 +106,6 @@ class IoHandle : public ReadinessTarget {
     }
   }
 
-  // Whether the fd's loop hands I/O to the kernel as operations (io_uring),
-  // the fd moved first to the calling fiber's loop if it is another's
-  // (`op` names the operation in errors). Throws: as wait().
-  bool uses_operations(const char* op) {
-    if (!on_this_loop()) [[unlikely]]
-      move_here(op);
-    return operations_;
-  }
   // Hands `op` (its fd set here) to the kernel and parks until it completes;
   // returns its result (>= 0, or -errno). On an interrupt the operation is
   // cancelled and waited for: if it completed anyway, its result is
@@ -111,21 +113,26 @@ class IoHandle : public ReadinessTarget {
   // read, connection accepted or byte sent is lost); else the interrupt is
   // thrown. Closed while waiting: throws EBADF even if the operation had
   // completed (the socket is gone; a connection it accepted is closed).
-  // Only where uses_operations() said yes.
+  // Only on a loop with kernel operations (io_uring).
   // Throws: as wait().
   int perform(Direction dir, KernelOp& op, const char* name);
 
   // Parks the running fiber until the fd may be ready in `dir` (a retry may
   // still see EAGAIN). `op` names the operation for errors ("read"). From a
   // fiber of another loop than the one the fd is registered with, the fd
-  // moves to that loop first (a stream handed to another loop).
+  // moves to that loop first (a stream handed to another loop), and the
+  // wait returns at once if the fd is ready by then (what the caller saw
+  // before the move is stale, and the new registration's first report may
+  // have gone to another fiber of that loop).
   // Throws: std::system_error (EBADF) if the fd is closed while waiting;
   //         Cancelled, TimeoutError; std::logic_error if another fiber is
   //         already waiting in that direction, outside a fiber, or when it
   //         must move while a fiber of its old loop waits on it.
   void wait(Direction dir, const char* op) {
-    if (!on_this_loop()) [[unlikely]]
-      move_here(op);
+    if (!settled_here()) [[unlikely]] {
+      take_here(op);
+      if (ready_now(dir)) return;
+    }
     wait_here(dir, op);
   }
 
@@ -136,6 +143,8 @@ class IoHandle : public ReadinessTarget {
   // state only once a wait has moved the fd (wait(), perform()).
   bool on_this_loop() const noexcept {
     const Scheduler* here = Scheduler::current();
+    // (Never true by a torn read of the pair while the fd moves: a loop's
+    // address with another loop's serial matches no loop.)
     return here == loop() && here != nullptr &&
            here->serial() == loop_serial_.load(std::memory_order_relaxed);
   }
@@ -190,35 +199,69 @@ class IoHandle : public ReadinessTarget {
   };
   [[noreturn]] static void throw_closed(const char* op);
 
+  // Whether the fd is this loop's and registered with it: then wait_here()
+  // and perform() may use its state.
+  bool settled_here() const noexcept {
+    return on_this_loop() && !arriving_.load(std::memory_order_relaxed);
+  }
+  // Makes the fd this loop's and registered with it: moves it here
+  // (move_here), and registers it if it has not been yet (by the fiber
+  // that moved it, or by another fiber of this loop that needs it first).
+  // Returns with the fd closed if a close came first (the wait says so).
+  // Throws: as move_here(); what the reactor's watch() throws (the next
+  // wait tries again).
+  void take_here(const char* op);
+  // After a move: whether poll(2) says the fd is ready in `dir` now.
+  bool ready_now(Direction dir) const noexcept;
   void wait_here(Direction dir, const char* op);
   // The slot of a fiber waiting in `dir`, checked empty.
   // Throws: std::logic_error naming the fd if another fiber waits there.
   IoWaiter*& claim(Direction dir, const char* op);
-  // Registers the fd with the calling thread's loop instead of its old one.
+  // Names the calling thread's loop as the fd's instead of its old one
+  // (unregistered there; take_here() registers it), unless it is this
+  // loop's already. Throws: std::logic_error if a fiber of the old loop
+  // waits on it, or it is on its way to a third loop.
   void move_here(const char* op);
   void close_here() noexcept;
   static void on_ready(ReadinessTarget* self, const Readiness& r);
   void wake(IoWaiter*& slot, bool closed) noexcept;
 
-  Scheduler* loop() const noexcept { return loop_.load(std::memory_order_relaxed); }
-  // Names `loop` as the one the fd belongs to: on the old loop's thread
-  // (move_here), or on the new one's when the old loop is gone.
-  void set_loop(Scheduler& loop) noexcept;
+  // (Acquire: a thread that sees its own loop named here sees arriving_
+  // as the old loop left it.)
+  Scheduler* loop() const noexcept { return loop_.load(std::memory_order_acquire); }
+  // The loop the fd belongs to and its serial, read as one pair (a
+  // seqlock: never one loop's address with another's serial).
+  struct Owner {
+    Scheduler* loop;
+    std::uint64_t serial;
+    std::uint32_t version;
+  };
+  Owner owner() const noexcept;
+  // Whether the owner is gone: its loop destroyed (a later loop may have
+  // its address, never its serial).
+  static bool gone(const Owner& o) noexcept;
+  // Names `to` as the loop the fd belongs to, arriving (not yet registered
+  // there), if the pair is still as `seen` read it. Called on the old
+  // loop's thread (move_here), or on the new one's when the old loop is
+  // gone (two such callers: one wins). Returns: whether it did.
+  bool hand_to(const Owner& seen, Scheduler& to) noexcept;
 
   // The loop the fd is registered with, and its serial (a later loop may
-  // take its address). Written on the old loop's thread when the fd moves,
-  // read by any thread (on_this_loop, close).
+  // take its address). Written by hand_to() under version_ (odd while it
+  // writes), read by any thread (on_this_loop, owner()).
   std::atomic<Scheduler*> loop_;
   std::atomic<std::uint64_t> loop_serial_;
+  std::atomic<std::uint32_t> version_{0};
   std::atomic<int> fd_;  // -1 once closed; written on loop_'s thread only
   // Calls made on the fd from other threads now (with_fd), and whether a
   // close has begun (then no new one starts).
   std::atomic<std::uint32_t> foreign_calls_{0};
   std::atomic<bool> closing_{false};
   // Named as this loop's by the old loop, and not yet registered with it
-  // (move_here() between the hand-over and watch()): a second move is
-  // refused and a close does not unregister. Written by the old loop's
-  // thread, then only by the new loop's.
+  // (from hand_to() to take_here()'s watch()): a second move is refused, a
+  // close does not unregister, and the new loop's first wait registers it.
+  // Written by the old loop's thread (before hand_to() publishes the new
+  // loop), then only by the new loop's.
   std::atomic<bool> arriving_{false};
   bool operations_;  // loop_'s backend has kernel operations
   int dump_fd_ = -1;

@@ -17,6 +17,8 @@ struct LoopParts;
 class Scheduler;
 class StallWatchdog;
 
+struct RemoteItem;
+
 class Diagnostics {
  public:
   // Joins the list of loops, and starts the stall watchdog when `threshold`
@@ -25,6 +27,10 @@ class Diagnostics {
   Diagnostics(LoopParts& parts, Duration threshold);
   // Stops the watchdog and leaves the list.
   ~Diagnostics();
+  // Leaves the list of live loops before the loop's last drain of its
+  // cross-thread queue (LoopParts::shutdown): from then on post_if_live()
+  // refuses it, and whatever it accepted before is drained. Idempotent.
+  void unlist() noexcept;
   Diagnostics(const Diagnostics&) = delete;
   Diagnostics& operator=(const Diagnostics&) = delete;
 
@@ -59,6 +65,7 @@ class Diagnostics {
   friend struct DebugList;
   friend bool scheduler_is_live(const Scheduler* scheduler) noexcept;
   friend bool scheduler_is_live(const Scheduler* scheduler, std::uint64_t serial) noexcept;
+  friend bool post_if_live(Scheduler* scheduler, std::uint64_t serial, RemoteItem& item) noexcept;
   const Scheduler* debug_scheduler_;
   long debug_lwp_ = 0;  // the loop thread's kernel id (gettid)
   Diagnostics* debug_next_ = nullptr;

@@ -122,6 +122,12 @@ struct Waiter : ListHook<> {
 // through); a plain thread blocks. Requires: `target` is another thread's
 // loop, and runs (or will).
 void call_on_loop(Scheduler& target, void (*fn)(void*) noexcept, void* arg);
+// call_on_loop() on a loop that may be gone or closing by now: runs fn(arg)
+// there if `target` is live (with `serial` nonzero, still the loop that had
+// that serial) when asked, checked and posted in one step (post_if_live).
+// Returns: whether it ran it.
+bool call_on_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
+                          void* arg);
 
 // Blocks a plain thread until `word` is at least `until` or `deadline`
 // passes. Returns: whether it got there.
