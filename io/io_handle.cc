@@ -80,7 +80,7 @@ void IoHandle::move_here(const char* op) {
     const Owner seen = owner();
     if (gone(seen)) {
       if (!hand_to(seen, here)) continue;  // another loop took it first
-      reader_ = writer_ = nullptr;         // abandoned with their loop
+      forget_abandoned_waiters();
       return;
     }
     // Its old loop lets go, on its own thread (the waiter slots and the
@@ -104,7 +104,7 @@ void IoHandle::move_here(const char* op) {
             m.outcome = Outcome::kClosed;
           } else if (!h.on_this_loop()) {
             m.outcome = Outcome::kLeftMeanwhile;
-          } else if (h.reader_ != nullptr || h.writer_ != nullptr ||
+          } else if (h.reader_ != nullptr || h.writer_ != nullptr || h.turn_holder_ != nullptr ||
                      h.arriving_.load(std::memory_order_relaxed)) {
             m.outcome = Outcome::kRefused;
           } else {
@@ -315,12 +315,11 @@ void IoHandle::close_here() noexcept {
       loop()->reactor().cancel(*(*slot)->op);
       *slot = nullptr;
     }
+    end_turns();
     // (Not while it is arriving from another loop: not registered here yet.)
     if (!arriving_.load(std::memory_order_relaxed)) loop()->reactor().unwatch(fd());
   } else {
-    // Its loop is gone, and with it any fiber that waited here (abandoned,
-    // never resumed): nothing to wake, no loop to tell.
-    reader_ = writer_ = nullptr;
+    forget_abandoned_waiters();
   }
   // Calls other loops' fibers make on the fd end first (they hold it), and
   // none starts now: the number is not reused under them.
@@ -346,5 +345,66 @@ IoHandle::ForeignCall::ForeignCall(IoHandle& handle, const char* op) : handle_(h
 }
 
 void IoHandle::throw_closed(const char* op) { internal::throw_closed(op); }
+
+IoHandle::Turn::Turn(IoHandle& h, const char* op) : handle_(&h) {
+  if (!h.settled_here()) {
+    handle_ = nullptr;  // another loop's fiber: see Turn
+    return;
+  }
+  if (h.turn_holder_ == nullptr) {
+    h.turn_holder_ = this;
+    return;
+  }
+  Scheduler& loop = *h.loop();
+  TurnWaiter w;
+  w.turn = this;
+  w.fiber = &loop.running_fiber(op);
+  h.turn_queue_.push_back(w);
+  const int fd = h.dump_fd_ >= 0 ? h.dump_fd_ : h.fd();
+  try {
+    while (!w.granted && !w.closed) loop.park(WaitKind::kRead, fd);
+  } catch (...) {
+    if (w.closed) throw;  // the handle may be gone
+    if (w.granted) {
+      h.pass_turn();  // handed the turn, then interrupted: the next one's
+    } else {
+      w.unlink();
+    }
+    throw;
+  }
+  if (w.closed) throw_io_error(EBADF, std::string(op) + ": the socket was closed while waiting");
+}
+
+IoHandle::Turn::~Turn() {
+  if (handle_ != nullptr) handle_->pass_turn();
+}
+
+void IoHandle::pass_turn() noexcept {
+  if (turn_queue_.empty()) {
+    turn_holder_ = nullptr;
+    return;
+  }
+  TurnWaiter& next = turn_queue_.pop_front();
+  next.granted = true;
+  turn_holder_ = next.turn;
+  loop()->wake(*next.fiber);
+}
+
+void IoHandle::forget_abandoned_waiters() noexcept {
+  reader_ = writer_ = nullptr;
+  turn_holder_ = nullptr;
+  while (!turn_queue_.empty()) (void)turn_queue_.pop_front();
+}
+
+void IoHandle::end_turns() noexcept {
+  if (turn_holder_ != nullptr) turn_holder_->handle_ = nullptr;
+  turn_holder_ = nullptr;
+  while (!turn_queue_.empty()) {
+    TurnWaiter& w = turn_queue_.pop_front();
+    w.closed = true;
+    w.turn->handle_ = nullptr;
+    loop()->wake(*w.fiber);
+  }
+}
 
 }  // namespace fiberloop::internal

@@ -109,6 +109,7 @@ void Socket::wait_writable() {
 
 int Socket::accept() {
   check_open("accept");
+  const IoHandle::Turn turn(*handle_, "accept");  // behind other acceptors of this loop
   KernelOp accept;  // io_uring: an accept that would wait is an ACCEPT
   accept.kind = KernelOp::Kind::kAccept;
   // ECONNABORTED: the client gave up before we got to it: the next one.

@@ -25,6 +25,7 @@
 
 #include "io/internal/socket.h"  // throw_io_error
 #include "loop/internal/fiber_record.h"
+#include "loop/internal/intrusive_list.h"
 #include "loop/internal/reactor.h"
 #include "loop/internal/scheduler.h"
 
@@ -149,6 +150,29 @@ class IoHandle : public ReadinessTarget {
            here->serial() == loop_serial_.load(std::memory_order_relaxed);
   }
 
+  // A fiber's turn at accepting on a listening fd (Go's read lock on a
+  // poll.FD): several fibers of the fd's loop may accept on one listener.
+  // One at a time makes the syscall and waits; the others queue, in order,
+  // and each tries accept4 first when its turn comes (an edge-triggered
+  // registration reports pending connections once, to the fiber then
+  // waiting). A fiber of another loop takes no turn: its wait moves the fd,
+  // which is refused while a turn is held.
+  // Throws: Cancelled, TimeoutError while queued; std::system_error (EBADF)
+  //         if the fd is closed meanwhile.
+  class Turn {
+   public:
+    Turn(IoHandle& handle, const char* op);
+    // Passes the turn to the next queued fiber (unless the fd was closed:
+    // then the handle may be gone).
+    ~Turn();
+    Turn(const Turn&) = delete;
+    Turn& operator=(const Turn&) = delete;
+
+   private:
+    friend class IoHandle;
+    IoHandle* handle_;  // null: no turn held, or the fd closed since
+  };
+
   // Unregisters the fd, wakes any waiting fibers (their wait() throws), and
   // closes it; from another thread than its loop's, on that loop (the caller
   // waits for it). Idempotent.
@@ -223,6 +247,14 @@ class IoHandle : public ReadinessTarget {
   // waits on it, or it is on its way to a third loop.
   void move_here(const char* op);
   void close_here() noexcept;
+  // The next queued fiber's turn, or none.
+  void pass_turn() noexcept;
+  // Ends every turn: the holder's Turn forgets the handle, queued fibers
+  // wake to throw EBADF.
+  void end_turns() noexcept;
+  // Its loop is gone, and with it every fiber that waited here (abandoned,
+  // never resumed, their stacks leaked): nothing to wake, no loop to tell.
+  void forget_abandoned_waiters() noexcept;
   static void on_ready(ReadinessTarget* self, const Readiness& r);
   void wake(IoWaiter*& slot, bool closed) noexcept;
 
@@ -267,6 +299,15 @@ class IoHandle : public ReadinessTarget {
   int dump_fd_ = -1;
   IoWaiter* reader_ = nullptr;
   IoWaiter* writer_ = nullptr;
+  // A fiber queued for its turn (Turn).
+  struct TurnWaiter : ListHook<> {
+    Turn* turn = nullptr;
+    FiberRecord* fiber = nullptr;
+    bool granted = false;
+    bool closed = false;
+  };
+  Turn* turn_holder_ = nullptr;  // null: nobody's turn
+  IntrusiveList<TurnWaiter> turn_queue_;
   // False at first: a fresh connection's first read waits instead of making
   // a read(2) that sees EAGAIN (one per accepted connection whose request
   // has not arrived yet): on epoll, registering the fd reports its current
