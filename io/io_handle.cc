@@ -79,6 +79,9 @@ void IoHandle::move_here(const char* op) {
     if (fd() < 0 || on_this_loop()) return;
     const Owner seen = owner();
     if (gone(seen)) {
+      // Being closed from another thread (close() claimed it first): the
+      // operation says so.
+      if (closing_.load(std::memory_order_seq_cst)) return;
       if (!hand_to(seen, here)) continue;  // another loop took it first
       forget_abandoned_waiters();
       return;
@@ -173,11 +176,31 @@ bool IoHandle::hand_to(const Owner& seen, Scheduler& to) noexcept {
   if (!version_.compare_exchange_strong(version, version + 1, std::memory_order_acquire)) {
     return false;
   }
+  // (The odd version before the pair: a reader that sees a new half sees it.)
+  std::atomic_thread_fence(std::memory_order_release);
   arriving_.store(true, std::memory_order_relaxed);  // until take_here() registers it
   loop_serial_.store(to.serial(), std::memory_order_relaxed);
   loop_.store(&to, std::memory_order_release);  // (after arriving_: see loop())
   version_.store(version + 2, std::memory_order_release);
   return true;
+}
+
+IoHandle::OrphanClose IoHandle::claim_orphan_for_close(const Owner& seen) noexcept {
+  std::uint32_t version = seen.version;
+  if (!version_.compare_exchange_strong(version, version + 1, std::memory_order_acquire)) {
+    return OrphanClose::kRaced;
+  }
+  std::atomic_thread_fence(std::memory_order_release);
+  const bool first = !closing_.exchange(true, std::memory_order_seq_cst);
+  if (first) loop_.store(nullptr, std::memory_order_relaxed);
+  version_.store(version + 2, std::memory_order_release);
+  return first ? OrphanClose::kClaimed : OrphanClose::kAlreadyClosing;
+}
+
+void IoHandle::settle_here(const char* op) {
+  take_here(op);
+  // Closed, or being closed by another thread as an orphan.
+  if (!settled_here()) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
 }
 
 IoWaiter*& IoHandle::claim(Direction dir, const char* op) {
@@ -240,7 +263,7 @@ void IoWaiter::complete(ReadinessTarget* self, const Readiness&) {
 
 int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
   if (!settled_here()) [[unlikely]]
-    take_here(name);
+    settle_here(name);
   if (fd() < 0) throw_io_error(EBADF, std::string(name) + ": the socket is closed");
   FiberRecord& self = loop()->running_fiber(name);
   FIBERLOOP_CHECK(operations_, "IoHandle::perform on a loop without kernel operations");
@@ -282,10 +305,24 @@ void IoHandle::close() noexcept {
   // own thread, and wakes whoever waits on it there (the caller waits). If
   // the fd moved to another loop before that ran, the close follows it.
   while (!closed()) {
-    const Owner o = owner();
-    if (on_this_loop() || gone(o)) {
+    if (on_this_loop()) {
       close_here();
       return;
+    }
+    const Owner o = owner();
+    if (gone(o)) {
+      // An orphan: closed here, once it is claimed against a loop taking
+      // it meanwhile (move_here) and against another close.
+      switch (claim_orphan_for_close(o)) {
+        case OrphanClose::kClaimed:
+          close_here();
+          return;
+        case OrphanClose::kAlreadyClosing:
+          while (!closed()) std::this_thread::yield();
+          return;
+        case OrphanClose::kRaced:
+          continue;
+      }
     }
     struct Close {
       IoHandle* handle;

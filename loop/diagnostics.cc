@@ -96,15 +96,21 @@ bool scheduler_is_live(const Scheduler* scheduler, std::uint64_t serial) noexcep
   return false;
 }
 
-bool post_if_live(Scheduler* scheduler, std::uint64_t serial, RemoteItem& item) noexcept {
+PostOutcome post_if_live(Scheduler* scheduler, std::uint64_t serial, RemoteItem& item) noexcept {
   std::lock_guard lock(DebugList::mutex());
   for (const Diagnostics* p = debug_loop_list; p != nullptr; p = p->debug_next_) {
     if (p->debug_scheduler_ != scheduler) continue;
-    if (serial != 0 && scheduler->serial() != serial) return false;
+    if (serial != 0 && scheduler->serial() != serial) return PostOutcome::kGone;
+    if (p->refuses_posts_) return PostOutcome::kClosing;
     scheduler->post(item);
-    return true;
+    return PostOutcome::kPosted;
   }
-  return false;
+  return PostOutcome::kGone;
+}
+
+void Diagnostics::refuse_posts() noexcept {
+  std::lock_guard lock(DebugList::mutex());
+  refuses_posts_ = true;
 }
 
 void Diagnostics::unlist() noexcept { DebugList::remove(this); }

@@ -52,8 +52,8 @@ void LoopParts::shutdown() noexcept {
   (void)run(nullptr);
   if (!s.all_.empty()) s.abandon_remaining();
   pool.join();  // waits for jobs already running; their completions are dropped below
-  diagnostics.unlist();  // no call_on_loop_if_live() is accepted after the drain below
-  remote.drain(true);
+  // What call_on_loop_if_live() posted runs here, and nothing after.
+  diagnostics.close_list_entry([this] { remote.drain(true); });
   callbacks.discard();
 }
 

@@ -1,5 +1,7 @@
 #include "loop/internal/waiter.h"
 
+#include "loop/internal/diagnostics.h"
+
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -7,6 +9,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 namespace fiberloop::internal {
 
@@ -121,8 +124,22 @@ void call_on_loop(Scheduler& target, void (*fn)(void*) noexcept, void* arg) {
 
 bool call_on_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
                           void* arg) {
-  return call_through([&](RemoteItem& item) { return post_if_live(target, serial, item); }, fn,
-                      arg);
+  PostOutcome outcome = PostOutcome::kGone;
+  if (call_through(
+          [&](RemoteItem& item) {
+            outcome = post_if_live(target, serial, item);
+            return outcome == PostOutcome::kPosted;
+          },
+          fn, arg)) {
+    return true;
+  }
+  // Closing: it runs what it took before, then counts as gone (a drain of
+  // its queue, no wait on anything else); the caller acts only after that.
+  while (outcome == PostOutcome::kClosing &&
+         (serial != 0 ? scheduler_is_live(target, serial) : scheduler_is_live(target))) {
+    std::this_thread::yield();
+  }
+  return false;
 }
 
 }  // namespace fiberloop::internal

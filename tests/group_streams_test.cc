@@ -288,17 +288,64 @@ TEST(Group, AStreamClosedFromAnotherThreadAsItsLoopClosesIsClosedOnce) {
   for (int round = 0; round < 400; ++round) {
     std::optional<TcpStream> kept;
     std::atomic<bool> made{false};
+    std::atomic<bool> closed{false};
     std::thread closer([&] {
       while (!made.load(std::memory_order_acquire)) std::this_thread::yield();
       kept->close();
+      closed.store(true, std::memory_order_release);
     });
     fiberloop::run([&] {
       auto [server, client] = connected_pair();
       kept.emplace(std::move(server));
       made.store(true, std::memory_order_release);
     });  // the loop closes while `closer` closes the stream
+    const auto give_up = std::chrono::steady_clock::now() + 10s;
+    while (!closed.load(std::memory_order_acquire) && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(1ms);
+    }
+    if (!closed.load(std::memory_order_acquire)) {
+      ADD_FAILURE() << "round " << round << ": close() never returned";
+      closer.detach();  // (the process ends with the test's failure)
+      return;
+    }
     closer.join();
     ASSERT_EQ(kept->fd(), -1) << "round " << round;
+  }
+  EXPECT_EQ(open_fds().size(), fds_before);
+}
+
+// A stream whose loop is gone, taken by a fiber of another loop (its read
+// waits, and moves it there) while a plain thread closes it: one of the two
+// claims it first. Either the close runs on the new loop and wakes the
+// reader, or the reader finds it closing; the reader ends with EBADF every
+// time, never parked on a closed fd, and every fd is closed once.
+TEST(Group, AnOrphanedStreamClosedWhileAnotherLoopTakesItIsClosedOnce) {
+  const std::size_t fds_before = open_fds().size();
+  {
+    LoopGroup group(unpinned(1));
+    for (int round = 0; round < 200; ++round) {
+      std::optional<TcpStream> orphan;
+      std::optional<TcpStream> peer;
+      fiberloop::run([&] {
+        auto [a, b] = connected_pair();
+        orphan.emplace(std::move(a));
+        peer.emplace(std::move(b));
+      });  // their loop is gone
+      std::atomic<bool> go{false};
+      auto reader = group.spawn_on(0, [&]() -> int {
+        go.store(true, std::memory_order_release);
+        try {
+          char buf[4];
+          (void)with_timeout(5s, [&] { return orphan->read(buf); });
+          return 0;
+        } catch (const std::system_error& e) {
+          return e.code().value();
+        }
+      });
+      while (!go.load(std::memory_order_acquire)) std::this_thread::yield();
+      orphan->close();
+      EXPECT_EQ(reader.join(), EBADF) << "round " << round;
+    }
   }
   EXPECT_EQ(open_fds().size(), fds_before);
 }

@@ -131,15 +131,16 @@ class IoHandle : public ReadinessTarget {
   //         must move while a fiber of its old loop waits on it.
   void wait(Direction dir, const char* op) {
     if (!settled_here()) [[unlikely]] {
-      take_here(op);
+      settle_here(op);
       if (ready_now(dir)) return;
     }
     wait_here(dir, op);
   }
 
-  // Whether the fd is registered with the calling thread's loop. Only then
-  // may an operation read or write the handle's state (the readiness
-  // cache): the loop it is registered with writes it on its own thread.
+  // Whether the fd belongs to the calling thread's loop (registered with it,
+  // or arriving there: settled_here() says registered). Only then may an
+  // operation read or write the handle's state (the readiness cache): the
+  // loop it belongs to writes it on its own thread.
   // From another loop an operation makes its syscall first and touches the
   // state only once a wait has moved the fd (wait(), perform()).
   bool on_this_loop() const noexcept {
@@ -235,6 +236,9 @@ class IoHandle : public ReadinessTarget {
   // Throws: as move_here(); what the reactor's watch() throws (the next
   // wait tries again).
   void take_here(const char* op);
+  // take_here(), and throws std::system_error (EBADF) naming `op` if the
+  // fd is closed, or being closed as an orphan, instead of settled here.
+  void settle_here(const char* op);
   // After a move: whether poll(2) says the fd is ready in `dir` now.
   bool ready_now(Direction dir) const noexcept;
   void wait_here(Direction dir, const char* op);
@@ -274,9 +278,16 @@ class IoHandle : public ReadinessTarget {
   static bool gone(const Owner& o) noexcept;
   // Names `to` as the loop the fd belongs to, arriving (not yet registered
   // there), if the pair is still as `seen` read it. Called on the old
-  // loop's thread (move_here), or on the new one's when the old loop is
-  // gone (two such callers: one wins). Returns: whether it did.
+  // loop's thread (move_here: while that loop lives nobody else writes the
+  // pair), or, once the old loop is gone, on the thread of a loop taking
+  // the orphan (racing others, and claim_orphan_for_close: one wins).
+  // Returns: whether it did.
   bool hand_to(const Owner& seen, Scheduler& to) noexcept;
+  // A close of an orphan (its loop gone) claims it, if the pair is still
+  // as `seen` read it: sets closing_ (no loop takes it, no call starts)
+  // and names no loop. kAlreadyClosing: another close claimed it first.
+  enum class OrphanClose : std::uint8_t { kClaimed, kRaced, kAlreadyClosing };
+  OrphanClose claim_orphan_for_close(const Owner& seen) noexcept;
 
   // The loop the fd is registered with, and its serial (a later loop may
   // take its address). Written by hand_to() under version_ (odd while it

@@ -14,10 +14,17 @@
 namespace fiberloop::internal {
 
 struct LoopParts;
+struct RemoteItem;
 class Scheduler;
 class StallWatchdog;
 
-struct RemoteItem;
+// Posts `item` to `scheduler`'s cross-thread queue if it is live (with
+// `serial` nonzero, still the loop that had that serial), in one step with
+// the check, so that a loop that closes meanwhile still runs it: a closing
+// loop refuses posts (kClosing) before its last drain of them, and counts
+// as gone only after it (Diagnostics::close_list_entry).
+enum class PostOutcome : std::uint8_t { kPosted, kClosing, kGone };
+PostOutcome post_if_live(Scheduler* scheduler, std::uint64_t serial, RemoteItem& item) noexcept;
 
 class Diagnostics {
  public:
@@ -27,10 +34,16 @@ class Diagnostics {
   Diagnostics(LoopParts& parts, Duration threshold);
   // Stops the watchdog and leaves the list.
   ~Diagnostics();
-  // Leaves the list of live loops before the loop's last drain of its
-  // cross-thread queue (LoopParts::shutdown): from then on post_if_live()
-  // refuses it, and whatever it accepted before is drained. Idempotent.
-  void unlist() noexcept;
+  // The loop's last drain of what post_if_live() posted (LoopParts::shutdown):
+  // refuses further posts (post_if_live() says kClosing), runs `drain`,
+  // then leaves the list of live loops (scheduler_is_live() is false from
+  // then on), so that a caller refused meanwhile waits only for that drain.
+  template <class Drain>
+  void close_list_entry(Drain drain) noexcept {
+    refuse_posts();
+    drain();
+    unlist();
+  }
   Diagnostics(const Diagnostics&) = delete;
   Diagnostics& operator=(const Diagnostics&) = delete;
 
@@ -65,9 +78,13 @@ class Diagnostics {
   friend struct DebugList;
   friend bool scheduler_is_live(const Scheduler* scheduler) noexcept;
   friend bool scheduler_is_live(const Scheduler* scheduler, std::uint64_t serial) noexcept;
-  friend bool post_if_live(Scheduler* scheduler, std::uint64_t serial, RemoteItem& item) noexcept;
+  friend PostOutcome post_if_live(Scheduler* scheduler, std::uint64_t serial,
+                                  RemoteItem& item) noexcept;
+  void refuse_posts() noexcept;
+  void unlist() noexcept;
   const Scheduler* debug_scheduler_;
-  long debug_lwp_ = 0;  // the loop thread's kernel id (gettid)
+  bool refuses_posts_ = false;  // under the list's lock
+  long debug_lwp_ = 0;          // the loop thread's kernel id (gettid)
   Diagnostics* debug_next_ = nullptr;
 };
 

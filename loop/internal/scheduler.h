@@ -242,11 +242,6 @@ class Scheduler {
 // later loop at the same address).
 bool scheduler_is_live(const Scheduler* scheduler) noexcept;
 bool scheduler_is_live(const Scheduler* scheduler, std::uint64_t serial) noexcept;
-// Posts `item` to `scheduler`'s cross-thread queue if it is live (with
-// `serial` nonzero, still the loop that had that serial), in one step with
-// the check, so that a loop that closes meanwhile still runs it (its last
-// drain comes after it leaves the list). Returns: whether it posted.
-bool post_if_live(Scheduler* scheduler, std::uint64_t serial, RemoteItem& item) noexcept;
 
 // "fiber 7 'name'" (the name only if it has one): how every message names a fiber.
 std::string describe_fiber(const FiberRecord& f);
