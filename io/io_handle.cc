@@ -384,10 +384,12 @@ IoHandle::ForeignCall::ForeignCall(IoHandle& handle, const char* op) : handle_(h
 void IoHandle::throw_closed(const char* op) { internal::throw_closed(op); }
 
 IoHandle::Turn::Turn(IoHandle& h, const char* op) : handle_(&h) {
-  if (!h.settled_here()) {
-    handle_ = nullptr;  // another loop's fiber: see Turn
+  if (Scheduler::current() == nullptr) {
+    handle_ = nullptr;  // a plain thread: its wait says why it cannot
     return;
   }
+  // Another loop's fd moves here first (refused while a turn is held there).
+  if (!h.settled_here()) h.settle_here(op);
   if (h.turn_holder_ == nullptr) {
     h.turn_holder_ = this;
     return;
@@ -398,10 +400,12 @@ IoHandle::Turn::Turn(IoHandle& h, const char* op) : handle_(&h) {
   w.fiber = &loop.running_fiber(op);
   h.turn_queue_.push_back(w);
   const int fd = h.dump_fd_ >= 0 ? h.dump_fd_ : h.fd();
+  // A close (end_turns) empties handle_, queued or handed the turn: from
+  // then on the handle may be gone.
   try {
-    while (!w.granted && !w.closed) loop.park(WaitKind::kRead, fd);
+    while (!w.granted && handle_ != nullptr) loop.park(WaitKind::kRead, fd);
   } catch (...) {
-    if (w.closed) throw;  // the handle may be gone
+    if (handle_ == nullptr) throw;
     if (w.granted) {
       h.pass_turn();  // handed the turn, then interrupted: the next one's
     } else {
@@ -409,7 +413,9 @@ IoHandle::Turn::Turn(IoHandle& h, const char* op) : handle_(&h) {
     }
     throw;
   }
-  if (w.closed) throw_io_error(EBADF, std::string(op) + ": the socket was closed while waiting");
+  if (handle_ == nullptr) {
+    throw_io_error(EBADF, std::string(op) + ": the socket was closed while waiting");
+  }
 }
 
 IoHandle::Turn::~Turn() {
@@ -438,7 +444,6 @@ void IoHandle::end_turns() noexcept {
   turn_holder_ = nullptr;
   while (!turn_queue_.empty()) {
     TurnWaiter& w = turn_queue_.pop_front();
-    w.closed = true;
     w.turn->handle_ = nullptr;
     loop()->wake(*w.fiber);
   }

@@ -109,12 +109,15 @@ void Socket::wait_writable() {
 
 int Socket::accept() {
   check_open("accept");
-  const IoHandle::Turn turn(*handle_, "accept");  // behind other acceptors of this loop
-  KernelOp accept;  // io_uring: an accept that would wait is an ACCEPT
+  // (The handle, not this Socket: a C++ move of the listener while this
+  // fiber queues leaves this object empty.)
+  IoHandle& h = *handle_;
+  IoHandle::Turn turn(h, "accept");  // behind other acceptors of this loop
+  KernelOp accept;                   // io_uring: an accept that would wait is an ACCEPT
   accept.kind = KernelOp::Kind::kAccept;
   // ECONNABORTED: the client gave up before we got to it: the next one.
   // EMFILE, ENFILE, ENOBUFS...: reported, never spun on.
-  return handle_->retry(
+  return h.retry(
       Direction::kRead, "accept",
       [&](int fd) { return ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); },
       [&](int err) { fail(err, "accept"); }, ECONNABORTED, &accept);

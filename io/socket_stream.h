@@ -46,6 +46,8 @@ class SocketStream : public Stream {
 
  protected:
   explicit SocketStream(internal::Socket socket) noexcept : socket_(std::move(socket)) {}
+  // TLS makes its own calls on the socket (io/tls_bio.cc).
+  friend class TlsStream;
 
   // Final, so that calls through a TcpStream or UnixStream are direct.
   std::size_t read_some(std::span<char> buf) final { return socket_.read_some(buf); }

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <exception>
 #include <string>
+#include <string_view>
 
 #include "io/internal/by_deadline.h"
 #include "loop/errors.h"
@@ -23,19 +24,31 @@ bool in_fiber() noexcept {
 // Runs `op` under the stream's deadline `at` (none: TimePoint::max()),
 // `slot` pointing at it meanwhile so that setting the deadline reaches it,
 // and `ops_loop` naming the loop that runs it; the TimeoutError names the
-// stream.
+// stream. `op_name` ("read") names a second operation in the same
+// direction, refused.
 template <class Op>
-std::size_t by_deadline(const Stream& stream, TimePoint at, internal::DeadlineOp*& slot,
-                        std::atomic<internal::Scheduler*>& ops_loop, const char* label, Op op) {
+std::size_t by_deadline(const Stream& stream, TimePoint at,
+                        std::atomic<internal::DeadlineOp*>& slot,
+                        std::atomic<internal::Scheduler*>& ops_loop, const char* label,
+                        const char* op_name, Op op) {
   // Outside a fiber, no scope: the operation itself says why it cannot wait.
   if (at == TimePoint::max() && !in_fiber()) [[unlikely]]
     return op();
-  internal::Scheduler* here = internal::Scheduler::current();
-  if (ops_loop.load(std::memory_order_relaxed) != here) [[unlikely]]
-    ops_loop.store(here, std::memory_order_release);
   return internal::run_by_deadline(
       at, label, &slot,
-      [&] { return std::string(label) + " of " + stream.describe() + " has passed"; }, op);
+      [&] { return std::string(label) + " of " + stream.describe() + " has passed"; },
+      [&] {
+        return std::string(op_name) + " " + stream.describe() + ": another fiber is already " +
+               (std::string_view(op_name) == "read" ? "reading" : "writing") +
+               " this stream (on this loop or another); one reader and one writer at a time";
+      },
+      [&] {
+        // (Only once the slot is ours: a refused operation leaves it be.)
+        internal::Scheduler* here = internal::Scheduler::current();
+        if (ops_loop.load(std::memory_order_relaxed) != here) [[unlikely]]
+          ops_loop.store(here, std::memory_order_release);
+        return op();
+      });
 }
 
 constexpr const char* kReadDeadline = "Stream: the read deadline (set_read_deadline)";
@@ -44,8 +57,8 @@ constexpr const char* kWriteDeadline = "Stream: the write deadline (set_write_de
 }  // namespace
 
 Stream::~Stream() {
-  for (internal::DeadlineOp* op : {read_op_, write_op_}) {
-    if (op != nullptr) op->home = nullptr;
+  for (std::atomic<internal::DeadlineOp*>* slot : {&read_op_, &write_op_}) {
+    if (internal::DeadlineOp* op = slot->load(std::memory_order_acquire)) op->home = nullptr;
   }
 }
 
@@ -57,19 +70,20 @@ void Stream::set_write_deadline(TimePoint at) {
   apply_deadline(&Stream::write_deadline_, &Stream::write_op_, write_ops_loop_, at);
 }
 
-void Stream::apply_deadline(TimePoint Stream::*deadline, internal::DeadlineOp* Stream::*op,
+void Stream::apply_deadline(TimePoint Stream::*deadline,
+                            std::atomic<internal::DeadlineOp*> Stream::*op,
                             std::atomic<internal::Scheduler*>& ops_loop, TimePoint at) {
   struct Set {
     Stream* stream;
     TimePoint Stream::*deadline;
-    internal::DeadlineOp* Stream::*op;
+    std::atomic<internal::DeadlineOp*> Stream::*op;
     TimePoint at;
     std::exception_ptr failed;  // move_to's bad_alloc, thrown to the caller
   } set{this, deadline, op, at, nullptr};
   auto apply = [](void* arg) noexcept {
     auto& s = *static_cast<Set*>(arg);
     s.stream->*s.deadline = s.at;
-    internal::DeadlineOp* running = s.stream->*s.op;
+    internal::DeadlineOp* running = (s.stream->*s.op).load(std::memory_order_acquire);
     if (running == nullptr) return;
     try {
       running->scope->move_to(s.at);
@@ -89,17 +103,17 @@ void Stream::apply_deadline(TimePoint Stream::*deadline, internal::DeadlineOp* S
 }
 
 std::size_t Stream::read(std::span<char> buf) {
-  return by_deadline(*this, read_deadline_, read_op_, read_ops_loop_, kReadDeadline,
+  return by_deadline(*this, read_deadline_, read_op_, read_ops_loop_, kReadDeadline, "read",
                      [&] { return read_some(buf); });
 }
 
 std::size_t Stream::write(std::span<const char> buf) {
-  return by_deadline(*this, write_deadline_, write_op_, write_ops_loop_, kWriteDeadline,
+  return by_deadline(*this, write_deadline_, write_op_, write_ops_loop_, kWriteDeadline, "write",
                      [&] { return write_some(buf); });
 }
 
 std::size_t Stream::writev(std::span<const std::string_view> buffers) {
-  return by_deadline(*this, write_deadline_, write_op_, write_ops_loop_, kWriteDeadline,
+  return by_deadline(*this, write_deadline_, write_op_, write_ops_loop_, kWriteDeadline, "write",
                      [&] { return writev_some(buffers); });
 }
 

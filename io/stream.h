@@ -138,12 +138,14 @@ class Stream {
   // deadline reaches them (io/stream.cc). They, and the deadlines, belong
   // to the loop whose fibers run the operations in that direction (the
   // last one that did): a deadline set from another thread is set there.
-  internal::DeadlineOp* read_op_ = nullptr;
-  internal::DeadlineOp* write_op_ = nullptr;
+  // One operation per direction at a time: a second one, from any loop, is
+  // refused with std::logic_error when it finds the slot taken.
+  std::atomic<internal::DeadlineOp*> read_op_{nullptr};
+  std::atomic<internal::DeadlineOp*> write_op_{nullptr};
   std::atomic<internal::Scheduler*> read_ops_loop_{nullptr};
   std::atomic<internal::Scheduler*> write_ops_loop_{nullptr};
 
-  void apply_deadline(TimePoint Stream::*deadline, internal::DeadlineOp* Stream::*op,
+  void apply_deadline(TimePoint Stream::*deadline, std::atomic<internal::DeadlineOp*> Stream::*op,
                       std::atomic<internal::Scheduler*>& ops_loop, TimePoint at);
 };
 

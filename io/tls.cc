@@ -151,7 +151,7 @@ TlsStream::TlsStream(TcpStream tcp, const TlsContext& context, std::string peer_
     throw TlsError("TLS with " + peer_ +
                    ": cannot make the connection's state: " + openssl_reasons());
   }
-  internal::set_bio_fd(bio, tcp_.fd());
+  internal::set_bio_socket(bio, tcp_.socket_.handle());
   SSL_set_bio(ssl_, bio, bio);
   // The connection's deadlines bound the handshake, and carry over.
   set_read_deadline(tcp_.read_deadline());
@@ -231,7 +231,7 @@ void TlsStream::handshake() {
         return "the TLS handshake with " + peer_ +
                ": the stream's deadline has passed (set_deadline on the TcpStream)";
       },
-      step);
+      [] { return std::string(); }, step);
 }
 
 // One thread's fibers at a time (a loop's, or a thread's without a loop):

@@ -2,6 +2,8 @@
 // and its error queue turned into text for messages.
 #include "io/internal/tls_bio.h"
 
+#include "io/internal/io_handle.h"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <sys/socket.h>
@@ -10,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <system_error>
 
 namespace fiberloop::internal {
 
@@ -40,38 +43,55 @@ namespace {
 
 // The BIO between OpenSSL and the socket: fiberloop's own non-blocking
 // calls (send with MSG_NOSIGNAL), EAGAIN reported as "retry", so that
-// OpenSSL returns WANT_READ / WANT_WRITE and the fiber parks. It remembers
-// the TCP end of stream for BIO_CTRL_EOF, which is how OpenSSL tells a
-// ragged end (no close_notify) from a broken connection.
+// OpenSSL returns WANT_READ / WANT_WRITE and the fiber parks. Each call
+// goes through the socket's IoHandle::with_fd, as every socket call does:
+// from a fiber of another loop than the socket's, it holds the fd, so a
+// close meanwhile cannot hand its number to another file under it (a
+// closed socket is EBADF here, an exception never crosses OpenSSL's
+// frames). It remembers the TCP end of stream for BIO_CTRL_EOF, which is
+// how OpenSSL tells a ragged end (no close_notify) from a broken
+// connection.
 struct BioState {
-  int fd = -1;
+  IoHandle* socket = nullptr;
   bool eof = false;
 };
 
 BioState& state_of(BIO* bio) { return *static_cast<BioState*>(BIO_get_data(bio)); }
 
+// `call(fd)` on the BIO's socket, EINTR retried. Returns: its result, or -1
+// with errno set (EBADF once the socket is closed).
+template <class Call>
+ssize_t on_socket(BIO* bio, const char* op, Call call) noexcept {
+  for (;;) {
+    ssize_t n = -1;
+    try {
+      n = state_of(bio).socket->with_fd(op, call);
+    } catch (const std::system_error& e) {
+      errno = e.code().value();
+      return -1;
+    }
+    if (n >= 0 || errno != EINTR) return n;
+  }
+}
+
 int bio_write(BIO* bio, const char* data, int length) {
   BIO_clear_retry_flags(bio);
-  for (;;) {
-    const ssize_t n =
-        ::send(state_of(bio).fd, data, static_cast<std::size_t>(length), MSG_NOSIGNAL);
-    if (n >= 0) return static_cast<int>(n);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(bio);
-    return -1;
-  }
+  const ssize_t n = on_socket(bio, "TLS write", [&](int fd) {
+    return ::send(fd, data, static_cast<std::size_t>(length), MSG_NOSIGNAL);
+  });
+  if (n >= 0) return static_cast<int>(n);
+  if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(bio);
+  return -1;
 }
 
 int bio_read(BIO* bio, char* data, int length) {
   BIO_clear_retry_flags(bio);
-  for (;;) {
-    const ssize_t n = ::read(state_of(bio).fd, data, static_cast<std::size_t>(length));
-    if (n == 0) state_of(bio).eof = true;
-    if (n >= 0) return static_cast<int>(n);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(bio);
-    return -1;
-  }
+  const ssize_t n = on_socket(
+      bio, "TLS read", [&](int fd) { return ::read(fd, data, static_cast<std::size_t>(length)); });
+  if (n == 0) state_of(bio).eof = true;
+  if (n >= 0) return static_cast<int>(n);
+  if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(bio);
+  return -1;
 }
 
 long bio_ctrl(BIO* bio, int command, long, void*) {
@@ -108,6 +128,6 @@ BIO_METHOD* socket_bio() {
   return method;
 }
 
-void set_bio_fd(BIO* bio, int fd) { state_of(bio).fd = fd; }
+void set_bio_socket(BIO* bio, IoHandle* socket) { state_of(bio).socket = socket; }
 
 }  // namespace fiberloop::internal

@@ -108,6 +108,15 @@ PostOutcome post_if_live(Scheduler* scheduler, std::uint64_t serial, RemoteItem&
   return PostOutcome::kGone;
 }
 
+bool refusing_posts(const Scheduler* scheduler, std::uint64_t serial) noexcept {
+  std::lock_guard lock(DebugList::mutex());
+  for (const Diagnostics* p = debug_loop_list; p != nullptr; p = p->debug_next_) {
+    if (p->debug_scheduler_ != scheduler) continue;
+    return p->refuses_posts_ && (serial == 0 || scheduler->serial() == serial);
+  }
+  return false;
+}
+
 void Diagnostics::refuse_posts() noexcept {
   std::lock_guard lock(DebugList::mutex());
   refuses_posts_ = true;

@@ -1,6 +1,7 @@
 #include "loop/internal/remote_queue.h"
 
 #include <cstdint>
+#include <new>
 #include <thread>
 #include <utility>
 
@@ -97,7 +98,15 @@ void RemoteQueue::handle_post(RemoteItem* item, bool drop) {
       post->queue->recycle(post);
     }
   } recycle{post};
-  if (!drop) post->queue->callbacks_.call_soon_posted(post->fn);  // moves fn out
+  if (!drop) {
+    post->queue->callbacks_.call_soon_posted(post->fn);  // moves fn out
+  } else if (std::vector<std::function<void()>>* keep = post->queue->keep_dropped_) {
+    try {
+      keep->push_back(std::move(post->fn));
+    } catch (const std::bad_alloc&) {
+      // (Destroyed here instead: out of memory while closing.)
+    }
+  }
 }
 
 // Each hand-off is counted from before what it hands over can be seen until
@@ -146,6 +155,12 @@ void RemoteQueue::wait_for_producers() const noexcept {
 bool RemoteQueue::enter_poll() noexcept {
   polling_.store(true, std::memory_order_seq_cst);
   return pending_.load(std::memory_order_seq_cst);
+}
+
+void RemoteQueue::drain_keeping_dropped(std::vector<std::function<void()>>& dropped) {
+  keep_dropped_ = &dropped;
+  drain(true);
+  keep_dropped_ = nullptr;
 }
 
 void RemoteQueue::drain(bool drop) {

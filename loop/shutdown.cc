@@ -24,7 +24,9 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <sstream>
+#include <vector>
 
 #include "loop/internal/format.h"
 #include "loop/internal/loop_parts.h"
@@ -52,8 +54,13 @@ void LoopParts::shutdown() noexcept {
   (void)run(nullptr);
   if (!s.all_.empty()) s.abandon_remaining();
   pool.join();  // waits for jobs already running; their completions are dropped below
-  // What call_on_loop_if_live() posted runs here, and nothing after.
-  diagnostics.close_list_entry([this] { remote.drain(true); });
+  // What call_on_loop_if_live() posted runs here, and nothing after. The
+  // posts dropped meanwhile are destroyed once the loop counts as gone: one
+  // holding a stream of a loop closing at the same time would wait for that
+  // loop's last drain, which may wait for this one's.
+  std::vector<std::function<void()>> dropped;
+  diagnostics.close_list_entry([&] { remote.drain_keeping_dropped(dropped); });
+  dropped.clear();
   callbacks.discard();
 }
 

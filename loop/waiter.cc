@@ -135,8 +135,7 @@ bool call_on_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(vo
   }
   // Closing: it runs what it took before, then counts as gone (a drain of
   // its queue, no wait on anything else); the caller acts only after that.
-  while (outcome == PostOutcome::kClosing &&
-         (serial != 0 ? scheduler_is_live(target, serial) : scheduler_is_live(target))) {
+  while (outcome == PostOutcome::kClosing && refusing_posts(target, serial)) {
     std::this_thread::yield();
   }
   return false;

@@ -128,5 +128,68 @@ TEST_F(Acceptors, DestroyingTheListenerWakesEveryAcceptorWithEbadf) {
   });
 }
 
+// The holder's accept hands the turn to the next acceptor, then destroys
+// the listener before that one runs: it wakes with EBADF and never touches
+// the handle (ASan: a use after free before).
+TEST_F(Acceptors, AnAcceptorHandedItsTurnAsTheListenerIsDestroyedGetsEbadf) {
+  run([] {
+    auto listener = std::make_unique<TcpListener>(TcpListener::bind(any_port()));
+    const SocketAddress address = listener->local_address();
+    auto first = spawn([&] {
+      (void)listener->accept();  // hands the turn on as it returns
+      listener.reset();
+      return true;
+    });
+    auto second = spawn([&]() -> int {
+      try {
+        (void)listener->accept();
+        return 0;
+      } catch (const std::system_error& e) {
+        return e.code().value();
+      }
+    });
+    this_fiber::yield();
+    auto client = TcpStream::connect(address);
+    EXPECT_TRUE(with_timeout(5s, [&] { return first.join(); }));
+    EXPECT_EQ(with_timeout(5s, [&] { return second.join(); }), EBADF);
+  });
+}
+
+// A listener moved (C++) while an acceptor queues on it: the queued fiber
+// accepts on the listener it was given, wherever its object now lives.
+TEST_F(Acceptors, AListenerMovedWhileAnAcceptorQueuesStillServesIt) {
+  run([] {
+    TcpListener original = TcpListener::bind(any_port());
+    auto first = spawn([&] { return original.accept().is_open(); });
+    auto second = spawn([&] { return original.accept().is_open(); });
+    this_fiber::yield();
+    TcpListener moved = std::move(original);
+    auto a = TcpStream::connect(moved.local_address());
+    auto b = TcpStream::connect(moved.local_address());
+    EXPECT_TRUE(with_timeout(5s, [&] { return first.join(); }));
+    EXPECT_TRUE(with_timeout(5s, [&] { return second.join(); }));
+  });
+}
+
+// Two fibers of another loop accept on a listener made on loop 0: the first
+// moves it to their loop, the second queues behind it there (before, it
+// found the first in the slot without a turn and got std::logic_error).
+TEST(AcceptorsAcrossLoops, TwoFibersOfAnotherLoopTakeTurnsOnAListenerTheyMoved) {
+  GroupOptions options;
+  options.loops = 2;
+  options.pin_threads = false;
+  LoopGroup group(options);
+  group.run([&] {
+    TcpListener listener = TcpListener::bind(any_port());
+    auto first = group.spawn_on(1, [&] { return listener.accept().is_open(); });
+    auto second = group.spawn_on(1, [&] { return listener.accept().is_open(); });
+    this_fiber::sleep_for(20ms);  // both are waiting on loop 1 by now
+    auto a = TcpStream::connect(listener.local_address());
+    auto b = TcpStream::connect(listener.local_address());
+    EXPECT_TRUE(with_timeout(5s, [&] { return first.join(); }));
+    EXPECT_TRUE(with_timeout(5s, [&] { return second.join(); }));
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop

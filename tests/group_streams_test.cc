@@ -350,5 +350,38 @@ TEST(Group, AnOrphanedStreamClosedWhileAnotherLoopTakesItIsClosedOnce) {
   EXPECT_EQ(open_fds().size(), fds_before);
 }
 
+// A second reader of a stream on another loop, while the first waits, is
+// refused before it touches the stream's deadline bookkeeping (which each
+// reader used to link itself into from its own thread, so that an unlucky
+// order of the two unwinds left the stream pointing at a dead reader's
+// timer); the first reader and later deadlines are unaffected.
+TEST(Group, ASecondReaderOnAnotherLoopIsRefusedAndDeadlinesStillReachTheFirst) {
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    auto [server, client] = connected_pair();
+    std::atomic<bool> reading{false};
+    auto first = group.spawn_on(1, [&]() -> std::string {
+      char buf[8];
+      reading = true;
+      return std::string(buf, server.read(buf));
+    });
+    while (!reading) this_fiber::yield();
+    this_fiber::sleep_for(5ms);  // parked in its read
+    char buf[8];
+    try {
+      (void)server.read(buf);
+      ADD_FAILURE() << "a second reader was let in";
+    } catch (const std::logic_error& e) {
+      EXPECT_NE(std::string(e.what()).find("another fiber is already reading"), std::string::npos)
+          << e.what();
+    }
+    client.write_all("one");
+    EXPECT_EQ(with_timeout(5s, [&] { return first.join(); }), "one");
+    // The deadline bookkeeping is free again: a deadline reaches the next read.
+    server.set_read_deadline(Clock::now() + 20ms);
+    EXPECT_THROW((void)with_timeout(5s, [&] { return server.read(buf); }), TimeoutError);
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop

@@ -156,10 +156,11 @@ class IoHandle : public ReadinessTarget {
   // One at a time makes the syscall and waits; the others queue, in order,
   // and each tries accept4 first when its turn comes (an edge-triggered
   // registration reports pending connections once, to the fiber then
-  // waiting). A fiber of another loop takes no turn: its wait moves the fd,
-  // which is refused while a turn is held.
+  // waiting). A fiber of another loop moves the fd to its own loop first,
+  // which is refused while a turn is held where it is.
   // Throws: Cancelled, TimeoutError while queued; std::system_error (EBADF)
-  //         if the fd is closed meanwhile.
+  //         if the fd is closed (or destroyed) meanwhile; std::logic_error
+  //         as move_here().
   class Turn {
    public:
     Turn(IoHandle& handle, const char* op);
@@ -171,7 +172,7 @@ class IoHandle : public ReadinessTarget {
 
    private:
     friend class IoHandle;
-    IoHandle* handle_;  // null: no turn held, or the fd closed since
+    IoHandle* handle_;  // null: no turn held, or the fd closed since (end_turns)
   };
 
   // Unregisters the fd, wakes any waiting fibers (their wait() throws), and
@@ -315,7 +316,6 @@ class IoHandle : public ReadinessTarget {
     Turn* turn = nullptr;
     FiberRecord* fiber = nullptr;
     bool granted = false;
-    bool closed = false;
   };
   Turn* turn_holder_ = nullptr;  // null: nobody's turn
   IntrusiveList<TurnWaiter> turn_queue_;

@@ -62,6 +62,10 @@ class Socket {
 
   // Throws std::system_error (EBADF) naming `op` unless open.
   void check_open(const char* op) const;
+  // The fd's state (null once moved from): for a protocol layered on the
+  // socket that makes its own calls (TLS's BIO), through with_fd. Its
+  // address stays while the Socket moves.
+  IoHandle* handle() const noexcept { return handle_.get(); }
 
  private:
   [[noreturn]] void fail(int err, const char* op) const;

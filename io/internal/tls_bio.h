@@ -17,10 +17,12 @@ namespace fiberloop::internal {
 // emptied: "certificate verify failed".
 std::string openssl_reasons();
 
+class IoHandle;
+
 // The socket BIO's method (one for the process). A BIO made with it reads
-// and writes the fd set_bio_fd() gives it, and remembers the TCP end of
-// stream for BIO_CTRL_EOF.
+// and writes the socket set_bio_socket() gives it (through its
+// IoHandle::with_fd), and remembers the TCP end of stream for BIO_CTRL_EOF.
 bio_method_st* socket_bio();
-void set_bio_fd(bio_st* bio, int fd);
+void set_bio_socket(bio_st* bio, IoHandle* socket);
 
 }  // namespace fiberloop::internal

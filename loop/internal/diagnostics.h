@@ -25,6 +25,10 @@ class StallWatchdog;
 // as gone only after it (Diagnostics::close_list_entry).
 enum class PostOutcome : std::uint8_t { kPosted, kClosing, kGone };
 PostOutcome post_if_live(Scheduler* scheduler, std::uint64_t serial, RemoteItem& item) noexcept;
+// Whether `scheduler` (with `serial` nonzero, that loop) is listed and
+// refusing posts: between its refusal and the end of its last drain. A
+// later loop at the same address is not (it accepts posts).
+bool refusing_posts(const Scheduler* scheduler, std::uint64_t serial) noexcept;
 
 class Diagnostics {
  public:
@@ -80,6 +84,7 @@ class Diagnostics {
   friend bool scheduler_is_live(const Scheduler* scheduler, std::uint64_t serial) noexcept;
   friend PostOutcome post_if_live(Scheduler* scheduler, std::uint64_t serial,
                                   RemoteItem& item) noexcept;
+  friend bool refusing_posts(const Scheduler* scheduler, std::uint64_t serial) noexcept;
   void refuse_posts() noexcept;
   void unlist() noexcept;
   const Scheduler* debug_scheduler_;

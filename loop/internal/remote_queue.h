@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 #include "loop/internal/intrusive_list.h"
 
@@ -56,6 +57,11 @@ class RemoteQueue {
   // Handles every item queued now: posts become callbacks (or, with `drop`,
   // as when the loop closes, are destroyed), wake-ups wake their fibers.
   void drain(bool drop);
+  // drain(true), but the dropped posts' callables are moved to `dropped`
+  // instead of destroyed: a closing loop destroys them only once it counts
+  // as gone (what they hold may close another loop's stream, and that loop
+  // may be closing too, waiting for this one: LoopParts::shutdown).
+  void drain_keeping_dropped(std::vector<std::function<void()>>& dropped);
   bool take_stop() noexcept { return stop_requested_.exchange(false, std::memory_order_acq_rel); }
   bool take_dump_request() noexcept {
     return dump_requested_.exchange(false, std::memory_order_acq_rel);
@@ -101,8 +107,9 @@ class RemoteQueue {
   // burst's) are freed instead of kept.
   static constexpr std::size_t kMaxPosts = 4096;
   std::atomic<std::uint64_t> free_posts_{0};
-  std::atomic<std::size_t> posts_made_{0};  // alive now: queued, free or in use
-  Post* recycled_ = nullptr;                // the batch (loop thread only)
+  std::atomic<std::size_t> posts_made_{0};                      // alive now: queued, free or in use
+  Post* recycled_ = nullptr;                                    // the batch (loop thread only)
+  std::vector<std::function<void()>>* keep_dropped_ = nullptr;  // drain_keeping_dropped
   Post* recycled_last_ = nullptr;
 
   Reactor& reactor_;
