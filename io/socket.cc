@@ -120,8 +120,7 @@ int Socket::accept() {
   return h.retry(
       Direction::kRead, "accept",
       [&](int fd) { return ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); },
-      [&](int err) { throw_io_error(err, "accept fd " + std::to_string(h.fd())); }, ECONNABORTED,
-      &accept);
+      [&](int err) { fail(err, "accept"); }, ECONNABORTED, &accept);
 }
 
 void Socket::connect(const SocketAddress& to) {

@@ -6,8 +6,6 @@
 #include <exception>
 #include <string>
 #include <string_view>
-#include <thread>
-#include <utility>
 
 #include "io/internal/by_deadline.h"
 #include "loop/errors.h"
@@ -36,12 +34,6 @@ std::size_t by_deadline(const Stream& stream, TimePoint at,
   // Outside a fiber, no scope: the operation itself says why it cannot wait.
   if (at == TimePoint::max() && !in_fiber()) [[unlikely]]
     return op();
-  // Named before the claim, so that whoever finds this operation in the
-  // slot finds its loop too (apply_deadline, ~Stream). (A refused
-  // operation names its own loop: a second operation is a caller's bug.)
-  internal::Scheduler* here = internal::Scheduler::current();
-  if (ops_loop.load(std::memory_order_relaxed) != here) [[unlikely]]
-    ops_loop.store(here, std::memory_order_release);
   return internal::run_by_deadline(
       at, label, &slot,
       [&] { return std::string(label) + " of " + stream.describe() + " has passed"; },
@@ -50,7 +42,13 @@ std::size_t by_deadline(const Stream& stream, TimePoint at,
                (std::string_view(op_name) == "read" ? "reading" : "writing") +
                " this stream (on this loop or another); one reader and one writer at a time";
       },
-      op);
+      [&] {
+        // (Only once the slot is ours: a refused operation leaves it be.)
+        internal::Scheduler* here = internal::Scheduler::current();
+        if (ops_loop.load(std::memory_order_relaxed) != here) [[unlikely]]
+          ops_loop.store(here, std::memory_order_release);
+        return op();
+      });
 }
 
 constexpr const char* kReadDeadline = "Stream: the read deadline (set_read_deadline)";
@@ -59,27 +57,8 @@ constexpr const char* kWriteDeadline = "Stream: the write deadline (set_write_de
 }  // namespace
 
 Stream::~Stream() {
-  internal::Scheduler* const here = internal::Scheduler::current();
-  const std::pair<std::atomic<internal::DeadlineOp*>*, std::atomic<internal::Scheduler*>*>
-      directions[] = {{&read_op_, &read_ops_loop_}, {&write_op_, &write_ops_loop_}};
-  for (const auto& [slot, loop] : directions) {
-    internal::DeadlineOp* op = slot->load(std::memory_order_acquire);
-    if (op == nullptr) continue;
-    if (loop->load(std::memory_order_acquire) == here) {
-      op->home = nullptr;  // parked on this thread: it never touches the stream again
-      continue;
-    }
-    // A fiber of another loop is in it (the subclass's destructor closed
-    // the stream, which woke it): it lets go on its own thread first,
-    // unless its loop is gone (a fiber abandoned by that loop's shutdown
-    // never resumes, and its stack is leaked, not reused).
-    internal::Scheduler* const runs_on = loop->load(std::memory_order_acquire);
-    internal::wait_until_released(
-        [slot, runs_on] {
-          return slot->load(std::memory_order_acquire) == nullptr ||
-                 !internal::scheduler_is_live(runs_on);
-        },
-        "a Stream was destroyed while a fiber of another loop was in its read or write");
+  for (std::atomic<internal::DeadlineOp*>* slot : {&read_op_, &write_op_}) {
+    if (internal::DeadlineOp* op = slot->load(std::memory_order_acquire)) op->home = nullptr;
   }
 }
 
@@ -98,21 +77,13 @@ void Stream::apply_deadline(TimePoint Stream::*deadline,
     Stream* stream;
     TimePoint Stream::*deadline;
     std::atomic<internal::DeadlineOp*> Stream::*op;
-    std::atomic<internal::Scheduler*>* ops_loop;
     TimePoint at;
-    bool moved;                 // the operation under way is another loop's: ask that one
     std::exception_ptr failed;  // move_to's bad_alloc, thrown to the caller
-  } set{this, deadline, op, &ops_loop, at, false, nullptr};
+  } set{this, deadline, op, at, nullptr};
   auto apply = [](void* arg) noexcept {
     auto& s = *static_cast<Set*>(arg);
-    // (The slot first: an operation names its loop before it takes the slot.)
-    internal::DeadlineOp* running = (s.stream->*s.op).load(std::memory_order_acquire);
-    internal::Scheduler* const runs_on = s.ops_loop->load(std::memory_order_acquire);
-    if (running != nullptr && runs_on != nullptr && runs_on != internal::Scheduler::current()) {
-      s.moved = true;
-      return;
-    }
     s.stream->*s.deadline = s.at;
+    internal::DeadlineOp* running = (s.stream->*s.op).load(std::memory_order_acquire);
     if (running == nullptr) return;
     try {
       running->scope->move_to(s.at);
@@ -122,22 +93,11 @@ void Stream::apply_deadline(TimePoint Stream::*deadline,
   };
   // The operations under way are their loop's: from another thread, that
   // loop applies the deadline (and wakes an operation it has passed), as
-  // IoHandle::close() is done on the fd's loop. If they moved to another
-  // loop meanwhile, that one is asked.
-  for (;;) {
-    internal::Scheduler* loop = ops_loop.load(std::memory_order_acquire);
-    set.moved = false;
-    if (loop == nullptr || loop == internal::Scheduler::current()) {
-      apply(&set);
-    } else if (!internal::call_on_loop_if_live(loop, 0, apply, &set)) {
-      // Its loop is gone (an operation of it was abandoned with it), unless
-      // the stream's operations moved on meanwhile.
-      if (ops_loop.load(std::memory_order_acquire) != loop) continue;
-      this->*deadline = at;
-      break;
-    }
-    if (!set.moved) break;
-    std::this_thread::yield();  // (the operation's loop is naming itself)
+  // IoHandle::close() is done on the fd's loop.
+  internal::Scheduler* loop = ops_loop.load(std::memory_order_acquire);
+  if (loop == nullptr || loop == internal::Scheduler::current() ||
+      !internal::call_on_loop_if_live(loop, 0, apply, &set)) {
+    apply(&set);
   }
   if (set.failed) std::rethrow_exception(set.failed);
 }

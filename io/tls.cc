@@ -19,7 +19,6 @@
 #include "io/internal/tls_bio.h"
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
-#include "loop/internal/waiter.h"
 
 namespace fiberloop {
 
@@ -182,6 +181,8 @@ TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
   return *this;
 }
 
+TlsStream::~TlsStream() { SSL_free(ssl_); }
+
 TlsStream TlsStream::connect(std::string_view host, std::uint16_t port, const TlsContext& context) {
   return client(TcpStream::connect(host, port), context, host);
 }
@@ -238,20 +239,11 @@ void TlsStream::handshake() {
 // operation is still in the middle of it.
 class TlsStream::LoopClaim {
  public:
-  // The thread's identity (a loop's thread, or one without a loop).
-  static const void* this_thread() noexcept {
+  LoopClaim(TlsStream& stream, const char* op) : stream_(stream) {
+    // The thread's identity (a loop's thread, or one without a loop).
     static thread_local const char here = 0;
-    return &here;
-  }
-
-  LoopClaim(TlsStream& stream, const char* op) : stream_(&stream) {
-    const void* me = this_thread();
+    const void* me = &here;
     const void* owner = stream.claimed_by_.load(std::memory_order_acquire);
-    // (Named before the claim, so that ~TlsStream finds the claimer's loop;
-    // a refused claimer names its own, live, loop, which only waits longer.)
-    if (owner == nullptr) {
-      stream.claimed_loop_.store(internal::Scheduler::current(), std::memory_order_release);
-    }
     if (owner != me && (owner != nullptr || !stream.claimed_by_.compare_exchange_strong(
                                                 owner, me, std::memory_order_acq_rel))) {
       throw std::logic_error(
@@ -261,46 +253,16 @@ class TlsStream::LoopClaim {
           "when that loop's operations have ended");
     }
     ++stream.claims_;
-    next_ = stream.claim_list_;
-    if (next_ != nullptr) next_->prev_ = this;
-    stream.claim_list_ = this;
   }
   ~LoopClaim() {
-    if (stream_ == nullptr) return;  // the stream was destroyed while this operation waited
-    (prev_ != nullptr ? prev_->next_ : stream_->claim_list_) = next_;
-    if (next_ != nullptr) next_->prev_ = prev_;
-    if (--stream_->claims_ == 0) stream_->claimed_by_.store(nullptr, std::memory_order_release);
+    if (--stream_.claims_ == 0) stream_.claimed_by_.store(nullptr, std::memory_order_release);
   }
   LoopClaim(const LoopClaim&) = delete;
   LoopClaim& operator=(const LoopClaim&) = delete;
 
  private:
-  friend class TlsStream;
-  TlsStream* stream_;  // null once the stream is destroyed (~TlsStream)
-  LoopClaim* prev_ = nullptr;
-  LoopClaim* next_ = nullptr;
+  TlsStream& stream_;
 };
-
-TlsStream::~TlsStream() {
-  if (claimed_by_.load(std::memory_order_acquire) == LoopClaim::this_thread()) {
-    // Fibers of this thread parked in operations (the socket's close, below,
-    // wakes them): they unwind without touching the stream again.
-    for (LoopClaim* c = claim_list_; c != nullptr; c = c->next_) c->stream_ = nullptr;
-  } else if (claimed_by_.load(std::memory_order_acquire) != nullptr) {
-    // Another thread's fibers are in operations: woken by the close, they
-    // let go of the stream on their thread first.
-    tcp_.close();
-    const auto* loop =
-        static_cast<const internal::Scheduler*>(claimed_loop_.load(std::memory_order_acquire));
-    internal::wait_until_released(
-        [this, loop] {
-          return claimed_by_.load(std::memory_order_acquire) == nullptr ||
-                 (loop != nullptr && !internal::scheduler_is_live(loop));
-        },
-        "a TlsStream was destroyed while fibers of another loop were in its operations");
-  }
-  SSL_free(ssl_);
-}
 
 template <class Call>
 int TlsStream::drive(const char* op, Call call) {

@@ -156,10 +156,6 @@ class TlsStream final : public Stream {
   // touched only by that thread.
   std::atomic<const void*> claimed_by_{nullptr};
   int claims_ = 0;
-  LoopClaim* claim_list_ = nullptr;  // the claims of that thread's operations under way
-  // That thread's loop (null: a thread without one), for ~TlsStream: a loop
-  // gone with fibers in operations abandoned them (they never let go).
-  std::atomic<const void*> claimed_loop_{nullptr};
 };
 
 }  // namespace fiberloop

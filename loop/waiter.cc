@@ -7,8 +7,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cstdio>
-#include <cstdlib>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -114,24 +112,6 @@ bool call_through(Post post, void (*fn)(void*) noexcept, void* arg) {
 }
 
 }  // namespace
-
-void pause_until_released(TimePoint give_up, const char* what) noexcept {
-  if (Clock::now() > give_up) {
-    std::fprintf(stderr,
-                 "fiberloop: %s, and they did not let go within 10 s; stopping rather than "
-                 "freeing it under them. Destroy an object on the loop whose fibers use it, or "
-                 "once their operations have ended (close() may come from any thread)\n",
-                 what);
-    std::abort();
-  }
-  // A fiber lets its loop run meanwhile (the other fiber may be waiting
-  // for an answer from it); a loop's thread outside a fiber answers its
-  // own queue.
-  Scheduler* const here = Scheduler::current();
-  if (here != nullptr && here->running() != nullptr) return here->yield_uninterruptible();
-  if (here != nullptr) here->serve_remote();
-  std::this_thread::yield();
-}
 
 void call_on_loop(Scheduler& target, void (*fn)(void*) noexcept, void* arg) {
   (void)call_through(

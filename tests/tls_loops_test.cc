@@ -7,7 +7,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <memory>
 #include <string>
 
 #include "fiberloop.h"
@@ -61,68 +60,6 @@ TEST(TlsLoops, ATlsStreamClosedWhileAnotherLoopWritesIsNeverWrittenAfterTheClose
       ::close(decoy[0]);
       ::close(decoy[1]);
     }
-  });
-}
-
-// A TlsStream destroyed by one fiber while another, of the same loop, is
-// parked in its read: the reader wakes with EBADF and unwinds without
-// touching the stream (ASan: its claim on the stream was released into the
-// freed object before).
-TEST(TlsLoops, ATlsStreamDestroyedWhileAFiberReadsItWakesTheReaderSafely) {
-  const testing::TestCerts certs;
-  fiberloop::run([&] {
-    TlsContext server_ctx = TlsContext::server(certs.cert("server"), certs.key("server"));
-    TlsContext client_ctx = TlsContext::client();
-    client_ctx.load_verify_file(certs.cert("ca"));
-    auto listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
-    auto accepting = spawn([&] { return TlsStream::accept(listener.accept(), server_ctx); });
-    auto client = std::make_unique<TlsStream>(
-        TlsStream::connect("localhost", listener.local_address().port(), client_ctx));
-    TlsStream server = accepting.join();
-    auto reader = spawn([&]() -> int {
-      char buf[8];
-      try {
-        (void)client->read(buf);
-        return 0;
-      } catch (const std::system_error& e) {
-        return e.code().value();
-      }
-    });
-    this_fiber::yield();  // parked in its read
-    client.reset();
-    EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF);
-  });
-}
-
-// The same from another loop: the destroyer waits until the reader, woken
-// by the close, has let go of the stream on its own loop.
-TEST(TlsLoops, ATlsStreamDestroyedWhileAnotherLoopReadsItWaitsForTheReader) {
-  const testing::TestCerts certs;
-  LoopGroup group(unpinned(2));
-  group.run([&] {
-    TlsContext server_ctx = TlsContext::server(certs.cert("server"), certs.key("server"));
-    TlsContext client_ctx = TlsContext::client();
-    client_ctx.load_verify_file(certs.cert("ca"));
-    auto listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
-    auto accepting = spawn([&] { return TlsStream::accept(listener.accept(), server_ctx); });
-    auto client = std::make_unique<TlsStream>(
-        TlsStream::connect("localhost", listener.local_address().port(), client_ctx));
-    TlsStream server = accepting.join();
-    std::atomic<bool> reading{false};
-    auto reader = group.spawn_on(1, [&]() -> int {
-      char buf[8];
-      try {
-        reading = true;
-        (void)client->read(buf);
-        return 0;
-      } catch (const std::system_error& e) {
-        return e.code().value();
-      }
-    });
-    while (!reading) this_fiber::yield();
-    this_fiber::sleep_for(5ms);  // parked in its read on loop 1
-    client.reset();
-    EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF);
   });
 }
 

@@ -75,9 +75,6 @@ class Scheduler {
 
   // To the back of the ready queue. Throws Cancelled, TimeoutError.
   void yield();
-  // As yield(), but an interrupt stays pending for the next suspension
-  // point: for a wait in a destructor (wait_until_released).
-  void yield_uninterruptible() noexcept;
   // Suspends the running fiber until wake() or an interrupt. The caller has
   // linked it into the wait list it waits on (or none). Returns when woken,
   // even if an interrupt came after the wake (it waits for the next

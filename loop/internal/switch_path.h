@@ -83,12 +83,6 @@ inline void Scheduler::yield() {
   deliver_interrupt(self);
 }
 
-inline void Scheduler::yield_uninterruptible() noexcept {
-  FiberRecord& self = *current_;
-  make_ready(self);
-  suspend(self);
-}
-
 // Every park's one body: marks the running fiber parked (for `kind`, what
 // Loop::dump() shows), switches away, and, once resumed, numbers the park
 // as over (a wake from another thread meant for it is stale from then on).

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <cstdint>
 
 #include "loop/internal/fiber_record.h"
@@ -129,20 +128,6 @@ void call_on_loop(Scheduler& target, void (*fn)(void*) noexcept, void* arg);
 // Returns: whether it ran it.
 bool call_on_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
                           void* arg);
-
-// Waits, on any thread, until `done()` holds: for fibers of another loop to
-// let go of an object destroyed here (its destructor's close woke their
-// operations, which unwind on their own thread). A fiber yields to its
-// loop meanwhile (uninterruptibly: it is in a destructor), and a loop's
-// thread outside a fiber keeps answering its own queue.
-// After 10 s the process stops with a message naming `what`: the object
-// would otherwise be used after it is freed.
-void pause_until_released(TimePoint give_up, const char* what) noexcept;
-template <class Done>
-void wait_until_released(Done done, const char* what) noexcept {
-  const TimePoint give_up = Clock::now() + std::chrono::seconds(10);
-  while (!done()) pause_until_released(give_up, what);
-}
 
 // Blocks a plain thread until `word` is at least `until` or `deadline`
 // passes. Returns: whether it got there.
