@@ -19,7 +19,18 @@ using namespace std::chrono_literals;
 using testing::LoopTest;
 using Acceptors = LoopTest;
 
-SocketAddress any_port() { return SocketAddress::parse("127.0.0.1:0"); }
+using testing::any_port;
+
+// accept() on `listener`: 0 if it returned a connection, else the errno it
+// threw.
+int accept_errno(TcpListener& listener) {
+  try {
+    (void)listener.accept();
+    return 0;
+  } catch (const std::system_error& e) {
+    return e.code().value();
+  }
+}
 
 TEST_F(Acceptors, FourFibersShareTheConnectionsOfOneListener) {
   run([] {
@@ -113,14 +124,7 @@ TEST_F(Acceptors, DestroyingTheListenerWakesEveryAcceptorWithEbadf) {
     auto listener = std::make_unique<TcpListener>(TcpListener::bind(any_port()));
     std::vector<Task<int>> acceptors;
     for (int a = 0; a < 3; ++a) {
-      acceptors.push_back(spawn([&] {
-        try {
-          (void)listener->accept();
-          return 0;
-        } catch (const std::system_error& e) {
-          return e.code().value();
-        }
-      }));
+      acceptors.push_back(spawn([&] { return accept_errno(*listener); }));
     }
     this_fiber::yield();
     listener.reset();  // the holder and both queued fibers wake; none touches it again
@@ -140,14 +144,7 @@ TEST_F(Acceptors, AnAcceptorHandedItsTurnAsTheListenerIsDestroyedGetsEbadf) {
       listener.reset();
       return true;
     });
-    auto second = spawn([&]() -> int {
-      try {
-        (void)listener->accept();
-        return 0;
-      } catch (const std::system_error& e) {
-        return e.code().value();
-      }
-    });
+    auto second = spawn([&] { return accept_errno(*listener); });
     this_fiber::yield();
     auto client = TcpStream::connect(address);
     EXPECT_TRUE(with_timeout(5s, [&] { return first.join(); }));

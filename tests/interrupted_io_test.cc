@@ -27,7 +27,7 @@ class InterruptedIo : public testing::LoopTest, public ::testing::WithParamInter
   InterruptedIo() : LoopTest(LoopOptions{.backend = GetParam()}) {}
 };
 
-SocketAddress any_port() { return SocketAddress::parse("127.0.0.1:0"); }
+using testing::any_port;
 
 // A connected pair: {the accepted end, the connecting end}.
 std::pair<TcpStream, TcpStream> connected_pair() {

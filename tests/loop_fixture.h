@@ -59,6 +59,9 @@ inline std::function<void(std::exception_ptr, const FiberInfo&)> collect_whats(
   };
 }
 
+// 127.0.0.1 with port 0: bind picks a free port (local_address() says which).
+inline SocketAddress any_port() { return SocketAddress::parse("127.0.0.1:0"); }
+
 // The fds this process has open now (/proc/self/fd), the directory's own
 // excluded.
 inline std::vector<int> open_fds() {

@@ -19,7 +19,7 @@ using namespace std::chrono_literals;
 using testing::LoopTest;
 using Tcp = LoopTest;
 
-SocketAddress any_port() { return SocketAddress::parse("127.0.0.1:0"); }
+using testing::any_port;
 
 // The seeds' server: reverses each message.
 void reverse_echo(TcpStream conn) {

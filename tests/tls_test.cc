@@ -35,7 +35,7 @@ class Tls : public testing::LoopTest {
   static inline testing::TestCerts* certs_ = nullptr;
 };
 
-SocketAddress any_port() { return SocketAddress::parse("127.0.0.1:0"); }
+using testing::any_port;
 
 // What a failed call threw, as text.
 template <class F>
