@@ -134,17 +134,42 @@ void IoHandle::move_here(const char* op) {
   }
 }
 
-void IoHandle::take_here(const char* op) {
+IoHandle::~IoHandle() {
+  FIBERLOOP_CHECK(refs_.load(std::memory_order_relaxed) <= 1,
+                  "an IoHandle destroyed directly while a fiber of another loop pins it");
+  close();
+}
+
+void IoHandle::Release::operator()(IoHandle* handle) const noexcept {
+  handle->close();
+  handle->unref();
+}
+
+void IoHandle::unref() noexcept {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  refs_.store(1, std::memory_order_relaxed);  // (~IoHandle's check: nobody else holds it)
+  delete this;
+}
+
+bool IoHandle::take_here(const char* op) {
+  refs_.fetch_add(1, std::memory_order_relaxed);
+  struct Unpin {
+    IoHandle* handle;
+    ~Unpin() { handle->unref(); }
+  } const unpin{this};
   move_here(op);
-  if (!arriving_.load(std::memory_order_relaxed) || !on_this_loop()) return;
-  // A close that reached this loop since the hand-over found the fd not yet
-  // registered here, and closed it without unregistering.
-  if (fd() < 0) return;  // the wait says so
-  Scheduler& here = *loop();
-  operations_ = here.reactor().has_operations();
-  may_be_readable_ = true;  // the new registration reports afresh
-  here.reactor().watch(fd(), this);
-  arriving_.store(false, std::memory_order_relaxed);  // only now: a failed watch is tried again
+  if (arriving_.load(std::memory_order_relaxed) && on_this_loop() && fd() >= 0) {
+    // (Not when a close reached this loop since the hand-over: it found the
+    // fd not yet registered here, and closed it without unregistering.)
+    Scheduler& here = *loop();
+    operations_ = here.reactor().has_operations();
+    may_be_readable_ = true;  // the new registration reports afresh
+    here.reactor().watch(fd(), this);
+    arriving_.store(false, std::memory_order_relaxed);  // only now: a failed watch is tried again
+  }
+  // (Settled here, the owner's close must come through this loop, which
+  // runs this fiber now: the unpin is not the last reference.)
+  return settled_here();
 }
 
 bool IoHandle::ready_now(Direction dir) const noexcept {
@@ -198,9 +223,8 @@ IoHandle::OrphanClose IoHandle::claim_orphan_for_close(const Owner& seen) noexce
 }
 
 void IoHandle::settle_here(const char* op) {
-  take_here(op);
   // Closed, or being closed by another thread as an orphan.
-  if (!settled_here()) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
+  if (!take_here(op)) throw_closed(op);
 }
 
 IoWaiter*& IoHandle::claim(Direction dir, const char* op) {

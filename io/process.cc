@@ -28,6 +28,7 @@ class Process::Pipe final : public SocketStream {
  public:
   Pipe(internal::Socket socket, std::string name) noexcept
       : SocketStream(std::move(socket)), name_(std::move(name)) {}
+  ~Pipe() override { end_operations(); }
   std::string describe() const override { return name_ + " (fd " + std::to_string(fd()) + ")"; }
 
  private:

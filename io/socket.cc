@@ -14,7 +14,11 @@ namespace fiberloop::internal {
 
 using Direction = IoHandle::Direction;
 
-Socket::Socket(int fd) : handle_(std::make_unique<IoHandle>(fd)) {}
+Socket::Socket(int fd) : handle_(new IoHandle(fd)) {}
+
+void Socket::ReleaseHandle::operator()(IoHandle* handle) const noexcept {
+  IoHandle::Release()(handle);
+}
 
 Socket Socket::open(int domain, int type, const std::string& what) {
   const int fd = ::socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);

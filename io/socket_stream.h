@@ -18,6 +18,8 @@ namespace fiberloop {
 class SocketStream : public Stream {
  public:
   SocketStream() = default;
+  // (Each final class's destructor calls end_operations() first.)
+  ~SocketStream() override = default;
   SocketStream(SocketStream&&) noexcept = default;
   SocketStream& operator=(SocketStream&&) noexcept = default;
 

@@ -21,100 +21,95 @@ bool in_fiber() noexcept {
   return s != nullptr && s->running() != nullptr;
 }
 
-// Runs `op` under the stream's deadline `at` (none: TimePoint::max()),
-// `slot` pointing at it meanwhile so that setting the deadline reaches it,
-// and `ops_loop` naming the loop that runs it; the TimeoutError names the
-// stream. `op_name` ("read") names a second operation in the same
-// direction, refused.
+// Runs `op` under the deadline of `direction`, which points at it
+// meanwhile (so that setting the deadline reaches it) and names the loop
+// running it; the TimeoutError names the stream. `op_name` ("read") names
+// a second operation in the same direction, refused.
 template <class Op>
-std::size_t by_deadline(const Stream& stream, TimePoint at,
-                        std::atomic<internal::DeadlineOp*>& slot,
-                        std::atomic<internal::Scheduler*>& ops_loop, const char* label,
-                        const char* op_name, Op op) {
+std::size_t by_deadline(const Stream& stream, internal::StreamDirection& direction,
+                        const char* label, const char* op_name, Op op) {
   // Outside a fiber, no scope: the operation itself says why it cannot wait.
-  if (at == TimePoint::max() && !in_fiber()) [[unlikely]]
+  if (direction.deadline.load(std::memory_order_relaxed) == TimePoint::max() && !in_fiber())
+      [[unlikely]]
     return op();
   return internal::run_by_deadline(
-      at, label, &slot,
+      TimePoint::max(), label, &direction,
       [&] { return std::string(label) + " of " + stream.describe() + " has passed"; },
       [&] {
         return std::string(op_name) + " " + stream.describe() + ": another fiber is already " +
                (std::string_view(op_name) == "read" ? "reading" : "writing") +
                " this stream (on this loop or another); one reader and one writer at a time";
       },
-      [&] {
-        // (Only once the slot is ours: a refused operation leaves it be.)
-        internal::Scheduler* here = internal::Scheduler::current();
-        if (ops_loop.load(std::memory_order_relaxed) != here) [[unlikely]]
-          ops_loop.store(here, std::memory_order_release);
-        return op();
-      });
+      op);
 }
 
 constexpr const char* kReadDeadline = "Stream: the read deadline (set_read_deadline)";
 constexpr const char* kWriteDeadline = "Stream: the write deadline (set_write_deadline)";
 
+// The stream lets go of the operation under way (on the operation's loop):
+// it finds `home` null, and never touches the stream again.
+void let_go(internal::DeadlineOp& op, void*) {
+  internal::StreamDirection* direction = op.home;
+  op.home = nullptr;
+  direction->op.store(nullptr, std::memory_order_release);
+}
+
 }  // namespace
 
-Stream::~Stream() {
-  for (std::atomic<internal::DeadlineOp*>* slot : {&read_op_, &write_op_}) {
-    if (internal::DeadlineOp* op = slot->load(std::memory_order_acquire)) op->home = nullptr;
-  }
+Stream::Stream(Stream&& other) noexcept {
+  read_.deadline.store(other.read_.deadline.load());
+  write_.deadline.store(other.write_.deadline.load());
 }
 
-void Stream::set_read_deadline(TimePoint at) {
-  apply_deadline(&Stream::read_deadline_, &Stream::read_op_, read_ops_loop_, at);
+Stream& Stream::operator=(Stream&& other) noexcept {
+  if (this == &other) return *this;
+  end_operations();
+  read_.deadline.store(other.read_.deadline.load());
+  write_.deadline.store(other.write_.deadline.load());
+  return *this;
 }
 
-void Stream::set_write_deadline(TimePoint at) {
-  apply_deadline(&Stream::write_deadline_, &Stream::write_op_, write_ops_loop_, at);
+Stream::~Stream() { let_go_of_operations(); }
+
+void Stream::end_operations() noexcept {
+  close();
+  let_go_of_operations();
 }
 
-void Stream::apply_deadline(TimePoint Stream::*deadline,
-                            std::atomic<internal::DeadlineOp*> Stream::*op,
-                            std::atomic<internal::Scheduler*>& ops_loop, TimePoint at) {
-  struct Set {
-    Stream* stream;
-    TimePoint Stream::*deadline;
-    std::atomic<internal::DeadlineOp*> Stream::*op;
-    TimePoint at;
-    std::exception_ptr failed;  // move_to's bad_alloc, thrown to the caller
-  } set{this, deadline, op, at, nullptr};
-  auto apply = [](void* arg) noexcept {
-    auto& s = *static_cast<Set*>(arg);
-    s.stream->*s.deadline = s.at;
-    internal::DeadlineOp* running = (s.stream->*s.op).load(std::memory_order_acquire);
-    if (running == nullptr) return;
-    try {
-      running->scope->move_to(s.at);
-    } catch (...) {
-      s.failed = std::current_exception();
-    }
-  };
-  // The operations under way are their loop's: from another thread, that
-  // loop applies the deadline (and wakes an operation it has passed), as
-  // IoHandle::close() is done on the fd's loop.
-  internal::Scheduler* loop = ops_loop.load(std::memory_order_acquire);
-  if (loop == nullptr || loop == internal::Scheduler::current() ||
-      !internal::call_on_loop_if_live(loop, 0, apply, &set)) {
-    apply(&set);
-  }
-  if (set.failed) std::rethrow_exception(set.failed);
+void Stream::let_go_of_operations() noexcept {
+  internal::reach_operation(read_, &let_go, nullptr);
+  internal::reach_operation(write_, &let_go, nullptr);
+}
+
+void Stream::set_read_deadline(TimePoint at) { set_direction_deadline(read_, at); }
+
+void Stream::set_write_deadline(TimePoint at) { set_direction_deadline(write_, at); }
+
+void Stream::set_direction_deadline(internal::StreamDirection& direction, TimePoint at) {
+  // (Before looking for the operation: one that claims the direction after
+  // this look reads the new deadline as it starts.)
+  direction.deadline.store(at, std::memory_order_seq_cst);
+  // The operation under way is its loop's, and so is its timer: from
+  // another thread, that loop moves it (and wakes an operation it has
+  // passed). The latest deadline is applied, whichever setter's it is.
+  internal::reach_operation(
+      direction,
+      [](internal::DeadlineOp& op, void*) {
+        op.scope->move_to(op.home->deadline.load(std::memory_order_seq_cst));
+      },
+      nullptr);
 }
 
 std::size_t Stream::read(std::span<char> buf) {
-  return by_deadline(*this, read_deadline_, read_op_, read_ops_loop_, kReadDeadline, "read",
-                     [&] { return read_some(buf); });
+  return by_deadline(*this, read_, kReadDeadline, "read", [&] { return read_some(buf); });
 }
 
 std::size_t Stream::write(std::span<const char> buf) {
-  return by_deadline(*this, write_deadline_, write_op_, write_ops_loop_, kWriteDeadline, "write",
-                     [&] { return write_some(buf); });
+  return by_deadline(*this, write_, kWriteDeadline, "write", [&] { return write_some(buf); });
 }
 
 std::size_t Stream::writev(std::span<const std::string_view> buffers) {
-  return by_deadline(*this, write_deadline_, write_op_, write_ops_loop_, kWriteDeadline, "write",
-                     [&] { return writev_some(buffers); });
+  return by_deadline(*this, write_, kWriteDeadline, "write", [&] { return writev_some(buffers); });
 }
 
 std::size_t Stream::writev_some(std::span<const std::string_view> buffers) {

@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <initializer_list>
 #include <span>
 #include <stdexcept>
@@ -33,6 +34,18 @@ namespace fiberloop {
 namespace internal {
 struct DeadlineOp;  // io/internal/by_deadline.h
 class Scheduler;
+
+// One direction of a stream (its reads, or its writes): the deadline, and
+// the operation under way with the loop (and that loop's serial) running it.
+// An operation claims `op` with a compare-and-swap and names its loop before
+// it publishes itself there (io/internal/by_deadline.h); setters and the
+// stream's destructor reach it on that loop's thread (reach_operation).
+struct StreamDirection {
+  std::atomic<TimePoint> deadline{TimePoint::max()};
+  std::atomic<DeadlineOp*> op{nullptr};
+  std::atomic<Scheduler*> loop{nullptr};
+  std::atomic<std::uint64_t> serial{0};
+};
 }  // namespace internal
 
 // Thrown by read_exact() when the stream ends first.
@@ -43,8 +56,7 @@ class EndOfStream : public std::runtime_error {
 
 class Stream {
  public:
-  // An operation still waiting on the stream (woken by the derived class's
-  // close) no longer refers to it.
+  // Lets go of the operations still under way (see end_operations()).
   virtual ~Stream();
 
   // Reads what is available (at least one byte), waiting until something is.
@@ -110,19 +122,29 @@ class Stream {
   }
   void set_read_deadline(TimePoint at);
   void set_write_deadline(TimePoint at);
-  TimePoint read_deadline() const noexcept { return read_deadline_; }
-  TimePoint write_deadline() const noexcept { return write_deadline_; }
+  TimePoint read_deadline() const noexcept { return read_.deadline.load(); }
+  TimePoint write_deadline() const noexcept { return write_.deadline.load(); }
 
  protected:
   Stream() = default;
-  // Moving a stream moves its deadlines (not an operation under way).
-  Stream(Stream&& other) noexcept
-      : read_deadline_(other.read_deadline_), write_deadline_(other.write_deadline_) {}
-  Stream& operator=(Stream&& other) noexcept {
-    read_deadline_ = other.read_deadline_;
-    write_deadline_ = other.write_deadline_;
-    return *this;
-  }
+  // Moving a stream moves its deadlines, not an operation under way. The
+  // stream assigned to is closed first (the derived class's close()), and
+  // its operations under way let go of, as by the destructor.
+  Stream(Stream&& other) noexcept;
+  Stream& operator=(Stream&& other) noexcept;
+
+  // Closes the stream (close()) and lets go of the operations under way,
+  // on any loop: each one, woken by the close, throws EBADF and never
+  // touches the stream again. One on another loop is let go of there,
+  // between two steps of its fibers: the caller waits for that step, not
+  // for the operation. The most-derived class's destructor calls it first,
+  // before anything of the object goes (an operation on another thread may
+  // be in a member, or in a virtual call, until it is let go of). ~Stream
+  // lets go too, but late for that; a move-assignment calls it.
+  // Destroy a stream once every operation on it has started (a fiber of
+  // another loop is inside read()), not while one may be about to: that is
+  // a use of a destroyed object.
+  void end_operations() noexcept;
 
   // What a stream implements. Each waits as read() and write() describe,
   // honouring cancellation and with_timeout() (parking through the loop does).
@@ -132,21 +154,17 @@ class Stream {
   virtual std::size_t writev_some(std::span<const std::string_view> buffers);
 
  private:
-  TimePoint read_deadline_ = TimePoint::max();
-  TimePoint write_deadline_ = TimePoint::max();
-  // The timers of the operations under way, so that setting or moving a
-  // deadline reaches them (io/stream.cc). They, and the deadlines, belong
-  // to the loop whose fibers run the operations in that direction (the
-  // last one that did): a deadline set from another thread is set there.
-  // One operation per direction at a time: a second one, from any loop, is
-  // refused with std::logic_error when it finds the slot taken.
-  std::atomic<internal::DeadlineOp*> read_op_{nullptr};
-  std::atomic<internal::DeadlineOp*> write_op_{nullptr};
-  std::atomic<internal::Scheduler*> read_ops_loop_{nullptr};
-  std::atomic<internal::Scheduler*> write_ops_loop_{nullptr};
+  // Go's deadlines and the operations under way, a direction each (one
+  // operation per direction at a time: a second one, from any loop, is
+  // refused with std::logic_error when it finds the slot taken). The
+  // operations' timers are their loop's: a deadline set from another
+  // thread is applied there (io/stream.cc).
+  internal::StreamDirection read_;
+  internal::StreamDirection write_;
 
-  void apply_deadline(TimePoint Stream::*deadline, std::atomic<internal::DeadlineOp*> Stream::*op,
-                      std::atomic<internal::Scheduler*>& ops_loop, TimePoint at);
+  void let_go_of_operations() noexcept;
+
+  void set_direction_deadline(internal::StreamDirection& direction, TimePoint at);
 };
 
 }  // namespace fiberloop

@@ -19,6 +19,10 @@ namespace fiberloop {
 class TcpStream final : public SocketStream {
  public:
   TcpStream() = default;
+  // Closes it; an operation under way, on any loop, throws EBADF.
+  ~TcpStream() override { end_operations(); }
+  TcpStream(TcpStream&&) noexcept = default;
+  TcpStream& operator=(TcpStream&&) noexcept = default;
 
   // Connects to `address`, parking until the connection is made.
   // Throws: std::system_error naming the address ("connect 127.0.0.1:9:

@@ -17,6 +17,7 @@
 
 #include "io/internal/by_deadline.h"
 #include "io/internal/tls_bio.h"
+#include "io/internal/tls_claim.h"
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
 
@@ -169,8 +170,9 @@ TlsStream::TlsStream(TlsStream&& other) noexcept
 
 TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
   if (this != &other) {
+    Stream::operator=(std::move(other));  // closes, and lets go of operations
+    internal::let_go_of_claims(claims_);
     SSL_free(ssl_);
-    Stream::operator=(std::move(other));
     tcp_ = std::move(other.tcp_);
     ssl_ = std::exchange(other.ssl_, nullptr);
     context_ = std::move(other.context_);
@@ -181,7 +183,13 @@ TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
   return *this;
 }
 
-TlsStream::~TlsStream() { SSL_free(ssl_); }
+TlsStream::~TlsStream() {
+  // Operations parked in it, on any loop, are woken by the close (and then
+  // make no SSL call) and let go of (they unwind without touching it).
+  end_operations();
+  internal::let_go_of_claims(claims_);
+  SSL_free(ssl_);
+}
 
 TlsStream TlsStream::connect(std::string_view host, std::uint16_t port, const TlsContext& context) {
   return client(TcpStream::connect(host, port), context, host);
@@ -234,60 +242,45 @@ void TlsStream::handshake() {
       [] { return std::string(); }, step);
 }
 
-// One thread's fibers at a time (a loop's, or a thread's without a loop):
-// OpenSSL's connection state belongs to one thread, and a fiber parked in an
-// operation is still in the middle of it.
-class TlsStream::LoopClaim {
- public:
-  LoopClaim(TlsStream& stream, const char* op) : stream_(stream) {
-    // The thread's identity (a loop's thread, or one without a loop).
-    static thread_local const char here = 0;
-    const void* me = &here;
-    const void* owner = stream.claimed_by_.load(std::memory_order_acquire);
-    if (owner != me && (owner != nullptr || !stream.claimed_by_.compare_exchange_strong(
-                                                owner, me, std::memory_order_acq_rel))) {
-      throw std::logic_error(
-          std::string("TLS ") + op + " with " + stream.peer_ +
-          ": fibers of another loop (or thread) are using this stream; a TlsStream is used by "
-          "one loop at a time (OpenSSL's connection state is one thread's), so hand it over "
-          "when that loop's operations have ended");
-    }
-    ++stream.claims_;
-  }
-  ~LoopClaim() {
-    if (--stream_.claims_ == 0) stream_.claimed_by_.store(nullptr, std::memory_order_release);
-  }
-  LoopClaim(const LoopClaim&) = delete;
-  LoopClaim& operator=(const LoopClaim&) = delete;
-
- private:
-  TlsStream& stream_;
-};
-
 template <class Call>
-int TlsStream::drive(const char* op, Call call) {
+int TlsStream::drive(const char* op, Call call, bool breaks_writes) {
   if (ssl_ == nullptr || !tcp_.is_open()) {
     throw std::system_error(EBADF, std::generic_category(),
                             std::string("TLS ") + op + " with " + peer_ +
                                 ": the stream is closed (or empty: moved from)");
   }
-  const LoopClaim claim(*this, op);
-  for (;;) {
-    ERR_clear_error();
-    const int r = call();
-    if (r > 0) return r;
-    const int saved_errno = errno;
-    const int e = SSL_get_error(ssl_, r);
-    if (e == SSL_ERROR_WANT_READ) {
-      tcp_.wait_readable();
-    } else if (e == SSL_ERROR_WANT_WRITE) {
-      tcp_.wait_writable();
-    } else if (e == SSL_ERROR_ZERO_RETURN) {
-      return 0;
-    } else {
-      errno = saved_errno;
-      fail(op, e);
+  // One thread's fibers at a time (a loop's, or a thread's without a
+  // loop): OpenSSL's connection state is one thread's, and a fiber parked
+  // in an operation is still in the middle of it.
+  const internal::TlsClaim claim(claims_, op, peer_);
+  try {
+    for (;;) {
+      ERR_clear_error();
+      const int r = call();
+      if (r > 0) return r;
+      const int saved_errno = errno;
+      const int e = SSL_get_error(ssl_, r);
+      if (e == SSL_ERROR_WANT_READ) {
+        tcp_.wait_readable();
+      } else if (e == SSL_ERROR_WANT_WRITE) {
+        tcp_.wait_writable();
+      } else if (e == SSL_ERROR_ZERO_RETURN) {
+        return 0;
+      } else {
+        errno = saved_errno;
+        fail(op, e);
+      }
     }
+  } catch (const Cancelled&) {
+    // Interrupted while OpenSSL may hold part of a record made from the
+    // caller's bytes: a later write with other bytes would send the rest of
+    // this one in their place. (An error of the connection itself OpenSSL
+    // reports again.) Not if the stream let go of this operation meanwhile.
+    if (breaks_writes && claim.holds()) write_broken_ = true;
+    throw;
+  } catch (const TimeoutError&) {
+    if (breaks_writes && claim.holds()) write_broken_ = true;
+    throw;
   }
 }
 
@@ -322,23 +315,8 @@ std::size_t TlsStream::write_some(std::span<const char> buf) {
                    "a record, so the stream can no longer be written (as in Go); close it");
   }
   const int length = static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX));
-  int n = 0;
-  bool called = false;  // a refusal before SSL_write (closed, another loop's) breaks nothing
-  try {
-    n = drive("write", [&] {
-      called = true;
-      return SSL_write(ssl_, buf.data(), length);
-    });
-  } catch (const Cancelled&) {
-    // Interrupted while OpenSSL may hold part of a record made from `buf`:
-    // a later write with other bytes would send the rest of this one in
-    // their place. (An error of the connection itself OpenSSL reports again.)
-    if (called) write_broken_ = true;
-    throw;
-  } catch (const TimeoutError&) {
-    if (called) write_broken_ = true;
-    throw;
-  }
+  const int n = drive(
+      "write", [&] { return SSL_write(ssl_, buf.data(), length); }, /*breaks_writes=*/true);
   if (n == 0) {  // the peer's close_notify came while we wrote
     throw std::system_error(EPIPE, std::generic_category(), "TLS write with " + peer_);
   }

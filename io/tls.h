@@ -44,6 +44,22 @@ struct ssl_st;      // OpenSSL's SSL
 struct ssl_ctx_st;  // OpenSSL's SSL_CTX
 
 namespace fiberloop {
+namespace internal {
+class Scheduler;
+class TlsClaim;  // io/internal/tls_claim.h
+
+// Which thread's fibers are in a TlsStream's operations now (one thread at
+// a time), that thread's loop, and their claims.
+struct TlsClaims {
+  // The thread's identity; a marker while a thread names its loop.
+  std::atomic<const void*> thread{nullptr};
+  std::atomic<Scheduler*> loop{nullptr};  // null: a thread without a loop
+  std::atomic<std::uint64_t> serial{0};
+  // The claims of its operations under way; only that thread touches them.
+  TlsClaim* list = nullptr;
+  int count = 0;
+};
+}  // namespace internal
 
 // A TLS failure: the handshake (a bad certificate, a peer that is not
 // speaking TLS, no common protocol) or a broken record. what() names the
@@ -141,10 +157,11 @@ class TlsStream final : public Stream {
   void handshake();
   // Runs an SSL call until it makes progress, parking while OpenSSL wants
   // the socket; returns its result (> 0), or 0 at a clean end.
+  // With `breaks_writes`, an interrupt (cancel, timeout) after the first
+  // call marks the stream unwritable (write_broken_).
   template <class Call>
-  int drive(const char* op, Call call);
+  int drive(const char* op, Call call, bool breaks_writes = false);
   [[noreturn]] void fail(const char* op, int ssl_error);
-  class LoopClaim;
 
   TcpStream tcp_;
   ssl_st* ssl_ = nullptr;
@@ -152,10 +169,8 @@ class TlsStream final : public Stream {
   std::string peer_;           // "127.0.0.1:4433 (localhost)" for messages
   bool write_broken_ = false;  // a write was interrupted mid-record
   bool close_notify_sent_ = false;
-  // The thread whose fibers are in operations now, and how many; claims_ is
-  // touched only by that thread.
-  std::atomic<const void*> claimed_by_{nullptr};
-  int claims_ = 0;
+  // The thread whose fibers are in operations now (io/tls_claim.cc).
+  internal::TlsClaims claims_;
 };
 
 }  // namespace fiberloop

@@ -17,6 +17,10 @@ namespace fiberloop {
 class UnixStream final : public SocketStream {
  public:
   UnixStream() = default;
+  // Closes it; an operation under way, on any loop, throws EBADF.
+  ~UnixStream() override { end_operations(); }
+  UnixStream(UnixStream&&) noexcept = default;
+  UnixStream& operator=(UnixStream&&) noexcept = default;
   // Throws: std::system_error naming the path ("connect /tmp/x.sock: No such
   //         file or directory"); Cancelled; TimeoutError.
   static UnixStream connect(std::string_view path);

@@ -1,13 +1,17 @@
 // A TlsStream used from a fiber of another loop than its socket's: OpenSSL's
 // calls on the socket hold the fd as every other call does, so a close on
-// the socket's loop never lets them write into whatever reuses its number.
+// the socket's loop never lets them write into whatever reuses its number;
+// and a TlsStream destroyed while a fiber reads it lets go of that fiber's
+// operation first, on the fiber's loop.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <string>
+#include <system_error>
 
 #include "fiberloop.h"
 #include "tests/group_helpers.h"
@@ -60,6 +64,83 @@ TEST(TlsLoops, ATlsStreamClosedWhileAnotherLoopWritesIsNeverWrittenAfterTheClose
       ::close(decoy[0]);
       ::close(decoy[1]);
     }
+  });
+}
+
+// {client, server} TLS streams over loopback, made on the calling fiber's
+// loop.
+std::pair<std::unique_ptr<TlsStream>, TlsStream> tls_pair(const testing::TestCerts& certs) {
+  TlsContext server_ctx = TlsContext::server(certs.cert("server"), certs.key("server"));
+  TlsContext client_ctx = TlsContext::client();
+  client_ctx.load_verify_file(certs.cert("ca"));
+  auto listener = TcpListener::bind(SocketAddress::from_ip("127.0.0.1", 0));
+  auto accepting = spawn([&] { return TlsStream::accept(listener.accept(), server_ctx); });
+  auto client = std::make_unique<TlsStream>(
+      TlsStream::connect("localhost", listener.local_address().port(), client_ctx));
+  return {std::move(client), accepting.join()};
+}
+
+int tls_read_errno(TlsStream& stream) {
+  char buf[8];
+  try {
+    (void)stream.read(buf);
+    return 0;
+  } catch (const std::system_error& e) {
+    return e.code().value();
+  }
+}
+
+// A TlsStream destroyed by one fiber while another, of the same loop, is
+// parked in its read: the reader wakes with EBADF and unwinds without
+// touching the stream (ASan: its claim on the stream was given back into
+// the freed object before).
+TEST(TlsLoops, ATlsStreamDestroyedWhileAFiberReadsItWakesTheReader) {
+  const testing::TestCerts certs;
+  fiberloop::run([&] {
+    auto [client, server] = tls_pair(certs);
+    auto reader = spawn([&] { return tls_read_errno(*client); });
+    this_fiber::yield();  // parked in its read
+    client.reset();
+    EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF);
+  });
+}
+
+// The same from another loop: loop 1's reader is let go of on loop 1, then
+// woken by the close.
+TEST(TlsLoops, ATlsStreamDestroyedWhileAnotherLoopReadsItWakesTheReader) {
+  const testing::TestCerts certs;
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    for (int round = 0; round < 10; ++round) {
+      auto [client, server] = tls_pair(certs);
+      std::atomic<bool> reading{false};
+      auto reader = group.spawn_on(1, [&, &c = *client] {
+        reading = true;
+        return tls_read_errno(c);
+      });
+      while (!reading) this_fiber::yield();
+      this_fiber::sleep_for(2ms);  // parked in its read on loop 1
+      client.reset();
+      EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF) << "round " << round;
+    }
+  });
+}
+
+// A TlsStream assigned to while a fiber reads it: the reader is let go of,
+// and the stream (now the other connection) is read at once, not refused
+// as a second reader.
+TEST(TlsLoops, ATlsStreamAssignedToWhileAFiberReadsItReadsAgain) {
+  const testing::TestCerts certs;
+  fiberloop::run([&] {
+    auto [client, server] = tls_pair(certs);
+    auto [other_client, other_server] = tls_pair(certs);
+    auto reader = spawn([&] { return tls_read_errno(*client); });
+    this_fiber::yield();  // parked in its read
+    *client = std::move(*other_client);
+    other_server.write_all("z");
+    char buf[8];
+    EXPECT_EQ(std::string(buf, client->read(buf)), "z");
+    EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF);
   });
 }
 

@@ -7,50 +7,72 @@
 #include <stdexcept>
 #include <string>
 
+#include "io/stream.h"  // StreamDirection
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
+#include "loop/internal/scheduler.h"
 
 namespace fiberloop::internal {
 
-// An operation under way under a stream's deadline, on the operation's
-// stack: the stream points at it (`*home == this`) so that setting the
-// deadline reaches the operation's scope. A stream destroyed meanwhile
-// (which wakes the operation) sets `home` to null first, so the operation
-// never touches the stream again.
+// An operation under way in one direction of a stream, on the operation's
+// stack: the direction points at it (`home->op == this`) so that setting the
+// deadline reaches the operation's scope. A stream that lets go of the
+// operation (destroyed, or assigned to) sets `home` to null first, on the
+// operation's own loop (release_operation), so the operation never touches
+// the stream again.
 struct DeadlineOp {
   TimeoutScope* scope = nullptr;
-  std::atomic<DeadlineOp*>* home = nullptr;
+  StreamDirection* home = nullptr;
 };
 
-// Runs `op()` under the deadline `at` (a labelled TimeoutScope; for
-// TimePoint::max(), a scope with no timer): Go's rule, a deadline already
-// passed fails it before it starts, even if it could finish at once. While
-// `op` runs, `*home` (if given) points at it, so that setting or moving the
-// deadline reaches it (TimeoutScope::move_to); `*home` is taken with a
-// compare-and-swap, so a second operation in the same direction, from any
-// loop, is refused before it touches anything.
+// What a direction's `op` holds while an operation claims it and names its
+// loop there: whoever reads the loop waits until the operation is published.
+inline DeadlineOp* claiming() noexcept {
+  static DeadlineOp marker;
+  return &marker;
+}
+
+// Runs `op()` under a deadline: `home`'s (read once `home` is claimed, so a
+// setter either sees the operation or the operation sees the new deadline),
+// or `at` without a home. A labelled TimeoutScope (for TimePoint::max(), a
+// scope with no timer); Go's rule, a deadline already passed fails it
+// before it starts, even if it could finish at once. While `op` runs,
+// `home->op` points at it, so that setting or moving the deadline reaches it
+// (TimeoutScope::move_to), and `home->loop` names the loop running it. The
+// claim is a compare-and-swap, so a second operation in the same direction,
+// from any loop, is refused before it touches anything.
 // Throws: TimeoutError(message()) when this deadline is what ended `op` (an
 //         outer with_timeout's TimeoutError passes through as it is);
-//         std::logic_error(busy()) if another operation holds `*home`; what
+//         std::logic_error(busy()) if another operation holds `home`; what
 //         `op` throws.
 template <class Message, class Busy, class Op>
-auto run_by_deadline(TimePoint at, const char* label, std::atomic<DeadlineOp*>* home,
-                     Message message, Busy busy, Op op) -> decltype(op()) {
-  if (at != TimePoint::max() && Clock::now() >= at) throw TimeoutError(message());
-  TimeoutScope scope(at, label);
+auto run_by_deadline(TimePoint at, const char* label, StreamDirection* home, Message message,
+                     Busy busy, Op op) -> decltype(op()) {
   struct Running : DeadlineOp {
     ~Running() {
-      if (home != nullptr) home->store(nullptr, std::memory_order_release);
+      if (home != nullptr) home->op.store(nullptr, std::memory_order_release);
     }
   } running;
-  running.scope = &scope;
   if (home != nullptr) {
     DeadlineOp* none = nullptr;
-    if (!home->compare_exchange_strong(none, &running, std::memory_order_acq_rel)) {
+    if (!home->op.compare_exchange_strong(none, claiming(), std::memory_order_seq_cst)) {
       throw std::logic_error(busy());
     }
-    running.home = home;
+    running.home = home;  // from here on, ~Running lets go of it
+    Scheduler* here = Scheduler::current();
+    const std::uint64_t serial = here != nullptr ? here->serial() : 0;
+    if (home->loop.load(std::memory_order_relaxed) != here) [[unlikely]] {
+      home->loop.store(here, std::memory_order_relaxed);
+    }
+    if (home->serial.load(std::memory_order_relaxed) != serial) [[unlikely]] {
+      home->serial.store(serial, std::memory_order_relaxed);
+    }
+    at = home->deadline.load(std::memory_order_seq_cst);
   }
+  if (at != TimePoint::max() && Clock::now() >= at) throw TimeoutError(message());
+  TimeoutScope scope(at, label);
+  running.scope = &scope;
+  if (home != nullptr) home->op.store(&running, std::memory_order_release);  // (names the loop)
   try {
     return op();
   } catch (const TimeoutError&) {
@@ -61,5 +83,15 @@ auto run_by_deadline(TimePoint at, const char* label, std::atomic<DeadlineOp*>* 
     throw TimeoutError(message());
   }
 }
+
+// Runs `reach(op, arg)` for the operation under way in `dir`, on the thread
+// of the loop running it, which is then between two steps of its fibers
+// (the operation is parked, or about to resume): here if that is this
+// thread, else by asking that loop (call_on_loop_if_live), which the caller
+// waits for. Does nothing if no operation is under way, or if its loop is
+// gone (the operation was abandoned with its fiber, and never resumes).
+// `reach` may throw only on this thread's own loop; asked of another loop,
+// what it throws is caught there and rethrown here.
+void reach_operation(StreamDirection& dir, void (*reach)(DeadlineOp& op, void* arg), void* arg);
 
 }  // namespace fiberloop::internal

@@ -55,10 +55,20 @@ class IoHandle : public ReadinessTarget {
   // Throws: std::system_error (naming the fd; the fd is closed); std::logic_error
   //         with no Loop.
   explicit IoHandle(int fd);
-  // close().
-  ~IoHandle() { close(); }
+  // close(). For a handle on the stack (one fiber's own wait); a heap
+  // handle goes through Release.
+  ~IoHandle();
   IoHandle(const IoHandle&) = delete;
   IoHandle& operator=(const IoHandle&) = delete;
+
+  // The owner's end of a heap handle (Socket's deleter): closes it, and frees
+  // it unless a fiber of another loop is in the middle of moving it to its
+  // own loop (take_here pins it): then that fiber frees it when done. So a
+  // stream destroyed on its loop while a fiber of another loop waits for
+  // its hand-over leaves that fiber memory to read, and an EBADF.
+  struct Release {
+    void operator()(IoHandle* handle) const noexcept;
+  };
 
   int fd() const noexcept { return fd_.load(std::memory_order_relaxed); }
   // The fd Loop::dump() names for a fiber waiting here, when not fd():
@@ -91,7 +101,7 @@ class IoHandle : public ReadinessTarget {
           // Another loop's fd: it moves here, and the attempt is made again
           // (what it saw is stale; the new registration's first report may
           // go to another fiber of this loop).
-          take_here(op);
+          if (!take_here(op)) throw_closed(op);  // (the handle may be gone)
           continue;
         }
         if (as_op == nullptr || !operations_) {
@@ -233,13 +243,20 @@ class IoHandle : public ReadinessTarget {
   // Makes the fd this loop's and registered with it: moves it here
   // (move_here), and registers it if it has not been yet (by the fiber
   // that moved it, or by another fiber of this loop that needs it first).
-  // Returns with the fd closed if a close came first (the wait says so).
+  // The handle is pinned meanwhile (pins_), since its owner may destroy it
+  // on the old loop while this fiber waits for that loop's answer.
+  // Returns: whether the fd is settled here; false if a close came first,
+  //          and then the handle may be gone: the caller throws EBADF
+  //          without touching it.
   // Throws: as move_here(); what the reactor's watch() throws (the next
-  // wait tries again).
-  void take_here(const char* op);
+  //         wait tries again).
+  [[nodiscard]] bool take_here(const char* op);
   // take_here(), and throws std::system_error (EBADF) naming `op` if the
-  // fd is closed, or being closed as an orphan, instead of settled here.
+  // fd is closed, or being closed as an orphan, instead of settled here
+  // (not touching the handle then).
   void settle_here(const char* op);
+  // Drops a reference (the owner's, or a pin); the last one frees the handle.
+  void unref() noexcept;
   // After a move: whether poll(2) says the fd is ready in `dir` now.
   bool ready_now(Direction dir) const noexcept;
   void wait_here(Direction dir, const char* op);
@@ -307,6 +324,9 @@ class IoHandle : public ReadinessTarget {
   // Written by the old loop's thread (before hand_to() publishes the new
   // loop), then only by the new loop's.
   std::atomic<bool> arriving_{false};
+  // The owner's reference (a heap handle) and the pins of fibers moving
+  // the fd here (take_here): the last to let go frees it (unref).
+  std::atomic<std::uint32_t> refs_{1};
   bool operations_;  // loop_'s backend has kernel operations
   int dump_fd_ = -1;
   IoWaiter* reader_ = nullptr;

@@ -69,7 +69,13 @@ class Socket {
 
  private:
   [[noreturn]] void fail(int err, const char* op) const;
-  std::unique_ptr<IoHandle> handle_;  // on the heap: its address is the epoll token
+  // On the heap: its address is the epoll token. Closed and let go of by
+  // IoHandle::Release (defined in io/internal/io_handle.h, so a Socket's
+  // destructor and move-assignment live in io/socket.cc).
+  struct ReleaseHandle {
+    void operator()(IoHandle* handle) const noexcept;
+  };
+  std::unique_ptr<IoHandle, ReleaseHandle> handle_;
 };
 
 }  // namespace fiberloop::internal

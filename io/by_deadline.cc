@@ -1,0 +1,74 @@
+#include "io/internal/by_deadline.h"
+
+#include <atomic>
+#include <exception>
+#include <thread>
+
+#include "loop/internal/waiter.h"
+
+namespace fiberloop::internal {
+namespace {
+
+// A question to the loop of the operation under way.
+struct Ask {
+  StreamDirection* direction;
+  void (*reach)(DeadlineOp&, void*);
+  void* arg;
+  bool answered = false;  // false: the operation there is another loop's by now
+  std::exception_ptr failed;
+};
+
+// On the asked loop's thread: the operation in the direction, if it is
+// this loop's (then parked, or not yet resumed), is reached.
+void reach_here(void* arg) noexcept {
+  auto& ask = *static_cast<Ask*>(arg);
+  const Scheduler* here = Scheduler::current();
+  DeadlineOp* op = ask.direction->op.load(std::memory_order_acquire);
+  if (op == claiming()) return;  // another loop's, naming itself
+  if (op != nullptr && (ask.direction->loop.load(std::memory_order_relaxed) != here ||
+                        ask.direction->serial.load(std::memory_order_relaxed) != here->serial())) {
+    return;
+  }
+  ask.answered = true;
+  if (op == nullptr) return;  // it has ended
+  try {
+    ask.reach(*op, ask.arg);
+  } catch (...) {
+    ask.failed = std::current_exception();
+  }
+}
+
+}  // namespace
+
+void reach_operation(StreamDirection& direction, void (*reach)(DeadlineOp&, void*), void* arg) {
+  for (;;) {
+    DeadlineOp* op = direction.op.load(std::memory_order_seq_cst);
+    if (op == nullptr) return;
+    if (op == claiming()) {
+      std::this_thread::yield();  // an operation names its loop: two stores
+      continue;
+    }
+    Scheduler* const loop = direction.loop.load(std::memory_order_relaxed);
+    const std::uint64_t serial = direction.serial.load(std::memory_order_relaxed);
+    // (Null: read after the operation ended, and another began. Look again.)
+    if (loop == nullptr) continue;
+    Ask ask{&direction, reach, arg, false, nullptr};
+    const Scheduler* here = Scheduler::current();
+    if (loop == here && serial == here->serial()) {
+      reach_here(&ask);
+    } else if (!call_on_loop_if_live(loop, serial, &reach_here, &ask)) {
+      // That loop is gone: an operation still named there was abandoned
+      // with its fiber, which never resumes.
+      if (direction.op.load(std::memory_order_acquire) == op &&
+          direction.loop.load(std::memory_order_relaxed) == loop &&
+          direction.serial.load(std::memory_order_relaxed) == serial) {
+        return;
+      }
+      continue;
+    }
+    if (ask.failed) std::rethrow_exception(ask.failed);
+    if (ask.answered) return;
+  }
+}
+
+}  // namespace fiberloop::internal

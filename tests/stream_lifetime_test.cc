@@ -1,0 +1,185 @@
+// Streams destroyed, assigned to, or given deadlines on another thread than
+// the loop whose fiber is in one of their operations: the stream lets go of
+// the operation on that loop (it never touches the stream again, and throws
+// EBADF when the close wakes it), without waiting for the operation itself.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include "fiberloop.h"
+#include "tests/group_helpers.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::connected_pair;
+using testing::unpinned;
+
+// A read that reports its errno (0: it read something).
+int read_errno(Stream& stream) {
+  char buf[8];
+  try {
+    (void)stream.read(buf);
+    return 0;
+  } catch (const std::system_error& e) {
+    return e.code().value();
+  }
+}
+
+// Destroyed on loop 0 while a fiber of loop 1 is parked in its read: the
+// reader wakes with EBADF, having let go of the stream on its own loop
+// (ASan: before, the reader's deadline bookkeeping wrote into the freed
+// stream, or the destroyer wrote into the reader's stack).
+TEST(StreamLifetime, AStreamDestroyedWhileAnotherLoopReadsItWakesTheReader) {
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    for (int round = 0; round < 50; ++round) {
+      auto [server, client] = connected_pair();
+      auto stream = std::make_unique<TcpStream>(std::move(server));
+      std::atomic<bool> reading{false};
+      auto reader = group.spawn_on(1, [&, &s = *stream] {
+        reading = true;
+        return read_errno(s);  // moves it to loop 1, and parks
+      });
+      while (!reading) this_fiber::yield();
+      this_fiber::sleep_for(1ms);  // parked in its read
+      stream.reset();
+      EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF) << "round " << round;
+    }
+  });
+}
+
+// Destroyed on loop 0 while the reader of loop 1 waits for loop 0 to hand
+// the fd over (its request queued on loop 0, which has not served its queue
+// yet): the request finds the fd closed, and the reader throws EBADF (ASan:
+// before, the request read the freed fd state).
+TEST(StreamLifetime, AStreamDestroyedWhileItsHandOverIsQueuedWakesTheReader) {
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    for (int round = 0; round < 20; ++round) {
+      auto [server, client] = connected_pair();
+      auto stream = std::make_unique<TcpStream>(std::move(server));
+      std::atomic<bool> reading{false};
+      auto reader = group.spawn_on(1, [&, &s = *stream] {
+        reading = true;
+        return read_errno(s);
+      });
+      // Loop 0's thread does not serve its queue until the stream is gone.
+      while (!reading) std::this_thread::yield();
+      std::this_thread::sleep_for(2ms);  // (the reader's request is in by now)
+      stream.reset();
+      EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF) << "round " << round;
+    }
+  });
+}
+
+// The same from a plain thread, while the reader is parked on loop 1.
+TEST(StreamLifetime, AStreamDestroyedOnAPlainThreadWakesAReaderOfALoop) {
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    for (int round = 0; round < 20; ++round) {
+      auto [server, client] = connected_pair();
+      auto stream = std::make_unique<TcpStream>(std::move(server));
+      std::atomic<bool> reading{false};
+      auto reader = group.spawn_on(1, [&, &s = *stream] {
+        reading = true;
+        return read_errno(s);
+      });
+      while (!reading) this_fiber::yield();
+      this_fiber::sleep_for(1ms);
+      run_blocking([&] { stream.reset(); });
+      EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF) << "round " << round;
+    }
+  });
+}
+
+// A stream assigned to while a fiber of another loop reads it: the reader
+// is let go of (and woken with EBADF, its fd closed), and the stream reads
+// again at once. Before, the new read was refused as a second reader until
+// the old one unwound.
+TEST(StreamLifetime, AStreamAssignedToWhileAnotherLoopReadsItReadsAgain) {
+  LoopGroup group(unpinned(2));
+  group.run([&] {
+    auto [server, client] = connected_pair();
+    auto [other_server, other_client] = connected_pair();
+    std::atomic<bool> reading{false};
+    auto reader = group.spawn_on(1, [&] {
+      reading = true;
+      return read_errno(server);
+    });
+    while (!reading) this_fiber::yield();
+    this_fiber::sleep_for(1ms);
+    server = std::move(other_server);
+    other_client.write_all("y");
+    char buf[8];
+    EXPECT_EQ(std::string(buf, server.read(buf)), "y");
+    EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF);
+  });
+}
+
+// The same on one loop, where the new read comes before the old reader,
+// woken by the close, has run: it is not refused as a second reader.
+TEST(StreamLifetime, AStreamAssignedToWhileAFiberReadsItReadsAgainAtOnce) {
+  fiberloop::run([] {
+    auto [server, client] = connected_pair();
+    auto [other_server, other_client] = connected_pair();
+    other_client.write_all("y");
+    auto reader = spawn([&] { return read_errno(server); });
+    this_fiber::yield();  // parked in its read
+    server = std::move(other_server);
+    char buf[8];
+    EXPECT_EQ(std::string(buf, server.read(buf)), "y");
+    EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF);
+  });
+}
+
+// A reader that moves between loops (one read on loop 1, the next on loop
+// 2) while another thread keeps setting its read deadline: each deadline is
+// applied on the loop running the read (TSan: never from another thread),
+// and a deadline in the past ends the read in progress.
+TEST(StreamLifetime, ADeadlineReachesAReaderThatMovesBetweenLoops) {
+  LoopGroup group(unpinned(3));
+  group.run([&] {
+    auto [server, client] = connected_pair();
+    std::atomic<bool> stop_setting{false};
+    std::thread setter([&] {
+      while (!stop_setting) {
+        server.set_read_deadline(Clock::now() + 10s);
+        std::this_thread::yield();
+      }
+    });
+    for (int round = 0; round < 40; ++round) {
+      const std::size_t on = 1 + round % 2;
+      auto reader = group.spawn_on(on, [&] {
+        char buf[8];
+        return std::string(buf, server.read(buf));
+      });
+      this_fiber::sleep_for(1ms);
+      client.write_all("x");
+      EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), "x") << "round " << round;
+    }
+    stop_setting = true;
+    setter.join();
+    auto reader = group.spawn_on(2, [&]() -> std::string {
+      char buf[8];
+      try {
+        return std::string(buf, server.read(buf));
+      } catch (const TimeoutError&) {
+        return "timed out";
+      }
+    });
+    this_fiber::sleep_for(5ms);  // parked in its read on loop 2
+    server.set_read_deadline(Clock::now());
+    EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), "timed out");
+  });
+}
+
+}  // namespace
+}  // namespace fiberloop
