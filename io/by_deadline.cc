@@ -40,6 +40,16 @@ void reach_here(void* arg) noexcept {
 
 }  // namespace
 
+bool take_abandoned(StreamDirection& direction, DeadlineOp* holder) noexcept {
+  if (holder == claiming()) return false;
+  // (Read after `holder`: its loop, or a later claimer's, whose claim then
+  // changed the direction and fails the swap below.)
+  const Scheduler* loop = direction.loop.load(std::memory_order_acquire);
+  const std::uint64_t serial = direction.serial.load(std::memory_order_relaxed);
+  if (loop == nullptr || scheduler_is_live(loop, serial)) return false;
+  return direction.op.compare_exchange_strong(holder, claiming(), std::memory_order_seq_cst);
+}
+
 void reach_operation(StreamDirection& direction, void (*reach)(DeadlineOp&, void*), void* arg) {
   for (;;) {
     DeadlineOp* op = direction.op.load(std::memory_order_seq_cst);
@@ -50,19 +60,27 @@ void reach_operation(StreamDirection& direction, void (*reach)(DeadlineOp&, void
     }
     Scheduler* const loop = direction.loop.load(std::memory_order_relaxed);
     const std::uint64_t serial = direction.serial.load(std::memory_order_relaxed);
-    // (Null: read after the operation ended, and another began. Look again.)
-    if (loop == nullptr) continue;
+    // Null: an operation outside any loop (about to be refused: no scope
+    // outside a fiber), or read after the operation ended and another
+    // began. Look again.
+    if (loop == nullptr) {
+      std::this_thread::yield();
+      continue;
+    }
     Ask ask{&direction, reach, arg, false, nullptr};
     const Scheduler* here = Scheduler::current();
     if (loop == here && serial == here->serial()) {
       reach_here(&ask);
     } else if (!call_on_loop_if_live(loop, serial, &reach_here, &ask)) {
       // That loop is gone: an operation still named there was abandoned
-      // with its fiber, which never resumes.
-      if (direction.op.load(std::memory_order_acquire) == op &&
-          direction.loop.load(std::memory_order_relaxed) == loop &&
+      // with its fiber, which never resumes (its stack is never reused):
+      // the direction is free.
+      if (direction.loop.load(std::memory_order_relaxed) == loop &&
           direction.serial.load(std::memory_order_relaxed) == serial) {
-        return;
+        DeadlineOp* abandoned = op;
+        if (direction.op.compare_exchange_strong(abandoned, nullptr, std::memory_order_acq_rel)) {
+          return;
+        }
       }
       continue;
     }

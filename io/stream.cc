@@ -119,42 +119,54 @@ std::size_t Stream::writev_some(std::span<const std::string_view> buffers) {
   return 0;
 }
 
+// The composite operations hold their direction (and its deadline's
+// scope) from the first call to the last: a destroyer between two of the
+// calls finds the operation under way, not a stream at rest.
 void Stream::read_exact(std::span<char> buf) {
-  std::size_t got = 0;
-  while (got < buf.size()) {
-    const std::size_t n = read(buf.subspan(got));
-    if (n == 0) {
-      throw EndOfStream("read_exact " + describe() + ": end of stream after " +
-                        std::to_string(got) + " of " + std::to_string(buf.size()) + " bytes");
+  by_deadline(*this, read_, kReadDeadline, "read", [&] {
+    std::size_t got = 0;
+    while (got < buf.size()) {
+      const std::size_t n = read_some(buf.subspan(got));
+      if (n == 0) {
+        throw EndOfStream("read_exact " + describe() + ": end of stream after " +
+                          std::to_string(got) + " of " + std::to_string(buf.size()) + " bytes");
+      }
+      got += n;
     }
-    got += n;
-  }
+    return got;
+  });
 }
 
 void Stream::write_all(std::string_view data) {
-  while (!data.empty()) data.remove_prefix(write(data));
+  by_deadline(*this, write_, kWriteDeadline, "write", [&] {
+    while (!data.empty()) data.remove_prefix(write_some(data));
+    return std::size_t{0};
+  });
 }
 
 void Stream::write_all(std::span<const std::string_view> buffers) {
-  // A window of the buffers still to go, the first one trimmed by what a
-  // short write took of it.
-  constexpr std::size_t kWindow = 64;
-  std::array<std::string_view, kWindow> window;
-  while (!buffers.empty() && buffers.front().empty()) buffers = buffers.subspan(1);
-  std::size_t taken = 0;  // of buffers.front()
-  while (!buffers.empty()) {
-    const std::size_t count = std::min(buffers.size(), kWindow);
-    std::copy_n(buffers.begin(), count, window.begin());
-    window[0].remove_prefix(taken);
-    std::size_t n = writev(std::span<const std::string_view>(window.data(), count));
-    // Skip what went: whole buffers, then part of the next.
-    n += taken;
-    while (!buffers.empty() && n >= buffers.front().size()) {
-      n -= buffers.front().size();
-      buffers = buffers.subspan(1);
+  by_deadline(*this, write_, kWriteDeadline, "write", [&] {
+    // A window of the buffers still to go, the first one trimmed by what a
+    // short write took of it.
+    constexpr std::size_t kWindow = 64;
+    std::array<std::string_view, kWindow> window;
+    while (!buffers.empty() && buffers.front().empty()) buffers = buffers.subspan(1);
+    std::size_t taken = 0;  // of buffers.front()
+    while (!buffers.empty()) {
+      const std::size_t count = std::min(buffers.size(), kWindow);
+      std::copy_n(buffers.begin(), count, window.begin());
+      window[0].remove_prefix(taken);
+      std::size_t n = writev_some(std::span<const std::string_view>(window.data(), count));
+      // Skip what went: whole buffers, then part of the next.
+      n += taken;
+      while (!buffers.empty() && n >= buffers.front().size()) {
+        n -= buffers.front().size();
+        buffers = buffers.subspan(1);
+      }
+      taken = n;
     }
-    taken = n;
-  }
+    return std::size_t{0};
+  });
 }
 
 }  // namespace fiberloop

@@ -23,24 +23,45 @@ const void* claiming() noexcept {
   return &marker;
 }
 
+// Whether `holder`, another thread, holds the claims for a loop that is
+// gone (its fibers abandoned, never resuming); if so, takes them from it.
+bool take_abandoned(TlsClaims& claims, const void* holder) noexcept {
+  if (holder == claiming()) return false;
+  const Scheduler* loop = claims.loop.load(std::memory_order_acquire);
+  const std::uint64_t serial = claims.serial.load(std::memory_order_relaxed);
+  if (loop == nullptr || scheduler_is_live(loop, serial)) return false;
+  return claims.thread.compare_exchange_strong(holder, claiming(), std::memory_order_acq_rel);
+}
+
 }  // namespace
 
 TlsClaim::TlsClaim(TlsClaims& claims, const char* op, const std::string& peer) : claims_(&claims) {
   const void* me = this_thread();
   const void* holder = nullptr;
   if (!claims.thread.compare_exchange_strong(holder, claiming(), std::memory_order_acq_rel) &&
-      holder != me) {
+      holder != me && !take_abandoned(claims, holder)) {
     throw std::logic_error(
         std::string("TLS ") + op + " with " + peer +
         ": fibers of another loop (or thread) are using this stream; a TlsStream is used by "
         "one loop at a time (OpenSSL's connection state is one thread's), so hand it over "
         "when that loop's operations have ended");
   }
-  if (holder == nullptr) {  // the first: names its loop, then itself
-    Scheduler* here = Scheduler::current();
+  Scheduler* here = Scheduler::current();
+  const std::uint64_t serial = here != nullptr ? here->serial() : 0;
+  if (holder != me) {  // the first (or taking over): names its loop, then itself
+    claims.list = nullptr;
+    claims.count = 0;
     claims.loop.store(here, std::memory_order_relaxed);
-    claims.serial.store(here != nullptr ? here->serial() : 0, std::memory_order_relaxed);
+    claims.serial.store(serial, std::memory_order_relaxed);
     claims.thread.store(me, std::memory_order_release);
+  } else if (claims.loop.load(std::memory_order_relaxed) != here ||
+             claims.serial.load(std::memory_order_relaxed) != serial) [[unlikely]] {
+    // This thread's earlier loop is gone with claims of fibers it abandoned
+    // (they never resume): they are forgotten, and this loop holds it.
+    claims.list = nullptr;
+    claims.count = 0;
+    claims.loop.store(here, std::memory_order_relaxed);
+    claims.serial.store(serial, std::memory_order_relaxed);
   }
   ++claims.count;
   next_ = claims.list;
@@ -103,11 +124,16 @@ void let_go_of_claims(TlsClaims& claims) noexcept {
         &ask);
     if (ask.done) return;
     // That loop is gone with the claims still its own: its fibers were
-    // abandoned and never resume.
-    if (!asked && claims.thread.load(std::memory_order_acquire) == holder &&
-        claims.loop.load(std::memory_order_relaxed) == loop &&
+    // abandoned and never resume, and the stream is free (its thread may
+    // run a new loop, whose first claim finds it so).
+    if (!asked && claims.loop.load(std::memory_order_relaxed) == loop &&
         claims.serial.load(std::memory_order_relaxed) == serial) {
-      return;
+      claims.list = nullptr;
+      claims.count = 0;
+      const void* abandoned = holder;
+      if (claims.thread.compare_exchange_strong(abandoned, nullptr, std::memory_order_acq_rel)) {
+        return;
+      }
     }
   }
 }

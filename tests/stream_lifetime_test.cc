@@ -11,6 +11,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "fiberloop.h"
 #include "tests/group_helpers.h"
@@ -178,6 +179,49 @@ TEST(StreamLifetime, ADeadlineReachesAReaderThatMovesBetweenLoops) {
     this_fiber::sleep_for(5ms);  // parked in its read on loop 2
     server.set_read_deadline(Clock::now());
     EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), "timed out");
+  });
+}
+
+// Reads `stream` in its destructor: during unwinding no interrupt reaches
+// the read, so a loop's shutdown abandons the fiber parked in it.
+template <class S>
+struct ReadsWhenDestroyed {
+  S* stream;
+  ~ReadsWhenDestroyed() {
+    char buf[8];
+    try {
+      (void)stream->read(buf);
+    } catch (...) {
+    }
+  }
+};
+
+// A stream whose reader was abandoned by its loop's shutdown is read again
+// from another loop: the abandoned operation, which never resumes, no
+// longer holds the direction (before, every later read was refused as a
+// second reader).
+TEST(StreamLifetime, AReaderAbandonedByItsLoopLeavesTheStreamToOthers) {
+  std::optional<std::pair<TcpStream, TcpStream>> pair;
+  ::testing::internal::CaptureStderr();
+  std::thread([&] {
+    Loop loop;
+    loop.spawn([&] {
+      pair.emplace(connected_pair());
+      loop.stop();  // once this fiber parks below
+      ReadsWhenDestroyed<TcpStream> reads{&pair->first};
+      Event never;
+      never.wait();
+    });
+    loop.run();
+  }).join();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("abandoned 1 fiber"), std::string::npos) << err;
+  fiberloop::run([&] {
+    pair->second.write_all("x");
+    char buf[8];
+    EXPECT_EQ(std::string(buf, pair->first.read(buf)), "x");
+    pair->second.write_all("y");  // and once the fd has moved here
+    EXPECT_EQ(std::string(buf, pair->first.read(buf)), "y");
   });
 }
 

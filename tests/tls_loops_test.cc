@@ -10,8 +10,11 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <system_error>
+#include <thread>
+#include <utility>
 
 #include "fiberloop.h"
 #include "tests/group_helpers.h"
@@ -141,6 +144,37 @@ TEST(TlsLoops, ATlsStreamAssignedToWhileAFiberReadsItReadsAgain) {
     char buf[8];
     EXPECT_EQ(std::string(buf, client->read(buf)), "z");
     EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF);
+  });
+}
+
+// A TlsStream whose reader was abandoned by its loop's shutdown (parked in a
+// read in a destructor, where no interrupt reaches it) is read from another
+// loop: neither its direction nor its claim stays with the abandoned
+// operation (before, the read was refused).
+TEST(TlsLoops, AReaderAbandonedByItsLoopLeavesTheTlsStreamToOthers) {
+  const testing::TestCerts certs;
+  std::optional<std::pair<std::unique_ptr<TlsStream>, TlsStream>> pair;
+  ::testing::internal::CaptureStderr();
+  std::thread([&] {
+    Loop loop;
+    loop.spawn([&] {
+      pair.emplace(tls_pair(certs));
+      loop.stop();  // once this fiber parks below
+      struct ReadsWhenDestroyed {
+        TlsStream* stream;
+        ~ReadsWhenDestroyed() { (void)tls_read_errno(*stream); }
+      } reads{pair->first.get()};
+      Event never;
+      never.wait();
+    });
+    loop.run();
+  }).join();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("abandoned 1 fiber"), std::string::npos) << err;
+  fiberloop::run([&] {
+    pair->second.write_all("z");
+    char buf[8];
+    EXPECT_EQ(std::string(buf, pair->first->read(buf)), "z");
   });
 }
 

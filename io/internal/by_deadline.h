@@ -18,7 +18,7 @@ namespace fiberloop::internal {
 // stack: the direction points at it (`home->op == this`) so that setting the
 // deadline reaches the operation's scope. A stream that lets go of the
 // operation (destroyed, or assigned to) sets `home` to null first, on the
-// operation's own loop (release_operation), so the operation never touches
+// operation's own loop (Stream::end_operations), so the operation never touches
 // the stream again.
 struct DeadlineOp {
   TimeoutScope* scope = nullptr;
@@ -32,6 +32,11 @@ inline DeadlineOp* claiming() noexcept {
   return &marker;
 }
 
+// Claims `direction` from `holder`, an operation whose loop is gone: it was
+// abandoned with its fiber by that loop's shutdown, and never resumes.
+// Returns: whether it did (false: a live operation, or one being claimed).
+bool take_abandoned(StreamDirection& direction, DeadlineOp* holder) noexcept;
+
 // Runs `op()` under a deadline: `home`'s (read once `home` is claimed, so a
 // setter either sees the operation or the operation sees the new deadline),
 // or `at` without a home. A labelled TimeoutScope (for TimePoint::max(), a
@@ -40,7 +45,8 @@ inline DeadlineOp* claiming() noexcept {
 // `home->op` points at it, so that setting or moving the deadline reaches it
 // (TimeoutScope::move_to), and `home->loop` names the loop running it. The
 // claim is a compare-and-swap, so a second operation in the same direction,
-// from any loop, is refused before it touches anything.
+// from any loop, is refused before it touches anything (unless the holder
+// was abandoned by its loop's shutdown: take_abandoned).
 // Throws: TimeoutError(message()) when this deadline is what ended `op` (an
 //         outer with_timeout's TimeoutError passes through as it is);
 //         std::logic_error(busy()) if another operation holds `home`; what
@@ -54,8 +60,9 @@ auto run_by_deadline(TimePoint at, const char* label, StreamDirection* home, Mes
     }
   } running;
   if (home != nullptr) {
-    DeadlineOp* none = nullptr;
-    if (!home->op.compare_exchange_strong(none, claiming(), std::memory_order_seq_cst)) {
+    DeadlineOp* holder = nullptr;
+    if (!home->op.compare_exchange_strong(holder, claiming(), std::memory_order_seq_cst) &&
+        !take_abandoned(*home, holder)) [[unlikely]] {
       throw std::logic_error(busy());
     }
     running.home = home;  // from here on, ~Running lets go of it
@@ -88,8 +95,9 @@ auto run_by_deadline(TimePoint at, const char* label, StreamDirection* home, Mes
 // of the loop running it, which is then between two steps of its fibers
 // (the operation is parked, or about to resume): here if that is this
 // thread, else by asking that loop (call_on_loop_if_live), which the caller
-// waits for. Does nothing if no operation is under way, or if its loop is
-// gone (the operation was abandoned with its fiber, and never resumes).
+// waits for. Does nothing if no operation is under way; if its loop is gone
+// (the operation was abandoned with its fiber, and never resumes), frees
+// the direction instead.
 // `reach` may throw only on this thread's own loop; asked of another loop,
 // what it throws is caught there and rethrown here.
 void reach_operation(StreamDirection& dir, void (*reach)(DeadlineOp& op, void* arg), void* arg);

@@ -243,7 +243,7 @@ class IoHandle : public ReadinessTarget {
   // Makes the fd this loop's and registered with it: moves it here
   // (move_here), and registers it if it has not been yet (by the fiber
   // that moved it, or by another fiber of this loop that needs it first).
-  // The handle is pinned meanwhile (pins_), since its owner may destroy it
+  // The handle is pinned meanwhile (refs_), since its owner may destroy it
   // on the old loop while this fiber waits for that loop's answer.
   // Returns: whether the fd is settled here; false if a close came first,
   //          and then the handle may be gone: the caller throws EBADF
