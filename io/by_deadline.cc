@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <exception>
+#include <string>
 #include <thread>
 
 #include "loop/internal/waiter.h"
@@ -40,17 +41,21 @@ void reach_here(void* arg) noexcept {
 
 }  // namespace
 
-bool take_abandoned(StreamDirection& direction, DeadlineOp* holder) noexcept {
-  if (holder == claiming()) return false;
-  // (Read after `holder`: its loop, or a later claimer's, whose claim then
-  // changed the direction and fails the swap below.)
+std::string refusal(const StreamDirection& direction, std::string busy) {
+  const DeadlineOp* holder = direction.op.load(std::memory_order_acquire);
   const Scheduler* loop = direction.loop.load(std::memory_order_acquire);
   const std::uint64_t serial = direction.serial.load(std::memory_order_relaxed);
-  if (loop == nullptr || scheduler_is_live(loop, serial)) return false;
-  return direction.op.compare_exchange_strong(holder, claiming(), std::memory_order_seq_cst);
+  if (holder != nullptr && holder != claiming() && loop != nullptr &&
+      !scheduler_is_live(loop, serial)) {
+    busy +=
+        " (that fiber was abandoned by its loop's shutdown in the middle of its operation, "
+        "which never ends: destroy the stream, or assign another over it)";
+  }
+  return busy;
 }
 
-void reach_operation(StreamDirection& direction, void (*reach)(DeadlineOp&, void*), void* arg) {
+void reach_operation(StreamDirection& direction, void (*reach)(DeadlineOp&, void*), void* arg,
+                     bool free_abandoned) {
   for (;;) {
     DeadlineOp* op = direction.op.load(std::memory_order_seq_cst);
     if (op == nullptr) return;
@@ -73,10 +78,11 @@ void reach_operation(StreamDirection& direction, void (*reach)(DeadlineOp&, void
       reach_here(&ask);
     } else if (!call_on_loop_if_live(loop, serial, &reach_here, &ask)) {
       // That loop is gone: an operation still named there was abandoned
-      // with its fiber, which never resumes (its stack is never reused):
-      // the direction is free.
+      // with its fiber, which never resumes (its stack is never reused).
       if (direction.loop.load(std::memory_order_relaxed) == loop &&
-          direction.serial.load(std::memory_order_relaxed) == serial) {
+          direction.serial.load(std::memory_order_relaxed) == serial &&
+          direction.op.load(std::memory_order_acquire) == op) {
+        if (!free_abandoned) return;
         DeadlineOp* abandoned = op;
         if (direction.op.compare_exchange_strong(abandoned, nullptr, std::memory_order_acq_rel)) {
           return;

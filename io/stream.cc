@@ -77,8 +77,8 @@ void Stream::end_operations() noexcept {
 }
 
 void Stream::let_go_of_operations() noexcept {
-  internal::reach_operation(read_, &let_go, nullptr);
-  internal::reach_operation(write_, &let_go, nullptr);
+  internal::reach_operation(read_, &let_go, nullptr, /*free_abandoned=*/true);
+  internal::reach_operation(write_, &let_go, nullptr, /*free_abandoned=*/true);
 }
 
 void Stream::set_read_deadline(TimePoint at) { set_direction_deadline(read_, at); }
@@ -121,8 +121,11 @@ std::size_t Stream::writev_some(std::span<const std::string_view> buffers) {
 
 // The composite operations hold their direction (and its deadline's
 // scope) from the first call to the last: a destroyer between two of the
-// calls finds the operation under way, not a stream at rest.
+// calls finds the operation under way, not a stream at rest. The deadline
+// is checked as they start and whenever they wait (as Go's Write, which
+// loops inside one deadline). With nothing to do they do nothing.
 void Stream::read_exact(std::span<char> buf) {
+  if (buf.empty()) return;
   by_deadline(*this, read_, kReadDeadline, "read", [&] {
     std::size_t got = 0;
     while (got < buf.size()) {
@@ -138,6 +141,7 @@ void Stream::read_exact(std::span<char> buf) {
 }
 
 void Stream::write_all(std::string_view data) {
+  if (data.empty()) return;
   by_deadline(*this, write_, kWriteDeadline, "write", [&] {
     while (!data.empty()) data.remove_prefix(write_some(data));
     return std::size_t{0};
@@ -145,12 +149,13 @@ void Stream::write_all(std::string_view data) {
 }
 
 void Stream::write_all(std::span<const std::string_view> buffers) {
+  while (!buffers.empty() && buffers.front().empty()) buffers = buffers.subspan(1);
+  if (buffers.empty()) return;
   by_deadline(*this, write_, kWriteDeadline, "write", [&] {
     // A window of the buffers still to go, the first one trimmed by what a
     // short write took of it.
     constexpr std::size_t kWindow = 64;
     std::array<std::string_view, kWindow> window;
-    while (!buffers.empty() && buffers.front().empty()) buffers = buffers.subspan(1);
     std::size_t taken = 0;  // of buffers.front()
     while (!buffers.empty()) {
       const std::size_t count = std::min(buffers.size(), kWindow);

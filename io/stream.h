@@ -66,7 +66,9 @@ class Stream {
   //         Cancelled; TimeoutError from with_timeout().
   std::size_t read(std::span<char> buf);
 
-  // Reads exactly buf.size() bytes.
+  // Reads exactly buf.size() bytes: one operation, in the reads' direction
+  // from start to end, whose deadline is checked as it starts and wherever
+  // it waits (Go's rule for a Write; nothing for an empty `buf`).
   // Throws: EndOfStream (saying how many bytes came) if the stream ends first;
   //         what read() throws. Interrupted (Cancelled, TimeoutError), the
   //         bytes read so far are in buf but their count is lost: read a
@@ -84,11 +86,14 @@ class Stream {
   // is empty. Throws: what write() throws.
   std::size_t writev(std::span<const std::string_view> buffers);
 
-  // Writes all of `data`. Throws: what write() throws.
+  // Writes all of `data`: one operation, in the writes' direction from
+  // start to end, whose deadline is checked as it starts and wherever it
+  // waits (Go's Write; nothing for empty `data`). Throws: what write()
+  // throws.
   void write_all(std::string_view data);
   // Writes all of `buffers`, in order, gathering them into as few system
-  // calls as the stream can (writev): a header and a body in one go.
-  // Throws: what write() throws.
+  // calls as the stream can (writev): a header and a body in one go. One
+  // operation, as write_all(data). Throws: what write() throws.
   void write_all(std::span<const std::string_view> buffers);
   void write_all(std::initializer_list<std::string_view> buffers) {
     write_all(std::span<const std::string_view>(buffers.begin(), buffers.size()));

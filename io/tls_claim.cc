@@ -23,14 +23,12 @@ const void* claiming() noexcept {
   return &marker;
 }
 
-// Whether `holder`, another thread, holds the claims for a loop that is
-// gone (its fibers abandoned, never resuming); if so, takes them from it.
-bool take_abandoned(TlsClaims& claims, const void* holder) noexcept {
-  if (holder == claiming()) return false;
+// Whether the claims are held for a loop that is gone: by fibers its
+// shutdown abandoned in the middle of an operation (never to end it).
+bool held_by_abandoned(const TlsClaims& claims) noexcept {
   const Scheduler* loop = claims.loop.load(std::memory_order_acquire);
   const std::uint64_t serial = claims.serial.load(std::memory_order_relaxed);
-  if (loop == nullptr || scheduler_is_live(loop, serial)) return false;
-  return claims.thread.compare_exchange_strong(holder, claiming(), std::memory_order_acq_rel);
+  return loop != nullptr && !scheduler_is_live(loop, serial);
 }
 
 }  // namespace
@@ -39,18 +37,23 @@ TlsClaim::TlsClaim(TlsClaims& claims, const char* op, const std::string& peer) :
   const void* me = this_thread();
   const void* holder = nullptr;
   if (!claims.thread.compare_exchange_strong(holder, claiming(), std::memory_order_acq_rel) &&
-      holder != me && !take_abandoned(claims, holder)) {
+      holder != me) {
+    // (Not taken over from abandoned fibers: OpenSSL may be in the middle
+    // of a record for them, and on io_uring their kernel operations may
+    // still be under way until their loop's ring goes.)
     throw std::logic_error(
         std::string("TLS ") + op + " with " + peer +
-        ": fibers of another loop (or thread) are using this stream; a TlsStream is used by "
-        "one loop at a time (OpenSSL's connection state is one thread's), so hand it over "
-        "when that loop's operations have ended");
+        (held_by_abandoned(claims)
+             ? ": the fibers that were using this stream were abandoned by their loop's "
+               "shutdown in the middle of an operation, which never ends; destroy the stream, "
+               "or assign another over it"
+             : ": fibers of another loop (or thread) are using this stream; a TlsStream is used "
+               "by one loop at a time (OpenSSL's connection state is one thread's), so hand it "
+               "over when that loop's operations have ended"));
   }
   Scheduler* here = Scheduler::current();
   const std::uint64_t serial = here != nullptr ? here->serial() : 0;
-  if (holder != me) {  // the first (or taking over): names its loop, then itself
-    claims.list = nullptr;
-    claims.count = 0;
+  if (holder == nullptr) {  // the first: names its loop, then itself
     claims.loop.store(here, std::memory_order_relaxed);
     claims.serial.store(serial, std::memory_order_relaxed);
     claims.thread.store(me, std::memory_order_release);
@@ -124,14 +127,15 @@ void let_go_of_claims(TlsClaims& claims) noexcept {
         &ask);
     if (ask.done) return;
     // That loop is gone with the claims still its own: its fibers were
-    // abandoned and never resume, and the stream is free (its thread may
-    // run a new loop, whose first claim finds it so).
+    // abandoned and never resume. The stream lets go of them: it takes the
+    // claims (against another letting go), forgets them, and is free.
     if (!asked && claims.loop.load(std::memory_order_relaxed) == loop &&
         claims.serial.load(std::memory_order_relaxed) == serial) {
-      claims.list = nullptr;
-      claims.count = 0;
       const void* abandoned = holder;
-      if (claims.thread.compare_exchange_strong(abandoned, nullptr, std::memory_order_acq_rel)) {
+      if (claims.thread.compare_exchange_strong(abandoned, claiming(), std::memory_order_acq_rel)) {
+        claims.list = nullptr;
+        claims.count = 0;
+        claims.thread.store(nullptr, std::memory_order_release);
         return;
       }
     }

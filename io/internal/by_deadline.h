@@ -32,10 +32,13 @@ inline DeadlineOp* claiming() noexcept {
   return &marker;
 }
 
-// Claims `direction` from `holder`, an operation whose loop is gone: it was
-// abandoned with its fiber by that loop's shutdown, and never resumes.
-// Returns: whether it did (false: a live operation, or one being claimed).
-bool take_abandoned(StreamDirection& direction, DeadlineOp* holder) noexcept;
+// The message refusing a second operation in `direction` (`busy`), saying
+// so when the holder was abandoned by its loop's shutdown: it never ends,
+// and only letting go of it (destroying or assigning over the stream)
+// frees the direction. Not taken over: on io_uring its kernel operation
+// may still be under way until the loop's ring goes, and a TLS record may
+// be half written.
+std::string refusal(const StreamDirection& direction, std::string busy);
 
 // Runs `op()` under a deadline: `home`'s (read once `home` is claimed, so a
 // setter either sees the operation or the operation sees the new deadline),
@@ -45,8 +48,7 @@ bool take_abandoned(StreamDirection& direction, DeadlineOp* holder) noexcept;
 // `home->op` points at it, so that setting or moving the deadline reaches it
 // (TimeoutScope::move_to), and `home->loop` names the loop running it. The
 // claim is a compare-and-swap, so a second operation in the same direction,
-// from any loop, is refused before it touches anything (unless the holder
-// was abandoned by its loop's shutdown: take_abandoned).
+// from any loop, is refused before it touches anything.
 // Throws: TimeoutError(message()) when this deadline is what ended `op` (an
 //         outer with_timeout's TimeoutError passes through as it is);
 //         std::logic_error(busy()) if another operation holds `home`; what
@@ -60,10 +62,10 @@ auto run_by_deadline(TimePoint at, const char* label, StreamDirection* home, Mes
     }
   } running;
   if (home != nullptr) {
-    DeadlineOp* holder = nullptr;
-    if (!home->op.compare_exchange_strong(holder, claiming(), std::memory_order_seq_cst) &&
-        !take_abandoned(*home, holder)) [[unlikely]] {
-      throw std::logic_error(busy());
+    DeadlineOp* none = nullptr;
+    if (!home->op.compare_exchange_strong(none, claiming(), std::memory_order_seq_cst))
+        [[unlikely]] {
+      throw std::logic_error(refusal(*home, busy()));
     }
     running.home = home;  // from here on, ~Running lets go of it
     Scheduler* here = Scheduler::current();
@@ -95,11 +97,13 @@ auto run_by_deadline(TimePoint at, const char* label, StreamDirection* home, Mes
 // of the loop running it, which is then between two steps of its fibers
 // (the operation is parked, or about to resume): here if that is this
 // thread, else by asking that loop (call_on_loop_if_live), which the caller
-// waits for. Does nothing if no operation is under way; if its loop is gone
-// (the operation was abandoned with its fiber, and never resumes), frees
-// the direction instead.
+// waits for. Does nothing if no operation is under way. If its loop is gone
+// (the operation was abandoned with its fiber, and never resumes), does
+// nothing either, or, with `free_abandoned` (the stream lets go of it),
+// frees the direction.
 // `reach` may throw only on this thread's own loop; asked of another loop,
 // what it throws is caught there and rethrown here.
-void reach_operation(StreamDirection& dir, void (*reach)(DeadlineOp& op, void* arg), void* arg);
+void reach_operation(StreamDirection& dir, void (*reach)(DeadlineOp& op, void* arg), void* arg,
+                     bool free_abandoned = false);
 
 }  // namespace fiberloop::internal

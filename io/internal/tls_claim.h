@@ -39,8 +39,8 @@ class TlsClaim {
 // The stream lets go of every operation under way (destroyed, or assigned
 // to): their claims forget it, on the thread that holds it (asked of that
 // thread's loop, whose fibers are then parked or not yet resumed; the
-// caller waits for that one step), and it is free. Nothing if that loop is
-// gone (its fibers were abandoned and never resume).
+// caller waits for that one step), and it is free. If that loop is gone,
+// its fibers were abandoned and never resume: their claims are dropped here.
 void let_go_of_claims(TlsClaims& claims) noexcept;
 
 }  // namespace fiberloop::internal
