@@ -1,8 +1,10 @@
 #include "io/internal/by_deadline.h"
 
 #include <atomic>
+#include <cerrno>
 #include <exception>
 #include <string>
+#include <system_error>
 #include <thread>
 
 #include "loop/internal/waiter.h"
@@ -40,6 +42,13 @@ void reach_here(void* arg) noexcept {
 }
 
 }  // namespace
+
+void throw_let_go(const char* op) {
+  throw std::system_error(EBADF, std::generic_category(),
+                          std::string(op) +
+                              ": the stream was closed and let go of (destroyed, or assigned "
+                              "over) during the operation");
+}
 
 std::string refusal(const StreamDirection& direction, std::string busy) {
   const DeadlineOp* holder = direction.op.load(std::memory_order_acquire);

@@ -6,6 +6,7 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "io/internal/by_deadline.h"
 #include "loop/errors.h"
@@ -30,8 +31,13 @@ std::size_t by_deadline(const Stream& stream, internal::StreamDirection& directi
                         const char* label, const char* op_name, Op op) {
   // Outside a fiber, no scope: the operation itself says why it cannot wait.
   if (direction.deadline.load(std::memory_order_relaxed) == TimePoint::max() && !in_fiber())
-      [[unlikely]]
-    return op();
+      [[unlikely]] {
+    if constexpr (std::is_invocable_v<Op, const internal::DeadlineOp&>) {
+      return op(internal::DeadlineOp{nullptr, &direction});  // (never let go of: never parks)
+    } else {
+      return op();
+    }
+  }
   return internal::run_by_deadline(
       TimePoint::max(), label, &direction,
       [&] { return std::string(label) + " of " + stream.describe() + " has passed"; },
@@ -121,14 +127,17 @@ std::size_t Stream::writev_some(std::span<const std::string_view> buffers) {
 
 // The composite operations hold their direction (and its deadline's
 // scope) from the first call to the last: a destroyer between two of the
-// calls finds the operation under way, not a stream at rest. The deadline
+// calls finds the operation under way, not a stream at rest, and once let
+// go of, the operation makes no further call on it (EBADF) even if its
+// call returned (a moved-from stream's close wakes nothing). The deadline
 // is checked as they start and whenever they wait (as Go's Write, which
 // loops inside one deadline). With nothing to do they do nothing.
 void Stream::read_exact(std::span<char> buf) {
   if (buf.empty()) return;
-  by_deadline(*this, read_, kReadDeadline, "read", [&] {
+  by_deadline(*this, read_, kReadDeadline, "read", [&](const internal::DeadlineOp& self) {
     std::size_t got = 0;
     while (got < buf.size()) {
+      if (got != 0 && self.home == nullptr) internal::throw_let_go("read_exact");
       const std::size_t n = read_some(buf.subspan(got));
       if (n == 0) {
         throw EndOfStream("read_exact " + describe() + ": end of stream after " +
@@ -142,8 +151,11 @@ void Stream::read_exact(std::span<char> buf) {
 
 void Stream::write_all(std::string_view data) {
   if (data.empty()) return;
-  by_deadline(*this, write_, kWriteDeadline, "write", [&] {
-    while (!data.empty()) data.remove_prefix(write_some(data));
+  by_deadline(*this, write_, kWriteDeadline, "write", [&](const internal::DeadlineOp& self) {
+    for (bool first = true; !data.empty(); first = false) {
+      if (!first && self.home == nullptr) internal::throw_let_go("write_all");
+      data.remove_prefix(write_some(data));
+    }
     return std::size_t{0};
   });
 }
@@ -151,13 +163,14 @@ void Stream::write_all(std::string_view data) {
 void Stream::write_all(std::span<const std::string_view> buffers) {
   while (!buffers.empty() && buffers.front().empty()) buffers = buffers.subspan(1);
   if (buffers.empty()) return;
-  by_deadline(*this, write_, kWriteDeadline, "write", [&] {
+  by_deadline(*this, write_, kWriteDeadline, "write", [&](const internal::DeadlineOp& self) {
     // A window of the buffers still to go, the first one trimmed by what a
     // short write took of it.
     constexpr std::size_t kWindow = 64;
     std::array<std::string_view, kWindow> window;
     std::size_t taken = 0;  // of buffers.front()
-    while (!buffers.empty()) {
+    for (bool first = true; !buffers.empty(); first = false) {
+      if (!first && self.home == nullptr) internal::throw_let_go("write_all");
       const std::size_t count = std::min(buffers.size(), kWindow);
       std::copy_n(buffers.begin(), count, window.begin());
       window[0].remove_prefix(taken);

@@ -134,21 +134,24 @@ class Stream {
   Stream() = default;
   // Moving a stream moves its deadlines, not an operation under way. The
   // stream assigned to is closed first (the derived class's close()), and
-  // its operations under way let go of, as by the destructor.
+  // its operations under way let go of, as by the destructor: a derived
+  // class's assignment calls this before it replaces its own members.
   Stream(Stream&& other) noexcept;
   Stream& operator=(Stream&& other) noexcept;
 
   // Closes the stream (close()) and lets go of the operations under way,
-  // on any loop: each one, woken by the close, throws EBADF and never
-  // touches the stream again. One on another loop is let go of there,
-  // between two steps of its fibers: the caller waits for that step, not
-  // for the operation. The most-derived class's destructor calls it first,
-  // before anything of the object goes (an operation on another thread may
-  // be in a member, or in a virtual call, until it is let go of). ~Stream
-  // lets go too, but late for that; a move-assignment calls it.
-  // Destroy a stream once every operation on it has started (a fiber of
-  // another loop is inside read()), not while one may be about to: that is
-  // a use of a destroyed object.
+  // on any loop: each one, woken by the close, ends and never touches the
+  // stream again, provided close() makes a parked read_some or write_some
+  // throw without touching the stream (the library's streams do; a
+  // composite such as read_exact checks between its calls itself). One on
+  // another loop is let go of there, between two steps of its fibers: the
+  // caller waits for that step, not for the operation. The most-derived
+  // class's destructor calls it first, before anything of the object goes
+  // (an operation on another thread may be in a member, or in a virtual
+  // call, until it is let go of). ~Stream lets go too, but late for that; a
+  // move-assignment calls it. Destroy a stream once every operation on it
+  // has started (a fiber of another loop is inside read()), not while one
+  // may be about to: that is a use of a destroyed object.
   void end_operations() noexcept;
 
   // What a stream implements. Each waits as read() and write() describe,

@@ -334,12 +334,14 @@ void TlsStream::shutdown_write() {
                    "close_notify cannot follow half a record; close the stream instead");
   }
   // SSL_shutdown: 0 once our close_notify is sent (we do not wait for the
-  // peer's), 1 if the peer's came first; < 0 to retry.
+  // peer's), 1 if the peer's came first; < 0 to retry. The flag is set
+  // under the claim: once drive() gives it back, a destroyer on another
+  // thread may free the stream.
   drive("shutdown", [this] {
     const int r = SSL_shutdown(ssl_);
+    if (r >= 0) close_notify_sent_ = true;
     return r >= 0 ? 1 : r;
   });
-  close_notify_sent_ = true;
 }
 
 void TlsStream::close() noexcept { tcp_.close(); }

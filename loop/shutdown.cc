@@ -26,6 +26,7 @@
 #include <cstdlib>
 #include <functional>
 #include <sstream>
+#include <thread>
 #include <vector>
 
 #include "loop/internal/format.h"
@@ -53,12 +54,19 @@ void LoopParts::shutdown() noexcept {
   (void)remote.take_stop();
   (void)run(nullptr);
   if (!s.all_.empty()) s.abandon_remaining();
-  pool.join();  // waits for jobs already running; their completions are dropped below
-  // What call_on_loop_if_live() posted runs here, and nothing after. The
-  // posts dropped meanwhile are destroyed once the loop counts as gone: one
-  // holding a stream of a loop closing at the same time would wait for that
-  // loop's last drain, which may wait for this one's.
+  // Jobs still running are waited for, with the queue served meanwhile: a
+  // job may ask this loop something (closing a stream of this loop, letting
+  // go of an operation parked here) and wait for the answer. What
+  // call_on_loop_if_live() posted runs, here and below, and nothing after.
+  // The posts dropped meanwhile are destroyed once the loop counts as gone:
+  // one holding a stream of a loop closing at the same time would wait for
+  // that loop's last drain, which may wait for this one's.
   std::vector<std::function<void()>> dropped;
+  while (pool.outstanding() != 0) {
+    remote.drain_keeping_dropped(dropped);  // their completions too
+    if (pool.outstanding() != 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  pool.join();
   diagnostics.close_list_entry([&] { remote.drain_keeping_dropped(dropped); });
   dropped.clear();
   callbacks.discard();

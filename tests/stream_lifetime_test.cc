@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -230,6 +231,63 @@ TEST(StreamLifetime, AReaderAbandonedByItsLoopIsNamedAndLetGoOfByAssignment) {
     client.write_all("x");
     EXPECT_EQ(std::string(buf, pair->first.read(buf)), "x");
   });
+}
+
+// A read_exact parked in a stream that is then moved from and destroyed:
+// the destroyed stream's close wakes nothing (its socket went with the
+// move), but it lets go of the operation, which, woken later by the data,
+// makes no further call on the freed stream (ASan: before, it went on
+// reading through it) and throws EBADF.
+TEST(StreamLifetime, AReadExactLetGoOfBetweenItsCallsMakesNoMore) {
+  fiberloop::run([] {
+    auto [server, client] = connected_pair();
+    auto stream = std::make_unique<TcpStream>(std::move(server));
+    auto reader = spawn([&s = *stream]() -> int {
+      char buf[4];
+      try {
+        s.read_exact(buf);
+        return 0;
+      } catch (const std::system_error& e) {
+        return e.code().value();
+      }
+    });
+    this_fiber::yield();  // parked in its first read
+    TcpStream moved(std::move(*stream));
+    stream.reset();
+    client.write_all("ab");  // the first read returns 2 of the 4 bytes
+    EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF);
+  });
+}
+
+// A run_blocking job still running when its loop shuts down, which then
+// closes a stream of that loop: the loop answers while it waits for the job
+// (before, it joined its workers without serving its queue, and the two
+// waited on each other for good).
+TEST(StreamLifetime, AJobClosingAStreamOfItsClosingLoopIsAnswered) {
+  std::optional<std::pair<TcpStream, TcpStream>> pair;
+  std::atomic<bool> started{false};
+  std::atomic<bool> closed{false};
+  auto ended = std::async(std::launch::async, [&] {
+    Loop loop;
+    loop.spawn([&] {
+      pair.emplace(connected_pair());
+      run_blocking([&] {
+        started = true;
+        std::this_thread::sleep_for(300ms);  // past the shutdown's grace (100 ms)
+        pair->first.close();
+        closed = true;
+      });
+    });
+    loop.spawn([&] {
+      while (!started) this_fiber::sleep_for(1ms);
+      loop.stop();  // (a job not yet started would be dropped)
+    });
+    loop.run();
+  });  // the Loop's end cancels the fiber; the job runs on, and is waited for
+  ASSERT_EQ(ended.wait_for(20s), std::future_status::ready)
+      << "the loop's end and its job wait on each other";
+  EXPECT_TRUE(closed);
+  EXPECT_FALSE(pair->first.is_open());
 }
 
 }  // namespace

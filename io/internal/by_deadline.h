@@ -6,6 +6,7 @@
 #include <atomic>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 
 #include "io/stream.h"  // StreamDirection
 #include "loop/errors.h"
@@ -40,7 +41,13 @@ inline DeadlineOp* claiming() noexcept {
 // be half written.
 std::string refusal(const StreamDirection& direction, std::string busy);
 
-// Runs `op()` under a deadline: `home`'s (read once `home` is claimed, so a
+// Throws std::system_error (EBADF) for `op` ("read_exact"), whose stream
+// let go of it between two of its calls: the stream may be gone.
+[[noreturn]] void throw_let_go(const char* op);
+
+// Runs `op()` (or `op(self)`, given the operation's own DeadlineOp: an
+// operation of several calls checks `self.home` between them) under a
+// deadline: `home`'s (read once `home` is claimed, so a
 // setter either sees the operation or the operation sees the new deadline),
 // or `at` without a home. A labelled TimeoutScope (for TimePoint::max(), a
 // scope with no timer); Go's rule, a deadline already passed fails it
@@ -55,7 +62,7 @@ std::string refusal(const StreamDirection& direction, std::string busy);
 //         `op` throws.
 template <class Message, class Busy, class Op>
 auto run_by_deadline(TimePoint at, const char* label, StreamDirection* home, Message message,
-                     Busy busy, Op op) -> decltype(op()) {
+                     Busy busy, Op op) {
   struct Running : DeadlineOp {
     ~Running() {
       if (home != nullptr) home->op.store(nullptr, std::memory_order_release);
@@ -83,7 +90,11 @@ auto run_by_deadline(TimePoint at, const char* label, StreamDirection* home, Mes
   running.scope = &scope;
   if (home != nullptr) home->op.store(&running, std::memory_order_release);  // (names the loop)
   try {
-    return op();
+    if constexpr (std::is_invocable_v<Op, const DeadlineOp&>) {
+      return op(static_cast<const DeadlineOp&>(running));  // (it may look at `home`)
+    } else {
+      return op();
+    }
   } catch (const TimeoutError&) {
     if (TimeoutScope::expired(&scope) != &scope) throw;
     // (A stream destroyed meanwhile is not asked to describe itself: the
