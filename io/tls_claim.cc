@@ -35,12 +35,18 @@ bool held_by_abandoned(const TlsClaims& claims) noexcept {
 
 TlsClaim::TlsClaim(TlsClaims& claims, const char* op, const std::string& peer) : claims_(&claims) {
   const void* me = this_thread();
+  Scheduler* here = Scheduler::current();
+  const std::uint64_t serial = here != nullptr ? here->serial() : 0;
   const void* holder = nullptr;
-  if (!claims.thread.compare_exchange_strong(holder, claiming(), std::memory_order_acq_rel) &&
-      holder != me) {
-    // (Not taken over from abandoned fibers: OpenSSL may be in the middle
-    // of a record for them, and on io_uring their kernel operations may
-    // still be under way until their loop's ring goes.)
+  const bool first =
+      claims.thread.compare_exchange_strong(holder, claiming(), std::memory_order_acq_rel);
+  // Refused: another thread's fibers hold it, or fibers of a loop that is
+  // gone (this thread's earlier one, or another's) abandoned it in the
+  // middle of an operation. Not taken over from those: OpenSSL may be in
+  // the middle of a record for them, and on io_uring their kernel
+  // operations may still be under way until their loop's ring goes.
+  if (!first && (holder != me || claims.loop.load(std::memory_order_relaxed) != here ||
+                 claims.serial.load(std::memory_order_relaxed) != serial)) {
     throw std::logic_error(
         std::string("TLS ") + op + " with " + peer +
         (held_by_abandoned(claims)
@@ -51,20 +57,10 @@ TlsClaim::TlsClaim(TlsClaims& claims, const char* op, const std::string& peer) :
                "by one loop at a time (OpenSSL's connection state is one thread's), so hand it "
                "over when that loop's operations have ended"));
   }
-  Scheduler* here = Scheduler::current();
-  const std::uint64_t serial = here != nullptr ? here->serial() : 0;
-  if (holder == nullptr) {  // the first: names its loop, then itself
+  if (first) {  // names its loop, then itself
     claims.loop.store(here, std::memory_order_relaxed);
     claims.serial.store(serial, std::memory_order_relaxed);
     claims.thread.store(me, std::memory_order_release);
-  } else if (claims.loop.load(std::memory_order_relaxed) != here ||
-             claims.serial.load(std::memory_order_relaxed) != serial) [[unlikely]] {
-    // This thread's earlier loop is gone with claims of fibers it abandoned
-    // (they never resume): they are forgotten, and this loop holds it.
-    claims.list = nullptr;
-    claims.count = 0;
-    claims.loop.store(here, std::memory_order_relaxed);
-    claims.serial.store(serial, std::memory_order_relaxed);
   }
   ++claims.count;
   next_ = claims.list;

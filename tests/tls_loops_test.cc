@@ -155,21 +155,35 @@ TEST(TlsLoops, ATlsStreamAssignedToWhileAFiberReadsItReadsAgain) {
 TEST(TlsLoops, AReaderAbandonedByItsLoopIsNamedAndLetGoOfByAssignment) {
   const testing::TestCerts certs;
   std::optional<std::pair<std::unique_ptr<TlsStream>, TlsStream>> pair;
+  std::string same_thread_refusal;
   ::testing::internal::CaptureStderr();
   std::thread([&] {
-    Loop loop;
-    loop.spawn([&] {
-      pair.emplace(tls_pair(certs));
-      loop.stop();  // once this fiber parks below
-      struct ReadsWhenDestroyed {
-        TlsStream* stream;
-        ~ReadsWhenDestroyed() { (void)tls_read_errno(*stream); }
-      } reads{pair->first.get()};
-      Event never;
-      never.wait();
+    {
+      Loop loop;
+      loop.spawn([&] {
+        pair.emplace(tls_pair(certs));
+        loop.stop();  // once this fiber parks below
+        struct ReadsWhenDestroyed {
+          TlsStream* stream;
+          ~ReadsWhenDestroyed() { (void)tls_read_errno(*stream); }
+        } reads{pair->first.get()};
+        Event never;
+        never.wait();
+      });
+      loop.run();
+    }
+    // A new loop of the same thread does not take over the claim either
+    // (before, it did, and sent close_notify after whatever OpenSSL held).
+    fiberloop::run([&] {
+      try {
+        pair->first->shutdown_write();
+      } catch (const std::logic_error& e) {
+        same_thread_refusal = e.what();
+      }
     });
-    loop.run();
   }).join();
+  EXPECT_NE(same_thread_refusal.find("abandoned by their loop's shutdown"), std::string::npos)
+      << same_thread_refusal;
   const std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("abandoned 1 fiber"), std::string::npos) << err;
   fiberloop::run([&] {
