@@ -46,8 +46,8 @@ void reach_here(void* arg) noexcept {
 void throw_let_go(const char* op) {
   throw std::system_error(EBADF, std::generic_category(),
                           std::string(op) +
-                              ": the stream was closed and let go of (destroyed, or assigned "
-                              "over) during the operation");
+                              ": the stream let go of the operation while it waited (destroyed, "
+                              "moved from, or assigned over)");
 }
 
 std::string refusal(const StreamDirection& direction, std::string busy) {

@@ -34,6 +34,13 @@ void Socket::fail(int err, const char* op) const {
   throw_io_error(err, std::string(op) + " fd " + std::to_string(handle_ ? handle_->fd() : -1));
 }
 
+// fail() for an operation that may have parked: names the fd from its
+// handle, not from this Socket (a stream moved from and destroyed while the
+// operation waited leaves the handle, now the new owner's, and nothing else).
+[[noreturn]] void fail_on(const IoHandle& h, int err, const char* op) {
+  throw_io_error(err, std::string(op) + " fd " + std::to_string(h.fd()));
+}
+
 Socket::Socket() noexcept = default;
 Socket::~Socket() = default;
 
@@ -59,7 +66,7 @@ std::size_t Socket::read_some(std::span<char> buf) {
   recv.size = static_cast<std::uint32_t>(std::min(buf.size(), KernelOp::kMaxBytes));
   const auto n = static_cast<std::size_t>(h.retry(
       Direction::kRead, "read", [&](int fd) { return ::read(fd, buf.data(), buf.size()); },
-      [&](int err) { fail(err, "read"); }, 0, &recv, wait_first));
+      [&](int err) { fail_on(h, err, "read"); }, 0, &recv, wait_first));
   if (h.on_this_loop() && n > 0) {
     if (n < buf.size()) h.drained();  // (read_some: streams only)
     if (n == buf.size()) h.filled();
@@ -73,10 +80,11 @@ std::size_t Socket::write_some(std::span<const char> buf) {
   send.kind = KernelOp::Kind::kSend;
   send.buffer = const_cast<char*>(buf.data());
   send.size = static_cast<std::uint32_t>(std::min(buf.size(), KernelOp::kMaxBytes));
-  return static_cast<std::size_t>(handle_->retry(
+  IoHandle& h = *handle_;
+  return static_cast<std::size_t>(h.retry(
       Direction::kWrite, "write",
       [&](int fd) { return ::send(fd, buf.data(), buf.size(), MSG_NOSIGNAL); },
-      [&](int err) { fail(err, "write"); }, 0, &send));
+      [&](int err) { fail_on(h, err, "write"); }, 0, &send));
 }
 
 std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
@@ -96,9 +104,10 @@ std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
   KernelOp send;  // io_uring: a write that would wait is a SENDMSG of `msg`
   send.kind = KernelOp::Kind::kSendMsg;
   send.buffer = &msg;
-  return static_cast<std::size_t>(handle_->retry(
+  IoHandle& h = *handle_;
+  return static_cast<std::size_t>(h.retry(
       Direction::kWrite, "write", [&](int fd) { return ::sendmsg(fd, &msg, MSG_NOSIGNAL); },
-      [&](int err) { fail(err, "write"); }, 0, &send));
+      [&](int err) { fail_on(h, err, "write"); }, 0, &send));
 }
 
 void Socket::wait_readable() {
@@ -124,7 +133,7 @@ int Socket::accept() {
   return h.retry(
       Direction::kRead, "accept",
       [&](int fd) { return ::accept4(fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC); },
-      [&](int err) { fail(err, "accept"); }, ECONNABORTED, &accept);
+      [&](int err) { fail_on(h, err, "accept"); }, ECONNABORTED, &accept);
 }
 
 void Socket::connect(const SocketAddress& to) {
@@ -176,7 +185,8 @@ std::size_t Socket::recv_from(std::span<char> buf, SocketAddress* from) {
   check_open("recv");
   sockaddr_storage addr{};
   socklen_t len = sizeof addr;
-  const ssize_t n = handle_->retry(
+  IoHandle& h = *handle_;
+  const ssize_t n = h.retry(
       Direction::kRead, "recv",
       [&](int fd) {
         len = sizeof addr;
@@ -184,7 +194,7 @@ std::size_t Socket::recv_from(std::span<char> buf, SocketAddress* from) {
                           from ? reinterpret_cast<sockaddr*>(&addr) : nullptr,
                           from ? &len : nullptr);
       },
-      [&](int err) { fail(err, "recv"); });
+      [&](int err) { fail_on(h, err, "recv"); });
   if (from) *from = SocketAddress(reinterpret_cast<sockaddr*>(&addr), len);
   return static_cast<std::size_t>(n);
 }

@@ -63,6 +63,9 @@ void let_go(internal::DeadlineOp& op, void*) {
 }  // namespace
 
 Stream::Stream(Stream&& other) noexcept {
+  // What other's operations under way wait on may have moved here: they
+  // are let go of (they finish their call, and touch other no more).
+  other.let_go_of_operations();
   read_.deadline.store(other.read_.deadline.load());
   write_.deadline.store(other.write_.deadline.load());
 }
@@ -70,6 +73,7 @@ Stream::Stream(Stream&& other) noexcept {
 Stream& Stream::operator=(Stream&& other) noexcept {
   if (this == &other) return *this;
   end_operations();
+  other.let_go_of_operations();  // (what they wait on moves here)
   read_.deadline.store(other.read_.deadline.load());
   write_.deadline.store(other.write_.deadline.load());
   return *this;
@@ -140,6 +144,7 @@ void Stream::read_exact(std::span<char> buf) {
       if (got != 0 && self.home == nullptr) internal::throw_let_go("read_exact");
       const std::size_t n = read_some(buf.subspan(got));
       if (n == 0) {
+        if (self.home == nullptr) internal::throw_let_go("read_exact");  // (no describe())
         throw EndOfStream("read_exact " + describe() + ": end of stream after " +
                           std::to_string(got) + " of " + std::to_string(buf.size()) + " bytes");
       }

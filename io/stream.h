@@ -132,7 +132,9 @@ class Stream {
 
  protected:
   Stream() = default;
-  // Moving a stream moves its deadlines, not an operation under way. The
+  // Moving a stream moves its deadlines, not an operation under way: one
+  // in the stream moved from is let go of (it finishes its call, or throws
+  // EBADF between calls, and touches the moved-from stream no more). The
   // stream assigned to is closed first (the derived class's close()), and
   // its operations under way let go of, as by the destructor: a derived
   // class's assignment calls this before it replaces its own members.

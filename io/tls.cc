@@ -159,8 +159,10 @@ TlsStream::TlsStream(TcpStream tcp, const TlsContext& context, std::string peer_
   set_write_deadline(tcp_.write_deadline());
 }
 
+// Operations under way in `other` wait on what moves here: they are let go
+// of first (claims, then directions in Stream's move), before anything moves.
 TlsStream::TlsStream(TlsStream&& other) noexcept
-    : Stream(std::move(other)),
+    : Stream((internal::let_go_of_claims(other.claims_), std::move(other))),
       tcp_(std::move(other.tcp_)),
       ssl_(std::exchange(other.ssl_, nullptr)),
       context_(std::move(other.context_)),
@@ -170,6 +172,7 @@ TlsStream::TlsStream(TlsStream&& other) noexcept
 
 TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
   if (this != &other) {
+    internal::let_go_of_claims(other.claims_);
     Stream::operator=(std::move(other));  // closes, and lets go of operations
     internal::let_go_of_claims(claims_);
     SSL_free(ssl_);
@@ -260,10 +263,15 @@ int TlsStream::drive(const char* op, Call call, bool breaks_writes) {
       if (r > 0) return r;
       const int saved_errno = errno;
       const int e = SSL_get_error(ssl_, r);
-      if (e == SSL_ERROR_WANT_READ) {
-        tcp_.wait_readable();
-      } else if (e == SSL_ERROR_WANT_WRITE) {
-        tcp_.wait_writable();
+      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        if (e == SSL_ERROR_WANT_READ) {
+          tcp_.wait_readable();
+        } else {
+          tcp_.wait_writable();
+        }
+        // Let go of while it waited (the stream moved from, or destroyed
+        // with its socket gone elsewhere): no more SSL calls on it.
+        if (!claim.holds()) internal::throw_let_go((std::string("TLS ") + op).c_str());
       } else if (e == SSL_ERROR_ZERO_RETURN) {
         return 0;
       } else {

@@ -234,29 +234,36 @@ TEST(StreamLifetime, AReaderAbandonedByItsLoopIsNamedAndLetGoOfByAssignment) {
 }
 
 // A read_exact parked in a stream that is then moved from and destroyed:
-// the destroyed stream's close wakes nothing (its socket went with the
-// move), but it lets go of the operation, which, woken later by the data,
-// makes no further call on the freed stream (ASan: before, it went on
-// reading through it) and throws EBADF.
+// the move lets go of the operation (its socket went with the move, so the
+// destroyed stream's close wakes nothing), which, woken later by the data
+// or the end of the stream, makes no further call on the freed stream, and
+// builds no message from it (ASan: before, it went on reading through it,
+// or asked it to describe itself), and throws EBADF.
 TEST(StreamLifetime, AReadExactLetGoOfBetweenItsCallsMakesNoMore) {
-  fiberloop::run([] {
-    auto [server, client] = connected_pair();
-    auto stream = std::make_unique<TcpStream>(std::move(server));
-    auto reader = spawn([&s = *stream]() -> int {
-      char buf[4];
-      try {
-        s.read_exact(buf);
-        return 0;
-      } catch (const std::system_error& e) {
-        return e.code().value();
+  for (const bool peer_closes : {false, true}) {
+    fiberloop::run([peer_closes] {
+      auto [server, client] = connected_pair();
+      auto stream = std::make_unique<TcpStream>(std::move(server));
+      auto reader = spawn([&s = *stream]() -> int {
+        char buf[4];
+        try {
+          s.read_exact(buf);
+          return 0;
+        } catch (const std::system_error& e) {
+          return e.code().value();
+        }
+      });
+      this_fiber::yield();  // parked in its first read
+      TcpStream moved(std::move(*stream));
+      stream.reset();
+      if (peer_closes) {
+        client.close();  // the first read returns 0: end of stream
+      } else {
+        client.write_all("ab");  // the first read returns 2 of the 4 bytes
       }
+      EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF) << peer_closes;
     });
-    this_fiber::yield();  // parked in its first read
-    TcpStream moved(std::move(*stream));
-    stream.reset();
-    client.write_all("ab");  // the first read returns 2 of the 4 bytes
-    EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF);
-  });
+  }
 }
 
 // A run_blocking job still running when its loop shuts down, which then
