@@ -1,9 +1,10 @@
-// Helpers of the LoopGroup tests: a group whose threads are not pinned (the
-// tests run on machines with fewer CPUs than loops), and a connected TCP
-// pair on loopback.
+// Helpers of the LoopGroup and stream tests: a group whose threads are not
+// pinned (the tests run on machines with fewer CPUs than loops), a connected
+// TCP pair on loopback, and readers that report how they ended.
 #pragma once
 
 #include <cstddef>
+#include <system_error>
 #include <utility>
 
 #include "fiberloop.h"
@@ -23,5 +24,24 @@ inline std::pair<TcpStream, TcpStream> connected_pair() {
   TcpStream client = TcpStream::connect(listener.local_address());
   return {listener.accept(), std::move(client)};
 }
+
+// A read that reports its errno (0: it read something).
+inline int read_errno(Stream& stream) {
+  char buf[8];
+  try {
+    (void)stream.read(buf);
+    return 0;
+  } catch (const std::system_error& e) {
+    return e.code().value();
+  }
+}
+
+// Reads `stream` in its destructor, ignoring how the read ends: during
+// unwinding no interrupt reaches the read, so a loop's shutdown abandons a
+// fiber parked in it.
+struct ReadsWhenDestroyed {
+  Stream* stream;
+  ~ReadsWhenDestroyed() { (void)read_errno(*stream); }
+};
 
 }  // namespace fiberloop::testing

@@ -17,11 +17,13 @@
 #include <thread>
 
 #include "fiberloop.h"
+#include "tests/group_helpers.h"
 
 namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::ReadsWhenDestroyed;
 
 double seconds_since(TimePoint start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -257,17 +259,6 @@ TEST(ShutdownGenerator, ABodyThatCatchesItsOwnUnwindIsAbandonedWithAReport) {
 
 // Reads from its stream when destroyed: while an exception unwinds the
 // fiber, interrupts wait, so the read waits for data that never comes.
-struct ReadsWhenDestroyed {
-  TcpStream* stream;
-  ~ReadsWhenDestroyed() {
-    char buf[8];
-    try {
-      (void)stream->read(buf);
-    } catch (...) {
-    }
-  }
-};
-
 struct Connection {
   TcpListener listener = TcpListener::bind(SocketAddress::parse("127.0.0.1:0"));
   TcpStream client = TcpStream::connect(listener.local_address());

@@ -22,18 +22,9 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::connected_pair;
+using testing::read_errno;
+using testing::ReadsWhenDestroyed;
 using testing::unpinned;
-
-// A read that reports its errno (0: it read something).
-int read_errno(Stream& stream) {
-  char buf[8];
-  try {
-    (void)stream.read(buf);
-    return 0;
-  } catch (const std::system_error& e) {
-    return e.code().value();
-  }
-}
 
 // Destroyed on loop 0 while a fiber of loop 1 is parked in its read: the
 // reader wakes with EBADF, having let go of the stream on its own loop
@@ -183,20 +174,6 @@ TEST(StreamLifetime, ADeadlineReachesAReaderThatMovesBetweenLoops) {
   });
 }
 
-// Reads `stream` in its destructor: during unwinding no interrupt reaches
-// the read, so a loop's shutdown abandons the fiber parked in it.
-template <class S>
-struct ReadsWhenDestroyed {
-  S* stream;
-  ~ReadsWhenDestroyed() {
-    char buf[8];
-    try {
-      (void)stream->read(buf);
-    } catch (...) {
-    }
-  }
-};
-
 // A stream whose reader was abandoned by its loop's shutdown: a read from
 // another loop is refused, saying so (the abandoned operation never ends);
 // a stream assigned over it reads at once (before, assigning left the
@@ -209,7 +186,7 @@ TEST(StreamLifetime, AReaderAbandonedByItsLoopIsNamedAndLetGoOfByAssignment) {
     loop.spawn([&] {
       pair.emplace(connected_pair());
       loop.stop();  // once this fiber parks below
-      ReadsWhenDestroyed<TcpStream> reads{&pair->first};
+      ReadsWhenDestroyed reads{&pair->first};
       Event never;
       never.wait();
     });

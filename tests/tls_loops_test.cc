@@ -24,6 +24,8 @@ namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::read_errno;
+using testing::ReadsWhenDestroyed;
 using testing::unpinned;
 
 // Each write from loop 1 goes out on the TLS stream or throws EBADF once
@@ -83,16 +85,6 @@ std::pair<std::unique_ptr<TlsStream>, TlsStream> tls_pair(const testing::TestCer
   return {std::move(client), accepting.join()};
 }
 
-int tls_read_errno(TlsStream& stream) {
-  char buf[8];
-  try {
-    (void)stream.read(buf);
-    return 0;
-  } catch (const std::system_error& e) {
-    return e.code().value();
-  }
-}
-
 // A TlsStream destroyed by one fiber while another, of the same loop, is
 // parked in its read: the reader wakes with EBADF and unwinds without
 // touching the stream (ASan: its claim on the stream was given back into
@@ -101,7 +93,7 @@ TEST(TlsLoops, ATlsStreamDestroyedWhileAFiberReadsItWakesTheReader) {
   const testing::TestCerts certs;
   fiberloop::run([&] {
     auto [client, server] = tls_pair(certs);
-    auto reader = spawn([&] { return tls_read_errno(*client); });
+    auto reader = spawn([&] { return read_errno(*client); });
     this_fiber::yield();  // parked in its read
     client.reset();
     EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF);
@@ -119,7 +111,7 @@ TEST(TlsLoops, ATlsStreamDestroyedWhileAnotherLoopReadsItWakesTheReader) {
       std::atomic<bool> reading{false};
       auto reader = group.spawn_on(1, [&, &c = *client] {
         reading = true;
-        return tls_read_errno(c);
+        return read_errno(c);
       });
       while (!reading) this_fiber::yield();
       this_fiber::sleep_for(2ms);  // parked in its read on loop 1
@@ -137,7 +129,7 @@ TEST(TlsLoops, ATlsStreamAssignedToWhileAFiberReadsItReadsAgain) {
   fiberloop::run([&] {
     auto [client, server] = tls_pair(certs);
     auto [other_client, other_server] = tls_pair(certs);
-    auto reader = spawn([&] { return tls_read_errno(*client); });
+    auto reader = spawn([&] { return read_errno(*client); });
     this_fiber::yield();  // parked in its read
     *client = std::move(*other_client);
     other_server.write_all("z");
@@ -163,10 +155,7 @@ TEST(TlsLoops, AReaderAbandonedByItsLoopIsNamedAndLetGoOfByAssignment) {
       loop.spawn([&] {
         pair.emplace(tls_pair(certs));
         loop.stop();  // once this fiber parks below
-        struct ReadsWhenDestroyed {
-          TlsStream* stream;
-          ~ReadsWhenDestroyed() { (void)tls_read_errno(*stream); }
-        } reads{pair->first.get()};
+        ReadsWhenDestroyed reads{pair->first.get()};
         Event never;
         never.wait();
       });
@@ -210,7 +199,7 @@ TEST(TlsLoops, ATlsStreamMovedFromWhileAFiberReadsItLetsTheReaderGo) {
   const testing::TestCerts certs;
   fiberloop::run([&] {
     auto [client, server] = tls_pair(certs);
-    auto reader = spawn([&c = *client] { return tls_read_errno(c); });
+    auto reader = spawn([&c = *client] { return read_errno(c); });
     this_fiber::yield();  // parked in its read
     TlsStream moved(std::move(*client));
     client.reset();
