@@ -40,6 +40,10 @@ struct Server {
 
 struct Sample {
   double rps = 0, rps_per_cpu = 0, p50 = 0, p99 = 0;
+  // Per request, in us: the server's user and kernel time (/proc/PID/stat),
+  // and the softirq time of CPU 0 (/proc/stat), where a pinned server's sends
+  // run the loopback's receive path; the process's times leave that out.
+  double user_us = 0, kernel_us = 0, softirq_us = 0;
 };
 
 std::string find_binary(const char* argv0, const std::string& rel) {
@@ -64,26 +68,58 @@ void unpin() {
   ::sched_setaffinity(0, sizeof set, &set);
 }
 
-double cpu_seconds(pid_t pid) {
+// Whitespace-separated fields of one line.
+std::vector<std::string> fields_of(const std::string& line) {
+  std::vector<std::string> fields;
+  std::string f;
+  for (std::size_t i = 0; i <= line.size(); ++i) {
+    if (i == line.size() || line[i] == ' ') {
+      if (!f.empty()) fields.push_back(f);
+      f.clear();
+    } else {
+      f += line[i];
+    }
+  }
+  return fields;
+}
+
+double ticks_to_seconds(const std::string& ticks) {
+  return std::stod(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// A process's CPU time, or one CPU's softirq time, in seconds.
+struct CpuTimes {
+  double user = 0, kernel = 0, softirq = 0;
+};
+
+CpuTimes process_times(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string s;
   std::getline(in, s);
   const std::size_t close = s.rfind(')');
-  if (close == std::string::npos) return 0;
-  std::vector<std::string> fields;
-  std::string f;
-  for (std::size_t i = close + 2; i <= s.size(); ++i) {
-    if (i == s.size() || s[i] == ' ') {
-      fields.push_back(f);
-      f.clear();
-    } else {
-      f += s[i];
-    }
-  }
+  if (close == std::string::npos) return {};
   // fields[0] is the state (field 3); utime and stime are fields 14 and 15.
-  if (fields.size() < 13) return 0;
-  return (std::stod(fields[11]) + std::stod(fields[12])) /
-         static_cast<double>(::sysconf(_SC_CLK_TCK));
+  const std::vector<std::string> fields = fields_of(s.substr(close + 1));
+  if (fields.size() < 13) return {};
+  return {ticks_to_seconds(fields[11]), ticks_to_seconds(fields[12]), 0};
+}
+
+// The softirq time CPU `cpu` has spent since boot (/proc/stat's seventh
+// column of its "cpuN" line).
+double softirq_seconds(int cpu) {
+  std::ifstream in("/proc/stat");
+  const std::string name = "cpu" + std::to_string(cpu);
+  for (std::string line; std::getline(in, line);) {
+    const std::vector<std::string> fields = fields_of(line);
+    if (fields.size() > 7 && fields[0] == name) return ticks_to_seconds(fields[7]);
+  }
+  return 0;
+}
+
+CpuTimes times_of(pid_t pid) {
+  CpuTimes t = process_times(pid);
+  t.softirq = softirq_seconds(0);
+  return t;
 }
 
 bool accepts(std::uint16_t port) {
@@ -153,9 +189,9 @@ void measure(const char* title, const std::vector<Case>& cases,
              std::vector<NetResult>* results) {
   std::printf("\n%s, %.0f s per run, medians of %d\n\n", title, seconds, rounds);
   std::printf(
-      "| workload | server | req/s | req per server CPU-s | p50 us | p99 us | / first server "
-      "(per CPU-s) |\n");
-  std::printf("| --- | --- | --- | --- | --- | --- | --- |\n");
+      "| workload | server | req/s | req per server CPU-s | p50 us | p99 us | user / kernel / "
+      "softirq us per req | / first server (per CPU-s) |\n");
+  std::printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
   for (const Case& c : cases) {
     const std::vector<Server> servers = servers_for(c, paths);
     const std::size_t n = servers.size();
@@ -165,18 +201,24 @@ void measure(const char* title, const std::vector<Case>& cases,
         const std::size_t which = (k + static_cast<std::size_t>(round)) % n;  // rotate the order
         const Server& s = servers[which];
         const pid_t pid = start(s, ++port);
-        const double cpu_before = cpu_seconds(pid);
+        const CpuTimes before = times_of(pid);
         LoadOptions o;
         o.port = port;
         o.workload = c.workload;
         o.connections = c.connections;
         o.seconds = seconds;
         const LoadResult r = run_load(o);
-        const double cpu = cpu_seconds(pid) - cpu_before;
+        const CpuTimes after = times_of(pid);
         stop(pid);
-        samples[which].push_back({r.requests_per_second,
-                                  cpu > 0 ? static_cast<double>(r.requests) / cpu : 0, r.p50_us,
-                                  r.p99_us});
+        const double cpu = (after.user - before.user) + (after.kernel - before.kernel);
+        const double requests = static_cast<double>(r.requests);
+        auto us_per_request = [&](double CpuTimes::*kind) {
+          return requests > 0 ? (after.*kind - before.*kind) * 1e6 / requests : 0;
+        };
+        samples[which].push_back(
+            {r.requests_per_second, cpu > 0 ? requests / cpu : 0, r.p50_us, r.p99_us,
+             us_per_request(&CpuTimes::user), us_per_request(&CpuTimes::kernel),
+             s.pinned ? us_per_request(&CpuTimes::softirq) : 0});
       }
     }
     double first = 0;
@@ -192,6 +234,12 @@ void measure(const char* title, const std::vector<Case>& cases,
       std::printf("| %s c=%d | %s | %.0f | %.0f | %.0f | %.0f |", workload_name(c.workload),
                   c.connections, servers[k].label, pick(&Sample::rps), per_cpu, pick(&Sample::p50),
                   pick(&Sample::p99));
+      if (servers[k].pinned) {  // CPU 0's softirq time is the server's only when it is alone there
+        std::printf(" %.2f / %.2f / %.2f |", pick(&Sample::user_us), pick(&Sample::kernel_us),
+                    pick(&Sample::softirq_us));
+      } else {
+        std::printf(" %.2f / %.2f / - |", pick(&Sample::user_us), pick(&Sample::kernel_us));
+      }
       if (k > 0) {
         std::printf(" %.2f |\n", first > 0 ? per_cpu / first : 0);
       } else {
