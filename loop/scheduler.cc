@@ -267,6 +267,13 @@ FiberRecord* Scheduler::pick_one() noexcept {
   return next;
 }
 
+bool Scheduler::begins_iteration_alone() noexcept {
+  FIBERLOOP_CHECK(budget_ == 0, "yield: fibers left to run in this iteration, but none ready");
+  if (parts_.needs_scheduler()) return false;
+  ++iterations_;
+  return true;
+}
+
 void Scheduler::resume_from_scheduler(FiberRecord& f) noexcept {
   ++switches_;
   current_ = &f;

@@ -55,6 +55,8 @@ void Waiter::prepare_thread(const Scheduler* scheduler, const char* what) {
   who = &tls_thread_identity;
 }
 
+void Waiter::notify_elsewhere() noexcept { mark().run(); }
+
 void Wake::wake_word() const noexcept {
   word->store(Waiter::kWoken, std::memory_order_release);
   wake_thread(*word);  // the word may be gone by now: a futex wake only names it

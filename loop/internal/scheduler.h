@@ -175,6 +175,9 @@ class Scheduler {
 
   FiberRecord* pick_next() noexcept;
   FiberRecord* pick_one() noexcept;  // the next ready fiber, started or not
+  // With nothing ready: whether the running fiber may go on into a new
+  // iteration (the run loop has nothing due); counts it if so.
+  bool begins_iteration_alone() noexcept;
   void suspend(FiberRecord& self) noexcept;
   void suspend_parked(FiberRecord& self, WaitKind kind, std::int64_t detail) noexcept;
   void make_ready(FiberRecord& f) noexcept;

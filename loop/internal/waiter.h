@@ -93,15 +93,16 @@ struct Waiter : ListHook<> {
   // mark() and wake at once: on a local primitive (nothing runs until the
   // notifier is done), or where the waiter takes the lock again anyway.
   // Inline for a fiber of this thread's loop, the same-loop hand-off.
-  void notify() noexcept {
+  [[gnu::always_inline]] void notify() noexcept {
     if (fiber != nullptr && fiber->scheduler == Scheduler::current()) [[likely]] {
       FiberRecord& f = *fiber;
       state.store(kNotified, std::memory_order_release);
       if (f.state == FiberState::kParked) f.scheduler->wake(f);  // see Wake::run
       return;
     }
-    mark().run();
+    notify_elsewhere();
   }
+  void notify_elsewhere() noexcept;  // a plain thread, or a fiber of another loop
 
   // Whether a notifier must pass it by. Local (`shared` false): its fiber
   // is no longer parked on it (interrupted: it leaves by itself, and the
