@@ -38,10 +38,11 @@ int main(int argc, char** argv) {
         std::string out;  // answers to requests that came together
         for (;;) {
           examples::HttpParse p;
-          std::string head;
           try {
-            head = in.read_until("\r\n\r\n");
-            p = examples::parse_request(head);
+            // A view into the reader's buffer, valid until the next read:
+            // the parse's views go with it, and only keep_alive and
+            // content_length (plain values) are used after that.
+            p = examples::parse_request(in.read_slice("\r\n\r\n"));
             // kIncomplete: the head is in, its body (which we ignore) is not.
             if (p.status == Status::kIncomplete) in.read_exactly(p.request.content_length);
           } catch (const IncompleteReadError& e) {

@@ -1,6 +1,6 @@
 // BufferedReader against a model: the input is a script of chunks the stream
-// delivers and reader calls to make (read_line, read_until, read_exactly,
-// read), with a small limit so that overruns happen. Each call's result, and
+// delivers and reader calls to make (read_line, read_until, read_slice,
+// read_exactly, read), with a small limit so that overruns happen. Each call's result, and
 // each exception, must match what a plain string-based model computes from
 // the bytes not yet consumed.
 #include <cstddef>
@@ -102,11 +102,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         }
         break;
       }
-      case 1: {  // read_until a delimiter of one or two bytes
-        const std::string delim = script.byte() % 2 ? "\r\n" : "-";
+      case 1: {  // read_until or read_slice, a delimiter of one or two bytes
+        const std::uint8_t how = script.byte();
+        const std::string delim = how % 2 ? "\r\n" : "-";
         const std::size_t at = rest.find(delim);
         try {
-          const std::string got = reader.read_until(delim);
+          // The slice is copied before the next call on the reader.
+          const std::string got =
+              (how / 2) % 2 ? std::string(reader.read_slice(delim)) : reader.read_until(delim);
           check(at != std::string::npos && at + delim.size() <= limit &&
                 got == rest.substr(0, at + delim.size()));
           pos += got.size();

@@ -102,24 +102,34 @@ std::optional<std::string> BufferedReader::read_line() {
   return out;
 }
 
-std::string BufferedReader::read_until(std::string_view delimiter) {
+std::string_view BufferedReader::take_until(std::string_view delimiter, const char* op) {
   if (delimiter.empty()) {
-    throw std::invalid_argument("BufferedReader::read_until: the delimiter is empty");
+    throw std::invalid_argument(std::string("BufferedReader::") + op + ": the delimiter is empty");
   }
-  const std::size_t at = find(delimiter, "read_until");
+  const std::size_t at = find(delimiter, op);
   if (at == std::string_view::npos) {
     std::string partial(data());
     consume(partial.size());
     // The message first: arguments are evaluated in no set order, and the
     // move may empty `partial` before its size is read.
-    const std::string what = "BufferedReader::read_until on " + stream_.describe() +
+    const std::string what = std::string("BufferedReader::") + op + " on " + stream_.describe() +
                              ": end of stream after " + std::to_string(partial.size()) +
                              " bytes without the delimiter";
     throw IncompleteReadError(what, std::move(partial));
   }
-  std::string record(data().substr(0, at + delimiter.size()));
+  // consume() moves the indices only: the bytes stay where they are until
+  // the next fill().
+  const std::string_view record = data().substr(0, at + delimiter.size());
   consume(record.size());
   return record;
+}
+
+std::string BufferedReader::read_until(std::string_view delimiter) {
+  return std::string(take_until(delimiter, "read_until"));
+}
+
+std::string_view BufferedReader::read_slice(std::string_view delimiter) {
+  return take_until(delimiter, "read_slice");
 }
 
 std::string BufferedReader::read_exactly(std::size_t n) {

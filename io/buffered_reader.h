@@ -79,6 +79,12 @@ class BufferedReader {
   //         delimiter; what Stream::read() throws.
   std::string read_until(std::string_view delimiter);
 
+  // read_until() without the copy (Go's bufio.Reader.ReadSlice): a view of
+  // the bytes up to and including `delimiter`, in the reader's buffer. The
+  // view is valid until the next call on this reader (or its destruction).
+  // Throws: as read_until().
+  std::string_view read_slice(std::string_view delimiter);
+
   // Exactly `n` bytes (any size: `limit` does not apply). Interrupted
   // (Cancelled, TimeoutError), it keeps what it read buffered for the next
   // call, as every reader call does.
@@ -111,6 +117,8 @@ class BufferedReader {
   // The offset in data() of the first `delimiter`, reading as needed;
   // npos at end of stream without one. Throws: LimitOverrunError.
   std::size_t find(std::string_view delimiter, const char* op);
+  // read_until() and read_slice(), named `op` in errors.
+  std::string_view take_until(std::string_view delimiter, const char* op);
 
   Stream& stream_;
   const std::size_t limit_;

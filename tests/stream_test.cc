@@ -257,6 +257,43 @@ TEST_F(Streams, APeerThatClosesMidRecordGivesIncompleteReadWithThePartialBytes) 
   });
 }
 
+TEST_F(Streams, ReadSliceIsReadUntilWithoutTheCopy) {
+  run([] {
+    auto [a, b] = tcp_pair();
+    auto writer = spawn([&] {
+      a.write_all("GET / HTTP/1.1\r\n");
+      this_fiber::sleep_for(1ms);  // the head arrives in two reads
+      a.write_all("Host: x\r\n\r\nnext\r\n\r\ncut");
+      a.close();
+    });
+    BufferedReader in(b, 64);
+    const std::string_view head = in.read_slice("\r\n\r\n");
+    EXPECT_EQ(head, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    EXPECT_EQ(in.buffered(), 11u);  // "next\r\n\r\ncut", not copied out
+    EXPECT_EQ(in.read_slice("\r\n\r\n"), "next\r\n\r\n");
+    try {
+      (void)in.read_slice("\r\n\r\n");
+      ADD_FAILURE() << "no IncompleteReadError";
+    } catch (const IncompleteReadError& e) {
+      EXPECT_EQ(e.partial(), "cut");
+      EXPECT_NE(std::string(e.what()).find("read_slice"), std::string::npos) << e.what();
+    }
+    EXPECT_THROW(in.read_slice(""), std::invalid_argument);
+    writer.join();
+  });
+  run([] {
+    auto [a, b] = tcp_pair();
+    a.write_all(std::string(100, 'x') + "\n");
+    BufferedReader in(b, 64);
+    try {
+      (void)in.read_slice("\n");
+      ADD_FAILURE() << "no LimitOverrunError";
+    } catch (const LimitOverrunError& e) {
+      EXPECT_NE(std::string(e.what()).find("read_slice"), std::string::npos) << e.what();
+    }
+  });
+}
+
 TEST_F(Streams, ReadExactlyTakesTheBufferThenReadsPastItAndReportsAShortStream) {
   run([] {
     auto [a, b] = tcp_pair();
