@@ -161,7 +161,9 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag> {
   // In callable_buffer when it fits, else on the heap.
   void* callable = nullptr;
   std::uint64_t finish_seq = 0;  // order of finishing, from 1; 0 while running
-  static constexpr std::size_t kInlineCallable = 64;
+  // Room for a connection handler's closure without a heap allocation: a
+  // TcpStream (80 bytes) and a few references.
+  static constexpr std::size_t kInlineCallable = 128;
   alignas(16) unsigned char callable_buffer[kInlineCallable];
   IntrusiveList<DoneWaiter> done_waiters;  // fibers waiting for this one to finish
   std::atomic<bool> done_flag{false};      // finished, for other threads (Task::done)
