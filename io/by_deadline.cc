@@ -63,8 +63,8 @@ std::string refusal(const StreamDirection& direction, std::string busy) {
   return busy;
 }
 
-void reach_operation(StreamDirection& direction, void (*reach)(DeadlineOp&, void*), void* arg,
-                     bool free_abandoned) {
+void reach_operation_under_way(StreamDirection& direction, void (*reach)(DeadlineOp&, void*),
+                               void* arg, bool free_abandoned) {
   for (;;) {
     DeadlineOp* op = direction.op.load(std::memory_order_seq_cst);
     if (op == nullptr) return;

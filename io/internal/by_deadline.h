@@ -114,7 +114,15 @@ auto run_by_deadline(TimePoint at, const char* label, StreamDirection* home, Mes
 // frees the direction.
 // `reach` may throw only on this thread's own loop; asked of another loop,
 // what it throws is caught there and rethrown here.
-void reach_operation(StreamDirection& dir, void (*reach)(DeadlineOp& op, void* arg), void* arg,
-                     bool free_abandoned = false);
+// Inline for the common case, no operation under way: a stream is moved
+// and destroyed several times on its way from accept() into a fiber, and
+// each time it looks at both directions.
+void reach_operation_under_way(StreamDirection& dir, void (*reach)(DeadlineOp& op, void* arg),
+                               void* arg, bool free_abandoned);
+inline void reach_operation(StreamDirection& dir, void (*reach)(DeadlineOp& op, void* arg),
+                            void* arg, bool free_abandoned = false) {
+  if (dir.op.load(std::memory_order_seq_cst) == nullptr) return;
+  reach_operation_under_way(dir, reach, arg, free_abandoned);
+}
 
 }  // namespace fiberloop::internal
