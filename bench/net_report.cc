@@ -40,9 +40,12 @@ struct Server {
 
 struct Sample {
   double rps = 0, rps_per_cpu = 0, p50 = 0, p99 = 0;
-  // Per request, in us: the server's user and kernel time (/proc/PID/stat),
-  // and the softirq time of CPU 0 (/proc/stat), where a pinned server's sends
-  // run the loopback's receive path; the process's times leave that out.
+  // Per request, in us, where the server's CPU time went. Pinned, the
+  // server is alone on CPU 0, and the split is CPU 0's (/proc/stat: user,
+  // system, softirq and irq), where each tick counts once: the process's
+  // own system time also holds the softirq work that ran in its context
+  // (the loopback's receive path, after each send). Unpinned, the
+  // process's user and system time, without a softirq figure.
   double user_us = 0, kernel_us = 0, softirq_us = 0;
 };
 
@@ -87,7 +90,8 @@ double ticks_to_seconds(const std::string& ticks) {
   return std::stod(ticks) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-// A process's CPU time, or one CPU's softirq time, in seconds.
+// CPU time by kind, in seconds: a process's (no softirq figure), or one
+// CPU's.
 struct CpuTimes {
   double user = 0, kernel = 0, softirq = 0;
 };
@@ -104,22 +108,19 @@ CpuTimes process_times(pid_t pid) {
   return {ticks_to_seconds(fields[11]), ticks_to_seconds(fields[12]), 0};
 }
 
-// The softirq time CPU `cpu` has spent since boot (/proc/stat's seventh
-// column of its "cpuN" line).
-double softirq_seconds(int cpu) {
+// CPU `cpu`'s time since boot from its "cpuN" line of /proc/stat: user and
+// nice, system, and irq and softirq.
+CpuTimes cpu_times(int cpu) {
   std::ifstream in("/proc/stat");
   const std::string name = "cpu" + std::to_string(cpu);
   for (std::string line; std::getline(in, line);) {
-    const std::vector<std::string> fields = fields_of(line);
-    if (fields.size() > 7 && fields[0] == name) return ticks_to_seconds(fields[7]);
+    const std::vector<std::string> f = fields_of(line);
+    if (f.size() > 7 && f[0] == name) {
+      return {ticks_to_seconds(f[1]) + ticks_to_seconds(f[2]), ticks_to_seconds(f[3]),
+              ticks_to_seconds(f[6]) + ticks_to_seconds(f[7])};
+    }
   }
-  return 0;
-}
-
-CpuTimes times_of(pid_t pid) {
-  CpuTimes t = process_times(pid);
-  t.softirq = softirq_seconds(0);
-  return t;
+  return {};
 }
 
 bool accepts(std::uint16_t port) {
@@ -189,8 +190,8 @@ void measure(const char* title, const std::vector<Case>& cases,
              std::vector<NetResult>* results) {
   std::printf("\n%s, %.0f s per run, medians of %d\n\n", title, seconds, rounds);
   std::printf(
-      "| workload | server | req/s | req per server CPU-s | p50 us | p99 us | user / kernel / "
-      "softirq us per req | / first server (per CPU-s) |\n");
+      "| workload | server | req/s | req per server CPU-s | p50 us | p99 us | user / system / "
+      "softirq us per req (CPU 0's if pinned) | / first server (per CPU-s) |\n");
   std::printf("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
   for (const Case& c : cases) {
     const std::vector<Server> servers = servers_for(c, paths);
@@ -201,24 +202,26 @@ void measure(const char* title, const std::vector<Case>& cases,
         const std::size_t which = (k + static_cast<std::size_t>(round)) % n;  // rotate the order
         const Server& s = servers[which];
         const pid_t pid = start(s, ++port);
-        const CpuTimes before = times_of(pid);
+        const CpuTimes before = process_times(pid), cpu0_before = cpu_times(0);
         LoadOptions o;
         o.port = port;
         o.workload = c.workload;
         o.connections = c.connections;
         o.seconds = seconds;
         const LoadResult r = run_load(o);
-        const CpuTimes after = times_of(pid);
+        const CpuTimes after = process_times(pid), cpu0_after = cpu_times(0);
         stop(pid);
         const double cpu = (after.user - before.user) + (after.kernel - before.kernel);
         const double requests = static_cast<double>(r.requests);
+        const CpuTimes& from = s.pinned ? cpu0_before : before;
+        const CpuTimes& to = s.pinned ? cpu0_after : after;
         auto us_per_request = [&](double CpuTimes::*kind) {
-          return requests > 0 ? (after.*kind - before.*kind) * 1e6 / requests : 0;
+          return requests > 0 ? (to.*kind - from.*kind) * 1e6 / requests : 0;
         };
-        samples[which].push_back(
-            {r.requests_per_second, cpu > 0 ? requests / cpu : 0, r.p50_us, r.p99_us,
-             us_per_request(&CpuTimes::user), us_per_request(&CpuTimes::kernel),
-             s.pinned ? us_per_request(&CpuTimes::softirq) : 0});
+        samples[which].push_back({r.requests_per_second, cpu > 0 ? requests / cpu : 0, r.p50_us,
+                                  r.p99_us, us_per_request(&CpuTimes::user),
+                                  us_per_request(&CpuTimes::kernel),
+                                  us_per_request(&CpuTimes::softirq)});
       }
     }
     double first = 0;
@@ -234,7 +237,7 @@ void measure(const char* title, const std::vector<Case>& cases,
       std::printf("| %s c=%d | %s | %.0f | %.0f | %.0f | %.0f |", workload_name(c.workload),
                   c.connections, servers[k].label, pick(&Sample::rps), per_cpu, pick(&Sample::p50),
                   pick(&Sample::p99));
-      if (servers[k].pinned) {  // CPU 0's softirq time is the server's only when it is alone there
+      if (servers[k].pinned) {
         std::printf(" %.2f / %.2f / %.2f |", pick(&Sample::user_us), pick(&Sample::kernel_us),
                     pick(&Sample::softirq_us));
       } else {

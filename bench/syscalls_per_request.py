@@ -25,7 +25,8 @@ import subprocess
 import time
 
 CALLS = ["read", "recvfrom", "write", "sendto", "sendmsg", "writev", "epoll_wait",
-         "epoll_pwait", "epoll_pwait2", "epoll_ctl", "io_uring_enter", "accept4", "close", "shutdown"]
+         "epoll_pwait", "epoll_pwait2", "epoll_ctl", "io_uring_enter", "accept4", "close",
+         "shutdown"]
 WORKLOADS = [("echo", 50), ("echo", 1000), ("http", 50), ("http", 1000), ("churn", 50)]
 
 
@@ -52,25 +53,30 @@ def run_one(argv, backend, workload, connections, port, seconds):
     env = dict(os.environ, FIBERLOOP_BACKEND=backend)
     server = subprocess.Popen(["taskset", "-c", "0"] + argv + ["--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(500):
+        if accepts(port):
+            break
+        time.sleep(0.01)
+    events = ",".join(f"syscalls:sys_enter_{c}" for c in CALLS) + ",raw_syscalls:sys_enter"
+    perf = subprocess.Popen(["perf", "stat", "-x,", "-e", events, "-p", str(server.pid)],
+                            stderr=subprocess.PIPE, text=True)
     try:
-        for _ in range(500):
-            if accepts(port):
-                break
-            time.sleep(0.01)
-        events = ",".join(f"syscalls:sys_enter_{c}" for c in CALLS) + ",raw_syscalls:sys_enter"
-        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", events, "-p", str(server.pid)],
-                                stderr=subprocess.PIPE, text=True)
         time.sleep(0.2)  # perf attaches
         load = subprocess.run(["taskset", "-c", "1", "bazel-bin/bench/loadgen", "--port",
                                str(port), "--workload", workload, "--connections",
                                str(connections), "--seconds", str(seconds)],
                               capture_output=True, text=True, check=True)
+    finally:
         perf.send_signal(signal.SIGINT)
         _, err = perf.communicate()
-    finally:
         server.send_signal(signal.SIGTERM)
         server.wait()
+    # (perf stat exits non-zero when SIGINT ends it; its counts say whether it counted.)
+    if not re.search(r"^\d+,,raw_syscalls:sys_enter,", err, re.M):
+        raise SystemExit(f"perf stat failed (tracepoints missing, or no permission):\n{err}")
     requests = int(re.search(r"(\d+) requests", load.stdout).group(1))
+    if requests == 0:
+        raise SystemExit(f"{argv[0]}: no requests completed")
     counts = {}
     for line in err.splitlines():
         parts = line.split(",")
@@ -88,8 +94,8 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     port = 20000 + os.getpid() % 10000
-    print(f"Per request, medians of {args.rounds} rounds of {args.seconds:g} s; server on "
-          "CPU 0, bench/loadgen on CPU 1\n")
+    print(f"Per request, medians of {args.rounds} rounds of {args.seconds:g} s; "
+          "server on CPU 0, bench/loadgen on CPU 1\n")
     print("| workload | server | syscalls | by call |")
     print("| --- | --- | --- | --- |")
     for workload, connections in WORKLOADS:
