@@ -80,8 +80,7 @@ inline void Scheduler::yield() {
   deliver_interrupt(self);
   // Alone and nothing else due: the next iteration begins, with the same
   // fiber, without a round trip through the ready queue.
-  if (ready_.empty() && begins_iteration_alone()) [[likely]]
-    return;
+  if (ready_.empty() && begins_iteration_alone()) return;
   make_ready(self);
   suspend(self);
   deliver_interrupt(self);
