@@ -26,8 +26,17 @@ Socket Socket::open(int domain, int type, const std::string& what) {
   return Socket(fd);
 }
 
+namespace {
+// Out of line and cold: the message's string would give check_open(), on
+// every read and write, a frame to set up and tear down.
+[[noreturn, gnu::cold, gnu::noinline]] void throw_closed(const char* op) {
+  throw_io_error(EBADF, std::string(op) + ": the socket is closed");
+}
+}  // namespace
+
 void Socket::check_open(const char* op) const {
-  if (!is_open()) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
+  if (!is_open()) [[unlikely]]
+    throw_closed(op);
 }
 
 void Socket::fail(int err, const char* op) const {

@@ -54,7 +54,9 @@ TimeoutScope::TimeoutScope(TimePoint deadline, const char* label)
     scope.fired = true;  // a generator body between resumes takes it when resumed
     if (scope.fiber != nullptr) scope.scheduler->interrupt(*scope.fiber, FiberRecord::kTimeout);
   };
-  scheduler->add_timer(*this, deadline);
+  // A stream call without a deadline opens one of these too (a deadline set
+  // while it runs moves it): TimePoint::max() needs no timer.
+  if (deadline != TimePoint::max()) scheduler->add_timer(*this, deadline);
   fiber->timeouts = this;
 }
 
@@ -66,7 +68,7 @@ void TimeoutScope::move_to(TimePoint at) {
 }
 
 TimeoutScope::~TimeoutScope() {
-  scheduler->remove_timer(*this);
+  if (queued()) scheduler->remove_timer(*this);
   if (fiber == nullptr) return;  // a generator body unwound outside any fiber
   fiber->timeouts = outer;
   if (fired && expired(outer) == nullptr) {
