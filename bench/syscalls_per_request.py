@@ -53,22 +53,25 @@ def run_one(argv, backend, workload, connections, port, seconds):
     env = dict(os.environ, FIBERLOOP_BACKEND=backend)
     server = subprocess.Popen(["taskset", "-c", "0"] + argv + ["--port", str(port)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(500):
-        if accepts(port):
-            break
-        time.sleep(0.01)
-    events = ",".join(f"syscalls:sys_enter_{c}" for c in CALLS) + ",raw_syscalls:sys_enter"
-    perf = subprocess.Popen(["perf", "stat", "-x,", "-e", events, "-p", str(server.pid)],
-                            stderr=subprocess.PIPE, text=True)
+    perf = None
+    err = ""
     try:
+        for _ in range(500):
+            if accepts(port):
+                break
+            time.sleep(0.01)
+        events = ",".join(f"syscalls:sys_enter_{c}" for c in CALLS) + ",raw_syscalls:sys_enter"
+        perf = subprocess.Popen(["perf", "stat", "-x,", "-e", events, "-p", str(server.pid)],
+                                stderr=subprocess.PIPE, text=True)
         time.sleep(0.2)  # perf attaches
         load = subprocess.run(["taskset", "-c", "1", "bazel-bin/bench/loadgen", "--port",
                                str(port), "--workload", workload, "--connections",
                                str(connections), "--seconds", str(seconds)],
                               capture_output=True, text=True, check=True)
     finally:
-        perf.send_signal(signal.SIGINT)
-        _, err = perf.communicate()
+        if perf is not None:
+            perf.send_signal(signal.SIGINT)
+            _, err = perf.communicate()
         server.send_signal(signal.SIGTERM)
         server.wait()
     # (perf stat exits non-zero when SIGINT ends it; its counts say whether it counted.)

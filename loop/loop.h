@@ -51,10 +51,10 @@ class Loop {
   // Creates a fiber running `fn` and queues it at the back of the ready queue.
   // Does not switch: the fiber first runs when the caller next suspends (or
   // when run() is called, from outside any fiber). `fn` is moved into the
-  // fiber's record (on the heap if larger than 64 bytes); the fiber takes its
-  // stack when it first runs, so spawning touches no stack memory. If no
-  // stack can be had then, the fiber ends with that std::system_error, which
-  // join() rethrows. Any thread: from another, the fiber is queued through
+  // fiber's record (on the heap if larger than 128 bytes, or aligned beyond
+  // 16); the fiber takes its stack when it first runs, so spawning touches
+  // no stack memory. If no stack can be had then, the fiber ends with that
+  // std::system_error, which join() rethrows. Any thread: from another, the fiber is queued through
   // the loop's cross-thread queue and first runs at the loop's next
   // iteration (a lone loop must be running, or run later, for it to run).
   template <internal::Spawnable F>
