@@ -179,11 +179,11 @@ void Scheduler::cancel(FiberRecord& f) noexcept {
   if (!f.finished() && f.state != FiberState::kAbandoned) interrupt(f, FiberRecord::kCancel);
 }
 
-void Scheduler::add_timer(TimerNode& node, TimePoint deadline) {
+void Scheduler::queue_timer(TimerNode& node, TimePoint deadline) {
   parts_.timers.push(node, deadline);
 }
 
-void Scheduler::remove_timer(TimerNode& node) noexcept { parts_.timers.remove(node); }
+void Scheduler::dequeue_timer(TimerNode& node) noexcept { parts_.timers.remove(node); }
 
 namespace {
 

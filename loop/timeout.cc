@@ -54,9 +54,7 @@ TimeoutScope::TimeoutScope(TimePoint deadline, const char* label)
     scope.fired = true;  // a generator body between resumes takes it when resumed
     if (scope.fiber != nullptr) scope.scheduler->interrupt(*scope.fiber, FiberRecord::kTimeout);
   };
-  // A stream call without a deadline opens one of these too (a deadline set
-  // while it runs moves it): TimePoint::max() needs no timer.
-  if (deadline != TimePoint::max()) scheduler->add_timer(*this, deadline);
+  scheduler->add_timer(*this, deadline);
   fiber->timeouts = this;
 }
 
@@ -64,11 +62,11 @@ void TimeoutScope::move_to(TimePoint at) {
   if (fired) return;  // too late: the interrupt is on its way
   scheduler->remove_timer(*this);
   deadline = at;
-  scheduler->add_timer(*this, at);  // not queued at all for TimePoint::max()
+  scheduler->add_timer(*this, at);
 }
 
 TimeoutScope::~TimeoutScope() {
-  if (queued()) scheduler->remove_timer(*this);
+  scheduler->remove_timer(*this);
   if (fiber == nullptr) return;  // a generator body unwound outside any fiber
   fiber->timeouts = outer;
   if (fired && expired(outer) == nullptr) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -18,6 +19,19 @@ namespace {
 using namespace std::chrono_literals;
 using BufferedReaders = testing::LoopTest;
 using testing::connected_pair;
+
+// What `call` throws as an E; a failure of the test if it throws nothing
+// (another exception passes through, and fails it too).
+template <class E, class Call>
+std::optional<E> thrown(Call call) {
+  try {
+    call();
+  } catch (const E& e) {
+    return e;
+  }
+  ADD_FAILURE() << "nothing was thrown";
+  return std::nullopt;
+}
 
 TEST_F(BufferedReaders, ReadLineSplitsOnNewlinesAcrossReadsAndKeepsTheLastUnendedLine) {
   run([] {
@@ -43,12 +57,9 @@ TEST_F(BufferedReaders, ALineLongerThanTheLimitIsAnErrorNotAHang) {
     auto [a, b] = connected_pair();
     auto writer = spawn([&a] { a.write_all(std::string(5000, 'x')); });  // never a newline
     BufferedReader in(b, 1024);
-    try {
-      (void)in.read_line();
-      ADD_FAILURE() << "no LimitOverrunError";
-    } catch (const LimitOverrunError& e) {
-      EXPECT_GE(e.buffered(), 1024u);  // what one read brought: at least the limit
-      EXPECT_NE(std::string(e.what()).find("limit of 1024 bytes"), std::string::npos) << e.what();
+    if (const auto e = thrown<LimitOverrunError>([&] { (void)in.read_line(); })) {
+      EXPECT_GE(e->buffered(), 1024u);  // what one read brought: at least the limit
+      EXPECT_NE(std::string(e->what()).find("limit of 1024 bytes"), std::string::npos) << e->what();
     }
     writer.join();
   });
@@ -72,12 +83,9 @@ TEST_F(BufferedReaders, APeerThatClosesMidRecordGivesIncompleteReadWithThePartia
     a.close();
     BufferedReader in(b);
     EXPECT_EQ(in.read_until("\r\n\r\n"), "HEAD\r\n\r\n");
-    try {
-      (void)in.read_until("\r\n\r\n");
-      ADD_FAILURE() << "no IncompleteReadError";
-    } catch (const IncompleteReadError& e) {
-      EXPECT_EQ(e.partial(), "partial reco");
-      EXPECT_NE(std::string(e.what()).find("after 12 bytes"), std::string::npos) << e.what();
+    if (const auto e = thrown<IncompleteReadError>([&] { (void)in.read_until("\r\n\r\n"); })) {
+      EXPECT_EQ(e->partial(), "partial reco");
+      EXPECT_NE(std::string(e->what()).find("after 12 bytes"), std::string::npos) << e->what();
     }
     EXPECT_EQ(in.read_line(), std::nullopt);  // consumed, as in asyncio
   });
@@ -99,12 +107,9 @@ TEST_F(BufferedReaders, ReadSliceIsReadUntilWithoutTheCopy) {
     const std::string_view next = in.read_slice("\r\n\r\n");
     EXPECT_EQ(next, "next\r\n\r\n");
     EXPECT_EQ(next.data(), head.data() + head.size());  // both in the buffer, not copied
-    try {
-      (void)in.read_slice("\r\n\r\n");
-      ADD_FAILURE() << "no IncompleteReadError";
-    } catch (const IncompleteReadError& e) {
-      EXPECT_EQ(e.partial(), "cut");
-      EXPECT_NE(std::string(e.what()).find("read_slice"), std::string::npos) << e.what();
+    if (const auto e = thrown<IncompleteReadError>([&] { (void)in.read_slice("\r\n\r\n"); })) {
+      EXPECT_EQ(e->partial(), "cut");
+      EXPECT_NE(std::string(e->what()).find("read_slice"), std::string::npos) << e->what();
     }
     EXPECT_THROW(in.read_slice(""), std::invalid_argument);
     writer.join();
@@ -113,11 +118,8 @@ TEST_F(BufferedReaders, ReadSliceIsReadUntilWithoutTheCopy) {
     auto [a, b] = connected_pair();
     a.write_all(std::string(100, 'x') + "\n");
     BufferedReader in(b, 64);
-    try {
-      (void)in.read_slice("\n");
-      ADD_FAILURE() << "no LimitOverrunError";
-    } catch (const LimitOverrunError& e) {
-      EXPECT_NE(std::string(e.what()).find("read_slice"), std::string::npos) << e.what();
+    if (const auto e = thrown<LimitOverrunError>([&] { (void)in.read_slice("\n"); })) {
+      EXPECT_NE(std::string(e->what()).find("read_slice"), std::string::npos) << e->what();
     }
   });
 }
@@ -133,12 +135,9 @@ TEST_F(BufferedReaders, ReadExactlyTakesTheBufferThenReadsPastItAndReportsAShort
     BufferedReader in(b, 100);
     EXPECT_EQ(in.read_line(), "line");
     EXPECT_TRUE(in.read_exactly(big.size()) == big);
-    try {
-      (void)in.read_exactly(10);
-      ADD_FAILURE() << "no IncompleteReadError";
-    } catch (const IncompleteReadError& e) {
-      EXPECT_EQ(e.partial(), "tail");
-      EXPECT_NE(std::string(e.what()).find("4 of 10 bytes"), std::string::npos) << e.what();
+    if (const auto e = thrown<IncompleteReadError>([&] { (void)in.read_exactly(10); })) {
+      EXPECT_EQ(e->partial(), "tail");
+      EXPECT_NE(std::string(e->what()).find("4 of 10 bytes"), std::string::npos) << e->what();
     }
     writer.join();
   });

@@ -121,8 +121,15 @@ class Scheduler {
   // interrupt(f, kCancel), unless `f` has finished.
   void cancel(FiberRecord& f) noexcept;
   // The loop's timer heap, for nodes the caller owns (with_timeout).
-  void add_timer(TimerNode& node, TimePoint deadline);
-  void remove_timer(TimerNode& node) noexcept;
+  // Queues `node` to fire at `deadline`; TimePoint::max() is never due, and
+  // queues nothing (a stream call without a deadline opens a scope for one).
+  void add_timer(TimerNode& node, TimePoint deadline) {
+    FIBERLOOP_CHECK(!node.queued(), "add_timer: the timer is queued already");
+    if (deadline != TimePoint::max()) queue_timer(node, deadline);
+  }
+  void remove_timer(TimerNode& node) noexcept {
+    if (node.queued()) dequeue_timer(node);
+  }
 
   // Waits until `f` finishes (a fiber parks; outside any fiber, the loop
   // runs until then; a plain thread blocks), marks its outcome observed,
@@ -173,12 +180,15 @@ class Scheduler {
     return tls_exception_state->uncaught == 0 && self.outer_unwinding == 0;
   }
 
+  void queue_timer(TimerNode& node, TimePoint deadline);
+  void dequeue_timer(TimerNode& node) noexcept;
   FiberRecord* pick_next() noexcept;
   FiberRecord* pick_one() noexcept;  // the next ready fiber, started or not
   // With nothing ready: whether the running fiber may go on into a new
   // iteration (the run loop has nothing due); counts it if so.
   bool begins_iteration_alone() noexcept;
   void suspend(FiberRecord& self) noexcept;
+  void switch_to(FiberRecord& self, FiberRecord* next) noexcept;
   void suspend_parked(FiberRecord& self, WaitKind kind, std::int64_t detail) noexcept;
   void make_ready(FiberRecord& f) noexcept;
   ParkEnd park_waiter_timed(TimePoint deadline, WaitKind kind, std::int64_t detail);

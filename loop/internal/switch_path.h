@@ -39,8 +39,11 @@ inline FiberRecord& Scheduler::running_fiber(const char* what) {
   return *current_;
 }
 
-inline void Scheduler::suspend(FiberRecord& self) noexcept {
-  FiberRecord* next = pick_next();
+inline void Scheduler::suspend(FiberRecord& self) noexcept { switch_to(self, pick_next()); }
+
+// To `next`, or to the run loop for null; `self` goes on if it is `next`.
+[[gnu::always_inline]] inline void Scheduler::switch_to(FiberRecord& self,
+                                                        FiberRecord* next) noexcept {
   if (next == &self) {  // it was the only one ready
     self.state = FiberState::kRunning;
     return;
@@ -78,11 +81,17 @@ inline void Scheduler::deliver_interrupt(FiberRecord& self) {
 inline void Scheduler::yield() {
   FiberRecord& self = running_fiber("yield");
   deliver_interrupt(self);
-  // Alone and nothing else due: the next iteration begins, with the same
-  // fiber, without a round trip through the ready queue.
-  if (ready_.empty() && begins_iteration_alone()) return;
-  make_ready(self);
-  suspend(self);
+  if (ready_.empty()) {
+    // Alone and nothing else due: the next iteration begins, with the same
+    // fiber, without a round trip through the ready queue. Otherwise the
+    // run loop has work, and gets it without being asked a second time.
+    if (begins_iteration_alone()) return;
+    make_ready(self);
+    switch_to(self, nullptr);
+  } else {
+    make_ready(self);
+    suspend(self);
+  }
   deliver_interrupt(self);
 }
 
