@@ -1,4 +1,4 @@
-// The seeds' example in one program: a server that reverses each message,
+// A server that reverses each message,
 // and a client that sends a few and prints what comes back.
 //   ./bazelw run //examples:reverse_echo
 #include <algorithm>

@@ -13,7 +13,9 @@
 // buffer afterwards: a
 // cancel or timeout that arrives meanwhile is delivered at the fiber's next
 // suspension point, as for a wake-up that came first. Errors are
-// std::system_error naming the operation and the path.
+// std::system_error naming the operation and the path. Every function here
+// parks the calling fiber, so each also throws std::logic_error outside a
+// fiber.
 #pragma once
 
 #include <fcntl.h>

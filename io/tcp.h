@@ -34,6 +34,8 @@ class TcpStream final : public SocketStream {
   static TcpStream connect(std::string_view host, std::uint16_t port);
 
   // Disables (true) or enables Nagle's algorithm.
+  // Throws: std::system_error naming the fd from setsockopt (also on a
+  //         closed stream).
   void set_nodelay(bool on);
 
  private:

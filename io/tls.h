@@ -121,8 +121,12 @@ class TlsStream final : public Stream {
   static TlsStream connect(std::string_view host, std::uint16_t port, const TlsContext& context);
   // The client handshake on a connection; `host` is sent as SNI and, if the
   // context verifies, must match the certificate (a name or an IP address).
+  // Throws: TlsError naming the connection (a failed handshake or
+  //         verification, or the peer closing mid-handshake);
+  //         std::system_error from the socket; Cancelled; TimeoutError. The
+  //         connection is closed on any of them.
   static TlsStream client(TcpStream connection, const TlsContext& context, std::string_view host);
-  // The server handshake on an accepted connection.
+  // The server handshake on an accepted connection. Throws: as client().
   static TlsStream accept(TcpStream connection, const TlsContext& context);
 
   // The protocol ALPN agreed on; "" if none.
@@ -133,6 +137,9 @@ class TlsStream final : public Stream {
   // Sends close_notify: the peer reads end of stream. Reading still works.
   // A second call does nothing once one has finished; after one that was
   // interrupted (cancelled, timed out) it finishes sending.
+  // Throws: TlsError after a write interrupted mid-record (the stream is
+  //         broken); std::system_error from the socket; Cancelled;
+  //         TimeoutError.
   void shutdown_write() override;
   // Closes the connection (without close_notify; call shutdown_write()
   // first for an orderly end). Idempotent.

@@ -84,7 +84,8 @@ class Loop {
   // Runs until nothing can make progress, or until stop(). Nothing can make
   // progress when no fiber is ready and no callback, timer, fd waiter,
   // run_blocking() job or KeepAlive is pending. With nothing ready the loop blocks in
-  // epoll until the next timer or event: an idle loop uses no CPU.
+  // its poller (io_uring or epoll) until the next timer or event: an idle
+  // loop uses no CPU.
   // Throws: std::logic_error when already running or called from another thread.
   void run();
 
@@ -94,16 +95,22 @@ class Loop {
 
   // Runs `fn` on the loop thread, between fibers, in the next iteration;
   // callbacks run in the order they were scheduled. A throwing callback goes
-  // to the exception handler and does not stop the loop.
+  // to the exception handler and does not stop the loop. On a loop that is
+  // closing (being destroyed), `fn` is dropped unrun and the handle returned
+  // is inactive.
   // Throws: std::logic_error from another thread (use call_soon_threadsafe).
   TimerHandle call_soon(std::function<void()> fn);
-  // Runs `fn` once `delay` has passed (rounded up, never early).
+  // Runs `fn` once `delay` has passed (rounded up, never early). As
+  // call_soon() otherwise, and throws the same.
   TimerHandle call_later(Duration delay, std::function<void()> fn);
   // Runs `fn` once `when` has passed. Callbacks due at the same time run in
-  // the order they were scheduled.
+  // the order they were scheduled. As call_soon() otherwise, and throws the
+  // same.
   TimerHandle call_at(TimePoint when, std::function<void()> fn);
   // Callable from any thread: queues `fn` to run on the loop thread and wakes
-  // the loop at once if it is blocked waiting for events (an eventfd).
+  // the loop at once if it is blocked waiting for events (an eventfd). A post
+  // that reaches a closing loop is dropped: destroyed unrun, on the loop's
+  // thread. Lock-free; allocates only when no recycled post is free.
   void call_soon_threadsafe(std::function<void()> fn);
 
   // Keeps run() (and run_until_complete, and a join from outside any fiber)
@@ -127,8 +134,8 @@ class Loop {
   KeepAlive keep_alive() noexcept;
 
   // Calls `fn` on the loop thread (as a callback, between fibers) in every
-  // iteration in which `fd` is readable, until remove_reader(fd): the seeds'
-  // and asyncio's selector callbacks, level-triggered. One reader callback per
+  // iteration in which `fd` is readable, until remove_reader(fd): asyncio's
+  // selector callbacks, level-triggered. One reader callback per
   // fd; adding another replaces it. The fd stays the caller's; remove the
   // callback before closing it.
   // Throws: std::system_error naming the fd (EBADF, EPERM for regular files).
@@ -144,7 +151,10 @@ class Loop {
 
   // Receives failures nobody observes: a detached fiber's exception, or one
   // whose Task was dropped unjoined. Default: one line on stderr naming the
-  // fiber. Cancellations are not failures and are not reported.
+  // fiber. Cancellations are not failures and are not reported. An empty
+  // `handler` restores the default; a handler that throws is reported on
+  // stderr and the loop goes on.
+  // Throws: std::logic_error from another thread than the loop's.
   void set_exception_handler(std::function<void(std::exception_ptr, const FiberInfo&)> handler);
 
   // Counters since creation and what is alive now. With

@@ -96,7 +96,8 @@ class LoopGroup {
 
   // Loop::dump() of every loop, one after the other, each headed by its
   // index. Any thread but a loop's outside a fiber (a fiber parks meanwhile;
-  // a plain thread blocks).
+  // a plain thread blocks). Throws: std::logic_error on a loop's thread
+  // outside a fiber (as Task::join); Cancelled or TimeoutError in a fiber.
   void dump(std::ostream& out);
   // Loop::stats() of every loop, by index, and their sum. As dump().
   std::vector<LoopStats> stats_per_loop();

@@ -1,5 +1,5 @@
 // The reactor: polling, and Loop::add_reader / add_writer, callbacks on fd
-// readiness, level-triggered, as the seeds' selector loop and asyncio have them.
+// readiness, level-triggered, as asyncio's selector loop has them.
 #include "loop/internal/reactor.h"
 
 #include <utility>

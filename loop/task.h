@@ -49,7 +49,8 @@ class Task {
   // Throws: the fiber's exception (Cancelled if it was cancelled); Cancelled if
   //         the caller is cancelled while waiting; std::logic_error on a second
   //         join, a join of an empty or detached Task, a fiber joining itself,
-  //         or a join that must wait on another loop's thread outside a fiber;
+  //         or a join that must wait on another loop's thread outside a fiber,
+  //         and of a fiber its loop's shutdown abandoned (it has no outcome);
   //         std::runtime_error if, run from outside a fiber, the loop stops or
   //         deadlocks first.
   T join() {

@@ -24,7 +24,8 @@ class ConditionVariable {
   // Releases the mutex, parks until notified, takes the mutex back. The
   // mutex is held again when this returns or throws.
   // Throws: Cancelled, TimeoutError (with the mutex held again);
-  //         std::logic_error outside a fiber or if `lock` does not own it.
+  //         std::logic_error on a loop's thread outside a fiber (a plain
+  //         thread blocks), or if `lock` does not own it.
   void wait(std::unique_lock<Mutex>& lock);
   // wait() until pred() holds (checked first, and after every wake-up).
   template <class Pred>

@@ -67,7 +67,8 @@ class Future {
   // Parks until the value or exception is set; returns the value (a
   // reference into the shared state; void for Future<void>) or rethrows.
   // Throws: the stored exception; Cancelled; TimeoutError; std::logic_error
-  //         on an empty Future, or when it must park outside a fiber.
+  //         on an empty Future, or when it must wait on a loop's thread
+  //         outside a fiber (a plain thread blocks).
   decltype(auto) get() const& {
     auto& s = wait_ready();
     if constexpr (std::is_void_v<T>) {

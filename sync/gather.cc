@@ -16,6 +16,9 @@ FiberRecord* record_or_throw(FiberRecord* f, const char* what) {
 }
 
 std::size_t wait_any(std::span<FiberRecord* const> fibers, std::span<DoneWaiter> waiters) {
+  if (fibers.empty()) {
+    throw std::invalid_argument("wait_any: no tasks to wait for (the vector is empty)");
+  }
   for (FiberRecord* f : fibers) {
     if (f->scheduler != nullptr) f->scheduler->check_thread("wait_any");
   }

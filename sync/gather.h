@@ -92,12 +92,16 @@ std::vector<GatherValue<T>> gather(std::vector<Task<T>>& tasks) {
 //         outside a fiber.
 template <class... T>
 std::size_t wait_any(Task<T>&... tasks) {
+  static_assert(sizeof...(T) > 0, "wait_any needs at least one task");
   const std::array<internal::FiberRecord*, sizeof...(T)> fibers{
       internal::record_or_throw(internal::TaskAccess::record(tasks), "wait_any")...};
   std::array<internal::DoneWaiter, sizeof...(T)> waiters;
   return internal::wait_any(fibers, waiters);
 }
 
+// As above, for any number of tasks of one type.
+// Throws: as above; std::invalid_argument if `tasks` is empty (nothing could
+//         ever finish).
 template <class T>
 std::size_t wait_any(std::vector<Task<T>>& tasks) {
   std::vector<internal::FiberRecord*> fibers;
@@ -108,7 +112,10 @@ std::size_t wait_any(std::vector<Task<T>>& tasks) {
 }
 
 // The indices of `tasks`, in the order the tasks finish, as a generator: it
-// parks the consuming fiber until the next one finishes.
+// parks the consuming fiber until the next one finishes. `tasks` must outlive
+// the generator (it holds a reference). An empty vector yields nothing.
+// Throws (from next()): Cancelled; TimeoutError; std::logic_error on an empty
+//         or already joined Task, a Task of another loop, or outside a fiber.
 template <class T>
 Generator<std::size_t> as_completed(std::vector<Task<T>>& tasks) {
   return Generator<std::size_t>([&tasks](Generator<std::size_t>::Context& co) {

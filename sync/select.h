@@ -152,6 +152,7 @@ class SelectLocks {
 template <class... Cases>
 std::optional<std::size_t> select_until(TimePoint deadline, Cases&... cases) {
   constexpr std::size_t kCases = sizeof...(Cases);
+  static_assert(kCases > 0, "select needs at least one case (Go's empty select blocks for ever)");
   SelectLocks<kCases> locks({&cases.home()...});
   // First, whatever can complete at once, in order.
   if (auto now = first_case_where(
@@ -203,7 +204,8 @@ std::optional<std::size_t> select_until(TimePoint deadline, Cases&... cases) {
 
 // Completes exactly one of `cases`, parking until one can. Returns: its index.
 // Throws: ChannelClosed from a send case on a closed channel; Cancelled;
-//         TimeoutError; std::logic_error when it must park outside a fiber.
+//         TimeoutError; std::logic_error when it must wait on a loop's thread
+//         outside a fiber (a plain thread blocks).
 template <class... Cases>
 std::size_t select(Cases&&... cases) {
   return *internal::select_until(internal::kNever, cases...);

@@ -155,6 +155,23 @@ TEST_F(Compose, WaitAnyAndAsCompleted) {
   });
 }
 
+// Nothing in the vector could ever finish: an error, not a park for ever.
+// as_completed over nothing simply yields nothing.
+TEST_F(Compose, WaitAnyOfNoTasksThrowsAndAsCompletedYieldsNothing) {
+  run([] {
+    std::vector<Task<int>> none;
+    try {
+      wait_any(none);
+      ADD_FAILURE() << "wait_any of no tasks returned";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("no tasks"), std::string::npos) << e.what();
+    }
+    int yielded = 0;
+    for (std::size_t i : as_completed(none)) yielded += static_cast<int>(i) + 1;
+    EXPECT_EQ(yielded, 0);
+  });
+}
+
 TEST_F(Compose, CancellingGatherCancelsItsTasks) {
   run([] {
     auto a = spawn([] { this_fiber::sleep_for(10s); });

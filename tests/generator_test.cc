@@ -40,7 +40,7 @@ TEST(GeneratorTest, RangeFor) {
 }
 
 TEST(GeneratorTest, SendDeliversToThePendingYield) {
-  // A running average: the seeds' coroutine that receives values.
+  // A running average: asyncio's classic coroutine that receives values.
   Generator<double, double> averager([](Generator<double, double>::Context& co) {
     double total = 0, count = 0, average = 0;
     for (;;) {

@@ -30,7 +30,7 @@ TEST_F(TaskTest, MoveOnlyResults) {
 }
 
 TEST_F(TaskTest, ChildThatFinishesBeforeJoinIsNotLost) {
-  // The race the seeds warn about: the child completes before anyone waits.
+  // A classic race: the child completes before anyone waits.
   int v = run([] {
     auto t = spawn([] { return 9; });
     this_fiber::yield();  // the child runs to completion here

@@ -21,7 +21,7 @@ using Tcp = LoopTest;
 
 using testing::any_port;
 
-// The seeds' server: reverses each message.
+// A server that reverses each message.
 void reverse_echo(TcpStream conn) {
   char buf[1024];
   while (std::size_t n = conn.read(buf)) {

@@ -1,6 +1,7 @@
 // Tutorial step 5: sockets. A read that would block parks the fiber, and the
-// loop runs others until epoll says the socket is ready. Here a server
-// shouts back what a client sends, both in one loop, on loopback.
+// loop runs others until the reactor (io_uring or epoll) has the socket's
+// data. Here a server shouts back what a client sends, both in one loop, on
+// loopback.
 #include <cctype>
 #include <cstdio>
 #include <string>
