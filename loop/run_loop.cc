@@ -171,7 +171,7 @@ bool LoopParts::poll_for_work() {
     remote.leave_poll();
   }
   if (stuck_here) stuck.store(false, std::memory_order_release);
-  const TimePoint now = Clock::now();
+  const TimePoint now = s.clock_.now();
   s.coarse_now_ = now;
   if (!s.ready_.empty() || busy) last_busy_ = now;
   while (TimerNode* node = timers.pop_expired(now)) node->fire(node);

@@ -27,8 +27,10 @@ inline void yield() {
 //         std::logic_error outside a fiber.
 void sleep_until(TimePoint when);
 
-// Parks the calling fiber for `duration`; see sleep_until(). Saturates:
-// Duration::max() is forever, a duration <= 0 yields.
+// Parks the calling fiber for `duration`, measured from the loop's timer
+// clock (never early, at most 0.2 ms late; loop/internal/timer_clock.h); see
+// sleep_until(). Saturates: Duration::max() is forever, a duration <= 0
+// yields.
 void sleep_for(Duration duration);
 
 // The calling fiber's id, or 0 outside any fiber.

@@ -36,8 +36,21 @@ void Scheduler::throw_interrupt(FiberRecord& self) {
   throw fiberloop::TimeoutError(what);
 }
 
+namespace {
+
+// `d` from now: on a loop's thread from its TimerClock (never early, at
+// most 0.2 ms late, a third of an exact read's cost), elsewhere exact. A
+// d <= 0 is the exact now: already passed (sleep_for(0) yields).
+TimePoint deadline_from_now(Duration d) noexcept {
+  if (d <= Duration::zero()) return Clock::now();
+  Scheduler* scheduler = Scheduler::current();
+  return deadline_after(d, scheduler != nullptr ? scheduler->clock().now_at_least() : Clock::now());
+}
+
+}  // namespace
+
 TimeoutScope::TimeoutScope(Duration timeout, std::source_location where)
-    : TimeoutScope(deadline_after(timeout), nullptr) {
+    : TimeoutScope(deadline_from_now(timeout), nullptr) {
   this->timeout = timeout;
   this->where = where;
 }
@@ -132,6 +145,6 @@ void sleep_until(TimePoint when) {
   (void)scheduler->park_until(when, internal::WaitKind::kSleep, when.time_since_epoch().count());
 }
 
-void sleep_for(Duration duration) { sleep_until(internal::deadline_after(duration)); }
+void sleep_for(Duration duration) { sleep_until(internal::deadline_from_now(duration)); }
 
 }  // namespace fiberloop::this_fiber

@@ -16,14 +16,16 @@
 
 namespace fiberloop {
 
-// Runs `fn` in the calling fiber with a deadline `timeout` from now. Once the
-// deadline has passed, every suspension point inside `fn` (yield, sleep,
-// join, any wait, any parked I/O) throws TimeoutError, until `fn` is left:
-// code that catches it cannot go on waiting. A fiber parked at the deadline
-// wakes at once. Timeouts nest: the earliest deadline wins, and the error
-// names the scope that expired (its duration and where it was set). A
-// timeout that does not fire costs one timer insert and one removal. Code
-// that never suspends is not interrupted.
+// Runs `fn` in the calling fiber with a deadline `timeout` from now (from
+// the loop's timer clock: never early, at most 0.2 ms late; see
+// loop/internal/timer_clock.h). Once the deadline has passed, every
+// suspension point inside `fn` (yield, sleep, join, any wait, any parked
+// I/O) throws TimeoutError, until `fn` is left: code that catches it cannot
+// go on waiting. A fiber parked at the deadline wakes at once. Timeouts
+// nest: the earliest deadline wins, and the error names the scope that
+// expired (its duration and where it was set). A timeout that does not fire
+// costs one timer insert and one removal. Code that never suspends is not
+// interrupted.
 // Returns: what `fn` returns.
 // Throws: TimeoutError; what `fn` throws; std::logic_error outside a fiber.
 template <class F>

@@ -62,13 +62,14 @@ struct LoopParts {
   // Once per iteration, on the switch path: must the run loop look before
   // the fibers start the next iteration by themselves? For callbacks, posts,
   // fds (polled every iteration while fibers wait on them) and due timers:
-  // the one place the clock is read on the switch path, only with timers.
-  bool needs_scheduler() const noexcept {
+  // the one place the clock is read on the switch path, only with timers
+  // (and then exactly only when the cycle counter cannot rule a due one out).
+  bool needs_scheduler() noexcept {
     if (scheduler.return_to_scheduler_ || callbacks.any_due() || reactor.waiters() != 0 ||
         remote.pending()) {
       return true;
     }
-    return !timers.empty() && timers.next_deadline() <= Clock::now();
+    return !timers.empty() && scheduler.clock_.due(timers.next_deadline());
   }
 
   LoopStats stats() const noexcept;      // dump.cc

@@ -19,6 +19,7 @@
 #include "loop/internal/fiber_record.h"
 #include "loop/internal/intrusive_list.h"
 #include "loop/internal/ready_queue.h"
+#include "loop/internal/timer_clock.h"
 #include "loop/options.h"
 
 namespace fiberloop {
@@ -53,6 +54,8 @@ class Scheduler {
   LoopParts& parts() noexcept;
   // The loop's reactor, for io/ (loop/internal/reactor.h).
   Reactor& reactor() noexcept;
+  // The clock the loop's timers are looked at with (loop/internal/timer_clock.h).
+  TimerClock& clock() noexcept { return clock_; }
   // Throws std::logic_error, naming `what`, unless called on this loop's thread.
   void check_thread(const char* what) const;
   // Whether the loop is shutting down: see loop/shutdown.cc.
@@ -235,6 +238,7 @@ class Scheduler {
   FiberRecord* run_target_ = nullptr;   // the run loop returns when it finishes
   // The clock at the last poll: what parking fibers stamp themselves with.
   TimePoint coarse_now_ = Clock::now();
+  TimerClock clock_;  // the timers' clock, and deadlines' "now" (clock())
   ExceptionHandler exception_handler_;
 
   // Fiber ids: this loop takes them in blocks; another thread's spawn one
