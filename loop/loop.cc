@@ -70,7 +70,7 @@ TimerHandle Loop::call_soon(std::function<void()> fn) {
 }
 
 TimerHandle Loop::call_later(Duration delay, std::function<void()> fn) {
-  return parts_->callbacks.call_at(internal::deadline_after(delay), std::move(fn));
+  return parts_->callbacks.call_at(internal::deadline_from_now(delay), std::move(fn));
 }
 
 TimerHandle Loop::call_at(TimePoint when, std::function<void()> fn) {

@@ -28,7 +28,7 @@ inline void yield() {
 void sleep_until(TimePoint when);
 
 // Parks the calling fiber for `duration`, measured from the loop's timer
-// clock (never early, at most 0.2 ms late; loop/internal/timer_clock.h); see
+// clock (never early, at most 20 us late; loop/internal/timer_clock.h); see
 // sleep_until(). Saturates: Duration::max() is forever, a duration <= 0
 // yields.
 void sleep_for(Duration duration);

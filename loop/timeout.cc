@@ -36,19 +36,6 @@ void Scheduler::throw_interrupt(FiberRecord& self) {
   throw fiberloop::TimeoutError(what);
 }
 
-namespace {
-
-// `d` from now: on a loop's thread from its TimerClock (never early, at
-// most 0.2 ms late, a third of an exact read's cost), elsewhere exact. A
-// d <= 0 is the exact now: already passed (sleep_for(0) yields).
-TimePoint deadline_from_now(Duration d) noexcept {
-  if (d <= Duration::zero()) return Clock::now();
-  Scheduler* scheduler = Scheduler::current();
-  return deadline_after(d, scheduler != nullptr ? scheduler->clock().now_at_least() : Clock::now());
-}
-
-}  // namespace
-
 TimeoutScope::TimeoutScope(Duration timeout, std::source_location where)
     : TimeoutScope(deadline_from_now(timeout), nullptr) {
   this->timeout = timeout;

@@ -17,7 +17,7 @@
 namespace fiberloop {
 
 // Runs `fn` in the calling fiber with a deadline `timeout` from now (from
-// the loop's timer clock: never early, at most 0.2 ms late; see
+// the loop's timer clock: never early, at most 20 us late; see
 // loop/internal/timer_clock.h). Once the deadline has passed, every
 // suspension point inside `fn` (yield, sleep, join, any wait, any parked
 // I/O) throws TimeoutError, until `fn` is left: code that catches it cannot

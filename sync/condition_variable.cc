@@ -48,7 +48,7 @@ bool ConditionVariable::wait_until(std::unique_lock<Mutex>& lock, TimePoint dead
 }
 
 bool ConditionVariable::wait_for(std::unique_lock<Mutex>& lock, Duration timeout) {
-  return wait_until(lock, internal::deadline_after(timeout));
+  return wait_until(lock, internal::deadline_from_now(timeout));
 }
 
 void ConditionVariable::notify_one() {

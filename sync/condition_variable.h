@@ -37,7 +37,7 @@ class ConditionVariable {
   // As wait(lock, pred) with a timeout. Returns: pred() at the end.
   template <class Pred>
   bool wait_for(std::unique_lock<Mutex>& lock, Duration timeout, Pred pred) {
-    const TimePoint deadline = internal::deadline_after(timeout);
+    const TimePoint deadline = internal::deadline_from_now(timeout);
     while (!pred()) {
       if (!wait_until(lock, deadline)) return pred();
     }

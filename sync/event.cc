@@ -25,7 +25,7 @@ void Event::wait() {
   if (!set_.load(std::memory_order_relaxed)) waiters_.wait(guard, internal::kNever, "Event::wait");
 }
 
-bool Event::wait_for(Duration timeout) { return wait_until(internal::deadline_after(timeout)); }
+bool Event::wait_for(Duration timeout) { return wait_until(internal::deadline_from_now(timeout)); }
 
 bool Event::wait_until(TimePoint deadline) {
   if (waiters_.home().local_here() && is_set()) return true;

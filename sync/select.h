@@ -215,7 +215,7 @@ std::size_t select(Cases&&... cases) {
 // no case completed in time.
 template <class... Cases>
 std::optional<std::size_t> select_for(Duration timeout, Cases&&... cases) {
-  return internal::select_until(internal::deadline_after(timeout), cases...);
+  return internal::select_until(internal::deadline_from_now(timeout), cases...);
 }
 
 }  // namespace fiberloop

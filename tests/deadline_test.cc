@@ -110,13 +110,27 @@ TEST_F(Deadline, SleepUntilMaxNeverWakes) {
             kForever);
 }
 
+// Zero is now, and a sleep until now yields: a fiber made ready before it
+// runs before it returns (every relative deadline but zero is taken from the
+// loop's timer clock, which may run ahead: zero is kept exact).
+TEST_F(Deadline, SleepForZeroYields) {
+  run([] {
+    for (const Duration zero : {Duration::zero(), Duration(-1)}) {
+      bool ran = false;
+      auto other = spawn([&] { ran = true; });
+      this_fiber::sleep_for(zero);
+      EXPECT_TRUE(ran);
+      other.join();
+    }
+  });
+}
+
 TEST_F(Deadline, SleepForMinAndSleepUntilMinReturnAtOnce) {
   const bool before_bystander = with_bystander([] {
     auto probe = spawn([] { this_fiber::sleep_for(kBystanderSleep / 2); });
     this_fiber::sleep_for(Duration::min());
     this_fiber::sleep_until(TimePoint::min());
     this_fiber::sleep_for(-1h);
-    this_fiber::sleep_for(Duration::zero());
     const bool early = !probe.done();
     probe.join();
     return early;

@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "loop/internal/scheduler.h"
 #include "tests/loop_fixture.h"
 
 namespace fiberloop {
@@ -240,6 +241,9 @@ TEST_F(Time, TimeoutInterruptsAYieldingLoop) {
       EXPECT_GE(took, 20ms) << "round " << round;
       EXPECT_LT(took, 20ms + 2s) << "round " << round;
       EXPECT_GT(spins, 0);
+      if (internal::TimerClock::counter_usable()) {
+        EXPECT_TRUE(internal::Scheduler::current()->clock().calibrated()) << "round " << round;
+      }
     }
   });
 }

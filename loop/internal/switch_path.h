@@ -13,6 +13,16 @@ extern thread_local constinit Scheduler* tls_scheduler __attribute__((tls_model(
 
 inline Scheduler* Scheduler::current() noexcept { return tls_scheduler; }
 
+// `d` from now, for every deadline the API takes as a duration: on a loop's
+// thread from its TimerClock (never early, at most 20 us late, never before
+// a deadline taken earlier there), elsewhere exact. A d <= 0 is the exact
+// now, passed already (sleep_for(0) yields).
+inline TimePoint deadline_from_now(Duration d) noexcept {
+  if (d <= Duration::zero()) return Clock::now();
+  Scheduler* scheduler = tls_scheduler;
+  return deadline_after(d, scheduler != nullptr ? scheduler->clock().now_at_least() : Clock::now());
+}
+
 inline StackRange Scheduler::stack_of([[maybe_unused]] const FiberRecord& f) noexcept {
 #if FIBERLOOP_SANITIZE_SWITCH
   return f.suspended_on;

@@ -5,8 +5,8 @@
 // counter costs a third of that and bounds the time passed since the last
 // exact read from above, so while the earliest deadline is certainly ahead
 // no exact read is needed. The same bound gives deadlines measured from now
-// (with_timeout, sleep_for) a "now" that is never behind the clock and at
-// most 0.2 ms ahead of it, without the exact read.
+// (with_timeout, sleep_for, call_later, wait_for) a "now" that is never
+// behind the clock and at most 20 us ahead of it, without the exact read.
 //
 // Sound by construction: due() only answers true from an exact read, so no
 // timer fires early. The calibration brackets its samples so that its rate
@@ -49,27 +49,35 @@ class TimerClock {
   static bool counter_usable() noexcept;
 
   // The exact time, read now; also the new base for later bounds.
-  TimePoint now() noexcept { return exact(cycles()); }
+  TimePoint now() noexcept { return enabled_ ? exact(cycles()) : Clock::now(); }
 
   // A time no earlier than now and at most kAheadAtMost later, for a
-  // deadline measured from now (with_timeout, sleep_for): such a deadline
-  // never comes early and at most 0.2 ms late. From the cycle counter while
-  // the bound allows, else an exact read.
-  TimePoint now_at_least() noexcept { return now_at_least(cycles()); }
+  // deadline measured from now (with_timeout, sleep_for, call_later, the
+  // wait_for of every primitive): such a deadline never comes early and at
+  // most 20 us late. From the cycle counter while the bound allows, else an
+  // exact read. Never before a time it returned earlier, so that deadlines
+  // of one duration keep the order they were taken in.
+  TimePoint now_at_least() noexcept { return enabled_ ? now_at_least(cycles()) : Clock::now(); }
   // The same, for counter reading `c` taken just now.
   TimePoint now_at_least(std::uint64_t c) noexcept {
-    if (ns_per_cycle_bound_ != 0.0 && c >= base_cycles_) {
-      const double passed_at_most = static_cast<double>(c - base_cycles_) * ns_per_cycle_bound_;
-      if (passed_at_most < kAheadAtMost) {
-        return base_time_ + Duration(static_cast<Duration::rep>(passed_at_most) + 1);
-      }
+    TimePoint t;
+    if (ns_per_cycle_bound_ != 0.0 && c >= base_cycles_ &&
+        static_cast<double>(c - base_cycles_) * ns_per_cycle_bound_ < kAheadAtMost) {
+      t = base_time_ + Duration(static_cast<Duration::rep>(static_cast<double>(c - base_cycles_) *
+                                                           ns_per_cycle_bound_) +
+                                1);
+    } else {
+      t = exact(c);
     }
-    return exact(c);
+    if (t <= last_given_) t = last_given_ + Duration(1);
+    last_given_ = t;
+    return t;
   }
 
   // Whether `deadline` has passed. Reads the exact clock only when the
   // cycle counter cannot show that it is still ahead.
   bool due(TimePoint deadline) noexcept {
+    if (!enabled_) return deadline <= Clock::now();
     const std::uint64_t c = cycles();
     if (certainly_ahead(deadline, c)) return false;
     return deadline <= exact(c);
@@ -113,8 +121,9 @@ class TimerClock {
   // The bound counts each cycle as this many times its calibrated length: a
   // counter may tick up to that much slower before a timer could be late.
   static constexpr double kMargin = 2.0;
-  // How far now_at_least() may run ahead of the exact clock, in ns.
-  static constexpr double kAheadAtMost = 200'000.0;
+  // How far now_at_least()'s bound may run ahead of the exact clock, in ns:
+  // well under the kernel's default timer slack for a sleeping thread (50 us).
+  static constexpr double kAheadAtMost = 20'000.0;
 
   // Reads the exact clock after counter reading `before` (and reads the
   // counter again after it while calibrating).
@@ -131,6 +140,7 @@ class TimerClock {
   TimePoint calibration_time_{};
   std::uint64_t calibration_cycles_ = 0;
   double ns_per_cycle_bound_ = 0.0;  // 0: not calibrated, every look is exact
+  TimePoint last_given_{};           // what now_at_least() returned last
 };
 
 }  // namespace fiberloop::internal
