@@ -13,7 +13,7 @@ namespace fiberloop::this_fiber {
 // returns when its turn comes again. Inline: the switch compiles into the
 // caller (see loop/internal/switch_path.h).
 // Throws: Cancelled if the fiber was cancelled; std::logic_error outside a fiber.
-inline void yield() {
+[[gnu::always_inline]] inline void yield() {
   internal::Scheduler* scheduler = internal::Scheduler::current();
   if (scheduler == nullptr) [[unlikely]]
     internal::throw_no_loop("this_fiber::yield");

@@ -64,7 +64,8 @@ struct LoopParts {
   // fds (polled every iteration while fibers wait on them) and due timers:
   // the one place the clock is read on the switch path, only with timers
   // (and then exactly only when the cycle counter cannot rule a due one out).
-  bool needs_scheduler() noexcept {
+  // Always inline: it is on every iteration boundary of the switch path.
+  [[gnu::always_inline]] bool needs_scheduler() noexcept {
     if (scheduler.return_to_scheduler_ || callbacks.any_due() || reactor.waiters() != 0 ||
         remote.pending()) {
       return true;

@@ -88,7 +88,10 @@ inline void Scheduler::deliver_interrupt(FiberRecord& self) {
     throw_interrupt(self);
 }
 
-inline void Scheduler::yield() {
+// Always inline, as park(): a caller that grows past GCC's inlining budget
+// (a benchmark's loop) would otherwise call it, and pay a mispredicted
+// return at every resumption (fiber/internal/context.h).
+[[gnu::always_inline]] inline void Scheduler::yield() {
   FiberRecord& self = running_fiber("yield");
   deliver_interrupt(self);
   if (ready_.empty()) {

@@ -80,7 +80,7 @@ class TimerClock {
     if (!enabled_) return deadline <= Clock::now();
     const std::uint64_t c = cycles();
     if (certainly_ahead(deadline, c)) return false;
-    return deadline <= exact(c);
+    return due_exactly(deadline, c);
   }
 
   // The bound itself, for a counter reading `c`: whether `deadline` is
@@ -124,6 +124,11 @@ class TimerClock {
   // How far now_at_least()'s bound may run ahead of the exact clock, in ns:
   // well under the kernel's default timer slack for a sleeping thread (50 us).
   static constexpr double kAheadAtMost = 20'000.0;
+
+  // due()'s exact read, out of line: the switch path keeps only the bound.
+  [[gnu::noinline]] bool due_exactly(TimePoint deadline, std::uint64_t before) noexcept {
+    return deadline <= exact(before);
+  }
 
   // Reads the exact clock after counter reading `before` (and reads the
   // counter again after it while calibrating).
