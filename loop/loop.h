@@ -100,8 +100,10 @@ class Loop {
   // is inactive.
   // Throws: std::logic_error from another thread (use call_soon_threadsafe).
   TimerHandle call_soon(std::function<void()> fn);
-  // Runs `fn` once `delay` has passed (rounded up, never early). As
-  // call_soon() otherwise, and throws the same.
+  // Runs `fn` once `delay` has passed: measured from the loop's timer clock,
+  // never early, at most 20 us late (loop/internal/timer_clock.h), so a
+  // call_at(now() + delay) made at the same moment may run up to 20 us
+  // before it. As call_soon() otherwise, and throws the same.
   TimerHandle call_later(Duration delay, std::function<void()> fn);
   // Runs `fn` once `when` has passed. Callbacks due at the same time run in
   // the order they were scheduled. As call_soon() otherwise, and throws the

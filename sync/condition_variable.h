@@ -32,7 +32,9 @@ class ConditionVariable {
   void wait(std::unique_lock<Mutex>& lock, Pred pred) {
     while (!pred()) wait(lock);
   }
-  // As wait(), giving up after `timeout`. Returns: false if it timed out.
+  // As wait(), giving up after `timeout` (in a fiber, measured from its
+  // loop's timer clock: never early, at most 20 us late). Returns: false if
+  // it timed out.
   bool wait_for(std::unique_lock<Mutex>& lock, Duration timeout);
   // As wait(lock, pred) with a timeout. Returns: pred() at the end.
   template <class Pred>

@@ -34,7 +34,9 @@ class Event {
   // Throws: Cancelled; TimeoutError; std::logic_error on a loop's thread
   //         outside a fiber.
   void wait();
-  // As wait(), giving up after `timeout`. Returns: whether the flag was set.
+  // As wait(), giving up after `timeout` (in a fiber, measured from its
+  // loop's timer clock: never early, at most 20 us late). Returns: whether
+  // the flag was set.
   bool wait_for(Duration timeout);
 
  private:

@@ -23,7 +23,9 @@ class Scheduler;
 inline constexpr TimePoint kNever = TimePoint::max();
 
 // `now + d`: now for d <= 0, kNever where the sum would overflow.
-inline TimePoint deadline_after(Duration d, TimePoint now = Clock::now()) noexcept {
+// (A deadline from a duration the API takes comes from deadline_from_now(),
+// loop/internal/switch_path.h, which picks `now`.)
+inline TimePoint deadline_after(Duration d, TimePoint now) noexcept {
   if (d <= Duration::zero()) return now;
   Duration::rep sum;
   if (__builtin_add_overflow(now.time_since_epoch().count(), d.count(), &sum)) return kNever;
