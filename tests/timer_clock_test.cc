@@ -2,6 +2,7 @@
 // clock read never says a deadline has passed before it has, and says so
 // once it has. The bound's arithmetic on given readings; then the real clock.
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <chrono>
 #include <cstdint>
@@ -34,6 +35,25 @@ bool invariant_counter() {
   return false;
 }
 
+// Keeps the calling thread on the CPU it runs on, while it lives: where the
+// kernel did not choose the counter as its clocksource, CPUs' counters may
+// disagree, and a migration between two readings would fail a real-clock
+// test for what the library never relies on there.
+class PinnedHere {
+ public:
+  PinnedHere() {
+    ::sched_getaffinity(0, sizeof before_, &before_);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(::sched_getcpu(), &one);
+    ::sched_setaffinity(0, sizeof one, &one);
+  }
+  ~PinnedHere() { ::sched_setaffinity(0, sizeof before_, &before_); }
+
+ private:
+  cpu_set_t before_{};
+};
+
 // Takes `t` as the base with one counter reading on both sides of it.
 void rebase(TimerClock& clock, TimePoint t, std::uint64_t cycles) {
   clock.rebase(t, cycles, cycles);
@@ -57,6 +77,36 @@ TEST(TimerClock, BoundsNothingUntilCalibrated) {
   EXPECT_FALSE(clock.calibrated());
   rebase(clock, kBase + 10ms, 1000 + 10'000'000);
   EXPECT_TRUE(clock.calibrated());
+}
+
+// The clock stops while the machine is suspended; the counter may go on. A
+// calibration across a suspension would count each cycle as too short
+// (timers early): a span over 100 ms starts again from its end.
+TEST(TimerClock, ACalibrationSpanningMoreThan100MsStartsAgain) {
+  TimerClock clock(true);
+  rebase(clock, kBase, 0);
+  // 1 s of clock, 10G cycles: the counter went on through a suspension.
+  rebase(clock, kBase + 1s, 10'000'000'000);
+  EXPECT_FALSE(clock.calibrated());
+  rebase(clock, kBase + 1s + 10ms, 10'010'000'000);  // 10 ms on: 1 ns per cycle
+  ASSERT_TRUE(clock.calibrated());
+  EXPECT_FALSE(clock.certainly_ahead(kBase + 1s + 10ms + 200ns, 10'010'000'100));
+  EXPECT_TRUE(clock.certainly_ahead(kBase + 1s + 10ms + 201ns, 10'010'000'100));
+}
+
+// A rate no cycle counter has (a suspension within the span; a sample
+// whose thread stalled) starts the calibration again.
+TEST(TimerClock, AnImplausibleRateStartsAgain) {
+  TimerClock fast(true);
+  rebase(fast, kBase, 0);
+  rebase(fast, kBase + 50ms, 50'000'000'000);  // 1000 cycles per ns
+  EXPECT_FALSE(fast.calibrated());
+  rebase(fast, kBase + 60ms, 50'010'000'000);
+  EXPECT_TRUE(fast.calibrated());
+  TimerClock slow(true);
+  rebase(slow, kBase, 0);
+  rebase(slow, kBase + 10ms, 100);  // 100 us per cycle
+  EXPECT_FALSE(slow.calibrated());
 }
 
 TEST(TimerClock, CountsEachCycleTwiceOver) {
@@ -142,6 +192,7 @@ TEST(TimerClock, WithoutTheCounterEveryLookIsExact) {
 // The real clock and counter: due() answers true only once the deadline has
 // passed, and soon after, whether it bounded with the counter or read exactly.
 TEST(TimerClock, DueNeitherEarlyNorLateOnTheRealClock) {
+  const PinnedHere pinned;
   TimerClock clock(TimerClock::counter_usable() || invariant_counter());
   const TimePoint first = clock.now();
   while (clock.now() - first < 11ms) {
@@ -161,6 +212,7 @@ TEST(TimerClock, DueNeitherEarlyNorLateOnTheRealClock) {
 // now_at_least() on the real clock: never before the exact time at the call,
 // never more than 20 us after it (and the 1 ns steps that keep it moving).
 TEST(TimerClock, NowAtLeastNeitherBehindNorFarAheadOnTheRealClock) {
+  const PinnedHere pinned;
   TimerClock clock(TimerClock::counter_usable() || invariant_counter());
   const TimePoint first = clock.now();
   while (clock.now() - first < 11ms) {

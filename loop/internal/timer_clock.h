@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <ratio>
 #include <type_traits>
 
@@ -60,15 +61,10 @@ class TimerClock {
   TimePoint now_at_least() noexcept { return enabled_ ? now_at_least(cycles()) : Clock::now(); }
   // The same, for counter reading `c` taken just now.
   TimePoint now_at_least(std::uint64_t c) noexcept {
-    TimePoint t;
-    if (ns_per_cycle_bound_ != 0.0 && c >= base_cycles_ &&
-        static_cast<double>(c - base_cycles_) * ns_per_cycle_bound_ < kAheadAtMost) {
-      t = base_time_ + Duration(static_cast<Duration::rep>(static_cast<double>(c - base_cycles_) *
-                                                           ns_per_cycle_bound_) +
-                                1);
-    } else {
-      t = exact(c);
-    }
+    const double passed = passed_at_most(c);
+    TimePoint t = passed < kAheadAtMost
+                      ? base_time_ + Duration(static_cast<Duration::rep>(passed) + 1)
+                      : exact(c);
     if (t <= last_given_) t = last_given_ + Duration(1);
     last_given_ = t;
     return t;
@@ -88,28 +84,38 @@ class TimerClock {
   // at the calibrated rate. False until calibrated, and for a counter that
   // went backwards (another CPU's, after a migration).
   bool certainly_ahead(TimePoint deadline, std::uint64_t c) const noexcept {
-    if (ns_per_cycle_bound_ == 0.0 || c < base_cycles_) return false;
-    const double passed_at_most = static_cast<double>(c - base_cycles_) * ns_per_cycle_bound_;
-    return passed_at_most < static_cast<double>(time_until(deadline, base_time_).count());
+    return passed_at_most(c) < static_cast<double>(time_until(deadline, base_time_).count());
   }
 
   // Takes the exact time `t` as the new base. `before` and `after` are
   // counter readings taken just before and just after `t`: the base and a
   // calibration's end use `before`, a calibration's start `after`, so that
   // the time per cycle is never underestimated. Calibrates from two bases
-  // at least kCalibration apart.
+  // kCalibration to kCalibrationAtMost apart, at a rate a counter can have.
+  // A longer span starts again from `t`: the clock stops while the machine
+  // is suspended, where the counter may go on, and a rate taken across a
+  // suspension would count each cycle as too short (timers early). An
+  // implausible rate (a suspension within the span, a sample whose thread
+  // stalled) starts again too.
   void rebase(TimePoint t, std::uint64_t before, std::uint64_t after) noexcept {
     base_time_ = t;
     base_cycles_ = before;
     if (ns_per_cycle_bound_ != 0.0 || !enabled_) return;
-    if (!calibration_started_) {
-      calibration_started_ = true;
-      calibration_time_ = t;
-      calibration_cycles_ = after;
-    } else if (t - calibration_time_ >= kCalibration && before > calibration_cycles_) {
-      ns_per_cycle_bound_ = kMargin * static_cast<double>((t - calibration_time_).count()) /
-                            static_cast<double>(before - calibration_cycles_);
+    const Duration span = t - calibration_time_;
+    if (calibration_started_ && span >= kCalibration && span <= kCalibrationAtMost &&
+        before > calibration_cycles_) {
+      const double ns_per_cycle =
+          static_cast<double>(span.count()) / static_cast<double>(before - calibration_cycles_);
+      if (ns_per_cycle >= kNsPerCycleAtLeast && ns_per_cycle <= kNsPerCycleAtMost) {
+        ns_per_cycle_bound_ = kMargin * ns_per_cycle;
+        return;
+      }
+    } else if (calibration_started_ && span < kCalibration) {
+      return;  // not yet
     }
+    calibration_started_ = true;  // (again) from here
+    calibration_time_ = t;
+    calibration_cycles_ = after;
   }
 
   // Whether the bound is in use (calibrated), for tests.
@@ -118,12 +124,25 @@ class TimerClock {
  private:
   static_assert(std::is_same_v<Duration::period, std::nano>, "the bound counts nanoseconds");
   static constexpr Duration kCalibration = std::chrono::milliseconds(10);
+  static constexpr Duration kCalibrationAtMost = std::chrono::milliseconds(100);
+  // The rates a cycle counter may have: 100 MHz to 20 GHz.
+  static constexpr double kNsPerCycleAtLeast = 0.05;
+  static constexpr double kNsPerCycleAtMost = 10.0;
   // The bound counts each cycle as this many times its calibrated length: a
   // counter may tick up to that much slower before a timer could be late.
   static constexpr double kMargin = 2.0;
   // How far now_at_least()'s bound may run ahead of the exact clock, in ns:
   // well under the kernel's default timer slack for a sleeping thread (50 us).
   static constexpr double kAheadAtMost = 20'000.0;
+
+  // The most ns that can have passed since the base, at counter reading `c`;
+  // infinity when the counter cannot tell (not calibrated, or it went
+  // backwards: another CPU's, after a migration).
+  double passed_at_most(std::uint64_t c) const noexcept {
+    if (ns_per_cycle_bound_ == 0.0 || c < base_cycles_) return kUnknown;
+    return static_cast<double>(c - base_cycles_) * ns_per_cycle_bound_;
+  }
+  static constexpr double kUnknown = std::numeric_limits<double>::infinity();
 
   // due()'s exact read, out of line: the switch path keeps only the bound.
   [[gnu::noinline]] bool due_exactly(TimePoint deadline, std::uint64_t before) noexcept {
