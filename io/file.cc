@@ -89,7 +89,10 @@ std::string at(const std::string& path, std::uint64_t offset) {
 std::string read_file(const std::string& path) {
   return run_blocking([path] {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw_file_error(errno, "read_file " + path);
+    if (fd < 0) {
+      const int err = errno;  // before the message is built
+      throw_file_error(err, "read_file " + path);
+    }
     struct Closer {
       int fd;
       ~Closer() { ::close(fd); }
@@ -102,7 +105,10 @@ std::string read_file(const std::string& path) {
     for (;;) {
       const ssize_t n = ::read(fd, chunk, sizeof chunk);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw_file_error(errno, "read_file " + path);
+      if (n < 0) {
+        const int err = errno;
+        throw_file_error(err, "read_file " + path);
+      }
       if (n == 0) return out;
       out.append(chunk, static_cast<std::size_t>(n));
     }
@@ -303,7 +309,10 @@ void File::close() {
   const std::uint32_t before = open_->state.fetch_or(Open::kClosed, std::memory_order_acq_rel);
   // Closed already, or the last operation in flight closes it.
   if ((before & (Open::kClosed | Open::kOperations)) != 0) return;
-  if (::close(open_->fd) != 0 && errno != EINTR) throw_file_error(errno, "close " + open_->path);
+  if (::close(open_->fd) != 0 && errno != EINTR) {
+    const int err = errno;
+    throw_file_error(err, "close " + open_->path);
+  }
 }
 
 }  // namespace fiberloop

@@ -40,8 +40,10 @@ std::vector<SocketAddress> resolve(std::string_view host, std::uint16_t port) {
     addrinfo* found = nullptr;
     const int rc = ::getaddrinfo(name.c_str(), std::to_string(port).c_str(), &hints, &found);
     if (rc != 0) {
-      if (rc == EAI_SYSTEM)
-        throw std::system_error(errno, std::generic_category(), "resolve " + name);
+      if (rc == EAI_SYSTEM) {
+        const int err = errno;  // before the message is built
+        throw std::system_error(err, std::generic_category(), "resolve " + name);
+      }
       throw std::system_error(rc, resolver_category(), "resolve " + name);
     }
     std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> list(found, &::freeaddrinfo);

@@ -48,7 +48,8 @@ TcpListener TcpListener::bind(const SocketAddress& address, Options options) {
   if (options.reuse_port) s.set_option(SOL_SOCKET, SO_REUSEPORT, 1, "setsockopt SO_REUSEPORT");
   if (::bind(s.fd(), address.get(), address.size()) != 0) internal::throw_io_error(errno, what);
   if (::listen(s.fd(), options.backlog) != 0) {
-    internal::throw_io_error(errno, "listen " + address.to_string());
+    const int err = errno;  // before the message is built
+    internal::throw_io_error(err, "listen " + address.to_string());
   }
   return TcpListener(std::move(s));
 }

@@ -118,10 +118,12 @@ void TlsContext::set_verify_peer(bool verify) {
 
 void TlsContext::set_alpn(std::vector<std::string> protocols) {
   std::vector<unsigned char> wire;
-  for (const std::string& p : protocols) {
+  for (std::size_t i = 0; i < protocols.size(); ++i) {
+    const std::string& p = protocols[i];
     if (p.empty() || p.size() > 255) {
-      throw std::invalid_argument("TlsContext::set_alpn: a protocol name is 1 to 255 bytes, not " +
-                                  std::to_string(p.size()));
+      throw std::invalid_argument("TlsContext::set_alpn: protocol " + std::to_string(i) + " (of " +
+                                  std::to_string(protocols.size()) + ") is " +
+                                  std::to_string(p.size()) + " bytes; a name is 1 to 255 bytes");
     }
     wire.push_back(static_cast<unsigned char>(p.size()));
     wire.insert(wire.end(), p.begin(), p.end());
@@ -139,7 +141,7 @@ void TlsContext::set_alpn(std::vector<std::string> protocols) {
 
 TlsStream::TlsStream(TcpStream tcp, const TlsContext& context, std::string peer_name)
     : tcp_(std::move(tcp)), context_(context.state_) {
-  std::string address = "?";
+  std::string address = tcp_.describe();  // "fd 7", if the peer's address is unknown
   try {
     address = tcp_.peer_address().to_string();
   } catch (const std::system_error&) {
@@ -259,6 +261,7 @@ int TlsStream::drive(const char* op, Call call, bool breaks_writes) {
   try {
     for (;;) {
       ERR_clear_error();
+      errno = 0;  // so that an SSL_ERROR_SYSCALL without a failed call shows none
       const int r = call();
       if (r > 0) return r;
       const int saved_errno = errno;
@@ -275,8 +278,7 @@ int TlsStream::drive(const char* op, Call call, bool breaks_writes) {
       } else if (e == SSL_ERROR_ZERO_RETURN) {
         return 0;
       } else {
-        errno = saved_errno;
-        fail(op, e);
+        fail(op, e, saved_errno);
       }
     }
   } catch (const Cancelled&) {
@@ -292,10 +294,10 @@ int TlsStream::drive(const char* op, Call call, bool breaks_writes) {
   }
 }
 
-void TlsStream::fail(const char* op, int ssl_error) {
+void TlsStream::fail(const char* op, int ssl_error, int sys_errno) {
   const std::string where = std::string("TLS ") + op + " with " + peer_;
-  if (ssl_error == SSL_ERROR_SYSCALL && errno != 0) {
-    throw std::system_error(errno, std::generic_category(), where);
+  if (ssl_error == SSL_ERROR_SYSCALL && sys_errno != 0) {
+    throw std::system_error(sys_errno, std::generic_category(), where);
   }
   std::string reason = openssl_reasons();
   // The certificate's verdict explains a failed handshake; after one, it is

@@ -168,7 +168,9 @@ class TlsStream final : public Stream {
   // call marks the stream unwritable (write_broken_).
   template <class Call>
   int drive(const char* op, Call call, bool breaks_writes = false);
-  [[noreturn]] void fail(const char* op, int ssl_error);
+  // Throws what `ssl_error` (SSL_get_error's) means; `sys_errno` is errno
+  // as the failed call left it (0 if it set none).
+  [[noreturn]] void fail(const char* op, int ssl_error, int sys_errno);
 
   TcpStream tcp_;
   ssl_st* ssl_ = nullptr;

@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstring>
 #include <string>
 #include <system_error>
 
@@ -26,7 +25,7 @@ std::string openssl_reasons() {
     if (!ERR_SYSTEM_ERROR(e) && ERR_GET_REASON(e) == ERR_R_SYS_LIB) continue;
     std::string reason;
     if (ERR_SYSTEM_ERROR(e)) {  // a system call failed: errno in the reason
-      reason = std::strerror(ERR_GET_REASON(e));
+      reason = std::generic_category().message(ERR_GET_REASON(e));  // thread-safe
     } else if (const char* r = ERR_reason_error_string(e)) {
       reason = r;
     } else {

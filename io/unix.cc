@@ -19,8 +19,10 @@ UnixListener UnixListener::bind(std::string_view path, int backlog) {
   const std::string what = "bind " + std::string(path);
   internal::Socket s = internal::Socket::open(AF_UNIX, SOCK_STREAM, what);
   if (::bind(s.fd(), address.get(), address.size()) != 0) internal::throw_io_error(errno, what);
-  if (::listen(s.fd(), backlog) != 0)
-    internal::throw_io_error(errno, "listen " + std::string(path));
+  if (::listen(s.fd(), backlog) != 0) {
+    const int err = errno;  // before the message is built
+    internal::throw_io_error(err, "listen " + std::string(path));
+  }
   return UnixListener(std::move(s));
 }
 

@@ -165,7 +165,8 @@ void Loop::dump_on_signal(int signo) {
   sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   if (::sigaction(signo, &sa, nullptr) != 0) {
-    throw std::system_error(errno, std::generic_category(),
+    const int err = errno;  // before the message is built
+    throw std::system_error(err, std::generic_category(),
                             "Loop::dump_on_signal: signal " + std::to_string(signo) +
                                 " cannot be caught (SIGKILL, SIGSTOP and numbers out of range "
                                 "cannot); pick another, such as SIGQUIT or SIGUSR1");

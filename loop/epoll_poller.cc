@@ -16,31 +16,31 @@ namespace {
 
 constexpr int kMaxEvents = 256;
 
-[[noreturn]] void throw_errno(const std::string& what) {
-  throw std::system_error(errno, std::generic_category(), what);
+// `err`: errno, read by the caller before it builds `what` (building the
+// message may allocate, and an allocation may change errno).
+[[noreturn]] void throw_errno(int err, const std::string& what) {
+  throw std::system_error(err, std::generic_category(), what);
 }
 
 }  // namespace
 
 EpollPoller::EpollPoller() {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) throw_errno("fiberloop: epoll_create1");
+  if (epoll_fd_ < 0) throw_errno(errno, "fiberloop: epoll_create1");
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) {
-    const int saved = errno;
+    const int err = errno;
     ::close(epoll_fd_);
-    errno = saved;
-    throw_errno("fiberloop: eventfd");
+    throw_errno(err, "fiberloop: eventfd");
   }
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;  // the wake-up eventfd is the one fd with a null token
   if (::epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev) != 0) {
-    const int saved = errno;
+    const int err = errno;
     ::close(wake_fd_);
     ::close(epoll_fd_);
-    errno = saved;
-    throw_errno("fiberloop: epoll_ctl add eventfd");
+    throw_errno(err, "fiberloop: epoll_ctl add eventfd");
   }
   ready_.reserve(kMaxEvents);
 }
@@ -62,7 +62,8 @@ void EpollPoller::control(int op, int fd, std::uint32_t events, ReadinessTarget*
   ev.events = events;
   ev.data.ptr = target;
   if (::epoll_ctl(epoll_fd_, op, fd, &ev) != 0) {
-    throw_errno(std::string("epoll_ctl ") + what + " fd " + std::to_string(fd));
+    const int err = errno;
+    throw_errno(err, std::string("epoll_ctl ") + what + " fd " + std::to_string(fd));
   }
 }
 
@@ -121,7 +122,7 @@ std::span<const Readiness> EpollPoller::wait(std::optional<Duration> timeout) {
       n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout ? poll_timeout_ms(*timeout) : -1);
     }
     if (n >= 0) break;
-    if (errno != EINTR) throw_errno("fiberloop: epoll_wait");
+    if (errno != EINTR) throw_errno(errno, "fiberloop: epoll_wait");
   }
   ++polls_;
   if (may_block) blocked_ += Clock::now() - start;

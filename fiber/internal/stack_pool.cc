@@ -186,8 +186,9 @@ void StackPool::map_slab(SizeClass& sc) {
   void* base = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
   if (base == MAP_FAILED) {
+    const int err = errno;  // before the message is built
     throw std::system_error(
-        errno, std::generic_category(),
+        err, std::generic_category(),
         "fiberloop: mmap of " + std::to_string(bytes >> 10) + " KiB for fiber stacks of " +
             std::to_string(sc.size >> 10) +
             " KiB each failed; use a smaller StackOptions::size or fewer fibers");
