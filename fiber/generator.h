@@ -85,7 +85,9 @@ class Generator {
 
   // Makes a generator running `body(Context&)` on a stack of `stack`. The
   // body does not start yet.
-  // Throws: std::system_error if no stack memory can be had.
+  // Throws: std::system_error if no stack memory can be had;
+  //         std::logic_error if the body (what it captures by value) does
+  //         not fit on the stack with room to run.
   template <class F>
   requires std::is_invocable_v < std::decay_t<F>
   &, Context& > explicit Generator(F&& body, StackOptions stack = {}) {
@@ -118,7 +120,9 @@ class Generator {
 
   // Resumes the body; returns the next value, or nullopt once it has returned.
   // Throws: what the body threw (once; then the generator is finished);
-  //         std::logic_error on a moved-from generator.
+  //         std::logic_error on a moved-from generator, or one resumed while
+  //         its body runs (from the body itself, or another fiber's next()
+  //         while the body is parked).
   std::optional<Y> next() {
     S none{};
     return resume(&none);

@@ -15,7 +15,26 @@ constexpr std::size_t kInitialCapacity = 64 * 1024;
 
 std::string limit_message(const char* op, std::string_view delimiter, std::size_t limit,
                           const Stream& stream) {
-  std::string shown = delimiter == "\n" ? "\\n" : std::string(delimiter);
+  // Control characters as C escapes ("\r\n"), so the message stays one line.
+  std::string shown;
+  for (const char c : delimiter) {
+    switch (c) {
+      case '\n':
+        shown += "\\n";
+        break;
+      case '\r':
+        shown += "\\r";
+        break;
+      case '\t':
+        shown += "\\t";
+        break;
+      case '\0':
+        shown += "\\0";
+        break;
+      default:
+        shown += c;
+    }
+  }
   return std::string("BufferedReader::") + op + " on " + stream.describe() + ": no \"" + shown +
          "\" within the limit of " + std::to_string(limit) +
          " bytes (raise the BufferedReader's limit, or treat the peer as misbehaving)";

@@ -17,9 +17,14 @@ namespace {
   throw_io_error(EBADF, std::string(op) + ": the socket is closed");
 }
 
-Scheduler& this_loop() {
+// The loop of the thread that hands `fd` over; without one, closes `fd`
+// (the handle owned it from the call on) and throws.
+Scheduler& loop_taking(int fd) {
   Scheduler* scheduler = Scheduler::current();
-  if (scheduler == nullptr) throw_no_loop("socket");
+  if (scheduler == nullptr) [[unlikely]] {
+    ::close(fd);
+    throw_no_loop("socket");
+  }
   return *scheduler;
 }
 
@@ -30,7 +35,7 @@ void throw_io_error(int err, const std::string& what) {
 }
 
 IoHandle::IoHandle(int fd)
-    : loop_(&this_loop()),
+    : loop_(&loop_taking(fd)),
       loop_serial_(loop_.load(std::memory_order_relaxed)->serial()),
       fd_(fd),
       operations_(loop()->reactor().has_operations()) {
@@ -71,7 +76,9 @@ void IoHandle::wake(IoWaiter*& slot, bool closed) noexcept {
 }
 
 void IoHandle::move_here(const char* op) {
-  Scheduler& here = this_loop();
+  Scheduler* const current = Scheduler::current();
+  if (current == nullptr) throw_no_loop(op);
+  Scheduler& here = *current;
   enum class Outcome { kMoved, kRefused, kClosed, kLeftMeanwhile };
   for (;;) {
     // Closed (the wait says so), or brought here meanwhile by another fiber

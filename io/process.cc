@@ -157,7 +157,8 @@ Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
   for (int i = 0; i < 3; ++i) {
     if (modes[i] == Stdio::pipe) {
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipes[i].fds) != 0) {
-        fail(errno, "exec " + program + ": socketpair for a pipe");
+        const int err = errno;  // before the message is built
+        fail(err, "exec " + program + ": socketpair for a pipe");
       }
       ::fcntl(pipes[i].fds[0], F_SETFL, ::fcntl(pipes[i].fds[0], F_GETFL) | O_NONBLOCK);
       posix_spawn_file_actions_adddup2(&setup.actions, pipes[i].fds[1], i);
@@ -252,7 +253,7 @@ int Process::wait() {
       returncode_ = status_of(info);
       return *returncode_;
     }
-    wait_readable(pidfd_);  // readable once the child has exited
+    internal::wait_readable_as(pidfd_, "Process::wait");  // readable once the child has exited
   }
 }
 
@@ -314,7 +315,8 @@ std::pair<std::string, std::string> Process::communicate(std::string_view input)
 void Process::send_signal(int signo) {
   if (returncode_ || pidfd_ < 0) return;  // waited for: the pid may be someone else's now
   if (pidfd_send_signal(pidfd_, signo) != 0 && errno != ESRCH) {
-    fail(errno, "send signal " + std::to_string(signo) + " to pid " + std::to_string(pid_));
+    const int err = errno;  // before the message is built
+    fail(err, "send signal " + std::to_string(signo) + " to pid " + std::to_string(pid_));
   }
 }
 

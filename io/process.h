@@ -77,7 +77,8 @@ class Process {
 
   // Parks until the child exits. Returns: its exit status, or -N if signal
   // N killed it. Cancelled or timed out, it leaves the child running.
-  // Throws: Cancelled; TimeoutError; std::logic_error on an empty Process;
+  // Throws: Cancelled; TimeoutError; std::logic_error on an empty Process,
+  //         or when it must wait outside a fiber;
   //         std::system_error (ECHILD) if something else reaped the child (a
   //         SIGCHLD handler or a thread calling waitpid(-1, ...)): leave a
   //         Process's child to the Process.

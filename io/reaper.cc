@@ -42,7 +42,7 @@ class Reaper {
   void adopt(int pidfd) noexcept {
     if (wake_fd_ < 0) {  // no poller (said when it failed): a thread for this child
       try {
-        start_own_thread([pidfd] {
+        start_own_thread("a child's reaper", [pidfd] {
           reaped(pidfd, /*block=*/true);
           ::close(pidfd);
         }).detach();
@@ -69,7 +69,7 @@ class Reaper {
           "fiberloop: the child reaper cannot make its eventfd (a thread per child instead)");
       return;
     }
-    start_own_thread([this] { run(); }).detach();
+    start_own_thread("the child reaper", [this] { run(); }).detach();
   }
 
   void run() {

@@ -19,8 +19,9 @@ const std::error_category& resolver_category() noexcept;
 // addresses are parsed at once) and returns its addresses for `port`, in the
 // resolver's order, without duplicates.
 // Throws: std::system_error in resolver_category() with the resolver's message
-//         ("resolve no-such-host.invalid: Name or service not known");
-//         Cancelled; TimeoutError.
+//         ("resolve no-such-host.invalid: Name or service not known"), or
+//         in generic_category() with errno where the resolver's own system
+//         call failed (EAI_SYSTEM); Cancelled; TimeoutError.
 std::vector<SocketAddress> resolve(std::string_view host, std::uint16_t port);
 
 }  // namespace fiberloop

@@ -6,20 +6,39 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <stdexcept>
+#include <string>
 
 #include "io/internal/io_handle.h"
 
 namespace fiberloop {
 
 int wait_signal(std::initializer_list<int> signals) {
+  // Every check before the mask changes: a call that throws blocks nothing.
+  if (internal::Scheduler::current() == nullptr) internal::throw_no_loop("wait_signal");
+  if (signals.size() == 0) {
+    throw std::invalid_argument("wait_signal: no signals given (it would wait forever)");
+  }
   sigset_t set;
   sigemptyset(&set);
-  for (int s : signals) sigaddset(&set, s);
-  if (int err = ::pthread_sigmask(SIG_BLOCK, &set, nullptr); err != 0) {
+  for (int s : signals) {
+    if (s == SIGKILL || s == SIGSTOP || sigaddset(&set, s) != 0) {
+      throw std::invalid_argument("wait_signal: " + std::to_string(s) +
+                                  " is not a signal that can be caught (1-64, not SIGKILL or "
+                                  "SIGSTOP)");
+    }
+  }
+  // Blocked first, so that one arriving meanwhile waits for the signalfd.
+  sigset_t before;
+  if (int err = ::pthread_sigmask(SIG_BLOCK, &set, &before); err != 0) {
     internal::throw_io_error(err, "wait_signal: pthread_sigmask");
   }
   const int fd = ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-  if (fd < 0) internal::throw_io_error(errno, "wait_signal: signalfd");
+  if (fd < 0) {
+    const int err = errno;
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    internal::throw_io_error(err, "wait_signal: signalfd");
+  }
   internal::IoHandle handle(fd);  // owns and closes it
   signalfd_siginfo info{};
   handle.retry(

@@ -14,6 +14,17 @@ namespace fiberloop::internal {
 
 using Direction = IoHandle::Direction;
 
+namespace {
+// What to do when the process has run out of fds (EMFILE, ENFILE).
+const char* fd_limit_hint(int err) {
+  return err == EMFILE || err == ENFILE
+             ? " (out of file descriptors: raise the limit, ulimit -n / RLIMIT_NOFILE, or close "
+               "idle connections)"
+             : "";
+}
+
+}  // namespace
+
 Socket::Socket(int fd) : handle_(new IoHandle(fd)) {}
 
 void Socket::ReleaseHandle::operator()(IoHandle* handle) const noexcept {
@@ -21,8 +32,14 @@ void Socket::ReleaseHandle::operator()(IoHandle* handle) const noexcept {
 }
 
 Socket Socket::open(int domain, int type, const std::string& what) {
+  // Before the socket exists: the message names the call (bind, connect).
+  if (Scheduler::current() == nullptr) [[unlikely]]
+    throw_no_loop(what.c_str());
   const int fd = ::socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw_io_error(errno, "socket for " + what);
+  if (fd < 0) {
+    const int err = errno;
+    throw_io_error(err, "socket for " + what + fd_limit_hint(err));
+  }
   return Socket(fd);
 }
 
@@ -47,7 +64,7 @@ void Socket::fail(int err, const char* op) const {
 // handle, not from this Socket (a stream moved from and destroyed while the
 // operation waited leaves the handle, now the new owner's, and nothing else).
 [[noreturn]] void fail_on(const IoHandle& h, int err, const char* op) {
-  throw_io_error(err, std::string(op) + " fd " + std::to_string(h.fd()));
+  throw_io_error(err, std::string(op) + " fd " + std::to_string(h.fd()) + fd_limit_hint(err));
 }
 
 Socket::Socket() noexcept = default;
@@ -186,7 +203,8 @@ void Socket::connect_now(const SocketAddress& to) {
   check_open("connect");
   if (handle_->with_fd("connect", [&](int fd) { return ::connect(fd, to.get(), to.size()); }) !=
       0) {
-    throw_io_error(errno, "connect " + to.to_string());
+    const int err = errno;  // before the message is built
+    throw_io_error(err, "connect " + to.to_string());
   }
 }
 

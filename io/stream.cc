@@ -29,9 +29,16 @@ bool in_fiber() noexcept {
 template <class Op>
 std::size_t by_deadline(const Stream& stream, internal::StreamDirection& direction,
                         const char* label, const char* op_name, Op op) {
-  // Outside a fiber, no scope: the operation itself says why it cannot wait.
-  if (direction.deadline.load(std::memory_order_relaxed) == TimePoint::max() && !in_fiber())
-      [[unlikely]] {
+  const auto passed = [&] {
+    return std::string(label) + " of " + stream.describe() + " has passed";
+  };
+  // Outside a fiber, no scope: the operation itself says why it cannot wait
+  // (if it must). A deadline passed already fails it first, as in a fiber.
+  if (!in_fiber()) [[unlikely]] {
+    const TimePoint at = direction.deadline.load(std::memory_order_relaxed);
+    if (at != TimePoint::max() && Clock::now() >= at) {
+      throw TimeoutError(passed());
+    }
     if constexpr (std::is_invocable_v<Op, const internal::DeadlineOp&>) {
       return op(internal::DeadlineOp{nullptr, &direction});  // (never let go of: never parks)
     } else {
@@ -39,8 +46,7 @@ std::size_t by_deadline(const Stream& stream, internal::StreamDirection& directi
     }
   }
   return internal::run_by_deadline(
-      TimePoint::max(), label, &direction,
-      [&] { return std::string(label) + " of " + stream.describe() + " has passed"; },
+      TimePoint::max(), label, &direction, passed,
       [&] {
         return std::string(op_name) + " " + stream.describe() + ": another fiber is already " +
                (std::string_view(op_name) == "read" ? "reading" : "writing") +

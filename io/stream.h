@@ -63,7 +63,8 @@ class Stream {
   // Returns: the byte count; 0 at end of stream (the peer shut down writing).
   // Throws: std::system_error naming the stream (ECONNRESET, EBADF if closed
   //         while waiting...); TimeoutError past the read deadline;
-  //         Cancelled; TimeoutError from with_timeout().
+  //         Cancelled; TimeoutError from with_timeout(); std::logic_error
+  //         while another fiber reads the stream (one reader at a time).
   std::size_t read(std::span<char> buf);
 
   // Reads exactly buf.size() bytes: one operation, in the reads' direction
@@ -79,7 +80,8 @@ class Stream {
   // Writes some of `buf` (at least one byte), waiting for room.
   // Returns: the byte count.
   // Throws: std::system_error naming the stream (EPIPE, ECONNRESET...);
-  //         TimeoutError past the write deadline; Cancelled; TimeoutError.
+  //         TimeoutError past the write deadline; Cancelled; TimeoutError;
+  //         std::logic_error while another fiber writes it.
   std::size_t write(std::span<const char> buf);
   // Writes some of `buffers`, in order, in one system call where the stream
   // can (writev). Returns: the byte count, at least one unless every buffer

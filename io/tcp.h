@@ -26,11 +26,13 @@ class TcpStream final : public SocketStream {
 
   // Connects to `address`, parking until the connection is made.
   // Throws: std::system_error naming the address ("connect 127.0.0.1:9:
-  //         Connection refused"); Cancelled; TimeoutError.
+  //         Connection refused"); Cancelled; TimeoutError; std::logic_error
+  //         without a Loop on the calling thread (connect from a fiber).
   static TcpStream connect(const SocketAddress& address);
   // Resolves `host` (off the loop, see resolve()) and connects to the first
   // address that accepts.
-  // Throws: std::system_error from resolving, or the last connect error.
+  // Throws: std::system_error from resolving, or the last connect error;
+  //         what connect() above throws.
   static TcpStream connect(std::string_view host, std::uint16_t port);
 
   // Disables (true) or enables Nagle's algorithm.
@@ -57,7 +59,8 @@ class TcpListener {
   // Binds (with SO_REUSEADDR) and listens. Port 0 picks a free port:
   // local_address() tells which.
   // Throws: std::system_error naming the address ("bind 127.0.0.1:80:
-  //         Permission denied").
+  //         Permission denied"); std::logic_error without a Loop on the
+  //         calling thread (bind inside run(), or in a fiber).
   static TcpListener bind(const SocketAddress& address, int backlog = SOMAXCONN);
   // As bind() above, with Options (SO_REUSEPORT, backlog).
   static TcpListener bind(const SocketAddress& address, Options options);

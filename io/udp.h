@@ -23,7 +23,8 @@ class UdpSocket {
   UdpSocket() = default;
 
   // A socket bound to `address` (port 0: any free port).
-  // Throws: std::system_error naming the address.
+  // Throws: std::system_error naming the address; std::logic_error without
+  //         a Loop on the calling thread.
   static UdpSocket bind(const SocketAddress& address);
 
   // Sends one datagram. Returns: bytes sent.

@@ -22,7 +22,9 @@ class UnixStream final : public SocketStream {
   UnixStream(UnixStream&&) noexcept = default;
   UnixStream& operator=(UnixStream&&) noexcept = default;
   // Throws: std::system_error naming the path ("connect /tmp/x.sock: No such
-  //         file or directory"); Cancelled; TimeoutError.
+  //         file or directory"); Cancelled; TimeoutError;
+  //         std::invalid_argument for an empty path or one too long for a
+  //         socket address; std::logic_error without a Loop on the thread.
   static UnixStream connect(std::string_view path);
 
  private:
@@ -35,7 +37,9 @@ class UnixListener {
   UnixListener() = default;
   // Binds and listens. A path that exists already is an error (EADDRINUSE):
   // remove a stale socket file first.
-  // Throws: std::system_error naming the path.
+  // Throws: std::system_error naming the path (EADDRINUSE for a path that
+  //         exists: a socket file left by an earlier run must be unlinked
+  //         first); std::invalid_argument, std::logic_error as connect().
   static UnixListener bind(std::string_view path, int backlog = SOMAXCONN);
 
   // As TcpListener::accept().

@@ -14,7 +14,9 @@ namespace fiberloop {
 // with the loop for this one wait (four syscalls: for fds fiberloop does not
 // own; its own sockets wait without them), so the fd stays the caller's.
 // Throws: Cancelled; TimeoutError; std::system_error naming the fd (EBADF if
-//         it is not open); std::logic_error outside a fiber.
+//         it is not open, EPERM for a regular file or directory, which is
+//         always ready: read it with read_file() or File); std::logic_error
+//         outside a fiber.
 void wait_readable(int fd);
 // As wait_readable(), until `fd` is writable.
 void wait_writable(int fd);
@@ -22,8 +24,10 @@ void wait_writable(int fd);
 // Blocks `signals` for the calling thread (threads fiberloop starts block
 // every signal already) and parks the calling fiber until one of them
 // arrives, through a signalfd. Returns: the signal's number.
-// Throws: std::system_error if the signalfd cannot be made; Cancelled;
-//         TimeoutError; std::logic_error outside a fiber.
+// Throws: std::invalid_argument for an empty list, or a number that is not
+//         a signal one can catch (SIGKILL, SIGSTOP, out of range), before
+//         blocking anything; std::system_error if the signalfd cannot be
+//         made; Cancelled; TimeoutError; std::logic_error outside a fiber.
 int wait_signal(std::initializer_list<int> signals);
 
 }  // namespace fiberloop

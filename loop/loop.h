@@ -29,7 +29,10 @@ using TaskFor = typename internal::SpawnResult<F>::type;
 class Loop {
  public:
   // Becomes this thread's loop (Loop::current()).
-  // Throws: std::logic_error if this thread already has a Loop.
+  // Throws: std::logic_error if this thread already has a Loop;
+  //         std::invalid_argument for LoopOptions::blocking_threads 0;
+  //         std::system_error if the backend cannot be set up (epoll,
+  //         io_uring or eventfd creation failed).
   explicit Loop(LoopOptions options = {});
   // Closes the loop in bounded time (asyncio's close, made strict): pending
   // callbacks and timers are dropped, every live fiber is cancelled (and
@@ -140,7 +143,9 @@ class Loop {
   // selector callbacks, level-triggered. One reader callback per
   // fd; adding another replaces it. The fd stays the caller's; remove the
   // callback before closing it.
-  // Throws: std::system_error naming the fd (EBADF, EPERM for regular files).
+  // Throws: std::system_error naming the fd: EBADF if it is not open, EPERM
+  //         for a regular file or directory (on either backend), EEXIST for
+  //         a fiberloop socket's fd; std::logic_error from another thread.
   void add_reader(int fd, std::function<void()> fn);
   // Returns: whether a reader callback was registered for `fd`.
   bool remove_reader(int fd);

@@ -45,7 +45,8 @@ struct LoopOptions {
   Backend backend = Backend::automatic;
   // The stack of fibers spawned without SpawnOptions::stack.
   StackOptions stack{};
-  // The most worker threads run_blocking() starts (lazily, as jobs need them).
+  // The most worker threads run_blocking() starts (lazily, as jobs need
+  // them). At least 1: the Loop constructor refuses 0.
   std::size_t blocking_threads = default_blocking_threads();
   // The stall detector (asyncio's slow_callback_duration, Seastar's reactor
   // stall detector): a fiber or callback that runs longer than this without

@@ -77,7 +77,7 @@ class OwnThread {
 
 }  // namespace
 
-std::thread start_own_thread(std::function<void()> body) {
+std::thread start_own_thread(const std::string& role, std::function<void()> body) {
   sigset_t all, old;
   sigfillset(&all);
   for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&all, fault);
@@ -89,6 +89,10 @@ std::thread start_own_thread(std::function<void()> body) {
       OwnThread registered;
       body();
     });
+  } catch (const std::system_error& e) {
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    throw std::system_error(e.code(), "fiberloop: cannot start " + role +
+                                          " (the limit on threads, ulimit -u, or memory?)");
   } catch (...) {
     ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
     throw;

@@ -2,11 +2,32 @@
 // readiness, level-triggered, as asyncio's selector loop has them.
 #include "loop/internal/reactor.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <string>
+#include <system_error>
 #include <utility>
 
 #include "loop/internal/callbacks.h"
 
 namespace fiberloop::internal {
+
+void check_pollable(int fd, const char* what) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    throw std::system_error(err, std::generic_category(),
+                            std::string(what) + " fd " + std::to_string(fd) +
+                                (err == EBADF ? " (not an open file descriptor)" : ""));
+  }
+  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+    throw std::system_error(EPERM, std::generic_category(),
+                            std::string(what) + " fd " + std::to_string(fd) +
+                                " (a regular file or directory: always ready, it cannot be "
+                                "waited on; read it with read_file() or File)");
+  }
+}
 
 void Reactor::poll(std::optional<Duration> timeout) {
   for (const Readiness& r : poller_->wait(timeout)) r.target->ready(r.target, r);
@@ -24,6 +45,8 @@ bool Reactor::set_fd_callback(int fd, Interest direction, std::function<void()> 
   auto it = fd_watches_.find(fd);
   const bool existed = it != fd_watches_.end();
   if (!fn && !existed) return false;
+  const char* const what = direction == Interest::kWrite ? "Loop::add_writer" : "Loop::add_reader";
+  if (!existed) check_pollable(fd, what);
   if (!existed) {
     auto watch = std::make_unique<FdWatch>();
     watch->reactor = this;
@@ -48,6 +71,12 @@ bool Reactor::set_fd_callback(int fd, Interest direction, std::function<void()> 
     } else {
       poller_->add_level_triggered(fd, &w, interest);
     }
+  } catch (const std::system_error& e) {
+    if (!existed) fd_watches_.erase(it);
+    if (e.code() != std::errc::file_exists) throw;
+    throw std::system_error(e.code(), std::string(what) + " fd " + std::to_string(fd) +
+                                          " (this loop waits on it already: a fiberloop "
+                                          "socket's fd; wait on the socket itself)");
   } catch (...) {
     if (!existed) fd_watches_.erase(it);
     throw;

@@ -37,7 +37,7 @@ void run_on_worker(std::function<void()> work, bool interruptible = true);
 // calling fiber resumes.
 // Returns: what `fn` returns.
 // Throws: what `fn` throws; Cancelled; TimeoutError; std::logic_error outside
-//         a fiber.
+//         a fiber; std::system_error if no worker thread can be started.
 template <class F>
 auto run_blocking(F&& fn) -> std::invoke_result_t<std::decay_t<F>> {
   using Fn = std::decay_t<F>;

@@ -47,7 +47,7 @@ StallWatchdog::StallWatchdog(Diagnostics& diagnostics, Duration threshold)
   // in the signal handler.
   void* frames[4];
   ::backtrace(frames, 4);
-  thread_ = start_own_thread([this] { watch(); });
+  thread_ = start_own_thread("the stall watchdog", [this] { watch(); });
 }
 
 StallWatchdog::~StallWatchdog() {

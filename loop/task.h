@@ -47,7 +47,8 @@ class Task {
   // (of any loop) parks; a plain thread blocks; on the fiber's own loop's
   // thread outside any fiber, the loop runs until the fiber finishes.
   // Throws: the fiber's exception (Cancelled if it was cancelled); Cancelled if
-  //         the caller is cancelled while waiting; std::logic_error on a second
+  //         the caller is cancelled while waiting, TimeoutError if its
+  //         with_timeout() expires meanwhile; std::logic_error on a second
   //         join, a join of an empty or detached Task, a fiber joining itself,
   //         or a join that must wait on another loop's thread outside a fiber,
   //         and of a fiber its loop's shutdown abandoned (it has no outcome);

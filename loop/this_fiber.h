@@ -12,7 +12,8 @@ namespace fiberloop::this_fiber {
 // Moves the calling fiber to the back of the ready queue and runs the others;
 // returns when its turn comes again. Inline: the switch compiles into the
 // caller (see loop/internal/switch_path.h).
-// Throws: Cancelled if the fiber was cancelled; std::logic_error outside a fiber.
+// Throws: Cancelled if the fiber was cancelled; TimeoutError inside an
+//         expired with_timeout(); std::logic_error outside a fiber.
 [[gnu::always_inline]] inline void yield() {
   internal::Scheduler* scheduler = internal::Scheduler::current();
   if (scheduler == nullptr) [[unlikely]]

@@ -1,5 +1,6 @@
 #include "loop/internal/thread_pool.h"
 
+#include <string>
 #include <utility>
 
 #include "loop/internal/own_thread.h"
@@ -24,7 +25,8 @@ void ThreadPool::submit(std::function<void()> job) {
     return;
   }
   try {
-    threads_.push_back(start_own_thread([this] { work(); }));
+    threads_.push_back(start_own_thread(
+        "run_blocking worker " + std::to_string(threads_.size() + 1), [this] { work(); }));
   } catch (...) {
     if (threads_.empty()) {  // nobody would ever run the job
       jobs_.pop_back();

@@ -125,13 +125,28 @@ const TimeoutScope* TimeoutScope::expired(const TimeoutScope* innermost) noexcep
 
 namespace fiberloop::this_fiber {
 
-void sleep_until(TimePoint when) {
+namespace {
+
+// The caller's loop; throws, naming `what`, without one or outside a fiber.
+internal::Scheduler& sleeper_loop(const char* what) {
   internal::Scheduler* scheduler = internal::Scheduler::current();
   if (scheduler == nullptr) [[unlikely]]
-    internal::throw_no_loop("this_fiber::sleep_until");
-  (void)scheduler->park_until(when, internal::WaitKind::kSleep, when.time_since_epoch().count());
+    internal::throw_no_loop(what);
+  (void)scheduler->running_fiber(what);
+  return *scheduler;
 }
 
-void sleep_for(Duration duration) { sleep_until(internal::deadline_from_now(duration)); }
+void sleep_on(internal::Scheduler& scheduler, TimePoint when) {
+  (void)scheduler.park_until(when, internal::WaitKind::kSleep, when.time_since_epoch().count());
+}
+
+}  // namespace
+
+void sleep_until(TimePoint when) { sleep_on(sleeper_loop("this_fiber::sleep_until"), when); }
+
+void sleep_for(Duration duration) {
+  internal::Scheduler& scheduler = sleeper_loop("this_fiber::sleep_for");
+  sleep_on(scheduler, internal::deadline_from_now(duration));
+}
 
 }  // namespace fiberloop::this_fiber

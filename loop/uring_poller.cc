@@ -103,7 +103,8 @@ UringPoller::UringPoller() : ring_(std::make_unique<Ring>()) {
   if (err == -EINVAL) {
     throw_error(ENOSYS,
                 "io_uring_queue_init: this kernel lacks cooperative task work "
-                "(IORING_SETUP_COOP_TASKRUN, Linux 5.19 or later)");
+                "(IORING_SETUP_COOP_TASKRUN, Linux 5.19 or later); choose Backend::epoll or "
+                "Backend::automatic");
   }
   if (err < 0) throw_error(-err, "io_uring_queue_init");
   // Waits with a timeout need EXT_ARG (5.11); multishot poll, used for the
@@ -112,7 +113,10 @@ UringPoller::UringPoller() : ring_(std::make_unique<Ring>()) {
   const unsigned needed = IORING_FEAT_EXT_ARG | IORING_FEAT_RSRC_TAGS;
   if ((ring_->ring.features & needed) != needed) {
     io_uring_queue_exit(&ring_->ring);
-    throw_error(ENOSYS, "io_uring on this kernel lacks multishot poll (Linux 5.13 or later)");
+    throw_error(ENOSYS,
+                "io_uring on this kernel lacks waits with a timeout or resource tags "
+                "(IORING_FEAT_EXT_ARG, IORING_FEAT_RSRC_TAGS: Linux 5.13 or later); choose "
+                "Backend::epoll or Backend::automatic");
   }
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) {

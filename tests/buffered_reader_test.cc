@@ -122,6 +122,16 @@ TEST_F(BufferedReaders, ReadSliceIsReadUntilWithoutTheCopy) {
       EXPECT_NE(std::string(e->what()).find("read_slice"), std::string::npos) << e->what();
     }
   });
+  // The delimiter in the message, on one line: control characters escaped.
+  run([] {
+    auto [a, b] = connected_pair();
+    a.write_all(std::string(100, 'x') + "\r\n\r\n");
+    BufferedReader in(b, 64);
+    if (const auto e = thrown<LimitOverrunError>([&] { (void)in.read_until("\r\n\r\n"); })) {
+      EXPECT_NE(std::string(e->what()).find("no \"\\r\\n\\r\\n\""), std::string::npos) << e->what();
+      EXPECT_EQ(std::string(e->what()).find('\r'), std::string::npos) << e->what();
+    }
+  });
 }
 
 TEST_F(BufferedReaders, ReadExactlyTakesTheBufferThenReadsPastItAndReportsAShortStream) {

@@ -21,6 +21,9 @@ class IoHandle;  // io/internal/io_handle.h, private to io/
 // Throws std::system_error for errno `err`, its message starting with `what`
 // (an operation and its fd or address: "connect 127.0.0.1:9").
 [[noreturn]] void throw_io_error(int err, const std::string& what);
+// wait_readable(fd) (io/wait.h), its errors naming `op`, the caller's
+// operation (Process::wait). Defined in io/wait.cc.
+void wait_readable_as(int fd, const char* op);
 
 class Socket {
  public:

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <thread>
 
 namespace fiberloop::internal {
@@ -15,8 +16,10 @@ namespace fiberloop::internal {
 // SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS (faults are delivered to the
 // thread that causes them and cannot be waited for). The thread counts as
 // fiberloop's own while `body` runs.
-// Throws: std::system_error if the thread cannot be started.
-std::thread start_own_thread(std::function<void()> body);
+// `role` names the thread in the error ("a run_blocking worker").
+// Throws: std::system_error if the thread cannot be started, naming `role`
+//         and the usual causes.
+std::thread start_own_thread(const std::string& role, std::function<void()> body);
 
 // Whether the process has a thread that is neither the calling one nor one
 // of fiberloop's own (nor, in ThreadSanitizer builds, TSan's background

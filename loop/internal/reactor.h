@@ -49,7 +49,8 @@ class Reactor {
   // ---- Loop::add_reader / add_writer (loop/reactor.cc) ----
   // Sets (or, with `fn` null, removes) the callback run while `fd` is ready
   // in `direction`. Returns: whether one was set before.
-  // Throws: std::system_error naming the fd.
+  // Throws: std::system_error naming the call and the fd: check_pollable()'s,
+  //         EEXIST for an fd this loop already watches (a fiberloop socket's).
   bool set_fd_callback(int fd, Interest direction, std::function<void()> fn);
 
   // ---- the run loop ----
@@ -77,5 +78,12 @@ class Reactor {
   std::size_t waiters_ = 0;
   std::unordered_map<int, std::unique_ptr<FdWatch>> fd_watches_;
 };
+
+// Checks that a caller's `fd` can be waited on for readiness, so that both
+// backends answer alike (epoll refuses regular files and directories; an
+// io_uring poll would report them ready at once). Throws std::system_error
+// naming `what` and the fd: EBADF for an fd that is not open, EPERM for a
+// regular file or directory.
+void check_pollable(int fd, const char* what);
 
 }  // namespace fiberloop::internal

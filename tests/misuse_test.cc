@@ -1,0 +1,265 @@
+// Errors a user can cause, each on its own: the message names the call and
+// the object (fd, address, signal), nothing leaks (fds, blocked signals),
+// and both backends answer alike.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <thread>
+
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::LoopTest;
+using testing::open_fds;
+
+// Runs `fn` on a new thread, which has no Loop, and waits for it.
+template <class F>
+void on_plain_thread(F fn) {
+  std::thread(fn).join();
+}
+
+// Expects `fn` to throw E whose what() contains every one of `parts`.
+template <class E, class F>
+void expect_throw_naming(F fn, std::initializer_list<const char*> parts) {
+  try {
+    fn();
+    ADD_FAILURE() << "no exception";
+  } catch (const E& e) {
+    for (const char* part : parts) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos)
+          << "'" << e.what() << "' does not name '" << part << "'";
+    }
+  }
+}
+
+// A socket made on a thread without a Loop: the error names the call and
+// its address, and the socket it made (if any) is closed.
+TEST(NoLoop, SocketsNameTheCallAndLeakNoFd) {
+  const auto before = open_fds();
+  on_plain_thread([] {
+    expect_throw_naming<std::logic_error>(
+        [] { TcpListener::bind(SocketAddress::parse("127.0.0.1:0")); },
+        {"bind 127.0.0.1:0", "no Loop"});
+    expect_throw_naming<std::logic_error>(
+        [] { UdpSocket::bind(SocketAddress::parse("127.0.0.1:0")); }, {"bind 127.0.0.1:0"});
+    expect_throw_naming<std::logic_error>(
+        [] { TcpStream::connect(SocketAddress::parse("127.0.0.1:9")); }, {"connect 127.0.0.1:9"});
+    expect_throw_naming<std::logic_error>([] { UnixListener::bind("/tmp/fiberloop-no-loop.sock"); },
+                                          {"bind /tmp/fiberloop-no-loop.sock"});
+  });
+  EXPECT_EQ(open_fds(), before);
+  EXPECT_NE(::access("/tmp/fiberloop-no-loop.sock", F_OK), 0);  // nothing bound
+}
+
+bool blocked_here(int signo) {
+  sigset_t now;
+  ::pthread_sigmask(SIG_BLOCK, nullptr, &now);
+  return sigismember(&now, signo) == 1;
+}
+
+// wait_signal refuses before it blocks anything or opens a signalfd.
+TEST(NoLoop, WaitSignalBlocksNothingAndLeaksNoFd) {
+  const auto before = open_fds();
+  on_plain_thread([] {
+    ASSERT_FALSE(blocked_here(SIGUSR2));
+    expect_throw_naming<std::logic_error>([] { wait_signal({SIGUSR2}); },
+                                          {"wait_signal", "no Loop"});
+    EXPECT_FALSE(blocked_here(SIGUSR2));
+  });
+  EXPECT_EQ(open_fds(), before);
+}
+
+TEST(NoLoop, ZeroBlockingThreadsIsRefused) {
+  on_plain_thread([] {
+    expect_throw_naming<std::invalid_argument>([] { Loop loop({.blocking_threads = 0}); },
+                                               {"blocking_threads is 0"});
+    Loop fine({.blocking_threads = 1});  // and the thread may still make one
+  });
+}
+
+// A loop of a group that cannot be made: the error says which.
+TEST(NoLoop, AGroupSaysWhichLoopCouldNotBeMade) {
+  on_plain_thread([] {
+    expect_throw_naming<std::invalid_argument>(
+        [] { LoopGroup group({.loops = 2, .loop = {.blocking_threads = 0}}); },
+        {"LoopGroup: loop ", " of 2: ", "blocking_threads is 0"});
+  });
+}
+
+TEST(NoLoop, SleepNamesItself) {
+  on_plain_thread([] {
+    expect_throw_naming<std::logic_error>([] { this_fiber::sleep_for(1ms); },
+                                          {"this_fiber::sleep_for", "no Loop"});
+    expect_throw_naming<std::logic_error>([] { this_fiber::sleep_until(Clock::now()); },
+                                          {"this_fiber::sleep_until", "no Loop"});
+  });
+}
+
+using Misuse = LoopTest;
+
+TEST_F(Misuse, SleepOutsideAFiberNamesItself) {
+  expect_throw_naming<std::logic_error>([] { this_fiber::sleep_for(1ms); },
+                                        {"this_fiber::sleep_for", "outside a fiber"});
+  expect_throw_naming<std::logic_error>([] { this_fiber::sleep_until(Clock::now()); },
+                                        {"this_fiber::sleep_until", "outside a fiber"});
+}
+
+TEST_F(Misuse, CallLaterFromAnotherThreadNamesItself) {
+  on_plain_thread([&] {
+    expect_throw_naming<std::logic_error>([&] { loop().call_later(1ms, [] {}); },
+                                          {"Loop::call_later"});
+  });
+}
+
+TEST_F(Misuse, WaitSignalRefusesWhatIsNotACatchableSignal) {
+  run([] {
+    ASSERT_FALSE(blocked_here(SIGUSR2));
+    expect_throw_naming<std::invalid_argument>([] { wait_signal({}); }, {"no signals"});
+    expect_throw_naming<std::invalid_argument>(
+        [] {
+          wait_signal({SIGUSR2, SIGKILL});
+        },
+        {"wait_signal: 9 "});
+    expect_throw_naming<std::invalid_argument>([] { wait_signal({SIGSTOP}); }, {"19"});
+    expect_throw_naming<std::invalid_argument>([] { wait_signal({1000}); }, {"1000"});
+    EXPECT_FALSE(blocked_here(SIGUSR2));  // refused before anything was blocked
+  });
+}
+
+TEST_F(Misuse, ProcessWaitOutsideAFiberNamesItself) {
+  std::optional<Process> child;
+  run([&] { child.emplace(Process::exec({"sleep", "10"})); });
+  expect_throw_naming<std::logic_error>([&] { child->wait(); },
+                                        {"Process::wait", "outside a fiber"});
+  run([&] {
+    child->kill();
+    EXPECT_EQ(child->wait(), -SIGKILL);
+  });
+}
+
+// A stream read outside a fiber: a deadline that has passed fails it first
+// (as in a fiber), naming the stream; otherwise the read says why it cannot
+// wait, not the deadline.
+TEST_F(Misuse, StreamDeadlineOutsideAFiber) {
+  std::optional<TcpStream> client;
+  std::optional<TcpStream> server;
+  run([&] {
+    auto listener = TcpListener::bind(testing::any_port());
+    client.emplace(TcpStream::connect(listener.local_address()));
+    server.emplace(listener.accept());
+  });
+  char c;
+  client->set_read_deadline(Clock::now() - 1ms);
+  expect_throw_naming<TimeoutError>([&] { client->read({&c, 1}); }, {"read deadline", "fd "});
+  client->set_read_deadline(Clock::now() + 1h);
+  try {
+    client->read({&c, 1});
+    ADD_FAILURE() << "a read with nothing to read returned outside a fiber";
+  } catch (const std::logic_error& e) {
+    EXPECT_EQ(std::string(e.what()).find("deadline"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("read"), std::string::npos) << e.what();
+  }
+  client.reset();
+  server.reset();
+}
+
+// The fd checks, on each backend: epoll refuses regular files itself, and
+// an io_uring poll would report one ready at once; both must refuse alike.
+class EachBackend : public LoopTest, public ::testing::WithParamInterface<Backend> {
+ public:
+  EachBackend() : LoopTest(LoopOptions{.backend = GetParam()}) {}
+};
+
+// A regular file (this test's own temporary one), open for reading.
+struct RegularFile {
+  RegularFile() {
+    char path[] = "/tmp/fiberloop-misuse-XXXXXX";
+    fd = ::mkstemp(path);
+    ::unlink(path);
+  }
+  ~RegularFile() { ::close(fd); }
+  int fd;
+};
+
+TEST_P(EachBackend, WaitingOnARegularFileIsRefused) {
+  RegularFile file;
+  ASSERT_GE(file.fd, 0);
+  const std::string named = "fd " + std::to_string(file.fd);
+  run([&] {
+    try {
+      wait_readable(file.fd);
+      ADD_FAILURE() << "wait_readable on a regular file returned";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EPERM);
+      EXPECT_NE(std::string(e.what()).find("wait_readable " + named), std::string::npos)
+          << e.what();
+    }
+  });
+  try {
+    loop().add_reader(file.fd, [] {});
+    ADD_FAILURE() << "add_reader on a regular file returned";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EPERM);
+    EXPECT_NE(std::string(e.what()).find("Loop::add_reader " + named), std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(loop().remove_reader(file.fd));
+}
+
+TEST_P(EachBackend, WaitingOnAClosedFdIsEBADF) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  ::close(p[0]);
+  ::close(p[1]);
+  const int closed = p[0];
+  run([&] {
+    try {
+      wait_writable(closed);
+      ADD_FAILURE() << "wait_writable on a closed fd returned";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF);
+      EXPECT_NE(std::string(e.what()).find("wait_writable fd " + std::to_string(closed)),
+                std::string::npos)
+          << e.what();
+    }
+  });
+  try {
+    loop().add_writer(closed, [] {});
+    ADD_FAILURE() << "add_writer on a closed fd returned";
+  } catch (const std::system_error& e) {
+    EXPECT_EQ(e.code().value(), EBADF);
+    EXPECT_NE(std::string(e.what()).find("Loop::add_writer fd"), std::string::npos) << e.what();
+  }
+}
+
+// add_reader on the fd of a fiberloop socket: the loop waits on it already.
+TEST_P(EachBackend, AddReaderOnAFiberloopSocketSaysSo) {
+  run([&] {
+    auto listener = TcpListener::bind(testing::any_port());
+    try {
+      loop().add_reader(listener.fd(), [] {});
+      ADD_FAILURE() << "add_reader on a listener's fd returned";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EEXIST);
+      EXPECT_NE(std::string(e.what()).find("wait on the socket itself"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_FALSE(loop().remove_reader(listener.fd()));
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EachBackend,
+                         ::testing::Values(Backend::epoll, Backend::io_uring),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+}  // namespace
+}  // namespace fiberloop
