@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -24,8 +25,8 @@ int wait_signal(std::initializer_list<int> signals) {
   for (int s : signals) {
     if (s == SIGKILL || s == SIGSTOP || sigaddset(&set, s) != 0) {
       throw std::invalid_argument("wait_signal: " + std::to_string(s) +
-                                  " is not a signal that can be caught (1-64, not SIGKILL or "
-                                  "SIGSTOP)");
+                                  " is not a signal that can be caught (1 to 64 but for 32 and "
+                                  "33, which the C library keeps, SIGKILL and SIGSTOP)");
     }
   }
   // Blocked first, so that one arriving meanwhile waits for the signalfd.
@@ -39,9 +40,15 @@ int wait_signal(std::initializer_list<int> signals) {
     ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
     internal::throw_io_error(err, "wait_signal: signalfd");
   }
-  internal::IoHandle handle(fd);  // owns and closes it
+  std::optional<internal::IoHandle> handle;
+  try {
+    handle.emplace(fd);  // owns and closes it
+  } catch (...) {
+    ::pthread_sigmask(SIG_SETMASK, &before, nullptr);
+    throw;
+  }
   signalfd_siginfo info{};
-  handle.retry(
+  handle->retry(
       internal::IoHandle::Direction::kRead, "wait_signal",
       [&](int signal_fd) { return ::read(signal_fd, &info, sizeof info); },  // whole records
       [](int err) { internal::throw_io_error(err, "wait_signal: read signalfd"); });

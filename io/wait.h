@@ -11,11 +11,12 @@ namespace fiberloop {
 
 // Parks the calling fiber until `fd` is readable (or has hung up), or until
 // the enclosing with_timeout() deadline. A duplicate of the fd is registered
-// with the loop for this one wait (four syscalls: for fds fiberloop does not
+// with the loop for this one wait (five syscalls: for fds fiberloop does not
 // own; its own sockets wait without them), so the fd stays the caller's.
 // Throws: Cancelled; TimeoutError; std::system_error naming the fd (EBADF if
-//         it is not open, EPERM for a regular file or directory, which is
-//         always ready: read it with read_file() or File); std::logic_error
+//         it is not open, EPERM for one the kernel cannot poll: a regular
+//         file, a directory, a device without poll support, on either
+//         backend; read a file with read_file() or File); std::logic_error
 //         outside a fiber.
 void wait_readable(int fd);
 // As wait_readable(), until `fd` is writable.

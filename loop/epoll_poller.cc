@@ -26,7 +26,10 @@ constexpr int kMaxEvents = 256;
 
 EpollPoller::EpollPoller() {
   epoll_fd_ = ::epoll_create1(EPOLL_CLOEXEC);
-  if (epoll_fd_ < 0) throw_errno(errno, "fiberloop: epoll_create1");
+  if (epoll_fd_ < 0) {
+    const int err = errno;  // before the message's string is made
+    throw_errno(err, "fiberloop: epoll_create1");
+  }
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) {
     const int err = errno;
@@ -122,7 +125,7 @@ std::span<const Readiness> EpollPoller::wait(std::optional<Duration> timeout) {
       n = ::epoll_wait(epoll_fd_, events, kMaxEvents, timeout ? poll_timeout_ms(*timeout) : -1);
     }
     if (n >= 0) break;
-    if (errno != EINTR) throw_errno(errno, "fiberloop: epoll_wait");
+    if (const int err = errno; err != EINTR) throw_errno(err, "fiberloop: epoll_wait");
   }
   ++polls_;
   if (may_block) blocked_ += Clock::now() - start;

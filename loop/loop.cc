@@ -13,22 +13,8 @@
 
 namespace fiberloop {
 
-namespace {
-
-// The options a loop can work with, checked before anything is made.
-const LoopOptions& checked(const LoopOptions& options) {
-  if (options.blocking_threads == 0) {
-    throw std::invalid_argument(
-        "Loop: LoopOptions::blocking_threads is 0: run_blocking(), resolve() and, on epoll, "
-        "file I/O would wait forever for a worker; give it at least 1");
-  }
-  return options;
-}
-
-}  // namespace
-
 Loop::Loop(LoopOptions options)
-    : parts_(new internal::LoopParts(*this, checked(options))), scheduler_(&parts_->scheduler) {
+    : parts_(new internal::LoopParts(*this, options)), scheduler_(&parts_->scheduler) {
   if (const char* v = std::getenv("FIBERLOOP_DUMP_ON_SIGQUIT"); v != nullptr && *v == '1') {
     try {
       dump_on_signal(SIGQUIT);

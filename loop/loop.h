@@ -30,7 +30,6 @@ class Loop {
  public:
   // Becomes this thread's loop (Loop::current()).
   // Throws: std::logic_error if this thread already has a Loop;
-  //         std::invalid_argument for LoopOptions::blocking_threads 0;
   //         std::system_error if the backend cannot be set up (epoll,
   //         io_uring or eventfd creation failed).
   explicit Loop(LoopOptions options = {});
@@ -144,8 +143,9 @@ class Loop {
   // fd; adding another replaces it. The fd stays the caller's; remove the
   // callback before closing it.
   // Throws: std::system_error naming the fd: EBADF if it is not open, EPERM
-  //         for a regular file or directory (on either backend), EEXIST for
-  //         a fiberloop socket's fd; std::logic_error from another thread.
+  //         for one the kernel cannot poll (a regular file, a directory, a
+  //         device without poll support: on either backend), EEXIST for a
+  //         fiberloop socket's fd; std::logic_error from another thread.
   void add_reader(int fd, std::function<void()> fn);
   // Returns: whether a reader callback was registered for `fd`.
   bool remove_reader(int fd);

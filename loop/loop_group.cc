@@ -17,13 +17,11 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <exception>
 #include <latch>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 #include <thread>
 
 #include "loop/internal/loop_parts.h"
@@ -38,26 +36,6 @@ struct LoopGroup::Member {
 };
 
 namespace {
-
-// The exception being handled, its message led by which loop of the group
-// it came from ("LoopGroup: loop 3 of 8: ..."), for the errors a Loop's
-// constructor throws; anything else as it is.
-std::exception_ptr naming_loop(std::size_t i, std::size_t n) {
-  const std::string which =
-      "LoopGroup: loop " + std::to_string(i) + " of " + std::to_string(n) + ": ";
-  try {
-    throw;
-  } catch (const std::system_error& e) {
-    std::string what = e.what();
-    const std::string reason = ": " + e.code().message();  // system_error adds it again
-    if (what.ends_with(reason)) what.resize(what.size() - reason.size());
-    return std::make_exception_ptr(std::system_error(e.code(), which + what));
-  } catch (const std::invalid_argument& e) {
-    return std::make_exception_ptr(std::invalid_argument(which + e.what()));
-  } catch (...) {
-    return std::current_exception();
-  }
-}
 
 // The CPUs of the process's affinity mask, in order.
 std::vector<int> affinity_cpus() {
@@ -108,7 +86,7 @@ LoopGroup::LoopGroup(GroupOptions options) {
       try {
         loop.emplace(loop_options);
       } catch (...) {
-        m.failed = naming_loop(i, n);
+        m.failed = std::current_exception();
         closed->fetch_add(1, std::memory_order_acq_rel);  // nothing to close or drain
         drained->fetch_add(1, std::memory_order_acq_rel);
         started->count_down();

@@ -46,7 +46,8 @@ struct LoopOptions {
   // The stack of fibers spawned without SpawnOptions::stack.
   StackOptions stack{};
   // The most worker threads run_blocking() starts (lazily, as jobs need
-  // them). At least 1: the Loop constructor refuses 0.
+  // them). 0 for a loop that never uses them: run_blocking() (and
+  // resolve(), and file I/O on epoll, which use it) then throws.
   std::size_t blocking_threads = default_blocking_threads();
   // The stall detector (asyncio's slow_callback_duration, Seastar's reactor
   // stall detector): a fiber or callback that runs longer than this without

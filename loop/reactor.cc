@@ -2,7 +2,9 @@
 // readiness, level-triggered, as asyncio's selector loop has them.
 #include "loop/internal/reactor.h"
 
+#include <sys/epoll.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <string>
@@ -21,12 +23,27 @@ void check_pollable(int fd, const char* what) {
                             std::string(what) + " fd " + std::to_string(fd) +
                                 (err == EBADF ? " (not an open file descriptor)" : ""));
   }
-  if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
-    throw std::system_error(EPERM, std::generic_category(),
-                            std::string(what) + " fd " + std::to_string(fd) +
-                                " (a regular file or directory: always ready, it cannot be "
-                                "waited on; read it with read_file() or File)");
+  // Sockets, pipes, eventfds and the like always poll. A file, directory or
+  // device may not: epoll refuses it (EPERM) where an io_uring poll would
+  // report it ready at once, so the kernel's own epoll answers for both.
+  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISCHR(st.st_mode) &&
+      !S_ISBLK(st.st_mode)) {
+    return;
   }
+  // (A scratch epoll for the question, closed at once: files and devices
+  // are seldom waited on, and a lasting fd would be one more to inherit.)
+  const int scratch = ::epoll_create1(EPOLL_CLOEXEC);
+  if (scratch < 0) return;  // the backend answers
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  const bool refused = ::epoll_ctl(scratch, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EPERM;
+  ::close(scratch);
+  if (!refused) return;
+  throw std::system_error(EPERM, std::generic_category(),
+                          std::string(what) + " fd " + std::to_string(fd) +
+                              " (the kernel cannot wait for its readiness: a regular file, a "
+                              "directory or a device without poll support is always ready; "
+                              "read a file with read_file() or File)");
 }
 
 void Reactor::poll(std::optional<Duration> timeout) {

@@ -21,7 +21,8 @@ namespace internal {
 // TimeoutError at once and `work` runs on; otherwise waits for `work` all
 // the same (it may use the caller's memory) and leaves the interrupt
 // pending for the fiber's next suspension point.
-// Throws: std::logic_error outside a fiber; std::system_error if no worker
+// Throws: std::logic_error outside a fiber, or with
+//         LoopOptions::blocking_threads 0; std::system_error if no worker
 //         thread can be started; Cancelled if the loop is closing.
 void run_on_worker(std::function<void()> work, bool interruptible = true);
 
@@ -37,7 +38,8 @@ void run_on_worker(std::function<void()> work, bool interruptible = true);
 // calling fiber resumes.
 // Returns: what `fn` returns.
 // Throws: what `fn` throws; Cancelled; TimeoutError; std::logic_error outside
-//         a fiber; std::system_error if no worker thread can be started.
+//         a fiber, or with LoopOptions::blocking_threads 0; std::system_error
+//         if no worker thread can be started.
 template <class F>
 auto run_blocking(F&& fn) -> std::invoke_result_t<std::decay_t<F>> {
   using Fn = std::decay_t<F>;

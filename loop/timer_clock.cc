@@ -1,6 +1,9 @@
-// TimerClock's one question for the kernel: may the cycle counter bound
-// time here? Only where the kernel trusts it as its own clock.
+// TimerClock's questions for the kernel: may the cycle counter bound time
+// here (only where the kernel trusts it as its own clock)? And how long has
+// the machine slept (calibration must not span a suspension)?
 #include "loop/internal/timer_clock.h"
+
+#include <time.h>
 
 #include <cstdio>
 #include <cstring>
@@ -22,6 +25,12 @@ bool TimerClock::counter_usable() noexcept {
 #else
   return false;
 #endif
+}
+
+Duration TimerClock::asleep_at(TimePoint t) noexcept {
+  timespec boot{};
+  ::clock_gettime(CLOCK_BOOTTIME, &boot);
+  return Duration(std::int64_t{boot.tv_sec} * 1'000'000'000 + boot.tv_nsec) - t.time_since_epoch();
 }
 
 }  // namespace fiberloop::internal

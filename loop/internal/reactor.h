@@ -80,10 +80,11 @@ class Reactor {
 };
 
 // Checks that a caller's `fd` can be waited on for readiness, so that both
-// backends answer alike (epoll refuses regular files and directories; an
-// io_uring poll would report them ready at once). Throws std::system_error
-// naming `what` and the fd: EBADF for an fd that is not open, EPERM for a
-// regular file or directory.
+// backends answer alike: epoll refuses what the kernel cannot poll (regular
+// files, directories, devices without poll support), where an io_uring
+// poll would report it ready at once. Throws std::system_error naming
+// `what` and the fd: EBADF for an fd that is not open, EPERM for one that
+// epoll refuses.
 void check_pollable(int fd, const char* what);
 
 }  // namespace fiberloop::internal

@@ -17,7 +17,12 @@
 // synchronised across CPUs), which is checked once per process; with any
 // other clocksource, or on other CPUs, every look is an exact read, as
 // before. (A kernel that later finds its tsc unstable switches clocksource;
-// this process keeps the counter until it ends.)
+// this process keeps the counter until it ends.) A calibration across a
+// suspension of the machine, when the clock stops and the counter may not,
+// would make the rate too fast: one is detected (CLOCK_BOOTTIME moved
+// against the clock) and calibration starts again. After calibration a
+// suspension only makes the counter run ahead (the bound is then larger:
+// an exact read) or start again from 0 (behind the base: an exact read).
 #pragma once
 
 #include <cstdint>
@@ -90,19 +95,22 @@ class TimerClock {
   // Takes the exact time `t` as the new base. `before` and `after` are
   // counter readings taken just before and just after `t`: the base and a
   // calibration's end use `before`, a calibration's start `after`, so that
-  // the time per cycle is never underestimated. Calibrates from two bases
-  // kCalibration to kCalibrationAtMost apart, at a rate a counter can have.
-  // A longer span starts again from `t`: the clock stops while the machine
-  // is suspended, where the counter may go on, and a rate taken across a
-  // suspension would count each cycle as too short (timers early). An
-  // implausible rate (a suspension within the span, a sample whose thread
-  // stalled) starts again too.
-  void rebase(TimePoint t, std::uint64_t before, std::uint64_t after) noexcept {
+  // the time per cycle is never underestimated. `asleep` is how long the
+  // machine had been suspended since boot at `t` (read while calibrating
+  // only). Calibrates from two bases at least kCalibration apart with no
+  // suspension between them (the clock stops while the machine sleeps,
+  // where the counter may go on: a rate taken across it would count each
+  // cycle as too short, and timers would be early), at a rate a counter can
+  // have; otherwise starts again from `t`.
+  void rebase(TimePoint t, std::uint64_t before, std::uint64_t after,
+              Duration asleep = Duration::zero()) noexcept {
     base_time_ = t;
     base_cycles_ = before;
     if (ns_per_cycle_bound_ != 0.0 || !enabled_) return;
     const Duration span = t - calibration_time_;
-    if (calibration_started_ && span >= kCalibration && span <= kCalibrationAtMost &&
+    if (calibration_started_ && span < kCalibration) return;  // not yet
+    const Duration slept = asleep - calibration_asleep_;
+    if (calibration_started_ && slept < kSleptAtMost && slept > -kSleptAtMost &&
         before > calibration_cycles_) {
       const double ns_per_cycle =
           static_cast<double>(span.count()) / static_cast<double>(before - calibration_cycles_);
@@ -110,12 +118,11 @@ class TimerClock {
         ns_per_cycle_bound_ = kMargin * ns_per_cycle;
         return;
       }
-    } else if (calibration_started_ && span < kCalibration) {
-      return;  // not yet
     }
     calibration_started_ = true;  // (again) from here
     calibration_time_ = t;
     calibration_cycles_ = after;
+    calibration_asleep_ = asleep;
   }
 
   // Whether the bound is in use (calibrated), for tests.
@@ -124,7 +131,9 @@ class TimerClock {
  private:
   static_assert(std::is_same_v<Duration::period, std::nano>, "the bound counts nanoseconds");
   static constexpr Duration kCalibration = std::chrono::milliseconds(10);
-  static constexpr Duration kCalibrationAtMost = std::chrono::milliseconds(100);
+  // More than this between the two clocks' offsets is a suspension (less
+  // is two reads a moment apart).
+  static constexpr Duration kSleptAtMost = std::chrono::milliseconds(1);
   // The rates a cycle counter may have: 100 MHz to 20 GHz.
   static constexpr double kNsPerCycleAtLeast = 0.05;
   static constexpr double kNsPerCycleAtMost = 10.0;
@@ -149,13 +158,22 @@ class TimerClock {
     return deadline <= exact(before);
   }
 
-  // Reads the exact clock after counter reading `before` (and reads the
-  // counter again after it while calibrating).
+  // Reads the exact clock after counter reading `before` (and, while
+  // calibrating, the counter again after it and how long the machine slept).
   TimePoint exact(std::uint64_t before) noexcept {
     const TimePoint t = Clock::now();
-    rebase(t, before, calibrated() || !enabled_ ? before : cycles());
+    if (calibrated() || !enabled_) {
+      rebase(t, before, before);
+    } else {
+      const std::uint64_t after = cycles();
+      rebase(t, before, after, asleep_at(t));
+    }
     return t;
   }
+  // How long the machine had been suspended since boot, at `t` (read just
+  // now): CLOCK_BOOTTIME counts suspensions, steady_clock (CLOCK_MONOTONIC)
+  // does not.
+  static Duration asleep_at(TimePoint t) noexcept;
 
   bool enabled_;
   TimePoint base_time_{};
@@ -163,6 +181,7 @@ class TimerClock {
   bool calibration_started_ = false;
   TimePoint calibration_time_{};
   std::uint64_t calibration_cycles_ = 0;
+  Duration calibration_asleep_{};
   double ns_per_cycle_bound_ = 0.0;  // 0: not calibrated, every look is exact
   TimePoint last_given_{};           // what now_at_least() returned last
 };
