@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <limits>
 #include <system_error>
 #include <utility>
 
@@ -82,6 +83,19 @@ ssize_t read_or_write_at(int fd, bool seekable, void* buffer, std::size_t size,
 
 std::string at(const std::string& path, std::uint64_t offset) {
   return path + " at offset " + std::to_string(offset);
+}
+
+// The largest offset a file has (off_t). Past it, pread fails with EINVAL,
+// and an io_uring READ or WRITE at 2^64 - 1 would use the fd's own position
+// instead: refused alike up front.
+constexpr std::uint64_t kLargestOffset = std::numeric_limits<off_t>::max();
+
+void check_range(const char* op, const std::string& path, std::uint64_t offset, std::size_t size) {
+  if (offset > kLargestOffset || size > kLargestOffset - offset) {
+    throw_file_error(EINVAL, std::string(op) + " " + at(path, offset) + " (" +
+                                 std::to_string(size) +
+                                 " bytes): past the largest file offset, 2^63 - 1");
+  }
 }
 
 }  // namespace
@@ -259,6 +273,7 @@ File File::open(const std::string& path, int flags, mode_t mode) {
 
 std::size_t File::read_at(std::span<char> buf, std::uint64_t offset) {
   const Use use(*this, "read_at");
+  check_range("read_at", use.path(), offset, buf.size());
   int err = 0;
   ssize_t n;
   do {
@@ -270,6 +285,7 @@ std::size_t File::read_at(std::span<char> buf, std::uint64_t offset) {
 
 std::size_t File::write_at(std::span<const char> data, std::uint64_t offset) {
   const Use use(*this, "write_at");
+  check_range("write_at", use.path(), offset, data.size());
   int err = 0;
   std::size_t done = 0;
   while (done < data.size()) {

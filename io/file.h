@@ -58,7 +58,8 @@ class File {
 
   // pread: up to buf.size() bytes from byte `offset`. Returns: the count; 0
   // at or past the end of the file. Throws: std::system_error naming the
-  // path and the offset.
+  // path and the offset (EINVAL when the range passes 2^63 - 1, the largest
+  // offset, on either backend).
   std::size_t read_at(std::span<char> buf, std::uint64_t offset);
   // pwrite: all of `data` at byte `offset` (several writes if the kernel
   // takes less). Returns: data.size(). Throws: std::system_error.

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <system_error>
 
@@ -112,15 +114,26 @@ struct PipeFds {
 
 Process::Process() noexcept = default;
 
-Process::Process(Process&& other) noexcept
-    : program_(std::move(other.program_)),
-      pid_(std::exchange(other.pid_, -1)),
-      pidfd_(std::exchange(other.pidfd_, -1)),
-      returncode_(std::exchange(other.returncode_, std::nullopt)) {
+void Process::abort_waited(const char* what) const noexcept {
+  std::fprintf(stderr,
+               "fiberloop: %s: %d fiber(s) still parked in wait() for pid %d (%s), which use the "
+               "Process when they wake; join them before the Process is destroyed or moved\n",
+               what, waiting_, pid_, program_.c_str());
+  std::abort();
+}
+
+Process::Process(Process&& other) noexcept {
+  if (other.waiting_ > 0) other.abort_waited("Process moved from");
+  program_ = std::move(other.program_);
+  pid_ = std::exchange(other.pid_, -1);
+  pidfd_ = std::exchange(other.pidfd_, -1);
+  returncode_ = std::exchange(other.returncode_, std::nullopt);
   for (int i = 0; i < 3; ++i) pipes_[i] = std::move(other.pipes_[i]);
 }
 
 Process& Process::operator=(Process&& other) noexcept {
+  if (waiting_ > 0) abort_waited("Process assigned over");
+  if (other.waiting_ > 0) other.abort_waited("Process moved from");
   if (this != &other) {
     Process dropped(std::move(*this));
     program_ = std::move(other.program_);
@@ -133,6 +146,7 @@ Process& Process::operator=(Process&& other) noexcept {
 }
 
 Process::~Process() {
+  if (waiting_ > 0) abort_waited("~Process");
   for (auto& p : pipes_) p.reset();
   if (pidfd_ < 0) return;
   if (returncode_) {
@@ -253,6 +267,11 @@ int Process::wait() {
       returncode_ = status_of(info);
       return *returncode_;
     }
+    ++waiting_;  // (checked by ~Process and the moves: this fiber uses `this` again)
+    struct Leave {
+      int& waiting;
+      ~Leave() { --waiting; }
+    } leave{waiting_};
     internal::wait_readable_as(pidfd_, "Process::wait");  // readable once the child has exited
   }
 }

@@ -56,6 +56,9 @@ class Process {
   Process& operator=(Process&&) noexcept;
   // Closes the parent's pipe ends and, if the child has not been waited for,
   // hands it to the background reaper (no zombie, no kill).
+  // Requires: no fiber is parked in wait() (or communicate()) on it, for
+  // this and for the moves: such a fiber uses the Process when it wakes.
+  // Checked: the process stops with a message naming the child.
   ~Process();
 
   // Starts argv[0] (searched in PATH unless it contains a '/') with `argv`.
@@ -106,10 +109,15 @@ class Process {
   class Pipe;
   Pipe& pipe(int which, const char* name);
 
+  // Stops the process (after a message naming the child): this Process is
+  // destroyed or moved while fibers are parked in its wait().
+  [[noreturn]] void abort_waited(const char* what) const noexcept;
+
   std::string program_;  // argv[0], for messages
   pid_t pid_ = -1;
   int pidfd_ = -1;
   std::optional<int> returncode_;
+  int waiting_ = 0;  // fibers parked in wait(), which use this Process when they wake
   std::unique_ptr<Pipe> pipes_[3];
 };
 

@@ -3,10 +3,13 @@
 // and both backends answer alike.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -29,12 +32,12 @@ void on_plain_thread(F fn) {
 
 // Expects `fn` to throw E whose what() contains every one of `parts`.
 template <class E, class F>
-void expect_throw_naming(F fn, std::initializer_list<const char*> parts) {
+void expect_throw_naming(F fn, std::initializer_list<std::string> parts) {
   try {
     fn();
     ADD_FAILURE() << "no exception";
   } catch (const E& e) {
-    for (const char* part : parts) {
+    for (const std::string& part : parts) {
       EXPECT_NE(std::string(e.what()).find(part), std::string::npos)
           << "'" << e.what() << "' does not name '" << part << "'";
     }
@@ -143,6 +146,20 @@ TEST_F(Misuse, ProcessWaitOutsideAFiberNamesItself) {
   });
 }
 
+// A Process must outlive the fibers waiting for its child: destroying it
+// under one stops the process with a message naming the child (before: the
+// fiber read the freed Process when the child exited).
+TEST(ProcessMisuse, DestroyedUnderAWaitingFiberStopsWithTheChild) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(fiberloop::run([] {
+                 auto child = std::make_unique<Process>(Process::exec({"sleep", "10"}));
+                 auto waiter = spawn([&] { child->wait(); });
+                 this_fiber::yield();  // parked in wait()
+                 child.reset();
+               }),
+               "still parked in wait\\(\\) for pid [0-9]+ \\(sleep\\)");
+}
+
 // A stream read outside a fiber: a deadline that has passed fails it first
 // (as in a fiber), naming the stream; otherwise the read says why it cannot
 // wait, not the deadline.
@@ -176,11 +193,16 @@ class EachBackend : public LoopTest, public ::testing::WithParamInterface<Backen
   EachBackend() : LoopTest(LoopOptions{.backend = GetParam()}) {}
 };
 
+// The directory for this test's files: Bazel's, else /tmp.
+std::string test_dir() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return dir != nullptr ? dir : "/tmp";
+}
+
 // A regular file (this test's own temporary one), open for reading.
 struct RegularFile {
   RegularFile() {
-    const char* dir = std::getenv("TEST_TMPDIR");
-    std::string path = std::string(dir != nullptr ? dir : "/tmp") + "/fiberloop-misuse-XXXXXX";
+    std::string path = test_dir() + "/fiberloop-misuse-XXXXXX";
     fd = ::mkstemp(path.data());
     ::unlink(path.c_str());
   }
@@ -238,6 +260,27 @@ TEST_P(EachBackend, WaitingOnAnFdNotOpenIsEBADF) {
     EXPECT_EQ(e.code().value(), EBADF);
     EXPECT_NE(std::string(e.what()).find("Loop::add_writer fd"), std::string::npos) << e.what();
   }
+}
+
+// File offsets past 2^63 - 1 are refused on both backends (an io_uring
+// write at 2^64 - 1 used the fd's position: it overwrote the file's start).
+TEST_P(EachBackend, FileOffsetsPastTheLargestAreRefused) {
+  const std::string path = test_dir() + "/fiberloop-offsets-" + std::to_string(::getpid());
+  run([&] {
+    File f = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
+    char buf[4];
+    for (const std::uint64_t offset : {~std::uint64_t{0}, std::uint64_t{1} << 63}) {
+      expect_throw_naming<std::system_error>([&] { f.write_at("x", offset); },
+                                             {"write_at", "largest file offset"});
+      expect_throw_naming<std::system_error>(
+          [&] {
+            f.read_at({buf, 4}, offset);
+          },
+          {"read_at", "largest file offset"});
+    }
+    EXPECT_EQ(f.size(), 0u);  // nothing was written anywhere
+  });
+  ::unlink(path.c_str());
 }
 
 // add_reader on the fd of a fiberloop socket: the loop waits on it already.
