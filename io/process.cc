@@ -132,9 +132,9 @@ Process::Process(Process&& other) noexcept {
 }
 
 Process& Process::operator=(Process&& other) noexcept {
-  if (waiting_ > 0) abort_waited("Process assigned over");
-  if (other.waiting_ > 0) other.abort_waited("Process moved from");
   if (this != &other) {
+    if (waiting_ > 0) abort_waited("Process assigned over");
+    if (other.waiting_ > 0) other.abort_waited("Process moved from");
     Process dropped(std::move(*this));
     program_ = std::move(other.program_);
     pid_ = std::exchange(other.pid_, -1);
@@ -335,7 +335,8 @@ void Process::send_signal(int signo) {
   if (returncode_ || pidfd_ < 0) return;  // waited for: the pid may be someone else's now
   if (pidfd_send_signal(pidfd_, signo) != 0 && errno != ESRCH) {
     const int err = errno;  // before the message is built
-    fail(err, "send signal " + std::to_string(signo) + " to pid " + std::to_string(pid_));
+    fail(err, "send signal " + std::to_string(signo) + " to pid " + std::to_string(pid_) + " (" +
+                  program_ + ")");
   }
 }
 

@@ -56,12 +56,14 @@ class Process {
   Process& operator=(Process&&) noexcept;
   // Closes the parent's pipe ends and, if the child has not been waited for,
   // hands it to the background reaper (no zombie, no kill).
-  // Requires: no fiber is parked in wait() (or communicate()) on it, for
-  // this and for the moves: such a fiber uses the Process when it wakes.
-  // Checked: the process stops with a message naming the child.
+  // Requires: no fiber is parked in wait() or communicate() on it, for this
+  // and for the moves: such a fiber uses the Process when it wakes. Checked
+  // for wait() (communicate()'s last step): the process stops with a
+  // message naming the child.
   ~Process();
 
-  // Starts argv[0] (searched in PATH unless it contains a '/') with `argv`.
+  // Starts argv[0] (searched in this process's PATH, not options.env's,
+  // unless it contains a '/') with `argv`.
   // Throws: std::system_error naming argv[0] ("exec no-such-tool: No such
   //         file or directory"), or the cwd it cannot enter (ENOENT,
   //         ENOTDIR, EACCES); std::invalid_argument for an empty argv;

@@ -16,7 +16,9 @@ namespace fiberloop {
 
 int wait_signal(std::initializer_list<int> signals) {
   // Every check before the mask changes: a call that throws blocks nothing.
-  if (internal::Scheduler::current() == nullptr) internal::throw_no_loop("wait_signal");
+  internal::Scheduler* const loop = internal::Scheduler::current();
+  if (loop == nullptr) internal::throw_no_loop("wait_signal");
+  (void)loop->running_fiber("wait_signal");  // (a callback cannot wait)
   if (signals.size() == 0) {
     throw std::invalid_argument("wait_signal: no signals given (it would wait forever)");
   }

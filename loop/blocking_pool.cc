@@ -13,8 +13,8 @@ namespace fiberloop::internal {
 void BlockingPool::submit(std::function<void()> job) {
   if (max_threads_ == 0) {  // nobody would ever run it
     throw std::logic_error(
-        "run_blocking: this loop has no worker threads (LoopOptions::blocking_threads is 0); "
-        "resolve() and, on epoll, file I/O use them too: give the loop at least 1");
+        "a job for a worker thread (run_blocking, resolve, file I/O): this loop has none "
+        "(LoopOptions::blocking_threads is 0); give it at least 1");
   }
   if (!threads_) threads_ = std::make_unique<ThreadPool>(max_threads_);
   ++outstanding_;

@@ -46,8 +46,10 @@ struct LoopOptions {
   // The stack of fibers spawned without SpawnOptions::stack.
   StackOptions stack{};
   // The most worker threads run_blocking() starts (lazily, as jobs need
-  // them). 0 for a loop that never uses them: run_blocking() (and
-  // resolve(), and file I/O on epoll, which use it) then throws.
+  // them). 0 for a loop that never uses them: run_blocking() then throws
+  // std::logic_error, as do resolve() and the file calls that use workers
+  // (all of them on epoll; on io_uring open, size, sync, read_file,
+  // write_file, and I/O on files that are not seekable).
   std::size_t blocking_threads = default_blocking_threads();
   // The stall detector (asyncio's slow_callback_duration, Seastar's reactor
   // stall detector): a fiber or callback that runs longer than this without

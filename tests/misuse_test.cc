@@ -69,14 +69,30 @@ bool blocked_here(int signo) {
   return sigismember(&now, signo) == 1;
 }
 
+// Unblocks `signo` on the calling thread while it lives, so that a test can
+// see whether a call blocked it; then puts the mask back as it was.
+class UnblockedHere {
+ public:
+  explicit UnblockedHere(int signo) {
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signo);
+    ::pthread_sigmask(SIG_UNBLOCK, &one, &before_);
+  }
+  ~UnblockedHere() { ::pthread_sigmask(SIG_SETMASK, &before_, nullptr); }
+
+ private:
+  sigset_t before_{};
+};
+
 // wait_signal refuses before it blocks anything or opens a signalfd.
 TEST(NoLoop, WaitSignalBlocksNothingAndLeaksNoFd) {
   const auto before = open_fds();
   on_plain_thread([] {
-    const bool blocked = blocked_here(SIGUSR2);  // (as the test runner left it)
+    const UnblockedHere unblocked(SIGUSR2);
     expect_throw_naming<std::logic_error>([] { wait_signal({SIGUSR2}); },
                                           {"wait_signal", "no Loop"});
-    EXPECT_EQ(blocked_here(SIGUSR2), blocked);
+    EXPECT_FALSE(blocked_here(SIGUSR2));
   });
   EXPECT_EQ(open_fds(), before);
 }
@@ -121,8 +137,12 @@ TEST_F(Misuse, CallLaterFromAnotherThreadNamesItself) {
 }
 
 TEST_F(Misuse, WaitSignalRefusesWhatIsNotACatchableSignal) {
+  const UnblockedHere unblocked(SIGUSR2);
+  // On the loop's thread outside a fiber (a callback): refused alike.
+  expect_throw_naming<std::logic_error>([] { wait_signal({SIGUSR2}); },
+                                        {"wait_signal", "outside a fiber"});
+  EXPECT_FALSE(blocked_here(SIGUSR2));
   run([] {
-    const bool blocked = blocked_here(SIGUSR2);
     expect_throw_naming<std::invalid_argument>([] { wait_signal({}); }, {"no signals"});
     expect_throw_naming<std::invalid_argument>(
         [] {
@@ -131,7 +151,7 @@ TEST_F(Misuse, WaitSignalRefusesWhatIsNotACatchableSignal) {
         {"wait_signal: 9 "});
     expect_throw_naming<std::invalid_argument>([] { wait_signal({SIGSTOP}); }, {"19"});
     expect_throw_naming<std::invalid_argument>([] { wait_signal({1000}); }, {"1000"});
-    EXPECT_EQ(blocked_here(SIGUSR2), blocked);  // refused before anything was blocked
+    EXPECT_FALSE(blocked_here(SIGUSR2));  // refused before anything was blocked
   });
 }
 
@@ -152,12 +172,14 @@ TEST_F(Misuse, ProcessWaitOutsideAFiberNamesItself) {
 TEST(ProcessMisuse, DestroyedUnderAWaitingFiberStopsWithTheChild) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_DEATH(fiberloop::run([] {
-                 auto child = std::make_unique<Process>(Process::exec({"sleep", "10"}));
+                 // (cat ends when this process does: its stdin closes)
+                 auto child =
+                     std::make_unique<Process>(Process::exec({"cat"}, {.in = Stdio::pipe}));
                  auto waiter = spawn([&] { child->wait(); });
                  this_fiber::yield();  // parked in wait()
                  child.reset();
                }),
-               "still parked in wait\\(\\) for pid [0-9]+ \\(sleep\\)");
+               "still parked in wait\\(\\) for pid [0-9]+ \\(cat\\)");
 }
 
 // A stream read outside a fiber: a deadline that has passed fails it first
@@ -278,6 +300,11 @@ TEST_P(EachBackend, FileOffsetsPastTheLargestAreRefused) {
           },
           {"read_at", "largest file offset"});
     }
+    // The last offset there is: nothing to read from it, no byte fits at it.
+    constexpr std::uint64_t kLast = (std::uint64_t{1} << 63) - 1;
+    EXPECT_EQ(f.read_at({buf, 0}, kLast), 0u);
+    expect_throw_naming<std::system_error>([&] { f.write_at("x", kLast); },
+                                           {"largest file offset"});
     EXPECT_EQ(f.size(), 0u);  // nothing was written anywhere
   });
   ::unlink(path.c_str());

@@ -18,7 +18,8 @@ class BlockingPool {
 
   // Runs `job` on a worker. The loop counts it as work in progress until
   // finished() is called, on the loop thread.
-  // Throws: std::system_error if no worker can be started.
+  // Throws: std::system_error if no worker can be started; std::logic_error
+  //         when the loop may have none (LoopOptions::blocking_threads 0).
   void submit(std::function<void()> job);
   void finished() noexcept { --outstanding_; }
   std::size_t outstanding() const noexcept { return outstanding_; }
