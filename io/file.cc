@@ -250,25 +250,44 @@ const std::string& File::path() const noexcept {
   return open_ != nullptr ? open_->path : none;
 }
 
-File File::open(const std::string& path, int flags, mode_t mode) {
-  int err = 0;
-  bool seekable = false;
-  const int fd = on_worker(
-      [&] {
-        const int opened = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-        struct stat st {};
-        seekable = opened >= 0 && ::fstat(opened, &st) == 0 &&
-                   (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
-        return opened;
-      },
-      err);
-  if (fd < 0) throw_file_error(err, "open " + path);
-  try {
-    return File(fd, path, seekable);
-  } catch (...) {  // std::bad_alloc
-    ::close(fd);
-    throw;
+namespace {
+
+// An fd a worker opened, closed unless claimed: dropped with its job when
+// the fiber that asked stopped waiting (cancelled, timed out) meanwhile.
+struct Opened {
+  Opened() = default;
+  Opened(Opened&& other) noexcept
+      : fd(std::exchange(other.fd, -1)), err(other.err), seekable(other.seekable) {}
+  Opened& operator=(Opened&&) = delete;
+  ~Opened() {
+    if (fd >= 0) ::close(fd);
   }
+
+  int fd = -1;
+  int err = 0;            // open's errno when fd < 0
+  bool seekable = false;  // a regular file or a block device
+};
+
+}  // namespace
+
+File File::open(const std::string& path, int flags, mode_t mode) {
+  // Interruptible: an open may wait for ever (a FIFO without its other
+  // end), and it writes into no buffer of the caller's.
+  Opened opened = run_blocking([path, flags, mode] {
+    Opened o;
+    o.fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    struct stat st {};
+    if (o.fd < 0) {
+      o.err = errno;
+    } else {
+      o.seekable = ::fstat(o.fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+    }
+    return o;
+  });
+  if (opened.fd < 0) throw_file_error(opened.err, "open " + path);
+  File file(opened.fd, path, opened.seekable);  // (std::bad_alloc: `opened` closes it)
+  opened.fd = -1;
+  return file;
 }
 
 std::size_t File::read_at(std::span<char> buf, std::uint64_t offset) {

@@ -12,7 +12,9 @@
 // finishes before it returns, so neither a worker nor the kernel touches the
 // buffer afterwards: a
 // cancel or timeout that arrives meanwhile is delivered at the fiber's next
-// suspension point, as for a wake-up that came first. Errors are
+// suspension point, as for a wake-up that came first. read_file and
+// File::open, which use no buffer of the caller's, end at once instead (the
+// worker's late result is dropped, an fd it opened closed). Errors are
 // std::system_error naming the operation and the path. Every function here
 // parks the calling fiber, so each also throws std::logic_error outside a
 // fiber.
@@ -51,9 +53,11 @@ class File {
   ~File();
 
   // open(2) with `flags` (O_RDONLY, O_WRONLY | O_CREAT | O_TRUNC, ...;
-  // O_CLOEXEC is added) and `mode` for a file it creates.
-  // Throws: std::system_error naming the path; std::logic_error outside a
-  //         fiber.
+  // O_CLOEXEC is added) and `mode` for a file it creates. An open that waits
+  // (a FIFO until its other end opens) ends at a cancel or timeout: the
+  // fiber goes at once, and the fd the open returns later is closed.
+  // Throws: std::system_error naming the path; Cancelled; TimeoutError;
+  //         std::logic_error outside a fiber.
   static File open(const std::string& path, int flags, mode_t mode = 0644);
 
   // pread: up to buf.size() bytes from byte `offset`. Returns: the count; 0

@@ -136,27 +136,45 @@ TEST_F(Files, ABlockingOpenDoesNotBlockTheLoop) {
   });
 }
 
-// A cancel that arrives while the worker runs waits for it: the call returns
-// its result, and the fiber is cancelled at its next suspension point.
+// A cancel that arrives while the worker runs an operation on the caller's
+// buffer waits for it: the call returns, and the fiber is cancelled at its
+// next suspension point. (write_file's open waits here for the FIFO's
+// reader.)
 TEST_F(Files, ACancelDuringAnOperationIsDeliveredAfterIt) {
   const std::string dir = temp_dir();
   const std::string fifo = dir + "/fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   run([&] {
-    bool opened = false;
-    auto reader = spawn([&] {
-      File f = File::open(fifo, O_RDONLY);
-      opened = f.is_open();
+    bool wrote = false;
+    auto writer = spawn([&] {
+      write_file(fifo, "x");
+      wrote = true;
       this_fiber::yield();  // the cancel lands here
       ADD_FAILURE() << "not cancelled";
     });
     this_fiber::sleep_for(10ms);
-    reader.cancel();
+    writer.cancel();
     this_fiber::sleep_for(10ms);
-    EXPECT_FALSE(reader.done()) << "the cancel did not wait for the open";
-    File w = File::open(fifo, O_WRONLY);  // lets the open finish
-    EXPECT_THROW(reader.join(), Cancelled);
-    EXPECT_TRUE(opened);
+    EXPECT_FALSE(writer.done()) << "the cancel did not wait for the write";
+    File r = File::open(fifo, O_RDONLY);  // lets the write finish
+    EXPECT_THROW(writer.join(), Cancelled);
+    EXPECT_TRUE(wrote);
+  });
+}
+
+// An open that waits (a FIFO with no writer) ends at a cancel at once; the
+// fd it opens later is closed (the fixture checks that none is left open).
+TEST_F(Files, AnOpenCancelledReturnsAtOnce) {
+  const std::string dir = temp_dir();
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  run([&] {
+    auto reader = spawn([&] { return File::open(fifo, O_RDONLY); });
+    this_fiber::sleep_for(10ms);
+    reader.cancel();
+    EXPECT_THROW(reader.join(), Cancelled);  // while the worker still waits
+    EXPECT_THROW(with_timeout(10ms, [&] { File::open(fifo, O_RDONLY); }), TimeoutError);
+    File w = File::open(fifo, O_WRONLY);  // lets both opens finish; their fds are dropped
   });
 }
 
