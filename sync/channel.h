@@ -128,7 +128,7 @@ class Channel {
     }
     const std::size_t count = count_.load(std::memory_order_relaxed);
     if (count < capacity_) {
-      ring_[(head_ + count) % capacity_].emplace(std::move(value));
+      ring_[wrap(head_ + count)].emplace(std::move(value));
       count_.store(count + 1, std::memory_order_relaxed);
       return true;
     }
@@ -150,10 +150,10 @@ class Channel {
     if (count > 0) {
       T value(std::move(*ring_[head_]));
       ring_[head_].reset();
-      head_ = (head_ + 1) % capacity_;
+      head_ = wrap(head_ + 1);
       if (internal::ChannelOp* s = internal::claim(senders_, shared)) {
         // Room now: take a waiting sender's value.
-        ring_[(head_ + count - 1) % capacity_].emplace(std::move(*static_cast<T*>(s->value)));
+        ring_[wrap(head_ + count - 1)].emplace(std::move(*static_cast<T*>(s->value)));
         s->complete();
       } else {
         count_.store(count - 1, std::memory_order_relaxed);
@@ -168,6 +168,9 @@ class Channel {
     done = closed_.load(std::memory_order_relaxed);  // then nullopt: closed and drained
     return std::nullopt;
   }
+  // A ring index from head_ plus at most capacity_: a compare, where `%`
+  // is a division on every buffered send and receive.
+  std::size_t wrap(std::size_t i) const noexcept { return i < capacity_ ? i : i - capacity_; }
   void enqueue_send(internal::ChannelOp& op) noexcept { senders_.push_back(op); }
   void enqueue_recv(internal::ChannelOp& op) noexcept { receivers_.push_back(op); }
 

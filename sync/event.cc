@@ -20,16 +20,18 @@ void Event::clear() {
 // as soon as wait() returns, so wait() takes the lock, which set() lets go of
 // last.
 void Event::wait() {
-  if (waiters_.home().local_here() && is_set()) return;
-  internal::SyncGuard guard(waiters_.home());
+  const bool local = waiters_.home().local_here();
+  if (local && is_set()) return;
+  internal::SyncGuard guard(waiters_.home(), local);
   if (!set_.load(std::memory_order_relaxed)) waiters_.wait(guard, internal::kNever, "Event::wait");
 }
 
 bool Event::wait_for(Duration timeout) { return wait_until(internal::deadline_from_now(timeout)); }
 
 bool Event::wait_until(TimePoint deadline) {
-  if (waiters_.home().local_here() && is_set()) return true;
-  internal::SyncGuard guard(waiters_.home());
+  const bool local = waiters_.home().local_here();
+  if (local && is_set()) return true;
+  internal::SyncGuard guard(waiters_.home(), local);
   if (set_.load(std::memory_order_relaxed)) return true;
   return waiters_.wait(guard, deadline, "Event::wait");
 }

@@ -36,7 +36,7 @@ class Mutex {
           return;
         }
         if (owner_ != self) {
-          internal::SyncGuard guard(waiters_.home());
+          internal::SyncGuard guard(waiters_.home(), /*local=*/true);
           waiters_.wait(guard, internal::kNever, "Mutex::lock");  // unlock() made us the owner
           return;
         }
@@ -56,7 +56,7 @@ class Mutex {
         owner_ = nullptr;
         return;
       }
-      internal::SyncGuard guard(waiters_.home());
+      internal::SyncGuard guard(waiters_.home(), /*local=*/true);
       owner_ = waiters_.notify_one(guard);  // hand-off, or free
       return;
     }

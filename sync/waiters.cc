@@ -55,8 +55,7 @@ void ChannelOp::notify_select_thread() noexcept {
   wake_thread(word);
 }
 
-WaitEnd finish_block(SyncGuard& guard, SyncHome& home, Waiter& waiter, WaitEnd end) noexcept {
-  guard.reacquire(home);
+WaitEnd settle_wait(const Waiter& waiter, WaitEnd end) noexcept {
   if (waiter.was_notified()) return WaitEnd::kNotified;  // perhaps while we took the lock
   if (waiter.fiber != nullptr) {
     FIBERLOOP_CHECK_FIBER(*waiter.fiber, end != WaitEnd::kNotified,
@@ -102,8 +101,7 @@ void WaitQueue::wait_uninterruptible(SyncGuard& guard, const char* what) {
   }
 }
 
-void WaitQueue::notify_all(SyncGuard& guard) noexcept {
-  const bool shared = guard.shared();
+void WaitQueue::notify_all(bool shared) noexcept {
   while (!waiters_.empty()) {
     Waiter& w = waiters_.pop_front();
     if (w.passed_by(shared)) continue;

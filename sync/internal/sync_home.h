@@ -67,6 +67,12 @@ class SyncGuard {
   explicit SyncGuard(SyncHome& home) : lock_(home.enter() ? &home.lock() : nullptr) {
     if (lock_ != nullptr) lock_->lock();
   }
+  // The same, for a caller that has just asked home.local_here() (with no
+  // suspension since): `local` is the answer, not asked again.
+  SyncGuard(SyncHome& home, bool local)
+      : lock_(!local && home.enter_slow() ? &home.lock() : nullptr) {
+    if (lock_ != nullptr) lock_->lock();
+  }
   ~SyncGuard() { release(); }
   SyncGuard(const SyncGuard&) = delete;
   SyncGuard& operator=(const SyncGuard&) = delete;

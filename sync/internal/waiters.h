@@ -33,9 +33,19 @@ namespace fiberloop::internal {
 
 enum class WaitEnd : std::uint8_t { kNotified, kTimedOut, kInterrupted };
 
+// How a wait that its own loop did not end with a notification ended,
+// under the primitive again: notified after all (perhaps while the waiter
+// took the lock), or `end`. Checks that a fiber was not woken without one.
+WaitEnd settle_wait(const Waiter& waiter, WaitEnd end) noexcept;
+
 // block()'s ending, off the fast path: takes the guard again and says how
-// the wait ended.
-WaitEnd finish_block(SyncGuard& guard, SyncHome& home, Waiter& waiter, WaitEnd end) noexcept;
+// the wait ended. Inline, as every use of a SyncGuard: a guard whose
+// address reaches no call stays in registers, and its local case folds.
+[[gnu::always_inline]] inline WaitEnd finish_block(SyncGuard& guard, SyncHome& home,
+                                                   const Waiter& waiter, WaitEnd end) noexcept {
+  guard.reacquire(home);
+  return settle_wait(waiter, end);
+}
 
 // Parks the caller, whose prepared `waiter` the caller has linked under
 // `guard`, until it is notified, `deadline` passes (kNever: no deadline) or
@@ -126,13 +136,14 @@ class WaitQueue {
     return nullptr;
   }
   // Wakes every waiter, in order.
-  void notify_all(SyncGuard& guard) noexcept;
+  void notify_all(SyncGuard& guard) noexcept { notify_all(guard.shared()); }
 
  private:
   // wait()'s rare paths: after_link() throwing (the waiter leaves); a wait
   // that ended without a notification (returns false or throws).
   static void run_after_link(Waiter& waiter, void (*after_link)(void*), void* arg);
   static bool leave(Waiter& waiter, WaitEnd end, const char* what);
+  void notify_all(bool shared) noexcept;
 
   IntrusiveList<Waiter> waiters_;
   WaitKind kind_;
