@@ -2,8 +2,10 @@
 #include "loop/internal/blocking_pool.h"
 
 #include <memory>
+#include <mutex>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 #include "loop/internal/loop_parts.h"
 #include "loop/run_blocking.h"
@@ -28,6 +30,19 @@ void BlockingPool::submit(std::function<void()> job) {
 
 void BlockingPool::drop_queued() noexcept {
   if (threads_) threads_->drop_queued();
+}
+
+void BlockingPool::abandon() noexcept {
+  gate_->close();
+  if (!threads_) return;
+  ThreadPool* threads = threads_.release();
+  threads->abandon();
+  // Never freed (its workers still use it), and kept reachable so that leak
+  // checkers see the leak is meant.
+  static std::mutex lock;
+  static auto* leaked = new std::vector<ThreadPool*>;
+  std::lock_guard hold(lock);
+  leaked->push_back(threads);
 }
 
 void run_on_worker(std::function<void()> work, bool interruptible) {
@@ -82,7 +97,7 @@ void run_on_worker(std::function<void()> work, bool interruptible) {
   auto job = std::make_shared<Job>();
   job->work = std::move(work);
   job->waiter = waiter;
-  parts.pool.submit([job = std::move(job)]() mutable {  // on a worker
+  parts.pool.submit([job = std::move(job), gate = parts.pool.gate()]() mutable {  // on a worker
     job->started = true;
     job->work();  // catches its own exceptions
     // Nothing of the job outlives the hand-off: what it captured is released
@@ -91,7 +106,9 @@ void run_on_worker(std::function<void()> work, bool interruptible) {
     Waiter& w = *job->waiter;
     w.in_queue = std::move(job->waiter);
     job = nullptr;
-    w.parts->remote.push(w);  // noexcept: no allocation
+    // noexcept: no allocation. Refused once the loop's shutdown gave up on
+    // this job: nobody waits for it, and the loop may be gone.
+    if (!gate->deliver(w)) w.in_queue.reset();
   });
   waiter->queued = true;
   waiter->fiber = &self;

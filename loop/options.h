@@ -51,6 +51,14 @@ struct LoopOptions {
   // (all of them on epoll; on io_uring open, size, sync, read_file,
   // write_file, and I/O on files that are not seekable).
   std::size_t blocking_threads = default_blocking_threads();
+  // How long the loop's shutdown (~Loop, the end of run(main)) waits for
+  // worker jobs still running, whose fibers have been cancelled (asyncio's
+  // shutdown_default_executor timeout). A job still running then (blocked
+  // for ever: an open() of a FIFO without its other end, a read of a pipe
+  // nobody writes) is named on stderr and left to its worker, which is
+  // detached: the shutdown returns, the job's result is dropped whenever it
+  // finishes, and the process may exit under it.
+  Duration blocking_shutdown_timeout = std::chrono::seconds(10);
   // The stall detector (asyncio's slow_callback_duration, Seastar's reactor
   // stall detector): a fiber or callback that runs longer than this without
   // yielding is reported on stderr, while it still runs, with its name,

@@ -36,7 +36,7 @@ LoopParts::LoopParts(Loop& owner, const LoopOptions& options)
       callbacks(scheduler, timers),
       reactor(callbacks, options.backend),
       remote(reactor, callbacks),
-      pool(options.blocking_threads),
+      pool(options.blocking_threads, remote),
       diagnostics(*this, options.stall_threshold),
       other_thread_recheck_(kFirstOtherThreadRecheck) {}
 

@@ -7,6 +7,9 @@
 // - run_blocking() jobs not yet started are dropped, which wakes their
 //   fibers to be cancelled with the rest (blocking_pool.cc); running ones
 //   finish on their workers (joined last), and their results are dropped.
+//   A job still running after LoopOptions::blocking_shutdown_timeout is
+//   given up on: reported on stderr, its worker detached, its completion
+//   dropped on the worker (blocking_pool.h, CompletionGate).
 // - Every live fiber is cancelled, and Cancelled is delivered again at every
 //   suspension point from then on, each time after one pass through the
 //   ready queue, so that a fiber that catches it in a loop is still seen by
@@ -37,6 +40,18 @@ namespace {
 constexpr Duration kShutdownGrace = std::chrono::milliseconds(100);
 }  // namespace
 
+namespace {
+void report_abandoned_jobs(std::size_t count) noexcept {
+  std::fprintf(stderr,
+               "fiberloop: the loop's shutdown gave up on %zu worker %s still running after "
+               "LoopOptions::blocking_shutdown_timeout (run_blocking, resolve or file calls that "
+               "block for ever: an open() of a FIFO without its other end, a read of a pipe "
+               "nobody writes?); %s detached and %s result dropped\n",
+               count, count == 1 ? "job" : "jobs",
+               count == 1 ? "its worker is" : "their workers are", count == 1 ? "its" : "their");
+}
+}  // namespace
+
 void LoopParts::shutdown() noexcept {
   if (shut_down_) return;
   shut_down_ = true;
@@ -62,9 +77,17 @@ void LoopParts::shutdown() noexcept {
   // one holding a stream of a loop closing at the same time would wait for
   // that loop's last drain, which may wait for this one's.
   std::vector<std::function<void()>> dropped;
+  const TimePoint give_up = deadline_after(options.blocking_shutdown_timeout, Clock::now());
   while (pool.outstanding() != 0) {
     remote.drain_keeping_dropped(dropped);  // their completions too
-    if (pool.outstanding() != 0) std::this_thread::sleep_for(std::chrono::microseconds(50));
+    if (pool.outstanding() == 0) break;
+    if (Clock::now() >= give_up) {
+      pool.abandon();
+      remote.drain_keeping_dropped(dropped);  // what was delivered before the gate closed
+      if (pool.outstanding() != 0) report_abandoned_jobs(pool.outstanding());
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
   pool.join();
   diagnostics.close_list_entry([&] { remote.drain_keeping_dropped(dropped); });

@@ -8,12 +8,21 @@
 namespace fiberloop::internal {
 
 ThreadPool::~ThreadPool() {
+  stop();
+  for (std::thread& t : threads_) t.join();
+}
+
+void ThreadPool::abandon() noexcept {
+  stop();
+  for (std::thread& t : threads_) t.detach();
+}
+
+void ThreadPool::stop() noexcept {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
   ready_.notify_all();
-  for (std::thread& t : threads_) t.join();
 }
 
 void ThreadPool::submit(std::function<void()> job) {

@@ -6,6 +6,7 @@
 // under a live frame). Regression tests for issue 11, class 3.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -383,6 +384,86 @@ TEST(Shutdown, AFileOperationWhoseJobRanIsCompletedThenCancelledNotAbandoned) {
   ::rmdir(dir);
   EXPECT_EQ(outcome, "opened, cancelled");
   EXPECT_EQ(err.find("abandoned"), std::string::npos) << err;
+}
+
+// A worker job that never ends (an open() of a FIFO without its other end)
+// whose fiber was cancelled: the shutdown gives up on it after
+// LoopOptions::blocking_shutdown_timeout instead of waiting for ever, says
+// so, and the job, released later, finishes on its detached worker without
+// touching the loop (its late fd is closed with the dropped result).
+TEST(Shutdown, AWorkerJobThatNeverEndsIsGivenUpOnAfterTheTimeout) {
+  char dir[] = "/tmp/fiberloop_shutdown_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string fifo = std::string(dir) + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string outcome = "never resumed";
+  auto [took, err] = shut_down(
+      [&](Loop& loop) {
+        loop.spawn([&] {
+          try {
+            File file = File::open(fifo, O_RDONLY);  // blocks a worker until a writer comes
+            outcome = "opened";
+          } catch (const Cancelled&) {
+            outcome = "cancelled";
+          }
+        });
+        loop.call_later(20ms, [&loop] { loop.stop(); });
+        loop.run();
+      },
+      LoopOptions{.blocking_shutdown_timeout = 200ms});
+  EXPECT_EQ(outcome, "cancelled");
+  EXPECT_GE(took, 0.2);
+  EXPECT_LT(took, 10.0);
+  EXPECT_NE(err.find("gave up on 1 worker job still running"), std::string::npos) << err;
+  EXPECT_NE(err.find("blocking_shutdown_timeout"), std::string::npos) << err;
+  // Now the open returns on its worker, which closes the fd: the FIFO's
+  // write end then sees its reader gone.
+  const int writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(writer, 0);
+  pollfd p{writer, 0, 0};
+  ASSERT_EQ(::poll(&p, 1, 10'000), 1);
+  EXPECT_TRUE(p.revents & POLLERR);
+  std::this_thread::sleep_for(50ms);  // the worker drops the completion and exits
+  ::close(writer);
+  ::unlink(fifo.c_str());
+  ::rmdir(dir);
+}
+
+// The same for a run_blocking() job, with the timeout at 0: no wait at all.
+// A job that ends within the timeout is still waited for (the other tests).
+TEST(Shutdown, ARunBlockingJobThatNeverEndsIsGivenUpOnAtOnceWithTimeoutZero) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  std::atomic<bool> returned{false};
+  std::string outcome = "never resumed";
+  auto [took, err] = shut_down(
+      [&](Loop& loop) {
+        loop.spawn([&] {
+          try {
+            run_blocking([&] {
+              char c;
+              (void)!::read(fds[0], &c, 1);  // nobody writes, until the test does
+              returned = true;
+            });
+            outcome = "returned";
+          } catch (const Cancelled&) {
+            outcome = "cancelled";
+          }
+        });
+        loop.call_later(20ms, [&loop] { loop.stop(); });
+        loop.run();
+      },
+      LoopOptions{.blocking_shutdown_timeout = Duration::zero()});
+  EXPECT_EQ(outcome, "cancelled");
+  EXPECT_LT(took, 10.0);
+  EXPECT_FALSE(returned);
+  EXPECT_NE(err.find("gave up on 1 worker job"), std::string::npos) << err;
+  ASSERT_EQ(::write(fds[1], "x", 1), 1);
+  for (int i = 0; i < 1000 && !returned; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(returned);
+  std::this_thread::sleep_for(50ms);  // the worker drops the completion and exits
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 }  // namespace

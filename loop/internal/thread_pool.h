@@ -28,8 +28,13 @@ class ThreadPool {
 
   // Destroys the jobs not yet started (the loop is closing).
   void drop_queued() noexcept;
+  // Instead of the destructor, when the jobs still running may never end:
+  // detaches the workers, which exit once their jobs return. The pool must
+  // then never be destroyed (they use it).
+  void abandon() noexcept;
 
  private:
+  void stop() noexcept;  // wakes the idle workers to exit
   void work();
 
   const std::size_t max_threads_;
