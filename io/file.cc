@@ -21,18 +21,35 @@ namespace {
   throw std::system_error(err, std::generic_category(), what);
 }
 
+// An fd a worker opened, closed unless claimed: dropped with its job when
+// the fiber that asked stopped waiting (cancelled, timed out) meanwhile.
+struct Opened {
+  Opened() = default;
+  Opened(Opened&& other) noexcept
+      : fd(std::exchange(other.fd, -1)), err(other.err), seekable(other.seekable) {}
+  Opened& operator=(Opened&&) = delete;
+  ~Opened() {
+    if (fd >= 0) ::close(fd);
+  }
+
+  int fd = -1;
+  int err = 0;            // open's errno when fd < 0
+  bool seekable = false;  // a regular file or a block device
+};
+
 // Runs `call` on a worker and waits for it to finish even if interrupted
 // (the caller's buffer is in use until then): the interrupt stays pending.
 // Returns: what `call` returned; its errno in `err` when it returned -1.
+// `what` names it for the loop's shutdown, which waits for it.
 template <class Call>
-auto on_worker(Call call, int& err) {
+auto on_worker(Call call, int& err, std::string what) {
   decltype(call()) result{};
   internal::run_on_worker(
       [&] {
         result = call();
         err = result < 0 ? errno : 0;
       },
-      /*interruptible=*/false);
+      /*interruptible=*/false, std::move(what));
   return result;
 }
 
@@ -69,8 +86,9 @@ bool kernel_op(int fd, void* buffer, std::size_t size, std::uint64_t offset, boo
 
 // pread / pwrite: through the kernel's operations when the loop has them
 // and the file is `seekable`, else on a worker.
+// (`path` names the job for the shutdown's report.)
 ssize_t read_or_write_at(int fd, bool seekable, void* buffer, std::size_t size,
-                         std::uint64_t offset, bool write, int& err) {
+                         std::uint64_t offset, bool write, int& err, const std::string& path) {
   ssize_t n = 0;
   if (seekable && kernel_op(fd, buffer, size, offset, write, n, err)) return n;
   return on_worker(
@@ -78,7 +96,7 @@ ssize_t read_or_write_at(int fd, bool seekable, void* buffer, std::size_t size,
         const auto at = static_cast<off_t>(offset);
         return write ? ::pwrite(fd, buffer, size, at) : ::pread(fd, buffer, size, at);
       },
-      err);
+      err, std::string(write ? "File::write_at " : "File::read_at ") + path);
 }
 
 std::string at(const std::string& path, std::uint64_t offset) {
@@ -101,7 +119,7 @@ void check_range(const char* op, const std::string& path, std::uint64_t offset, 
 }  // namespace
 
 std::string read_file(const std::string& path) {
-  return run_blocking([path] {
+  return internal::run_blocking_as("read_file " + path, [path] {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       const int err = errno;  // before the message is built
@@ -130,15 +148,22 @@ std::string read_file(const std::string& path) {
 }
 
 void write_file(const std::string& path, std::string_view data) {
+  // The open may wait for ever (a FIFO without a reader), and writes into
+  // no memory of the caller's: interruptible, as File::open.
+  Opened opened = internal::run_blocking_as("write_file " + path + " (open)", [path] {
+    Opened o;
+    o.fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (o.fd < 0) o.err = errno;
+    return o;
+  });
+  if (opened.fd < 0) throw_file_error(opened.err, "write_file " + path + " (open)");
+  // The writes read the caller's `data`: waited out, whatever interrupts.
+  // The job closes the fd; `opened` does if it never ran.
   int err = 0;
   const char* failed = nullptr;
   internal::run_on_worker(
       [&] {
-        const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0) {
-          err = errno, failed = "open";
-          return;
-        }
+        const int fd = std::exchange(opened.fd, -1);
         std::string_view rest = data;
         while (!rest.empty()) {
           const ssize_t n = ::write(fd, rest.data(), rest.size());
@@ -151,7 +176,7 @@ void write_file(const std::string& path, std::string_view data) {
         }
         if (::close(fd) != 0 && failed == nullptr) err = errno, failed = "close";
       },
-      /*interruptible=*/false);
+      /*interruptible=*/false, "write_file " + path);
   if (failed != nullptr)
     throw_file_error(err, std::string("write_file ") + path + " (" + failed + ")");
 }
@@ -250,30 +275,10 @@ const std::string& File::path() const noexcept {
   return open_ != nullptr ? open_->path : none;
 }
 
-namespace {
-
-// An fd a worker opened, closed unless claimed: dropped with its job when
-// the fiber that asked stopped waiting (cancelled, timed out) meanwhile.
-struct Opened {
-  Opened() = default;
-  Opened(Opened&& other) noexcept
-      : fd(std::exchange(other.fd, -1)), err(other.err), seekable(other.seekable) {}
-  Opened& operator=(Opened&&) = delete;
-  ~Opened() {
-    if (fd >= 0) ::close(fd);
-  }
-
-  int fd = -1;
-  int err = 0;            // open's errno when fd < 0
-  bool seekable = false;  // a regular file or a block device
-};
-
-}  // namespace
-
 File File::open(const std::string& path, int flags, mode_t mode) {
   // Interruptible: an open may wait for ever (a FIFO without its other
   // end), and it writes into no buffer of the caller's.
-  Opened opened = run_blocking([path, flags, mode] {
+  Opened opened = internal::run_blocking_as("File::open " + path, [path, flags, mode] {
     Opened o;
     o.fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
     struct stat st {};
@@ -296,7 +301,8 @@ std::size_t File::read_at(std::span<char> buf, std::uint64_t offset) {
   int err = 0;
   ssize_t n;
   do {
-    n = read_or_write_at(use.fd(), use.seekable(), buf.data(), buf.size(), offset, false, err);
+    n = read_or_write_at(use.fd(), use.seekable(), buf.data(), buf.size(), offset, false, err,
+                         use.path());
   } while (n < 0 && err == EINTR);
   if (n < 0) throw_file_error(err, "read_at " + at(use.path(), offset));
   return static_cast<std::size_t>(n);
@@ -310,7 +316,7 @@ std::size_t File::write_at(std::span<const char> data, std::uint64_t offset) {
   while (done < data.size()) {
     const ssize_t n =
         read_or_write_at(use.fd(), use.seekable(), const_cast<char*>(data.data() + done),
-                         data.size() - done, offset + done, true, err);
+                         data.size() - done, offset + done, true, err, use.path());
     if (n < 0 && err == EINTR) continue;
     if (n < 0) throw_file_error(err, "write_at " + at(use.path(), offset + done));
     if (n == 0) {
@@ -325,7 +331,7 @@ std::uint64_t File::size() {
   const Use use(*this, "size");
   struct stat st {};
   int err = 0;
-  if (on_worker([&] { return ::fstat(use.fd(), &st); }, err) != 0) {
+  if (on_worker([&] { return ::fstat(use.fd(), &st); }, err, "File::size " + use.path()) != 0) {
     throw_file_error(err, "size " + use.path());
   }
   return static_cast<std::uint64_t>(st.st_size);
@@ -334,7 +340,7 @@ std::uint64_t File::size() {
 void File::sync() {
   const Use use(*this, "sync");
   int err = 0;
-  if (on_worker([&] { return ::fsync(use.fd()); }, err) != 0) {
+  if (on_worker([&] { return ::fsync(use.fd()); }, err, "File::sync " + use.path()) != 0) {
     throw_file_error(err, "sync " + use.path());
   }
 }

@@ -12,9 +12,10 @@
 // finishes before it returns, so neither a worker nor the kernel touches the
 // buffer afterwards: a
 // cancel or timeout that arrives meanwhile is delivered at the fiber's next
-// suspension point, as for a wake-up that came first. read_file and
-// File::open, which use no buffer of the caller's, end at once instead (the
-// worker's late result is dropped, an fd it opened closed). Errors are
+// suspension point, as for a wake-up that came first. read_file,
+// File::open and write_file's open, which use no buffer of the caller's,
+// end at once instead (the worker's late result is dropped, an fd it opened
+// closed). Errors are
 // std::system_error naming the operation and the path. Every function here
 // parks the calling fiber, so each also throws std::logic_error outside a
 // fiber.
@@ -37,7 +38,9 @@ namespace fiberloop {
 std::string read_file(const std::string& path);
 
 // Creates or truncates `path` (mode 0644 before the umask) and writes all of
-// `data`. Throws: std::system_error naming the path.
+// `data`. A cancel or timeout during the open ends it at once (nothing
+// written); once the writes have begun, they finish first.
+// Throws: std::system_error naming the path; Cancelled, TimeoutError.
 void write_file(const std::string& path, std::string_view data);
 
 class File {

@@ -32,7 +32,7 @@ std::vector<SocketAddress> resolve(std::string_view host, std::uint16_t port) {
     return {SocketAddress::from_ip(name, port)};  // numeric: nothing to look up
   } catch (const std::invalid_argument&) {
   }
-  return run_blocking([name, port] {
+  return internal::run_blocking_as("resolve " + name, [name, port] {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

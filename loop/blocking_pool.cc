@@ -12,7 +12,7 @@
 
 namespace fiberloop::internal {
 
-void BlockingPool::submit(std::function<void()> job) {
+void BlockingPool::submit(std::function<void()> job, JobRecord& record) {
   if (max_threads_ == 0) {  // nobody would ever run it
     throw std::logic_error(
         "a job for a worker thread (run_blocking, resolve, file I/O): this loop has none "
@@ -20,12 +20,29 @@ void BlockingPool::submit(std::function<void()> job) {
   }
   if (!threads_) threads_ = std::make_unique<ThreadPool>(max_threads_);
   ++outstanding_;
+  running_.push_back(record);
   try {
     threads_->submit(std::move(job));
   } catch (...) {
-    --outstanding_;
+    finished(record);
     throw;
   }
+}
+
+bool BlockingPool::uses_caller_memory() const noexcept {
+  bool any = false;
+  running_.for_each([&any](const JobRecord& r) { any = any || r.uses_caller_memory; });
+  return any;
+}
+
+std::string BlockingPool::describe_running() const {
+  std::string out;
+  running_.for_each([&out](const JobRecord& r) {
+    out += "  " + r.what + ", for fiber " + std::to_string(r.fiber_id) +
+           (r.uses_caller_memory ? " (which waits for it: it works on that fiber's memory)" : "") +
+           "\n";
+  });
+  return out;
 }
 
 void BlockingPool::drop_queued() noexcept {
@@ -33,6 +50,8 @@ void BlockingPool::drop_queued() noexcept {
 }
 
 void BlockingPool::abandon() noexcept {
+  // The records go first: a worker refused by the gate destroys its own.
+  while (!running_.empty()) running_.pop_front();
   gate_->close();
   if (!threads_) return;
   ThreadPool* threads = threads_.release();
@@ -45,7 +64,7 @@ void BlockingPool::abandon() noexcept {
   leaked->push_back(threads);
 }
 
-void run_on_worker(std::function<void()> work, bool interruptible) {
+void run_on_worker(std::function<void()> work, bool interruptible, std::string what) {
   FiberRecord& self = running_fiber_or_throw("run_blocking");
   Scheduler& scheduler = *self.scheduler;
   LoopParts& parts = scheduler.parts();
@@ -62,7 +81,7 @@ void run_on_worker(std::function<void()> work, bool interruptible) {
   // The worker hands it back to the loop as the job's completion: an item
   // of the loop's queue (not a post), handled even by a closing loop, whose
   // file operations wait out their jobs however they are interrupted.
-  struct Waiter : RemoteItem {
+  struct Waiter : RemoteItem, JobRecord {
     FiberRecord* fiber = nullptr;
     LoopParts* parts = nullptr;
     bool queued = false;               // the pool took the job
@@ -78,7 +97,7 @@ void run_on_worker(std::function<void()> work, bool interruptible) {
     bool started = false;  // touched by the worker only
     ~Job() {
       if (started || !waiter->queued) return;
-      waiter->parts->pool.finished();
+      waiter->parts->pool.finished(*waiter);
       if (FiberRecord* f = std::exchange(waiter->fiber, nullptr)) {
         waiter->dropped = true;
         waiter->parts->scheduler.wake(*f);
@@ -87,29 +106,34 @@ void run_on_worker(std::function<void()> work, bool interruptible) {
   };
   auto waiter = std::make_shared<Waiter>();
   waiter->parts = &parts;
+  waiter->what = std::move(what);
+  waiter->fiber_id = self.id;
+  waiter->uses_caller_memory = !interruptible;
   waiter->handle = [](RemoteItem* item, bool /*drop: a completion is never dropped*/) {
     auto& w = *static_cast<Waiter*>(item);  // on the loop thread
     const std::shared_ptr<Waiter> done = std::move(w.in_queue);
-    w.parts->pool.finished();
+    w.parts->pool.finished(w);
     // (A fiber abandoned meanwhile is not parked: the wake does nothing.)
     if (FiberRecord* f = std::exchange(w.fiber, nullptr)) w.parts->scheduler.wake(*f);
   };
   auto job = std::make_shared<Job>();
   job->work = std::move(work);
   job->waiter = waiter;
-  parts.pool.submit([job = std::move(job), gate = parts.pool.gate()]() mutable {  // on a worker
-    job->started = true;
-    job->work();  // catches its own exceptions
-    // Nothing of the job outlives the hand-off: what it captured is released
-    // here, before the fiber it reports to can resume and free what it saw.
-    job->work = nullptr;
-    Waiter& w = *job->waiter;
-    w.in_queue = std::move(job->waiter);
-    job = nullptr;
-    // noexcept: no allocation. Refused once the loop's shutdown gave up on
-    // this job: nobody waits for it, and the loop may be gone.
-    if (!gate->deliver(w)) w.in_queue.reset();
-  });
+  parts.pool.submit(
+      [job = std::move(job), gate = parts.pool.gate()]() mutable {  // on a worker
+        job->started = true;
+        job->work();  // catches its own exceptions
+        // Nothing of the job outlives the hand-off: what it captured is released
+        // here, before the fiber it reports to can resume and free what it saw.
+        job->work = nullptr;
+        Waiter& w = *job->waiter;
+        w.in_queue = std::move(job->waiter);
+        job = nullptr;
+        // noexcept: no allocation. Refused once the loop's shutdown gave up on
+        // this job: nobody waits for it, and the loop may be gone.
+        if (!gate->deliver(w)) w.in_queue.reset();
+      },
+      *waiter);
   waiter->queued = true;
   waiter->fiber = &self;
   if (!interruptible) {

@@ -52,12 +52,17 @@ struct LoopOptions {
   // write_file, and I/O on files that are not seekable).
   std::size_t blocking_threads = default_blocking_threads();
   // How long the loop's shutdown (~Loop, the end of run(main)) waits for
-  // worker jobs still running, whose fibers have been cancelled (asyncio's
-  // shutdown_default_executor timeout). A job still running then (blocked
-  // for ever: an open() of a FIFO without its other end, a read of a pipe
-  // nobody writes) is named on stderr and left to its worker, which is
-  // detached: the shutdown returns, the job's result is dropped whenever it
-  // finishes, and the process may exit under it.
+  // worker jobs still running, counted after its 100 ms grace for fibers
+  // (asyncio's shutdown_default_executor timeout). A job still running then
+  // (blocked for ever: an open() of a FIFO without its other end, a read of
+  // a pipe nobody writes), whose fiber no longer waits for it (run_blocking,
+  // resolve, file opens and whole-file reads), is named on stderr and left
+  // to its worker, which is detached: the shutdown returns, the job's result
+  // is dropped whenever it finishes, and the process may exit under it. A
+  // file operation that works on its caller's memory (read_at, write_at,
+  // size, sync on a worker, write_file's writes) is waited for all the same,
+  // named once on stderr. Duration::max() waits for ever. A loop that gives
+  // up keeps its workers' pool allocated for good.
   Duration blocking_shutdown_timeout = std::chrono::seconds(10);
   // The stall detector (asyncio's slow_callback_duration, Seastar's reactor
   // stall detector): a fiber or callback that runs longer than this without

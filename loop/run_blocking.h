@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <variant>
@@ -21,27 +22,44 @@ namespace internal {
 // TimeoutError at once and `work` runs on; otherwise waits for `work` all
 // the same (it may use the caller's memory) and leaves the interrupt
 // pending for the fiber's next suspension point.
+// `what` names the job where the loop's shutdown reports it ("File::open
+// /tmp/f"). An interruptible job that is still running when the shutdown's
+// LoopOptions::blocking_shutdown_timeout passes is given up on (its worker
+// detached); one that is not is waited for, since it works on its caller's
+// memory.
 // Throws: std::logic_error outside a fiber, or with
 //         LoopOptions::blocking_threads 0; std::system_error if no worker
 //         thread can be started; Cancelled if the loop is closing.
-void run_on_worker(std::function<void()> work, bool interruptible = true);
+void run_on_worker(std::function<void()> work, bool interruptible, std::string what);
+
+// run_blocking(fn), its job named `what` (as run_on_worker).
+template <class F>
+auto run_blocking_as(std::string what, F&& fn) -> std::invoke_result_t<std::decay_t<F>>;
 
 }  // namespace internal
 
 // Runs `fn` on one of the loop's worker threads (started lazily, at most
-// LoopOptions::blocking_threads, joined when the loop is destroyed) and parks
-// the calling fiber until it finishes; the loop runs other fibers meanwhile.
+// LoopOptions::blocking_threads) and parks the calling fiber until it
+// finishes; the loop runs other fibers meanwhile (asyncio's to_thread).
 // If the calling fiber is cancelled (or times out) while `fn` runs, it gets
 // Cancelled (or TimeoutError) at once; `fn` runs on, and its result is
 // dropped when it finishes. `fn` must not touch the loop. `fn`, with all it
 // captures, is destroyed on the worker as soon as it returns, before the
-// calling fiber resumes.
+// calling fiber resumes. The loop's shutdown waits for a running `fn` for
+// at most LoopOptions::blocking_shutdown_timeout, then leaves it to its
+// worker: an `fn` that may block for long should own what it uses (capture
+// by value), since it may outlive the caller's frames, and the loop.
 // Returns: what `fn` returns.
 // Throws: what `fn` throws; Cancelled; TimeoutError; std::logic_error outside
 //         a fiber, or with LoopOptions::blocking_threads 0; std::system_error
 //         if no worker thread can be started.
 template <class F>
 auto run_blocking(F&& fn) -> std::invoke_result_t<std::decay_t<F>> {
+  return internal::run_blocking_as("run_blocking", std::forward<F>(fn));
+}
+
+template <class F>
+auto internal::run_blocking_as(std::string what, F&& fn) -> std::invoke_result_t<std::decay_t<F>> {
   using Fn = std::decay_t<F>;
   using R = std::invoke_result_t<Fn>;
   using Value = std::conditional_t<std::is_void_v<R>, std::monostate, R>;
@@ -52,19 +70,21 @@ auto run_blocking(F&& fn) -> std::invoke_result_t<std::decay_t<F>> {
     std::exception_ptr error;
   };
   auto job = std::make_shared<Job>(std::forward<F>(fn));
-  internal::run_on_worker([job] {  // on a worker thread
-    try {
-      if constexpr (std::is_void_v<R>) {
-        std::invoke(std::move(*job->fn));
-        job->value.emplace();
-      } else {
-        job->value.emplace(std::invoke(std::move(*job->fn)));
-      }
-    } catch (...) {
-      job->error = std::current_exception();
-    }
-    job->fn.reset();  // its captures die here, off the loop, before the fiber resumes
-  });
+  internal::run_on_worker(
+      [job] {  // on a worker thread
+        try {
+          if constexpr (std::is_void_v<R>) {
+            std::invoke(std::move(*job->fn));
+            job->value.emplace();
+          } else {
+            job->value.emplace(std::invoke(std::move(*job->fn)));
+          }
+        } catch (...) {
+          job->error = std::current_exception();
+        }
+        job->fn.reset();  // its captures die here, off the loop, before the fiber resumes
+      },
+      /*interruptible=*/true, std::move(what));
   if (job->error) std::rethrow_exception(job->error);
   if constexpr (!std::is_void_v<R>) return std::move(*job->value);
 }

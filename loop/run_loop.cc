@@ -104,7 +104,8 @@ bool LoopParts::poll_for_work() {
   // A lone loop's fibers may also wait on another loop or thread that will
   // end their wait (a group has its own deadlock rule: loop_group.cc).
   // Shutdown waits only for jobs, within its grace: a file operation waits
-  // out its job, and the shutdown joins the workers afterwards anyway.
+  // out its job, and the shutdown waits for the workers afterwards anyway
+  // (bounded by LoopOptions::blocking_shutdown_timeout: shutdown.cc).
   const bool expected = s.closing_ ? pool.outstanding() != 0 && Clock::now() < closing_deadline_
                                    : (pool.outstanding() != 0 || remote.keep_alives() != 0 ||
                                       (group == nullptr && s.remote_waits_ != 0));

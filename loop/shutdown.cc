@@ -7,9 +7,11 @@
 // - run_blocking() jobs not yet started are dropped, which wakes their
 //   fibers to be cancelled with the rest (blocking_pool.cc); running ones
 //   finish on their workers (joined last), and their results are dropped.
-//   A job still running after LoopOptions::blocking_shutdown_timeout is
-//   given up on: reported on stderr, its worker detached, its completion
-//   dropped on the worker (blocking_pool.h, CompletionGate).
+//   Once LoopOptions::blocking_shutdown_timeout has passed (after the
+//   grace), jobs whose fibers no longer wait are given up on: named on
+//   stderr, their workers detached, their completions dropped on the
+//   workers (blocking_pool.h, CompletionGate). A file operation that works
+//   on its caller's memory is waited for, named once on stderr.
 // - Every live fiber is cancelled, and Cancelled is delivered again at every
 //   suspension point from then on, each time after one pass through the
 //   ready queue, so that a fiber that catches it in a loop is still seen by
@@ -29,6 +31,7 @@
 #include <cstdlib>
 #include <functional>
 #include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -38,18 +41,6 @@
 namespace fiberloop::internal {
 namespace {
 constexpr Duration kShutdownGrace = std::chrono::milliseconds(100);
-}  // namespace
-
-namespace {
-void report_abandoned_jobs(std::size_t count) noexcept {
-  std::fprintf(stderr,
-               "fiberloop: the loop's shutdown gave up on %zu worker %s still running after "
-               "LoopOptions::blocking_shutdown_timeout (run_blocking, resolve or file calls that "
-               "block for ever: an open() of a FIFO without its other end, a read of a pipe "
-               "nobody writes?); %s detached and %s result dropped\n",
-               count, count == 1 ? "job" : "jobs",
-               count == 1 ? "its worker is" : "their workers are", count == 1 ? "its" : "their");
-}
 }  // namespace
 
 void LoopParts::shutdown() noexcept {
@@ -77,15 +68,21 @@ void LoopParts::shutdown() noexcept {
   // one holding a stream of a loop closing at the same time would wait for
   // that loop's last drain, which may wait for this one's.
   std::vector<std::function<void()>> dropped;
+  // After LoopOptions::blocking_shutdown_timeout, jobs whose callers no
+  // longer wait are given up on; one that works on its caller's memory is
+  // waited for (its fiber is abandoned, its stack kept), reported once.
   const TimePoint give_up = deadline_after(options.blocking_shutdown_timeout, Clock::now());
+  bool reported_waiting = false;
   while (pool.outstanding() != 0) {
     remote.drain_keeping_dropped(dropped);  // their completions too
     if (pool.outstanding() == 0) break;
     if (Clock::now() >= give_up) {
-      pool.abandon();
-      remote.drain_keeping_dropped(dropped);  // what was delivered before the gate closed
-      if (pool.outstanding() != 0) report_abandoned_jobs(pool.outstanding());
-      break;
+      if (!pool.uses_caller_memory()) {
+        give_up_on_jobs();
+        break;
+      }
+      if (!reported_waiting) report_waiting_for_jobs();
+      reported_waiting = true;
     }
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
@@ -93,6 +90,38 @@ void LoopParts::shutdown() noexcept {
   diagnostics.close_list_entry([&] { remote.drain_keeping_dropped(dropped); });
   dropped.clear();
   callbacks.discard();
+}
+
+void LoopParts::give_up_on_jobs() noexcept {
+  std::string report;
+  try {
+    report = pool.describe_running();
+  } catch (...) {  // std::bad_alloc: the count alone
+  }
+  const std::size_t count = pool.outstanding();
+  pool.abandon();
+  std::fprintf(stderr,
+               "fiberloop: the loop's shutdown gave up on %zu worker %s still running after "
+               "LoopOptions::blocking_shutdown_timeout (blocked for ever? an open() of a FIFO "
+               "without its other end, a read of a pipe nobody writes); %s detached, and %s "
+               "result is dropped when it ends:\n%s",
+               count, count == 1 ? "job" : "jobs",
+               count == 1 ? "its worker is" : "their workers are", count == 1 ? "its" : "each",
+               report.c_str());
+}
+
+void LoopParts::report_waiting_for_jobs() noexcept {
+  std::string report;
+  try {
+    report = pool.describe_running();
+  } catch (...) {
+  }
+  std::fprintf(stderr,
+               "fiberloop: the loop's shutdown keeps waiting for %zu worker %s still running after "
+               "LoopOptions::blocking_shutdown_timeout: a file operation works on its caller's "
+               "memory, so the loop cannot let go of it (a write to a pipe or FIFO nobody reads? "
+               "open those O_NONBLOCK and use a stream):\n%s",
+               pool.outstanding(), pool.outstanding() == 1 ? "job" : "jobs", report.c_str());
 }
 
 void Scheduler::abandon_remaining() noexcept {

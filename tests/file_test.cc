@@ -138,16 +138,19 @@ TEST_F(Files, ABlockingOpenDoesNotBlockTheLoop) {
 
 // A cancel that arrives while the worker runs an operation on the caller's
 // buffer waits for it: the call returns, and the fiber is cancelled at its
-// next suspension point. (write_file's open waits here for the FIFO's
-// reader.)
+// next suspension point. (write_file's writes wait here for the FIFO's
+// reader to read: the data is more than a FIFO holds.)
 TEST_F(Files, ACancelDuringAnOperationIsDeliveredAfterIt) {
   const std::string dir = temp_dir();
   const std::string fifo = dir + "/fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  const std::string data(1 << 20, 'x');
   run([&] {
     bool wrote = false;
     auto writer = spawn([&] {
-      write_file(fifo, "x");
+      write_file(fifo, data);
       wrote = true;
       this_fiber::yield();  // the cancel lands here
       ADD_FAILURE() << "not cancelled";
@@ -156,9 +159,32 @@ TEST_F(Files, ACancelDuringAnOperationIsDeliveredAfterIt) {
     writer.cancel();
     this_fiber::sleep_for(10ms);
     EXPECT_FALSE(writer.done()) << "the cancel did not wait for the write";
-    File r = File::open(fifo, O_RDONLY);  // lets the write finish
+    std::size_t drained = 0;  // lets the write finish
+    char buf[65536];
+    for (int i = 0; i < 10'000 && drained < data.size(); ++i) {
+      const ssize_t n = ::read(reader, buf, sizeof buf);
+      if (n > 0) drained += static_cast<std::size_t>(n);
+      if (n <= 0) this_fiber::sleep_for(1ms);
+    }
+    EXPECT_EQ(drained, data.size());
     EXPECT_THROW(writer.join(), Cancelled);
     EXPECT_TRUE(wrote);
+  });
+  ::close(reader);
+}
+
+// write_file's open, like File::open, ends at a cancel at once (a FIFO with
+// no reader), and writes nothing.
+TEST_F(Files, AWriteFileOpenCancelledReturnsAtOnce) {
+  const std::string dir = temp_dir();
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  run([&] {
+    auto writer = spawn([&] { write_file(fifo, "x"); });
+    this_fiber::sleep_for(10ms);
+    writer.cancel();
+    EXPECT_THROW(writer.join(), Cancelled);  // while the worker still waits
+    File r = File::open(fifo, O_RDONLY);     // lets the open finish; its fd is dropped
   });
 }
 

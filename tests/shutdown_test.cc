@@ -9,10 +9,13 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -386,11 +389,30 @@ TEST(Shutdown, AFileOperationWhoseJobRanIsCompletedThenCancelledNotAbandoned) {
   EXPECT_EQ(err.find("abandoned"), std::string::npos) << err;
 }
 
+// Whether a thread of this process is blocked in system call `nr` now.
+bool a_thread_blocks_in(long nr) {
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream in(task.path() / "syscall");
+    long n = -1;
+    if (in >> n && n == nr) return true;  // (a running thread says "running")
+  }
+  return false;
+}
+
+// Runs `loop` until a thread blocks in system call `nr` (10 s at most).
+void run_until_a_thread_blocks_in(Loop& loop, long nr) {
+  loop.spawn([&loop, nr] {
+    for (int i = 0; i < 10'000 && !a_thread_blocks_in(nr); ++i) this_fiber::sleep_for(1ms);
+    loop.stop();
+  });
+  loop.run();
+}
+
 // A worker job that never ends (an open() of a FIFO without its other end)
 // whose fiber was cancelled: the shutdown gives up on it after
-// LoopOptions::blocking_shutdown_timeout instead of waiting for ever, says
-// so, and the job, released later, finishes on its detached worker without
-// touching the loop (its late fd is closed with the dropped result).
+// LoopOptions::blocking_shutdown_timeout instead of waiting for ever, and
+// names it; released later, it finishes on its detached worker without
+// touching the loop (the fd it opens is closed with the dropped result).
 TEST(Shutdown, AWorkerJobThatNeverEndsIsGivenUpOnAfterTheTimeout) {
   char dir[] = "/tmp/fiberloop_shutdown_XXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);
@@ -407,19 +429,18 @@ TEST(Shutdown, AWorkerJobThatNeverEndsIsGivenUpOnAfterTheTimeout) {
             outcome = "cancelled";
           }
         });
-        loop.call_later(20ms, [&loop] { loop.stop(); });
-        loop.run();
+        run_until_a_thread_blocks_in(loop, SYS_openat);
       },
       LoopOptions{.blocking_shutdown_timeout = 200ms});
   EXPECT_EQ(outcome, "cancelled");
   EXPECT_GE(took, 0.2);
   EXPECT_LT(took, 10.0);
   EXPECT_NE(err.find("gave up on 1 worker job still running"), std::string::npos) << err;
-  EXPECT_NE(err.find("blocking_shutdown_timeout"), std::string::npos) << err;
+  EXPECT_NE(err.find("File::open " + fifo + ", for fiber"), std::string::npos) << err;
   // Now the open returns on its worker, which closes the fd: the FIFO's
   // write end then sees its reader gone.
-  const int writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
-  ASSERT_GE(writer, 0);
+  const int writer = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(writer, 0) << "the worker no longer waits in open()";
   pollfd p{writer, 0, 0};
   ASSERT_EQ(::poll(&p, 1, 10'000), 1);
   EXPECT_TRUE(p.revents & POLLERR);
@@ -429,18 +450,19 @@ TEST(Shutdown, AWorkerJobThatNeverEndsIsGivenUpOnAfterTheTimeout) {
   ::rmdir(dir);
 }
 
-// The same for a run_blocking() job, with the timeout at 0: no wait at all.
-// A job that ends within the timeout is still waited for (the other tests).
-TEST(Shutdown, ARunBlockingJobThatNeverEndsIsGivenUpOnAtOnceWithTimeoutZero) {
+// The same for a run_blocking() job, with the timeout at 0: given up on as
+// soon as the shutdown's grace for fibers is over.
+TEST(Shutdown, ARunBlockingJobThatNeverEndsIsGivenUpOnWithTimeoutZero) {
   int fds[2];
   ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
-  std::atomic<bool> returned{false};
+  std::atomic<bool> started{false}, returned{false};
   std::string outcome = "never resumed";
   auto [took, err] = shut_down(
       [&](Loop& loop) {
         loop.spawn([&] {
           try {
             run_blocking([&] {
+              started = true;
               char c;
               (void)!::read(fds[0], &c, 1);  // nobody writes, until the test does
               returned = true;
@@ -450,7 +472,10 @@ TEST(Shutdown, ARunBlockingJobThatNeverEndsIsGivenUpOnAtOnceWithTimeoutZero) {
             outcome = "cancelled";
           }
         });
-        loop.call_later(20ms, [&loop] { loop.stop(); });
+        loop.spawn([&] {
+          for (int i = 0; i < 10'000 && !started; ++i) this_fiber::sleep_for(1ms);
+          loop.stop();
+        });
         loop.run();
       },
       LoopOptions{.blocking_shutdown_timeout = Duration::zero()});
@@ -458,12 +483,55 @@ TEST(Shutdown, ARunBlockingJobThatNeverEndsIsGivenUpOnAtOnceWithTimeoutZero) {
   EXPECT_LT(took, 10.0);
   EXPECT_FALSE(returned);
   EXPECT_NE(err.find("gave up on 1 worker job"), std::string::npos) << err;
+  EXPECT_NE(err.find("  run_blocking, for fiber"), std::string::npos) << err;
   ASSERT_EQ(::write(fds[1], "x", 1), 1);
   for (int i = 0; i < 1000 && !returned; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_TRUE(returned);
   std::this_thread::sleep_for(50ms);  // the worker drops the completion and exits
   ::close(fds[0]);
   ::close(fds[1]);
+}
+
+// A file operation that works on its caller's memory (write_file's writes,
+// into a FIFO whose reader does not read) is not given up on: the shutdown
+// names it once the timeout has passed and waits on until it ends (here, once
+// the reader drains the FIFO), its fiber abandoned meanwhile.
+TEST(Shutdown, AFileOperationOnItsCallersMemoryIsWaitedForAndNamed) {
+  char dir[] = "/tmp/fiberloop_shutdown_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string fifo = std::string(dir) + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  ASSERT_GE(reader, 0);
+  const std::string data(1 << 20, 'x');  // far more than the FIFO holds
+  std::size_t drained = 0;
+  std::thread drain;
+  auto [took, err] = shut_down(
+      [&](Loop& loop) {
+        loop.spawn([&] { write_file(fifo, data); });
+        run_until_a_thread_blocks_in(loop, SYS_write);
+        // Reads everything, well after the timeout.
+        drain = std::thread([&] {
+          std::this_thread::sleep_for(2s);
+          char buf[65536];
+          for (int i = 0; i < 10'000 && drained < data.size(); ++i) {
+            const ssize_t n = ::read(reader, buf, sizeof buf);
+            if (n > 0) drained += static_cast<std::size_t>(n);
+            if (n <= 0) std::this_thread::sleep_for(1ms);
+          }
+        });
+      },
+      LoopOptions{.blocking_shutdown_timeout = 100ms});
+  drain.join();
+  EXPECT_EQ(drained, data.size());
+  EXPECT_GE(took, 1.0);  // it waited for the drain
+  EXPECT_NE(err.find("abandoned 1 fiber"), std::string::npos) << err;
+  EXPECT_NE(err.find("keeps waiting for 1 worker job"), std::string::npos) << err;
+  EXPECT_NE(err.find("write_file " + fifo + ", for fiber"), std::string::npos) << err;
+  EXPECT_EQ(err.find("gave up"), std::string::npos) << err;
+  ::close(reader);
+  ::unlink(fifo.c_str());
+  ::rmdir(dir);
 }
 
 }  // namespace

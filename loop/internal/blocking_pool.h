@@ -6,11 +6,14 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <string>
 
+#include "loop/internal/intrusive_list.h"
 #include "loop/internal/remote_queue.h"
-#include "loop/internal/spin_lock.h"
 #include "loop/internal/thread_pool.h"
 
 namespace fiberloop::internal {
@@ -18,31 +21,37 @@ namespace fiberloop::internal {
 // Where a worker hands a finished job back to its loop: the loop's
 // cross-thread queue, until the loop's shutdown gives up on the jobs still
 // running (close()). Shared by the loop and its jobs, so that a job that
-// finishes after its loop is gone touches only the gate.
+// finishes after its loop is gone touches only the gate. A mutex, not a
+// spin lock: a push may write the loop's eventfd.
 class CompletionGate {
  public:
   explicit CompletionGate(RemoteQueue& queue) noexcept : queue_(&queue) {}
   // Pushes `item` to the loop. Returns: false once closed (nothing pushed).
   bool deliver(RemoteItem& item) noexcept {
-    SpinLockHold hold(lock_);
+    std::lock_guard hold(lock_);
     if (queue_ == nullptr) return false;
     queue_->push(item);
     return true;
   }
   // No completion reaches the loop from now on.
   void close() noexcept {
-    SpinLockHold hold(lock_);
+    std::lock_guard hold(lock_);
     queue_ = nullptr;
   }
 
  private:
-  struct SpinLockHold {
-    explicit SpinLockHold(SpinLock& lock) noexcept : lock(lock) { lock.lock(); }
-    ~SpinLockHold() { lock.unlock(); }
-    SpinLock& lock;
-  };
-  SpinLock lock_;
+  std::mutex lock_;
   RemoteQueue* queue_;
+};
+
+// A job on a worker as its loop sees it, from submit() until its completion
+// (or its drop) is handled: what the shutdown names when it gives up on it.
+struct JobRecord : ListHook<> {
+  std::string what;            // "run_blocking", "File::open /tmp/fifo", ...
+  std::uint64_t fiber_id = 0;  // the fiber that asked
+  // The caller waits it out (uninterruptible): the job works on the
+  // caller's memory (a buffer to fill), so the loop cannot let go of it.
+  bool uses_caller_memory = false;
 };
 
 class BlockingPool {
@@ -50,13 +59,20 @@ class BlockingPool {
   BlockingPool(std::size_t max_threads, RemoteQueue& completions)
       : max_threads_(max_threads), gate_(std::make_shared<CompletionGate>(completions)) {}
 
-  // Runs `job` on a worker. The loop counts it as work in progress until
-  // finished() is called, on the loop thread.
+  // Runs `job` on a worker. The loop counts it as work in progress, listed
+  // as `record`, until finished() is called, on the loop thread.
   // Throws: std::system_error if no worker can be started; std::logic_error
   //         when the loop may have none (LoopOptions::blocking_threads 0).
-  void submit(std::function<void()> job);
-  void finished() noexcept { --outstanding_; }
+  void submit(std::function<void()> job, JobRecord& record);
+  void finished(JobRecord& record) noexcept {
+    record.unlink();
+    --outstanding_;
+  }
   std::size_t outstanding() const noexcept { return outstanding_; }
+  // Whether a job not yet finished works on its caller's memory.
+  bool uses_caller_memory() const noexcept;
+  // One line per job not yet finished, for the shutdown's report.
+  std::string describe_running() const;
   // What a job delivers its completion through (any thread).
   const std::shared_ptr<CompletionGate>& gate() const noexcept { return gate_; }
 
@@ -64,8 +80,9 @@ class BlockingPool {
   void drop_queued() noexcept;
   void join() noexcept { threads_.reset(); }
   // Shutdown, instead of join(), once the jobs still running have taken too
-  // long: their completions are dropped on their workers, which are
-  // detached and left to finish (and exit) on their own.
+  // long (none of them uses_caller_memory()): their completions are dropped
+  // on their workers, which are detached and left to finish (and exit) on
+  // their own.
   void abandon() noexcept;
 
  private:
@@ -73,6 +90,7 @@ class BlockingPool {
   std::size_t outstanding_ = 0;
   std::shared_ptr<CompletionGate> gate_;
   std::unique_ptr<ThreadPool> threads_;
+  IntrusiveList<JobRecord> running_;  // submitted, not yet finished()
 };
 
 }  // namespace fiberloop::internal

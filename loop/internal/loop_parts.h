@@ -56,6 +56,10 @@ struct LoopParts {
   // LoopGroup, close() first (then shutdown() does nothing more).
   void shutdown() noexcept;
   void close() noexcept { shutdown(); }
+  // The shutdown's end for worker jobs still running after
+  // LoopOptions::blocking_shutdown_timeout (shutdown.cc).
+  void give_up_on_jobs() noexcept;
+  void report_waiting_for_jobs() noexcept;
   // Whether run() is on the stack.
   bool running() const noexcept { return scheduler.in_scheduler_; }
 

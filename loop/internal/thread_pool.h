@@ -1,6 +1,7 @@
 // The loop's worker threads for run_blocking(): started lazily, one more only
 // when every started one is busy, at most `max_threads`; joined when the pool
-// is destroyed (after the jobs already queued have run).
+// is destroyed (after the jobs already queued have run), or detached by
+// abandon().
 #pragma once
 
 #include <condition_variable>
