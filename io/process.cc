@@ -110,6 +110,20 @@ struct PipeFds {
   }
 };
 
+// Moves `fd` above 2 if it is 0, 1 or 2 (free in a parent whose own
+// standard streams are closed, a daemon's): the child's dup2()s onto 0-2
+// would otherwise overwrite one stream's pipe with another's before it is
+// placed (Python's subprocess takes the same care). Returns: false, with
+// errno, if it cannot.
+bool lift_above_stdio(int& fd) {
+  if (fd > 2) return true;
+  const int lifted = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (lifted < 0) return false;
+  ::close(fd);
+  fd = lifted;
+  return true;
+}
+
 }  // namespace
 
 Process::Process() noexcept = default;
@@ -170,7 +184,8 @@ Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
   PipeFds pipes[3];
   for (int i = 0; i < 3; ++i) {
     if (modes[i] == Stdio::pipe) {
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipes[i].fds) != 0) {
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipes[i].fds) != 0 ||
+          !lift_above_stdio(pipes[i].fds[0]) || !lift_above_stdio(pipes[i].fds[1])) {
         const int err = errno;  // before the message is built
         fail(err, "exec " + program + ": socketpair for a pipe");
       }

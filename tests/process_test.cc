@@ -1,6 +1,7 @@
 // Process with real children: pipes as Streams, communicate() that cannot
 // deadlock, exit statuses and signals, the errors a user can cause, and no
 // zombie left behind however a Process ends.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -50,6 +51,50 @@ TEST_F(Processes, CommunicateFeedsStdinAndCollectsBothOutputs) {
     EXPECT_EQ(p.returncode(), 3);
     EXPECT_EQ(p.wait(), 3);  // again: the same
   });
+}
+
+// A parent whose own standard streams are closed (a daemon's) gets 0, 1
+// and 2 for the pipes it makes: each still reaches its stream in the child,
+// and a null stream placed first does not overwrite one of them. Each
+// combination of the three streams, in and out of the way.
+TEST_F(Processes, PipesReachTheChildWhenTheParentsStandardStreamsAreClosed) {
+  struct StandardStreamsClosed {  // restored however the test ends
+    int saved[3];
+    StandardStreamsClosed() {
+      for (int i = 0; i < 3; ++i) saved[i] = ::fcntl(i, F_DUPFD_CLOEXEC, 10);
+      for (int i = 0; i < 3; ++i) ::close(i);
+    }
+    ~StandardStreamsClosed() {
+      for (int i = 0; i < 3; ++i) {
+        ::dup2(saved[i], i);
+        ::close(saved[i]);
+      }
+    }
+  };
+  struct Case {
+    Stdio in, out, err;
+  };
+  const Case cases[] = {{Stdio::inherit, Stdio::null, Stdio::pipe},
+                        {Stdio::pipe, Stdio::pipe, Stdio::pipe},
+                        {Stdio::null, Stdio::pipe, Stdio::null},
+                        {Stdio::pipe, Stdio::null, Stdio::pipe}};
+  for (const Case& c : cases) {
+    std::pair<std::string, std::string> got;
+    int status = -1;
+    {
+      StandardStreamsClosed closed;
+      run([&] {
+        auto p = Process::exec({"sh", "-c", "cat 2>/dev/null; echo out; echo err >&2"},
+                               {.in = c.in, .out = c.out, .err = c.err});
+        got = p.communicate(c.in == Stdio::pipe ? "in\n" : "");
+        status = p.wait();
+      });
+    }
+    const std::string fed = c.in == Stdio::pipe ? "in\n" : "";
+    EXPECT_EQ(got.first, c.out == Stdio::pipe ? fed + "out\n" : "");
+    EXPECT_EQ(got.second, c.err == Stdio::pipe ? "err\n" : "");
+    EXPECT_EQ(status, 0);
+  }
 }
 
 // 100 MiB on stderr while we read stdout: both pipes are drained at once.
