@@ -152,7 +152,8 @@ void write_file(const std::string& path, std::string_view data) {
   // no memory of the caller's: interruptible, as File::open.
   Opened opened = internal::run_blocking_as("write_file " + path + " (open)", [path] {
     Opened o;
-    o.fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    // No O_TRUNC: an open that ends after a cancel must not empty the file.
+    o.fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
     if (o.fd < 0) o.err = errno;
     return o;
   });
@@ -164,7 +165,11 @@ void write_file(const std::string& path, std::string_view data) {
   internal::run_on_worker(
       [&] {
         const int fd = std::exchange(opened.fd, -1);
-        std::string_view rest = data;
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::ftruncate(fd, 0) != 0) {
+          err = errno, failed = "truncate";
+        }
+        std::string_view rest = failed != nullptr ? std::string_view() : data;
         while (!rest.empty()) {
           const ssize_t n = ::write(fd, rest.data(), rest.size());
           if (n < 0 && errno == EINTR) continue;

@@ -38,8 +38,9 @@ namespace fiberloop {
 std::string read_file(const std::string& path);
 
 // Creates or truncates `path` (mode 0644 before the umask) and writes all of
-// `data`. A cancel or timeout during the open ends it at once (nothing
-// written); once the writes have begun, they finish first.
+// `data`. A cancel or timeout during the open ends it at once, writing
+// nothing (an open still under way then may create the file, empty, but
+// truncates nothing); once the writes have begun, they finish first.
 // Throws: std::system_error naming the path; Cancelled, TimeoutError.
 void write_file(const std::string& path, std::string_view data);
 

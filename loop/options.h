@@ -55,13 +55,14 @@ struct LoopOptions {
   // worker jobs still running, counted after its 100 ms grace for fibers
   // (asyncio's shutdown_default_executor timeout). A job still running then
   // (blocked for ever: an open() of a FIFO without its other end, a read of
-  // a pipe nobody writes), whose fiber no longer waits for it (run_blocking,
-  // resolve, file opens and whole-file reads), is named on stderr and left
-  // to its worker, which is detached: the shutdown returns, the job's result
-  // is dropped whenever it finishes, and the process may exit under it. A
-  // file operation that works on its caller's memory (read_at, write_at,
-  // size, sync on a worker, write_file's writes) is waited for all the same,
-  // named once on stderr. Duration::max() waits for ever. A loop that gives
+  // a pipe nobody writes) that is a run_blocking, resolve, file open or
+  // read_file job is named on stderr and left to its worker, which is
+  // detached: the shutdown returns, the job's result is dropped whenever it
+  // finishes, and the process may exit under it (a run_blocking function
+  // should own what it uses). While a file operation that works on its
+  // caller's memory (read_at, write_at, size, sync on a worker, write_file's
+  // writes) runs, the shutdown waits on instead, and names it once on
+  // stderr. Duration::max() waits for ever. A loop that gives
   // up keeps its workers' pool allocated for good.
   Duration blocking_shutdown_timeout = std::chrono::seconds(10);
   // The stall detector (asyncio's slow_callback_duration, Seastar's reactor

@@ -23,10 +23,10 @@ namespace internal {
 // the same (it may use the caller's memory) and leaves the interrupt
 // pending for the fiber's next suspension point.
 // `what` names the job where the loop's shutdown reports it ("File::open
-// /tmp/f"). An interruptible job that is still running when the shutdown's
-// LoopOptions::blocking_shutdown_timeout passes is given up on (its worker
-// detached); one that is not is waited for, since it works on its caller's
-// memory.
+// /tmp/f"). Once the shutdown's LoopOptions::blocking_shutdown_timeout has
+// passed, it gives up on the interruptible jobs still running (their
+// workers detached), unless an uninterruptible one runs too: that one works
+// on its caller's memory, and the shutdown waits for it (and so for all).
 // Throws: std::logic_error outside a fiber, or with
 //         LoopOptions::blocking_threads 0; std::system_error if no worker
 //         thread can be started; Cancelled if the loop is closing.

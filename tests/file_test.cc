@@ -2,6 +2,7 @@
 // loop running on while a worker blocks, and a caller's buffer never touched
 // after the call returned (an interrupt waits for the operation).
 #include <gtest/gtest.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -155,7 +156,11 @@ TEST_F(Files, ACancelDuringAnOperationIsDeliveredAfterIt) {
       this_fiber::yield();  // the cancel lands here
       ADD_FAILURE() << "not cancelled";
     });
-    this_fiber::sleep_for(10ms);
+    int queued = 0;  // the writes have begun: the FIFO holds some
+    for (int i = 0; i < 10'000 && queued == 0; ++i) {
+      this_fiber::sleep_for(1ms);
+      ASSERT_EQ(::ioctl(reader, FIONREAD, &queued), 0);
+    }
     writer.cancel();
     this_fiber::sleep_for(10ms);
     EXPECT_FALSE(writer.done()) << "the cancel did not wait for the write";
@@ -173,6 +178,32 @@ TEST_F(Files, ACancelDuringAnOperationIsDeliveredAfterIt) {
   ::close(reader);
 }
 
+// A write_file whose open is still queued when its fiber times out: the
+// open runs later all the same, and must not empty the file then (no
+// O_TRUNC: the truncation belongs to the writes, which never came).
+class OneWorkerFiles : public testing::LoopTest {
+ protected:
+  OneWorkerFiles() : LoopTest(LoopOptions{.blocking_threads = 1}) {}
+};
+
+TEST_F(OneWorkerFiles, AWriteFileThatTimesOutBeforeItsOpenRunsTruncatesNothing) {
+  const std::string path = temp_dir() + "/kept";
+  run([&] {
+    write_file(path, "keep");
+    std::atomic<bool> release{false};
+    auto busy = spawn([&] {  // the only worker, until released (10 s at most)
+      run_blocking([&] {
+        for (int i = 0; i < 1000 && !release; ++i) std::this_thread::sleep_for(10ms);
+      });
+    });
+    this_fiber::yield();  // its job goes first
+    EXPECT_THROW(with_timeout(10ms, [&] { write_file(path, "lost"); }), TimeoutError);
+    release = true;
+    busy.join();
+    EXPECT_EQ(read_file(path), "keep");  // queued behind the late open
+  });
+}
+
 // write_file's open, like File::open, ends at a cancel at once (a FIFO with
 // no reader), and writes nothing.
 TEST_F(Files, AWriteFileOpenCancelledReturnsAtOnce) {
@@ -183,8 +214,9 @@ TEST_F(Files, AWriteFileOpenCancelledReturnsAtOnce) {
     auto writer = spawn([&] { write_file(fifo, "x"); });
     this_fiber::sleep_for(10ms);
     writer.cancel();
-    EXPECT_THROW(writer.join(), Cancelled);  // while the worker still waits
-    File r = File::open(fifo, O_RDONLY);     // lets the open finish; its fd is dropped
+    // While the worker still waits (bounded, should the open ignore the cancel).
+    EXPECT_THROW(with_timeout(10s, [&] { writer.join(); }), Cancelled);
+    File r = File::open(fifo, O_RDONLY);  // lets the open finish; its fd is dropped
   });
 }
 

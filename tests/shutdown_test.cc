@@ -391,8 +391,10 @@ TEST(Shutdown, AFileOperationWhoseJobRanIsCompletedThenCancelledNotAbandoned) {
 
 // Whether a thread of this process is blocked in system call `nr` now.
 bool a_thread_blocks_in(long nr) {
-  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
-    std::ifstream in(task.path() / "syscall");
+  std::error_code failed;  // (a thread may end while we look)
+  for (std::filesystem::directory_iterator task("/proc/self/task", failed), end;
+       !failed && task != end; task.increment(failed)) {
+    std::ifstream in(task->path() / "syscall");
     long n = -1;
     if (in >> n && n == nr) return true;  // (a running thread says "running")
   }
