@@ -15,17 +15,7 @@ void Event::clear() {
   set_.store(false, std::memory_order_relaxed);
 }
 
-// The lock-free early returns are for a local Event only: a shared one may
-// be in the middle of set() on another thread, and the caller may destroy it
-// as soon as wait() returns, so wait() takes the lock, which set() lets go of
-// last.
-void Event::wait() {
-  const bool local = waiters_.home().local_here();
-  if (local && is_set()) return;
-  internal::SyncGuard guard(waiters_.home(), local);
-  if (!set_.load(std::memory_order_relaxed)) waiters_.wait(guard, internal::kNever, "Event::wait");
-}
-
+// The lock-free early return is for a local Event only (see wait()).
 bool Event::wait_for(Duration timeout) { return wait_until(internal::deadline_from_now(timeout)); }
 
 bool Event::wait_until(TimePoint deadline) {

@@ -33,7 +33,20 @@ class Event {
   // at once if it is.
   // Throws: Cancelled; TimeoutError; std::logic_error on a loop's thread
   //         outside a fiber.
-  void wait();
+  // Inline, as Mutex::lock: the park is then in the caller's frame, and no
+  // function return sits above the switch (each costs a mispredict at
+  // resumption: fiber/internal/context.h).
+  // The lock-free early return is for a local Event only: a shared one may
+  // be in the middle of set() on another thread, and the caller may destroy
+  // it as soon as wait() returns, so wait() takes the lock, which set() lets
+  // go of last.
+  [[gnu::always_inline]] void wait() {
+    const bool local = waiters_.home().local_here();
+    if (local && is_set()) return;
+    internal::SyncGuard guard(waiters_.home(), local);
+    if (!set_.load(std::memory_order_relaxed))
+      waiters_.wait(guard, internal::kNever, "Event::wait");
+  }
   // As wait(), giving up after `timeout` (in a fiber, measured from its
   // loop's timer clock: never early, at most 20 us late). Returns: whether
   // the flag was set.

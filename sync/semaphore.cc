@@ -2,16 +2,6 @@
 
 namespace fiberloop {
 
-void Semaphore::acquire() {
-  internal::SyncGuard guard(waiters_.home());
-  const std::size_t permits = permits_.load(std::memory_order_relaxed);
-  if (permits > 0 && waiters_.empty()) {
-    permits_.store(permits - 1, std::memory_order_relaxed);
-    return;
-  }
-  waiters_.wait(guard, internal::kNever, "Semaphore::acquire");  // release() handed us its permit
-}
-
 bool Semaphore::try_acquire() {
   internal::SyncGuard guard(waiters_.home());
   const std::size_t permits = permits_.load(std::memory_order_relaxed);

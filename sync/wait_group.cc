@@ -19,16 +19,4 @@ void WaitGroup::done() {
   if (count == 1) waiters_.notify_all(guard);
 }
 
-void WaitGroup::wait() {
-  // Lock-free only while local: a shared WaitGroup may be inside done() on
-  // another thread, and the caller may destroy it once wait() returns (see
-  // Event::wait).
-  const bool local = waiters_.home().local_here();
-  if (local && count() == 0) return;
-  internal::SyncGuard guard(waiters_.home(), local);
-  if (count_.load(std::memory_order_relaxed) != 0) {
-    waiters_.wait(guard, internal::kNever, "WaitGroup::wait");
-  }
-}
-
 }  // namespace fiberloop

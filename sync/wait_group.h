@@ -31,7 +31,18 @@ class WaitGroup {
   // returns at once if it is.
   // Throws: Cancelled; TimeoutError; std::logic_error when it must wait on a
   //         loop's thread outside a fiber.
-  void wait();
+  // Inline, as Mutex::lock: no function return above the switch. Lock-free
+  // only while local: a shared WaitGroup may be inside done() on another
+  // thread, and the caller may destroy it once wait() returns (see
+  // Event::wait).
+  [[gnu::always_inline]] void wait() {
+    const bool local = waiters_.home().local_here();
+    if (local && count() == 0) return;
+    internal::SyncGuard guard(waiters_.home(), local);
+    if (count_.load(std::memory_order_relaxed) != 0) {
+      waiters_.wait(guard, internal::kNever, "WaitGroup::wait");
+    }
+  }
 
   // The count now: add()s not yet matched by done().
   std::size_t count() const noexcept { return count_.load(std::memory_order_acquire); }
