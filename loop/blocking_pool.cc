@@ -35,13 +35,18 @@ bool BlockingPool::uses_caller_memory() const noexcept {
   return any;
 }
 
-std::string BlockingPool::describe_running() const {
+std::string BlockingPool::describe_running() const noexcept {
   std::string out;
-  running_.for_each([&out](const JobRecord& r) {
-    out += "  " + r.what + ", for fiber " + std::to_string(r.fiber_id) +
-           (r.uses_caller_memory ? " (which waits for it: it works on that fiber's memory)" : "") +
-           "\n";
-  });
+  try {
+    running_.for_each([&out](const JobRecord& r) {
+      out +=
+          "  " + r.what + ", for fiber " + std::to_string(r.fiber_id) +
+          (r.uses_caller_memory ? " (which waits for it: it works on that fiber's memory)" : "") +
+          "\n";
+    });
+  } catch (...) {  // std::bad_alloc
+    out.clear();
+  }
   return out;
 }
 

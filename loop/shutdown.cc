@@ -6,7 +6,7 @@
 //   inactive handle), and cross-thread posts, on this thread.
 // - run_blocking() jobs not yet started are dropped, which wakes their
 //   fibers to be cancelled with the rest (blocking_pool.cc); running ones
-//   finish on their workers (joined last), and their results are dropped.
+//   finish on their workers (waited for last), and their results are dropped.
 //   Once LoopOptions::blocking_shutdown_timeout has passed (after the
 //   grace), jobs whose fibers no longer wait are given up on: named on
 //   stderr, their workers detached, their completions dropped on the
@@ -93,11 +93,7 @@ void LoopParts::shutdown() noexcept {
 }
 
 void LoopParts::give_up_on_jobs() noexcept {
-  std::string report;
-  try {
-    report = pool.describe_running();
-  } catch (...) {  // std::bad_alloc: the count alone
-  }
+  const std::string report = pool.describe_running();
   const std::size_t count = pool.outstanding();
   pool.abandon();
   std::fprintf(stderr,
@@ -111,11 +107,7 @@ void LoopParts::give_up_on_jobs() noexcept {
 }
 
 void LoopParts::report_waiting_for_jobs() noexcept {
-  std::string report;
-  try {
-    report = pool.describe_running();
-  } catch (...) {
-  }
+  const std::string report = pool.describe_running();
   std::fprintf(stderr,
                "fiberloop: the loop's shutdown keeps waiting for %zu worker %s still running after "
                "LoopOptions::blocking_shutdown_timeout: a file operation works on its caller's "

@@ -71,8 +71,9 @@ class BlockingPool {
   std::size_t outstanding() const noexcept { return outstanding_; }
   // Whether a job not yet finished works on its caller's memory.
   bool uses_caller_memory() const noexcept;
-  // One line per job not yet finished, for the shutdown's report.
-  std::string describe_running() const;
+  // One line per job not yet finished, for the shutdown's report; empty if
+  // it cannot be built (std::bad_alloc: the report then gives the count).
+  std::string describe_running() const noexcept;
   // What a job delivers its completion through (any thread).
   const std::shared_ptr<CompletionGate>& gate() const noexcept { return gate_; }
 
