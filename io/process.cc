@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <span>
 #include <stdexcept>
 #include <system_error>
 
@@ -297,9 +299,12 @@ std::pair<std::string, std::string> Process::communicate(std::string_view input)
                            ", whose stdin is not a pipe (use Stdio::pipe)");
   }
   std::string out, err;
+  // The buffer is on the heap: the fibers' stacks may be small (64 KiB), and
+  // a frame that size could step over a stack's guard page unnoticed.
   const auto drain = [](Stream& s, std::string& into) {
-    char buf[64 * 1024];
-    while (std::size_t n = s.read(buf)) into.append(buf, n);
+    constexpr std::size_t kChunk = 64 * 1024;
+    const auto buf = std::make_unique_for_overwrite<char[]>(kChunk);
+    while (std::size_t n = s.read(std::span(buf.get(), kChunk))) into.append(buf.get(), n);
   };
   // stdin is fed and stderr drained by fibers of their own while this one
   // reads stdout: a child blocked on one pipe never blocks the others.

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <optional>
+#include <stdexcept>
 #include <system_error>
 #include <utility>
 
@@ -207,6 +208,14 @@ TlsStream TlsStream::client(TcpStream connection, const TlsContext& context,
   const bool is_ip = is_ip_address(name);
   if (!is_ip && !name.empty()) SSL_set_tlsext_host_name(s.ssl_, name.c_str());  // SNI
   if (SSL_CTX_get_verify_mode(context.state_->ctx) != SSL_VERIFY_NONE) {
+    // OpenSSL takes an empty name as "check no name": any certificate the
+    // CAs signed would pass. Python's ssl refuses this too.
+    if (name.empty()) {
+      throw std::invalid_argument("TLS with " + s.peer_ +
+                                  ": no host name to verify the certificate against; pass the "
+                                  "server's name or IP address (or set_verify_peer(false) on "
+                                  "the context, for tests only)");
+    }
     X509_VERIFY_PARAM* param = SSL_get0_param(s.ssl_);
     const int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
                          : X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());

@@ -123,7 +123,9 @@ class TlsStream final : public Stream {
   // context verifies, must match the certificate (a name or an IP address).
   // Throws: TlsError naming the connection (a failed handshake or
   //         verification, or the peer closing mid-handshake);
-  //         std::system_error from the socket; Cancelled; TimeoutError. The
+  //         std::system_error from the socket; Cancelled; TimeoutError;
+  //         std::invalid_argument for an empty `host` when the context
+  //         verifies (nothing to check the certificate against). The
   //         connection is closed on any of them.
   static TlsStream client(TcpStream connection, const TlsContext& context, std::string_view host);
   // The server handshake on an accepted connection. Throws: as client().

@@ -20,7 +20,11 @@ std::size_t wait_any(std::span<FiberRecord* const> fibers, std::span<DoneWaiter>
     throw std::invalid_argument("wait_any: no tasks to wait for (the vector is empty)");
   }
   for (FiberRecord* f : fibers) {
-    if (f->scheduler != nullptr) f->scheduler->check_thread("wait_any");
+    if (f->scheduler != nullptr && f->scheduler != Scheduler::current()) {
+      throw std::logic_error("wait_any: " + describe_fiber(*f) +
+                             " runs on another loop; wait_any and as_completed take tasks of "
+                             "the caller's loop (gather and Task::join take tasks of any loop)");
+    }
   }
   std::size_t earliest = DoneWaiter::kNone;
   for (std::size_t i = 0; i < fibers.size(); ++i) {
@@ -49,19 +53,56 @@ std::size_t wait_any(std::span<FiberRecord* const> fibers, std::span<DoneWaiter>
   return winner;
 }
 
+namespace {
+
+// Waits until `f`, a task of another loop, has finished (a fiber parks, a
+// plain thread blocks). Throws: what interrupted the wait; std::logic_error
+// if the task was abandoned by its loop's shutdown.
+void wait_elsewhere(FiberRecord& f) {
+  if (!Scheduler::wait_done_until(f, kNever)) {
+    FiberRecord& self = running_fiber_or_throw("gather");
+    self.scheduler->deliver_interrupt(self);  // what woke us
+    throw std::logic_error("gather: woken before " + describe_fiber(f) + " finished");
+  }
+  if (f.state == FiberState::kAbandoned) {
+    throw std::logic_error("gather: " + describe_fiber(f) +
+                           " was abandoned when its loop shut down; it has no outcome");
+  }
+}
+
+bool local(const FiberRecord& f) noexcept {
+  return f.scheduler == nullptr || f.scheduler == Scheduler::current();
+}
+
+}  // namespace
+
 std::size_t wait_all(std::span<FiberRecord* const> fibers) {
   try {
-    for (FiberRecord* f : fibers) Scheduler::wait_for_finish(*f);
+    for (FiberRecord* f : fibers) {
+      if (local(*f)) {
+        Scheduler::wait_for_finish(*f);
+      } else {
+        wait_elsewhere(*f);
+      }
+    }
   } catch (...) {
     for (FiberRecord* f : fibers) {
-      if (!f->finished()) f->scheduler->cancel(*f);
+      if (f->done_flag.load(std::memory_order_acquire)) continue;
+      try {
+        Scheduler::cancel_task(*f);  // through its loop's queue if it is another's
+      } catch (...) {  // out of memory for the post: it runs on, as a dropped Task's would
+      }
     }
     throw;
   }
+  // The first to fail: by the order of finishing among tasks of this loop;
+  // which of two loops' tasks finished first is not known, so there the
+  // earlier argument counts.
   std::size_t first = DoneWaiter::kNone;
   for (std::size_t i = 0; i < fibers.size(); ++i) {
-    if (fibers[i]->error &&
-        (first == DoneWaiter::kNone || fibers[i]->finish_seq < fibers[first]->finish_seq)) {
+    if (!fibers[i]->error) continue;
+    if (first == DoneWaiter::kNone || (local(*fibers[i]) && local(*fibers[first]) &&
+                                       fibers[i]->finish_seq < fibers[first]->finish_seq)) {
       first = i;
     }
   }

@@ -53,14 +53,17 @@ FiberRecord* record_or_throw(FiberRecord* f, const char* what);
 
 }  // namespace internal
 
-// Waits for every task to finish and returns their values, in order. If any
-// failed, rethrows the exception of the first to fail, once all have
-// finished; the other failures stay with their Tasks (join them, or the loop's
-// exception handler reports them when the Tasks are dropped). If the caller
-// is cancelled (or times out) while waiting, the tasks still running are
-// cancelled.
+// Waits for every task to finish and returns their values, in order. The
+// tasks may run on any loop (LoopGroup::spawn_on); a plain thread blocks. If
+// any failed, rethrows the exception of the first to fail, once all have
+// finished (of tasks of different loops, the earlier argument); the other
+// failures stay with their Tasks (join them, or the loop's exception
+// handler reports them when the Tasks are dropped). If the caller is
+// cancelled (or times out) while waiting, the tasks still running are
+// cancelled, on their own loops (asyncio.gather cancels its children too).
 // Throws: the first failure; Cancelled; TimeoutError; std::logic_error on an
-//         empty or already joined Task, or outside a fiber.
+//         empty or already joined Task, or on a loop's thread outside a fiber
+//         with a task of another loop.
 template <class... T>
 std::tuple<GatherValue<T>...> gather(Task<T>&... tasks) {
   const std::array<internal::FiberRecord*, sizeof...(T)> fibers{
@@ -88,8 +91,8 @@ std::vector<GatherValue<T>> gather(std::vector<Task<T>>& tasks) {
 // Parks until one of the tasks has finished (returned, thrown or been
 // cancelled); returns its index. Observes nothing: join the task for its
 // outcome.
-// Throws: Cancelled; TimeoutError; std::logic_error on an empty Task or
-//         outside a fiber.
+// Throws: Cancelled; TimeoutError; std::logic_error on an empty Task, a
+//         Task of another loop, or outside a fiber.
 template <class... T>
 std::size_t wait_any(Task<T>&... tasks) {
   static_assert(sizeof...(T) > 0, "wait_any needs at least one task");

@@ -107,6 +107,37 @@ TEST(Group, AJoinerOnAnotherLoopCanBeCancelledWhileItWaits) {
   });
 }
 
+// gather over tasks of several loops: the values in order, the first
+// failure rethrown once all finished; a timeout cancels the tasks still
+// running on their own loops (before, a task of another loop made gather
+// throw logic_error and cancel that loop's fibers from this thread).
+TEST(Group, GatherTakesTasksOfEveryLoop) {
+  LoopGroup group(unpinned(2));
+  group.run([&group] {
+    auto a = group.spawn_on(1, [] {
+      this_fiber::sleep_for(2ms);
+      return 1;
+    });
+    auto b = spawn([] { return std::string("here"); });
+    auto [x, y] = gather(a, b);
+    EXPECT_EQ(x, 1);
+    EXPECT_EQ(y, "here");
+
+    std::vector<Task<int>> parts;
+    for (int i = 0; i < 4; ++i) parts.push_back(group.spawn_on(i % 2, [i] { return i * i; }));
+    EXPECT_EQ(gather(parts), (std::vector<int>{0, 1, 4, 9}));
+
+    auto fails = group.spawn_on(1, []() -> int { throw std::runtime_error("loop 1 failed"); });
+    auto fine = spawn([] { return 2; });
+    EXPECT_THROW(gather(fails, fine), std::runtime_error);
+    EXPECT_EQ(fine.join(), 2);
+
+    auto sleeper = group.spawn_on(1, [] { this_fiber::sleep_for(1h); });
+    EXPECT_THROW(with_timeout(5ms, [&] { gather(sleeper); }), TimeoutError);
+    EXPECT_THROW(sleeper.join(), Cancelled);  // cancelled on loop 1
+  });
+}
+
 TEST(Group, DroppingATaskOnAnotherThreadDetachesIt) {
   LoopGroup group(unpinned(2));
   std::atomic<bool> ran{false};

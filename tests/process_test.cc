@@ -97,6 +97,23 @@ TEST_F(Processes, PipesReachTheChildWhenTheParentsStandardStreamsAreClosed) {
   }
 }
 
+// communicate() from a fiber with a small stack, both pipes drained: its
+// read buffers are not on the stack (a 64 KiB one overflowed it).
+TEST_F(Processes, CommunicateWorksOnASmallStack) {
+  run([] {
+    SpawnOptions small;
+    small.stack = StackOptions{.size = 64 * 1024};
+    auto t = spawn(small, [] {
+      auto p = Process::exec({"sh", "-c", "echo out; echo err >&2"},
+                             {.out = Stdio::pipe, .err = Stdio::pipe});
+      return p.communicate();
+    });
+    auto [out, err] = t.join();
+    EXPECT_EQ(out, "out\n");
+    EXPECT_EQ(err, "err\n");
+  });
+}
+
 // 100 MiB on stderr while we read stdout: both pipes are drained at once.
 TEST_F(Processes, AChildFillingOnePipeWhileWeReadAnotherDoesNotDeadlock) {
   run([] {

@@ -129,6 +129,30 @@ TEST_F(Tls, VerificationOffAcceptsAnyCertificateOnlyWhenAsked) {
   });
 }
 
+// OpenSSL reads an empty name as "check no name", so a verifying client
+// without a host would accept any certificate its CAs signed, for any
+// server: refused before the handshake, and the connection closed.
+TEST_F(Tls, AVerifyingClientWithoutAHostNameIsRefused) {
+  run([] {
+    auto listener = TcpListener::bind(any_port());
+    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    auto server =
+        spawn([&] { EXPECT_THROW(TlsStream::accept(listener.accept(), server_ctx), TlsError); });
+    TlsContext ctx = trusting_client();
+    auto tcp = TcpStream::connect(listener.local_address());
+    std::string what;
+    try {
+      TlsStream::client(std::move(tcp), ctx, "");
+      what = "(no exception)";
+    } catch (const std::invalid_argument& e) {
+      what = e.what();
+    }
+    EXPECT_NE(what.find("no host name to verify"), std::string::npos) << what;
+    EXPECT_NE(what.find("127.0.0.1:"), std::string::npos) << what;
+    server.join();  // the server's handshake ended: the connection was closed
+  });
+}
+
 TEST_F(Tls, ClientCertificatesAreRequiredWhenTheServerVerifies) {
   run([] {
     auto listener = TcpListener::bind(any_port());
