@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "loop/errors.h"
+
 namespace fiberloop::internal {
 
 GroupCore::GroupCore(const char* what, Errors errors)
@@ -25,6 +27,10 @@ void GroupCore::check_open(const char* op) const {
 }
 
 void GroupCore::adopt(FiberRecord& child) {
+  if (child.finished()) [[unlikely]] {  // spawned while the loop closes: ended before it ran
+    observe(child);
+    return;
+  }
   Child* node = free_;
   if (node != nullptr) {
     free_ = reinterpret_cast<Child*>(node->record);
@@ -48,17 +54,20 @@ void GroupCore::child_finished(DoneWaiter& done) noexcept {
   static_cast<ListHook<ChildTag>&>(node).unlink();
   node.record = reinterpret_cast<FiberRecord*>(group.free_);
   group.free_ = &node;
-  if (child.error && !is_cancellation(child.error)) {
-    if (group.errors_ == Errors::kTake) {
-      group.failed(std::move(child.error), child);  // the child's detached Task reports nothing
-      child.error = nullptr;
-    } else {
-      group.failed(child.error, child);  // its Task rethrows it too
-    }
-  }
+  group.observe(child);
   if (--group.running_ == 0) {
     SyncGuard guard(group.idle_.home());
     group.idle_.notify_all(guard);
+  }
+}
+
+void GroupCore::observe(FiberRecord& child) noexcept {
+  if (!child.error || is_cancellation(child.error)) return;
+  if (errors_ == Errors::kTake) {
+    failed(std::move(child.error), child);  // the child's detached Task reports nothing
+    child.error = nullptr;
+  } else {
+    failed(child.error, child);  // its Task rethrows it too
   }
 }
 
@@ -76,7 +85,17 @@ void GroupCore::failed(std::exception_ptr error, const FiberRecord& child) noexc
   // instead of going on as if nothing had failed.
   // A group on the heap may outlive its owner, whose record then serves
   // another fiber: the id tells.
-  if (!joining_ && owner_.id == owner_id_ && !owner_.finished()) scheduler_.cancel(owner_);
+  if (!joining_ && owner_.id == owner_id_ && !owner_.finished()) {
+    scheduler_.cancel(owner_);
+    cancelled_owner_ = true;
+  }
+}
+
+void GroupCore::take_back_owners_cancel() noexcept {
+  if (cancelled_owner_ && owner_.id == owner_id_) {
+    owner_.pending &= static_cast<std::uint8_t>(~FiberRecord::kCancel);
+  }
+  cancelled_owner_ = false;
 }
 
 void GroupCore::cancel() noexcept {
@@ -89,20 +108,44 @@ void GroupCore::join(const char* op) {
   joining_ = true;
   try {
     wait_children(true, op);
-  } catch (...) {  // the owner was interrupted: the children go first
+  } catch (const Cancelled&) {  // the children go first
+    cancel();
+    wait_children(false, op);
+    joined_ = true;
+    // The cancel a failure sent the owner is the failure's (asyncio's
+    // TaskGroup raises the children's errors, not CancelledError).
+    if (cancelled_owner_ && first_error_) std::rethrow_exception(first_error_);
+    throw;
+  } catch (...) {  // a timeout: the children go first
     cancel();
     wait_children(false, op);
     joined_ = true;
     throw;
   }
   joined_ = true;
+  // A failure's cancel of the owner not delivered yet would hit the owner's
+  // next wait, after join() has already rethrown the failure: asyncio's
+  // "uncancel". (A cancel from elsewhere that came meanwhile goes with it:
+  // cancels are not counted.)
+  take_back_owners_cancel();
   if (first_error_) std::rethrow_exception(first_error_);
 }
 
 void GroupCore::close(int exceptions_at_start, const char* name) noexcept {
   if (joined_) return;
   joining_ = true;  // waiting now: a failure no longer cancels the owner
-  if (std::uncaught_exceptions() > exceptions_at_start) cancel();  // leaving by an exception
+  if (std::uncaught_exceptions() > exceptions_at_start) {
+    cancel();  // leaving by an exception
+  } else {
+    try {  // the owner's cancel or expired with_timeout cancels the children
+      wait_children(true, name);
+    } catch (const Cancelled&) {
+      cancel();
+      scheduler_.cancel(owner_);  // delivered again at the owner's next wait
+    } catch (...) {               // a timeout: delivered again while its scope is open
+      cancel();
+    }
+  }
   wait_children(false, name);
   joined_ = true;
   if (first_error_) {

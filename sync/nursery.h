@@ -16,9 +16,10 @@
 // TaskGroup does, and the failure is reported naming the child. So a
 // server's connection handler catches what one connection may end with (a
 // peer's reset, a deadline, a TLS error) and lets only real bugs escape.
-// Cancelling the fiber that owns the nursery while it waits in join() (or
-// while an exception leaves the nursery's scope) cancels the children
-// first. One loop: the
+// join() rethrows the failure, not the Cancelled it sent the owner.
+// Cancelling the fiber that owns the nursery while it waits in join() or in
+// the destructor (or a with_timeout() expiring there, or an exception
+// leaving the nursery's scope) cancels the children first. One loop: the
 // children run on the loop of the fiber that owns the nursery, which alone
 // may spawn into it and join it. Children return nothing the nursery keeps:
 // what a connection produces, it sends somewhere itself.

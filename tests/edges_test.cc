@@ -206,6 +206,33 @@ TEST(ShutdownCorners, ARunBlockingJobAskedForByACleanupNeitherRunsNorHoldsUpTheL
   EXPECT_FALSE(ran);
 }
 
+// A cleanup that spawns into a Nursery while the loop closes: the spawn is
+// cancelled before it runs, and the nursery does not wait for it (it
+// waited for ever, and the shutdown abandoned the owner).
+TEST(ShutdownCorners, ASpawnIntoANurseryWhileTheLoopClosesDoesNotHangTheOwner) {
+  std::atomic<bool> owner_ended{false};
+  auto [took, err] = shut_down([&](Loop& loop) {
+    loop.spawn([&] {
+      struct Ended {
+        std::atomic<bool>& flag;
+        ~Ended() { flag = true; }
+      } ended{owner_ended};
+      Nursery n;
+      n.spawn([] { this_fiber::sleep_for(1h); });
+      try {
+        this_fiber::sleep_for(1h);
+      } catch (const Cancelled&) {
+        n.spawn([] {});  // a last flush, say
+        throw;
+      }
+    });
+    loop.call_soon([&loop] { loop.stop(); });
+    loop.run();
+  });
+  EXPECT_TRUE(owner_ended);
+  EXPECT_EQ(err.find("abandoned"), std::string::npos) << err;
+}
+
 TEST(ShutdownCorners, ADestructorThatSleepsBrieflyWhileUnwindingCompletes) {
   // Unwinding code cannot be interrupted; what it waits for gets the
   // shutdown's grace (100 ms).

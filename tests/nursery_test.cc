@@ -235,5 +235,82 @@ TEST_F(NurseryTest, AFailureCancelsAnOwnerThatIsNotJoiningYet) {
   EXPECT_NE(reported[0].find("not joined"), std::string::npos) << reported[0];
 }
 
+// A failure cancels an owner not yet in join(). If that cancel is still
+// pending when the owner reaches join(), join() rethrows the failure, not
+// Cancelled (the failure was lost before); if join() did not need to wait,
+// the cancel is taken back: the owner's next wait is not cancelled.
+TEST_F(NurseryTest, JoinRethrowsTheFailureNotTheCancelItSentTheOwner) {
+  std::vector<std::string> reported;
+  loop().set_exception_handler(testing::collect_whats(reported));
+  run([&] {
+    {
+      Event go;
+      Nursery n;
+      n.spawn([] { this_fiber::sleep_for(1h); });
+      n.spawn([&] { go.set(); });  // the owner is woken in the iteration of the failure
+      n.spawn([] { throw std::runtime_error("boom"); });
+      go.wait();
+      EXPECT_THROW(n.join(), std::runtime_error);
+    }
+    {
+      Event go;
+      Nursery n;
+      n.spawn([&] { go.set(); });
+      n.spawn([] { throw std::runtime_error("boom again"); });
+      go.wait();
+      EXPECT_THROW(n.join(), std::runtime_error);  // nothing left to wait for
+      EXPECT_NO_THROW(this_fiber::sleep_for(1ms));
+    }
+  });
+  EXPECT_TRUE(reported.empty());
+}
+
+// ~Nursery and ~TaskGroup wait for the children; the owner's timeout or
+// cancel while they wait cancels the children (before, the wait ran them
+// to their end), and is delivered to the owner again at its next wait.
+TEST_F(NurseryTest, ATimeoutOrCancelOfTheOwnerInTheDestructorCancelsTheChildren) {
+  run([] {
+    bool child_cancelled = false;
+    // The destructor cannot throw: fn returns, so with_timeout does too.
+    with_timeout(5ms, [&] {
+      TaskGroup g;
+      g.spawn([&] {
+        try {
+          this_fiber::sleep_for(2s);
+        } catch (const Cancelled&) {
+          child_cancelled = true;
+          throw;
+        }
+      });
+    });
+    EXPECT_TRUE(child_cancelled);
+
+    child_cancelled = false;
+    bool cancelled_again = false;
+    auto owner = spawn([&] {
+      {
+        Nursery n;
+        n.spawn([&] {
+          try {
+            this_fiber::sleep_for(2s);
+          } catch (const Cancelled&) {
+            child_cancelled = true;
+          }
+        });
+      }
+      try {
+        this_fiber::yield();
+      } catch (const Cancelled&) {
+        cancelled_again = true;
+      }
+    });
+    this_fiber::sleep_for(2ms);
+    owner.cancel();
+    owner.join();
+    EXPECT_TRUE(child_cancelled);
+    EXPECT_TRUE(cancelled_again);
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop

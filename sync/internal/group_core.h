@@ -43,9 +43,10 @@ class GroupCore {
   // throws that interruption.
   void join(const char* op);
   // The owner's destructor: if not joined, cancels the children when an
-  // exception is leaving the owner's scope, waits for them, and reports a
-  // failure nobody can receive any more. `exceptions_at_start`: the owner's
-  // std::uncaught_exceptions() when it was made.
+  // exception is leaving the owner's scope, or when the owner is cancelled
+  // or times out while waiting (the interrupt is delivered again at its next
+  // wait), waits for them, and reports a failure nobody can receive any more.
+  // `exceptions_at_start`: the owner's std::uncaught_exceptions() when it was made.
   void close(int exceptions_at_start, const char* name) noexcept;
   void cancel() noexcept;
   bool joined() const noexcept { return joined_; }
@@ -58,6 +59,10 @@ class GroupCore {
     FiberRecord* record = nullptr;
   };
   static void child_finished(DoneWaiter& done) noexcept;
+  // A child has finished: its failure, if any, is the group's.
+  void observe(FiberRecord& child) noexcept;
+  // Clears the cancel failed() sent the owner, if it is still pending.
+  void take_back_owners_cancel() noexcept;
   void failed(std::exception_ptr error, const FiberRecord& child) noexcept;
   void wait_children(bool interruptible, const char* op);
 
@@ -75,7 +80,8 @@ class GroupCore {
   FiberInfo first_failed_;  // the child that failed first, for the report
   bool joining_ = false;
   bool joined_ = false;
-  bool cancelling_ = false;  // cancel() ran: a failure, the owner's interrupt, or asked
+  bool cancelling_ = false;       // cancel() ran: a failure, the owner's interrupt, or asked
+  bool cancelled_owner_ = false;  // failed() cancelled the owner
 };
 
 }  // namespace fiberloop::internal
