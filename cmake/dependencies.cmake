@@ -46,5 +46,9 @@ fiberloop_optional("the io_uring backend (liburing)" FIBERLOOP_IO_URING LIBURING
 
 # GoogleTest for the tests (the tutorial's test is in examples/).
 if(FIBERLOOP_TESTS)
-  find_package(GTest REQUIRED)
+  find_package(GTest QUIET)
+  if(NOT GTest_FOUND)
+    message(FATAL_ERROR "The tests need GoogleTest: apt-get install libgtest-dev, or configure "
+                        "with -DFIBERLOOP_TESTS=OFF (the library alone needs only Boost.Context)")
+  endif()
 endif()

@@ -20,6 +20,7 @@ struct Client {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fiberloop::examples::check_flags(argc, argv, {"--host", "--port"});
   using namespace fiberloop;
   const auto address = SocketAddress::from_ip(examples::flag(argc, argv, "--host", "127.0.0.1"),
                                               examples::port_flag(argc, argv, 7001));

@@ -6,9 +6,28 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
 namespace fiberloop::examples {
+
+// Exits, with a usage line, on --help or on anything but the `known` flags
+// each followed by its value: a mistyped flag would otherwise pass unseen.
+inline void check_flags(int argc, char** argv, std::initializer_list<const char*> known) {
+  for (int i = 1; i < argc; i += 2) {
+    bool ok = false;
+    for (const char* k : known) ok = ok || std::strcmp(argv[i], k) == 0;
+    if (ok && i + 1 < argc) continue;
+    const bool help = std::strcmp(argv[i], "--help") == 0;
+    if (!help) {
+      std::fprintf(stderr, ok ? "%s needs a value\n" : "unknown flag '%s'\n", argv[i]);
+    }
+    std::fprintf(help ? stdout : stderr, "usage: %s", argv[0]);
+    for (const char* k : known) std::fprintf(help ? stdout : stderr, " [%s VALUE]", k);
+    std::fprintf(help ? stdout : stderr, "\n");
+    std::exit(help ? 0 : 2);
+  }
+}
 
 // The value after `name` in argv, or `fallback`.
 inline std::string flag(int argc, char** argv, const char* name, const char* fallback) {

@@ -26,6 +26,7 @@ std::string response(bool keep_alive) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  fiberloop::examples::check_flags(argc, argv, {"--host", "--port", "--loops"});
   using namespace fiberloop;
   using Status = examples::HttpParse::Status;
   const auto address = SocketAddress::from_ip(examples::flag(argc, argv, "--host", "127.0.0.1"),

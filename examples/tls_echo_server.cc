@@ -9,6 +9,7 @@
 #include "examples/serve.h"
 
 int main(int argc, char** argv) {
+  fiberloop::examples::check_flags(argc, argv, {"--host", "--port", "--loops", "--cert", "--key"});
   using namespace fiberloop;
   using namespace std::chrono_literals;
   const TlsContext context = examples::tls_server_context(

@@ -11,6 +11,7 @@
 #include "examples/serve.h"
 
 int main(int argc, char** argv) {
+  fiberloop::examples::check_flags(argc, argv, {"--host", "--port", "--loops"});
   using namespace fiberloop;
   using namespace std::chrono_literals;
   const auto address = SocketAddress::from_ip(examples::flag(argc, argv, "--host", "127.0.0.1"),

@@ -33,6 +33,7 @@
 #include "loop/internal/format.h"
 #include "loop/internal/loop_parts.h"
 #include "loop/internal/record_pool.h"
+#include "loop/internal/thread_pool.h"
 #include "loop/loop.h"
 
 namespace fiberloop::internal {
@@ -296,6 +297,12 @@ void Scheduler::run_iteration() noexcept {
 // ---- the loop of this thread ------------------------------------------------
 
 void throw_no_loop(const char* what) {
+  if (on_blocking_worker()) {
+    throw std::logic_error(std::string(what) +
+                           ": called in a run_blocking job, on a worker thread, which has no "
+                           "Loop; a job runs plain blocking code: call fiberloop's functions "
+                           "(read_file, sleep_for, streams) from the fiber instead");
+  }
   throw std::logic_error(std::string(what) +
                          ": no Loop on this thread (called outside a fiber); create a "
                          "fiberloop::Loop or use fiberloop::run(main)");

@@ -6,6 +6,11 @@
 #include "loop/internal/own_thread.h"
 
 namespace fiberloop::internal {
+namespace {
+thread_local bool tls_on_worker = false;
+}  // namespace
+
+bool on_blocking_worker() noexcept { return tls_on_worker; }
 
 ThreadPool::~ThreadPool() {
   stop();
@@ -58,6 +63,7 @@ std::size_t ThreadPool::threads() const {
 }
 
 void ThreadPool::work() {
+  tls_on_worker = true;
   std::unique_lock lock(mutex_);
   for (;;) {
     ++idle_;

@@ -70,6 +70,22 @@ TlsContext trusting(const testing::TestCerts& certs) {
   return ctx;
 }
 
+// A mistyped flag stops the example with a usage line (it was ignored, and
+// the server started on its default port); --help prints it and exits 0.
+TEST_F(Examples, AnUnknownFlagIsRefusedAndHelpPrintsUsage) {
+  run([] {
+    auto bad = Process::exec({"examples/kv_server", "--loop", "2"}, {.err = Stdio::pipe});
+    const std::string err = with_timeout(10s, [&] { return bad.communicate().second; });
+    EXPECT_EQ(bad.returncode(), 2);
+    EXPECT_NE(err.find("unknown flag '--loop'"), std::string::npos) << err;
+    EXPECT_NE(err.find("[--loops VALUE]"), std::string::npos) << err;
+    auto help = Process::exec({"examples/kv_server", "--help"}, {.out = Stdio::pipe});
+    const std::string out = with_timeout(10s, [&] { return help.communicate().first; });
+    EXPECT_EQ(help.returncode(), 0);
+    EXPECT_NE(out.find("usage: examples/kv_server"), std::string::npos) << out;
+  });
+}
+
 TEST_F(Examples, HttpsHelloAnswersOverTlsWithKeepAlive) {
   testing::TestCerts certs;
   run([&] {

@@ -47,6 +47,22 @@ TEST_F(RunBlocking, RunBlockingPropagatesExceptions) {
 // The job and what it captures die on the worker, before the fiber resumes:
 // nothing of the job is released on another thread after the fiber has moved
 // on (the exception it threw, a capture's slow destructor).
+// A fiber call inside a job (read_file, itself a run_blocking) names the
+// worker thread and says where the call belongs, instead of advising to
+// create a Loop.
+TEST_F(RunBlocking, AFiberCallInsideAJobSaysItIsOnAWorkerThread) {
+  run([] {
+    std::string what;
+    try {
+      (void)run_blocking([] { return read_file("/etc/hostname"); });
+    } catch (const std::logic_error& e) {
+      what = e.what();
+    }
+    EXPECT_NE(what.find("run_blocking job, on a worker thread"), std::string::npos) << what;
+    EXPECT_NE(what.find("from the fiber instead"), std::string::npos) << what;
+  });
+}
+
 TEST_F(RunBlocking, RunBlockingReleasesTheJobBeforeResuming) {
   struct SlowToDie {
     std::atomic<bool>* died;

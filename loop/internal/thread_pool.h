@@ -14,6 +14,9 @@
 
 namespace fiberloop::internal {
 
+// Whether this thread is a ThreadPool's worker (a run_blocking job's).
+bool on_blocking_worker() noexcept;
+
 class ThreadPool {
  public:
   explicit ThreadPool(std::size_t max_threads) : max_threads_(max_threads) {}
