@@ -43,10 +43,21 @@ class Channel {
   explicit Channel(std::size_t capacity = 0)
       : capacity_(capacity),
         ring_(std::make_unique<std::optional<T>[]>(capacity == 0 ? 1 : capacity)) {}
-  // Closes the channel first: fibers still waiting on it wake (see close()).
+  // Closes the channel first: fibers still waiting on it wake (see close()),
+  // and a select() parked on it no longer touches it.
   ~Channel() {
     internal::SyncGuard guard(home_);
-    close_now(guard.shared());
+    const bool shared = guard.shared();
+    closed_.store(true, std::memory_order_release);
+    for (auto* queue : {&receivers_, &senders_}) {
+      while (!queue->empty()) {
+        internal::ChannelOp& op = queue->pop_front();
+        op.channel_gone = true;
+        if (op.passed_by(shared)) continue;
+        if (op.select != nullptr && !op.select->claim(op.case_index)) continue;
+        op.complete(true);
+      }
+    }
   }
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;

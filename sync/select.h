@@ -10,9 +10,12 @@
 //
 // Cases are tried in the order given; if none can complete at once, the fiber
 // parks on all of them and the first channel to complete one wins. The
-// others are left untouched (a losing send keeps its value, a losing recv
-// leaves its slot empty). A recv case on a closed, drained channel completes
-// with its slot empty; a send case on a closed channel throws ChannelClosed.
+// others' channels are left untouched (a losing recv leaves its slot empty;
+// a losing send case drops the value send_case() took: keep a copy, or send
+// a move-only value with send() after the select, to keep it). A channel
+// may be destroyed while a select of its own loop is parked on it: the
+// select wakes, as from close(), and touches it no more. A recv case on a closed, drained channel
+// completes with its slot empty; a send case on a closed channel throws ChannelClosed.
 #pragma once
 
 #include <algorithm>
@@ -123,8 +126,17 @@ class SelectLocks {
     held_ = false;
   }
   // After a park: channels of this loop may have become shared meanwhile.
-  void relock() noexcept {
-    for (std::size_t i = 0; i < N; ++i) shared_[i] = shared_[i] || homes_[i]->shared();
+  // A channel destroyed meanwhile (`gone(i)`) is left alone.
+  template <class Gone>
+  void relock(Gone gone) noexcept {
+    for (std::size_t i = 0; i < N; ++i) {
+      if (gone(i)) {
+        homes_[i] = nullptr;
+        shared_[i] = false;
+      } else {
+        shared_[i] = shared_[i] || homes_[i]->shared();
+      }
+    }
     lock();
   }
 
@@ -177,7 +189,7 @@ std::optional<std::size_t> select_until(TimePoint deadline, Cases&... cases) {
       cases...);
   locks.unlock();
   const WaitEnd end = park_select(state, ops[0], deadline, locks.any_shared());
-  locks.relock();
+  locks.relock([&ops](std::size_t i) { return ops[i].channel_gone; });
   // Every claim takes the lock of its channel (or runs on this loop), so
   // none is under way: a winner now is final, and none comes later.
   state.claim(SelectState::kOver);

@@ -213,5 +213,44 @@ TEST_F(ChannelTest, SelectOnClosedChannels) {
   });
 }
 
+// A channel destroyed while a select of its loop is parked on it: the select
+// wakes as from close() when that case wins, and in every case touches the
+// freed channel no more (before, it read it again: ASan saw the use after
+// free).
+TEST_F(ChannelTest, ASelectOutlivesAChannelDestroyedUnderIt) {
+  run([] {
+    {  // the destroyed channel's case wins
+      auto ch = std::make_unique<Channel<int>>();
+      std::optional<int> v;
+      auto t = spawn([&] { return select(ch->recv_case(v)); });
+      this_fiber::yield();
+      ch.reset();
+      EXPECT_EQ(t.join(), 0u);
+      EXPECT_FALSE(v.has_value());
+    }
+    {  // a send case on it wins, and throws ChannelClosed
+      auto ch = std::make_unique<Channel<int>>();
+      Channel<int> other;
+      std::optional<int> v;
+      auto t = spawn([&] { return select(other.recv_case(v), ch->send_case(1)); });
+      this_fiber::yield();
+      ch.reset();
+      EXPECT_THROW(t.join(), ChannelClosed);
+    }
+    {  // another case has won, and the select has not run yet
+      Channel<int> a;
+      auto b = std::make_unique<Channel<int>>();
+      std::optional<int> x, y;
+      auto t = spawn([&] { return select(a.recv_case(x), b->recv_case(y)); });
+      this_fiber::yield();
+      a.send(7);  // hands 7 to the parked select
+      b.reset();
+      EXPECT_EQ(t.join(), 0u);
+      EXPECT_EQ(x, 7);
+      EXPECT_FALSE(y.has_value());
+    }
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop

@@ -173,6 +173,9 @@ struct ChannelOp : Waiter {
   SelectState* select = nullptr;
   std::uint32_t case_index = 0;
   bool closed = false;  // completed by close()
+  // Taken off its queue by ~Channel: a select parked there must not touch
+  // that channel again (its own loop's; another thread's is the user's race).
+  bool channel_gone = false;
 
   // Marks the op done (by close(), if `by_close`) and wakes its waiter.
   void complete(bool by_close = false) noexcept {
