@@ -152,14 +152,18 @@ std::string_view BufferedReader::read_slice(std::string_view delimiter) {
 }
 
 std::string BufferedReader::read_exactly(std::size_t n) {
+  // The string grows as the bytes come, doubling from kInitialCapacity (as
+  // asyncio's readexactly): a length prefix from the peer that says 4 GiB
+  // commits no memory before the bytes do.
   std::string out;
-  out.resize(n);
   std::size_t got = std::min(n, buffered());
+  out.resize(std::min(n, std::max(got, kInitialCapacity)));
   if (got > 0) std::memcpy(out.data(), buf_.get() + begin_, got);  // no buffer yet: none
   consume(got);
   try {
     while (got < n && !eof_) {
-      const std::size_t r = stream_.read({out.data() + got, n - got});  // past the buffer
+      if (got == out.size()) out.resize(std::min(n, out.size() * 2));
+      const std::size_t r = stream_.read({out.data() + got, out.size() - got});  // past the buffer
       if (r == 0) eof_ = true;
       got += r;
     }
@@ -181,8 +185,10 @@ void BufferedReader::unread(std::string_view bytes) {
   // Only called with the buffer empty (read_exactly emptied it first).
   FIBERLOOP_CHECK(buffered() == 0, "BufferedReader::unread: the buffer is not empty");
   if (bytes.size() > capacity_) {
-    buf_ = std::make_unique_for_overwrite<char[]>(bytes.size());
-    capacity_ = bytes.size();
+    // At least the usual size: a buffer made to fit a few bytes would stay
+    // that small, and every later fill() would read that few.
+    capacity_ = std::max(bytes.size(), kInitialCapacity);
+    buf_ = std::make_unique_for_overwrite<char[]>(capacity_);
   }
   if (!bytes.empty()) std::memcpy(buf_.get(), bytes.data(), bytes.size());
   begin_ = 0;

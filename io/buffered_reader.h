@@ -85,7 +85,9 @@ class BufferedReader {
   // Throws: as read_until().
   std::string_view read_slice(std::string_view delimiter);
 
-  // Exactly `n` bytes (any size: `limit` does not apply). Interrupted
+  // Exactly `n` bytes (any size: `limit` does not apply; the string grows
+  // as the bytes come, so a huge `n` from a peer costs nothing up front,
+  // as asyncio's readexactly). Interrupted
   // (Cancelled, TimeoutError), it keeps what it read buffered for the next
   // call, as every reader call does.
   // Throws: IncompleteReadError at end of stream (partial(): what came);

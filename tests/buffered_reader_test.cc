@@ -190,6 +190,37 @@ TEST_F(BufferedReaders, AReaderHonoursTheStreamsDeadlineAndCancellation) {
 
 // Interrupted mid-record, read_exactly keeps every byte it took: the next
 // call finds them (asyncio's readexactly).
+// read_exactly grows its string as bytes come: a length prefix of 1 TiB
+// from a peer that then sends ten bytes ends as a short stream (it was an
+// allocation of the whole 1 TiB up front: std::bad_alloc).
+TEST_F(BufferedReaders, AHugeReadExactlyCommitsNoMemoryBeforeTheBytesCome) {
+  run([] {
+    auto [a, b] = connected_pair();
+    a.write_all("0123456789");
+    a.close();
+    BufferedReader in(b);
+    if (const auto e =
+            thrown<IncompleteReadError>([&] { (void)in.read_exactly(std::size_t{1} << 40); })) {
+      EXPECT_EQ(e->partial(), "0123456789");
+    }
+  });
+}
+
+// The bytes an interrupted read_exactly puts back go into a buffer of the
+// usual size, not one made to fit them: later reads are not that small.
+TEST_F(BufferedReaders, AReaderKeepsItsUsualBufferAfterAnInterruptedReadExactly) {
+  run([] {
+    auto [a, b] = connected_pair();
+    BufferedReader in(b);  // no buffer yet
+    a.write_all("0123456789");
+    EXPECT_THROW(with_timeout(20ms, [&] { (void)in.read_exactly(100); }), TimeoutError);
+    char buf[4096];
+    EXPECT_EQ(in.read(buf), 10u);
+    a.write_all(std::string(1000, 'x'));
+    EXPECT_GT(in.read(buf), 10u);  // one segment on loopback: all of it, in one read
+  });
+}
+
 TEST_F(BufferedReaders, AnInterruptedReadExactlyLosesNothing) {
   run([] {
     auto [a, b] = connected_pair();
