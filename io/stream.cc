@@ -124,6 +124,13 @@ std::size_t Stream::write(std::span<const char> buf) {
   return by_deadline(*this, write_, kWriteDeadline, "write", [&] { return write_some(buf); });
 }
 
+void Stream::run_as_write(void (*op)(void* arg), void* arg) {
+  by_deadline(*this, write_, kWriteDeadline, "write", [&] {
+    op(arg);
+    return std::size_t{0};
+  });
+}
+
 std::size_t Stream::writev(std::span<const std::string_view> buffers) {
   return by_deadline(*this, write_, kWriteDeadline, "write", [&] { return writev_some(buffers); });
 }

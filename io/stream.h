@@ -164,6 +164,10 @@ class Stream {
   virtual std::size_t write_some(std::span<const char> buf) = 0;
   // Default: write_some() of the first non-empty buffer.
   virtual std::size_t writev_some(std::span<const std::string_view> buffers);
+  // Runs op(arg) as a write: under the write deadline, and refused (with
+  // std::logic_error) while another fiber writes. For a shutdown_write()
+  // that sends bytes and may park (TLS's close_notify).
+  void run_as_write(void (*op)(void* arg), void* arg);
 
  private:
   // Go's deadlines and the operations under way, a direction each (one

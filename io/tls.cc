@@ -352,15 +352,22 @@ void TlsStream::shutdown_write() {
                    ": an earlier write was interrupted in the middle of a record, and "
                    "close_notify cannot follow half a record; close the stream instead");
   }
-  // SSL_shutdown: 0 once our close_notify is sent (we do not wait for the
-  // peer's), 1 if the peer's came first; < 0 to retry. The flag is set
-  // under the claim: once drive() gives it back, a destroyer on another
-  // thread may free the stream.
-  drive("shutdown", [this] {
-    const int r = SSL_shutdown(ssl_);
-    if (r >= 0) close_notify_sent_ = true;
-    return r >= 0 ? 1 : r;
-  });
+  // A write: under the write deadline, and never while another fiber is in
+  // SSL_write (the alert would cut its record, and OpenSSL refuse its rest).
+  run_as_write(
+      [](void* self) {
+        auto& s = *static_cast<TlsStream*>(self);
+        // SSL_shutdown: 0 once our close_notify is sent (we do not wait for
+        // the peer's), 1 if the peer's came first; < 0 to retry. The flag is
+        // set under the claim: once drive() gives it back, a destroyer on
+        // another thread may free the stream.
+        s.drive("shutdown", [&s] {
+          const int r = SSL_shutdown(s.ssl_);
+          if (r >= 0) s.close_notify_sent_ = true;
+          return r >= 0 ? 1 : r;
+        });
+      },
+      this);
 }
 
 void TlsStream::close() noexcept { tcp_.close(); }

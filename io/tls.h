@@ -137,11 +137,12 @@ class TlsStream final : public Stream {
   std::string protocol_version() const;
 
   // Sends close_notify: the peer reads end of stream. Reading still works.
-  // A second call does nothing once one has finished; after one that was
-  // interrupted (cancelled, timed out) it finishes sending.
+  // A write: under the write deadline, and refused while another fiber
+  // writes. A second call does nothing once one has finished; after one
+  // that was interrupted (cancelled, timed out) it finishes sending.
   // Throws: TlsError after a write interrupted mid-record (the stream is
-  //         broken); std::system_error from the socket; Cancelled;
-  //         TimeoutError.
+  //         broken); std::logic_error while another fiber writes;
+  //         std::system_error from the socket; Cancelled; TimeoutError.
   void shutdown_write() override;
   // Closes the connection (without close_notify; call shutdown_write()
   // first for an orderly end). Idempotent.

@@ -61,6 +61,37 @@ class ScriptedStream final : public Stream {
   bool open_ = true;
 };
 
+// A stream whose shutdown_write() sends bytes and may wait (as TLS's
+// close_notify) runs it with run_as_write(): under the write deadline.
+class SlowShutdownStream final : public Stream {
+ public:
+  void shutdown_write() override {
+    run_as_write([](void*) { this_fiber::sleep_for(1h); }, nullptr);
+  }
+  void close() noexcept override {}
+  bool is_open() const noexcept override { return true; }
+  std::string describe() const override { return "the slow stream"; }
+
+ protected:
+  std::size_t read_some(std::span<char>) override { return 0; }
+  std::size_t write_some(std::span<const char> buf) override { return buf.size(); }
+};
+
+TEST_F(Streams, AShutdownRunAsAWriteHonoursTheWriteDeadline) {
+  run([] {
+    SlowShutdownStream s;
+    s.set_write_deadline(Clock::now() + 5ms);
+    std::string what;
+    try {
+      s.shutdown_write();
+    } catch (const TimeoutError& e) {
+      what = e.what();
+    }
+    EXPECT_NE(what.find("write deadline"), std::string::npos) << what;
+    EXPECT_NE(what.find("the slow stream"), std::string::npos) << what;
+  });
+}
+
 TEST_F(Streams, AUsersOwnStreamWorksWithEveryLayer) {
   run([] {
     ScriptedStream s({"GET / HT", "TP/1.1\r\nHost: x\r\n", "\r\nbody", "!"});

@@ -337,6 +337,31 @@ TEST_F(Tls, AWriteInterruptedMidRecordBreaksLaterWritesInsteadOfCorruptingThem) 
   });
 }
 
+// close_notify is a write: refused, before any SSL call, while another
+// fiber is in the middle of one, and the write completes. (Before, the
+// shutdown reached SSL_shutdown and was refused only when it had to wait
+// for the socket, by the fd's one-waiter rule.)
+TEST_F(Tls, AShutdownWhileAnotherFiberWritesIsRefusedAndTheWriteCompletes) {
+  run([] {
+    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext ctx = trusting_client();
+    auto [c, s] = tls_pair(ctx, server_ctx);
+    const std::string big(32 << 20, 'A');
+    auto writer = spawn([&] { c.write_all(big); });
+    this_fiber::sleep_for(20ms);  // the server does not read yet: the writer parks
+    ASSERT_FALSE(writer.done());
+    const std::string what = error_of([&] { c.shutdown_write(); });
+    EXPECT_NE(what.find("another fiber is already writing"), std::string::npos) << what;
+    std::string got(big.size(), '\0');
+    s.read_exact(got);
+    EXPECT_TRUE(got == big);
+    writer.join();
+    c.shutdown_write();
+    char one;
+    EXPECT_EQ(s.read({&one, 1}), 0u);  // close_notify: end of stream
+  });
+}
+
 TEST_F(Tls, ShutdownTwiceAndUseAfterCloseAreHarmless) {
   run([] {
     TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
