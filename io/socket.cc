@@ -169,6 +169,13 @@ void Socket::connect(const SocketAddress& to) {
       0) {
     return;
   }
+  if (errno == EAGAIN && to.family() == AF_UNIX) {
+    // A Unix socket does not queue a connect past the listener's backlog
+    // (Go fails it the same way).
+    throw_io_error(EAGAIN, what +
+                               " (the listener's backlog is full: it accepts too slowly; retry "
+                               "later, or listen with a larger backlog)");
+  }
   if (errno != EINPROGRESS && errno != EINTR) throw_io_error(errno, what);
   // In progress: writable means done, one way or the other; SO_ERROR says
   // which. (On io_uring the wait is a POLL operation: a CONNECT operation
@@ -236,7 +243,10 @@ std::size_t Socket::send_to(std::span<const char> buf, const SocketAddress* to) 
       },
       [&](int err) {
         throw_io_error(err, "send fd " + std::to_string(handle_->fd()) +
-                                (to ? " to " + to->to_string() : std::string()));
+                                (to ? " to " + to->to_string() : std::string()) +
+                                (err == EDESTADDRREQ
+                                     ? " (no peer: connect() the socket first, or use send_to())"
+                                     : ""));
       }));
 }
 

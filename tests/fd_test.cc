@@ -4,6 +4,8 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <system_error>
+#include <vector>
 
 #include "tests/loop_fixture.h"
 
@@ -76,6 +78,37 @@ TEST_F(Fd, UnixConnectErrorNamesThePath) {
       EXPECT_NE(std::string(e.what()).find("/tmp/fiberloop-no-such.sock"), std::string::npos);
     }
   });
+}
+
+// Errors a user causes with Unix and UDP sockets say what to do: a stale
+// socket file, a full backlog (a Unix connect is not queued past it), a
+// send on an unconnected UDP socket.
+TEST_F(Fd, UnixAndUdpErrorsSayWhatToDo) {
+  const std::string path = temp_socket_path("advice");
+  ::unlink(path.c_str());
+  run([&] {
+    const auto what_of = [](auto call) -> std::string {
+      try {
+        call();
+      } catch (const std::system_error& e) {
+        return e.what();
+      }
+      return "(no exception)";
+    };
+    auto listener = UnixListener::bind(path, 1);  // never accepts
+    std::string what = what_of([&] { UnixListener::bind(path); });
+    EXPECT_NE(what.find("unlink it first"), std::string::npos) << what;
+    std::vector<UnixStream> queued;
+    what = what_of([&] {
+      for (int i = 0; i < 16; ++i) queued.push_back(UnixStream::connect(path));
+    });
+    EXPECT_NE(what.find("backlog is full"), std::string::npos) << what;
+    EXPECT_NE(what.find(path), std::string::npos) << what;
+    auto udp = UdpSocket::bind(SocketAddress::parse("127.0.0.1:0"));
+    what = what_of([&] { udp.send(std::string_view("x")); });
+    EXPECT_NE(what.find("connect() the socket first, or use send_to()"), std::string::npos) << what;
+  });
+  ::unlink(path.c_str());
 }
 
 TEST_F(Fd, AbstractUnixSocket) {
