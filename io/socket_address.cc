@@ -1,6 +1,7 @@
 #include "io/socket_address.h"
 
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sys/un.h>
 
@@ -28,13 +29,35 @@ SocketAddress::SocketAddress(const sockaddr* addr, socklen_t len) noexcept : sto
 
 namespace {
 
-// A numeric IPv4 or IPv6 address, or nullopt.
-std::optional<SocketAddress> parse_ip(std::string_view ip, std::uint16_t port) {
-  if (ip.size() >= INET6_ADDRSTRLEN) return std::nullopt;
+// The interface of an IPv6 scope ("eth0", or its index "2"), or 0.
+std::uint32_t scope_index(std::string_view scope) {
+  std::uint32_t index = 0;
+  const auto [end, ec] = std::from_chars(scope.data(), scope.data() + scope.size(), index);
+  if (ec == std::errc() && end == scope.data() + scope.size()) return index;
+  if (scope.size() >= IF_NAMESIZE) return 0;
+  char name[IF_NAMESIZE] = {};
+  std::memcpy(name, scope.data(), scope.size());
+  return ::if_nametoindex(name);
+}
+
+// A numeric IPv4 or IPv6 address (an IPv6 one may name its scope:
+// "fe80::1%eth0"), or nullopt. Throws (bad(), naming `text`) for an
+// unknown scope.
+std::optional<SocketAddress> parse_ip(std::string_view ip, std::uint16_t port,
+                                      std::string_view text) {
+  if (ip.size() >= INET6_ADDRSTRLEN || ip.find('\0') != std::string_view::npos) {
+    return std::nullopt;
+  }
+  std::string_view scope;
+  if (const auto percent = ip.find('%'); percent != std::string_view::npos) {
+    scope = ip.substr(percent + 1);
+    ip = ip.substr(0, percent);
+    if (scope.empty()) return std::nullopt;
+  }
   char buf[INET6_ADDRSTRLEN] = {};
   std::memcpy(buf, ip.data(), ip.size());
   sockaddr_in v4{};
-  if (::inet_pton(AF_INET, buf, &v4.sin_addr) == 1) {
+  if (scope.empty() && ::inet_pton(AF_INET, buf, &v4.sin_addr) == 1) {
     v4.sin_family = AF_INET;
     v4.sin_port = htons(port);
     return SocketAddress(reinterpret_cast<sockaddr*>(&v4), sizeof v4);
@@ -43,6 +66,10 @@ std::optional<SocketAddress> parse_ip(std::string_view ip, std::uint16_t port) {
   if (::inet_pton(AF_INET6, buf, &v6.sin6_addr) == 1) {
     v6.sin6_family = AF_INET6;
     v6.sin6_port = htons(port);
+    if (!scope.empty()) {
+      v6.sin6_scope_id = scope_index(scope);
+      if (v6.sin6_scope_id == 0) bad(text, "no such network interface (the scope after '%')");
+    }
     return SocketAddress(reinterpret_cast<sockaddr*>(&v6), sizeof v6);
   }
   return std::nullopt;
@@ -51,7 +78,7 @@ std::optional<SocketAddress> parse_ip(std::string_view ip, std::uint16_t port) {
 }  // namespace
 
 SocketAddress SocketAddress::from_ip(std::string_view ip, std::uint16_t port) {
-  if (auto a = parse_ip(ip, port)) return *a;
+  if (auto a = parse_ip(ip, port, ip)) return *a;
   bad(ip, "not a numeric IPv4 or IPv6 address (use resolve() for names)");
 }
 
@@ -80,19 +107,27 @@ SocketAddress SocketAddress::parse(std::string_view text) {
   if (ec != std::errc() || end != port.data() + port.size() || value > 65535) {
     bad(text, "the port must be a number from 0 to 65535");
   }
-  if (auto a = parse_ip(host, static_cast<std::uint16_t>(value))) return *a;
+  if (auto a = parse_ip(host, static_cast<std::uint16_t>(value), text)) return *a;
   bad(text, "the host is not a numeric IPv4 or IPv6 address (use resolve() for names)");
 }
 
 SocketAddress SocketAddress::unix_path(std::string_view path) {
   sockaddr_un un{};
   if (path.empty()) bad(path, "an empty Unix socket path");
-  if (path.size() >= sizeof un.sun_path) bad(path, "the Unix socket path is too long (max 107)");
+  const bool abstract = path.front() == '@';
+  // A path needs its terminating NUL in sun_path; an abstract name does not.
+  if (path.size() > sizeof un.sun_path - (abstract ? 0 : 1)) {
+    bad(path, abstract ? "the abstract socket name is too long (max 107 bytes after '@')"
+                       : "the Unix socket path is too long (max 107 bytes)");
+  }
+  if (!abstract && path.find('\0') != std::string_view::npos) {
+    bad(path, "a NUL byte in a Unix socket path");
+  }
   un.sun_family = AF_UNIX;
   std::memcpy(un.sun_path, path.data(), path.size());
-  if (path.front() == '@') un.sun_path[0] = '\0';  // abstract namespace
-  const auto len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() +
-                                          (path.front() == '@' ? 0 : 1));
+  if (abstract) un.sun_path[0] = '\0';  // abstract namespace
+  const auto len =
+      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + (abstract ? 0 : 1));
   return SocketAddress(reinterpret_cast<sockaddr*>(&un), len);
 }
 
@@ -110,9 +145,16 @@ std::string SocketAddress::to_string() const {
     return std::string(buf) + ":" + std::to_string(port());
   }
   if (is_ipv6()) {
-    ::inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage_)->sin6_addr, buf,
-                sizeof buf);
-    return "[" + std::string(buf) + "]:" + std::to_string(port());
+    const auto* v6 = reinterpret_cast<const sockaddr_in6*>(&storage_);
+    ::inet_ntop(AF_INET6, &v6->sin6_addr, buf, sizeof buf);
+    std::string scope;
+    if (v6->sin6_scope_id != 0) {  // a link-local address means nothing without it
+      char name[IF_NAMESIZE] = {};
+      scope = "%" + (::if_indextoname(v6->sin6_scope_id, name) != nullptr
+                         ? std::string(name)
+                         : std::to_string(v6->sin6_scope_id));
+    }
+    return "[" + std::string(buf) + scope + "]:" + std::to_string(port());
   }
   if (is_unix()) {
     const auto* un = reinterpret_cast<const sockaddr_un*>(&storage_);

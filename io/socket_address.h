@@ -23,14 +23,18 @@ class SocketAddress {
   SocketAddress(const sockaddr* addr, socklen_t len) noexcept;
 
   // Parses "a.b.c.d:port" or "[ipv6]:port" (numeric only: names go through
-  // resolve()).
-  // Throws: std::invalid_argument naming the text and what is wrong with it.
+  // resolve()); an IPv6 address may name its scope: "[fe80::1%eth0]:80"
+  // (an interface name or index), and to_string() prints it back.
+  // Throws: std::invalid_argument naming the text and what is wrong with it
+  //         (an unknown interface too).
   static SocketAddress parse(std::string_view text);
-  // A numeric host ("127.0.0.1", "::1") and a port.
+  // A numeric host ("127.0.0.1", "::1", "fe80::1%eth0") and a port.
   // Throws: std::invalid_argument.
   static SocketAddress from_ip(std::string_view ip, std::uint16_t port);
-  // A Unix socket path; a leading '@' names an abstract socket (Linux).
-  // Throws: std::invalid_argument if the path is empty or too long.
+  // A Unix socket path (at most 107 bytes); a leading '@' names an abstract
+  // socket (Linux; at most 107 bytes after the '@').
+  // Throws: std::invalid_argument if the path is empty, too long, or holds
+  //         a NUL byte.
   static SocketAddress unix_path(std::string_view path);
 
   // The address family: AF_INET, AF_INET6, AF_UNIX, or AF_UNSPEC when empty.
