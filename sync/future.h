@@ -152,7 +152,8 @@ class Promise {
 
   // Stores the value and wakes every waiter in get(); each done-callback is
   // scheduled on the loop that added it.
-  // Throws: std::logic_error if a value or exception was set already.
+  // Throws: std::logic_error if a value or exception was set already, or
+  //         on a moved-from Promise.
   template <class... Args>
   void set_value(Args&&... args) {
     complete(state_, "set_value", [&](auto& s) { s.value.emplace(std::forward<Args>(args)...); });
@@ -169,6 +170,10 @@ class Promise {
   template <class Store>
   static void complete(const std::shared_ptr<internal::FutureState<T>>& state, const char* what,
                        Store store) {
+    if (!state) {
+      throw std::logic_error(std::string("Promise::") + what +
+                             ": the Promise is empty (moved from); use the one it moved to");
+    }
     internal::FutureState<T>& s = *state;
     std::vector<typename internal::FutureState<T>::Callback> callbacks;
     {

@@ -104,6 +104,7 @@ void GroupCore::cancel() noexcept {
 }
 
 void GroupCore::join(const char* op) {
+  scheduler_.check_thread(op);  // its state is its loop's, unlocked
   running_fiber_or_throw(op);
   joining_ = true;
   try {

@@ -74,7 +74,8 @@ class TaskGroup {
   // Waits for every child. Rethrows the first failure (after all finished).
   // Throws: the first child's failure; Cancelled or TimeoutError if the owner
   //         is interrupted while waiting (the children are cancelled and
-  //         waited for first); std::logic_error outside a fiber.
+  //         waited for first); std::logic_error outside a fiber, or from
+  //         another loop's thread.
   void join();
 
   // Cancels every child still running.

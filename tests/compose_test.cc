@@ -31,6 +31,8 @@ TEST_F(Compose, FutureExceptionsAndSecondSet) {
     p.set_exception(std::make_exception_ptr(std::runtime_error("nope")));
     EXPECT_THROW(f.get(), std::runtime_error);
     EXPECT_THROW(p.set_value("late"), std::logic_error);
+    Promise<std::string> moved_to(std::move(p));
+    EXPECT_THROW(p.set_value("x"), std::logic_error);  // moved from: it dereferenced null
     Promise<void> q;
     q.set_value();
     q.get_future().get();

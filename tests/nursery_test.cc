@@ -9,6 +9,7 @@
 #include <fstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "fiberloop.h"
@@ -147,6 +148,22 @@ TEST_F(NurseryTest, SpawnAfterJoinAndFromAnotherThreadAreErrors) {
     Nursery n;
     n.join();
     EXPECT_THROW(n.spawn([] {}), std::logic_error);
+  });
+  run([] {
+    Nursery n;
+    n.spawn([] { this_fiber::sleep_for(5ms); });
+    std::string what;
+    std::thread([&] {
+      fiberloop::run([&] {
+        try {
+          n.join();  // another loop's: its state is unlocked
+        } catch (const std::logic_error& e) {
+          what = e.what();
+        }
+      });
+    }).join();
+    EXPECT_NE(what.find("Nursery::join: this Loop belongs to another thread"), std::string::npos)
+        << what;
   });
   EXPECT_THROW(Nursery(), std::logic_error);  // outside a fiber
 }
