@@ -6,7 +6,11 @@
 //
 // Unbuffered (capacity 0): send() waits for a receiver, a rendezvous.
 // Buffered: send() waits only while the buffer is full. Blocked senders and
-// receivers are served first come, first served. Values may be move-only.
+// receivers are served first come, first served. Values may be move-only;
+// if a value's move throws while it passes to or from a parked peer, both
+// sides get the exception and the channel stays as it was before that
+// value (a buffered receive that took its value keeps it; the sender whose
+// value could not follow into the buffer gets the exception).
 // close() wakes every waiter: receivers drain what is buffered and then get
 // nullopt; senders get ChannelClosed. Any thread: fibers of any loop and
 // plain threads (whose waits block them) may send, receive and close; used
@@ -15,9 +19,11 @@
 
 #include <atomic>
 #include <cstddef>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 #include "loop/internal/scheduler.h"
@@ -73,6 +79,7 @@ class Channel {
     internal::ChannelOp op;
     op.value = &value;
     park(guard, senders_, op, "Channel::send");
+    internal::throw_if_failed(op);
     if (op.closed) throw ChannelClosed();
   }
 
@@ -96,6 +103,7 @@ class Channel {
     internal::ChannelOp op;
     op.value = &out;
     park(guard, receivers_, op, "Channel::recv");
+    internal::throw_if_failed(op);
     return out;
   }
 
@@ -133,8 +141,7 @@ class Channel {
   bool try_send_from(T& value, bool shared) {
     if (closed_.load(std::memory_order_relaxed)) throw ChannelClosed();
     if (internal::ChannelOp* r = internal::claim(receivers_, shared)) {
-      static_cast<std::optional<T>*>(r->value)->emplace(std::move(value));
-      r->complete();
+      hand_off(*r, [&] { static_cast<std::optional<T>*>(r->value)->emplace(std::move(value)); });
       return true;
     }
     const std::size_t count = count_.load(std::memory_order_relaxed);
@@ -155,29 +162,80 @@ class Channel {
   // The same, returning the value: built in registers, where an optional
   // written to memory in two parts (value, flag) and read back whole stalls
   // on store forwarding. `done` says whether the recv completed.
+  // A T whose move may throw is built straight into the optional returned
+  // (one move: none can throw after the value has left the channel).
   std::optional<T> take_now(bool shared, bool& done) {
     done = true;
     const std::size_t count = count_.load(std::memory_order_relaxed);
     if (count > 0) {
-      T value(std::move(*ring_[head_]));
-      ring_[head_].reset();
-      head_ = wrap(head_ + 1);
-      if (internal::ChannelOp* s = internal::claim(senders_, shared)) {
-        // Room now: take a waiting sender's value.
-        ring_[wrap(head_ + count - 1)].emplace(std::move(*static_cast<T*>(s->value)));
-        s->complete();
+      if constexpr (kNothrowMove) {
+        T value(std::move(*ring_[head_]));
+        after_take(count, shared);
+        return std::optional<T>(std::move(value));
       } else {
-        count_.store(count - 1, std::memory_order_relaxed);
+        std::optional<T> out(std::in_place, std::move(*ring_[head_]));  // throws: no change
+        after_take(count, shared);
+        return out;
       }
-      return std::optional<T>(std::move(value));
     }
     if (internal::ChannelOp* s = internal::claim(senders_, shared)) {
-      T value(std::move(*static_cast<T*>(s->value)));  // unbuffered: from the sender
-      s->complete();
-      return std::optional<T>(std::move(value));
+      // Unbuffered: from the sender (whose wait rethrows a move that threw).
+      if constexpr (kNothrowMove) {
+        T value(std::move(*static_cast<T*>(s->value)));
+        s->complete();
+        return std::optional<T>(std::move(value));
+      } else {
+        std::optional<T> out;
+        hand_off(*s, [&] { out.emplace(std::move(*static_cast<T*>(s->value))); });
+        return out;
+      }
     }
     done = closed_.load(std::memory_order_relaxed);  // then nullopt: closed and drained
     return std::nullopt;
+  }
+  // The value at head_ has been taken (count were buffered): frees its
+  // slot, and refills the ring from a parked sender if one waits. A sender
+  // whose value's move throws gets that exception; the receive stands.
+  void after_take(std::size_t count, bool shared) noexcept {
+    ring_[head_].reset();
+    head_ = wrap(head_ + 1);
+    internal::ChannelOp* s = internal::claim(senders_, shared);
+    if (s == nullptr || !hand_off_or_fail(*s, [&] {
+          ring_[wrap(head_ + count - 1)].emplace(std::move(*static_cast<T*>(s->value)));
+        })) {
+      count_.store(count - 1, std::memory_order_relaxed);
+    }
+  }
+
+  static constexpr bool kNothrowMove = std::is_nothrow_move_constructible_v<T>;
+  // Runs `move`, a hand-off of a value to or from the claimed `peer`, then
+  // completes `peer`. If the move throws (a T whose move may), `peer`
+  // completes carrying the exception, which its wait rethrows, instead of
+  // staying claimed and never woken; the exception propagates here too.
+  template <class Move>
+  static void hand_off(internal::ChannelOp& peer, Move move) {
+    if constexpr (kNothrowMove) {
+      move();
+    } else {
+      try {
+        move();
+      } catch (...) {
+        peer.fail(std::current_exception());
+        throw;
+      }
+    }
+    peer.complete();
+  }
+  // As hand_off(), but the exception stays with `peer`. Returns: false if
+  // the move threw.
+  template <class Move>
+  static bool hand_off_or_fail(internal::ChannelOp& peer, Move move) noexcept {
+    try {
+      hand_off(peer, move);
+      return true;
+    } catch (...) {
+      return false;
+    }
   }
   // A ring index from head_ plus at most capacity_: a compare, where `%`
   // is a division on every buffered send and receive.

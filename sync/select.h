@@ -200,7 +200,9 @@ std::optional<std::size_t> select_until(TimePoint deadline, Cases&... cases) {
     if (end == WaitEnd::kInterrupted) throw_interrupted("select");
     return std::nullopt;
   }
-  // A send case completed by close() throws.
+  // A case whose hand-off threw rethrows that; a send case completed by
+  // close() throws ChannelClosed.
+  throw_if_failed(ops[winner]);
   first_case_where(
       [&](std::size_t i, auto& c) {
         if (i == winner && kIsSend<std::remove_cvref_t<decltype(c)>> && ops[i].closed) {

@@ -1,6 +1,8 @@
 #include "sync/internal/waiters.h"
 
 #include <cerrno>
+#include <exception>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -53,6 +55,21 @@ void ChannelOp::notify_select_thread() noexcept {
   state.store(kNotified, std::memory_order_release);
   word.store(1, std::memory_order_release);
   wake_thread(word);
+}
+
+void ChannelOp::fail(std::exception_ptr error) noexcept {
+  value = new (std::nothrow) std::exception_ptr(std::move(error));
+  failed = true;
+  complete();
+}
+
+void rethrow_hand_off_failure(ChannelOp& op) {
+  auto* stored = static_cast<std::exception_ptr*>(op.value);
+  if (stored == nullptr) throw std::bad_alloc();  // the error's own copy failed
+  const std::exception_ptr error = std::move(*stored);
+  delete stored;
+  op.value = nullptr;
+  std::rethrow_exception(error);
 }
 
 WaitEnd settle_wait(const Waiter& waiter, WaitEnd end) noexcept {

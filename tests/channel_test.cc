@@ -1,6 +1,8 @@
 // Channels: rendezvous, buffering, close, move-only values, fairness, select.
 #include <chrono>
 #include <memory>
+#include <new>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -249,6 +251,65 @@ TEST_F(ChannelTest, ASelectOutlivesAChannelDestroyedUnderIt) {
       EXPECT_EQ(x, 7);
       EXPECT_FALSE(y.has_value());
     }
+  });
+}
+
+// A value whose copy throws (no move constructor), once, when armed.
+struct Fragile {
+  static inline int copies_until_throw = -1;  // -1: never
+  int v;
+  explicit Fragile(int value) : v(value) {}
+  Fragile(const Fragile& other) : v(other.v) {
+    if (copies_until_throw >= 0 && copies_until_throw-- == 0) throw std::bad_alloc();
+  }
+  Fragile& operator=(const Fragile&) = default;
+};
+
+// A hand-off whose value's move throws: both sides get the exception, the
+// peer is not left claimed and parked for ever, and the channel stays
+// whole (before: the peer hung, and a buffered ring lost count of a slot).
+TEST_F(ChannelTest, AThrowingMoveInAHandOffReachesBothSidesAndKeepsTheChannelWhole) {
+  run([] {
+    {  // to a parked receiver
+      Channel<Fragile> ch;
+      auto r = spawn([&] { return ch.recv(); });
+      this_fiber::yield();
+      Fragile::copies_until_throw = 0;
+      EXPECT_THROW(ch.send(Fragile(1)), std::bad_alloc);
+      EXPECT_THROW(r.join(), std::bad_alloc);
+    }
+    {  // from a parked sender
+      Channel<Fragile> ch;
+      auto s = spawn([&] { ch.send(Fragile(2)); });
+      this_fiber::yield();
+      Fragile::copies_until_throw = 0;
+      EXPECT_THROW((void)ch.recv(), std::bad_alloc);
+      EXPECT_THROW(s.join(), std::bad_alloc);
+    }
+    {  // a buffered receive whose refill from a parked sender throws
+      Channel<Fragile> ch(1);
+      ch.send(Fragile(3));
+      auto s = spawn([&] { ch.send(Fragile(4)); });
+      this_fiber::yield();
+      Fragile::copies_until_throw = 1;  // the take succeeds, the refill throws
+      const std::optional<Fragile> got = ch.recv();
+      ASSERT_TRUE(got.has_value());
+      EXPECT_EQ(got->v, 3);
+      EXPECT_THROW(s.join(), std::bad_alloc);
+      EXPECT_EQ(ch.size(), 0u);
+      ch.send(Fragile(5));
+      EXPECT_EQ(ch.recv()->v, 5);
+    }
+    {  // to a parked select
+      Channel<Fragile> ch;
+      std::optional<Fragile> slot;
+      auto t = spawn([&] { return select(ch.recv_case(slot)); });
+      this_fiber::yield();
+      Fragile::copies_until_throw = 0;
+      EXPECT_THROW(ch.send(Fragile(6)), std::bad_alloc);
+      EXPECT_THROW(t.join(), std::bad_alloc);
+    }
+    Fragile::copies_until_throw = -1;
   });
 }
 

@@ -22,6 +22,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 
 #include "loop/internal/fiber_record.h"
 #include "loop/internal/intrusive_list.h"
@@ -176,6 +177,9 @@ struct ChannelOp : Waiter {
   // Taken off its queue by ~Channel: a select parked there must not touch
   // that channel again (its own loop's; another thread's is the user's race).
   bool channel_gone = false;
+  // The hand-off threw (the value's move): `value` now owns that exception
+  // (a heap std::exception_ptr, null if even that failed); see fail().
+  bool failed = false;
 
   // Marks the op done (by close(), if `by_close`) and wakes its waiter.
   void complete(bool by_close = false) noexcept {
@@ -186,7 +190,18 @@ struct ChannelOp : Waiter {
   // A plain thread in a select() blocks on its SelectState's word, one for
   // all its cases.
   void notify_select_thread() noexcept;
+  // The claimed op's hand-off threw `error`: completes it carrying the
+  // error, which its waiter rethrows (throw_if_failed), instead of leaving
+  // it claimed and never woken.
+  void fail(std::exception_ptr error) noexcept;
 };
+
+// After a channel wait: rethrows what a failed hand-off left in `op`.
+[[noreturn]] void rethrow_hand_off_failure(ChannelOp& op);
+inline void throw_if_failed(ChannelOp& op) {
+  if (op.failed) [[unlikely]]
+    rethrow_hand_off_failure(op);
+}
 static_assert(sizeof(ChannelOp) <= 64);
 
 // Parks a select's caller, whose ops name `state`, until a case completes,
