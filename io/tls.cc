@@ -49,6 +49,10 @@ std::shared_ptr<TlsContext::State> new_context(bool server) {
   // A peer's TCP end without close_notify reads as end of stream (the
   // stream's read returns 0), as Python's ssl module does by default.
   SSL_CTX_set_options(state->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+  // No TLS 1.2 renegotiation, either way (Go's default): it makes a read
+  // write and a write read, which one reader and one writer parked at once
+  // cannot do; TLS 1.3 has none.
+  SSL_CTX_set_options(state->ctx, SSL_OP_NO_RENEGOTIATION);
   SSL_CTX_set_mode(state->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
   return state;
 }

@@ -3,7 +3,10 @@
 // close_notify, large transfers both ways, and the bad input a server meets
 // (a plaintext peer, a deadline mid-handshake), with no fd left open.
 #include <gtest/gtest.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <string>
@@ -360,6 +363,63 @@ TEST_F(Tls, AShutdownWhileAnotherFiberWritesIsRefusedAndTheWriteCompletes) {
     char one;
     EXPECT_EQ(s.read({&one, 1}), 0u);  // close_notify: end of stream
   });
+}
+
+// A TLS 1.2 server that asks to renegotiate is refused, as Go's client
+// refuses by default (a renegotiation makes a read write and a write read,
+// which a stream's one reader and one writer cannot do at once; before, the
+// client took part). The server, plain blocking OpenSSL on a thread, sees
+// the refusal; the data before it arrives.
+TEST_F(Tls, AServersRenegotiationIsRefused) {
+  const int lfd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(lfd, 0);
+  const SocketAddress any = SocketAddress::parse("127.0.0.1:0");
+  ASSERT_EQ(::bind(lfd, any.get(), any.size()), 0);
+  ASSERT_EQ(::listen(lfd, 1), 0);
+  sockaddr_storage bound{};
+  socklen_t bound_len = sizeof bound;
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&bound), &bound_len);
+  const std::uint16_t port = SocketAddress(reinterpret_cast<sockaddr*>(&bound), bound_len).port();
+  std::string server_saw;
+  std::thread server([&] {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_use_certificate_chain_file(ctx, certs().cert("server").c_str());
+    SSL_CTX_use_PrivateKey_file(ctx, certs().key("server").c_str(), SSL_FILETYPE_PEM);
+    const int fd = ::accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC);
+    const timeval bound_wait{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &bound_wait, sizeof bound_wait);
+    SSL* ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) == 1) {
+      SSL_write(ssl, "before", 6);
+      SSL_renegotiate(ssl);
+      SSL_do_handshake(ssl);  // sends the HelloRequest
+      SSL_write(ssl, "after!", 6);
+      char buf[16];
+      const int n = SSL_read(ssl, buf, sizeof buf);
+      if (n > 0) {
+        server_saw = "read " + std::string(buf, static_cast<std::size_t>(n));
+      } else {
+        const char* reason = ERR_reason_error_string(ERR_peek_last_error());
+        server_saw = reason != nullptr ? reason : "(no reason)";
+      }
+    }
+    SSL_free(ssl);
+    ::close(fd);
+    SSL_CTX_free(ctx);
+  });
+  run([&] {
+    TlsContext ctx = trusting_client();
+    TlsStream c = TlsStream::connect("localhost", port, ctx);
+    char buf[12];
+    c.read_exact(buf);  // the HelloRequest comes between the two
+    EXPECT_EQ(std::string(buf, 12), "beforeafter!");
+    c.write_all("ping");
+  });
+  server.join();
+  ::close(lfd);
+  EXPECT_NE(server_saw.find("no renegotiation"), std::string::npos) << server_saw;
 }
 
 TEST_F(Tls, ShutdownTwiceAndUseAfterCloseAreHarmless) {
