@@ -11,7 +11,8 @@
 // thread blocks all signals; the child must not inherit that), and watched
 // through a pidfd: wait() parks the fiber, never a thread. A pipe is one
 // end of a Unix socket pair (as libuv does), so writes to a child that has
-// gone raise no SIGPIPE: they throw EPIPE.
+// gone raise no SIGPIPE: they throw EPIPE. (A child cannot reopen such a
+// pipe by path: `cat /dev/stdin` fails with ENXIO where `cat` works.)
 //
 // A Process never leaves a zombie: one destroyed while its child still runs
 // hands the child to a reaper thread, which waits for it in the background.
