@@ -91,13 +91,6 @@ void GroupCore::failed(std::exception_ptr error, const FiberRecord& child) noexc
   }
 }
 
-void GroupCore::take_back_owners_cancel() noexcept {
-  if (cancelled_owner_ && owner_.id == owner_id_) {
-    owner_.pending &= static_cast<std::uint8_t>(~FiberRecord::kCancel);
-  }
-  cancelled_owner_ = false;
-}
-
 void GroupCore::cancel() noexcept {
   cancelling_ = true;
   children_.for_each([this](Child& c) { scheduler_.cancel(*c.record); });
@@ -105,7 +98,17 @@ void GroupCore::cancel() noexcept {
 
 void GroupCore::join(const char* op) {
   scheduler_.check_thread(op);  // its state is its loop's, unlocked
-  running_fiber_or_throw(op);
+  FiberRecord& self = running_fiber_or_throw(op);
+  // The cancel a failure sent the owner (failed()), not delivered yet: if
+  // it ends the wait, it stands for the failure (asyncio's TaskGroup raises
+  // the children's errors, not CancelledError); if not, it is taken back
+  // (asyncio's "uncancel"). A failure cancels no owner in join(), so this
+  // is known now. (Cancels are not counted: one from elsewhere meanwhile
+  // is taken for it.)
+  const bool failure_cancel_pending = cancelled_owner_ && &self == &owner_ &&
+                                      owner_.id == owner_id_ &&
+                                      (owner_.pending & FiberRecord::kCancel) != 0;
+  cancelled_owner_ = false;
   joining_ = true;
   try {
     wait_children(true, op);
@@ -113,9 +116,12 @@ void GroupCore::join(const char* op) {
     cancel();
     wait_children(false, op);
     joined_ = true;
-    // The cancel a failure sent the owner is the failure's (asyncio's
-    // TaskGroup raises the children's errors, not CancelledError).
-    if (cancelled_owner_ && first_error_) std::rethrow_exception(first_error_);
+    if (first_error_) {
+      if (failure_cancel_pending) std::rethrow_exception(first_error_);
+      // A cancel from elsewhere goes on (a supervisor that stops this fiber
+      // must see it); the failure is reported, not lost.
+      report_first_error(std::string(" (its ") + op + " was cancelled)");
+    }
     throw;
   } catch (...) {  // a timeout: the children go first
     cancel();
@@ -124,11 +130,7 @@ void GroupCore::join(const char* op) {
     throw;
   }
   joined_ = true;
-  // A failure's cancel of the owner not delivered yet would hit the owner's
-  // next wait, after join() has already rethrown the failure: asyncio's
-  // "uncancel". (A cancel from elsewhere that came meanwhile goes with it:
-  // cancels are not counted.)
-  take_back_owners_cancel();
+  if (failure_cancel_pending) owner_.pending &= static_cast<std::uint8_t>(~FiberRecord::kCancel);
   if (first_error_) std::rethrow_exception(first_error_);
 }
 
@@ -142,21 +144,23 @@ void GroupCore::close(int exceptions_at_start, const char* name) noexcept {
       wait_children(true, name);
     } catch (const Cancelled&) {
       cancel();
-      scheduler_.cancel(owner_);  // delivered again at the owner's next wait
-    } catch (...) {               // a timeout: delivered again while its scope is open
+      // Delivered again at the next wait of the fiber it hit: the one in
+      // this destructor, which need not be the owner (a group on the heap).
+      if (FiberRecord* self = scheduler_.running()) scheduler_.cancel(*self);
+    } catch (...) {  // a timeout: delivered again while its scope is open
       cancel();
     }
   }
   wait_children(false, name);
   joined_ = true;
-  if (first_error_) {
-    // Nobody can receive it now (the owner did not join): report it, as the
-    // child's failure, rather than lose it.
-    FiberInfo who = first_failed_;
-    who.name = (who.name.empty() ? std::string("a child") : who.name) + " of a " + name +
-               " that was not joined";
-    scheduler_.report(first_error_, who);
-  }
+  // Nobody can receive it now (the owner did not join).
+  if (first_error_) report_first_error(std::string(" of a ") + name + " that was not joined");
+}
+
+void GroupCore::report_first_error(const std::string& why) noexcept {
+  FiberInfo who = first_failed_;
+  who.name = (who.name.empty() ? std::string("a child") : who.name) + why;
+  scheduler_.report(first_error_, who);
 }
 
 void GroupCore::wait_children(bool interruptible, const char* op) {

@@ -16,7 +16,9 @@
 // TaskGroup does, and the failure is reported naming the child. So a
 // server's connection handler catches what one connection may end with (a
 // peer's reset, a deadline, a TLS error) and lets only real bugs escape.
-// join() rethrows the failure, not the Cancelled it sent the owner.
+// join() rethrows the failure, not the Cancelled it sent the owner (a
+// cancel from elsewhere while join() waits stays a Cancelled; the failure
+// then goes to the exception handler).
 // Cancelling the fiber that owns the nursery while it waits in join() or in
 // the destructor (or a with_timeout() expiring there, or an exception
 // leaving the nursery's scope) cancels the children first. One loop: the

@@ -13,6 +13,7 @@ TaskGroup::~TaskGroup() {
 }
 
 void TaskGroup::join() {
+  core_.check_thread("TaskGroup::join");  // before Observe: it reads the children
   struct Observe {
     TaskGroup* group;
     ~Observe() { group->mark_observed(); }

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <stdexcept>
@@ -164,6 +165,25 @@ TEST_F(NurseryTest, SpawnAfterJoinAndFromAnotherThreadAreErrors) {
     }).join();
     EXPECT_NE(what.find("Nursery::join: this Loop belongs to another thread"), std::string::npos)
         << what;
+  });
+  run([] {  // a TaskGroup's join read its children from the other thread (TSan saw it)
+    TaskGroup g;
+    std::atomic<bool> stop{false};
+    std::thread other([&] {
+      fiberloop::run([&] {
+        while (!stop) {
+          EXPECT_THROW(g.join(), std::logic_error);
+          this_fiber::sleep_for(100us);
+        }
+      });
+    });
+    for (int i = 0; i < 200; ++i) {
+      g.spawn([] {});
+      this_fiber::sleep_for(50us);
+    }
+    stop = true;
+    other.join();
+    g.join();
   });
   EXPECT_THROW(Nursery(), std::logic_error);  // outside a fiber
 }
@@ -327,6 +347,75 @@ TEST_F(NurseryTest, ATimeoutOrCancelOfTheOwnerInTheDestructorCancelsTheChildren)
     EXPECT_TRUE(child_cancelled);
     EXPECT_TRUE(cancelled_again);
   });
+}
+
+// A group on the heap destroyed by a fiber that is not its owner: a cancel
+// of that fiber while the destructor waits is delivered to it again at its
+// next wait (it went to the owner's record before, and was lost).
+TEST_F(NurseryTest, ACancelDuringAnotherFibersDestructorWaitReachesThatFiber) {
+  run([] {
+    Nursery* n = nullptr;
+    bool child_cancelled = false;
+    auto owner = spawn([&] {
+      n = new Nursery;
+      n->spawn([&] {
+        try {
+          this_fiber::sleep_for(2s);
+        } catch (const Cancelled&) {
+          child_cancelled = true;
+        }
+      });
+    });
+    owner.join();
+    bool cancelled_again = false;
+    auto destroyer = spawn([&] {
+      delete n;  // waits for the child
+      try {
+        this_fiber::yield();
+      } catch (const Cancelled&) {
+        cancelled_again = true;
+      }
+    });
+    this_fiber::sleep_for(2ms);
+    destroyer.cancel();
+    destroyer.join();
+    EXPECT_TRUE(child_cancelled);
+    EXPECT_TRUE(cancelled_again);
+  });
+}
+
+// The owner caught the Cancelled a failure sent it; a later cancel from
+// elsewhere, while it joins, ends join() with Cancelled (it was taken for
+// the failure's and turned into the failure: a supervisor's cancel was
+// lost), and the failure goes to the exception handler.
+TEST_F(NurseryTest, AnOutsideCancelInJoinAfterTheFailuresWasCaughtStaysACancel) {
+  std::vector<std::string> reported;
+  loop().set_exception_handler(testing::collect_whats(reported));
+  run([] {
+    auto owner = spawn([] {
+      Nursery n;
+      n.spawn([] {
+        this_fiber::sleep_for(1ms);
+        throw std::runtime_error("boom");
+      });
+      n.spawn([] {
+        try {
+          this_fiber::sleep_for(1h);
+        } catch (const Cancelled&) {
+          this_fiber::sleep_for(50ms);  // cleaning up: Cancelled comes once
+        }
+      });
+      try {
+        this_fiber::sleep_for(1h);
+      } catch (const Cancelled&) {  // the failure's cancel, caught
+      }
+      n.join();  // waits for the second child's cleanup
+    });
+    this_fiber::sleep_for(10ms);
+    owner.cancel();
+    EXPECT_THROW(owner.join(), Cancelled);
+  });
+  EXPECT_EQ(reported, std::vector<std::string>{"boom"});
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <exception>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "loop/internal/fiber_record.h"
@@ -33,6 +34,8 @@ class GroupCore {
   // Throws std::logic_error once joined or cancelling, or from another
   // thread.
   void check_open(const char* op) const;
+  // Throws std::logic_error from another loop's thread.
+  void check_thread(const char* op) const { scheduler_.check_thread(op); }
   // Watches `child` (just spawned on this loop) until it finishes.
   void adopt(FiberRecord& child);
   // Children not finished yet.
@@ -61,10 +64,11 @@ class GroupCore {
   static void child_finished(DoneWaiter& done) noexcept;
   // A child has finished: its failure, if any, is the group's.
   void observe(FiberRecord& child) noexcept;
-  // Clears the cancel failed() sent the owner, if it is still pending.
-  void take_back_owners_cancel() noexcept;
   void failed(std::exception_ptr error, const FiberRecord& child) noexcept;
   void wait_children(bool interruptible, const char* op);
+  // Reports the first failure, which nobody can receive now, as the failed
+  // child's, its name followed by `why`.
+  void report_first_error(const std::string& why) noexcept;
 
   Loop& loop_;
   Scheduler& scheduler_;
