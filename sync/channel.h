@@ -50,7 +50,9 @@ class Channel {
       : capacity_(capacity),
         ring_(std::make_unique<std::optional<T>[]>(capacity == 0 ? 1 : capacity)) {}
   // Closes the channel first: fibers still waiting on it wake (see close()),
-  // and a select() parked on it no longer touches it.
+  // and none of them (a select() parked on it, a waiter already
+  // interrupted) touches it again: it may be destroyed while fibers of its
+  // own loop wait on it.
   ~Channel() {
     internal::SyncGuard guard(home_);
     const bool shared = guard.shared();
@@ -96,23 +98,28 @@ class Channel {
   // Throws: Cancelled, TimeoutError; std::logic_error when it must wait on a
   //         loop's thread outside a fiber.
   std::optional<T> recv() {
-    internal::SyncGuard guard(home_);
-    bool done = false;
-    if (std::optional<T> now = take_now(guard.shared(), done); done) return now;
-    std::optional<T> out;
-    internal::ChannelOp op;
-    op.value = &out;
-    park(guard, receivers_, op, "Channel::recv");
-    internal::throw_if_failed(op);
-    return out;
+    if constexpr (!kNothrowMove) {
+      return recv_in_place();
+    } else {
+      internal::SyncGuard guard(home_);
+      bool done = false;
+      if (std::optional<T> now = take_now(guard.shared(), done); done) return now;
+      std::optional<T> out;
+      wait_recv(guard, out);
+      return out;
+    }
   }
 
   // The next value if one is there now; nullopt otherwise (or once closed
   // and drained: tell the two apart with closed()).
   std::optional<T> try_recv() {
-    internal::SyncGuard guard(home_);
-    bool done = false;
-    return take_now(guard.shared(), done);
+    if constexpr (!kNothrowMove) {
+      return try_recv_in_place();
+    } else {
+      internal::SyncGuard guard(home_);
+      bool done = false;
+      return take_now(guard.shared(), done);
+    }
   }
 
   // No more sends: waiting senders get ChannelClosed, waiting receivers
@@ -155,40 +162,68 @@ class Channel {
   // Completes a recv now if it can: a value, or nullopt when closed and
   // drained. Returns: whether it completed.
   bool try_recv_into(std::optional<T>& out, bool shared) {
-    bool done = false;
-    out = take_now(shared, done);
-    return done;
+    out.reset();
+    return take_into(out, shared);
+  }
+  // recv() and try_recv() for a T whose move may throw: one optional, built
+  // once and returned in place (NRVO), so no move can throw after the value
+  // has left the channel.
+  std::optional<T> recv_in_place() {
+    internal::SyncGuard guard(home_);
+    std::optional<T> out;
+    if (!take_into(out, guard.shared())) wait_recv(guard, out);
+    return out;
+  }
+  std::optional<T> try_recv_in_place() {
+    internal::SyncGuard guard(home_);
+    std::optional<T> out;
+    (void)take_into(out, guard.shared());
+    return out;
+  }
+  // Parks until a sender (or close) completes the recv into `out`.
+  [[gnu::always_inline]] void wait_recv(internal::SyncGuard& guard, std::optional<T>& out) {
+    internal::ChannelOp op;
+    op.value = &out;
+    park(guard, receivers_, op, "Channel::recv");
+    internal::throw_if_failed(op);
+  }
+  // Completes a recv now if it can, building the value in `out` (empty):
+  // a value, or nothing once closed and drained. A T whose move throws
+  // leaves the channel as it was (or the parked sender it came from has the
+  // exception too). Returns: whether it completed.
+  bool take_into(std::optional<T>& out, bool shared) {
+    const std::size_t count = count_.load(std::memory_order_relaxed);
+    if (count > 0) {
+      out.emplace(std::move(*ring_[head_]));  // throws: nothing changed
+      after_take(count, shared);
+      return true;
+    }
+    if (internal::ChannelOp* s = internal::claim(senders_, shared)) {
+      hand_off(*s, [&] { out.emplace(std::move(*static_cast<T*>(s->value))); });
+      return true;
+    }
+    return closed_.load(std::memory_order_relaxed);
   }
   // The same, returning the value: built in registers, where an optional
   // written to memory in two parts (value, flag) and read back whole stalls
   // on store forwarding. `done` says whether the recv completed.
-  // A T whose move may throw is built straight into the optional returned
-  // (one move: none can throw after the value has left the channel).
+  // The same, for a T whose move cannot throw, returning the value: built
+  // in registers, where an optional written to memory in two parts (value,
+  // flag) and read back whole stalls on store forwarding. `done` says
+  // whether the recv completed.
   std::optional<T> take_now(bool shared, bool& done) {
+    static_assert(kNothrowMove, "a T whose move may throw takes take_into()");
     done = true;
     const std::size_t count = count_.load(std::memory_order_relaxed);
     if (count > 0) {
-      if constexpr (kNothrowMove) {
-        T value(std::move(*ring_[head_]));
-        after_take(count, shared);
-        return std::optional<T>(std::move(value));
-      } else {
-        std::optional<T> out(std::in_place, std::move(*ring_[head_]));  // throws: no change
-        after_take(count, shared);
-        return out;
-      }
+      T value(std::move(*ring_[head_]));
+      after_take(count, shared);
+      return std::optional<T>(std::move(value));
     }
     if (internal::ChannelOp* s = internal::claim(senders_, shared)) {
-      // Unbuffered: from the sender (whose wait rethrows a move that threw).
-      if constexpr (kNothrowMove) {
-        T value(std::move(*static_cast<T*>(s->value)));
-        s->complete();
-        return std::optional<T>(std::move(value));
-      } else {
-        std::optional<T> out;
-        hand_off(*s, [&] { out.emplace(std::move(*static_cast<T*>(s->value))); });
-        return out;
-      }
+      T value(std::move(*static_cast<T*>(s->value)));  // unbuffered: from the sender
+      s->complete();
+      return std::optional<T>(std::move(value));
     }
     done = closed_.load(std::memory_order_relaxed);  // then nullopt: closed and drained
     return std::nullopt;
@@ -199,12 +234,16 @@ class Channel {
   void after_take(std::size_t count, bool shared) noexcept {
     ring_[head_].reset();
     head_ = wrap(head_ + 1);
-    internal::ChannelOp* s = internal::claim(senders_, shared);
-    if (s == nullptr || !hand_off_or_fail(*s, [&] {
-          ring_[wrap(head_ + count - 1)].emplace(std::move(*static_cast<T*>(s->value)));
-        })) {
-      count_.store(count - 1, std::memory_order_relaxed);
+    // Room now: the first parked sender whose value moves in fills it (one
+    // whose move throws gets the exception, and the next one is asked).
+    while (internal::ChannelOp* s = internal::claim(senders_, shared)) {
+      if (hand_off_or_fail(*s, [&] {
+            ring_[wrap(head_ + count - 1)].emplace(std::move(*static_cast<T*>(s->value)));
+          })) {
+        return;
+      }
     }
+    count_.store(count - 1, std::memory_order_relaxed);
   }
 
   static constexpr bool kNothrowMove = std::is_nothrow_move_constructible_v<T>;
@@ -256,8 +295,8 @@ class Channel {
                                    internal::ChannelOp& op, const char* what) {
     op.prepare(what, /*interruptible=*/true);
     queue.push_back(op);
-    const internal::WaitEnd end =
-        internal::block(guard, home_, op, internal::kNever, internal::WaitKind::kChannel);
+    const internal::WaitEnd end = internal::block(guard, home_, op, internal::kNever,
+                                                  internal::WaitKind::kChannel, &op.channel_gone);
     if (end == internal::WaitEnd::kNotified) [[likely]]
       return;
     op.unlink();

@@ -309,7 +309,50 @@ TEST_F(ChannelTest, AThrowingMoveInAHandOffReachesBothSidesAndKeepsTheChannelWho
       EXPECT_THROW(ch.send(Fragile(6)), std::bad_alloc);
       EXPECT_THROW(t.join(), std::bad_alloc);
     }
+    {  // a failed refill asks the next parked sender: first come, first served
+      Channel<Fragile> ch(1);
+      ch.send(Fragile(10));
+      auto s1 = spawn([&] { ch.send(Fragile(11)); });
+      auto s2 = spawn([&] { ch.send(Fragile(12)); });
+      this_fiber::yield();              // both park, in that order
+      Fragile::copies_until_throw = 1;  // the take succeeds, s1's refill throws
+      EXPECT_EQ(ch.recv()->v, 10);
+      EXPECT_THROW(s1.join(), std::bad_alloc);
+      EXPECT_EQ(ch.size(), 1u);  // s2's value, moved in at once
+      s2.join();
+      EXPECT_EQ(ch.recv()->v, 12);
+    }
+    {  // the value is built once, in the optional returned: a second copy
+       // would have thrown after the value had left the channel
+      Channel<Fragile> ch(1);
+      ch.send(Fragile(13));
+      Fragile::copies_until_throw = 1;
+      const std::optional<Fragile> got = ch.recv();
+      ASSERT_TRUE(got.has_value());
+      EXPECT_EQ(got->v, 13);
+      EXPECT_EQ(Fragile::copies_until_throw, 0);  // one copy made: the second would throw
+      Fragile::copies_until_throw = -1;
+      ch.send(Fragile(14));
+      Fragile::copies_until_throw = 1;
+      const std::optional<Fragile> tried = ch.try_recv();
+      ASSERT_TRUE(tried.has_value());
+      EXPECT_EQ(tried->v, 14);
+    }
     Fragile::copies_until_throw = -1;
+  });
+}
+
+// A receiver interrupted (cancelled, not yet resumed) when its channel is
+// destroyed: it throws Cancelled without touching the freed channel (ASan
+// saw it take the channel's guard again).
+TEST_F(ChannelTest, AnInterruptedWaiterOutlivesItsDestroyedChannel) {
+  run([] {
+    auto ch = std::make_unique<Channel<int>>();
+    auto r = spawn([&] { return ch->recv(); });
+    this_fiber::yield();
+    r.cancel();  // ready, with the interrupt; it has not run yet
+    ch.reset();
+    EXPECT_THROW(r.join(), Cancelled);
   });
 }
 

@@ -58,8 +58,11 @@ WaitEnd settle_wait(const Waiter& waiter, WaitEnd end) noexcept;
 // of the primitive before the waiter may destroy it.
 // Always inline: a frame between the waiting code and the switch costs a
 // mispredicted return at every resumption (fiber/internal/context.h).
+// `gone`, if given, is set once the primitive has been destroyed meanwhile
+// (by its own loop: a Channel): then it is not taken again.
 [[gnu::always_inline]] inline WaitEnd block(SyncGuard& guard, SyncHome& home, Waiter& waiter,
-                                            TimePoint deadline, WaitKind kind) {
+                                            TimePoint deadline, WaitKind kind,
+                                            const bool* gone = nullptr) {
   const bool shared = guard.shared();
   guard.release();
   WaitEnd end = WaitEnd::kTimedOut;
@@ -83,6 +86,8 @@ WaitEnd settle_wait(const Waiter& waiter, WaitEnd end) noexcept;
   } else if (block_thread(waiter.state, Waiter::kNotified, deadline)) {
     end = WaitEnd::kNotified;
   }
+  if (gone != nullptr && *gone) [[unlikely]]
+    return settle_wait(waiter, end);
   return finish_block(guard, home, waiter, end);
 }
 
