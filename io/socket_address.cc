@@ -45,15 +45,14 @@ std::uint32_t scope_index(std::string_view scope) {
 // unknown scope.
 std::optional<SocketAddress> parse_ip(std::string_view ip, std::uint16_t port,
                                       std::string_view text) {
-  if (ip.size() >= INET6_ADDRSTRLEN || ip.find('\0') != std::string_view::npos) {
-    return std::nullopt;
-  }
+  if (ip.find('\0') != std::string_view::npos) return std::nullopt;
   std::string_view scope;
   if (const auto percent = ip.find('%'); percent != std::string_view::npos) {
     scope = ip.substr(percent + 1);
     ip = ip.substr(0, percent);
     if (scope.empty()) return std::nullopt;
   }
+  if (ip.size() >= INET6_ADDRSTRLEN) return std::nullopt;
   char buf[INET6_ADDRSTRLEN] = {};
   std::memcpy(buf, ip.data(), ip.size());
   sockaddr_in v4{};

@@ -77,6 +77,17 @@ bool local(const FiberRecord& f) noexcept {
 }  // namespace
 
 std::size_t wait_all(std::span<FiberRecord* const> fibers) {
+  const Scheduler* here = Scheduler::current();
+  if (here != nullptr && here->running() == nullptr) {  // checked before any wait
+    for (FiberRecord* f : fibers) {
+      if (!local(*f)) {
+        throw std::logic_error("gather: " + describe_fiber(*f) +
+                               " runs on another loop, and waiting for it on this loop's "
+                               "thread outside any fiber would block this loop; gather from "
+                               "a fiber");
+      }
+    }
+  }
   try {
     for (FiberRecord* f : fibers) {
       if (local(*f)) {
@@ -95,18 +106,20 @@ std::size_t wait_all(std::span<FiberRecord* const> fibers) {
     }
     throw;
   }
-  // The first to fail: by the order of finishing among tasks of this loop;
-  // which of two loops' tasks finished first is not known, so there the
-  // earlier argument counts.
+  // The first to fail: of this loop's tasks, the first to finish failing;
+  // if none of them failed, the first failed task of another loop in
+  // argument order (when tasks of different loops finished is not known).
   std::size_t first = DoneWaiter::kNone;
+  std::size_t first_elsewhere = DoneWaiter::kNone;
   for (std::size_t i = 0; i < fibers.size(); ++i) {
     if (!fibers[i]->error) continue;
-    if (first == DoneWaiter::kNone || (local(*fibers[i]) && local(*fibers[first]) &&
-                                       fibers[i]->finish_seq < fibers[first]->finish_seq)) {
+    if (!local(*fibers[i])) {
+      if (first_elsewhere == DoneWaiter::kNone) first_elsewhere = i;
+    } else if (first == DoneWaiter::kNone || fibers[i]->finish_seq < fibers[first]->finish_seq) {
       first = i;
     }
   }
-  return first;
+  return first != DoneWaiter::kNone ? first : first_elsewhere;
 }
 
 void rethrow_failure(FiberRecord& failed) {

@@ -56,14 +56,16 @@ FiberRecord* record_or_throw(FiberRecord* f, const char* what);
 // Waits for every task to finish and returns their values, in order. The
 // tasks may run on any loop (LoopGroup::spawn_on); a plain thread blocks. If
 // any failed, rethrows the exception of the first to fail, once all have
-// finished (of tasks of different loops, the earlier argument); the other
+// finished (this loop's tasks first, by when they finished; then other
+// loops' tasks, by argument order, since when those finished is not
+// known); the other
 // failures stay with their Tasks (join them, or the loop's exception
 // handler reports them when the Tasks are dropped). If the caller is
 // cancelled (or times out) while waiting, the tasks still running are
 // cancelled, on their own loops (asyncio.gather cancels its children too).
 // Throws: the first failure; Cancelled; TimeoutError; std::logic_error on an
 //         empty or already joined Task, or on a loop's thread outside a fiber
-//         with a task of another loop.
+//         with a task of another loop (checked before any wait).
 template <class... T>
 std::tuple<GatherValue<T>...> gather(Task<T>&... tasks) {
   const std::array<internal::FiberRecord*, sizeof...(T)> fibers{

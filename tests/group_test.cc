@@ -135,6 +135,36 @@ TEST(Group, GatherTakesTasksOfEveryLoop) {
     auto sleeper = group.spawn_on(1, [] { this_fiber::sleep_for(1h); });
     EXPECT_THROW(with_timeout(5ms, [&] { gather(sleeper); }), TimeoutError);
     EXPECT_THROW(sleeper.join(), Cancelled);  // cancelled on loop 1
+
+    // This loop's failure comes first, whatever the argument order.
+    auto remote_fails = group.spawn_on(1, []() -> int { throw std::runtime_error("remote"); });
+    auto local_fails = spawn([]() -> int { throw std::logic_error("local"); });
+    EXPECT_THROW(gather(remote_fails, local_fails), std::logic_error);
+  });
+  // On loop 0's thread outside any fiber (a callback): refused before any
+  // wait, naming gather, and nothing is cancelled.
+  LoopGroup other(unpinned(2));
+  other.run([&other] {
+    Event release;
+    auto remote = other.spawn_on(1, [&release] {
+      release.wait();
+      return 5;
+    });
+    std::string what;
+    Event done;
+    Loop::current()->call_soon([&] {
+      try {
+        gather(remote);
+      } catch (const std::logic_error& e) {
+        what = e.what();
+      }
+      done.set();
+    });
+    done.wait();
+    EXPECT_NE(what.find("gather: "), std::string::npos) << what;
+    EXPECT_NE(what.find("outside any fiber"), std::string::npos) << what;
+    release.set();
+    EXPECT_EQ(remote.join(), 5);  // not cancelled
   });
 }
 

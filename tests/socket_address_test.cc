@@ -46,6 +46,9 @@ TEST(SocketAddressTest, Ipv6ScopesParseAndPrint) {
   EXPECT_EQ(SocketAddress::parse("[fe80::1%1]:80"), a);  // lo is interface 1
   EXPECT_EQ(SocketAddress::from_ip("fe80::1%lo", 80), a);
   EXPECT_NE(SocketAddress::parse("[fe80::1]:80"), a);
+  // The longest address form still fits with a scope after it.
+  const auto longest = SocketAddress::parse("[fe80:0000:0000:0000:0000:ffff:255.255.255.255%lo]:1");
+  EXPECT_EQ(longest.to_string(), "[fe80::ffff:ffff:ffff%lo]:1");
 }
 
 // Bytes a C string would cut short are refused, not silently dropped.
