@@ -12,9 +12,10 @@
 // (not the Cancelled it sent the owner, which join() takes back if it is
 // still pending; a cancel from elsewhere while join() waits stays a
 // Cancelled, and the failure goes to the exception handler); the other
-// children's failures go to the loop's exception handler. Cancelling the fiber that owns the group while it waits in
-// join() or in the destructor (or a with_timeout() expiring there, or an
-// exception leaving the group's scope) cancels the children first.
+// children's failures go to the loop's exception handler. Cancelling the
+// fiber that owns the group while it waits in join() or in the destructor
+// (or a with_timeout() expiring there, or an exception leaving the group's
+// scope) cancels the children first.
 // One loop: the children run on the loop of the fiber that owns the group,
 // which alone may spawn into it and join it (LoopGroup::spawn_on and
 // Task::join are for work on other loops). The group keeps each child's
