@@ -261,6 +261,22 @@ void LoopGroup::dump(std::ostream& out) {
 
 // ---- deadlock ---------------------------------------------------------------
 
+namespace internal {
+
+bool Scheduler::outside_group(const Scheduler& target) const noexcept {
+  return parts_.group != nullptr && target.parts_.group != parts_.group;
+}
+
+void Scheduler::begin_wait_beyond_group() noexcept {
+  parts_.waits_beyond_group.fetch_add(1, std::memory_order_release);
+}
+
+void Scheduler::end_wait_beyond_group() noexcept {
+  parts_.waits_beyond_group.fetch_sub(1, std::memory_order_release);
+}
+
+}  // namespace internal
+
 void LoopGroup::watch_for_deadlock(internal::FiberRecord* main) {
   if (Loop::current() != nullptr) return;  // a loop's thread: its join parks or runs the loop
   using namespace std::chrono_literals;
@@ -272,8 +288,9 @@ void LoopGroup::watch_for_deadlock(internal::FiberRecord* main) {
     bool all_stuck = true;
     for (Member* m : loops_) {
       internal::LoopParts& parts = *m->loop->parts_;
-      all_stuck =
-          all_stuck && parts.stuck.load(std::memory_order_acquire) && !parts.remote.pending();
+      all_stuck = all_stuck && parts.stuck.load(std::memory_order_acquire) &&
+                  !parts.remote.pending() &&
+                  parts.waits_beyond_group.load(std::memory_order_acquire) == 0;
       progress.push_back(parts.diagnostics.heartbeat());
     }
     // Threads first, then posts again: a thread that posted and ended in

@@ -117,11 +117,15 @@ bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
     delete join;
     throw;
   }
+  const bool beyond =
+      join->joiner.fiber != nullptr && join->joiner.fiber->scheduler->outside_group(*f.scheduler);
   f.scheduler->post(*join);
   if (join->joiner.fiber != nullptr) {
     Scheduler& here = *join->joiner.fiber->scheduler;
     here.begin_remote_wait();
+    if (beyond) here.begin_wait_beyond_group();
     (void)here.park_waiter(deadline, WaitKind::kJoin, static_cast<std::int64_t>(f.id));
+    if (beyond) here.end_wait_beyond_group();
     here.end_remote_wait();
   } else {
     (void)block_thread(join->joiner.state, Waiter::kWoken, deadline);

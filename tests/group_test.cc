@@ -336,6 +336,19 @@ TEST(Group, ALoneLoopWaitingOnAGroupIsNotDeadlocked) {
   EXPECT_EQ(v, 9);
 }
 
+// A group whose main waits on another group's task: that group's thread
+// will end the wait, so this is no deadlock (it was reported as one, and
+// main cancelled, once its loop had waited a while).
+TEST(Group, AGroupWaitingOnAnotherGroupIsNotDeadlocked) {
+  LoopGroup far_group(unpinned(1));
+  LoopGroup group(unpinned(1));
+  auto far = far_group.spawn_on(0, [] {
+    this_fiber::sleep_for(300ms);  // long past the watcher's first looks
+    return 7;
+  });
+  EXPECT_EQ(group.run([&] { return far.join(); }), 7);
+}
+
 TEST(Group, CallbacksOnTwoLoopsSharingEachOthersPrimitivesAtOnceDoNotHang) {
   // A loop's callback (not a fiber) that uses another loop's primitive waits
   // for that loop to share it, and meanwhile answers its own queue: two

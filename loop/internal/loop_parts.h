@@ -93,6 +93,9 @@ struct LoopParts {
   std::size_t own_keep_alives = 0;
   bool group_releases = false;
   std::atomic<bool> stuck{false};
+  // Fibers of this loop joining a task of a loop outside the group: that
+  // loop's thread will end their wait (Scheduler::outside_group).
+  std::atomic<std::size_t> waits_beyond_group{0};
 
   const LoopOptions options;
   Scheduler scheduler;
