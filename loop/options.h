@@ -71,7 +71,8 @@ struct LoopOptions {
   // spawn site and the loop thread's backtrace. Zero (the default) turns it
   // off, unless the environment sets FIBERLOOP_STALL_THRESHOLD_MS. Costs a
   // watchdog thread that wakes four times per threshold; the report is made
-  // on the loop thread from a SIGURG handler, which the detector installs.
+  // on the loop thread from a SIGURG handler, which the detector installs
+  // (and unblocks on the loop's thread, a LoopGroup's too).
   Duration stall_threshold{};
 
   // asyncio's default executor size: min(32, CPUs + 4).

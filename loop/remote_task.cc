@@ -94,6 +94,8 @@ void Scheduler::run_task_op(FiberRecord& f, TaskOp op) noexcept {
 }
 
 void Scheduler::cancel_task(FiberRecord& f) {
+  // Done: a no-op, as documented (and no post to a loop that may be closing).
+  if (f.done_flag.load(std::memory_order_acquire)) return;
   Scheduler* home = f.scheduler;
   if (home == nullptr) return;  // its loop is gone: it has finished or was abandoned
   if (home == tls_scheduler) return home->cancel(f);

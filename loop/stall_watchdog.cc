@@ -43,6 +43,12 @@ void install_handler() {
 StallWatchdog::StallWatchdog(Diagnostics& diagnostics, Duration threshold)
     : diagnostics_(diagnostics), threshold_(threshold), loop_thread_(::pthread_self()) {
   install_handler();
+  // The signal must reach the loop's thread, which a LoopGroup starts with
+  // every signal blocked (the report never came there).
+  sigset_t mine;
+  sigemptyset(&mine);
+  sigaddset(&mine, kSignal);
+  ::pthread_sigmask(SIG_UNBLOCK, &mine, nullptr);
   // backtrace() loads libgcc on first use (and allocates): do that here, not
   // in the signal handler.
   void* frames[4];

@@ -49,6 +49,28 @@ TEST(StallDetector, ReportsAFiberThatRunsWithoutYieldingWhileItRuns) {
   EXPECT_NE(err.find("fiberloop: stall over: the loop thread ran"), std::string::npos) << err;
 }
 
+// A LoopGroup's threads block every signal: the watchdog's still reaches
+// its loops (no report came before, only "stall over" afterwards).
+TEST(StallDetector, WatchesEveryLoopOfAGroup) {
+  ::testing::internal::CaptureStderr();
+  {
+    GroupOptions options;
+    options.loops = 2;
+    options.pin_threads = false;
+    options.loop.stall_threshold = 50ms;
+    LoopGroup group(options);
+    group.run([&group] {
+      SpawnOptions o;
+      o.name = "group-spinner";
+      group.spawn_on(1, o, [] { spin_without_yielding(400ms); }).join();
+    });
+  }
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("fiberloop: stall: fiber "), std::string::npos) << err;
+  EXPECT_NE(err.find("'group-spinner'"), std::string::npos) << err;
+  EXPECT_NE(err.find("spin_without_yielding"), std::string::npos) << err;
+}
+
 TEST(StallDetector, ReportsACallback) {
   ::testing::internal::CaptureStderr();
   {
