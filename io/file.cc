@@ -9,6 +9,7 @@
 #include <system_error>
 #include <utility>
 
+#include "io/internal/c_string.h"
 #include "io/internal/io_handle.h"
 #include "loop/internal/reactor.h"
 #include "loop/internal/scheduler.h"
@@ -119,6 +120,7 @@ void check_range(const char* op, const std::string& path, std::uint64_t offset, 
 }  // namespace
 
 std::string read_file(const std::string& path) {
+  internal::require_c_string(path, "read_file path");
   return internal::run_blocking_as("read_file " + path, [path] {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -148,6 +150,7 @@ std::string read_file(const std::string& path) {
 }
 
 void write_file(const std::string& path, std::string_view data) {
+  internal::require_c_string(path, "write_file path");
   // The open may wait for ever (a FIFO without a reader), and writes into
   // no memory of the caller's: interruptible, as File::open.
   Opened opened = internal::run_blocking_as("write_file " + path + " (open)", [path] {
@@ -281,6 +284,7 @@ const std::string& File::path() const noexcept {
 }
 
 File File::open(const std::string& path, int flags, mode_t mode) {
+  internal::require_c_string(path, "File::open path");
   // Interruptible: an open may wait for ever (a FIFO without its other
   // end), and it writes into no buffer of the caller's.
   Opened opened = internal::run_blocking_as("File::open " + path, [path, flags, mode] {

@@ -34,14 +34,16 @@ namespace fiberloop {
 
 // The whole file. Throws: std::system_error naming the path ("read_file
 // /etc/nope: No such file or directory"); Cancelled; TimeoutError (the read
-// goes on and its result is dropped).
+// goes on and its result is dropped); std::invalid_argument for a path
+// with a NUL byte.
 std::string read_file(const std::string& path);
 
 // Creates or truncates `path` (mode 0644 before the umask) and writes all of
 // `data`. A cancel or timeout during the open ends it at once, writing
 // nothing (an open still under way then may create the file, empty, but
 // truncates nothing); once the writes have begun, they finish first.
-// Throws: std::system_error naming the path; Cancelled, TimeoutError.
+// Throws: std::system_error naming the path; Cancelled, TimeoutError;
+//         std::invalid_argument for a path with a NUL byte.
 void write_file(const std::string& path, std::string_view data);
 
 class File {
@@ -61,7 +63,8 @@ class File {
   // (a FIFO until its other end opens) ends at a cancel or timeout: the
   // fiber goes at once, and the fd the open returns later is closed.
   // Throws: std::system_error naming the path; Cancelled; TimeoutError;
-  //         std::logic_error outside a fiber.
+  //         std::logic_error outside a fiber; std::invalid_argument for a
+  //         path with a NUL byte.
   static File open(const std::string& path, int flags, mode_t mode = 0644);
 
   // pread: up to buf.size() bytes from byte `offset`. Returns: the count; 0

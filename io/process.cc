@@ -17,6 +17,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "io/internal/c_string.h"
 #include "io/internal/reaper.h"
 #include "io/internal/socket.h"
 #include "io/wait.h"
@@ -174,6 +175,13 @@ Process::~Process() {
 
 Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
   if (argv.empty()) throw std::invalid_argument("Process::exec: argv is empty (no program to run)");
+  for (const std::string& arg : argv) internal::require_c_string(arg, "Process::exec argv");
+  internal::require_c_string(options.cwd, "Process::exec cwd");
+  if (options.env) {
+    for (const std::string& entry : *options.env) {
+      internal::require_c_string(entry, "Process::exec env");
+    }
+  }
   const std::string& program = argv[0];
   const Stdio modes[3] = {options.in, options.out, options.err};
   const bool piped = modes[0] == Stdio::pipe || modes[1] == Stdio::pipe || modes[2] == Stdio::pipe;

@@ -67,7 +67,8 @@ class Process {
   // unless it contains a '/') with `argv`.
   // Throws: std::system_error naming argv[0] ("exec no-such-tool: No such
   //         file or directory"), or the cwd it cannot enter (ENOENT,
-  //         ENOTDIR, EACCES); std::invalid_argument for an empty argv;
+  //         ENOTDIR, EACCES); std::invalid_argument for an empty argv, or
+  //         a NUL byte in argv, cwd or env;
   //         std::logic_error if SIGCHLD is ignored in this process (SIG_IGN
   //         or SA_NOCLDWAIT: the kernel would discard the exit status) or
   //         if a pipe is asked for on a thread without a Loop.

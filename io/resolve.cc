@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "io/internal/c_string.h"
 #include "loop/run_blocking.h"
 
 namespace fiberloop {
@@ -27,6 +28,7 @@ const std::error_category& resolver_category() noexcept {
 }
 
 std::vector<SocketAddress> resolve(std::string_view host, std::uint16_t port) {
+  internal::require_c_string(host, "resolve host");
   const std::string name(host);
   try {
     return {SocketAddress::from_ip(name, port)};  // numeric: nothing to look up

@@ -21,7 +21,8 @@ const std::error_category& resolver_category() noexcept;
 // Throws: std::system_error in resolver_category() with the resolver's message
 //         ("resolve no-such-host.invalid: Name or service not known"), or
 //         in generic_category() with errno where the resolver's own system
-//         call failed (EAI_SYSTEM); Cancelled; TimeoutError.
+//         call failed (EAI_SYSTEM); Cancelled; TimeoutError;
+//         std::invalid_argument for a host with a NUL byte.
 std::vector<SocketAddress> resolve(std::string_view host, std::uint16_t port);
 
 }  // namespace fiberloop

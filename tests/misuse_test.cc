@@ -330,5 +330,34 @@ INSTANTIATE_TEST_SUITE_P(Backends, EachBackend,
                          ::testing::Values(Backend::epoll, Backend::io_uring),
                          [](const auto& info) { return std::string(to_string(info.param)); });
 
+// Text that becomes a C string (a path, an argument, a host) with a NUL
+// byte inside is refused, naming the call (it was cut short: another file
+// was read, another program run).
+TEST_F(Misuse, ANulByteInAPathArgumentOrHostIsRefused) {
+  run([] {
+    using namespace std::string_literals;
+    const std::string nul = "/etc/hostname\0.txt"s;
+    const auto refused = [](auto call, const char* what, const char* where = "offset 13") {
+      try {
+        call();
+        ADD_FAILURE() << what << " accepted a NUL byte";
+      } catch (const std::invalid_argument& e) {
+        EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find(std::string("a NUL byte at ") + where),
+                  std::string::npos)
+            << e.what();
+      }
+    };
+    refused([&] { (void)read_file(nul); }, "read_file path");
+    refused([&] { write_file(nul, "x"); }, "write_file path");
+    refused([&] { (void)File::open(nul, O_RDONLY); }, "File::open path");
+    refused([&] { (void)Process::exec({"/bin/echo", nul}); }, "Process::exec argv");
+    refused([&] { (void)Process::exec({"/bin/true"}, {.cwd = nul}); }, "Process::exec cwd");
+    refused([&] { (void)Process::exec({"/bin/true"}, {.env = std::vector{nul}}); },
+            "Process::exec env");
+    refused([&] { (void)resolve("localhost\0.example"s, 80); }, "resolve host", "offset 9");
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop
