@@ -52,10 +52,19 @@ void Reactor::poll(std::optional<Duration> timeout) {
 
 void Reactor::on_fd_watch_ready(ReadinessTarget* self, const Readiness& r) {
   auto& w = *static_cast<FdWatch*>(self);
-  // Queued, not called: no user code runs while the poll's batch is dispatched.
+  // Queued, not called: no user code runs while the poll's batch is
+  // dispatched. Each holds its callback weakly: a remove_reader (or
+  // remove_writer, or a new add_) made before it runs cancels it, as
+  // asyncio's remove_reader cancels its handle (an earlier callback of the
+  // same batch may close the fd).
   Callbacks& callbacks = w.reactor->callbacks_;
-  if (w.on_read && (r.readable || r.hangup)) callbacks.call_soon([f = w.on_read] { (*f)(); });
-  if (w.on_write && (r.writable || r.hangup)) callbacks.call_soon([f = w.on_write] { (*f)(); });
+  const auto queue = [&callbacks](const std::shared_ptr<std::function<void()>>& fn) {
+    callbacks.call_soon([weak = std::weak_ptr(fn)] {
+      if (const auto f = weak.lock()) (*f)();
+    });
+  };
+  if (w.on_read && (r.readable || r.hangup)) queue(w.on_read);
+  if (w.on_write && (r.writable || r.hangup)) queue(w.on_write);
 }
 
 bool Reactor::set_fd_callback(int fd, Interest direction, std::function<void()> fn) {

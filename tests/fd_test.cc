@@ -1,4 +1,5 @@
 // UDP, Unix sockets, waiting on any fd, and the add_reader callback form.
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -177,6 +178,34 @@ TEST_F(Fd, AddReaderCallsBackWhileReadable) {
   EXPECT_TRUE(wrote);
   ::close(p[0]);
   ::close(p[1]);
+}
+
+// Two readers ready in one poll: the first to run removes the other (and
+// closes its fd), so the other's callback, already queued, must not run
+// (it ran on the closed fd; asyncio's remove_reader cancels the handle).
+TEST_F(Fd, ARemovedReadersQueuedCallbackDoesNotRun) {
+  int a[2], b[2];
+  ASSERT_EQ(::pipe(a), 0);
+  ASSERT_EQ(::pipe(b), 0);
+  int calls = 0;
+  loop().add_reader(a[0], [&] {
+    ++calls;
+    loop().remove_reader(a[0]);
+    if (loop().remove_reader(b[0])) ::close(b[0]);
+  });
+  loop().add_reader(b[0], [&] {
+    ++calls;
+    loop().remove_reader(b[0]);
+    if (loop().remove_reader(a[0])) ::close(a[0]);
+  });
+  EXPECT_EQ(::write(a[1], "x", 1), 1);
+  EXPECT_EQ(::write(b[1], "y", 1), 1);
+  loop().run();
+  EXPECT_EQ(calls, 1);
+  // The one still open (whose callback ran) is closed here.
+  ::close(::fcntl(a[0], F_GETFD) != -1 ? a[0] : b[0]);
+  ::close(a[1]);
+  ::close(b[1]);
 }
 
 }  // namespace
