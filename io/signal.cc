@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -29,6 +30,17 @@ int wait_signal(std::initializer_list<int> signals) {
       throw std::invalid_argument("wait_signal: " + std::to_string(s) +
                                   " is not a signal that can be caught (1 to 64 but for 32 and "
                                   "33, which the C library keeps, SIGKILL and SIGSTOP)");
+    }
+    // A fault blocked in the faulting thread kills the process without the
+    // handlers' report (a fiber's stack overflow); SIGURG is the stall
+    // detector's. Neither may be taken from fiberloop.
+    if (s == SIGSEGV || s == SIGBUS || s == SIGFPE || s == SIGILL || s == SIGTRAP || s == SIGSYS ||
+        s == SIGURG) {
+      throw std::invalid_argument(
+          "wait_signal: " + std::to_string(s) + " (" + ::sigabbrev_np(s) +
+          ") is fiberloop's: a fault signal (blocked, a fault ends the process without a report, "
+          "a fiber's stack overflow included) or the stall detector's (SIGURG); wait for "
+          "another");
     }
   }
   // Blocked first, so that one arriving meanwhile waits for the signalfd.

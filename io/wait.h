@@ -25,10 +25,14 @@ void wait_writable(int fd);
 // Blocks `signals` for the calling thread (threads fiberloop starts block
 // every signal already) and parks the calling fiber until one of them
 // arrives, through a signalfd. Returns: the signal's number.
-// Throws: std::invalid_argument for an empty list, or a number that is not
-//         a signal one can catch (SIGKILL, SIGSTOP, out of range), before
-//         blocking anything; std::system_error if the signalfd cannot be
-//         made; Cancelled; TimeoutError; std::logic_error outside a fiber.
+// Each arrival goes to one waiter: two fibers waiting for the same signal
+// take turns (Go's signal.Notify delivers to every channel; here, wait in
+// one fiber and hand it on).
+// Throws: std::invalid_argument for an empty list, a number that is not a
+//         signal one can catch (SIGKILL, SIGSTOP, out of range), or one
+//         fiberloop keeps (the fault signals SIGSEGV, SIGBUS, SIGFPE,
+//         SIGILL, SIGTRAP, SIGSYS, and SIGURG), before blocking anything; std::system_error if the
+//         signalfd cannot be made; Cancelled; TimeoutError; std::logic_error outside a fiber.
 int wait_signal(std::initializer_list<int> signals);
 
 }  // namespace fiberloop

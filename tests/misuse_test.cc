@@ -151,6 +151,14 @@ TEST_F(Misuse, WaitSignalRefusesWhatIsNotACatchableSignal) {
         {"wait_signal: 9 "});
     expect_throw_naming<std::invalid_argument>([] { wait_signal({SIGSTOP}); }, {"19"});
     expect_throw_naming<std::invalid_argument>([] { wait_signal({1000}); }, {"1000"});
+    // fiberloop's own: a fault (blocked, an overflow would end the process
+    // unreported) and the stall detector's signal.
+    expect_throw_naming<std::invalid_argument>(
+        [] {
+          wait_signal({SIGUSR2, SIGSEGV});
+        },
+        {"11 (SEGV)", "fiberloop's"});
+    expect_throw_naming<std::invalid_argument>([] { wait_signal({SIGURG}); }, {"stall detector"});
     EXPECT_FALSE(blocked_here(SIGUSR2));  // refused before anything was blocked
   });
 }
