@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstddef>
 #include <mutex>
+#include <new>
 #include <stdexcept>
 #include <string>
 
@@ -65,6 +66,41 @@ struct RemoteJoin : RemoteItem {
   }
 };
 
+// A joiner that gave up (timed out, cancelled) takes its node out of the
+// target's done-waiters on the target's loop at once, instead of leaving it
+// there until the target finishes: a joiner that retries with a timeout
+// (LoopGroup::run's deadlock watch, a with_timeout loop) would pile one up
+// per try. Holds the joiner's reference to the RemoteJoin. Posted after the
+// join's own item, so it runs after answer().
+struct WithdrawJoin : RemoteItem {
+  RemoteJoin* join = nullptr;
+
+  static void run(RemoteItem* item, bool /*drop: runs regardless*/) {
+    auto* self = static_cast<WithdrawJoin*>(item);
+    RemoteJoin& join = *self->join;
+    if (join.done.linked()) {  // still waiting: finish() will not run now
+      join.done.unlink();
+      join.release();
+    }
+    join.release();
+    delete self;
+  }
+};
+
+// Lets go of the joiner's reference to `join`, which it gave up on: through
+// a WithdrawJoin on the target's loop while that loop takes posts, else at
+// once (the loop's shutdown finishes the target, or abandons it).
+void give_up(RemoteJoin* join, Scheduler* loop, std::uint64_t serial) noexcept {
+  auto* withdraw = new (std::nothrow) WithdrawJoin;
+  if (withdraw != nullptr) {
+    withdraw->handle = &WithdrawJoin::run;
+    withdraw->join = join;
+    if (post_if_live(loop, serial, *withdraw) == PostOutcome::kPosted) return;
+    delete withdraw;
+  }
+  join->release();
+}
+
 }  // namespace
 
 void Scheduler::post_task_op(FiberRecord& f, TaskOp op) {
@@ -121,6 +157,8 @@ bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
   }
   const bool beyond =
       join->joiner.fiber != nullptr && join->joiner.fiber->scheduler->outside_group(*f.scheduler);
+  Scheduler* const target_loop = f.scheduler;
+  const std::uint64_t target_serial = target_loop->serial();
   f.scheduler->post(*join);
   if (join->joiner.fiber != nullptr) {
     Scheduler& here = *join->joiner.fiber->scheduler;
@@ -138,7 +176,11 @@ bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
     notified = join->joiner.was_notified();
     if (!notified) join->abandoned = true;
   }
-  join->release();
+  if (notified) {
+    join->release();
+  } else {
+    give_up(join, target_loop, target_serial);
+  }
   return notified;
 }
 

@@ -168,6 +168,34 @@ TEST(Group, GatherTakesTasksOfEveryLoop) {
   });
 }
 
+// A join from another loop that times out takes its node out of the
+// target's done-waiters at once: a fiber retrying with_timeout(join) piled
+// one up per try until the target finished (as did LoopGroup::run's
+// deadlock watch, once a second for main's whole life).
+TEST(Group, AJoinThatTimesOutLeavesNothingBehindOnTheTargetsLoop) {
+  LoopGroup group(unpinned(2));
+  group.run([&group] {
+    Event release;
+    auto target = group.spawn_on(1, [&release] { release.wait(); });
+    for (int i = 0; i < 50; ++i) {
+      EXPECT_THROW(with_timeout(100us, [&] { target.join(); }), TimeoutError);
+    }
+    internal::FiberRecord* record = internal::TaskAccess::record(target);
+    const std::size_t left =
+        group
+            .spawn_on(1,
+                      [record] {
+                        std::size_t n = 0;
+                        record->done_waiters.for_each([&n](const internal::DoneWaiter&) { ++n; });
+                        return n;
+                      })
+            .join();
+    EXPECT_EQ(left, 0u);
+    release.set();
+    target.join();
+  });
+}
+
 TEST(Group, DroppingATaskOnAnotherThreadDetachesIt) {
   LoopGroup group(unpinned(2));
   std::atomic<bool> ran{false};
