@@ -283,7 +283,9 @@ void LoopGroup::watch_for_deadlock(internal::FiberRecord* main) {
   Duration interval = 10ms;
   std::vector<std::uint64_t> before;
   bool all_stuck_before = false;
-  while (!internal::Scheduler::wait_done_until(*main, Clock::now() + interval)) {
+  // One wait for main, looking between ticks (a timed join per look would
+  // post to main's loop each time, and so wake the loops it watches).
+  internal::Scheduler::wait_done_ticking(*main, interval, [&]() -> Duration {
     std::vector<std::uint64_t> progress;
     bool all_stuck = true;
     for (Member* m : loops_) {
@@ -311,7 +313,8 @@ void LoopGroup::watch_for_deadlock(internal::FiberRecord* main) {
     all_stuck_before = all_stuck;
     before = std::move(progress);
     interval = std::min<Duration>(interval * 2, 1s);
-  }
+    return interval;
+  });
 }
 
 }  // namespace fiberloop

@@ -6,6 +6,7 @@
 // notifies.
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <mutex>
 #include <new>
 #include <stdexcept>
@@ -140,6 +141,24 @@ void Scheduler::cancel_task(FiberRecord& f) {
 
 namespace {
 
+// The joiner's last look at `join`: once its target's loop is done with it
+// (the lock), lets go of it, and of its node there if it was not notified.
+// Returns: whether it was (the target finished).
+bool leave(RemoteJoin* join, Scheduler* target_loop, std::uint64_t target_serial) noexcept {
+  bool notified;
+  {
+    std::lock_guard guard(join->lock);
+    notified = join->joiner.was_notified();
+    if (!notified) join->abandoned = true;
+  }
+  if (notified) {
+    join->release();
+  } else {
+    give_up(join, target_loop, target_serial);
+  }
+  return notified;
+}
+
 // Waits until `f` finishes, `deadline` passes, or (a fiber) an interrupt
 // comes: a fiber of another loop parks, a plain thread blocks. Returns:
 // whether it finished. Throws: std::logic_error on a loop's thread outside
@@ -170,24 +189,40 @@ bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
   } else {
     (void)block_thread(join->joiner.state, Waiter::kWoken, deadline);
   }
-  bool notified;
-  {
-    std::lock_guard guard(join->lock);
-    notified = join->joiner.was_notified();
-    if (!notified) join->abandoned = true;
-  }
-  if (notified) {
-    join->release();
-  } else {
-    give_up(join, target_loop, target_serial);
-  }
-  return notified;
+  return leave(join, target_loop, target_serial);
 }
 
 }  // namespace
 
 bool Scheduler::wait_done_until(FiberRecord& f, TimePoint deadline) {
   return wait_from_elsewhere(f, deadline);
+}
+
+void Scheduler::wait_done_ticking(FiberRecord& f, Duration first,
+                                  const std::function<Duration()>& tick) {
+  if (f.done_flag.load(std::memory_order_acquire)) return;
+  auto* join = new RemoteJoin;
+  join->handle = &RemoteJoin::answer;
+  join->target = &f;
+  try {
+    join->joiner.prepare("LoopGroup::run", /*interruptible=*/true);  // a plain thread
+  } catch (...) {
+    delete join;
+    throw;
+  }
+  Scheduler* const target_loop = f.scheduler;
+  const std::uint64_t target_serial = target_loop->serial();
+  target_loop->post(*join);  // once: the ticks post nothing to the target's loop
+  Duration interval = first;
+  try {
+    while (!block_thread(join->joiner.state, Waiter::kWoken, Clock::now() + interval)) {
+      interval = tick();
+    }
+  } catch (...) {
+    (void)leave(join, target_loop, target_serial);
+    throw;
+  }
+  (void)leave(join, target_loop, target_serial);
 }
 
 void Scheduler::join_from_elsewhere(FiberRecord& f) {

@@ -154,6 +154,12 @@ class Scheduler {
   // A plain thread waits until `f` finishes or `deadline` passes.
   // Returns: whether it finished (LoopGroup::run's deadlock watch).
   static bool wait_done_until(FiberRecord& f, TimePoint deadline);
+  // From a plain thread: waits until `f` finishes, calling tick() each time
+  // `first` (then what tick() returns) passes meanwhile; one post to `f`'s
+  // loop in all, so the watching disturbs nothing there. What tick() throws
+  // ends the wait and propagates.
+  static void wait_done_ticking(FiberRecord& f, Duration first,
+                                const std::function<Duration()>& tick);
 
   // Moves whenever fibers run. Any thread (the stall watchdog).
   std::uint64_t progress() const noexcept { return switches_.get() + iterations_.get(); }
