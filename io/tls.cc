@@ -17,6 +17,7 @@
 #include <utility>
 
 #include "io/internal/by_deadline.h"
+#include "io/internal/c_string.h"
 #include "io/internal/tls_bio.h"
 #include "io/internal/tls_claim.h"
 #include "loop/errors.h"
@@ -207,6 +208,7 @@ TlsStream TlsStream::connect(std::string_view host, std::uint16_t port, const Tl
 
 TlsStream TlsStream::client(TcpStream connection, const TlsContext& context,
                             std::string_view host) {
+  internal::require_c_string(host, "TlsStream::client host");  // SNI and the name checked
   TlsStream s(std::move(connection), context, std::string(host));
   const std::string name(host);
   const bool is_ip = is_ip_address(name);

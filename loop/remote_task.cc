@@ -35,7 +35,9 @@ struct JoinDone : DoneWaiter {
 
 struct RemoteJoin : RemoteItem {
   FiberRecord* target = nullptr;
-  JoinDone done;  // in target->done_waiters until it finishes
+  Scheduler* target_loop = nullptr;  // target's loop when the join was posted,
+  std::uint64_t target_serial = 0;   // and its serial (give_up posts there if it lives)
+  JoinDone done;                     // in target->done_waiters until it finishes
   Waiter joiner;
   // Held around the notify and around the joiner's last look, so that the
   // joiner, however it woke (notified, cancelled, timed out), leaves only
@@ -91,12 +93,14 @@ struct WithdrawJoin : RemoteItem {
 // Lets go of the joiner's reference to `join`, which it gave up on: through
 // a WithdrawJoin on the target's loop while that loop takes posts, else at
 // once (the loop's shutdown finishes the target, or abandons it).
-void give_up(RemoteJoin* join, Scheduler* loop, std::uint64_t serial) noexcept {
+void give_up(RemoteJoin* join) noexcept {
   auto* withdraw = new (std::nothrow) WithdrawJoin;
   if (withdraw != nullptr) {
     withdraw->handle = &WithdrawJoin::run;
     withdraw->join = join;
-    if (post_if_live(loop, serial, *withdraw) == PostOutcome::kPosted) return;
+    if (post_if_live(join->target_loop, join->target_serial, *withdraw) == PostOutcome::kPosted) {
+      return;
+    }
     delete withdraw;
   }
   join->release();
@@ -144,7 +148,7 @@ namespace {
 // The joiner's last look at `join`: once its target's loop is done with it
 // (the lock), lets go of it, and of its node there if it was not notified.
 // Returns: whether it was (the target finished).
-bool leave(RemoteJoin* join, Scheduler* target_loop, std::uint64_t target_serial) noexcept {
+bool leave(RemoteJoin* join) noexcept {
   bool notified;
   {
     std::lock_guard guard(join->lock);
@@ -154,7 +158,7 @@ bool leave(RemoteJoin* join, Scheduler* target_loop, std::uint64_t target_serial
   if (notified) {
     join->release();
   } else {
-    give_up(join, target_loop, target_serial);
+    give_up(join);
   }
   return notified;
 }
@@ -163,24 +167,30 @@ bool leave(RemoteJoin* join, Scheduler* target_loop, std::uint64_t target_serial
 // comes: a fiber of another loop parks, a plain thread blocks. Returns:
 // whether it finished. Throws: std::logic_error on a loop's thread outside
 // a fiber (it would block that loop).
-bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
-  if (f.done_flag.load(std::memory_order_acquire)) return true;
+// Posts a join of `f` (not finished) to its loop, for the calling fiber or
+// plain thread (`what` names the call in the errors prepare() throws).
+RemoteJoin* post_join(FiberRecord& f, const char* what) {
   auto* join = new RemoteJoin;
   join->handle = &RemoteJoin::answer;
   join->target = &f;
   try {
-    join->joiner.prepare("Task::join", /*interruptible=*/true);
+    join->joiner.prepare(what, /*interruptible=*/true);
   } catch (...) {
     delete join;
     throw;
   }
-  const bool beyond =
-      join->joiner.fiber != nullptr && join->joiner.fiber->scheduler->outside_group(*f.scheduler);
-  Scheduler* const target_loop = f.scheduler;
-  const std::uint64_t target_serial = target_loop->serial();
+  join->target_loop = f.scheduler;
+  join->target_serial = f.scheduler->serial();
   f.scheduler->post(*join);
+  return join;
+}
+
+bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
+  if (f.done_flag.load(std::memory_order_acquire)) return true;
+  RemoteJoin* join = post_join(f, "Task::join");
   if (join->joiner.fiber != nullptr) {
     Scheduler& here = *join->joiner.fiber->scheduler;
+    const bool beyond = here.outside_group(*join->target_loop);
     here.begin_remote_wait();
     if (beyond) here.begin_wait_beyond_group();
     (void)here.park_waiter(deadline, WaitKind::kJoin, static_cast<std::int64_t>(f.id));
@@ -189,7 +199,7 @@ bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
   } else {
     (void)block_thread(join->joiner.state, Waiter::kWoken, deadline);
   }
-  return leave(join, target_loop, target_serial);
+  return leave(join);
 }
 
 }  // namespace
@@ -201,28 +211,18 @@ bool Scheduler::wait_done_until(FiberRecord& f, TimePoint deadline) {
 void Scheduler::wait_done_ticking(FiberRecord& f, Duration first,
                                   const std::function<Duration()>& tick) {
   if (f.done_flag.load(std::memory_order_acquire)) return;
-  auto* join = new RemoteJoin;
-  join->handle = &RemoteJoin::answer;
-  join->target = &f;
-  try {
-    join->joiner.prepare("LoopGroup::run", /*interruptible=*/true);  // a plain thread
-  } catch (...) {
-    delete join;
-    throw;
-  }
-  Scheduler* const target_loop = f.scheduler;
-  const std::uint64_t target_serial = target_loop->serial();
-  target_loop->post(*join);  // once: the ticks post nothing to the target's loop
+  // Once: the ticks post nothing to the target's loop.
+  RemoteJoin* join = post_join(f, "LoopGroup::run");  // a plain thread
   Duration interval = first;
   try {
     while (!block_thread(join->joiner.state, Waiter::kWoken, Clock::now() + interval)) {
       interval = tick();
     }
   } catch (...) {
-    (void)leave(join, target_loop, target_serial);
+    (void)leave(join);
     throw;
   }
-  (void)leave(join, target_loop, target_serial);
+  (void)leave(join);
 }
 
 void Scheduler::join_from_elsewhere(FiberRecord& f) {

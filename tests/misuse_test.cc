@@ -364,6 +364,17 @@ TEST_F(Misuse, ANulByteInAPathArgumentOrHostIsRefused) {
     refused([&] { (void)Process::exec({"/bin/true"}, {.env = std::vector{nul}}); },
             "Process::exec env");
     refused([&] { (void)resolve("localhost\0.example"s, 80); }, "resolve host", "offset 9");
+#ifndef FIBERLOOP_NO_TLS
+    auto listener = TcpListener::bind(SocketAddress::parse("127.0.0.1:0"));
+    TlsContext unverified = TlsContext::client();
+    unverified.set_verify_peer(false);  // the name went out as SNI, cut short
+    refused(
+        [&] {
+          (void)TlsStream::client(TcpStream::connect(listener.local_address()), unverified,
+                                  "localhost\0.example"s);
+        },
+        "TlsStream::client host", "offset 9");
+#endif
   });
 }
 
