@@ -28,6 +28,8 @@ std::uint64_t pops_of(std::uint64_t head) noexcept { return head >> kAddressBits
 
 RemoteQueue::~RemoteQueue() {
   drain(true);  // flushes the recycled posts too
+  wait_for_producers();
+  free_retired();
   std::uint64_t head = free_posts_.load(std::memory_order_acquire);
   for (Post* post = address_of<Post>(head); post != nullptr;) {
     Post* next = static_cast<Post*>(post->next.load(std::memory_order_relaxed));
@@ -37,9 +39,20 @@ RemoteQueue::~RemoteQueue() {
 }
 
 void RemoteQueue::post(std::function<void()> fn) {
-  Post* post = take_post();
+  // The hand-off is counted from before the pop: the loop frees a node it
+  // does not keep only while no producer is inside one (retire_post), so a
+  // racing pop never reads freed memory.
+  begin_handoff();
+  Post* post;
+  try {
+    post = take_post();
+  } catch (...) {
+    producers_.fetch_sub(1, std::memory_order_release);
+    throw;
+  }
   post->fn = std::move(fn);
-  push(*post);
+  queue_.push(post);
+  notify();
 }
 
 RemoteQueue::Post* RemoteQueue::take_post() {
@@ -64,9 +77,11 @@ void RemoteQueue::recycle(Post* post) noexcept {
   const auto address = reinterpret_cast<std::uintptr_t>(post);
   if ((address & ~kAddressMask) != 0 || posts_made_.load(std::memory_order_relaxed) > kMaxPosts) {
     // An address the head cannot pack, or more nodes than a steady state
-    // needs (a burst made them): let this one go.
+    // needs (a burst made them): let this one go, once no pop can be
+    // reading it.
     posts_made_.fetch_sub(1, std::memory_order_relaxed);
-    delete post;
+    post->next.store(retired_, std::memory_order_relaxed);
+    retired_ = post;
     return;
   }
   post->next.store(recycled_, std::memory_order_relaxed);
@@ -74,7 +89,20 @@ void RemoteQueue::recycle(Post* post) noexcept {
   recycled_ = post;
 }
 
+void RemoteQueue::free_retired() noexcept {
+  // A producer's pop may have read a retired node's address from the free
+  // list before the node left it; it reads that node's `next` before its
+  // hand-off ends. With none inside a hand-off now (seq_cst, with
+  // begin_handoff: a pop that starts later sees the node gone), none can.
+  if (retired_ == nullptr || producers_.load(std::memory_order_seq_cst) != 0) return;
+  while (Post* post = retired_) {
+    retired_ = static_cast<Post*>(post->next.load(std::memory_order_relaxed));
+    delete post;
+  }
+}
+
 void RemoteQueue::flush_recycled() noexcept {
+  free_retired();
   if (recycled_ == nullptr) return;
   // The whole batch onto the free list in one exchange.
   std::uint64_t head = free_posts_.load(std::memory_order_relaxed);

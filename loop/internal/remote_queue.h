@@ -46,7 +46,7 @@ class RemoteQueue {
   void request_dump() noexcept;
 
   // ---- the owner, before the queue goes ----
-  // Waits until no other thread is still inside push(), stop(),
+  // Waits until no other thread is still inside post(), push(), stop(),
   // drop_keep_alive() or request_dump(): their item or flag may have been
   // handled (and the loop may be ending) before they finished waking it.
   void wait_for_producers() const noexcept;
@@ -88,20 +88,23 @@ class RemoteQueue {
   // Ends the hand-off that begin_handoff() began: the queue is not touched
   // after it.
   void notify() noexcept;
-  void begin_handoff() noexcept { producers_.fetch_add(1, std::memory_order_relaxed); }
+  void begin_handoff() noexcept { producers_.fetch_add(1, std::memory_order_seq_cst); }
   // Any thread: a node from the free list, or a new one.
   Post* take_post();
   // The loop thread: onto the batch that drain() hands back to the free
-  // list at its end (or freed, past kMaxPosts).
+  // list at its end (or, past kMaxPosts, retired: freed once no producer
+  // is inside a hand-off).
   void recycle(Post* post) noexcept;
   void flush_recycled() noexcept;
+  void free_retired() noexcept;
 
   // The free list of posts: a Treiber stack that the loop thread pushes onto
   // and any thread pops from. Its head packs a node's address (low 48 bits)
   // with a count of pops (high 16 bits), so that a pop racing with another
   // pop and a push of the same node (ABA) fails its compare-exchange. Nodes
-  // are freed only with the queue, so a racing pop may read a stale `next`
-  // of a node but never freed memory.
+  // leave the list only by a pop, and the loop frees one it does not keep
+  // only while no producer is inside post() (free_retired), so a racing pop
+  // may read a stale `next` of a node but never freed memory.
   // A drain gives its posts back in one batch: the producers' line is
   // touched once per drain, not once per post. Nodes beyond kMaxPosts (a
   // burst's) are freed instead of kept.
@@ -111,6 +114,7 @@ class RemoteQueue {
   Post* recycled_ = nullptr;                                    // the batch (loop thread only)
   std::vector<std::function<void()>>* keep_dropped_ = nullptr;  // drain_keeping_dropped
   Post* recycled_last_ = nullptr;
+  Post* retired_ = nullptr;  // past kMaxPosts, to free (loop thread only)
 
   Reactor& reactor_;
   Callbacks& callbacks_;
