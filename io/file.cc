@@ -1,11 +1,15 @@
 #include "io/file.h"
 
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <limits>
+#include <memory>
 #include <system_error>
 #include <utility>
 
@@ -117,11 +121,8 @@ void check_range(const char* op, const std::string& path, std::uint64_t offset, 
   }
 }
 
-}  // namespace
-
-std::string read_file(const std::string& path) {
-  internal::require_c_string(path, "read_file path");
-  return internal::run_blocking_as("read_file " + path, [path] {
+std::string read_whole(const std::string& path, std::shared_ptr<std::atomic<bool>> abandoned) {
+  return internal::run_blocking_as("read_file " + path, [path, abandoned] {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       const int err = errno;  // before the message is built
@@ -143,10 +144,26 @@ std::string read_file(const std::string& path) {
         const int err = errno;
         throw_file_error(err, "read_file " + path);
       }
-      if (n == 0) return out;
+      if (n == 0 || abandoned->load(std::memory_order_relaxed)) return out;
       out.append(chunk, static_cast<std::size_t>(n));
     }
   });
+}
+
+}  // namespace
+
+std::string read_file(const std::string& path) {
+  internal::require_c_string(path, "read_file path");
+  // Set once the caller stops waiting (cancelled, timed out): the worker
+  // stops at its next chunk instead of reading an endless source (a pipe,
+  // /dev/zero) into memory nobody will take.
+  auto abandoned = std::make_shared<std::atomic<bool>>(false);
+  try {
+    return read_whole(path, abandoned);
+  } catch (...) {
+    abandoned->store(true, std::memory_order_relaxed);
+    throw;
+  }
 }
 
 void write_file(const std::string& path, std::string_view data) {
@@ -178,6 +195,10 @@ void write_file(const std::string& path, std::string_view data) {
           if (n < 0 && errno == EINTR) continue;
           if (n < 0) {
             err = errno, failed = "write";
+            break;
+          }
+          if (n == 0) {  // (a device that takes nothing: would retry for ever)
+            err = EIO, failed = "write took no bytes";
             break;
           }
           rest.remove_prefix(static_cast<std::size_t>(n));
@@ -340,10 +361,19 @@ std::uint64_t File::size() {
   const Use use(*this, "size");
   struct stat st {};
   int err = 0;
-  if (on_worker([&] { return ::fstat(use.fd(), &st); }, err, "File::size " + use.path()) != 0) {
+  std::uint64_t bytes = 0;
+  const auto size_of = [&] {
+    if (::fstat(use.fd(), &st) != 0) return -1;
+    if (!S_ISBLK(st.st_mode)) {
+      bytes = static_cast<std::uint64_t>(st.st_size);
+      return 0;
+    }
+    return ::ioctl(use.fd(), BLKGETSIZE64, &bytes);  // st_size is 0 for a device
+  };
+  if (on_worker(size_of, err, "File::size " + use.path()) != 0) {
     throw_file_error(err, "size " + use.path());
   }
-  return static_cast<std::uint64_t>(st.st_size);
+  return bytes;
 }
 
 void File::sync() {

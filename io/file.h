@@ -33,9 +33,10 @@
 namespace fiberloop {
 
 // The whole file. Throws: std::system_error naming the path ("read_file
-// /etc/nope: No such file or directory"); Cancelled; TimeoutError (the read
-// goes on and its result is dropped); std::invalid_argument for a path
-// with a NUL byte.
+// /etc/nope: No such file or directory"); Cancelled; TimeoutError (the
+// worker stops at its next read of up to 64 KiB and drops what it read, so
+// an endless source such as a pipe or /dev/zero does not keep it);
+// std::invalid_argument for a path with a NUL byte.
 std::string read_file(const std::string& path);
 
 // Creates or truncates `path` (mode 0644 before the umask) and writes all of
@@ -87,7 +88,8 @@ class File {
   std::size_t write_at(const std::string& text, std::uint64_t offset) {
     return write_at(std::string_view(text), offset);
   }
-  // The size in bytes (fstat). Throws: std::system_error.
+  // The size in bytes: fstat's, or for a block device the device's
+  // (BLKGETSIZE64; fstat says 0). Throws: std::system_error.
   std::uint64_t size();
   // fsync: the data and metadata on stable storage. Throws: std::system_error.
   void sync();

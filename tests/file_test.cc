@@ -2,6 +2,7 @@
 // loop running on while a worker blocks, and a caller's buffer never touched
 // after the call returned (an interrupt waits for the operation).
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -202,6 +203,33 @@ TEST_F(OneWorkerFiles, AWriteFileThatTimesOutBeforeItsOpenRunsTruncatesNothing) 
     busy.join();
     EXPECT_EQ(read_file(path), "keep");  // queued behind the late open
   });
+}
+
+// read_file of a source that never ends (a FIFO fed a byte each
+// millisecond), timed out: its worker stops at its next read, so the loop's
+// only worker is free for the next job. Before the fix it read on for as
+// long as the source gave bytes, into a string nobody would take.
+TEST_F(OneWorkerFiles, AReadFileOfAnEndlessSourceStopsOnceItsCallerHasGone) {
+  const std::string fifo = temp_dir() + "/endless";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::atomic<bool> stop{false};
+  std::thread feeder([&] {
+    sigset_t pipe_signal;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);  // EPIPE instead, once the reader goes
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+    while (fd >= 0 && !stop && ::write(fd, "x", 1) == 1) std::this_thread::sleep_for(1ms);
+    if (fd >= 0) ::close(fd);
+  });
+  run([&] {
+    EXPECT_THROW(with_timeout(50ms, [&] { read_file(fifo); }), TimeoutError);
+    int next = 0;
+    EXPECT_NO_THROW(next = with_timeout(10s, [] { return run_blocking([] { return 7; }); }));
+    EXPECT_EQ(next, 7);
+  });
+  stop = true;
+  feeder.join();
 }
 
 // write_file's open, like File::open, ends at a cancel at once (a FIFO with
