@@ -6,8 +6,8 @@
 // while another loop's fibers may still post to it (a wake-up, a join, a
 // primitive becoming shared):
 // 1. every loop closes (cancels and unwinds its fibers, as ~Loop does);
-// 2. once all have, each destroys its Loop. Between the two a closed loop
-//    keeps taking its posts.
+// 2. once all have, and ~LoopGroup has released them, each destroys its
+//    Loop. Until then a closed loop keeps taking its posts.
 #include "loop/loop_group.h"
 
 #include <pthread.h>
@@ -106,20 +106,27 @@ LoopGroup::LoopGroup(GroupOptions options) {
       // Step 1: close; then take posts until every loop has.
       parts.close();
       // Counts this loop into `done`, and takes posts until every loop is in.
-      const auto arrive_and_drain = [&parts, n](std::atomic<std::size_t>& done) {
+      const auto arrive_and_drain = [&parts](std::atomic<std::size_t>& done, std::size_t all) {
         done.fetch_add(1, std::memory_order_acq_rel);
-        while (done.load(std::memory_order_acquire) < n) {
+        while (done.load(std::memory_order_acquire) < all) {
           parts.remote.drain(/*drop=*/true);
           std::this_thread::sleep_for(std::chrono::microseconds(200));
         }
       };
-      arrive_and_drain(*closed);
-      // Step 2 waits for ~LoopGroup, which may still be calling stop() on
-      // this loop; step 3 for every loop's last drain, which may still
-      // answer (a wake-up, a join) into this one.
-      release_.wait(false, std::memory_order_acquire);
-      parts.remote.drain(/*drop=*/true);
-      arrive_and_drain(*drained);
+      arrive_and_drain(*closed, n);
+      // Step 2 waits for ~LoopGroup, answering what other threads still
+      // post (a spawn on loop(i) after stop() is cancelled before it runs,
+      // a join of it answered): blocked in the poller, which a post wakes.
+      while (!release_.load(std::memory_order_acquire)) {
+        parts.reactor.poll(parts.remote.enter_poll() ? std::optional(Duration::zero())
+                                                     : std::nullopt);
+        parts.remote.leave_poll();
+        parts.remote.drain(/*drop=*/true);
+      }
+      // Step 3 waits for every loop's last drain, which may still answer
+      // (a wake-up, a join) into this one, and for ~LoopGroup's last touch
+      // of this loop (release_loops: one more arrival).
+      arrive_and_drain(*drained, n + 1);
       parts.group_releases = true;
       loop.reset();
     };
@@ -135,13 +142,13 @@ LoopGroup::LoopGroup(GroupOptions options) {
     }
   }
   started->wait();
+  drained_ = std::move(drained);
   for (Member* m : loops_) {
     if (!failed && m->failed) failed = m->failed;
   }
   if (failed) {
     stop();
-    release_.store(true, std::memory_order_release);
-    release_.notify_all();
+    release_loops();
     for (Member* m : loops_) {
       if (m->thread.joinable()) m->thread.join();
       delete m;
@@ -162,8 +169,7 @@ LoopGroup::~LoopGroup() noexcept(false) {
         "callback), it would wait for itself; destroy the group from the thread that made it");
   }
   stop();
-  release_.store(true, std::memory_order_release);
-  release_.notify_all();
+  release_loops();
   for (Member* m : loops_) {
     m->thread.join();
     delete m;
@@ -197,8 +203,17 @@ Loop& LoopGroup::open_loop(std::size_t i, const char* what) {
 void LoopGroup::stop() noexcept {
   stopped_.store(true, std::memory_order_release);
   for (Member* m : loops_) {
-    if (m->loop != nullptr) m->loop->stop();
+    if (m->loop != nullptr) m->loop->parts_->remote.stop();
   }
+}
+
+void LoopGroup::release_loops() noexcept {
+  release_.store(true, std::memory_order_release);
+  for (Member* m : loops_) {
+    if (m->loop != nullptr) m->loop->parts_->remote.stop();  // wakes its wait in step 2
+  }
+  // The last touch of any loop is behind: each may now be destroyed.
+  drained_->fetch_add(1, std::memory_order_acq_rel);
 }
 
 LoopGroup* LoopGroup::current() noexcept {

@@ -90,8 +90,10 @@ class LoopGroup {
   }
 
   // Makes every loop's run return; each then closes as ~Loop does
-  // (cancels and unwinds its fibers). Later spawn_on() and run() throw.
-  // Any thread.
+  // (cancels and unwinds its fibers). Later spawn_on() and run() throw; a
+  // Task spawned through loop(i) meanwhile is cancelled before it runs, and
+  // joins are answered until ~LoopGroup. Loop::stop() on any of the group's
+  // loops stops the whole group. Any thread.
   void stop() noexcept;
 
   // Loop::dump() of every loop, one after the other, each headed by its
@@ -118,7 +120,11 @@ class LoopGroup {
   // nothing that run() on another thread may still be reading (loop_group.cc).
   std::span<Member*> loops_;
   std::atomic<bool> stopped_{false};
-  std::atomic<bool> release_{false};  // the loops may be destroyed (loop_group.cc)
+  // ~LoopGroup's word that the loops may be destroyed, and the count of
+  // arrivals at the last step of their close (loop_group.cc).
+  void release_loops() noexcept;
+  std::atomic<bool> release_{false};
+  std::shared_ptr<std::atomic<std::size_t>> drained_;
 };
 
 // LoopGroup group(options); return group.run(main): asyncio.run for every core.

@@ -325,7 +325,10 @@ std::span<const Readiness> UringPoller::wait(std::optional<Duration> timeout) {
     io_uring_cqe* cqe = nullptr;
     // Submits what this iteration queued and waits, in one io_uring_enter.
     const int err = io_uring_submit_and_wait_timeout(ring, &cqe, 1, tsp, nullptr);
-    if (err < 0 && err != -ETIME && err != -EINTR && err != -EBUSY) {
+    // EAGAIN: the kernel lacked memory for a request just now (transient,
+    // like EBUSY's completions held back): what stays queued goes with the
+    // next iteration's enter.
+    if (err < 0 && err != -ETIME && err != -EINTR && err != -EBUSY && err != -EAGAIN) {
       throw_error(-err, "fiberloop: io_uring_enter");
     }
     blocked_ += Clock::now() - start;

@@ -246,6 +246,33 @@ TEST(Group, StopEndsTheLoopsAndLaterWorkIsRefused) {
   }
 }
 
+// A Task spawned straight on a loop of a stopped group (Loop::spawn, which
+// the group does not guard) is cancelled before it runs, and its join is
+// answered. Before the fix a closed loop waited for ~LoopGroup without
+// taking posts, so the spawn was never handled and the join hung.
+TEST(Group, ASpawnOnALoopOfAStoppedGroupIsCancelledAndItsJoinReturns) {
+  LoopGroup group(unpinned(2));
+  EXPECT_EQ(group.run([] { return 1; }), 1);
+  group.stop();
+  std::this_thread::sleep_for(100ms);  // the loops have closed by now (else still answered)
+  bool ran = false;
+  auto late = group.loop(1).spawn([&ran] { ran = true; });
+  EXPECT_THROW(late.join(), Cancelled);
+  EXPECT_FALSE(ran);
+}
+
+// Loop::stop() on one of a group's loops stops the group: the other loops'
+// fibers are cancelled and later work is refused. Before the fix that loop
+// alone closed, and a fiber on another loop ran on (its join hung).
+TEST(Group, StoppingOneLoopOfAGroupStopsTheGroup) {
+  LoopGroup group(unpinned(2));
+  auto sleeper = group.spawn_on(0, [] { this_fiber::sleep_for(1h); });
+  EXPECT_EQ(group.run([] { return 1; }), 1);  // the sleeper has started
+  group.loop(1).stop();
+  EXPECT_THROW(sleeper.join(), Cancelled);
+  EXPECT_THROW(group.spawn_on(0, [] {}), std::logic_error);
+}
+
 // ---- bad input ----------------------------------------------------------------
 
 TEST(Group, SpawnOnPastTheSizeThrowsOutOfRangeStatingTheSize) {
