@@ -80,6 +80,23 @@ void refuse_if_children_are_reaped_by_the_kernel(const std::string& program) {
       "signal(SIGCHLD, SIG_DFL)");
 }
 
+// A child is watched through a pidfd, opened once it exists: fails before
+// any child starts if none can be had (no fd left, a seccomp filter, a
+// kernel before 5.3), by opening one for this process. (A child started
+// and then killed because its pidfd_open failed would have run for a
+// moment.) Another thread can still take the last fd in between: then the
+// child is killed, as below.
+void refuse_if_no_pidfd(const std::string& program) {
+  const int probe = pidfd_open(::getpid());
+  if (probe < 0) {
+    const int err = errno;
+    fail(err, "exec " + program +
+                  ": pidfd_open, needed to watch the child (no child was started; the limit "
+                  "of open fds, a seccomp filter or a kernel before Linux 5.3 forbids it)");
+  }
+  ::close(probe);
+}
+
 // Why a child could not chdir to `cwd`: its errno, or 0 if it could.
 int cwd_error(const std::string& cwd) {
   struct stat st {};
@@ -190,6 +207,7 @@ Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
                            ": pipes need a Loop on this thread (they are Streams of its loop)");
   }
   refuse_if_children_are_reaped_by_the_kernel(program);
+  refuse_if_no_pidfd(program);
   SpawnSetup setup;
   PipeFds pipes[3];
   for (int i = 0; i < 3; ++i) {

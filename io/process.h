@@ -67,7 +67,9 @@ class Process {
   // unless it contains a '/') with `argv`.
   // Throws: std::system_error naming argv[0] ("exec no-such-tool: No such
   //         file or directory"), or the cwd it cannot enter (ENOENT,
-  //         ENOTDIR, EACCES); std::invalid_argument for an empty argv, or
+  //         ENOTDIR, EACCES), or pidfd_open's error (EMFILE, ENOSYS,
+  //         EPERM; before any child starts); std::invalid_argument for an
+  //         empty argv, or
   //         a NUL byte in argv, cwd or env;
   //         std::logic_error if SIGCHLD is ignored in this process (SIG_IGN
   //         or SA_NOCLDWAIT: the kernel would discard the exit status) or
