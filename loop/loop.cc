@@ -10,7 +10,6 @@
 #include <thread>
 
 #include "loop/internal/loop_parts.h"
-#include "loop/loop_group.h"
 
 namespace fiberloop {
 
@@ -59,12 +58,7 @@ void Loop::run() {
   (void)parts_->run(nullptr);
 }
 
-void Loop::stop() noexcept {
-  // A group's loops run together: one stopped alone would leave the others
-  // waiting on its fibers.
-  if (parts_->group != nullptr) return parts_->group->stop();
-  parts_->remote.stop();
-}
+void Loop::stop() noexcept { parts_->remote.stop(); }
 
 void Loop::set_exception_handler(
     std::function<void(std::exception_ptr, const FiberInfo&)> handler) {

@@ -92,8 +92,8 @@ class Loop {
   void run();
 
   // Makes run() return after the current iteration. Callable from any thread;
-  // wakes a loop blocked waiting for events. On a LoopGroup's loop, stops
-  // the whole group (LoopGroup::stop).
+  // wakes a loop blocked waiting for events. On a LoopGroup's loop, the
+  // loop's thread then stops the whole group (LoopGroup::stop).
   void stop() noexcept;
 
   // Runs `fn` on the loop thread, between fibers, in the next iteration;

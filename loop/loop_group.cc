@@ -101,6 +101,10 @@ LoopGroup::LoopGroup(GroupOptions options) {
         m.loop = &*loop;
         started->count_down();
         loop->run();  // until stop()
+        // A group's loops run together: one stopped alone (Loop::stop) would
+        // leave the others waiting on its fibers. (From this thread, which
+        // ~LoopGroup joins before freeing anything stop() reads.)
+        stop();
         parts.own_keep_alives = 0;
       }
       // Step 1: close; then take posts until every loop has.
@@ -117,9 +121,18 @@ LoopGroup::LoopGroup(GroupOptions options) {
       // Step 2 waits for ~LoopGroup, answering what other threads still
       // post (a spawn on loop(i) after stop() is cancelled before it runs,
       // a join of it answered): blocked in the poller, which a post wakes.
-      while (!release_.load(std::memory_order_acquire)) {
-        parts.reactor.poll(parts.remote.enter_poll() ? std::optional(Duration::zero())
-                                                     : std::nullopt);
+      // (A closed loop runs no fd callback: dropped, or a ready fd's
+      // level-triggered report would keep the poll from blocking.)
+      parts.reactor.drop_fd_callbacks();
+      while (!release_.load(std::memory_order_seq_cst)) {
+        // release_loops() stores release_ and then wakes: looked at again
+        // once polling, so that neither is missed.
+        const bool wake_now = parts.remote.enter_poll() || release_.load(std::memory_order_seq_cst);
+        try {
+          parts.reactor.poll(wake_now ? std::optional(Duration::zero()) : std::nullopt);
+        } catch (...) {  // (the poller failed: look again shortly)
+          std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
         parts.remote.leave_poll();
         parts.remote.drain(/*drop=*/true);
       }
@@ -208,7 +221,7 @@ void LoopGroup::stop() noexcept {
 }
 
 void LoopGroup::release_loops() noexcept {
-  release_.store(true, std::memory_order_release);
+  release_.store(true, std::memory_order_seq_cst);
   for (Member* m : loops_) {
     if (m->loop != nullptr) m->loop->parts_->remote.stop();  // wakes its wait in step 2
   }

@@ -67,6 +67,14 @@ void Reactor::on_fd_watch_ready(ReadinessTarget* self, const Readiness& r) {
   if (w.on_write && (r.writable || r.hangup)) queue(w.on_write);
 }
 
+void Reactor::drop_fd_callbacks() noexcept {
+  for (const auto& [fd, watch] : fd_watches_) {
+    poller_->remove(fd);
+    --waiters_;
+  }
+  fd_watches_.clear();
+}
+
 bool Reactor::set_fd_callback(int fd, Interest direction, std::function<void()> fn) {
   auto it = fd_watches_.find(fd);
   const bool existed = it != fd_watches_.end();

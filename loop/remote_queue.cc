@@ -40,7 +40,7 @@ RemoteQueue::~RemoteQueue() {
 
 void RemoteQueue::post(std::function<void()> fn) {
   // The hand-off is counted from before the pop: the loop frees a node it
-  // does not keep only while no producer is inside one (retire_post), so a
+  // does not keep only while no producer is inside one (free_retired), so a
   // racing pop never reads freed memory.
   begin_handoff();
   Post* post;
@@ -56,13 +56,16 @@ void RemoteQueue::post(std::function<void()> fn) {
 }
 
 RemoteQueue::Post* RemoteQueue::take_post() {
-  std::uint64_t head = free_posts_.load(std::memory_order_acquire);
+  // seq_cst, with begin_handoff() before and free_retired()'s look at the
+  // count of producers: a pop that starts after that look sees the head
+  // that no longer holds a retired node.
+  std::uint64_t head = free_posts_.load(std::memory_order_seq_cst);
   while (Post* post = address_of<Post>(head)) {
     // `post` may be popped and pushed again meanwhile: then `next` is stale,
     // and the count of pops in the head makes the exchange fail.
     auto* next = post->next.load(std::memory_order_relaxed);
     if (free_posts_.compare_exchange_weak(head, pack(next, pops_of(head) + 1),
-                                          std::memory_order_acquire, std::memory_order_acquire)) {
+                                          std::memory_order_seq_cst, std::memory_order_seq_cst)) {
       return post;
     }
   }

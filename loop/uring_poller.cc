@@ -325,10 +325,14 @@ std::span<const Readiness> UringPoller::wait(std::optional<Duration> timeout) {
     io_uring_cqe* cqe = nullptr;
     // Submits what this iteration queued and waits, in one io_uring_enter.
     const int err = io_uring_submit_and_wait_timeout(ring, &cqe, 1, tsp, nullptr);
-    // EAGAIN: the kernel lacked memory for a request just now (transient,
-    // like EBUSY's completions held back): what stays queued goes with the
-    // next iteration's enter.
-    if (err < 0 && err != -ETIME && err != -EINTR && err != -EBUSY && err != -EAGAIN) {
+    if (err == -EAGAIN) {
+      // The kernel lacked memory for a request just now: nothing went in
+      // and nothing was waited for. Waits for a completion (which frees
+      // some), at most 1 ms, submitting nothing; what stays queued goes
+      // with the next iteration's enter.
+      __kernel_timespec one_ms{.tv_sec = 0, .tv_nsec = 1'000'000};
+      (void)io_uring_wait_cqe_timeout(ring, &cqe, &one_ms);
+    } else if (err < 0 && err != -ETIME && err != -EINTR && err != -EBUSY) {
       throw_error(-err, "fiberloop: io_uring_enter");
     }
     blocked_ += Clock::now() - start;

@@ -52,6 +52,8 @@ class Reactor {
   // Throws: std::system_error naming the call and the fd: check_pollable()'s,
   //         EEXIST for an fd this loop already watches (a fiberloop socket's).
   bool set_fd_callback(int fd, Interest direction, std::function<void()> fn);
+  // Removes every such callback (a closed loop runs none).
+  void drop_fd_callbacks() noexcept;
 
   // ---- the run loop ----
   // What keeps the loop polling: fibers parked on fds, and fd callbacks.
