@@ -18,7 +18,7 @@ void BlockingPool::submit(std::function<void()> job, JobRecord& record) {
         "a job for a worker thread (run_blocking, resolve, file I/O): this loop has none "
         "(LoopOptions::blocking_threads is 0); give it at least 1");
   }
-  if (!threads_) threads_ = std::make_unique<ThreadPool>(max_threads_);
+  if (!threads_) threads_ = std::make_unique<ThreadPool>(max_threads_, this);
   ++outstanding_;
   running_.push_back(record);
   try {

@@ -173,13 +173,25 @@ LoopGroup::LoopGroup(GroupOptions options) {
 }
 
 LoopGroup::~LoopGroup() noexcept(false) {
+  // Either would wait for itself: the group's close waits for its loops'
+  // threads and for their run_blocking jobs.
+  const char* refusal = nullptr;
   if (current() == this) {
+    refusal =
+        "~LoopGroup: called on one of the group's own loop threads (from its fiber or "
+        "callback), it would wait for itself; destroy the group from the thread that made it";
+  } else if (std::any_of(loops_.begin(), loops_.end(), [](Member* m) {
+               return m->loop != nullptr && m->loop->parts_->pool.runs_this_thread();
+             })) {
+    refusal =
+        "~LoopGroup: called in a run_blocking job of one of the group's loops, whose close "
+        "would wait for that job; destroy the group from the thread that made it";
+  }
+  if (refusal != nullptr) {
     // Kept reachable, so that leak checkers see the leak is meant.
     static auto* refused = new std::vector<Member*>;
     refused->insert(refused->end(), loops_.begin(), loops_.end());
-    throw std::logic_error(
-        "~LoopGroup: called on one of the group's own loop threads (from its fiber or "
-        "callback), it would wait for itself; destroy the group from the thread that made it");
+    throw std::logic_error(refusal);
   }
   stop();
   release_loops();

@@ -69,6 +69,8 @@ class BlockingPool {
     --outstanding_;
   }
   std::size_t outstanding() const noexcept { return outstanding_; }
+  // Whether the calling thread is one of this pool's workers. Any thread.
+  bool runs_this_thread() const noexcept { return blocking_worker_owner() == this; }
   // Whether a job not yet finished works on its caller's memory.
   bool uses_caller_memory() const noexcept;
   // One line per job not yet finished, for the shutdown's report; empty if

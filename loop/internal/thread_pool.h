@@ -16,10 +16,14 @@ namespace fiberloop::internal {
 
 // Whether this thread is a ThreadPool's worker (a run_blocking job's).
 bool on_blocking_worker() noexcept;
+// The `owner` of the ThreadPool whose worker this thread is, or nullptr.
+const void* blocking_worker_owner() noexcept;
 
 class ThreadPool {
  public:
-  explicit ThreadPool(std::size_t max_threads) : max_threads_(max_threads) {}
+  // `owner` tags the workers (blocking_worker_owner()).
+  ThreadPool(std::size_t max_threads, const void* owner)
+      : max_threads_(max_threads), owner_(owner) {}
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
@@ -42,6 +46,7 @@ class ThreadPool {
   void work();
 
   const std::size_t max_threads_;
+  const void* const owner_;
   mutable std::mutex mutex_;
   std::condition_variable ready_;
   std::deque<std::function<void()>> jobs_;
