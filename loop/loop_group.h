@@ -74,6 +74,13 @@ class LoopGroup {
                       std::source_location where = std::source_location::current()) {
     return open_loop(i, "spawn_on").spawn(std::move(options), std::forward<F>(fn), where);
   }
+  // Any other arguments (spawn_on(i, f, 21)): one compile error that says
+  // to capture them in a lambda, as Loop::spawn's.
+  template <class... Args>
+  requires(!internal::kValidSpawn<Args...>) Task<void> spawn_on(std::size_t, Args&&...) {
+    internal::reject_spawn_arguments<Args...>();
+    return {};
+  }
 
   // Runs `main` on loop 0 and waits for it (a plain thread blocks; a fiber
   // parks); returns its value or rethrows its exception. May be called again:
