@@ -49,6 +49,7 @@ TimeoutScope::TimeoutScope(TimePoint deadline, const char* label)
       fiber(&running_fiber_or_throw(label != nullptr ? label : "with_timeout")),
       outer(fiber->timeouts) {
   scheduler = fiber->scheduler;
+  serial = scheduler->serial();
   fire = [](TimerNode* node) {
     auto& scope = *static_cast<TimeoutScope*>(node);
     scope.fired = true;  // a generator body between resumes takes it when resumed
@@ -66,7 +67,11 @@ void TimeoutScope::move_to(TimePoint at) {
 }
 
 TimeoutScope::~TimeoutScope() {
-  scheduler->remove_timer(*this);
+  // A generator body's scope may end after its loop is gone (the generator
+  // outlived it): then there is no timer left to remove.
+  if (Scheduler::current() == scheduler || scheduler_is_live(scheduler, serial)) {
+    scheduler->remove_timer(*this);
+  }
   if (fiber == nullptr) return;  // a generator body unwound outside any fiber
   fiber->timeouts = outer;
   if (fired && expired(outer) == nullptr) {

@@ -1,4 +1,6 @@
 // Generator: lazy start, values, send, exceptions, unwinding, parking bodies.
+#include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -127,6 +129,25 @@ TEST(GeneratorTest, BodyMayParkItsFiberWhileTheLoopRunsOthers) {
     other.join();
   });
   EXPECT_EQ(trace, "o0o1o2");
+}
+
+// A generator that outlives its loop with a with_timeout open in its body:
+// destroying it unwinds the body, whose scope must not touch the loop's
+// timers (gone). Before the fix it removed its timer from the freed heap
+// (AddressSanitizer: heap-use-after-free).
+TEST(GeneratorTest, AGeneratorOutlivingItsLoopWithATimeoutOpenUnwindsSafely) {
+  std::optional<Ints> g;
+  g.emplace([](Ints::Context& co) {
+    with_timeout(std::chrono::hours(1), [&] {
+      co.yield(1);
+      co.yield(2);
+    });
+  });
+  {
+    Loop loop;
+    EXPECT_EQ(loop.run_until_complete([&] { return *g->next(); }), 1);
+  }
+  g.reset();  // unwinds the body outside any loop
 }
 
 TEST(GeneratorTest, CancellingTheConsumerUnwindsAParkedBody) {

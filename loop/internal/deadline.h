@@ -10,6 +10,7 @@
 #include <chrono>
 #include <climits>
 #include <cstddef>
+#include <cstdint>
 #include <source_location>
 
 #include "loop/options.h"
@@ -99,6 +100,7 @@ class TimeoutScope : public TimerNode {
   std::source_location where;
   const char* label = nullptr;  // set: a deadline scope, named by it
   Scheduler* scheduler;         // whose timer heap holds it
+  std::uint64_t serial;         // and that loop's serial (it may be gone: ~TimeoutScope)
   FiberRecord* fiber;           // the fiber running the code in it; null while that code is a
                                 // generator body between resumes (see loop/timeout.cc)
   TimeoutScope* outer;
