@@ -108,6 +108,11 @@ class Loop {
   // call_at(now() + delay) made at the same moment may run up to 20 us
   // before it. As call_soon() otherwise, and throws the same.
   TimerHandle call_later(Duration delay, std::function<void()> fn);
+  // (Any other duration converts saturating: to_duration.)
+  template <OtherDuration D>
+  TimerHandle call_later(D delay, std::function<void()> fn) {
+    return call_later(to_duration(delay), std::move(fn));
+  }
   // Runs `fn` once `when` has passed. Callbacks due at the same time run in
   // the order they were scheduled. As call_soon() otherwise, and throws the
   // same.

@@ -4,16 +4,63 @@
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <ratio>
 #include <source_location>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "fiber/stack.h"
 
 namespace fiberloop {
 
 using Clock = std::chrono::steady_clock;
-using Duration = Clock::duration;
+using Duration = Clock::duration;  // nanoseconds
 using TimePoint = Clock::time_point;
+
+// Any std::chrono::duration as a Duration, saturating: a span longer than
+// nanoseconds can hold (std::chrono::hours::max(), meaning "for ever")
+// becomes Duration::max(), and a negative one past Duration::min() becomes
+// min(). (The plain conversion multiplies and overflows: hours::max()
+// comes out as -1 h.) A floating-point count is truncated toward zero, as
+// duration_cast does. Every function here that takes a Duration also takes
+// any other duration through it: sleep_for(std::chrono::hours::max()) sleeps
+// for ever, sleep_for(std::chrono::duration<double>(0.5)) half a second.
+// Throws: std::invalid_argument for a floating-point NaN.
+template <class Rep, class Period>
+constexpr Duration to_duration(std::chrono::duration<Rep, Period> d) {
+  using Nanos = std::ratio_divide<Period, std::nano>;  // how many ns per tick
+  if constexpr (std::is_floating_point_v<Rep>) {
+    if (d != d) throw std::invalid_argument("fiberloop: a duration that is not a number (NaN)");
+    const long double ns = static_cast<long double>(d.count()) * Nanos::num / Nanos::den;
+    if (ns >= static_cast<long double>(Duration::max().count())) return Duration::max();
+    if (ns <= static_cast<long double>(Duration::min().count())) return Duration::min();
+    return Duration(static_cast<Duration::rep>(ns));
+  } else if constexpr (Nanos::den == 1 && Nanos::num > 1) {  // coarser: the conversion multiplies
+    constexpr Duration::rep most = Duration::max().count() / Nanos::num;
+    constexpr Duration::rep least = Duration::min().count() / Nanos::num;
+    if (std::cmp_greater(d.count(), most)) return Duration::max();
+    if (std::cmp_less(d.count(), least)) return Duration::min();
+    return Duration(static_cast<Duration::rep>(d.count()) * Nanos::num);
+  } else if constexpr (Nanos::den == 1) {  // nanoseconds, in another representation
+    if (std::cmp_greater(d.count(), Duration::max().count())) return Duration::max();
+    if (std::cmp_less(d.count(), Duration::min().count())) return Duration::min();
+    return Duration(static_cast<Duration::rep>(d.count()));
+  } else if constexpr (Nanos::num == 1) {  // finer: the conversion divides
+    return std::chrono::duration_cast<Duration>(d);
+  } else {  // an odd period (a third of a second): through the wide type
+    return to_duration(std::chrono::duration<long double, Period>(d.count()));
+  }
+}
+
+// A duration type other than Duration itself (to_duration converts it).
+template <class D>
+concept OtherDuration = requires {
+  typename D::period;
+}
+&&std::is_same_v<D, std::chrono::duration<typename D::rep, typename D::period>> &&
+    !std::is_same_v<D, Duration>;
 
 // Identifies a fiber for the life of its loop; never reused. 0 is "no fiber".
 using FiberId = std::uint64_t;

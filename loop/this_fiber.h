@@ -31,8 +31,13 @@ void sleep_until(TimePoint when);
 // Parks the calling fiber for `duration`, measured from the loop's timer
 // clock (never early, at most 20 us late; loop/internal/timer_clock.h); see
 // sleep_until(). Saturates: Duration::max() is forever, a duration <= 0
-// yields.
+// yields. Any other duration converts saturating (to_duration):
+// sleep_for(std::chrono::hours::max()) is forever too.
 void sleep_for(Duration duration);
+template <OtherDuration D>
+void sleep_for(D duration) {
+  sleep_for(to_duration(duration));
+}
 
 // The calling fiber's id, or 0 outside any fiber.
 inline FiberId id() noexcept {

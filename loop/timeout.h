@@ -35,5 +35,12 @@ auto with_timeout(Duration timeout, F&& fn,
   internal::TimeoutScope scope(timeout, where);
   return std::invoke(std::forward<F>(fn));
 }
+// Any other duration converts saturating (to_duration): with_timeout(
+// std::chrono::seconds::max(), fn) never expires.
+template <OtherDuration D, class F>
+auto with_timeout(D timeout, F&& fn, std::source_location where = std::source_location::current())
+    -> std::invoke_result_t<F> {
+  return with_timeout(to_duration(timeout), std::forward<F>(fn), where);
+}
 
 }  // namespace fiberloop

@@ -34,8 +34,12 @@ class ConditionVariable {
   }
   // As wait(), giving up after `timeout` (in a fiber, measured from its
   // loop's timer clock: never early, at most 20 us late). Returns: false if
-  // it timed out.
+  // it timed out. Any other duration converts saturating (to_duration).
   bool wait_for(std::unique_lock<Mutex>& lock, Duration timeout);
+  template <OtherDuration D>
+  bool wait_for(std::unique_lock<Mutex>& lock, D timeout) {
+    return wait_for(lock, to_duration(timeout));
+  }
   // As wait(lock, pred) with a timeout. Returns: pred() at the end.
   template <class Pred>
   bool wait_for(std::unique_lock<Mutex>& lock, Duration timeout, Pred pred) {
@@ -44,6 +48,10 @@ class ConditionVariable {
       if (!wait_until(lock, deadline)) return pred();
     }
     return true;
+  }
+  template <OtherDuration D, class Pred>
+  bool wait_for(std::unique_lock<Mutex>& lock, D timeout, Pred pred) {
+    return wait_for(lock, to_duration(timeout), std::move(pred));
   }
 
   // Wakes the longest waiter; a no-op if none.

@@ -49,8 +49,12 @@ class Event {
   }
   // As wait(), giving up after `timeout` (in a fiber, measured from its
   // loop's timer clock: never early, at most 20 us late). Returns: whether
-  // the flag was set.
+  // the flag was set. Any other duration converts saturating (to_duration).
   bool wait_for(Duration timeout);
+  template <OtherDuration D>
+  bool wait_for(D timeout) {
+    return wait_for(to_duration(timeout));
+  }
 
  private:
   bool wait_until(TimePoint deadline);

@@ -227,10 +227,15 @@ std::size_t select(Cases&&... cases) {
 
 // As select(), giving up after `timeout` (in a fiber, measured from its
 // loop's timer clock: never early, at most 20 us late). Returns: the index,
-// or nullopt if no case completed in time.
+// or nullopt if no case completed in time. Any other duration converts
+// saturating (to_duration).
 template <class... Cases>
 std::optional<std::size_t> select_for(Duration timeout, Cases&&... cases) {
   return internal::select_until(internal::deadline_from_now(timeout), cases...);
+}
+template <OtherDuration D, class... Cases>
+std::optional<std::size_t> select_for(D timeout, Cases&&... cases) {
+  return select_for(to_duration(timeout), std::forward<Cases>(cases)...);
 }
 
 }  // namespace fiberloop

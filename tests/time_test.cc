@@ -5,7 +5,11 @@
 
 #include <atomic>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +31,94 @@ double thread_cpu_seconds() {
   ::getrusage(RUSAGE_THREAD, &u);
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+}
+
+// ---- durations in any unit ------------------------------------------------------
+
+// A duration too long for nanoseconds saturates instead of overflowing
+// (std::chrono::hours::max() converted plainly is -1 h); a floating-point
+// one is taken too.
+TEST(Durations, ToDurationSaturatesAndTakesFloatingPoint) {
+  using std::chrono::duration;
+  static_assert(to_duration(std::chrono::hours::max()) == Duration::max());
+  static_assert(to_duration(std::chrono::seconds::max()) == Duration::max());
+  static_assert(to_duration(std::chrono::milliseconds::min()) == Duration::min());
+  static_assert(to_duration(std::chrono::hours(1)) == std::chrono::seconds(3600));
+  static_assert(to_duration(std::chrono::microseconds(-7)) == std::chrono::nanoseconds(-7000));
+  static_assert(to_duration(std::chrono::duration<long long, std::pico>(2500)) ==
+                std::chrono::nanoseconds(2));
+  static_assert(to_duration(duration<int, std::milli>(5)) == 5ms);
+  static_assert(to_duration(duration<std::uint64_t, std::nano>(~std::uint64_t{0})) ==
+                Duration::max());
+  static_assert(to_duration(duration<long long, std::ratio<1, 3>>(3)) == 1s);
+  EXPECT_EQ(to_duration(duration<double>(0.25)), 250ms);
+  EXPECT_EQ(to_duration(duration<double>(1e300)), Duration::max());
+  EXPECT_EQ(to_duration(duration<double>(-1e300)), Duration::min());
+  EXPECT_THROW(to_duration(duration<double>(std::nan(""))), std::invalid_argument);
+}
+
+// Each call taking a Duration takes a coarser unit's max() as "for ever".
+// Before the fix each of these ended at once (the conversion overflowed to
+// -1 unit, a deadline in the past).
+TEST_F(Time, EveryTimedCallTakesACoarseUnitsMaxAsForever) {
+  run([] {
+    EXPECT_EQ(with_timeout(std::chrono::seconds::max(),
+                           [] {
+                             this_fiber::yield();
+                             return 1;
+                           }),
+              1);
+    auto sleeper = spawn([] { this_fiber::sleep_for(std::chrono::hours::max()); });
+    this_fiber::sleep_for(10ms);
+    EXPECT_FALSE(sleeper.done());  // still asleep
+    sleeper.cancel();
+    EXPECT_THROW(sleeper.join(), Cancelled);
+
+    bool called = false;
+    TimerHandle later =
+        Loop::current()->call_later(std::chrono::minutes::max(), [&] { called = true; });
+    this_fiber::sleep_for(10ms);
+    EXPECT_FALSE(called);
+    later.cancel();
+
+    Event ev;
+    auto setter = spawn([&] {
+      this_fiber::sleep_for(10ms);
+      ev.set();
+    });
+    EXPECT_TRUE(ev.wait_for(std::chrono::hours::max()));
+    setter.join();
+
+    Mutex m;
+    ConditionVariable cv;
+    bool ready = false;
+    auto notifier = spawn([&] {
+      this_fiber::sleep_for(10ms);
+      std::lock_guard lock(m);
+      ready = true;
+      cv.notify_one();
+    });
+    std::unique_lock lock(m);
+    EXPECT_TRUE(cv.wait_for(lock, std::chrono::hours::max(), [&] { return ready; }));
+    lock.unlock();
+    notifier.join();
+
+    Channel<int> ch;
+    auto sender = spawn([&] {
+      this_fiber::sleep_for(10ms);
+      ch.send(5);
+    });
+    std::optional<int> got;
+    EXPECT_EQ(select_for(std::chrono::hours::max(), ch.recv_case(got)),
+              std::optional<std::size_t>(0));
+    EXPECT_EQ(got, 5);
+    sender.join();
+
+    // And a floating-point span, which did not compile before.
+    const TimePoint start = Clock::now();
+    this_fiber::sleep_for(std::chrono::duration<double, std::milli>(5.5));
+    EXPECT_GE(Clock::now() - start, 5500us);
+  });
 }
 
 TEST_F(Time, SleepersWakeInDeadlineOrderAndOverlap) {
