@@ -24,7 +24,10 @@ void wait_writable(int fd);
 
 // Blocks `signals` for the calling thread (threads fiberloop starts block
 // every signal already) and parks the calling fiber until one of them
-// arrives, through a signalfd. Returns: the signal's number.
+// arrives, through a signalfd. Returns: the signal's number. The signals
+// stay blocked afterwards, however the wait ends: one that arrives between
+// two calls waits for the next call instead of taking its default action
+// (a second Ctrl-C during a graceful shutdown ends nothing by itself).
 // Each arrival goes to one waiter: two fibers waiting for the same signal
 // take turns (Go's signal.Notify delivers to every channel; here, wait in
 // one fiber and hand it on).

@@ -92,9 +92,9 @@ std::size_t format_duration(char* buf, std::size_t cap, Duration d) noexcept {
     n = std::snprintf(buf, cap, "0 ms");
   } else if (d == Duration::max()) {
     n = std::snprintf(buf, cap, "forever");
-  } else if (us < 1000) {
+  } else if (us < 999.5) {  // (past it, "%.0f" would print "1000 us")
     n = std::snprintf(buf, cap, "%.0f us", us);
-  } else if (us < 1e6) {
+  } else if (us < 999.5e3) {  // (past it, "%.3g" would print "1e+03 ms")
     n = std::snprintf(buf, cap, "%.3g ms", us / 1000);
   } else if (us < 120e6) {
     n = std::snprintf(buf, cap, "%.3g s", us / 1e6);

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "loop/internal/format.h"
 #include "loop/internal/scheduler.h"
 #include "tests/loop_fixture.h"
 
@@ -55,6 +56,19 @@ TEST(Durations, ToDurationSaturatesAndTakesFloatingPoint) {
   EXPECT_EQ(to_duration(duration<double>(1e300)), Duration::max());
   EXPECT_EQ(to_duration(duration<double>(-1e300)), Duration::min());
   EXPECT_THROW(to_duration(duration<double>(std::nan(""))), std::invalid_argument);
+}
+
+// A TimeoutError names its duration in the unit that reads best, also just
+// below a unit's boundary ("%.3g" printed 999.7 ms as "1e+03 ms").
+TEST(Durations, DurationsInMessagesReadWellAtEveryBoundary) {
+  using std::chrono::microseconds;
+  using std::chrono::nanoseconds;
+  EXPECT_EQ(internal::format_duration(nanoseconds(999'700)), "1 ms");
+  EXPECT_EQ(internal::format_duration(microseconds(999'700)), "1 s");
+  EXPECT_EQ(internal::format_duration(microseconds(250)), "250 us");
+  EXPECT_EQ(internal::format_duration(250ms), "250 ms");
+  EXPECT_EQ(internal::format_duration(90s), "90 s");
+  EXPECT_EQ(internal::format_duration(Duration::max()), "forever");
 }
 
 // Each call taking a Duration takes a coarser unit's max() as "for ever".
