@@ -111,7 +111,7 @@ class Loop {
   // (Any other duration converts saturating: to_duration.)
   template <OtherDuration D>
   TimerHandle call_later(D delay, std::function<void()> fn) {
-    return call_later(to_duration(delay), std::move(fn));
+    return call_later(fiberloop::to_duration(delay), std::move(fn));
   }
   // Runs `fn` once `when` has passed. Callbacks due at the same time run in
   // the order they were scheduled. As call_soon() otherwise, and throws the

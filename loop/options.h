@@ -19,24 +19,44 @@ using Clock = std::chrono::steady_clock;
 using Duration = Clock::duration;  // nanoseconds
 using TimePoint = Clock::time_point;
 
+namespace internal {
+// Whether T is a std::chrono::duration (of any period, reduced or not).
+template <class T>
+inline constexpr bool kIsDuration = false;
+template <class Rep, class Period>
+inline constexpr bool kIsDuration<std::chrono::duration<Rep, Period>> = true;
+// A count to_duration() can compare safely: floating point, or a standard
+// integer type (what std::cmp_less takes: not bool, not a character type).
+template <class Rep>
+inline constexpr bool kPlainCount =
+    std::is_floating_point_v<Rep> ||
+    (std::is_integral_v<Rep> && !std::is_same_v<Rep, bool> && !std::is_same_v<Rep, char> &&
+     !std::is_same_v<Rep, wchar_t> && !std::is_same_v<Rep, char8_t> &&
+     !std::is_same_v<Rep, char16_t> && !std::is_same_v<Rep, char32_t>);
+}  // namespace internal
+
 // Any std::chrono::duration as a Duration, saturating: a span longer than
 // nanoseconds can hold (std::chrono::hours::max(), meaning "for ever")
 // becomes Duration::max(), and a negative one past Duration::min() becomes
 // min(). (The plain conversion multiplies and overflows: hours::max()
-// comes out as -1 h.) A floating-point count is truncated toward zero, as
-// duration_cast does. Every function here that takes a Duration also takes
-// any other duration through it: sleep_for(std::chrono::hours::max()) sleeps
-// for ever, sleep_for(std::chrono::duration<double>(0.5)) half a second.
+// comes out as -1 h.) A floating-point count is rounded to the nearest
+// nanosecond. Every function here that takes a Duration also
+// takes any other duration through it: sleep_for(std::chrono::hours::max())
+// sleeps for ever, sleep_for(std::chrono::duration<double>(0.5)) half a
+// second. (A LoopOptions field or a TimePoint converts plainly: call this.)
 // Throws: std::invalid_argument for a floating-point NaN.
 template <class Rep, class Period>
+requires internal::kPlainCount<Rep>
 constexpr Duration to_duration(std::chrono::duration<Rep, Period> d) {
   using Nanos = std::ratio_divide<Period, std::nano>;  // how many ns per tick
   if constexpr (std::is_floating_point_v<Rep>) {
-    if (d != d) throw std::invalid_argument("fiberloop: a duration that is not a number (NaN)");
+    if (__builtin_isnan(d.count())) {
+      throw std::invalid_argument("fiberloop: a duration that is not a number (NaN)");
+    }
     const long double ns = static_cast<long double>(d.count()) * Nanos::num / Nanos::den;
     if (ns >= static_cast<long double>(Duration::max().count())) return Duration::max();
     if (ns <= static_cast<long double>(Duration::min().count())) return Duration::min();
-    return Duration(static_cast<Duration::rep>(ns));
+    return Duration(static_cast<Duration::rep>(ns < 0 ? ns - 0.5L : ns + 0.5L));
   } else if constexpr (Nanos::den == 1 && Nanos::num > 1) {  // coarser: the conversion multiplies
     constexpr Duration::rep most = Duration::max().count() / Nanos::num;
     constexpr Duration::rep least = Duration::min().count() / Nanos::num;
@@ -50,17 +70,14 @@ constexpr Duration to_duration(std::chrono::duration<Rep, Period> d) {
   } else if constexpr (Nanos::num == 1) {  // finer: the conversion divides
     return std::chrono::duration_cast<Duration>(d);
   } else {  // an odd period (a third of a second): through the wide type
-    return to_duration(std::chrono::duration<long double, Period>(d.count()));
+    return fiberloop::to_duration(std::chrono::duration<long double, Period>(d.count()));
   }
 }
 
-// A duration type other than Duration itself (to_duration converts it).
+// A duration type other than Duration itself that to_duration() converts.
 template <class D>
-concept OtherDuration = requires {
-  typename D::period;
-}
-&&std::is_same_v<D, std::chrono::duration<typename D::rep, typename D::period>> &&
-    !std::is_same_v<D, Duration>;
+concept OtherDuration = internal::kIsDuration<D> && internal::kPlainCount<typename D::rep> &&
+                        !std::is_same_v<D, Duration>;
 
 // Identifies a fiber for the life of its loop; never reused. 0 is "no fiber".
 using FiberId = std::uint64_t;

@@ -36,7 +36,7 @@ void sleep_until(TimePoint when);
 void sleep_for(Duration duration);
 template <OtherDuration D>
 void sleep_for(D duration) {
-  sleep_for(to_duration(duration));
+  sleep_for(fiberloop::to_duration(duration));
 }
 
 // The calling fiber's id, or 0 outside any fiber.

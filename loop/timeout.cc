@@ -69,7 +69,10 @@ void TimeoutScope::move_to(TimePoint at) {
 TimeoutScope::~TimeoutScope() {
   // A generator body's scope may end after its loop is gone (the generator
   // outlived it): then there is no timer left to remove.
-  if (Scheduler::current() == scheduler || scheduler_is_live(scheduler, serial)) {
+  // (A later loop of this thread may sit at the same address: the serial
+  // tells them apart.)
+  Scheduler* const here = Scheduler::current();
+  if (here == scheduler ? here->serial() == serial : scheduler_is_live(scheduler, serial)) {
     scheduler->remove_timer(*this);
   }
   if (fiber == nullptr) return;  // a generator body unwound outside any fiber

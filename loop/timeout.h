@@ -40,7 +40,7 @@ auto with_timeout(Duration timeout, F&& fn,
 template <OtherDuration D, class F>
 auto with_timeout(D timeout, F&& fn, std::source_location where = std::source_location::current())
     -> std::invoke_result_t<F> {
-  return with_timeout(to_duration(timeout), std::forward<F>(fn), where);
+  return with_timeout(fiberloop::to_duration(timeout), std::forward<F>(fn), where);
 }
 
 }  // namespace fiberloop

@@ -38,7 +38,7 @@ class ConditionVariable {
   bool wait_for(std::unique_lock<Mutex>& lock, Duration timeout);
   template <OtherDuration D>
   bool wait_for(std::unique_lock<Mutex>& lock, D timeout) {
-    return wait_for(lock, to_duration(timeout));
+    return wait_for(lock, fiberloop::to_duration(timeout));
   }
   // As wait(lock, pred) with a timeout. Returns: pred() at the end.
   template <class Pred>
@@ -51,7 +51,7 @@ class ConditionVariable {
   }
   template <OtherDuration D, class Pred>
   bool wait_for(std::unique_lock<Mutex>& lock, D timeout, Pred pred) {
-    return wait_for(lock, to_duration(timeout), std::move(pred));
+    return wait_for(lock, fiberloop::to_duration(timeout), std::move(pred));
   }
 
   // Wakes the longest waiter; a no-op if none.

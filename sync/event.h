@@ -53,7 +53,7 @@ class Event {
   bool wait_for(Duration timeout);
   template <OtherDuration D>
   bool wait_for(D timeout) {
-    return wait_for(to_duration(timeout));
+    return wait_for(fiberloop::to_duration(timeout));
   }
 
  private:

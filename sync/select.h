@@ -235,7 +235,7 @@ std::optional<std::size_t> select_for(Duration timeout, Cases&&... cases) {
 }
 template <OtherDuration D, class... Cases>
 std::optional<std::size_t> select_for(D timeout, Cases&&... cases) {
-  return select_for(to_duration(timeout), std::forward<Cases>(cases)...);
+  return select_for(fiberloop::to_duration(timeout), std::forward<Cases>(cases)...);
 }
 
 }  // namespace fiberloop

@@ -150,6 +150,29 @@ TEST(GeneratorTest, AGeneratorOutlivingItsLoopWithATimeoutOpenUnwindsSafely) {
   g.reset();  // unwinds the body outside any loop
 }
 
+// The same with a new loop on the thread, likely at the old one's address:
+// the scope must not take that loop's timers for its own (it removed an
+// entry of the new loop's heap, whose sleeper then never woke).
+TEST(GeneratorTest, AGeneratorOutlivingItsLoopLeavesTheNextLoopsTimersAlone) {
+  std::optional<Ints> g;
+  g.emplace([](Ints::Context& co) {
+    with_timeout(std::chrono::hours(1), [&] { co.yield(1); });
+  });
+  {
+    Loop loop;
+    EXPECT_EQ(loop.run_until_complete([&] { return *g->next(); }), 1);
+  }
+  Loop next;
+  auto sleeper = next.spawn([] {
+    this_fiber::sleep_for(std::chrono::milliseconds(1));
+    return 7;
+  });
+  next.call_soon([&g] { g.reset(); });  // while the sleeper's timer is queued
+  next.run();
+  EXPECT_TRUE(sleeper.done());
+  EXPECT_EQ(sleeper.join(), 7);
+}
+
 TEST(GeneratorTest, CancellingTheConsumerUnwindsAParkedBody) {
   bool unwound = false;
   fiberloop::run([&] {

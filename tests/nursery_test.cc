@@ -392,7 +392,8 @@ TEST_F(NurseryTest, AnOutsideCancelInJoinAfterTheFailuresWasCaughtStaysACancel) 
   std::vector<std::string> reported;
   loop().set_exception_handler(testing::collect_whats(reported));
   run([] {
-    auto owner = spawn([] {
+    Event joining;
+    auto owner = spawn([&joining] {
       Nursery n;
       n.spawn([] {
         this_fiber::sleep_for(1ms);
@@ -409,9 +410,13 @@ TEST_F(NurseryTest, AnOutsideCancelInJoinAfterTheFailuresWasCaughtStaysACancel) 
         this_fiber::sleep_for(1h);
       } catch (const Cancelled&) {  // the failure's cancel, caught
       }
-      n.join();  // waits for the second child's cleanup
+      joining.set();  // (no switch: the join below parks first)
+      n.join();       // waits for the second child's cleanup
     });
-    this_fiber::sleep_for(10ms);
+    // Only once the failure's cancel has been caught and the owner joins (a
+    // cancel sent after a fixed sleep came first on a slow machine, and was
+    // taken for the failure's).
+    joining.wait();
     owner.cancel();
     EXPECT_THROW(owner.join(), Cancelled);
   });

@@ -53,6 +53,15 @@ TEST(Durations, ToDurationSaturatesAndTakesFloatingPoint) {
                 Duration::max());
   static_assert(to_duration(duration<long long, std::ratio<1, 3>>(3)) == 1s);
   EXPECT_EQ(to_duration(duration<double>(0.25)), 250ms);
+  EXPECT_EQ(to_duration(duration<double>(0.3)), 300ms);  // (0.3 is 0.29999... in binary)
+  EXPECT_EQ(to_duration(duration<double>(-0.3)), -300ms);
+  // A period not in lowest terms is a duration all the same; a count
+  // std::cmp_less cannot take (char) keeps the plain conversion.
+  using Tenths = duration<long long, std::ratio<100, 1000>>;
+  static_assert(OtherDuration<Tenths>);
+  static_assert(to_duration(Tenths::max()) == Duration::max());
+  static_assert(!OtherDuration<duration<char, std::milli>>);
+  static_assert(!OtherDuration<Duration>);
   EXPECT_EQ(to_duration(duration<double>(1e300)), Duration::max());
   EXPECT_EQ(to_duration(duration<double>(-1e300)), Duration::min());
   EXPECT_THROW(to_duration(duration<double>(std::nan(""))), std::invalid_argument);
