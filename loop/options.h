@@ -28,11 +28,12 @@ inline constexpr bool kIsDuration<std::chrono::duration<Rep, Period>> = true;
 // A count to_duration() can compare safely: floating point, or a standard
 // integer type (what std::cmp_less takes: not bool, not a character type).
 template <class Rep>
-inline constexpr bool kPlainCount =
-    std::is_floating_point_v<Rep> ||
-    (std::is_integral_v<Rep> && !std::is_same_v<Rep, bool> && !std::is_same_v<Rep, char> &&
-     !std::is_same_v<Rep, wchar_t> && !std::is_same_v<Rep, char8_t> &&
-     !std::is_same_v<Rep, char16_t> && !std::is_same_v<Rep, char32_t>);
+inline constexpr bool kPlainCount = std::is_floating_point_v<Rep> ||
+                                    (std::is_integral_v<Rep> && !std::is_same_v<Rep, bool> &&
+                                     !std::is_same_v<Rep, char> && !std::is_same_v<Rep, wchar_t> &&
+                                     !std::is_same_v<Rep, char8_t> &&
+                                     !std::is_same_v<Rep, char16_t> &&
+                                     !std::is_same_v<Rep, char32_t>);
 }  // namespace internal
 
 // Any std::chrono::duration as a Duration, saturating: a span longer than
@@ -77,7 +78,7 @@ constexpr Duration to_duration(std::chrono::duration<Rep, Period> d) {
 // A duration type other than Duration itself that to_duration() converts.
 template <class D>
 concept OtherDuration = internal::kIsDuration<D> && internal::kPlainCount<typename D::rep> &&
-                        !std::is_same_v<D, Duration>;
+    !std::is_same_v<D, Duration>;
 
 // Identifies a fiber for the life of its loop; never reused. 0 is "no fiber".
 using FiberId = std::uint64_t;

@@ -155,9 +155,7 @@ TEST(GeneratorTest, AGeneratorOutlivingItsLoopWithATimeoutOpenUnwindsSafely) {
 // entry of the new loop's heap, whose sleeper then never woke).
 TEST(GeneratorTest, AGeneratorOutlivingItsLoopLeavesTheNextLoopsTimersAlone) {
   std::optional<Ints> g;
-  g.emplace([](Ints::Context& co) {
-    with_timeout(std::chrono::hours(1), [&] { co.yield(1); });
-  });
+  g.emplace([](Ints::Context& co) { with_timeout(std::chrono::hours(1), [&] { co.yield(1); }); });
   {
     Loop loop;
     EXPECT_EQ(loop.run_until_complete([&] { return *g->next(); }), 1);
