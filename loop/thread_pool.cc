@@ -7,11 +7,10 @@
 
 namespace fiberloop::internal {
 namespace {
-thread_local bool tls_on_worker = false;
 thread_local const void* tls_worker_owner = nullptr;
 }  // namespace
 
-bool on_blocking_worker() noexcept { return tls_on_worker; }
+bool on_blocking_worker() noexcept { return tls_worker_owner != nullptr; }
 const void* blocking_worker_owner() noexcept { return tls_worker_owner; }
 
 ThreadPool::~ThreadPool() {
@@ -65,7 +64,6 @@ std::size_t ThreadPool::threads() const {
 }
 
 void ThreadPool::work() {
-  tls_on_worker = true;
   tls_worker_owner = owner_;
   std::unique_lock lock(mutex_);
   for (;;) {

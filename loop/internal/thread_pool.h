@@ -21,7 +21,7 @@ const void* blocking_worker_owner() noexcept;
 
 class ThreadPool {
  public:
-  // `owner` tags the workers (blocking_worker_owner()).
+  // `owner` (not null) tags the workers (blocking_worker_owner()).
   ThreadPool(std::size_t max_threads, const void* owner)
       : max_threads_(max_threads), owner_(owner) {}
   ~ThreadPool();
