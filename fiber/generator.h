@@ -9,6 +9,11 @@
 // The body starts on the first next()/send()/begin(), not at construction.
 // Inside a fiber of a running Loop the body may itself park (sleep, read a
 // socket): the consuming fiber waits meanwhile and the loop runs others.
+// The body runs inside its consumer's with_timeout() scopes and cancellation:
+// a consumer's expired deadline, or a cancel of the consuming fiber, is
+// thrown at the body's next wait. The body's own with_timeout() scopes stay
+// with the body: one left open across a yield interrupts the body when it
+// is resumed, never the consumer.
 // Works with or without a Loop. A generator is used on the thread that made it.
 #pragma once
 

@@ -2,6 +2,7 @@
 // interrupt comes out of a suspension point, and this_fiber's sleeps.
 #include <string>
 
+#include "fiber/internal/check.h"
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
 #include "loop/internal/format.h"
@@ -84,11 +85,10 @@ TimeoutScope::~TimeoutScope() {
 
 namespace {
 
-// Gives `f` the with_timeout() chain `chain`: its scopes now interrupt `f`,
-// and `f` has a timeout pending exactly when one of them expired.
+// Gives `f` the with_timeout() chain `chain`: `f` has a timeout pending
+// exactly when one of its scopes expired.
 void adopt_timeouts(FiberRecord& f, TimeoutScope* chain) noexcept {
   f.timeouts = chain;
-  for (TimeoutScope* s = chain; s != nullptr; s = s->outer) s->fiber = &f;
   if (TimeoutScope::expired(chain) != nullptr) {
     f.pending |= FiberRecord::kTimeout;
   } else {
@@ -98,27 +98,54 @@ void adopt_timeouts(FiberRecord& f, TimeoutScope* chain) noexcept {
 
 }  // namespace
 
-// A generator body's with_timeout() scopes belong to the body: while it runs
-// they are the running fiber's chain; between resumes they wait in the
-// generator, attached to no fiber (their timers still fire, and the body
-// takes the timeout when it is resumed). Exceptions unwinding the consumer
-// count as unwinding for the body, so that interrupts wait for them too.
+// A generator body's with_timeout() scopes belong to the body: between
+// resumes they wait in the generator, attached to no fiber (their timers
+// still fire, and the body takes the timeout when it is resumed). While it
+// runs, the body's chain is spliced onto its consumer's: the body runs
+// inside the consumer's scopes, so a consumer's deadline interrupts the
+// body's waits too (as a task's cancellation reaches the async generator it
+// is iterating in asyncio), and the body's error names whichever scope
+// expired first. `body_state` holds the body's chain between resumes and
+// the consumer's innermost scope while the body runs: where to cut the
+// chain when it yields. Exceptions unwinding the consumer count as
+// unwinding for the body, so that interrupts wait for them too.
 void on_generator_switch(void** body_state, unsigned consumer_unwinding, bool into_body) noexcept {
   Scheduler* scheduler = Scheduler::current();
   FiberRecord* f = scheduler != nullptr ? scheduler->running() : nullptr;
   if (f == nullptr) return;  // a generator used outside any fiber: no scopes, no interrupts
-  // The chain the generator keeps (the body's between resumes, the
-  // consumer's while the body runs), and the one the fiber runs with now.
-  auto* kept = static_cast<TimeoutScope*>(*body_state);
-  TimeoutScope* running = f->timeouts;
   if (into_body) {
     f->outer_unwinding = static_cast<std::uint16_t>(f->outer_unwinding + consumer_unwinding);
-  } else {
-    f->outer_unwinding = static_cast<std::uint16_t>(f->outer_unwinding - consumer_unwinding);
-    for (TimeoutScope* s = running; s != nullptr; s = s->outer) s->fiber = nullptr;
+    auto* body = static_cast<TimeoutScope*>(*body_state);
+    TimeoutScope* consumer = f->timeouts;
+    *body_state = consumer;
+    if (body == nullptr) return adopt_timeouts(*f, consumer);
+    TimeoutScope* outermost = body;
+    for (;; outermost = outermost->outer) {
+      outermost->fiber = f;
+      if (outermost->outer == nullptr) break;
+    }
+    outermost->outer = consumer;
+    return adopt_timeouts(*f, body);
   }
-  *body_state = running;
-  adopt_timeouts(*f, kept);
+  f->outer_unwinding = static_cast<std::uint16_t>(f->outer_unwinding - consumer_unwinding);
+  auto* consumer = static_cast<TimeoutScope*>(*body_state);
+  TimeoutScope* body = f->timeouts;
+  if (body == consumer) {
+    body = nullptr;  // no scope of the body's is open
+  } else {
+    for (TimeoutScope* s = body;; s = s->outer) {
+      FIBERLOOP_CHECK(s != nullptr,
+                      "generator switch: the body's with_timeout() scopes do not end at its "
+                      "consumer's");
+      s->fiber = nullptr;
+      if (s->outer == consumer) {
+        s->outer = nullptr;
+        break;
+      }
+    }
+  }
+  *body_state = body;
+  adopt_timeouts(*f, consumer);
 }
 
 const TimeoutScope* TimeoutScope::expired(const TimeoutScope* innermost) noexcept {

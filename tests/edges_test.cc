@@ -70,6 +70,106 @@ TEST(GeneratorTimeouts, AScopeOutlivingTheFiberThatOpenedItTouchesNoOtherFiber) 
   EXPECT_EQ(outcome, "slept");
 }
 
+// The consumer's deadline covers the body it resumes: a body waits inside the
+// consumer's with_timeout() as much as the consumer does. Each of these took
+// the body's full wait (10 s) before the fix: resuming the body cleared the
+// consumer's expired timeout, or the body's own expired scope did as it ended.
+TEST(GeneratorTimeouts, AConsumersExpiredDeadlineInterruptsTheBodysWait) {
+  std::string body;
+  double took = 0;
+  fiberloop::run([&] {
+    Generator<int> g([&](Generator<int>::Context& co) {
+      try {
+        this_fiber::sleep_for(10s);
+      } catch (const TimeoutError& e) {
+        body = e.what();
+        throw;
+      }
+      co.yield(1);
+    });
+    const TimePoint start = Clock::now();
+    EXPECT_THROW(with_timeout(20ms,
+                              [&] {
+                                try {
+                                  this_fiber::sleep_for(1h);
+                                } catch (const TimeoutError&) {
+                                  // expired, and still inside the scope
+                                }
+                                g.next();
+                              }),
+                 TimeoutError);
+    took = seconds_since(start);
+  });
+  EXPECT_NE(body.find("with_timeout: 20 ms elapsed"), std::string::npos) << body;
+  EXPECT_LT(took, 5.0);
+}
+
+TEST(GeneratorTimeouts, AConsumersDeadlineThatExpiresDuringTheBodysWaitNamesTheConsumersScope) {
+  std::string body;
+  fiberloop::run([&] {
+    Generator<int> g([&](Generator<int>::Context& co) {
+      try {
+        this_fiber::sleep_for(10s);
+      } catch (const TimeoutError& e) {
+        body = e.what();
+      }
+      co.yield(1);
+    });
+    with_timeout(20ms, [&] { EXPECT_EQ(g.next(), 1); });
+  });
+  EXPECT_NE(body.find("with_timeout: 20 ms elapsed"), std::string::npos) << body;
+}
+
+TEST(GeneratorTimeouts, ABodysOwnExpiredScopeEndingLeavesTheConsumersTimeoutPending) {
+  std::string second;
+  fiberloop::run([&] {
+    Generator<int> g([&](Generator<int>::Context& co) {
+      try {
+        with_timeout(5ms, [&] {
+          co.yield(1);
+          this_fiber::yield();  // its own scope expired between resumes
+        });
+      } catch (const TimeoutError&) {
+      }
+      try {
+        this_fiber::sleep_for(10s);  // the consumer's scope expired too
+      } catch (const TimeoutError& e) {
+        second = e.what();
+      }
+      co.yield(2);
+    });
+    with_timeout(20ms, [&] {
+      EXPECT_EQ(g.next(), 1);
+      try {
+        this_fiber::sleep_for(1h);
+      } catch (const TimeoutError&) {
+      }
+      EXPECT_EQ(g.next(), 2);
+    });
+  });
+  EXPECT_NE(second.find("with_timeout: 20 ms elapsed"), std::string::npos) << second;
+}
+
+TEST(GeneratorTimeouts, TheDeadlineReachesAGeneratorTheBodyItselfConsumes) {
+  std::string inner;
+  fiberloop::run([&] {
+    Generator<int> in([&](Generator<int>::Context& co) {
+      try {
+        this_fiber::sleep_for(10s);
+      } catch (const TimeoutError& e) {
+        inner = e.what();
+      }
+      co.yield(1);
+    });
+    Generator<int> out([&](Generator<int>::Context& co) {
+      with_timeout(1h, [&] { co.yield(*in.next() + 1); });  // an open scope of its own
+    });
+    with_timeout(20ms, [&] { EXPECT_EQ(out.next(), 2); });
+    EXPECT_FALSE(out.next().has_value());  // the chains were cut back where they joined
+  });
+  EXPECT_NE(inner.find("with_timeout: 20 ms elapsed"), std::string::npos) << inner;
+}
+
 TEST(GeneratorTimeouts, InterruptsWaitWhileTheConsumerUnwinds) {
   // A destructor run by unwinding drives a generator whose body parks: a
   // cancel must wait, as it does for a wait in the destructor itself.
