@@ -73,14 +73,13 @@ FiberRecord* Scheduler::create_fiber(SpawnOptions&& options, std::size_t callabl
   f->stack.guarded = stack.guard_page;
   f->body = body;
   f->start = &Scheduler::fiber_main;
-  f->name = std::move(options.name);
+  if (!options.name.empty()) f->name = std::move(options.name);  // a released record's is empty
   f->spawned_at = where;
   return f;
 }
 
-void Scheduler::start_fiber(FiberRecord& f) {
-  if (tls_scheduler != this) [[unlikely]]
-    return post_task_op(f, TaskOp::kStart);
+void Scheduler::start_fiber_slow(FiberRecord& f) {
+  if (tls_scheduler != this) return post_task_op(f, TaskOp::kStart);
   start_here(f);
 }
 
@@ -129,11 +128,9 @@ void Scheduler::finish_unstarted(FiberRecord& f, std::exception_ptr error) noexc
   release_ref(f);  // the fiber's own reference
 }
 
-void throw_if_cancelled_before_start(FiberRecord& f) {
-  if (f.pending & FiberRecord::kCancel) {
-    f.pending = 0;
-    throw fiberloop::Cancelled{};
-  }
+void throw_cancelled_before_start(FiberRecord& f) {
+  f.pending = 0;
+  throw fiberloop::Cancelled{};
 }
 
 void Scheduler::fiber_main(ContextEntry* entry) noexcept {
@@ -219,11 +216,12 @@ void Scheduler::run_until_finished(FiberRecord& f) {
   throw std::runtime_error(parts_.deadlock_report(f));
 }
 
-void Scheduler::drop_task(FiberRecord& f) noexcept {
-  if (f.scheduler != tls_scheduler && f.scheduler != nullptr) [[unlikely]]
-    return post_task_op(f, TaskOp::kDrop);
+void Scheduler::drop_task_slow(FiberRecord& f) noexcept {
+  if (f.scheduler != tls_scheduler && f.scheduler != nullptr) return post_task_op(f, TaskOp::kDrop);
   drop_here(f);
 }
+
+void Scheduler::release_to_pool(FiberRecord& f) noexcept { f.pool->release(&f); }
 
 void Scheduler::drop_here(FiberRecord& f) noexcept {
   if (!f.finished()) {

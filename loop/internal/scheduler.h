@@ -73,7 +73,7 @@ class Scheduler {
   FiberRecord* create_fiber(SpawnOptions&& options, std::size_t callable_bytes,
                             std::size_t callable_align, void (*body)(FiberRecord*, bool),
                             const std::source_location& where);
-  void start_fiber(FiberRecord& f);
+  void start_fiber(FiberRecord& f);  // inline: switch_path.h
   void discard_fiber(FiberRecord& f) noexcept;
 
   // To the back of the ready queue. Throws Cancelled, TimeoutError.
@@ -147,7 +147,7 @@ class Scheduler {
   // Waits until `f` finishes, without observing its outcome. Its loop only.
   static void wait_for_finish(FiberRecord& f);
   // A Task lets go of `f`: detaches it, or reports an unobserved failure.
-  // Any thread.
+  // Any thread. Inline for a joined Task on its loop's thread (switch_path.h).
   static void drop_task(FiberRecord& f) noexcept;
   // Task::cancel(): cancel(f) on f's loop, from any thread.
   static void cancel_task(FiberRecord& f);
@@ -184,7 +184,10 @@ class Scheduler {
   static void post_task_op(FiberRecord& f, TaskOp op);
   static void run_task_op(FiberRecord& f, TaskOp op) noexcept;
   void start_here(FiberRecord& f);
+  void start_fiber_slow(FiberRecord& f);  // from another thread, or while closing
   static void drop_here(FiberRecord& f) noexcept;
+  static void drop_task_slow(FiberRecord& f) noexcept;
+  static void release_to_pool(FiberRecord& f) noexcept;
   static void fiber_main(ContextEntry* entry) noexcept;
   static void release_ref(FiberRecord& f) noexcept;
   static void report_failure(FiberRecord& f) noexcept;

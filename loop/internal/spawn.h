@@ -66,9 +66,9 @@ void reject_spawn_arguments() {
                 "first); capture the arguments in a lambda instead: spawn([=] { f(21); })");
 }
 
-// Runs inside a fiber before its body: throws Cancelled if the fiber was
-// cancelled before it first ran (scheduler.cc).
-void throw_if_cancelled_before_start(FiberRecord& f);
+// Runs inside a fiber before its body, when it was cancelled before it
+// first ran: clears the cancel and throws Cancelled (fibers.cc).
+[[noreturn]] void throw_cancelled_before_start(FiberRecord& f);
 
 // The entry of a fiber whose callable is an Fn returning R: runs it (run ==
 // true) or only destroys it, filling the record's result or error.
@@ -78,7 +78,8 @@ struct FiberBody {
     Fn& fn = *static_cast<Fn*>(f->callable);
     if (run) {
       try {
-        throw_if_cancelled_before_start(*f);
+        if (f->pending & FiberRecord::kCancel) [[unlikely]]
+          throw_cancelled_before_start(*f);
         if constexpr (std::is_void_v<R>) {
           std::invoke(std::move(fn));
         } else {
