@@ -76,7 +76,15 @@ TimeoutScope::~TimeoutScope() {
   if (here == scheduler ? here->serial() == serial : scheduler_is_live(scheduler, serial)) {
     scheduler->remove_timer(*this);
   }
-  if (fiber == nullptr) return;  // a generator body unwound outside any fiber
+  if (fiber == nullptr) {
+    // A generator body running outside any fiber (a loop callback, after
+    // its loop ended): the generator keeps the rest of the chain.
+    if (held_by != nullptr && *held_by == this) {
+      *held_by = outer;
+      if (outer != nullptr) outer->held_by = held_by;
+    }
+    return;
+  }
   fiber->timeouts = outer;
   if (fired && expired(outer) == nullptr) {
     fiber->pending &= static_cast<std::uint8_t>(~FiberRecord::kTimeout);
@@ -138,6 +146,7 @@ void on_generator_switch(void** body_state, unsigned consumer_unwinding, bool in
                       "generator switch: the body's with_timeout() scopes do not end at its "
                       "consumer's");
       s->fiber = nullptr;
+      s->held_by = s == body ? body_state : nullptr;
       if (s->outer == consumer) {
         s->outer = nullptr;
         break;

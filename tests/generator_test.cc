@@ -171,6 +171,39 @@ TEST(GeneratorTest, AGeneratorOutlivingItsLoopLeavesTheNextLoopsTimersAlone) {
   EXPECT_EQ(sleeper.join(), 7);
 }
 
+// A body's with_timeout() scopes that end while the body runs outside any
+// fiber (resumed from a loop callback): the generator's kept chain must not
+// keep them (the next resume from a fiber wrote into the ended scopes, by
+// then the body's live frames).
+TEST(GeneratorTest, ScopesEndingOutsideAnyFiberLeaveTheBodysChain) {
+  std::string trace;
+  fiberloop::run([&] {
+    Ints g([&](Ints::Context& co) {
+      try {
+        with_timeout(std::chrono::milliseconds(30), [&] {
+          with_timeout(std::chrono::hours(1), [&] { co.yield(1); });
+          co.yield(2);  // the inner scope ended outside any fiber
+          co.yield(3);  // and, from a fiber, the outer one goes on
+          this_fiber::sleep_for(std::chrono::hours(1));
+        });
+      } catch (const TimeoutError& e) {
+        trace += e.what();
+      }
+      co.yield(4);
+    });
+    EXPECT_EQ(g.next(), 1);  // opens both scopes in this fiber
+    Event called;
+    Loop::current()->call_soon([&] {
+      EXPECT_EQ(g.next(), 2);
+      called.set();
+    });
+    called.wait();
+    EXPECT_EQ(g.next(), 3);
+    EXPECT_EQ(g.next(), 4);
+  });
+  EXPECT_NE(trace.find("with_timeout: 30 ms elapsed"), std::string::npos) << trace;
+}
+
 TEST(GeneratorTest, CancellingTheConsumerUnwindsAParkedBody) {
   bool unwound = false;
   fiberloop::run([&] {

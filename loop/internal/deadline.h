@@ -104,6 +104,10 @@ class TimeoutScope : public TimerNode {
   FiberRecord* fiber;           // the fiber running the code in it; null while that code is a
                                 // generator body between resumes (see loop/timeout.cc)
   TimeoutScope* outer;
+  // Of the innermost scope of a generator body between fibers: the
+  // generator's slot that keeps the body's chain. A scope that ends while
+  // the body runs outside any fiber passes the slot to its outer scope.
+  void** held_by = nullptr;
   bool fired = false;
 };
 
