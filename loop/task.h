@@ -54,7 +54,9 @@ class Task {
   //         and of a fiber its loop's shutdown abandoned (it has no outcome);
   //         std::runtime_error if, run from outside a fiber, the loop stops or
   //         deadlocks first.
-  T join() {
+  // Inline: the park is then in the caller's frame, with no function return
+  // above the switch to mispredict at resumption (fiber/internal/context.h).
+  [[gnu::always_inline]] T join() {
     internal::Scheduler::join(fiber("join"));
     if constexpr (!std::is_void_v<T>) return fiber_->result.template take<T>();
   }

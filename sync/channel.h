@@ -75,7 +75,9 @@ class Channel {
   // Throws: ChannelClosed (at once, or when the channel closes while parked);
   //         Cancelled, TimeoutError (the value was not sent); std::logic_error
   //         when it must wait on a loop's thread outside a fiber.
-  void send(T value) {
+  // Inline, as the waits below: no function return above the switch
+  // (fiber/internal/context.h).
+  [[gnu::always_inline]] void send(T value) {
     internal::SyncGuard guard(home_);
     if (try_send_from(value, guard.shared())) return;
     internal::ChannelOp op;
@@ -97,7 +99,7 @@ class Channel {
   // closed and drained.
   // Throws: Cancelled, TimeoutError; std::logic_error when it must wait on a
   //         loop's thread outside a fiber.
-  std::optional<T> recv() {
+  [[gnu::always_inline]] std::optional<T> recv() {
     if constexpr (!kNothrowMove) {
       return recv_in_place();
     } else {
@@ -168,7 +170,7 @@ class Channel {
   // recv() and try_recv() for a T whose move may throw: one optional, built
   // once and returned in place (NRVO), so no move can throw after the value
   // has left the channel.
-  std::optional<T> recv_in_place() {
+  [[gnu::always_inline]] std::optional<T> recv_in_place() {
     internal::SyncGuard guard(home_);
     std::optional<T> out;
     if (!take_into(out, guard.shared())) wait_recv(guard, out);

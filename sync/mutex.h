@@ -8,6 +8,8 @@
 // fiber (or, outside any fiber, a plain thread). Any thread, as Event.
 #pragma once
 
+#include <mutex>
+
 #include "loop/internal/fiber_record.h"
 #include "sync/internal/waiters.h"
 
@@ -77,3 +79,24 @@ class Mutex {
 };
 
 }  // namespace fiberloop
+
+// std::lock_guard<fiberloop::Mutex>: the standard's interface, with the
+// constructor that may park inline in the caller. The primary template's
+// constructor is a function of its own once Mutex::lock() is inlined into
+// it (too big for GCC to inline further), so each resumption of a fiber
+// that waited for the mutex returned through it: a mispredicted return per
+// hand-off (fiber/internal/context.h). The standard allows specializing its
+// templates for a program's own types.
+template <>
+class std::lock_guard<fiberloop::Mutex> {
+ public:
+  using mutex_type = fiberloop::Mutex;
+  [[gnu::always_inline]] explicit lock_guard(mutex_type& m) : m_(m) { m_.lock(); }
+  lock_guard(mutex_type& m, std::adopt_lock_t) noexcept : m_(m) {}
+  ~lock_guard() { m_.unlock(); }
+  lock_guard(const lock_guard&) = delete;
+  lock_guard& operator=(const lock_guard&) = delete;
+
+ private:
+  mutex_type& m_;
+};

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <mutex>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tests/loop_fixture.h"
@@ -101,6 +102,26 @@ TEST_F(Sync, MutexMisuse) {
     EXPECT_THROW(m.lock(), std::logic_error);  // not recursive
     auto other = spawn([&] { m.unlock(); });
     EXPECT_THROW(other.join(), std::logic_error);
+    m.unlock();
+  });
+}
+
+// std::lock_guard<Mutex> is fiberloop's own specialization (sync/mutex.h):
+// the standard's interface, adopt_lock included.
+TEST_F(Sync, LockGuardHasTheStandardInterface) {
+  static_assert(std::is_same_v<std::lock_guard<Mutex>::mutex_type, Mutex>);
+  static_assert(!std::is_copy_constructible_v<std::lock_guard<Mutex>>);
+  run([] {
+    Mutex m;
+    m.lock();
+    { std::lock_guard<Mutex> adopted(m, std::adopt_lock); }
+    EXPECT_TRUE(m.try_lock());  // the guard released it
+    m.unlock();
+    {
+      std::lock_guard deduced(m);
+      EXPECT_FALSE(m.try_lock());
+    }
+    EXPECT_TRUE(m.try_lock());
     m.unlock();
   });
 }
