@@ -80,13 +80,16 @@ class Mutex {
 
 }  // namespace fiberloop
 
-// std::lock_guard<fiberloop::Mutex>: the standard's interface, with the
-// constructor that may park inline in the caller. The primary template's
-// constructor is a function of its own once Mutex::lock() is inlined into
-// it (too big for GCC to inline further), so each resumption of a fiber
-// that waited for the mutex returned through it: a mispredicted return per
-// hand-off (fiber/internal/context.h). The standard allows specializing its
-// templates for a program's own types.
+// std::lock_guard<fiberloop::Mutex> and std::scoped_lock<fiberloop::Mutex>:
+// the standard's interface, with the constructor that may park inline in
+// the caller. The primary templates' constructors are functions of their
+// own once Mutex::lock() is inlined into them (too big for GCC to inline
+// further), so each resumption of a fiber that waited for the mutex
+// returned through one: a mispredicted return per hand-off
+// (fiber/internal/context.h). The standard allows specializing its
+// templates for a program's own types. (std::unique_lock<Mutex> keeps the
+// standard's: its lock() is such a frame, one mispredict per contended
+// lock.)
 template <>
 class std::lock_guard<fiberloop::Mutex> {
  public:
@@ -96,6 +99,20 @@ class std::lock_guard<fiberloop::Mutex> {
   ~lock_guard() { m_.unlock(); }
   lock_guard(const lock_guard&) = delete;
   lock_guard& operator=(const lock_guard&) = delete;
+
+ private:
+  mutex_type& m_;
+};
+
+template <>
+class std::scoped_lock<fiberloop::Mutex> {
+ public:
+  using mutex_type = fiberloop::Mutex;
+  [[gnu::always_inline]] explicit scoped_lock(mutex_type& m) : m_(m) { m_.lock(); }
+  scoped_lock(std::adopt_lock_t, mutex_type& m) noexcept : m_(m) {}
+  ~scoped_lock() { m_.unlock(); }
+  scoped_lock(const scoped_lock&) = delete;
+  scoped_lock& operator=(const scoped_lock&) = delete;
 
  private:
   mutex_type& m_;

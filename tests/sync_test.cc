@@ -106,11 +106,14 @@ TEST_F(Sync, MutexMisuse) {
   });
 }
 
-// std::lock_guard<Mutex> is fiberloop's own specialization (sync/mutex.h):
-// the standard's interface, adopt_lock included.
-TEST_F(Sync, LockGuardHasTheStandardInterface) {
+// std::lock_guard<Mutex> and std::scoped_lock<Mutex> are fiberloop's own
+// specializations (sync/mutex.h): the standard's interface, adopt_lock
+// included.
+TEST_F(Sync, LockGuardsHaveTheStandardInterface) {
   static_assert(std::is_same_v<std::lock_guard<Mutex>::mutex_type, Mutex>);
+  static_assert(std::is_same_v<std::scoped_lock<Mutex>::mutex_type, Mutex>);
   static_assert(!std::is_copy_constructible_v<std::lock_guard<Mutex>>);
+  static_assert(!std::is_copy_constructible_v<std::scoped_lock<Mutex>>);
   run([] {
     Mutex m;
     m.lock();
@@ -119,6 +122,14 @@ TEST_F(Sync, LockGuardHasTheStandardInterface) {
     m.unlock();
     {
       std::lock_guard deduced(m);
+      EXPECT_FALSE(m.try_lock());
+    }
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+    m.lock();
+    { std::scoped_lock adopted(std::adopt_lock, m); }
+    {
+      std::scoped_lock deduced(m);
       EXPECT_FALSE(m.try_lock());
     }
     EXPECT_TRUE(m.try_lock());
