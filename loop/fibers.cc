@@ -11,6 +11,7 @@
 #include "loop/internal/format.h"
 #include "loop/internal/loop_parts.h"
 #include "loop/internal/record_pool.h"
+#include "loop/internal/spawn.h"
 
 namespace fiberloop::internal {
 bool is_cancellation(const std::exception_ptr& e) noexcept {
@@ -128,7 +129,7 @@ void Scheduler::finish_unstarted(FiberRecord& f, std::exception_ptr error) noexc
   release_ref(f);  // the fiber's own reference
 }
 
-void throw_cancelled_before_start(FiberRecord& f) {
+[[noreturn]] void throw_cancelled_before_start(FiberRecord& f) {
   f.pending = 0;
   throw fiberloop::Cancelled{};
 }

@@ -109,7 +109,7 @@ class std::scoped_lock<fiberloop::Mutex> {
  public:
   using mutex_type = fiberloop::Mutex;
   [[gnu::always_inline]] explicit scoped_lock(mutex_type& m) : m_(m) { m_.lock(); }
-  scoped_lock(std::adopt_lock_t, mutex_type& m) noexcept : m_(m) {}
+  explicit scoped_lock(std::adopt_lock_t, mutex_type& m) noexcept : m_(m) {}
   ~scoped_lock() { m_.unlock(); }
   scoped_lock(const scoped_lock&) = delete;
   scoped_lock& operator=(const scoped_lock&) = delete;

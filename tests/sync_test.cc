@@ -106,6 +106,13 @@ TEST_F(Sync, MutexMisuse) {
   });
 }
 
+// Whether `{std::adopt_lock, m}` copy-list-initializes a Guard: not for the
+// standard's scoped_lock, whose adopting constructor is explicit.
+template <class Guard>
+concept AdoptsByCopyListInit = requires(Mutex& m, void (*take)(Guard)) {
+  take({std::adopt_lock, m});
+};
+
 // std::lock_guard<Mutex> and std::scoped_lock<Mutex> are fiberloop's own
 // specializations (sync/mutex.h): the standard's interface, adopt_lock
 // included.
@@ -114,6 +121,10 @@ TEST_F(Sync, LockGuardsHaveTheStandardInterface) {
   static_assert(std::is_same_v<std::scoped_lock<Mutex>::mutex_type, Mutex>);
   static_assert(!std::is_copy_constructible_v<std::lock_guard<Mutex>>);
   static_assert(!std::is_copy_constructible_v<std::scoped_lock<Mutex>>);
+  // explicit where the standard's are: no copy-list-initialization.
+  static_assert(!std::is_convertible_v<Mutex&, std::lock_guard<Mutex>>);
+  static_assert(!std::is_convertible_v<Mutex&, std::scoped_lock<Mutex>>);
+  static_assert(!AdoptsByCopyListInit<std::scoped_lock<Mutex>>);
   run([] {
     Mutex m;
     m.lock();
