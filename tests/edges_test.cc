@@ -70,10 +70,31 @@ TEST(GeneratorTimeouts, AScopeOutlivingTheFiberThatOpenedItTouchesNoOtherFiber) 
   EXPECT_EQ(outcome, "slept");
 }
 
+// A body's 10 s wait that the consumer's deadline must cut short: the
+// TimeoutError's message, or "" if the wait ran its length.
+std::string wait_for_the_consumers_deadline() {
+  try {
+    this_fiber::sleep_for(10s);
+  } catch (const TimeoutError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Waits until the enclosing with_timeout() expires, and catches it: the
+// caller goes on inside its scope, expired.
+void outlive_the_deadline() {
+  try {
+    this_fiber::sleep_for(1h);
+  } catch (const TimeoutError&) {
+  }
+}
+
 // The consumer's deadline covers the body it resumes: a body waits inside the
-// consumer's with_timeout() as much as the consumer does. Each of these took
-// the body's full wait (10 s) before the fix: resuming the body cleared the
-// consumer's expired timeout, or the body's own expired scope did as it ended.
+// consumer's with_timeout() as much as the consumer does. Before the fix,
+// resuming the body cleared the consumer's expired timeout, or the body's
+// own expired scope did as it ended (the body waited its full 10 s), and a
+// deadline that fired in the body's wait did not name its scope.
 TEST(GeneratorTimeouts, AConsumersExpiredDeadlineInterruptsTheBodysWait) {
   std::string body;
   double took = 0;
@@ -90,11 +111,7 @@ TEST(GeneratorTimeouts, AConsumersExpiredDeadlineInterruptsTheBodysWait) {
     const TimePoint start = Clock::now();
     EXPECT_THROW(with_timeout(20ms,
                               [&] {
-                                try {
-                                  this_fiber::sleep_for(1h);
-                                } catch (const TimeoutError&) {
-                                  // expired, and still inside the scope
-                                }
+                                outlive_the_deadline();
                                 g.next();
                               }),
                  TimeoutError);
@@ -108,11 +125,7 @@ TEST(GeneratorTimeouts, AConsumersDeadlineThatExpiresDuringTheBodysWaitNamesTheC
   std::string body;
   fiberloop::run([&] {
     Generator<int> g([&](Generator<int>::Context& co) {
-      try {
-        this_fiber::sleep_for(10s);
-      } catch (const TimeoutError& e) {
-        body = e.what();
-      }
+      body = wait_for_the_consumers_deadline();
       co.yield(1);
     });
     with_timeout(20ms, [&] { EXPECT_EQ(g.next(), 1); });
@@ -131,19 +144,12 @@ TEST(GeneratorTimeouts, ABodysOwnExpiredScopeEndingLeavesTheConsumersTimeoutPend
         });
       } catch (const TimeoutError&) {
       }
-      try {
-        this_fiber::sleep_for(10s);  // the consumer's scope expired too
-      } catch (const TimeoutError& e) {
-        second = e.what();
-      }
+      second = wait_for_the_consumers_deadline();  // the consumer's scope expired too
       co.yield(2);
     });
     with_timeout(20ms, [&] {
       EXPECT_EQ(g.next(), 1);
-      try {
-        this_fiber::sleep_for(1h);
-      } catch (const TimeoutError&) {
-      }
+      outlive_the_deadline();
       EXPECT_EQ(g.next(), 2);
     });
   });
@@ -154,11 +160,7 @@ TEST(GeneratorTimeouts, TheDeadlineReachesAGeneratorTheBodyItselfConsumes) {
   std::string inner;
   fiberloop::run([&] {
     Generator<int> in([&](Generator<int>::Context& co) {
-      try {
-        this_fiber::sleep_for(10s);
-      } catch (const TimeoutError& e) {
-        inner = e.what();
-      }
+      inner = wait_for_the_consumers_deadline();
       co.yield(1);
     });
     Generator<int> out([&](Generator<int>::Context& co) {
