@@ -92,6 +92,7 @@ Scheduler::Scheduler(LoopParts& parts, Loop& owner, const LoopOptions& options)
       serial_(next_serial()),
       records_(new RecordPool),
       foreign_records_(new RecordPool(/*shared=*/true)),
+      timers_(parts.timers),
       exception_handler_(&print_fiber_failure) {
   if (tls_scheduler != nullptr) {
     delete records_;
@@ -179,12 +180,6 @@ void Scheduler::serve_remote() noexcept { parts_.remote.drain(closing_); }
 void Scheduler::cancel(FiberRecord& f) noexcept {
   if (!f.finished() && f.state != FiberState::kAbandoned) interrupt(f, FiberRecord::kCancel);
 }
-
-void Scheduler::queue_timer(TimerNode& node, TimePoint deadline) {
-  parts_.timers.push(node, deadline);
-}
-
-void Scheduler::dequeue_timer(TimerNode& node) noexcept { parts_.timers.remove(node); }
 
 namespace {
 

@@ -7,6 +7,7 @@
 #include "loop/internal/deadline.h"
 #include "loop/internal/format.h"
 #include "loop/internal/scheduler.h"
+#include "loop/internal/timeout_scope.h"
 #include "loop/this_fiber.h"
 
 namespace fiberloop::internal {
@@ -37,27 +38,10 @@ void Scheduler::throw_interrupt(FiberRecord& self) {
   throw fiberloop::TimeoutError(what);
 }
 
-TimeoutScope::TimeoutScope(Duration timeout, std::source_location where)
-    : TimeoutScope(deadline_from_now(timeout), nullptr) {
-  this->timeout = timeout;
-  this->where = where;
-}
-
-TimeoutScope::TimeoutScope(TimePoint deadline, const char* label)
-    : timeout(Duration::zero()),  // said only for with_timeout's scopes
-      deadline(deadline),
-      label(label),
-      fiber(&running_fiber_or_throw(label != nullptr ? label : "with_timeout")),
-      outer(fiber->timeouts) {
-  scheduler = fiber->scheduler;
-  serial = scheduler->serial();
-  fire = [](TimerNode* node) {
-    auto& scope = *static_cast<TimeoutScope*>(node);
-    scope.fired = true;  // a generator body between resumes takes it when resumed
-    if (scope.fiber != nullptr) scope.scheduler->interrupt(*scope.fiber, FiberRecord::kTimeout);
-  };
-  scheduler->add_timer(*this, deadline);
-  fiber->timeouts = this;
+void TimeoutScope::fire_scope(TimerNode* node) noexcept {
+  auto& scope = *static_cast<TimeoutScope*>(node);
+  scope.fired = true;  // a generator body between resumes takes it when resumed
+  if (scope.fiber != nullptr) scope.scheduler->interrupt(*scope.fiber, FiberRecord::kTimeout);
 }
 
 void TimeoutScope::move_to(TimePoint at) {
@@ -67,11 +51,9 @@ void TimeoutScope::move_to(TimePoint at) {
   scheduler->add_timer(*this, at);
 }
 
-TimeoutScope::~TimeoutScope() {
+void TimeoutScope::close_slow() noexcept {
   // A generator body's scope may end after its loop is gone (the generator
   // outlived it): then there is no timer left to remove.
-  // (A later loop of this thread may sit at the same address: the serial
-  // tells them apart.)
   Scheduler* const here = Scheduler::current();
   if (here == scheduler ? here->serial() == serial : scheduler_is_live(scheduler, serial)) {
     scheduler->remove_timer(*this);

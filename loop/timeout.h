@@ -12,6 +12,7 @@
 
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
+#include "loop/internal/timeout_scope.h"
 #include "loop/options.h"
 
 namespace fiberloop {

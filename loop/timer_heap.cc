@@ -2,21 +2,9 @@
 
 namespace fiberloop::internal {
 
-void TimerHeap::push(TimerNode& node, TimePoint deadline) {
-  FIBERLOOP_CHECK(!node.queued(), "TimerHeap::push of a node already queued");
-  if (deadline == TimePoint::max()) return;  // never: nothing to wait for
-  entries_.push_back({});
-  sift_up(entries_.size() - 1, Entry{deadline, next_seq_++, &node});
-}
-
-void TimerHeap::remove(TimerNode& node) noexcept {
-  if (!node.queued()) return;
-  const std::size_t i = node.heap_index;
-  node.heap_index = TimerNode::kNotQueued;
+void TimerHeap::fill_hole(std::size_t i) noexcept {
   const Entry last = entries_.back();
   entries_.pop_back();
-  if (i == entries_.size()) return;  // it was the last one
-  // Put the last entry in the hole, then let it move whichever way it must.
   if (i > 0 && last.before(entries_[(i - 1) / kArity])) {
     sift_up(i, last);
   } else {

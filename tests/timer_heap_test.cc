@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <random>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "loop/internal/timer_heap.h"
@@ -80,6 +82,57 @@ TEST(TimerHeap, ANodeCanBeQueuedAgainAfterItFires) {
   EXPECT_TRUE(n.queued());
   EXPECT_EQ(heap.size(), 1u);
   heap.remove(n);
+}
+
+// Pushes, removals (the newest node, which takes the inline pop, or any
+// other) and pops interleaved at random, against an ordered set of
+// (deadline, insertion number): the heap pops what the set says, in its
+// order, and each node knows whether it is queued.
+TEST(TimerHeap, InterleavedOperationsMatchAnOrderedSet) {
+  std::mt19937 rng(7);
+  TimerHeap heap;
+  std::vector<Tagged> nodes(300);
+  for (int i = 0; i < 300; ++i) nodes[i].tag = i;
+  std::set<std::pair<int, int>> model;  // (deadline ms, insertion number)
+  std::vector<int> deadline_of(300), number_of(300);
+  std::vector<int> newest;  // queued nodes, in insertion order
+  int inserted = 0;
+  for (int step = 0; step < 20000; ++step) {
+    const unsigned op = rng() % 8;
+    if (op < 4) {
+      Tagged& n = nodes[rng() % nodes.size()];
+      if (n.queued()) continue;
+      deadline_of[n.tag] = static_cast<int>(rng() % 50);  // many ties
+      number_of[n.tag] = inserted++;
+      heap.push(n, at(deadline_of[n.tag]));
+      model.insert({deadline_of[n.tag], number_of[n.tag]});
+      newest.push_back(n.tag);
+    } else if (op < 7 && !newest.empty()) {
+      // Half the removals take the newest node, as a with_timeout's end does.
+      const std::size_t k = op == 4 ? newest.size() - 1 : rng() % newest.size();
+      const int tag = newest[k];
+      newest.erase(newest.begin() + static_cast<std::ptrdiff_t>(k));
+      heap.remove(nodes[tag]);
+      ASSERT_FALSE(nodes[tag].queued());
+      model.erase({deadline_of[tag], number_of[tag]});
+    } else {
+      const int now = static_cast<int>(rng() % 50);
+      TimerNode* popped = heap.pop_expired(at(now));
+      if (model.empty() || model.begin()->first > now) {
+        ASSERT_EQ(popped, nullptr) << "step " << step;
+        continue;
+      }
+      ASSERT_NE(popped, nullptr) << "step " << step;
+      const int tag = static_cast<Tagged*>(popped)->tag;
+      ASSERT_EQ(std::make_pair(deadline_of[tag], number_of[tag]), *model.begin())
+          << "step " << step;
+      ASSERT_FALSE(popped->queued());
+      model.erase(model.begin());
+      newest.erase(std::find(newest.begin(), newest.end(), tag));
+    }
+    ASSERT_EQ(heap.size(), model.size());
+    if (!model.empty()) ASSERT_EQ(heap.next_deadline(), at(model.begin()->first));
+  }
 }
 
 }  // namespace

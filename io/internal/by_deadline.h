@@ -11,6 +11,7 @@
 #include "io/stream.h"  // StreamDirection
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
+#include "loop/internal/timeout_scope.h"
 #include "loop/internal/scheduler.h"
 
 namespace fiberloop::internal {

@@ -1,7 +1,6 @@
-// Deadlines: what waits for one (TimerNode), the saturating arithmetic that
-// turns a Duration or TimePoint the API takes into one, and with_timeout()'s
-// scope. Any value its type holds is valid: TimePoint::max() (and so
-// Duration::max() from now) means never; anything in the past
+// Deadlines: what waits for one (TimerNode), and the saturating arithmetic
+// that turns a Duration or TimePoint the API takes into one. Any value its type holds is valid:
+// TimePoint::max() (and so Duration::max() from now) means never; anything in the past
 // (Duration::min(), TimePoint::min()) means now. Plain `now + d` and
 // `deadline - now` overflow at the extremes, which once froze the loop in
 // epoll with a wrapped timeout.
@@ -67,48 +66,6 @@ struct TimerNode {
   std::size_t heap_index = kNotQueued;
 
   bool queued() const noexcept { return heap_index != kNotQueued; }
-};
-
-// The state of one with_timeout() call (loop/timeout.cc): a timer, and a
-// link in the fiber's chain of open scopes (innermost first). On the fiber's
-// stack.
-class TimeoutScope : public TimerNode {
- public:
-  // Opens a scope on the running fiber whose deadline is `timeout` from now.
-  // Throws: std::logic_error outside a fiber.
-  TimeoutScope(Duration timeout, std::source_location where);
-  // Opens a scope whose deadline is `deadline`, a TimePoint; its
-  // TimeoutError says "<label> has passed" (a stream's deadline: io/stream.cc).
-  // `label` is a string literal. Throws: std::logic_error outside a fiber.
-  TimeoutScope(TimePoint deadline, const char* label);
-  // Closes it: the timer goes, and an expired scope stops interrupting.
-  ~TimeoutScope();
-  TimeoutScope(const TimeoutScope&) = delete;
-  TimeoutScope& operator=(const TimeoutScope&) = delete;
-
-  // Moves the deadline of a scope that has not fired: `deadline` may be
-  // past (it fires at the loop's next look at the timers) or never
-  // (TimePoint::max()). Throws: std::bad_alloc.
-  void move_to(TimePoint deadline);
-
-  // The expired scope with the earliest deadline among `innermost` and its
-  // outer scopes, or null: the one a TimeoutError names.
-  static const TimeoutScope* expired(const TimeoutScope* innermost) noexcept;
-
-  Duration timeout;
-  TimePoint deadline;
-  std::source_location where;
-  const char* label = nullptr;  // set: a deadline scope, named by it
-  Scheduler* scheduler;         // whose timer heap holds it
-  std::uint64_t serial;         // and that loop's serial (it may be gone: ~TimeoutScope)
-  FiberRecord* fiber;           // the fiber running the code in it; null while that code is a
-                                // generator body between resumes (see loop/timeout.cc)
-  TimeoutScope* outer;
-  // Of the innermost scope of a generator body between fibers: the
-  // generator's slot that keeps the body's chain. A scope that ends while
-  // the body runs outside any fiber passes the slot to its outer scope.
-  void** held_by = nullptr;
-  bool fired = false;
 };
 
 }  // namespace fiberloop::internal

@@ -20,6 +20,7 @@
 #include "loop/internal/intrusive_list.h"
 #include "loop/internal/ready_queue.h"
 #include "loop/internal/timer_clock.h"
+#include "loop/internal/timer_heap.h"
 #include "loop/options.h"
 
 namespace fiberloop {
@@ -132,13 +133,12 @@ class Scheduler {
   // The loop's timer heap, for nodes the caller owns (with_timeout).
   // Queues `node` to fire at `deadline`; TimePoint::max() is never due, and
   // queues nothing (a stream call without a deadline opens a scope for one).
+  // Inline: a with_timeout that does not fire costs an append and a pop.
   void add_timer(TimerNode& node, TimePoint deadline) {
     FIBERLOOP_CHECK(!node.queued(), "add_timer: the timer is queued already");
-    if (deadline != TimePoint::max()) queue_timer(node, deadline);
+    timers_.push(node, deadline);
   }
-  void remove_timer(TimerNode& node) noexcept {
-    if (node.queued()) dequeue_timer(node);
-  }
+  void remove_timer(TimerNode& node) noexcept { timers_.remove(node); }
 
   // Waits until `f` finishes (a fiber parks; outside any fiber, the loop
   // runs until then; a plain thread blocks), marks its outcome observed,
@@ -198,8 +198,6 @@ class Scheduler {
     return tls_exception_state->uncaught == 0 && self.outer_unwinding == 0;
   }
 
-  void queue_timer(TimerNode& node, TimePoint deadline);
-  void dequeue_timer(TimerNode& node) noexcept;
   FiberRecord* pick_next() noexcept;
   // The next ready fiber, started or not. Defined (always inline) in
   // scheduler.cc, its only user.
@@ -255,7 +253,8 @@ class Scheduler {
   FiberRecord* run_target_ = nullptr;   // the run loop returns when it finishes
   // The clock at the last poll: what parking fibers stamp themselves with.
   TimePoint coarse_now_ = Clock::now();
-  TimerClock clock_;  // the timers' clock, and deadlines' "now" (clock())
+  TimerClock clock_;   // the timers' clock, and deadlines' "now" (clock())
+  TimerHeap& timers_;  // the loop's (LoopParts::timers)
   ExceptionHandler exception_handler_;
 
   // Fiber ids: this loop takes them in blocks; another thread's spawn one

@@ -28,11 +28,32 @@ class TimerHeap {
 
   // Queues `node` to fire at `deadline`. TimePoint::max() is never: the node
   // is not queued at all, so it neither fires nor counts as pending.
-  // Requires (checked): !node.queued().
-  void push(TimerNode& node, TimePoint deadline);
+  // Requires (checked): !node.queued(). Throws: std::bad_alloc (the heap
+  // grows; the node is then not queued). Inline up to the sift: a timer
+  // later than its parent (a with_timeout in a loop with no other timer, or
+  // one set after the others) stays where it is appended.
+  void push(TimerNode& node, TimePoint deadline) {
+    FIBERLOOP_CHECK(!node.queued(), "TimerHeap::push of a node already queued");
+    if (deadline == TimePoint::max()) return;  // never: nothing to wait for
+    const Entry e{deadline, next_seq_++, &node};
+    const std::size_t i = entries_.size();
+    entries_.push_back(e);
+    node.heap_index = i;
+    if (i > 0 && e.before(entries_[(i - 1) / kArity])) sift_up(i, e);
+  }
 
-  // Takes `node` out; a no-op if it is not queued.
-  void remove(TimerNode& node) noexcept;
+  // Takes `node` out; a no-op if it is not queued. Inline when it is the
+  // last entry (the newest timer, ended first: a with_timeout's scope).
+  void remove(TimerNode& node) noexcept {
+    if (!node.queued()) return;
+    const std::size_t i = node.heap_index;
+    node.heap_index = TimerNode::kNotQueued;
+    if (i + 1 == entries_.size()) {
+      entries_.pop_back();
+      return;
+    }
+    fill_hole(i);
+  }
 
   // Removes and returns the earliest node if its deadline is <= now, else null.
   TimerNode* pop_expired(TimePoint now) noexcept;
@@ -52,6 +73,9 @@ class TimerHeap {
     entries_[i] = e;
     e.node->heap_index = i;
   }
+  // Moves the last entry into slot `i`, which a removal emptied, and lets it
+  // move whichever way it must.
+  void fill_hole(std::size_t i) noexcept;
   void sift_up(std::size_t i, Entry e) noexcept;
   void sift_down(std::size_t i, Entry e) noexcept;
 
