@@ -158,7 +158,12 @@ bool LoopParts::poll_for_work() {
       // idle loop waits without a deadline between bursts).
       const bool long_idle = !timeout || *timeout >= kLongIdle;
       if (long_idle && s.stacks_.trim_worthwhile(kIdleStacksKept)) {
-        const Duration idle = Clock::now() - last_busy_;
+        // Fibers that ran since the last poll were work too, however long
+        // they kept the switch path from coming back here: the idle period
+        // starts now.
+        const TimePoint now = Clock::now();
+        if (s.progress() != progress_at_poll_) last_busy_ = now;
+        const Duration idle = now - last_busy_;
         if (idle >= kLongIdle) {
           s.stacks_.trim(kIdleStacksKept);
         } else {
@@ -175,6 +180,7 @@ bool LoopParts::poll_for_work() {
   const TimePoint now = s.clock_.now();
   s.coarse_now_ = now;
   if (!s.ready_.empty() || busy) last_busy_ = now;
+  progress_at_poll_ = s.progress();
   while (TimerNode* node = timers.pop_expired(now)) node->fire(node);
   return !s.closing_ || !s.ready_.empty() || now < closing_deadline_;
 }

@@ -291,5 +291,29 @@ TEST(StackHighWater, MeasuresTheDeepestLiveStack) {
   });
 }
 
+// A loop gives its pooled stacks back to the kernel once it has been idle
+// for a second (run_loop.cc). Fibers that yield to each other for longer
+// than that never come back to the run loop (the switch path begins each
+// iteration itself), and that spell is work too: just after it the pool is
+// whole. Before, the idle second was counted from the spell's start, and the
+// pool was trimmed the moment the loop went idle.
+TEST(IdleTrim, FibersThatKeptTheSwitchPathBusyAreWork) {
+  LoopGroup group(GroupOptions{.loops = 1, .pin_threads = false});
+  constexpr std::size_t kFibers = 3000;  // more than the 1024 stacks an idle loop keeps
+  group.run([] {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    std::vector<Task<void>> fibers;
+    for (std::size_t i = 0; i < kFibers; ++i) {
+      fibers.push_back(spawn([until] {
+        while (std::chrono::steady_clock::now() < until) this_fiber::yield();
+      }));
+    }
+    for (auto& f : fibers) f.join();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the loop goes idle
+  const std::size_t pooled = group.run([] { return Loop::current()->stats().stacks_pooled; });
+  EXPECT_GE(pooled, kFibers);
+}
+
 }  // namespace
 }  // namespace fiberloop

@@ -123,6 +123,10 @@ struct LoopParts {
   TimePoint closing_deadline_{};
   bool shut_down_ = false;
   TimePoint last_busy_ = Clock::now();  // when fibers or callbacks last had work
+  // The scheduler's progress() at the last poll: fibers that run between
+  // polls without coming back to the run loop (iterations begun in the
+  // switch path) move it.
+  std::uint64_t progress_at_poll_ = 0;
 };
 
 }  // namespace fiberloop::internal
