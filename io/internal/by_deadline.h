@@ -11,8 +11,8 @@
 #include "io/stream.h"  // StreamDirection
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
-#include "loop/internal/timeout_scope.h"
 #include "loop/internal/scheduler.h"
+#include "loop/internal/timeout_scope.h"
 
 namespace fiberloop::internal {
 
