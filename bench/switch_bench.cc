@@ -18,10 +18,6 @@ namespace {
 namespace bctx = boost::context;
 
 // Two fibers of one Loop yielding to each other: each iteration is 2 yields.
-// With n fibers, each iteration is n yields, one per fiber. The first round,
-// in which every fiber starts (takes its stack and faults its first page in),
-// is not timed: with 1M fibers it alone would be the benchmark's only
-// iteration, and it measures page faults, which `spawn 100k, cold` reports.
 void BM_fiberloop_yield(benchmark::State& state) {
   const auto fibers = static_cast<int>(state.range(0));
   fiberloop::Loop loop;
@@ -32,7 +28,6 @@ void BM_fiberloop_yield(benchmark::State& state) {
     });
   }
   loop.run_until_complete([&] {
-    fiberloop::this_fiber::yield();  // every fiber starts: untimed
     for (auto _ : state) fiberloop::this_fiber::yield();
     done = true;
   });

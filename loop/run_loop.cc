@@ -162,7 +162,10 @@ bool LoopParts::poll_for_work() {
         // they kept the switch path from coming back here: the idle period
         // starts now.
         const TimePoint now = Clock::now();
-        if (s.progress() != progress_at_poll_) last_busy_ = now;
+        if (s.progress() != progress_at_poll_) {
+          last_busy_ = now;
+          progress_at_poll_ = s.progress();  // counted: not again after the wait
+        }
         const Duration idle = now - last_busy_;
         if (idle >= kLongIdle) {
           s.stacks_.trim(kIdleStacksKept);
@@ -179,7 +182,10 @@ bool LoopParts::poll_for_work() {
   if (stuck_here) stuck.store(false, std::memory_order_release);
   const TimePoint now = s.clock_.now();
   s.coarse_now_ = now;
-  if (!s.ready_.empty() || busy) last_busy_ = now;
+  // Fibers that ran since the last poll (and were not counted above) count
+  // as work up to now: after a wait shorter than kLongIdle, as the trim is
+  // concerned, or with nothing worth trimming yet.
+  if (!s.ready_.empty() || busy || s.progress() != progress_at_poll_) last_busy_ = now;
   progress_at_poll_ = s.progress();
   while (TimerNode* node = timers.pop_expired(now)) node->fire(node);
   return !s.closing_ || !s.ready_.empty() || now < closing_deadline_;

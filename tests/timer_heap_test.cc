@@ -84,7 +84,8 @@ TEST(TimerHeap, ANodeCanBeQueuedAgainAfterItFires) {
   heap.remove(n);
 }
 
-// Pushes, removals (the newest node, which takes the inline pop, or any
+// Pushes (some at TimePoint::max(), which queue nothing), removals (the
+// newest node, often still in the last slot, whose removal is inline, or any
 // other) and pops interleaved at random, against an ordered set of
 // (deadline, insertion number): the heap pops what the set says, in its
 // order, and each node knows whether it is queued.
@@ -102,13 +103,18 @@ TEST(TimerHeap, InterleavedOperationsMatchAnOrderedSet) {
     if (op < 4) {
       Tagged& n = nodes[rng() % nodes.size()];
       if (n.queued()) continue;
+      if (rng() % 10 == 0) {
+        heap.push(n, TimePoint::max());
+        ASSERT_FALSE(n.queued());
+        continue;
+      }
       deadline_of[n.tag] = static_cast<int>(rng() % 50);  // many ties
       number_of[n.tag] = inserted++;
       heap.push(n, at(deadline_of[n.tag]));
       model.insert({deadline_of[n.tag], number_of[n.tag]});
       newest.push_back(n.tag);
     } else if (op < 7 && !newest.empty()) {
-      // Half the removals take the newest node, as a with_timeout's end does.
+      // A third of the removals take the newest node, as a with_timeout's end does.
       const std::size_t k = op == 4 ? newest.size() - 1 : rng() % newest.size();
       const int tag = newest[k];
       newest.erase(newest.begin() + static_cast<std::ptrdiff_t>(k));

@@ -1,7 +1,8 @@
 // Deadlines: what waits for one (TimerNode), and the saturating arithmetic
-// that turns a Duration or TimePoint the API takes into one. Any value its type holds is valid:
-// TimePoint::max() (and so Duration::max() from now) means never; anything in the past
-// (Duration::min(), TimePoint::min()) means now. Plain `now + d` and
+// that turns a Duration or TimePoint the API takes into one. Any value its
+// type holds is valid: TimePoint::max() (and so Duration::max() from now)
+// means never; anything in the past (Duration::min(), TimePoint::min())
+// means now. Plain `now + d` and
 // `deadline - now` overflow at the extremes, which once froze the loop in
 // epoll with a wrapped timeout.
 #pragma once
@@ -10,14 +11,10 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
-#include <source_location>
 
 #include "loop/options.h"
 
 namespace fiberloop::internal {
-
-struct FiberRecord;
-class Scheduler;
 
 // A deadline that never comes: timers at it are not queued at all.
 inline constexpr TimePoint kNever = TimePoint::max();

@@ -134,10 +134,7 @@ class Scheduler {
   // Queues `node` to fire at `deadline`; TimePoint::max() is never due, and
   // queues nothing (a stream call without a deadline opens a scope for one).
   // Inline: a with_timeout that does not fire costs an append and a pop.
-  void add_timer(TimerNode& node, TimePoint deadline) {
-    FIBERLOOP_CHECK(!node.queued(), "add_timer: the timer is queued already");
-    timers_.push(node, deadline);
-  }
+  void add_timer(TimerNode& node, TimePoint deadline) { timers_.push(node, deadline); }
   void remove_timer(TimerNode& node) noexcept { timers_.remove(node); }
 
   // Waits until `f` finishes (a fiber parks; outside any fiber, the loop

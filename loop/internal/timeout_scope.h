@@ -1,7 +1,7 @@
 // with_timeout()'s scope: a timer, and a link in the running fiber's chain
-// of open scopes. Opening and closing one that does not fire is inline (an
-// append to the timer heap and a pop, in the caller's frame); the rest is
-// in loop/timeout.cc.
+// of open scopes. Opening and closing one that does not fire is inline, in
+// the caller's frame (with no later timer in the loop, an append to the
+// timer heap and a pop); the rest is in loop/timeout.cc.
 #pragma once
 
 #include <cstdint>
@@ -19,11 +19,13 @@ namespace fiberloop::internal {
 class TimeoutScope : public TimerNode {
  public:
   // Opens a scope on the running fiber whose deadline is `timeout` from now.
-  // Throws: std::logic_error outside a fiber.
+  // Throws: std::logic_error outside a fiber; std::bad_alloc (the timer heap
+  // grows).
   TimeoutScope(Duration timeout, std::source_location where);
   // Opens a scope whose deadline is `deadline`, a TimePoint; its
   // TimeoutError says "<label> has passed" (a stream's deadline: io/stream.cc).
-  // `label` is a string literal. Throws: std::logic_error outside a fiber.
+  // `label` is a string literal (null: the errors say "with_timeout").
+  // Throws: std::logic_error outside a fiber; std::bad_alloc.
   TimeoutScope(TimePoint deadline, const char* label);
   // Closes it: the timer goes, and an expired scope stops interrupting.
   ~TimeoutScope();
@@ -74,7 +76,7 @@ inline TimeoutScope::TimeoutScope(TimePoint deadline, const char* label)
     : timeout(Duration::zero()),  // said only for with_timeout's scopes
       deadline(deadline),
       label(label) {
-  open(label);
+  open(label != nullptr ? label : "with_timeout");
 }
 
 [[gnu::always_inline]] inline void TimeoutScope::open(const char* what) {

@@ -30,8 +30,8 @@ class TimerHeap {
   // is not queued at all, so it neither fires nor counts as pending.
   // Requires (checked): !node.queued(). Throws: std::bad_alloc (the heap
   // grows; the node is then not queued). Inline up to the sift: a timer
-  // later than its parent (a with_timeout in a loop with no other timer, or
-  // one set after the others) stays where it is appended.
+  // not earlier than its parent (the only timer, or one due after the
+  // others) stays where it is appended.
   void push(TimerNode& node, TimePoint deadline) {
     FIBERLOOP_CHECK(!node.queued(), "TimerHeap::push of a node already queued");
     if (deadline == TimePoint::max()) return;  // never: nothing to wait for
@@ -42,8 +42,9 @@ class TimerHeap {
     if (i > 0 && e.before(entries_[(i - 1) / kArity])) sift_up(i, e);
   }
 
-  // Takes `node` out; a no-op if it is not queued. Inline when it is the
-  // last entry (the newest timer, ended first: a with_timeout's scope).
+  // Takes `node` out; a no-op if it is not queued. Inline when it is in the
+  // last slot: the newest timer, if nothing moved it since (a with_timeout
+  // scope's, in a loop with no timer due after it).
   void remove(TimerNode& node) noexcept {
     if (!node.queued()) return;
     const std::size_t i = node.heap_index;
