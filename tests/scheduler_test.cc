@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include <mutex>
+#include <optional>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -304,11 +305,18 @@ TEST(IdleTrim, FibersThatKeptTheSwitchPathBusyAreWork) {
   // main too), and the fiber that reads the stats below holds one.
   constexpr std::size_t kFibers = 3000;
   group.run([] {
-    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    // The spell starts once every fiber runs: under a sanitizer, spawning
+    // them can take longer than the spell, and fibers that found it over
+    // would end at once and hand their stacks to the next ones.
+    std::size_t started = 0;
+    std::optional<std::chrono::steady_clock::time_point> until;
     std::vector<Task<void>> fibers;
     for (std::size_t i = 0; i < kFibers; ++i) {
-      fibers.push_back(spawn([until] {
-        while (std::chrono::steady_clock::now() < until) this_fiber::yield();
+      fibers.push_back(spawn([&] {
+        if (++started == kFibers) {
+          until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+        }
+        while (!until || std::chrono::steady_clock::now() < *until) this_fiber::yield();
       }));
     }
     for (auto& f : fibers) f.join();
