@@ -273,9 +273,11 @@ std::vector<Server> one_core_servers(const Case& c, const Paths& paths) {
 std::vector<Server> every_core_servers(const Case& c, const Paths& paths) {
   const bool is_http = c.workload == Workload::kHttp;
   const std::string& ours = is_http ? paths.http : paths.echo;
+  const char* mode = is_http ? "http" : "echo";
   return {{"fiberloop, 1 loop", ours, {"--loops", "1"}, false},
           {"fiberloop, 2 loops", ours, {"--loops", "2"}, false},
-          {"plain epoll", paths.epoll, {"--mode", is_http ? "http" : "echo"}, false}};
+          {"plain epoll", paths.epoll, {"--mode", mode}, false},
+          {"plain epoll, 2 threads", paths.epoll, {"--mode", mode, "--threads", "2"}, false}};
 }
 
 std::vector<Server> tls_servers(const Case&, const Paths& paths) {
