@@ -42,6 +42,16 @@ class Process::Pipe final : public SocketStream {
 
 namespace {
 
+// Counts a fiber in wait() or communicate() for its scope (checked by
+// ~Process and the moves: that fiber uses the Process again).
+struct Waiting {
+  explicit Waiting(int& count) noexcept : count(count) { ++count; }
+  ~Waiting() { --count; }
+  Waiting(const Waiting&) = delete;
+  Waiting& operator=(const Waiting&) = delete;
+  int& count;
+};
+
 constexpr const char* kReapedElsewhere =
     "(a SIGCHLD handler or another thread calling wait() or waitpid(-1, ...)?), so its exit "
     "status is lost; leave a Process's child for the Process to reap";
@@ -149,10 +159,12 @@ bool lift_above_stdio(int& fd) {
 Process::Process() noexcept = default;
 
 void Process::abort_waited(const char* what) const noexcept {
-  std::fprintf(stderr,
-               "fiberloop: %s: %d fiber(s) still parked in wait() for pid %d (%s), which use the "
-               "Process when they wake; join them before the Process is destroyed or moved\n",
-               what, waiting_, pid_, program_.c_str());
+  std::fprintf(
+      stderr,
+      "fiberloop: %s: %d fiber(s) still parked in wait() or communicate() for pid %d (%s), "
+      "which use the "
+      "Process when they wake; join them before the Process is destroyed or moved\n",
+      what, waiting_, pid_, program_.c_str());
   std::abort();
 }
 
@@ -310,11 +322,7 @@ int Process::wait() {
       returncode_ = status_of(info);
       return *returncode_;
     }
-    ++waiting_;  // (checked by ~Process and the moves: this fiber uses `this` again)
-    struct Leave {
-      int& waiting;
-      ~Leave() { --waiting; }
-    } leave{waiting_};
+    const Waiting waiting(waiting_);
     internal::wait_readable_as(pidfd_, "Process::wait");  // readable once the child has exited
   }
 }
@@ -324,6 +332,9 @@ std::pair<std::string, std::string> Process::communicate(std::string_view input)
     throw std::logic_error("Process::communicate: input for pid " + std::to_string(pid_) +
                            ", whose stdin is not a pipe (use Stdio::pipe)");
   }
+  // Its helpers and this fiber use the Process until it returns: checked,
+  // as wait() is, by ~Process and the moves (declared first, ended last).
+  const Waiting waiting(waiting_);
   std::string out, err;
   // The buffer is on the heap: the fibers' stacks may be small (64 KiB), and
   // a frame that size could step over a stack's guard page unnoticed.

@@ -58,9 +58,8 @@ class Process {
   // Closes the parent's pipe ends and, if the child has not been waited for,
   // hands it to the background reaper (no zombie, no kill).
   // Requires: no fiber is parked in wait() or communicate() on it, for this
-  // and for the moves: such a fiber uses the Process when it wakes. Checked
-  // for wait() (communicate()'s last step): the process stops with a
-  // message naming the child.
+  // and for the moves: such a fiber uses the Process when it wakes. Checked:
+  // the process stops with a message naming the child.
   ~Process();
 
   // Starts argv[0] (searched in this process's PATH, not options.env's,
@@ -123,7 +122,7 @@ class Process {
   pid_t pid_ = -1;
   int pidfd_ = -1;
   std::optional<int> returncode_;
-  int waiting_ = 0;  // fibers parked in wait(), which use this Process when they wake
+  int waiting_ = 0;  // fibers in wait() or communicate(), which use this Process when they wake
   std::unique_ptr<Pipe> pipes_[3];
 };
 

@@ -187,7 +187,23 @@ TEST(ProcessMisuse, DestroyedUnderAWaitingFiberStopsWithTheChild) {
                  this_fiber::yield();  // parked in wait()
                  child.reset();
                }),
-               "still parked in wait\\(\\) for pid [0-9]+ \\(cat\\)");
+               "still parked in wait\\(\\) or communicate\\(\\) for pid [0-9]+ \\(cat\\)");
+}
+
+// The same for communicate(), whose helper fibers (feeding stdin, draining
+// stderr) and caller use the Process until it returns (before: the Process
+// was freed under them, and the feeder closed a freed pipe).
+TEST(ProcessMisuse, DestroyedUnderACommunicatingFiberStopsWithTheChild) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(fiberloop::run([] {
+                 // sleep reads no stdin: the feeder and the reader of stdout park
+                 auto child = std::make_unique<Process>(
+                     Process::exec({"sleep", "2"}, {.in = Stdio::pipe, .out = Stdio::pipe}));
+                 auto talker = spawn([&] { (void)child->communicate(std::string(8 << 20, 'x')); });
+                 this_fiber::sleep_for(std::chrono::milliseconds(50));
+                 child.reset();
+               }),
+               "still parked in wait\\(\\) or communicate\\(\\) for pid [0-9]+ \\(sleep\\)");
 }
 
 // A stream read outside a fiber: a deadline that has passed fails it first
