@@ -32,6 +32,7 @@ std::vector<pid_t> list_threads() {
 struct Registry {
   std::mutex mutex;
   std::vector<pid_t> own;      // fiberloop's threads now running
+  std::vector<pid_t> loops;    // those of them that run a LoopGroup's loop
   std::vector<pid_t> runtime;  // threads of the runtime itself (TSan's background thread)
 };
 
@@ -59,25 +60,30 @@ Registry& registry() {
 // Registers the calling thread as fiberloop's for its lifetime.
 class OwnThread {
  public:
-  OwnThread() : tid_(::gettid()) {
+  explicit OwnThread(bool runs_fibers) : tid_(::gettid()), runs_fibers_(runs_fibers) {
     std::lock_guard lock(registry().mutex);
     registry().own.push_back(tid_);
+    if (runs_fibers_) registry().loops.push_back(tid_);
   }
   ~OwnThread() {
     std::lock_guard lock(registry().mutex);
-    auto& own = registry().own;
-    own.erase(std::find(own.begin(), own.end(), tid_));
+    for (std::vector<pid_t>* list : {&registry().own, &registry().loops}) {
+      if (list == &registry().loops && !runs_fibers_) continue;
+      list->erase(std::find(list->begin(), list->end(), tid_));
+    }
   }
   OwnThread(const OwnThread&) = delete;
   OwnThread& operator=(const OwnThread&) = delete;
 
  private:
   pid_t tid_;
+  bool runs_fibers_;
 };
 
 }  // namespace
 
-std::thread start_own_thread(const std::string& role, std::function<void()> body) {
+std::thread start_own_thread(const std::string& role, std::function<void()> body,
+                             bool runs_fibers) {
   sigset_t all, old;
   sigfillset(&all);
   for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&all, fault);
@@ -85,8 +91,8 @@ std::thread start_own_thread(const std::string& role, std::function<void()> body
   ::pthread_sigmask(SIG_SETMASK, &all, &old);
   std::thread t;
   try {
-    t = std::thread([body = std::move(body)] {
-      OwnThread registered;
+    t = std::thread([body = std::move(body), runs_fibers] {
+      OwnThread registered(runs_fibers);
       body();
     });
   } catch (const std::system_error& e) {
@@ -101,7 +107,7 @@ std::thread start_own_thread(const std::string& role, std::function<void()> body
   return t;
 }
 
-bool other_threads_exist() noexcept {
+bool other_threads_exist(bool loop_threads_count) noexcept {
   try {
     const pid_t self = ::gettid();
     const std::vector<pid_t> tids = list_threads();
@@ -109,7 +115,9 @@ bool other_threads_exist() noexcept {
     const auto& r = registry();
     for (pid_t tid : tids) {
       if (tid == self) continue;
-      if (std::find(r.own.begin(), r.own.end(), tid) != r.own.end()) continue;
+      if (std::find(r.own.begin(), r.own.end(), tid) != r.own.end() &&
+          !(loop_threads_count && std::find(r.loops.begin(), r.loops.end(), tid) != r.loops.end()))
+        continue;
       if (std::find(r.runtime.begin(), r.runtime.end(), tid) != r.runtime.end()) continue;
       return true;
     }

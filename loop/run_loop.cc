@@ -122,7 +122,7 @@ bool LoopParts::poll_for_work() {
       // was an acquire, so a post made before that drop is seen here.
       if (s.closing_ || !remote.pending()) return false;
       timeout = Duration::zero();
-    } else if (!other_threads_exist()) {
+    } else if (!other_threads_exist(/*loop_threads_count=*/group == nullptr)) {
       // A thread that posted (set an Event, say) and then ended: its post
       // is queued, so look for one only now that the thread is seen gone.
       if (!remote.pending()) {

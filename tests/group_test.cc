@@ -415,6 +415,40 @@ TEST(Group, ALoneLoopWaitingOnAGroupIsNotDeadlocked) {
   EXPECT_EQ(v, 9);
 }
 
+// The same when the lone loop's fiber waits on a primitive the group's
+// fiber will set or send to: its first use is the wait, on the lone loop,
+// so the wait is a local one (it was reported as a deadlock at once: the
+// group's threads counted as fiberloop's own, which cannot post).
+TEST(Group, ALoneLoopWaitingOnAnEventAGroupFiberSetsIsNotDeadlocked) {
+  LoopGroup group(unpinned(1));
+  const bool set = fiberloop::run([&] {
+    Event ev;
+    auto setter = group.spawn_on(0, [&ev] {
+      this_fiber::sleep_for(50ms);
+      ev.set();
+    });
+    ev.wait();
+    setter.join();
+    return ev.is_set();
+  });
+  EXPECT_TRUE(set);
+}
+
+TEST(Group, ALoneLoopReceivingWhatAGroupFiberSendsIsNotDeadlocked) {
+  LoopGroup group(unpinned(1));
+  const int got = fiberloop::run([&] {
+    Channel<int> ch;
+    auto sender = group.spawn_on(0, [&ch] {
+      this_fiber::sleep_for(50ms);
+      ch.send(5);
+    });
+    const int v = *ch.recv();
+    sender.join();
+    return v;
+  });
+  EXPECT_EQ(got, 5);
+}
+
 // A group whose main waits on another group's task: that group's thread
 // will end the wait, so this is no deadlock (it was reported as one, and
 // main cancelled, once its loop had waited a while).

@@ -17,14 +17,20 @@ namespace fiberloop::internal {
 // thread that causes them and cannot be waited for). The thread counts as
 // fiberloop's own while `body` runs.
 // `role` names the thread in the error ("a run_blocking worker").
+// `runs_fibers`: the thread runs a LoopGroup's loop, whose fibers run the
+// user's code (see other_threads_exist()).
 // Throws: std::system_error if the thread cannot be started, naming `role`
 //         and the usual causes.
-std::thread start_own_thread(const std::string& role, std::function<void()> body);
+std::thread start_own_thread(const std::string& role, std::function<void()> body,
+                             bool runs_fibers = false);
 
 // Whether the process has a thread that is neither the calling one nor one
 // of fiberloop's own (nor, in ThreadSanitizer builds, TSan's background
-// thread): one that may still post work with call_soon_threadsafe(). Lists
-// /proc/self/task, so it is for the moment a loop would otherwise give up.
-bool other_threads_exist() noexcept;
+// thread): one that may still post work with call_soon_threadsafe(). With
+// `loop_threads_count`, a LoopGroup's loop threads count as such threads:
+// their fibers may wake a lone loop's (a lone loop asks so; the group's own
+// deadlock rule does not). Lists /proc/self/task, so it is for the moment a
+// loop would otherwise give up.
+bool other_threads_exist(bool loop_threads_count = false) noexcept;
 
 }  // namespace fiberloop::internal
