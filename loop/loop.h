@@ -38,7 +38,8 @@ class Loop {
   // again at each suspension point), nothing is waited for, and fibers that
   // still will not end after 64 iterations are reported on stderr and
   // abandoned, their stacks leaked rather than freed under a live frame.
-  // Requires: not called from one of this loop's fibers.
+  // Requires (checked: stops the process, saying so): called on the loop's
+  // own thread, outside its run() (not from one of its fibers or callbacks).
   // Throws: std::logic_error for a loop of a LoopGroup (the group owns it:
   //         destroy the group); nothing is closed.
   ~Loop() noexcept(false);

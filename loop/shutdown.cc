@@ -44,13 +44,20 @@ constexpr Duration kShutdownGrace = std::chrono::milliseconds(100);
 }  // namespace
 
 void LoopParts::shutdown() noexcept {
-  if (shut_down_) return;
-  shut_down_ = true;
   Scheduler& s = scheduler;
-  if (s.current_ != nullptr) {
-    std::fprintf(stderr, "fiberloop: a Loop was destroyed from inside one of its own fibers\n");
+  // Its own fiber, callback or post would return into freed memory.
+  if (s.current_ != nullptr || running() || in_shutdown_) {
+    std::fprintf(stderr,
+                 "fiberloop: a Loop was destroyed from inside %s; call stop() there, and destroy "
+                 "the loop after run() returns\n",
+                 s.current_ != nullptr ? "one of its own fibers"
+                                       : "one of its own callbacks or posts (its run() or "
+                                         "shutdown is on the stack)");
     std::abort();
   }
+  if (shut_down_) return;
+  shut_down_ = true;
+  in_shutdown_ = true;
   s.closing_ = true;
   closing_deadline_ = Clock::now() + kShutdownGrace;
   callbacks.discard();
@@ -90,6 +97,7 @@ void LoopParts::shutdown() noexcept {
   diagnostics.close_list_entry([&] { remote.drain_keeping_dropped(dropped); });
   dropped.clear();
   callbacks.discard();
+  in_shutdown_ = false;
 }
 
 void LoopParts::give_up_on_jobs() noexcept {

@@ -122,6 +122,7 @@ struct LoopParts {
   // unwinding) may still wait for a timer or an fd (shutdown.cc).
   TimePoint closing_deadline_{};
   bool shut_down_ = false;
+  bool in_shutdown_ = false;            // shutdown() is on the stack
   TimePoint last_busy_ = Clock::now();  // when fibers or callbacks last had work
   // The scheduler's progress() at the last poll: fibers that run between
   // polls without coming back to the run loop (iterations begun in the
