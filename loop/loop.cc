@@ -99,6 +99,7 @@ Loop::KeepAlive::~KeepAlive() {
 
 void Loop::add_reader(int fd, std::function<void()> fn) {
   scheduler_->check_thread("Loop::add_reader");
+  if (scheduler_->closing()) return;  // dropped, as call_soon's callbacks are
   parts_->reactor.set_fd_callback(fd, internal::Interest::kRead, std::move(fn));
 }
 
@@ -109,6 +110,7 @@ bool Loop::remove_reader(int fd) {
 
 void Loop::add_writer(int fd, std::function<void()> fn) {
   scheduler_->check_thread("Loop::add_writer");
+  if (scheduler_->closing()) return;  // dropped, as call_soon's callbacks are
   parts_->reactor.set_fd_callback(fd, internal::Interest::kWrite, std::move(fn));
 }
 

@@ -148,7 +148,8 @@ class Loop {
   // iteration in which `fd` is readable, until remove_reader(fd): asyncio's
   // selector callbacks, level-triggered. One reader callback per
   // fd; adding another replaces it. The fd stays the caller's; remove the
-  // callback before closing it.
+  // callback before closing it. A closing loop drops these callbacks (and
+  // any added while it closes), as it drops call_soon's.
   // Throws: std::system_error naming the fd: EBADF if it is not open, EPERM
   //         for one the kernel cannot poll (a regular file, a directory, a
   //         device without poll support: on either backend), EEXIST for a

@@ -121,9 +121,8 @@ LoopGroup::LoopGroup(GroupOptions options) {
       // Step 2 waits for ~LoopGroup, answering what other threads still
       // post (a spawn on loop(i) after stop() is cancelled before it runs,
       // a join of it answered): blocked in the poller, which a post wakes.
-      // (A closed loop runs no fd callback: dropped, or a ready fd's
-      // level-triggered report would keep the poll from blocking.)
-      parts.reactor.drop_fd_callbacks();
+      // (The shutdown dropped the fd callbacks: a ready fd's level-triggered
+      // report would keep the poll from blocking.)
       while (!release_.load(std::memory_order_seq_cst)) {
         // release_loops() stores release_ and then wakes: looked at again
         // once polling, so that neither is missed.

@@ -3,7 +3,8 @@
 // The policy, asyncio's for a closing loop made strict:
 // - Pending callbacks and timers are dropped: destroyed, never run. So are
 //   callbacks and timers scheduled while closing (call_soon returns an
-//   inactive handle), and cross-thread posts, on this thread.
+//   inactive handle), and cross-thread posts, on this thread. So are
+//   add_reader()/add_writer() callbacks, and those added while closing.
 // - run_blocking() jobs not yet started are dropped, which wakes their
 //   fibers to be cancelled with the rest (blocking_pool.cc); running ones
 //   finish on their workers (waited for last), and their results are dropped.
@@ -61,6 +62,9 @@ void LoopParts::shutdown() noexcept {
   s.closing_ = true;
   closing_deadline_ = Clock::now() + kShutdownGrace;
   callbacks.discard();
+  // add_reader()'s watches would keep the closing loop polling for its
+  // whole grace (and, on a ready fd, spinning): they wake no fiber.
+  reactor.drop_fd_callbacks();
   remote.drain(true);
   pool.drop_queued();
   s.all_.for_each([&s](FiberRecord& f) { s.cancel(f); });

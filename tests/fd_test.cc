@@ -1,4 +1,5 @@
-// UDP, Unix sockets, waiting on any fd, and the add_reader callback form.
+// UDP, Unix sockets, waiting on any fd, and the add_reader callback form
+// (dropped by a closing loop).
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -206,6 +207,40 @@ TEST_F(Fd, ARemovedReadersQueuedCallbackDoesNotRun) {
   ::close(::fcntl(a[0], F_GETFD) != -1 ? a[0] : b[0]);
   ::close(a[1]);
   ::close(b[1]);
+}
+
+// A closing loop drops add_reader()'s and add_writer()'s callbacks, and
+// those a cancelled fiber adds while it closes: they wake no fiber, and kept
+// the loop polling for its shutdown's whole grace (100 ms; spinning, on a
+// ready fd). Ten closings, each of which waited out the grace before.
+TEST(FdCallbacksAtShutdown, AreDroppedNotPolledForTheGrace) {
+  int ready[2], idle[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  ASSERT_EQ(::pipe2(idle, O_CLOEXEC), 0);
+  ASSERT_EQ(::write(ready[1], "x", 1), 1);
+  int calls = 0;
+  const TimePoint start = Clock::now();
+  for (int i = 0; i < 10; ++i) {
+    Loop loop;
+    loop.add_reader(ready[0], [&] { ++calls; });
+    loop.add_reader(idle[0], [&] { ++calls; });
+    loop.spawn([&] {
+      try {
+        Event never;
+        never.wait();
+      } catch (const Cancelled&) {
+        loop.add_reader(ready[0], [&] { ++calls; });  // while closing
+        throw;
+      }
+    });
+    loop.call_soon([&] { loop.stop(); });
+    loop.run();
+  }
+  const double took = std::chrono::duration<double>(Clock::now() - start).count();
+  EXPECT_LT(took, 1.0) << "the closings waited for the fd callbacks";
+  EXPECT_EQ(calls, 10);                       // the ready fd's, in each run() before the close
+  EXPECT_NE(::fcntl(ready[0], F_GETFD), -1);  // the fds stay the caller's
+  for (int fd : {ready[0], ready[1], idle[0], idle[1]}) ::close(fd);
 }
 
 }  // namespace
