@@ -16,6 +16,7 @@
 #include <span>
 #include <stdexcept>
 #include <system_error>
+#include <utility>
 
 #include "io/internal/c_string.h"
 #include "io/internal/reaper.h"
@@ -90,22 +91,35 @@ void refuse_if_children_are_reaped_by_the_kernel(const std::string& program) {
       "signal(SIGCHLD, SIG_DFL)");
 }
 
-// A child is watched through a pidfd, opened once it exists: fails before
-// any child starts if none can be had (no fd left, a seccomp filter, a
-// kernel before 5.3), by opening one for this process. (A child started
-// and then killed because its pidfd_open failed would have run for a
-// moment.) Another thread can still take the last fd in between: then the
-// child is killed, as below.
-void refuse_if_no_pidfd(const std::string& program) {
-  const int probe = pidfd_open(::getpid());
-  if (probe < 0) {
-    const int err = errno;
-    fail(err, "exec " + program +
-                  ": pidfd_open, needed to watch the child (no child was started; the limit "
-                  "of open fds, a seccomp filter or a kernel before Linux 5.3 forbids it)");
+// A child is watched through a pidfd, opened once it exists. The fd it
+// will take is held from before anything else exec() opens (the pipes)
+// until the child exists, so that exec fails before any child starts if
+// none can be had (no fd left, a seccomp filter, a kernel before 5.3), and
+// the pipes cannot take the last one. (A child started and then killed
+// because its pidfd_open failed would have run for a moment.) Another
+// thread can still take the fd in between: then the child is killed, as
+// below.
+class PidfdReservation {
+ public:
+  explicit PidfdReservation(const std::string& program) : fd_(pidfd_open(::getpid())) {
+    if (fd_ < 0) {
+      const int err = errno;
+      fail(err, "exec " + program +
+                    ": pidfd_open, needed to watch the child (no child was started; the limit "
+                    "of open fds, a seccomp filter or a kernel before Linux 5.3 forbids it)");
+    }
   }
-  ::close(probe);
-}
+  ~PidfdReservation() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  PidfdReservation(const PidfdReservation&) = delete;
+  PidfdReservation& operator=(const PidfdReservation&) = delete;
+  // Frees the fd, for the child's pidfd.
+  void release() noexcept { ::close(std::exchange(fd_, -1)); }
+
+ private:
+  int fd_;
+};
 
 // Why a child could not chdir to `cwd`: its errno, or 0 if it could.
 int cwd_error(const std::string& cwd) {
@@ -198,7 +212,7 @@ Process::~Process() {
   if (returncode_) {
     ::close(pidfd_);
   } else {
-    internal::reap_in_background(pidfd_);  // waits (or finds it exited) and closes
+    internal::reap_in_background(pidfd_, pid_);  // waits (or finds it exited) and closes
   }
 }
 
@@ -219,7 +233,7 @@ Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
                            ": pipes need a Loop on this thread (they are Streams of its loop)");
   }
   refuse_if_children_are_reaped_by_the_kernel(program);
-  refuse_if_no_pidfd(program);
+  PidfdReservation pidfd_fd(program);
   SpawnSetup setup;
   PipeFds pipes[3];
   for (int i = 0; i < 3; ++i) {
@@ -227,7 +241,7 @@ Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
       if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pipes[i].fds) != 0 ||
           !lift_above_stdio(pipes[i].fds[0]) || !lift_above_stdio(pipes[i].fds[1])) {
         const int err = errno;  // before the message is built
-        fail(err, "exec " + program + ": socketpair for a pipe");
+        fail(err, "exec " + program + ": socketpair for a pipe (no child was started)");
       }
       ::fcntl(pipes[i].fds[0], F_SETFL, ::fcntl(pipes[i].fds[0], F_GETFL) | O_NONBLOCK);
       posix_spawn_file_actions_adddup2(&setup.actions, pipes[i].fds[1], i);
@@ -268,6 +282,7 @@ Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
   Process p;
   p.program_ = program;
   p.pid_ = pid;
+  pidfd_fd.release();
   p.pidfd_ = pidfd_open(pid);
   if (p.pidfd_ < 0) {
     const int open_err = errno;

@@ -1,6 +1,7 @@
 #include "io/internal/reaper.h"
 
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "loop/internal/own_thread.h"
@@ -31,27 +33,40 @@ bool reaped(int pidfd, bool block = false) noexcept {
   return r != 0 || info.si_pid != 0;
 }
 
+// Reaps one child on a thread of its own: when the reaper has no thread.
+void reap_on_a_thread(int pidfd, int pid) noexcept {
+  try {
+    start_own_thread("a child's reaper", [pidfd] {
+      reaped(pidfd, /*block=*/true);
+      ::close(pidfd);
+    }).detach();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr,
+                 "fiberloop: cannot reap child pid %d in the background (%s): it stays a zombie "
+                 "once it exits, until this process ends\n",
+                 pid, e.what());
+    ::close(pidfd);
+  }
+}
+
+// The process's reaper: one thread that polls the pidfds of the children
+// handed to it. A fork()'s child makes its own at first use: the parent's
+// thread is not in it (and its pidfds, of the parent's children, are closed).
 class Reaper {
  public:
-  // Never destroyed: its thread may be polling at exit.
   static Reaper& instance() {
-    static Reaper* reaper = new Reaper;
-    return *reaper;
+    static const bool fork_handled = [] {
+      ::pthread_atfork(nullptr, nullptr, &forget_after_fork);
+      return true;
+    }();
+    (void)fork_handled;
+    std::lock_guard lock(*creation_mutex_);
+    if (current_ == nullptr) current_ = new Reaper;  // never destroyed: it may poll at exit
+    return *current_;
   }
 
-  void adopt(int pidfd) noexcept {
-    if (wake_fd_ < 0) {  // no poller (said when it failed): a thread for this child
-      try {
-        start_own_thread("a child's reaper", [pidfd] {
-          reaped(pidfd, /*block=*/true);
-          ::close(pidfd);
-        }).detach();
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "fiberloop: cannot reap a child (pidfd %d) in the background: %s\n",
-                     pidfd, e.what());
-      }
-      return;
-    }
+  void adopt(int pidfd, int pid) noexcept {
+    if (wake_fd_ < 0) return reap_on_a_thread(pidfd, pid);  // (its failure was said)
     {
       std::lock_guard lock(mutex_);
       incoming_.push_back(pidfd);
@@ -69,24 +84,31 @@ class Reaper {
           "fiberloop: the child reaper cannot make its eventfd (a thread per child instead)");
       return;
     }
-    start_own_thread("the child reaper", [this] { run(); }).detach();
+    try {
+      start_own_thread("the child reaper", [this] { run(); }).detach();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "fiberloop: %s (a thread per child instead)\n", e.what());
+      ::close(std::exchange(wake_fd_, -1));
+    }
   }
 
   void run() {
-    std::vector<int> children;
     std::vector<pollfd> fds;
     for (;;) {
-      fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
-      for (int fd : children) fds.push_back(pollfd{fd, POLLIN, 0});
+      {
+        std::lock_guard lock(mutex_);
+        fds.assign(1, pollfd{wake_fd_, POLLIN, 0});
+        for (int fd : children_) fds.push_back(pollfd{fd, POLLIN, 0});
+      }
       if (::poll(fds.data(), fds.size(), -1) < 0) continue;  // EINTR
+      std::lock_guard lock(mutex_);
       if (fds[0].revents != 0) {
         std::uint64_t count;
         [[maybe_unused]] ssize_t n = ::read(wake_fd_, &count, sizeof count);
-        std::lock_guard lock(mutex_);
-        children.insert(children.end(), incoming_.begin(), incoming_.end());
+        children_.insert(children_.end(), incoming_.begin(), incoming_.end());
         incoming_.clear();
       }
-      std::erase_if(children, [this](int pidfd) {
+      std::erase_if(children_, [this](int pidfd) {
         if (!reaped(pidfd)) return false;
         ::close(pidfd);
         --waiting_;
@@ -95,22 +117,48 @@ class Reaper {
     }
   }
 
-  const int wake_fd_;
-  std::mutex mutex_;
-  std::vector<int> incoming_;
+  // In a fork()'s child, where no other thread runs: the parent's reaper
+  // (and its creation lock, perhaps held at the fork) is left behind, its fds
+  // closed when its lock was free (a few leak if it was taken just then).
+  static void forget_after_fork() noexcept {
+    creation_mutex_ = new std::mutex;
+    Reaper* old = std::exchange(current_, nullptr);
+    if (old == nullptr || !old->mutex_.try_lock()) return;
+    if (old->wake_fd_ >= 0) ::close(old->wake_fd_);
+    for (int fd : old->incoming_) ::close(fd);
+    for (int fd : old->children_) ::close(fd);
+  }
+
+  static inline std::mutex* creation_mutex_ = new std::mutex;
+  static inline Reaper* current_ = nullptr;
+
+  int wake_fd_;
+  std::mutex mutex_;           // guards incoming_ and children_
+  std::vector<int> incoming_;  // handed over, not yet polled
+  std::vector<int> children_;  // polled by the thread
   std::atomic<int> waiting_{0};
 };
 
 }  // namespace
 
-void reap_in_background(int pidfd) noexcept {
+void reap_in_background(int pidfd, int pid) noexcept {
   // Exited already (the common case for a child that was not waited for
   // only by accident): reap it here, no thread needed.
   if (reaped(pidfd)) {
     ::close(pidfd);
     return;
   }
-  Reaper::instance().adopt(pidfd);
+  Reaper* reaper = nullptr;
+  try {
+    reaper = &Reaper::instance();
+  } catch (const std::exception& e) {  // (no memory for it)
+    std::fprintf(stderr, "fiberloop: cannot make the child reaper: %s\n", e.what());
+  }
+  if (reaper != nullptr) {
+    reaper->adopt(pidfd, pid);
+  } else {
+    reap_on_a_thread(pidfd, pid);
+  }
 }
 
 int children_awaiting_reaper() noexcept { return Reaper::instance().waiting(); }

@@ -36,9 +36,26 @@ struct Registry {
   std::vector<pid_t> runtime;  // threads of the runtime itself (TSan's background thread)
 };
 
-Registry& registry() {
-  static Registry* r = new Registry;  // never destroyed: threads may outlive static destructors
-  return *r;
+void forget_threads_after_fork() noexcept;
+
+// Never destroyed: threads may outlive static destructors.
+Registry*& registry_slot() {
+  static Registry* r = [] {
+    ::pthread_atfork(nullptr, nullptr, &forget_threads_after_fork);
+    return new Registry;
+  }();
+  return r;
+}
+
+Registry& registry() { return *registry_slot(); }
+
+// In a fork()'s child only the forking thread runs: none of the parent's
+// other threads is there, and one of them may have held the lock at the
+// fork. The child starts a registry afresh (the old one is left behind).
+void forget_threads_after_fork() noexcept {
+  Registry* fresh = new Registry;
+  fresh->runtime = registry().runtime;  // written only before main
+  registry_slot() = fresh;
 }
 
 #if FIBERLOOP_TSAN

@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -399,32 +398,6 @@ TEST_F(Processes, AFeedThatFailsClosesStdinSoTheChildStillEnds) {
     watchdog.cancel();
     EXPECT_EQ(p.wait(), 0);  // wc saw the end of its input
   });
-}
-
-// With no fd left for the child's pidfd, exec fails before any child starts
-// (EMFILE, said so), instead of starting the child and killing it. In a
-// child process (a death test): it lowers its own fd limit and fills it.
-void exec_with_no_fd_left() {
-  rlimit limit{64, 64};
-  if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) std::_Exit(2);
-  std::vector<int> filler;
-  for (int fd; (fd = ::open("/dev/null", O_RDONLY)) >= 0;) filler.push_back(fd);
-  try {
-    Process::exec({"true"});
-  } catch (const std::system_error& e) {
-    // Fds back first: a sanitizer's checks of the exception may need one.
-    for (const int fd : filler) ::close(fd);
-    const std::string what = e.what();
-    std::fprintf(stderr, "%s\n", what.c_str());
-    std::_Exit(e.code().value() == EMFILE && what.find("no child was started") != std::string::npos
-                   ? 0
-                   : 3);
-  }
-  std::_Exit(4);
-}
-
-TEST(ProcessesDeathTest, ExecWithNoFdLeftForItsPidfdStartsNoChild) {
-  EXPECT_EXIT(exec_with_no_fd_left(), ::testing::ExitedWithCode(0), "pidfd_open");
 }
 
 }  // namespace
