@@ -10,6 +10,9 @@
 #include <cerrno>
 #include <limits>
 #include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
 #include <system_error>
 #include <utility>
 
@@ -121,6 +124,17 @@ void check_range(const char* op, const std::string& path, std::uint64_t offset, 
   }
 }
 
+std::uint64_t physical_memory() noexcept {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  return pages > 0 && page > 0
+             ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page)
+             : std::numeric_limits<std::uint64_t>::max();
+}
+
+[[noreturn]] void throw_too_large(const std::string& path, const std::string& why) {
+  throw_file_error(ENOMEM, "read_file " + path + ": " + why + "; read it in parts (File::read_at)");
+}
+
 std::string read_whole(const std::string& path, std::shared_ptr<std::atomic<bool>> abandoned) {
   return internal::run_blocking_as("read_file " + path, [path, abandoned] {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -133,20 +147,34 @@ std::string read_whole(const std::string& path, std::shared_ptr<std::atomic<bool
       ~Closer() { ::close(fd); }
     } closer{fd};
     struct stat st {};
-    std::string out;
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode))
-      out.reserve(static_cast<std::size_t>(st.st_size));
-    char chunk[64 * 1024];
-    for (;;) {
-      const ssize_t n = ::read(fd, chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        const int err = errno;
-        throw_file_error(err, "read_file " + path);
-      }
-      if (n == 0 || abandoned->load(std::memory_order_relaxed)) return out;
-      out.append(chunk, static_cast<std::size_t>(n));
+    const bool sized = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    // Not attempted past the machine's memory (a sparse file can claim
+    // terabytes): the allocation could succeed, overcommitted, and the read
+    // then take the machine's memory page by page.
+    if (sized && static_cast<std::uint64_t>(st.st_size) > physical_memory()) {
+      throw_too_large(path, std::to_string(st.st_size) + " bytes are more than this machine's " +
+                                std::to_string(physical_memory()) + " bytes of memory");
     }
+    std::string out;
+    try {
+      if (sized) out.reserve(static_cast<std::size_t>(st.st_size));
+      char chunk[64 * 1024];
+      for (;;) {
+        const ssize_t n = ::read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+          const int err = errno;
+          throw_file_error(err, "read_file " + path);
+        }
+        if (n == 0 || abandoned->load(std::memory_order_relaxed)) return out;
+        out.append(chunk, static_cast<std::size_t>(n));
+      }
+    } catch (const std::bad_alloc&) {  // a huge (perhaps sparse) file, or an endless source
+    } catch (const std::length_error&) {
+    }
+    std::string().swap(out);  // memory back for the message
+    throw_too_large(path, sized ? std::to_string(st.st_size) + " bytes do not fit in memory"
+                                : "what it holds does not fit in memory");
   });
 }
 

@@ -73,6 +73,33 @@ TEST_F(Files, ErrorsNameTheOperationAndThePath) {
   });
 }
 
+// A sparse file that claims more than the machine's memory is refused up
+// front, naming it and its size (the reservation threw a bare bad_alloc, or,
+// overcommitted, the read took the machine's memory).
+TEST_F(Files, ReadFileOfAFileLargerThanMemoryNamesItsSize) {
+  const std::string path = temp_dir() + "/sparse";
+  const std::uint64_t size = static_cast<std::uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
+                                 static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) +
+                             (1 << 20);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);  // a hole: no disk taken
+  ::close(fd);
+  run([&] {
+    try {
+      (void)read_file(path);
+      ADD_FAILURE() << "no error";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ENOMEM) << e.what();
+      EXPECT_NE(std::string(e.what()).find("read_file " + path + ": " + std::to_string(size) +
+                                           " bytes are more than this machine's"),
+                std::string::npos)
+          << e.what();
+    }
+  });
+  ::unlink(path.c_str());
+}
+
 TEST_F(Files, FileReadsAndWritesAtOffsets) {
   const std::string dir = temp_dir();
   run([&] {
