@@ -208,12 +208,12 @@ void StackPool::map_slab(SizeClass& sc) {
 // free for everything else (malloc maps large blocks, threads map stacks).
 std::size_t mprotect_guard_budget() noexcept {
   long max_maps = 65530;
-  if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "r")) {
+  if (std::FILE* f = std::fopen("/proc/sys/vm/max_map_count", "re")) {
     if (std::fscanf(f, "%ld", &max_maps) != 1) max_maps = 65530;
     std::fclose(f);
   }
   long in_use = 0;
-  if (std::FILE* f = std::fopen("/proc/self/maps", "r")) {
+  if (std::FILE* f = std::fopen("/proc/self/maps", "re")) {
     for (int c; (c = std::fgetc(f)) != EOF;) in_use += c == '\n';
     std::fclose(f);
   }
