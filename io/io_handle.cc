@@ -34,6 +34,11 @@ void throw_io_error(int err, const std::string& what) {
   throw std::system_error(err, std::generic_category(), what);
 }
 
+std::string IoHandle::describe() const {
+  const std::string number = "fd " + std::to_string(fd());
+  return label_.empty() ? number : label_ + " (" + number + ")";
+}
+
 IoHandle::IoHandle(int fd)
     : loop_(&loop_taking(fd)),
       loop_serial_(loop_.load(std::memory_order_relaxed)->serial()),
@@ -131,7 +136,7 @@ void IoHandle::move_here(const char* op) {
       case Outcome::kClosed:
         return;
       case Outcome::kRefused:
-        throw std::logic_error(std::string(op) + " fd " + std::to_string(fd()) +
+        throw std::logic_error(std::string(op) + " " + describe() +
                                ": used from another loop while a fiber of its own loop waits on "
                                "it (or while it moves to a third); a stream moves to another "
                                "loop only while nobody waits on it");
@@ -237,7 +242,7 @@ void IoHandle::settle_here(const char* op) {
 IoWaiter*& IoHandle::claim(Direction dir, const char* op) {
   IoWaiter*& slot = dir == Direction::kRead ? reader_ : writer_;
   if (slot != nullptr) {
-    throw std::logic_error(std::string(op) + " fd " + std::to_string(fd()) +
+    throw std::logic_error(std::string(op) + " " + describe() +
                            ": another fiber is already waiting to " +
                            (dir == Direction::kRead ? "read" : "write") +
                            " on this socket; one reader and one writer at a time");

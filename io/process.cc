@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "io/internal/c_string.h"
+#include "io/internal/io_handle.h"
 #include "io/internal/reaper.h"
 #include "io/internal/socket.h"
 #include "io/wait.h"
@@ -32,13 +33,15 @@ namespace fiberloop {
 // A pipe to the child: the parent's end of a Unix socket pair.
 class Process::Pipe final : public SocketStream {
  public:
-  Pipe(internal::Socket socket, std::string name) noexcept
-      : SocketStream(std::move(socket)), name_(std::move(name)) {}
+  // `name` ("stdin of pid 7 (cat)") is what its errors and describe() say.
+  Pipe(internal::Socket socket, std::string name) noexcept : SocketStream(std::move(socket)) {
+    socket_.set_label(std::move(name));
+  }
   ~Pipe() override { end_operations(); }
-  std::string describe() const override { return name_ + " (fd " + std::to_string(fd()) + ")"; }
-
- private:
-  std::string name_;
+  std::string describe() const override {
+    const internal::IoHandle* h = socket_.handle();
+    return h != nullptr ? h->describe() : "a closed pipe";
+  }
 };
 
 namespace {

@@ -51,20 +51,22 @@ namespace {
 }
 }  // namespace
 
+void Socket::set_label(std::string label) noexcept { handle_->set_label(std::move(label)); }
+
 void Socket::check_open(const char* op) const {
   if (!is_open()) [[unlikely]]
     throw_closed(op);
 }
 
 void Socket::fail(int err, const char* op) const {
-  throw_io_error(err, std::string(op) + " fd " + std::to_string(handle_ ? handle_->fd() : -1));
+  throw_io_error(err, std::string(op) + " " + (handle_ ? handle_->describe() : "fd -1"));
 }
 
 // fail() for an operation that may have parked: names the fd from its
 // handle, not from this Socket (a stream moved from and destroyed while the
 // operation waited leaves the handle, now the new owner's, and nothing else).
 [[noreturn]] void fail_on(const IoHandle& h, int err, const char* op) {
-  throw_io_error(err, std::string(op) + " fd " + std::to_string(h.fd()) + fd_limit_hint(err));
+  throw_io_error(err, std::string(op) + " " + h.describe() + fd_limit_hint(err));
 }
 
 Socket::Socket() noexcept = default;

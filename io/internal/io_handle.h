@@ -74,6 +74,11 @@ class IoHandle : public ReadinessTarget {
   // The fd Loop::dump() names for a fiber waiting here, when not fd():
   // wait_readable() waits on a dup of the caller's fd.
   void set_dump_fd(int fd) noexcept { dump_fd_ = fd; }
+  // What errors call the fd besides its number ("stdin of pid 7 (cat)", a
+  // Process's pipe). Set once, before the handle is shared.
+  void set_label(std::string label) noexcept { label_ = std::move(label); }
+  // For errors: "fd 7", or "stdin of pid 7 (cat) (fd 7)".
+  std::string describe() const;
 
   // Runs `attempt(fd)` (a syscall on the fd: a result >= 0, or -1 with
   // errno set), through with_fd(), until it succeeds. EINTR, and
@@ -329,6 +334,7 @@ class IoHandle : public ReadinessTarget {
   std::atomic<std::uint32_t> refs_{1};
   bool operations_;  // loop_'s backend has kernel operations
   int dump_fd_ = -1;
+  std::string label_;
   IoWaiter* reader_ = nullptr;
   IoWaiter* writer_ = nullptr;
   // A fiber queued for its turn (Turn).

@@ -63,6 +63,10 @@ class Socket {
   SocketAddress peer_address() const;
   void set_option(int level, int name, int value, const char* what);
 
+  // What its errors call it besides its fd (IoHandle::set_label). Requires:
+  // open, and no operation under way.
+  void set_label(std::string label) noexcept;
+
   // Throws std::system_error (EBADF) naming `op` unless open.
   void check_open(const char* op) const;
   // The fd's state (null once moved from): for a protocol layered on the
