@@ -84,16 +84,19 @@ void LoopParts::take_posts() {
   remote.drain(scheduler.closing_);
 }
 
-bool LoopParts::spin_for_post(std::optional<Duration> timeout) const noexcept {
+bool LoopParts::spin_for_post(std::optional<Duration>& timeout) const noexcept {
   Duration spin = kSpinForPost;
   if (timeout && *timeout < spin) spin = *timeout;
-  const TimePoint until = Clock::now() + spin;
+  const TimePoint start = Clock::now(), until = start + spin;
+  TimePoint now = start;
   do {
     for (int i = 0; i < 64; ++i) {
       if (remote.pending()) return true;
       __builtin_ia32_pause();
     }
-  } while (Clock::now() < until);
+    now = Clock::now();
+  } while (now < until);
+  if (timeout) timeout = std::max(Duration::zero(), *timeout - (now - start));  // (a timer's)
   return false;
 }
 

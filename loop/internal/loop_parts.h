@@ -113,8 +113,9 @@ struct LoopParts {
   // Takes other threads' posts into the callbacks.
   void take_posts();
   // Before a loop whose fibers wait on other threads blocks: looks for a
-  // post for a little while (at most `timeout`). Returns: whether one came.
-  bool spin_for_post(std::optional<Duration> timeout) const noexcept;
+  // post for a little while (at most `timeout`, which it shortens by the
+  // time spent, so that a timer is not late). Returns: whether one came.
+  bool spin_for_post(std::optional<Duration>& timeout) const noexcept;
   // While a loop with nothing to do waits for another thread's post, how
   // long until it looks again whether such a thread exists.
   Duration other_thread_recheck_;
