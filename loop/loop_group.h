@@ -51,10 +51,10 @@ class LoopGroup {
   explicit LoopGroup(GroupOptions options = {});
   // Stops every loop, cancels and unwinds every fiber on every loop (as
   // ~Loop does, in bounded time), and joins the threads.
-  // Throws: std::logic_error if called from one of the group's own fibers,
-  //         loop threads or run_blocking jobs (it would wait for itself);
-  //         then nothing is stopped, and the loops run on, leaked.
-  ~LoopGroup() noexcept(false);
+  // Requires (checked: stops the process, saying so): not called from one
+  // of the group's own fibers, loop threads or run_blocking jobs (it would
+  // wait for itself); destroy the group from the thread that made it.
+  ~LoopGroup();
   LoopGroup(const LoopGroup&) = delete;
   LoopGroup& operator=(const LoopGroup&) = delete;
 

@@ -85,8 +85,9 @@ class OwnThread {
   ~OwnThread() {
     std::lock_guard lock(registry().mutex);
     for (std::vector<pid_t>* list : {&registry().own, &registry().loops}) {
-      if (list == &registry().loops && !runs_fibers_) continue;
-      list->erase(std::find(list->begin(), list->end(), tid_));
+      // (Absent in a fork()'s child, whose registry started afresh.)
+      const auto it = std::find(list->begin(), list->end(), tid_);
+      if (it != list->end()) list->erase(it);
     }
   }
   OwnThread(const OwnThread&) = delete;

@@ -53,6 +53,17 @@ LoopParts::Exit LoopParts::run(FiberRecord* until) {
   s.in_scheduler_ = true;
   diagnostics.set_running(true);
   s.run_target_ = until;
+  // However run() ends: the poller's failure (epoll_wait, io_uring_enter)
+  // or an allocation's leaves the loop not running, to be run again or
+  // destroyed.
+  struct NotRunning {
+    LoopParts& parts;
+    ~NotRunning() {
+      parts.scheduler.run_target_ = nullptr;
+      parts.scheduler.in_scheduler_ = false;
+      parts.diagnostics.set_running(false);
+    }
+  } not_running{*this};
   Exit exit = Exit::kNothingToDo;
   for (;;) {
     s.return_to_scheduler_ = s.closing_;  // while closing, every iteration comes back here
@@ -72,9 +83,6 @@ LoopParts::Exit LoopParts::run(FiberRecord* until) {
       s.run_iteration();
     }
   }
-  s.run_target_ = nullptr;
-  s.in_scheduler_ = false;
-  diagnostics.set_running(false);
   return exit;
 }
 

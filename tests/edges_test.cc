@@ -2,8 +2,9 @@
 // generator body's with_timeout() scopes and unwinding follow the body from
 // fiber to fiber; Tasks used from another thread or loop say so; and the
 // corners of shutdown (a run_blocking job started by cleanup, a destructor
-// that sleeps briefly, a generator driven by an unwinding destructor, a Loop
-// destroyed on the wrong thread or under its own run(), a generator destroyed while its body runs).
+// that sleeps briefly, a generator driven by an unwinding destructor, a
+// generator destroyed while its body runs). A loop's and a group's own
+// lifetime: lifetime_test.cc.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -382,40 +383,6 @@ TEST(ShutdownCorners, AGeneratorDrivenByAnUnwindingDestructorIsNotInterrupted) {
   });
   EXPECT_TRUE(drained);
   EXPECT_EQ(err, "");
-}
-
-TEST(ShutdownCornersDeathTest, ALoopDestroyedOnAnotherThreadSaysSo) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(
-      {
-        std::unique_ptr<Loop> loop;
-        std::thread([&] { loop = std::make_unique<Loop>(); }).join();
-        loop.reset();
-      },
-      "a Loop was destroyed on a thread that is not its own");
-}
-
-// Destroying a loop under its own run() would return into freed memory.
-TEST(ShutdownCornersDeathTest, ALoopDestroyedFromItsOwnCallbackSaysSo) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(
-      {
-        auto loop = std::make_unique<Loop>();
-        loop->call_soon([&loop] { loop.reset(); });
-        loop->run();
-      },
-      "a Loop was destroyed from inside one of its own callbacks or posts");
-}
-
-TEST(ShutdownCornersDeathTest, ALoopDestroyedFromItsOwnFiberSaysSo) {
-  GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_DEATH(
-      {
-        auto loop = std::make_unique<Loop>();
-        loop->spawn([&loop] { loop.reset(); }).detach();
-        loop->run();
-      },
-      "a Loop was destroyed from inside one of its own fibers");
 }
 
 }  // namespace

@@ -324,46 +324,6 @@ TEST(Group, DestroyingAGroupLoopByHandThrowsLogicError) {
   EXPECT_EQ(group.run([] { return 3; }), 3);  // the loop is intact
 }
 
-TEST(Group, DestroyingTheGroupFromItsOwnFiberThrowsLogicErrorAndDoesNotDeadlock) {
-  // The group's storage outlives the refused destructor (its loops run on,
-  // leaked on purpose): a destructor that throws has still ended the object.
-  alignas(LoopGroup) static unsigned char storage[sizeof(LoopGroup)];
-  auto* group = new (storage) LoopGroup(unpinned(2));
-  const std::string w = group->run([group] {
-    try {
-      group->~LoopGroup();
-      return std::string("(no exception)");
-    } catch (const std::logic_error& e) {
-      return std::string(e.what());
-    }
-  });
-  EXPECT_NE(w.find("would wait for itself"), std::string::npos) << w;
-}
-
-// The same from a run_blocking job of one of the group's loops: the loop's
-// close would wait for the job, which waits for the close. Before the fix
-// the destructor went ahead and the close gave up on the job only after
-// blocking_shutdown_timeout (here 60 s, past the test's bound).
-TEST(Group, DestroyingTheGroupFromOneOfItsRunBlockingJobsThrowsLogicError) {
-  alignas(LoopGroup) static unsigned char storage[sizeof(LoopGroup)];
-  GroupOptions options = unpinned(2);
-  options.loop.blocking_shutdown_timeout = 60s;
-  auto* group = new (storage) LoopGroup(options);
-  const std::string w = group->run([group] {
-    return with_timeout(20s, [group] {
-      return run_blocking([group] {
-        try {
-          group->~LoopGroup();
-          return std::string("(no exception)");
-        } catch (const std::logic_error& e) {
-          return std::string(e.what());
-        }
-      });
-    });
-  });
-  EXPECT_NE(w.find("run_blocking job"), std::string::npos) << w;
-}
-
 // ---- deadlock -------------------------------------------------------------------
 
 TEST(Group, AGroupWideDeadlockIsReportedNamingEveryParkedFiberOnEveryLoop) {
