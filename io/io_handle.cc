@@ -263,7 +263,7 @@ void IoHandle::wait_here(Direction dir, const char* op) {
     return;
   }
   // (Closed first: a move cut short by a close left the fd another loop's.)
-  if (fd() < 0) throw_io_error(EBADF, std::string(op) + ": the socket is closed");
+  if (fd() < 0) fail_closed(op);
   FiberRecord& self = loop()->running_fiber(op);
   IoWaiter*& slot = claim(dir, op);
   IoWaiter waiter;
@@ -300,7 +300,7 @@ void IoWaiter::complete(ReadinessTarget* self, const Readiness&) {
 int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
   if (!settled_here()) [[unlikely]]
     settle_here(name);
-  if (fd() < 0) throw_io_error(EBADF, std::string(name) + ": the socket is closed");
+  if (fd() < 0) fail_closed(name);
   FiberRecord& self = loop()->running_fiber(name);
   FIBERLOOP_CHECK(operations_, "IoHandle::perform on a loop without kernel operations");
   IoWaiter*& slot = claim(dir, name);
@@ -413,11 +413,16 @@ IoHandle::ForeignCall::ForeignCall(IoHandle& handle, const char* op) : handle_(h
   fd = handle.fd();
   if (handle.closing_.load(std::memory_order_seq_cst) || fd < 0) {
     handle.foreign_calls_.fetch_sub(1, std::memory_order_release);
-    throw_closed(op);
+    handle.fail_closed(op);
   }
 }
 
 void IoHandle::throw_closed(const char* op) { internal::throw_closed(op); }
+
+void IoHandle::fail_closed(const char* op) const {
+  if (label_.empty()) internal::throw_closed(op);
+  throw_io_error(EBADF, std::string(op) + " " + label_ + ": the socket is closed");
+}
 
 // GCC 12 warns (-Wdangling-pointer, with optimization) that the queue keeps
 // the address of the local `w`: it cannot see that whoever pops `w` (the

@@ -46,7 +46,8 @@ Socket Socket::open(int domain, int type, const std::string& what) {
 namespace {
 // Out of line and cold: the message's string would give check_open(), on
 // every read and write, a frame to set up and tear down.
-[[noreturn, gnu::cold, gnu::noinline]] void throw_closed(const char* op) {
+[[noreturn, gnu::cold, gnu::noinline]] void throw_closed(const IoHandle* handle, const char* op) {
+  if (handle != nullptr) handle->fail_closed(op);  // names its label
   throw_io_error(EBADF, std::string(op) + ": the socket is closed");
 }
 }  // namespace
@@ -55,7 +56,7 @@ void Socket::set_label(std::string label) noexcept { handle_->set_label(std::mov
 
 void Socket::check_open(const char* op) const {
   if (!is_open()) [[unlikely]]
-    throw_closed(op);
+    throw_closed(handle_.get(), op);
 }
 
 void Socket::fail(int err, const char* op) const {

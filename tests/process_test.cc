@@ -247,6 +247,16 @@ TEST_F(Processes, WritingToAChildThatClosedItsStdinThrowsEpipeNotSigpipe) {
           << e.what();
     }
     EXPECT_EQ(p.wait(), 0);
+    p.stdin_pipe().close();  // closed pipes are named too
+    try {
+      p.stdin_pipe().write_all("x");
+      ADD_FAILURE() << "wrote to a closed pipe";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EBADF);
+      EXPECT_NE(std::string(e.what()).find("stdin of pid " + std::to_string(p.pid()) + " (sh)"),
+                std::string::npos)
+          << e.what();
+    }
   });
 }
 

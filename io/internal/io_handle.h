@@ -79,6 +79,9 @@ class IoHandle : public ReadinessTarget {
   void set_label(std::string label) noexcept { label_ = std::move(label); }
   // For errors: "fd 7", or "stdin of pid 7 (cat) (fd 7)".
   std::string describe() const;
+  // Throws std::system_error (EBADF) for `op` on the closed fd, naming the
+  // label if there is one.
+  [[noreturn]] void fail_closed(const char* op) const;
 
   // Runs `attempt(fd)` (a syscall on the fd: a result >= 0, or -1 with
   // errno set), through with_fd(), until it succeeds. EINTR, and
