@@ -18,6 +18,7 @@
 
 #include "io/internal/c_string.h"
 #include "io/internal/io_handle.h"
+#include "io/internal/memory_limit.h"
 #include "loop/internal/reactor.h"
 #include "loop/internal/scheduler.h"
 #include "loop/run_blocking.h"
@@ -124,13 +125,6 @@ void check_range(const char* op, const std::string& path, std::uint64_t offset, 
   }
 }
 
-std::uint64_t physical_memory() noexcept {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
-  return pages > 0 && page > 0
-             ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page)
-             : std::numeric_limits<std::uint64_t>::max();
-}
-
 [[noreturn]] void throw_too_large(const std::string& path, const std::string& why) {
   throw_file_error(ENOMEM, "read_file " + path + ": " + why + "; read it in parts (File::read_at)");
 }
@@ -148,12 +142,16 @@ std::string read_whole(const std::string& path, std::shared_ptr<std::atomic<bool
     } closer{fd};
     struct stat st {};
     const bool sized = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-    // Not attempted past the machine's memory (a sparse file can claim
-    // terabytes): the allocation could succeed, overcommitted, and the read
-    // then take the machine's memory page by page.
-    if (sized && static_cast<std::uint64_t>(st.st_size) > physical_memory()) {
-      throw_too_large(path, std::to_string(st.st_size) + " bytes are more than this machine's " +
-                                std::to_string(physical_memory()) + " bytes of memory");
+    // Not attempted past the memory this process may have (a sparse file
+    // can claim terabytes): the allocation could succeed, overcommitted,
+    // and the read then take the memory page by page, until the OOM killer.
+    if (sized) {
+      const std::uint64_t limit = internal::memory_limit();
+      if (static_cast<std::uint64_t>(st.st_size) > limit) {
+        throw_too_large(path, std::to_string(st.st_size) +
+                                  " bytes are more than the memory this process may have (" +
+                                  std::to_string(limit) + " bytes)");
+      }
     }
     std::string out;
     try {

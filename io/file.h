@@ -34,7 +34,8 @@ namespace fiberloop {
 
 // The whole file. Throws: std::system_error naming the path ("read_file
 // /etc/nope: No such file or directory"; ENOMEM, with its size, for a file
-// larger than the machine's memory or than an allocation may be: File's
+// larger than the memory the process may have (the machine's, or its
+// control group's limit) or than an allocation may be: File's
 // read_at is for those); Cancelled; TimeoutError (the
 // worker stops at its next read of up to 64 KiB and drops what it read, so
 // an endless source such as a pipe or /dev/zero does not keep it);

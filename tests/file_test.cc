@@ -9,11 +9,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 
 #include "fiberloop.h"
+#include "io/internal/memory_limit.h"
 #include "tests/loop_fixture.h"
 
 namespace fiberloop {
@@ -73,14 +77,15 @@ TEST_F(Files, ErrorsNameTheOperationAndThePath) {
   });
 }
 
-// A sparse file that claims more than the machine's memory is refused up
-// front, naming it and its size (the reservation threw a bare bad_alloc, or,
-// overcommitted, the read took the machine's memory).
+// A sparse file that claims more than the memory this process may have is
+// refused up front, naming it and its size (the reservation threw a bare
+// bad_alloc, or, overcommitted, the read took the machine's memory).
 TEST_F(Files, ReadFileOfAFileLargerThanMemoryNamesItsSize) {
   const std::string path = temp_dir() + "/sparse";
-  const std::uint64_t size = static_cast<std::uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
-                                 static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)) +
-                             (1 << 20);
+  const std::uint64_t limit = internal::memory_limit();
+  ASSERT_LE(limit, static_cast<std::uint64_t>(::sysconf(_SC_PHYS_PAGES)) *
+                       static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE)));
+  const std::uint64_t size = limit + (1 << 20);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(size)), 0);  // a hole: no disk taken
@@ -92,12 +97,36 @@ TEST_F(Files, ReadFileOfAFileLargerThanMemoryNamesItsSize) {
     } catch (const std::system_error& e) {
       EXPECT_EQ(e.code().value(), ENOMEM) << e.what();
       EXPECT_NE(std::string(e.what()).find("read_file " + path + ": " + std::to_string(size) +
-                                           " bytes are more than this machine's"),
+                                           " bytes are more than the memory this process may "
+                                           "have (" +
+                                           std::to_string(limit) + " bytes)"),
                 std::string::npos)
           << e.what();
     }
   });
   ::unlink(path.c_str());
+}
+
+// The control groups' limits, v2 and v1, each the least along the path up
+// to the hierarchy's root; "max" and missing files are no limit.
+TEST(MemoryLimit, ReadsTheLeastLimitOfEachControlGroupAndItsAncestors) {
+  const std::string root = temp_dir();
+  const auto put = [&](const std::string& dir, const char* file, const char* text) {
+    std::filesystem::create_directories(root + dir);
+    std::ofstream(root + dir + "/" + file) << text;
+  };
+  put("/a", "memory.max", "3000\n");
+  put("/a/b", "memory.max", "max\n");
+  put("/memory/x", "memory.limit_in_bytes", "2000\n");
+  put("/memory/x/y", "memory.limit_in_bytes", "9223372036854771712\n");
+  constexpr std::uint64_t kNone = UINT64_MAX;
+  EXPECT_EQ(internal::cgroup_memory_limit("0::/a/b\n", root), 3000u);
+  EXPECT_EQ(internal::cgroup_memory_limit("4:memory:/x/y\n", root), 2000u);
+  EXPECT_EQ(internal::cgroup_memory_limit("4:cpu,memory:/x/y\n0::/a/b\n", root), 2000u);
+  EXPECT_EQ(internal::cgroup_memory_limit("4:cpu:/x/y\n0::/\n", root), kNone);
+  EXPECT_EQ(internal::cgroup_memory_limit("garbage\n", root), kNone);
+  EXPECT_EQ(internal::cgroup_memory_limit("0::/nowhere\n", root), kNone);
+  std::filesystem::remove_all(root);
 }
 
 TEST_F(Files, FileReadsAndWritesAtOffsets) {
