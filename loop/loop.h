@@ -39,7 +39,9 @@ class Loop {
   // still will not end after 64 iterations are reported on stderr and
   // abandoned, their stacks leaked rather than freed under a live frame.
   // Requires (checked: stops the process, saying so): called on the loop's
-  // own thread, outside its run() (not from one of its fibers or callbacks).
+  // own thread, outside its run() (not from one of its fibers or callbacks;
+  // nor by std::exit() called there, for a static or thread_local Loop:
+  // stop() the loop and return from main instead).
   // Throws: std::logic_error for a loop of a LoopGroup (the group owns it:
   //         destroy the group); nothing is closed.
   ~Loop() noexcept(false);
