@@ -55,11 +55,7 @@ void reap_on_a_thread(int pidfd, int pid) noexcept {
 class Reaper {
  public:
   static Reaper& instance() {
-    static const bool fork_handled = [] {
-      ::pthread_atfork(nullptr, nullptr, &forget_after_fork);
-      return true;
-    }();
-    (void)fork_handled;
+    (void)fork_handled_;  // (used: kept, and so made at load)
     std::lock_guard lock(*creation_mutex_);
     if (current_ == nullptr) current_ = new Reaper;  // never destroyed: it may poll at exit
     return *current_;
@@ -129,6 +125,9 @@ class Reaper {
     for (int fd : old->children_) ::close(fd);
   }
 
+  // Registered as the library loads, before any thread of its own exists
+  // (a lazy registration could be under way in another thread at a fork).
+  static inline const int fork_handled_ = ::pthread_atfork(nullptr, nullptr, &forget_after_fork);
   static inline std::mutex* creation_mutex_ = new std::mutex;
   static inline Reaper* current_ = nullptr;
 

@@ -49,6 +49,11 @@ Registry*& registry_slot() {
 
 Registry& registry() { return *registry_slot(); }
 
+// Made as the library loads, before any thread of its own can exist: a fork()
+// while one of them was still making it (its first use) would leave the
+// child waiting for ever on the initialization's guard.
+[[maybe_unused]] const bool registry_made = (registry(), true);
+
 // In a fork()'s child only the forking thread runs: none of the parent's
 // other threads is there, and one of them may have held the lock at the
 // fork. The child starts a registry afresh (the old one is left behind).
