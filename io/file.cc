@@ -129,6 +129,10 @@ void check_range(const char* op, const std::string& path, std::uint64_t offset, 
   throw_file_error(ENOMEM, "read_file " + path + ": " + why + "; read it in parts (File::read_at)");
 }
 
+// The size from which read_file asks what memory the process may have (a
+// few files to read: nothing beside reading that much).
+constexpr off_t kAskTheLimitFrom = off_t{16} << 20;
+
 std::string read_whole(const std::string& path, std::shared_ptr<std::atomic<bool>> abandoned) {
   return internal::run_blocking_as("read_file " + path, [path, abandoned] {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -145,7 +149,7 @@ std::string read_whole(const std::string& path, std::shared_ptr<std::atomic<bool
     // Not attempted past the memory this process may have (a sparse file
     // can claim terabytes): the allocation could succeed, overcommitted,
     // and the read then take the memory page by page, until the OOM killer.
-    if (sized) {
+    if (sized && st.st_size > kAskTheLimitFrom) {
       const std::uint64_t limit = internal::memory_limit();
       if (static_cast<std::uint64_t>(st.st_size) > limit) {
         throw_too_large(path, std::to_string(st.st_size) +

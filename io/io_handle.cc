@@ -412,17 +412,19 @@ IoHandle::ForeignCall::ForeignCall(IoHandle& handle, const char* op) : handle_(h
   handle.foreign_calls_.fetch_add(1, std::memory_order_seq_cst);
   fd = handle.fd();
   if (handle.closing_.load(std::memory_order_seq_cst) || fd < 0) {
+    std::string what = handle.closed_what(op);  // first: once let go of, it may be freed
     handle.foreign_calls_.fetch_sub(1, std::memory_order_release);
-    handle.fail_closed(op);
+    throw_io_error(EBADF, what);
   }
 }
 
 void IoHandle::throw_closed(const char* op) { internal::throw_closed(op); }
 
-void IoHandle::fail_closed(const char* op) const {
-  if (label_.empty()) internal::throw_closed(op);
-  throw_io_error(EBADF, std::string(op) + " " + label_ + ": the socket is closed");
+std::string IoHandle::closed_what(const char* op) const {
+  return std::string(op) + (label_.empty() ? "" : " " + label_) + ": the socket is closed";
 }
+
+void IoHandle::fail_closed(const char* op) const { throw_io_error(EBADF, closed_what(op)); }
 
 // GCC 12 warns (-Wdangling-pointer, with optimization) that the queue keeps
 // the address of the local `w`: it cannot see that whoever pops `w` (the

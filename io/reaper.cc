@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <exception>
 #include <mutex>
+#include <new>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -55,10 +56,22 @@ void reap_on_a_thread(int pidfd, int pid) noexcept {
 class Reaper {
  public:
   static Reaper& instance() {
-    (void)fork_handled_;  // (used: kept, and so made at load)
-    std::lock_guard lock(*creation_mutex_);
+    std::lock_guard lock(creation_mutex_);
     if (current_ == nullptr) current_ = new Reaper;  // never destroyed: it may poll at exit
     return *current_;
+  }
+
+  // In a fork()'s child, where no other thread runs: the parent's reaper
+  // (and its creation lock, perhaps held at the fork) is left behind, its fds
+  // closed when its lock was free (a few leak if it was taken just then).
+  // Allocates nothing.
+  static void forget_after_fork() noexcept {
+    new (&creation_mutex_) std::mutex;
+    Reaper* old = std::exchange(current_, nullptr);
+    if (old == nullptr || !old->mutex_.try_lock()) return;
+    if (old->wake_fd_ >= 0) ::close(old->wake_fd_);
+    for (int fd : old->incoming_) ::close(fd);
+    for (int fd : old->children_) ::close(fd);
   }
 
   void adopt(int pidfd, int pid) noexcept {
@@ -113,23 +126,9 @@ class Reaper {
     }
   }
 
-  // In a fork()'s child, where no other thread runs: the parent's reaper
-  // (and its creation lock, perhaps held at the fork) is left behind, its fds
-  // closed when its lock was free (a few leak if it was taken just then).
-  static void forget_after_fork() noexcept {
-    creation_mutex_ = new std::mutex;
-    Reaper* old = std::exchange(current_, nullptr);
-    if (old == nullptr || !old->mutex_.try_lock()) return;
-    if (old->wake_fd_ >= 0) ::close(old->wake_fd_);
-    for (int fd : old->incoming_) ::close(fd);
-    for (int fd : old->children_) ::close(fd);
-  }
-
-  // Registered as the library loads, before any thread of its own exists
-  // (a lazy registration could be under way in another thread at a fork).
-  static inline const int fork_handled_ = ::pthread_atfork(nullptr, nullptr, &forget_after_fork);
-  static inline std::mutex* creation_mutex_ = new std::mutex;
-  static inline Reaper* current_ = nullptr;
+  // Constant-initialized: usable before any dynamic initialization.
+  static constinit inline std::mutex creation_mutex_;
+  static constinit inline Reaper* current_ = nullptr;
 
   int wake_fd_;
   std::mutex mutex_;           // guards incoming_ and children_
@@ -137,6 +136,11 @@ class Reaper {
   std::vector<int> children_;  // polled by the thread
   std::atomic<int> waiting_{0};
 };
+
+// Registered as the library loads, before any thread of its own exists (a
+// lazy registration could be under way in another thread at a fork).
+[[maybe_unused]] const int reaper_fork_handled =
+    ::pthread_atfork(nullptr, nullptr, &Reaper::forget_after_fork);
 
 }  // namespace
 

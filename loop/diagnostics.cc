@@ -3,6 +3,7 @@
 #include "loop/internal/diagnostics.h"
 
 #include <execinfo.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
+#include <new>
 
 #include "loop/internal/format.h"
 #include "loop/internal/loop_parts.h"
@@ -40,6 +42,11 @@ struct DebugList {
     }
   }
 };
+
+// In a fork()'s child, where only the forking thread runs, the lock is made
+// afresh: another thread (a cross-loop post) may have held it at the fork.
+[[maybe_unused]] const int debug_list_fork_handled =
+    ::pthread_atfork(nullptr, nullptr, [] { new (&DebugList::mutex()) std::mutex; });
 
 namespace {
 

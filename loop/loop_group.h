@@ -122,9 +122,8 @@ class LoopGroup {
   // throws the deadlock report if the group deadlocks first.
   void watch_for_deadlock(internal::FiberRecord* main);
 
-  // Owned (an array from new[] and what it points to); a span, trivially
-  // destructible, so that a ~LoopGroup that refuses, by throwing, destroys
-  // nothing that run() on another thread may still be reading (loop_group.cc).
+  // Owned (an array from new[] and what it points to), freed by ~LoopGroup
+  // once its threads are joined.
   std::span<Member*> loops_;
   std::atomic<bool> stopped_{false};
   // ~LoopGroup's word that the loops may be destroyed, and the count of

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <new>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -39,15 +40,13 @@ struct Registry {
 void forget_threads_after_fork() noexcept;
 
 // Never destroyed: threads may outlive static destructors.
-Registry*& registry_slot() {
+Registry& registry() {
   static Registry* r = [] {
     ::pthread_atfork(nullptr, nullptr, &forget_threads_after_fork);
     return new Registry;
   }();
-  return r;
+  return *r;
 }
-
-Registry& registry() { return *registry_slot(); }
 
 // Made as the library loads, before any thread of its own can exist: a fork()
 // while one of them was still making it (its first use) would leave the
@@ -56,11 +55,12 @@ Registry& registry() { return *registry_slot(); }
 
 // In a fork()'s child only the forking thread runs: none of the parent's
 // other threads is there, and one of them may have held the lock at the
-// fork. The child starts a registry afresh (the old one is left behind).
+// fork. The child's registry starts afresh, in place (nothing allocated).
 void forget_threads_after_fork() noexcept {
-  Registry* fresh = new Registry;
-  fresh->runtime = registry().runtime;  // written only before main
-  registry_slot() = fresh;
+  Registry& r = registry();
+  new (&r.mutex) std::mutex;
+  r.own.clear();
+  r.loops.clear();
 }
 
 #if FIBERLOOP_TSAN

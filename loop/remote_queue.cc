@@ -198,9 +198,14 @@ void RemoteQueue::drain(bool drop) {
   pending_.exchange(false, std::memory_order_acquire);
   // A push still under way hides itself (and what came after) until its
   // producer finishes; that producer then sets pending_ again.
-  while (MpscNode* node = queue_.pop()) {
-    auto* item = static_cast<RemoteItem*>(node);
-    item->handle(item, drop);
+  try {
+    while (MpscNode* node = queue_.pop()) {
+      auto* item = static_cast<RemoteItem*>(node);
+      item->handle(item, drop);
+    }
+  } catch (...) {  // (call_soon_posted out of memory): the rest waits for the next drain
+    pending_.store(true, std::memory_order_release);
+    throw;
   }
   flush_recycled();
 }

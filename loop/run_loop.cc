@@ -187,8 +187,11 @@ bool LoopParts::poll_for_work() {
       if (s.remote_waits_ != 0 && spin_for_post(timeout)) timeout = Duration::zero();
       if (remote.enter_poll()) timeout = Duration::zero();
     }
+    struct LeavePoll {
+      RemoteQueue& remote;
+      ~LeavePoll() { remote.leave_poll(); }
+    } leave{remote};  // however the poll ends (a poller failure throws)
     reactor.poll(timeout);
-    remote.leave_poll();
   }
   if (stuck_here) stuck.store(false, std::memory_order_release);
   const TimePoint now = s.clock_.now();

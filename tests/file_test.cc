@@ -110,7 +110,10 @@ TEST_F(Files, ReadFileOfAFileLargerThanMemoryNamesItsSize) {
 // The control groups' limits, v2 and v1, each the least along the path up
 // to the hierarchy's root; "max" and missing files are no limit.
 TEST(MemoryLimit, ReadsTheLeastLimitOfEachControlGroupAndItsAncestors) {
-  const std::string root = temp_dir();
+  const std::string outside = temp_dir(), root = outside + "/cgroup";
+  std::filesystem::create_directories(root);
+  std::ofstream(outside + "/memory.max") << "1\n";  // above the root: never read
+  std::ofstream(root + "/memory.limit_in_bytes") << "1\n";
   const auto put = [&](const std::string& dir, const char* file, const char* text) {
     std::filesystem::create_directories(root + dir);
     std::ofstream(root + dir + "/" + file) << text;
@@ -126,7 +129,7 @@ TEST(MemoryLimit, ReadsTheLeastLimitOfEachControlGroupAndItsAncestors) {
   EXPECT_EQ(internal::cgroup_memory_limit("4:cpu:/x/y\n0::/\n", root), kNone);
   EXPECT_EQ(internal::cgroup_memory_limit("garbage\n", root), kNone);
   EXPECT_EQ(internal::cgroup_memory_limit("0::/nowhere\n", root), kNone);
-  std::filesystem::remove_all(root);
+  std::filesystem::remove_all(outside);
 }
 
 TEST_F(Files, FileReadsAndWritesAtOffsets) {

@@ -83,7 +83,7 @@ void run_a_loop_whose_poller_fails() {
   bool finished = false;
   loop.spawn([&] {
     close_epoll_fds();
-    this_fiber::sleep_for(1ms);
+    this_fiber::sleep_for(100ms);  // the loop polls for it, and fails
     finished = true;
   });
   try {
@@ -92,7 +92,7 @@ void run_a_loop_whose_poller_fails() {
   } catch (const std::system_error& e) {
     std::fprintf(stderr, "%s\n", e.what());  // epoll_wait: Bad file descriptor
   }
-  std::this_thread::sleep_for(5ms);  // the timer is due: no poll needed
+  std::this_thread::sleep_for(200ms);  // the timer is due: no poll needed
   try {
     loop.run();
   } catch (const std::exception& e) {

@@ -110,7 +110,7 @@ TEST(ProcessCorners, AForksChildReapsTheChildrenItDrops) {
   // survive a fork in the middle of a thread's start).
   int parents = -1;
   fiberloop::run([&] {
-    auto p = Process::exec({"sh", "-c", "sleep 0.05"});
+    auto p = Process::exec({"sh", "-c", "sleep 0.3"});  // running when dropped
     parents = p.pid();
   });
   ASSERT_TRUE(reaped_soon(parents));

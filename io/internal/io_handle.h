@@ -80,8 +80,9 @@ class IoHandle : public ReadinessTarget {
   // For errors: "fd 7", or "stdin of pid 7 (cat) (fd 7)".
   std::string describe() const;
   // Throws std::system_error (EBADF) for `op` on the closed fd, naming the
-  // label if there is one.
+  // label if there is one (closed_what(), its message).
   [[noreturn]] void fail_closed(const char* op) const;
+  std::string closed_what(const char* op) const;
 
   // Runs `attempt(fd)` (a syscall on the fd: a result >= 0, or -1 with
   // errno set), through with_fd(), until it succeeds. EINTR, and
@@ -210,7 +211,7 @@ class IoHandle : public ReadinessTarget {
     if (on_this_loop()) [[likely]] {
       const int fd_now = fd();
       if (fd_now < 0) [[unlikely]]
-        throw_closed(op);
+        fail_closed(op);
       return call(fd_now);
     }
     const ForeignCall hold(*this, op);
