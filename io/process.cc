@@ -19,7 +19,6 @@
 #include <utility>
 
 #include "io/internal/c_string.h"
-#include "io/internal/io_handle.h"
 #include "io/internal/reaper.h"
 #include "io/internal/socket.h"
 #include "io/wait.h"
@@ -38,10 +37,6 @@ class Process::Pipe final : public SocketStream {
     socket_.set_label(std::move(name));
   }
   ~Pipe() override { end_operations(); }
-  std::string describe() const override {
-    const internal::IoHandle* h = socket_.handle();
-    return h != nullptr ? h->describe() : "a closed pipe";
-  }
 };
 
 namespace {

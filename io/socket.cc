@@ -59,8 +59,10 @@ void Socket::check_open(const char* op) const {
     throw_closed(handle_.get(), op);
 }
 
+std::string Socket::describe() const { return handle_ ? handle_->describe() : "fd -1"; }
+
 void Socket::fail(int err, const char* op) const {
-  throw_io_error(err, std::string(op) + " " + (handle_ ? handle_->describe() : "fd -1"));
+  throw_io_error(err, std::string(op) + " " + describe());
 }
 
 // fail() for an operation that may have parked: names the fd from its

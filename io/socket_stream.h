@@ -28,8 +28,8 @@ class SocketStream : public Stream {
   void shutdown_write() final { socket_.shutdown_write(); }
   void close() noexcept final { socket_.close(); }
   bool is_open() const noexcept final { return socket_.is_open(); }
-  // "fd 7".
-  std::string describe() const override { return "fd " + std::to_string(fd()); }
+  // "fd 7" (a Process's pipe: "stdin of pid 7 (cat) (fd 7)").
+  std::string describe() const override { return socket_.describe(); }
 
   // The two ends of the connection.
   // Throws: std::system_error (getpeername/getsockname) naming the fd.

@@ -82,10 +82,10 @@ void forget_threads_after_fork() noexcept {
 // Registers the calling thread as fiberloop's for its lifetime.
 class OwnThread {
  public:
-  explicit OwnThread(bool runs_fibers) : tid_(::gettid()), runs_fibers_(runs_fibers) {
+  explicit OwnThread(bool runs_fibers) : tid_(::gettid()) {
     std::lock_guard lock(registry().mutex);
     registry().own.push_back(tid_);
-    if (runs_fibers_) registry().loops.push_back(tid_);
+    if (runs_fibers) registry().loops.push_back(tid_);
   }
   ~OwnThread() {
     std::lock_guard lock(registry().mutex);
@@ -100,7 +100,6 @@ class OwnThread {
 
  private:
   pid_t tid_;
-  bool runs_fibers_;
 };
 
 }  // namespace

@@ -67,6 +67,9 @@ class Socket {
   // open, and no operation under way.
   void set_label(std::string label) noexcept;
 
+  // For errors: "fd 7", or its handle's label with the fd ("stdin of pid 7
+  // (cat) (fd 7)"); "fd -1" once moved from.
+  std::string describe() const;
   // Throws std::system_error (EBADF) naming `op` unless open.
   void check_open(const char* op) const;
   // The fd's state (null once moved from): for a protocol layered on the
