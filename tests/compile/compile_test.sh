@@ -18,7 +18,7 @@ failures=0
 for snippet in "$root"/tests/compile/*.cc; do
   name="$(basename "$snippet")"
   expect="$(sed -n '1s|^// expect: ||p' "$snippet")"
-  std="$(sed -n 's|^// std: ||p' "$snippet" | head -1)"
+  std="$(sed -n 's|^// std: ||p;T;q' "$snippet")"
   std="${std:-c++20}"
   out="$tmp/$name.out"
   if "$cxx" -std="$std" -fsyntax-only -Wall -Wextra -Werror -I"$root" "$snippet" >"$out" 2>&1; then
@@ -27,8 +27,11 @@ for snippet in "$root"/tests/compile/*.cc; do
     status=failed
   fi
   errors="$(grep -E '(error|fatal error):' "$out" || true)"
-  first="$(printf '%s\n' "$errors" | head -1)"
-  count="$(printf '%s' "$errors" | grep -c . || true)"
+  # No pipeline into head here: under pipefail, a writer cut off by a reader
+  # that has seen enough dies of SIGPIPE and set -e ends the script silently
+  # (it did, on a loaded CI machine).
+  first="${errors%%$'\n'*}"
+  count="$(grep -c . <<<"$errors" || true)"
   verdict=""
   case "$expect" in
     ok)

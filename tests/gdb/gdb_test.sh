@@ -44,7 +44,9 @@ target_abs="$PWD/$target"
 script_abs="$PWD/$script"
 mkdir -p "$tmp/cores"
 (cd "$tmp/cores" && ulimit -c unlimited && "$target_abs" --abort) >/dev/null 2>&1 || true
-core="$(ls "$tmp"/cores/core* 2>/dev/null | head -n 1 || true)"
+cores=("$tmp"/cores/core*)
+core=""
+[ -e "${cores[0]}" ] && core="${cores[0]}"
 if [ -n "$core" ]; then
   post="$tmp/core.txt"
   gdb -nx -batch -ex "source $script_abs" -ex "fiberloop fibers" -ex "fiberloop bt 2" \
