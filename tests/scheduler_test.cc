@@ -4,7 +4,6 @@
 
 #include <mutex>
 #include <optional>
-#include <regex>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -238,11 +237,14 @@ TEST(Dump, NamesEveryFiberItsStateAndWhatItWaitsOn) {
   ::close(pipe_fds[1]);
   const std::string text = out.str();
   EXPECT_NE(text.find("fibers alive"), std::string::npos) << text;
-  std::smatch m;
-  ASSERT_TRUE(
-      std::regex_search(text, m, std::regex("'locker' parked (\\d+) ms: waiting on a Mutex")))
-      << text;
-  EXPECT_GE(std::stoi(m[1]), 250) << text;
+  // "'locker' parked <N> ms: waiting on a Mutex", N at least the 250 ms slept.
+  const std::string locker = "'locker' parked ";
+  const auto at = text.find(locker);
+  ASSERT_NE(at, std::string::npos) << text;
+  std::size_t digits = 0;
+  const int parked_ms = std::stoi(text.substr(at + locker.size()), &digits);
+  EXPECT_EQ(text.compare(at + locker.size() + digits, 23, " ms: waiting on a Mutex"), 0) << text;
+  EXPECT_GE(parked_ms, 250) << text;
   EXPECT_NE(text.find("'sleeper' parked "), std::string::npos) << text;
   EXPECT_NE(text.find("sleeping, 60 min to go"), std::string::npos) << text;
   EXPECT_NE(text.find("reading fd " + std::to_string(pipe_fds[0])), std::string::npos) << text;

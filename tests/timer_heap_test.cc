@@ -137,7 +137,9 @@ TEST(TimerHeap, InterleavedOperationsMatchAnOrderedSet) {
       newest.erase(std::find(newest.begin(), newest.end(), tag));
     }
     ASSERT_EQ(heap.size(), model.size());
-    if (!model.empty()) ASSERT_EQ(heap.next_deadline(), at(model.begin()->first));
+    if (!model.empty()) {
+      ASSERT_EQ(heap.next_deadline(), at(model.begin()->first));
+    }
   }
 }
 
