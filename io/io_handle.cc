@@ -195,9 +195,11 @@ IoHandle::Owner IoHandle::owner() const noexcept {
   for (;;) {
     const std::uint32_t version = version_.load(std::memory_order_acquire);
     if (version % 2 == 0) {
-      const Owner o{loop_.load(std::memory_order_relaxed),
-                    loop_serial_.load(std::memory_order_relaxed), version};
-      std::atomic_thread_fence(std::memory_order_acquire);
+      // (Acquire loads, not a fence, so TSan sees the order: a half the
+      // writer stored after its odd version makes the re-read below see
+      // that version or a later one.)
+      const Owner o{loop_.load(std::memory_order_acquire),
+                    loop_serial_.load(std::memory_order_acquire), version};
       if (version_.load(std::memory_order_relaxed) == version) return o;
     }
     std::this_thread::yield();  // a hand-over is writing the pair: two stores
@@ -213,10 +215,10 @@ bool IoHandle::hand_to(const Owner& seen, Scheduler& to) noexcept {
   if (!version_.compare_exchange_strong(version, version + 1, std::memory_order_acquire)) {
     return false;
   }
-  // (The odd version before the pair: a reader that sees a new half sees it.)
-  std::atomic_thread_fence(std::memory_order_release);
+  // (Release stores of the pair, after the odd version: a reader that sees
+  // a new half sees that version.)
   arriving_.store(true, std::memory_order_relaxed);  // until take_here() registers it
-  loop_serial_.store(to.serial(), std::memory_order_relaxed);
+  loop_serial_.store(to.serial(), std::memory_order_release);
   loop_.store(&to, std::memory_order_release);  // (after arriving_: see loop())
   version_.store(version + 2, std::memory_order_release);
   return true;
@@ -227,9 +229,8 @@ IoHandle::OrphanClose IoHandle::claim_orphan_for_close(const Owner& seen) noexce
   if (!version_.compare_exchange_strong(version, version + 1, std::memory_order_acquire)) {
     return OrphanClose::kRaced;
   }
-  std::atomic_thread_fence(std::memory_order_release);
   const bool first = !closing_.exchange(true, std::memory_order_seq_cst);
-  if (first) loop_.store(nullptr, std::memory_order_relaxed);
+  if (first) loop_.store(nullptr, std::memory_order_release);  // (as in hand_to)
   version_.store(version + 2, std::memory_order_release);
   return first ? OrphanClose::kClaimed : OrphanClose::kAlreadyClosing;
 }

@@ -3,8 +3,15 @@
 // TCP pair on loopback, and readers that report how they ended.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "fiberloop.h"
@@ -16,6 +23,58 @@ inline GroupOptions unpinned(std::size_t loops) {
   options.loops = loops;
   options.pin_threads = false;
   return options;
+}
+
+// Returns once loop `index` of `group` has a fiber parked on an fd (a read
+// that found nothing and waits), checking every 100 us from a fiber of the
+// group; throws std::runtime_error after 10 s. "The reader on the other
+// loop is parked" without a sleep: a loaded machine outlasts any sleep, and
+// the reader then starts after what the test meant to do during its read.
+inline void await_fd_waiter(LoopGroup& group, std::size_t index) {
+  const TimePoint give_up = Clock::now() + std::chrono::seconds(10);
+  while (group.stats_per_loop().at(index).fd_waiters == 0) {
+    if (Clock::now() > give_up) {
+      throw std::runtime_error("loop " + std::to_string(index) +
+                               " has no fiber parked on an fd after 10 s");
+    }
+    this_fiber::sleep_for(std::chrono::microseconds(100));
+  }
+}
+
+// Blocks the calling thread (a loop's thread too: its loop serves nothing
+// meanwhile) until loop `index` of `group` has a fiber parked on what its
+// Loop::dump() line names `waiting` ("parked" for a call to another loop,
+// such as a stream's hand-over), asking that loop for its dump every
+// 100 us; throws std::runtime_error after 10 s.
+inline void block_until_parked(LoopGroup& group, std::size_t index, const std::string& waiting) {
+  struct Answer {
+    std::atomic<bool> in{false};
+    std::string dump;
+  };
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    auto answer = std::make_shared<Answer>();  // (outlives a wait given up)
+    group.loop(index).call_soon_threadsafe([answer] {
+      std::ostringstream out;
+      Loop::current()->dump(out);
+      answer->dump = out.str();
+      answer->in.store(true, std::memory_order_release);
+    });
+    while (!answer->in.load(std::memory_order_acquire)) {
+      if (std::chrono::steady_clock::now() > give_up) {
+        throw std::runtime_error("loop " + std::to_string(index) + " did not answer in 10 s");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    if (answer->dump.find(" parked ") != std::string::npos &&
+        answer->dump.find(": " + waiting) != std::string::npos) {
+      return;
+    }
+    if (std::chrono::steady_clock::now() > give_up) {
+      throw std::runtime_error("loop " + std::to_string(index) + " has no fiber " + waiting +
+                               " after 10 s:\n" + answer->dump);
+    }
+  }
 }
 
 // {the accepted end, the connecting end}, on the calling fiber's loop.

@@ -23,6 +23,7 @@ namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::await_fd_waiter;
 using testing::connected_pair;
 using testing::open_fds;
 using testing::unpinned;
@@ -359,14 +360,11 @@ TEST(Group, ASecondReaderOnAnotherLoopIsRefusedAndDeadlinesStillReachTheFirst) {
   LoopGroup group(unpinned(2));
   group.run([&] {
     auto [server, client] = connected_pair();
-    std::atomic<bool> reading{false};
     auto first = group.spawn_on(1, [&]() -> std::string {
       char buf[8];
-      reading = true;
       return std::string(buf, server.read(buf));
     });
-    while (!reading) this_fiber::yield();
-    this_fiber::sleep_for(5ms);  // parked in its read
+    await_fd_waiter(group, 1);  // parked in its read
     char buf[8];
     try {
       (void)server.read(buf);

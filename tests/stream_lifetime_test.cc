@@ -21,6 +21,8 @@ namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::await_fd_waiter;
+using testing::block_until_parked;
 using testing::connected_pair;
 using testing::read_errno;
 using testing::ReadsWhenDestroyed;
@@ -36,13 +38,10 @@ TEST(StreamLifetime, AStreamDestroyedWhileAnotherLoopReadsItWakesTheReader) {
     for (int round = 0; round < 50; ++round) {
       auto [server, client] = connected_pair();
       auto stream = std::make_unique<TcpStream>(std::move(server));
-      std::atomic<bool> reading{false};
       auto reader = group.spawn_on(1, [&, &s = *stream] {
-        reading = true;
         return read_errno(s);  // moves it to loop 1, and parks
       });
-      while (!reading) this_fiber::yield();
-      this_fiber::sleep_for(1ms);  // parked in its read
+      await_fd_waiter(group, 1);  // parked in its read
       stream.reset();
       EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF) << "round " << round;
     }
@@ -59,14 +58,10 @@ TEST(StreamLifetime, AStreamDestroyedWhileItsHandOverIsQueuedWakesTheReader) {
     for (int round = 0; round < 20; ++round) {
       auto [server, client] = connected_pair();
       auto stream = std::make_unique<TcpStream>(std::move(server));
-      std::atomic<bool> reading{false};
-      auto reader = group.spawn_on(1, [&, &s = *stream] {
-        reading = true;
-        return read_errno(s);
-      });
-      // Loop 0's thread does not serve its queue until the stream is gone.
-      while (!reading) std::this_thread::yield();
-      std::this_thread::sleep_for(2ms);  // (the reader's request is in by now)
+      auto reader = group.spawn_on(1, [&, &s = *stream] { return read_errno(s); });
+      // Loop 0's thread does not serve its queue until the stream is gone:
+      // the reader stays parked in its request for the hand-over.
+      block_until_parked(group, 1, "parked");
       stream.reset();
       EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF) << "round " << round;
     }
@@ -80,13 +75,8 @@ TEST(StreamLifetime, AStreamDestroyedOnAPlainThreadWakesAReaderOfALoop) {
     for (int round = 0; round < 20; ++round) {
       auto [server, client] = connected_pair();
       auto stream = std::make_unique<TcpStream>(std::move(server));
-      std::atomic<bool> reading{false};
-      auto reader = group.spawn_on(1, [&, &s = *stream] {
-        reading = true;
-        return read_errno(s);
-      });
-      while (!reading) this_fiber::yield();
-      this_fiber::sleep_for(1ms);
+      auto reader = group.spawn_on(1, [&, &s = *stream] { return read_errno(s); });
+      await_fd_waiter(group, 1);  // parked in its read
       run_blocking([&] { stream.reset(); });
       EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF) << "round " << round;
     }
@@ -102,13 +92,10 @@ TEST(StreamLifetime, AStreamAssignedToWhileAnotherLoopReadsItReadsAgain) {
   group.run([&] {
     auto [server, client] = connected_pair();
     auto [other_server, other_client] = connected_pair();
-    std::atomic<bool> reading{false};
-    auto reader = group.spawn_on(1, [&] {
-      reading = true;
-      return read_errno(server);
-    });
-    while (!reading) this_fiber::yield();
-    this_fiber::sleep_for(1ms);
+    auto reader = group.spawn_on(1, [&] { return read_errno(server); });
+    // (Parked in its read of the first stream: started later, it would read
+    // the stream assigned below and wait for ever.)
+    await_fd_waiter(group, 1);
     server = std::move(other_server);
     other_client.write_all("y");
     char buf[8];

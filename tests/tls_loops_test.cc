@@ -24,6 +24,7 @@ namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::await_fd_waiter;
 using testing::read_errno;
 using testing::ReadsWhenDestroyed;
 using testing::unpinned;
@@ -108,13 +109,8 @@ TEST(TlsLoops, ATlsStreamDestroyedWhileAnotherLoopReadsItWakesTheReader) {
   group.run([&] {
     for (int round = 0; round < 10; ++round) {
       auto [client, server] = tls_pair(certs);
-      std::atomic<bool> reading{false};
-      auto reader = group.spawn_on(1, [&, &c = *client] {
-        reading = true;
-        return read_errno(c);
-      });
-      while (!reading) this_fiber::yield();
-      this_fiber::sleep_for(2ms);  // parked in its read on loop 1
+      auto reader = group.spawn_on(1, [&, &c = *client] { return read_errno(c); });
+      await_fd_waiter(group, 1);  // parked in its read on loop 1
       client.reset();
       EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF) << "round " << round;
     }
