@@ -1,9 +1,11 @@
 // The stall detector (LoopOptions::stall_threshold) and Loop::dump_on_signal.
 // Both print to stderr, which the tests capture.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <csignal>
+#include <cstddef>
 #include <cstdlib>
 #include <string>
 #include <system_error>
@@ -11,11 +13,18 @@
 
 #include "tests/loop_fixture.h"
 
-// Runs for `d` without yielding. External and noinline, so that it shows
-// by name in backtraces (the test links with -rdynamic).
-[[gnu::noinline]] void spin_without_yielding(fiberloop::Duration d) {
-  const fiberloop::TimePoint until = fiberloop::Clock::now() + d;
-  while (fiberloop::Clock::now() < until) {
+// Runs without yielding until the test's captured stderr (CaptureStderr
+// puts a file on fd 2) says `until_said`, for 10 s at most: the stall
+// detector has then reported, however late a loaded machine ran its thread.
+// External and noinline, so that it shows by name in the backtrace the
+// report takes while it runs (the test links with -rdynamic).
+[[gnu::noinline]] void spin_without_yielding(const char* until_said) {
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  std::string said;
+  char buf[4096];
+  while (said.find(until_said) == std::string::npos && std::chrono::steady_clock::now() < give_up) {
+    const ssize_t n = ::pread(STDERR_FILENO, buf, sizeof buf, static_cast<off_t>(said.size()));
+    if (n > 0) said.append(buf, static_cast<std::size_t>(n));
   }
 }
 
@@ -36,7 +45,7 @@ TEST(StallDetector, ReportsAFiberThatRunsWithoutYieldingWhileItRuns) {
     Loop loop(with_stall_threshold(50ms));
     SpawnOptions o;
     o.name = "spinner";
-    loop.spawn(o, [] { spin_without_yielding(400ms); }).detach();
+    loop.spawn(o, [] { spin_without_yielding("spin_without_yielding"); }).detach();
     loop.run();
   }
   const std::string err = ::testing::internal::GetCapturedStderr();
@@ -62,7 +71,7 @@ TEST(StallDetector, WatchesEveryLoopOfAGroup) {
     group.run([&group] {
       SpawnOptions o;
       o.name = "group-spinner";
-      group.spawn_on(1, o, [] { spin_without_yielding(400ms); }).join();
+      group.spawn_on(1, o, [] { spin_without_yielding("spin_without_yielding"); }).join();
     });
   }
   const std::string err = ::testing::internal::GetCapturedStderr();
@@ -75,25 +84,27 @@ TEST(StallDetector, ReportsACallback) {
   ::testing::internal::CaptureStderr();
   {
     Loop loop(with_stall_threshold(50ms));
-    loop.call_soon([] { spin_without_yielding(300ms); });
+    loop.call_soon([] { spin_without_yielding("stall: a loop callback"); });
     loop.run();
   }
   const std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_NE(err.find("fiberloop: stall: a loop callback"), std::string::npos) << err;
 }
 
+// (A threshold no pause of a loaded machine's scheduler reaches: a thread
+// held off the CPU that long would look stalled.)
 TEST(StallDetector, QuietForIdleLoopsAndFibersThatYield) {
   ::testing::internal::CaptureStderr();
   {
-    Loop loop(with_stall_threshold(50ms));
-    loop.spawn([] { this_fiber::sleep_for(300ms); }).detach();  // idle in epoll
+    Loop loop(with_stall_threshold(500ms));
+    loop.spawn([] { this_fiber::sleep_for(700ms); }).detach();  // idle in epoll
     loop.spawn([] {                                             // busy, but yielding
-          const TimePoint until = Clock::now() + 300ms;
+          const TimePoint until = Clock::now() + 700ms;
           while (Clock::now() < until) this_fiber::yield();
         })
         .detach();
     loop.run();
-    std::this_thread::sleep_for(200ms);  // not in run(): not a stall either
+    std::this_thread::sleep_for(700ms);  // not in run(): not a stall either
   }
   const std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_EQ(err.find("stall"), std::string::npos) << err;
@@ -104,7 +115,7 @@ TEST(StallDetector, TheEnvironmentTurnsItOnAndABadValueIsNamed) {
   ::testing::internal::CaptureStderr();
   {
     Loop loop;
-    loop.call_soon([] { spin_without_yielding(300ms); });
+    loop.call_soon([] { spin_without_yielding("stall: a loop callback"); });
     loop.run();
   }
   ::setenv("FIBERLOOP_STALL_THRESHOLD_MS", "fifty", 1);

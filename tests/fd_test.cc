@@ -3,10 +3,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include "tests/loop_fixture.h"
@@ -219,9 +222,10 @@ TEST(FdCallbacksAtShutdown, AreDroppedNotPolledForTheGrace) {
   ASSERT_EQ(::pipe2(idle, O_CLOEXEC), 0);
   ASSERT_EQ(::write(ready[1], "x", 1), 1);
   int calls = 0;
-  const TimePoint start = Clock::now();
+  std::vector<Duration> closings;
   for (int i = 0; i < 10; ++i) {
-    Loop loop;
+    std::optional<Loop> loop_storage(std::in_place);
+    Loop& loop = *loop_storage;
     loop.add_reader(ready[0], [&] { ++calls; });
     loop.add_reader(idle[0], [&] { ++calls; });
     loop.spawn([&] {
@@ -235,9 +239,15 @@ TEST(FdCallbacksAtShutdown, AreDroppedNotPolledForTheGrace) {
     });
     loop.call_soon([&] { loop.stop(); });
     loop.run();
+    const TimePoint start = Clock::now();
+    loop_storage.reset();
+    closings.push_back(Clock::now() - start);
   }
-  const double took = std::chrono::duration<double>(Clock::now() - start).count();
-  EXPECT_LT(took, 1.0) << "the closings waited for the fd callbacks";
+  // The median closing, which one slow pause of a loaded machine does not
+  // move: each took the whole grace before.
+  std::sort(closings.begin(), closings.end());
+  EXPECT_LT(closings[closings.size() / 2], std::chrono::milliseconds(50))
+      << "the closings waited for the fd callbacks";
   EXPECT_EQ(calls, 10);                       // the ready fd's, in each run() before the close
   EXPECT_NE(::fcntl(ready[0], F_GETFD), -1);  // the fds stay the caller's
   for (int fd : {ready[0], ready[1], idle[0], idle[1]}) ::close(fd);

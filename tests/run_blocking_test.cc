@@ -3,6 +3,7 @@
 // the job runs on, and nothing of the job outlives the hand-off.
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -19,15 +20,19 @@ Duration elapsed_since(TimePoint start) { return Clock::now() - start; }
 
 TEST_F(RunBlocking, RunBlockingKeepsOtherFibersRunning) {
   std::string trace;
+  std::atomic<bool> ticked{false};
   run([&] {
     auto ticker = spawn([&] {
       for (int i = 0; i < 3; ++i) {
         this_fiber::sleep_for(10ms);
         trace += "t";
       }
+      ticked = true;
     });
-    int v = run_blocking([] {
-      std::this_thread::sleep_for(200ms);  // really blocks a thread
+    int v = run_blocking([&ticked] {
+      // Really blocks a thread, until the fiber has ticked three times (10 s
+      // at most): the loop ran it meanwhile.
+      for (int i = 0; i < 10'000 && !ticked; ++i) std::this_thread::sleep_for(1ms);
       return 42;
     });
     trace += std::to_string(v);
@@ -118,10 +123,20 @@ TEST_F(RunBlocking, RunBlockingSurvivesCancellation) {
 }
 
 TEST_F(RunBlocking, RunBlockingWithTimeout) {
-  run([] {
-    EXPECT_THROW(
-        with_timeout(20ms, [] { run_blocking([] { std::this_thread::sleep_for(200ms); }); }),
-        TimeoutError);
+  // The job runs until the timeout has been seen (10 s at most): it cannot
+  // finish first however late the loop's thread gets the CPU.
+  auto timed_out = std::make_shared<std::atomic<bool>>(false);
+  run([&] {
+    EXPECT_THROW(with_timeout(20ms,
+                              [&] {
+                                run_blocking([timed_out] {
+                                  for (int i = 0; i < 10'000 && !*timed_out; ++i) {
+                                    std::this_thread::sleep_for(1ms);
+                                  }
+                                });
+                              }),
+                 TimeoutError);
+    *timed_out = true;
   });
 }
 

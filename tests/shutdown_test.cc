@@ -314,6 +314,37 @@ TEST(ShutdownRun, RunMainEndsBoundedWithAStubbornFiberLeftBehind) {
   EXPECT_NE(err.find("abandoned 1 fiber"), std::string::npos) << err;
 }
 
+// The thread of this process blocked in system call `nr` now, if any (0:
+// none). A running thread's "syscall" file says "running".
+pid_t thread_blocked_in(long nr) {
+  std::error_code failed;  // (a thread may end while we look)
+  for (std::filesystem::directory_iterator task("/proc/self/task", failed), end;
+       !failed && task != end; task.increment(failed)) {
+    std::ifstream in(task->path() / "syscall");
+    long n = -1;
+    if (in >> n && n == nr) return static_cast<pid_t>(std::stol(task->path().filename()));
+  }
+  return 0;
+}
+
+bool a_thread_blocks_in(long nr) { return thread_blocked_in(nr) != 0; }
+
+// Whether thread `tid` of this process is blocked in system call `nr` now.
+bool blocks_in(pid_t tid, long nr) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
+  long n = -1;
+  return in >> n && n == nr;
+}
+
+// Runs `loop` until a thread blocks in system call `nr` (10 s at most).
+void run_until_a_thread_blocks_in(Loop& loop, long nr) {
+  loop.spawn([&loop, nr] {
+    for (int i = 0; i < 10'000 && !a_thread_blocks_in(nr); ++i) this_fiber::sleep_for(1ms);
+    loop.stop();
+  });
+  loop.run();
+}
+
 // A file operation waits for its worker whatever interrupts it (the worker
 // may be using the caller's buffer). One still queued when the loop closes
 // never runs: the closing loop drops it and the fiber is cancelled like any
@@ -337,6 +368,8 @@ TEST(Shutdown, AFileOperationQueuedBehindABusyWorkerIsCancelledNotAbandoned) {
             });
           });
           this_fiber::yield();  // its job is queued first
+          // The loop stops once the fiber has parked in size() below.
+          loop.call_soon([&loop] { loop.stop(); });
           try {
             (void)file.size();  // queued behind it
             outcome = "returned";
@@ -345,7 +378,6 @@ TEST(Shutdown, AFileOperationQueuedBehindABusyWorkerIsCancelledNotAbandoned) {
           }
           gate = true;
         });
-        loop.call_later(50ms, [&loop] { loop.stop(); });
         loop.run();
       },
       LoopOptions{.blocking_threads = 1});
@@ -375,39 +407,21 @@ TEST(Shutdown, AFileOperationWhoseJobRanIsCompletedThenCancelledNotAbandoned) {
         outcome += ", cancelled";
       }
     });
-    loop.call_later(20ms, [&loop] { loop.stop(); });
-    loop.run();
+    run_until_a_thread_blocks_in(loop, SYS_openat);
+    const pid_t worker = thread_blocked_in(SYS_openat);
     // The loop is not running: the open finishes now, and its completion
-    // waits in the loop's queue when the shutdown begins.
+    // waits in the loop's queue when the shutdown begins (the worker has
+    // posted it once it waits for its next job; 10 s at most).
     writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
-    std::this_thread::sleep_for(100ms);
+    for (int i = 0; i < 10'000 && !blocks_in(worker, SYS_futex); ++i) {
+      std::this_thread::sleep_for(1ms);
+    }
   });
   ::close(writer);
   ::unlink(fifo.c_str());
   ::rmdir(dir);
   EXPECT_EQ(outcome, "opened, cancelled");
   EXPECT_EQ(err.find("abandoned"), std::string::npos) << err;
-}
-
-// Whether a thread of this process is blocked in system call `nr` now.
-bool a_thread_blocks_in(long nr) {
-  std::error_code failed;  // (a thread may end while we look)
-  for (std::filesystem::directory_iterator task("/proc/self/task", failed), end;
-       !failed && task != end; task.increment(failed)) {
-    std::ifstream in(task->path() / "syscall");
-    long n = -1;
-    if (in >> n && n == nr) return true;  // (a running thread says "running")
-  }
-  return false;
-}
-
-// Runs `loop` until a thread blocks in system call `nr` (10 s at most).
-void run_until_a_thread_blocks_in(Loop& loop, long nr) {
-  loop.spawn([&loop, nr] {
-    for (int i = 0; i < 10'000 && !a_thread_blocks_in(nr); ++i) this_fiber::sleep_for(1ms);
-    loop.stop();
-  });
-  loop.run();
 }
 
 // A worker job that never ends (an open() of a FIFO without its other end)

@@ -238,14 +238,15 @@ TEST_F(Streams, MovingADeadlineAppliesToAParkedOperation) {
     EXPECT_THROW(reader.join(), TimeoutError);
     EXPECT_LT(Clock::now() - start, 5s);
     // Cleared while parked: it waits on and gets the data.
-    b.set_read_deadline(Clock::now() + 30ms);
+    // (A deadline a loaded machine's pause cannot pass before it is cleared.)
+    b.set_read_deadline(Clock::now() + 200ms);
     auto patient = spawn([&b] {
       char buf[4];
       return b.read(buf);
     });
-    this_fiber::sleep_for(5ms);
+    this_fiber::yield();  // it parks in its read
     b.set_read_deadline(TimePoint::max());
-    this_fiber::sleep_for(60ms);  // past the old deadline
+    this_fiber::sleep_for(250ms);  // past the old deadline
     a.write_all("x");
     EXPECT_EQ(patient.join(), 1u);
   });
