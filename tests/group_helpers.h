@@ -47,6 +47,21 @@ inline void await_fd_waiter(LoopGroup& group, std::size_t index) {
 // such as a stream's hand-over), asking that loop for its dump every
 // 100 us; throws std::runtime_error after 10 s.
 inline void block_until_parked(LoopGroup& group, std::size_t index, const std::string& waiting) {
+  if (Loop::current() == &group.loop(index)) {
+    throw std::logic_error("block_until_parked: loop " + std::to_string(index) +
+                           " is the caller's own, which cannot answer while it blocks");
+  }
+  // One line of the dump: "fiber N parked <time>: <waiting> ...".
+  const auto names = [&waiting](const std::string& dump) {
+    std::istringstream lines(dump);
+    for (std::string line; std::getline(lines, line);) {
+      const auto parked = line.find(" parked ");
+      if (parked != std::string::npos && line.find(": " + waiting, parked) != std::string::npos) {
+        return true;
+      }
+    }
+    return false;
+  };
   struct Answer {
     std::atomic<bool> in{false};
     std::string dump;
@@ -66,10 +81,7 @@ inline void block_until_parked(LoopGroup& group, std::size_t index, const std::s
       }
       std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
-    if (answer->dump.find(" parked ") != std::string::npos &&
-        answer->dump.find(": " + waiting) != std::string::npos) {
-      return;
-    }
+    if (names(answer->dump)) return;
     if (std::chrono::steady_clock::now() > give_up) {
       throw std::runtime_error("loop " + std::to_string(index) + " has no fiber " + waiting +
                                " after 10 s:\n" + answer->dump);

@@ -409,6 +409,7 @@ TEST(Shutdown, AFileOperationWhoseJobRanIsCompletedThenCancelledNotAbandoned) {
     });
     run_until_a_thread_blocks_in(loop, SYS_openat);
     const pid_t worker = thread_blocked_in(SYS_openat);
+    ASSERT_NE(worker, 0) << "no worker thread blocked in open(2) after 10 s";
     // The loop is not running: the open finishes now, and its completion
     // waits in the loop's queue when the shutdown begins (the worker has
     // posted it once it waits for its next job; 10 s at most).

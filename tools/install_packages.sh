@@ -8,7 +8,8 @@ set -euo pipefail
 missing=()
 for p in "$@"; do
   status="$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)"
-  [ "$status" = "install ok installed" ] || missing+=("$p")
+  # (A package of two architectures says it twice, run together.)
+  [[ "$status" == *"install ok installed"* ]] || missing+=("$p")
 done
 ((${#missing[@]})) || exit 0
 

@@ -317,8 +317,9 @@ class IoHandle : public ReadinessTarget {
   OrphanClose claim_orphan_for_close(const Owner& seen) noexcept;
 
   // The loop the fd is registered with, and its serial (a later loop may
-  // take its address). Written by hand_to() under version_ (odd while it
-  // writes), read by any thread (on_this_loop, owner()).
+  // take its address). Written by hand_to() and claim_orphan_for_close()
+  // under version_ (odd while they write), read by any thread
+  // (on_this_loop, owner()).
   std::atomic<Scheduler*> loop_;
   std::atomic<std::uint64_t> loop_serial_;
   std::atomic<std::uint32_t> version_{0};
