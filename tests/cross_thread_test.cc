@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "fiberloop.h"
+#include "tests/group_helpers.h"
 #include "tests/race_rounds.h"
 
 namespace fiberloop {
@@ -23,6 +24,7 @@ namespace {
 using namespace std::chrono_literals;
 
 constexpr int kRounds = testing::kRaceRounds;
+using testing::block_until_parked;
 using testing::two_loops;
 
 // ---- each primitive across loops and threads ------------------------------
@@ -35,8 +37,8 @@ TEST(CrossThread, AnEventSetOnOneLoopWakesWaitersOnAnotherAndAPlainThread) {
     ev.wait();
     return 1;
   });
-  group.run([&ev] {
-    this_fiber::sleep_for(5ms);
+  group.run([&] {
+    block_until_parked(group, 1, "waiting on an Event");  // a waiter of another loop
     ev.set();
   });
   EXPECT_EQ(waiter.join(), 1);

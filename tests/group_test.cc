@@ -20,6 +20,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
+using testing::block_until_parked;
 using testing::unpinned;
 
 TEST(Group, DefaultSizeIsTheAffinityMask) {
@@ -83,8 +84,8 @@ TEST(Group, TaskFromAnotherLoopCanBeCancelledAndReportsDone) {
   group.run([&group] {
     auto sleeper = group.spawn_on(1, [] { this_fiber::sleep_for(1h); });
     EXPECT_FALSE(sleeper.done());
-    this_fiber::sleep_for(5ms);
-    sleeper.cancel();  // from loop 0, for a fiber of loop 1
+    block_until_parked(group, 1, "sleeping");  // started: the cancel interrupts its sleep
+    sleeper.cancel();                          // from loop 0, for a fiber of loop 1
     EXPECT_THROW(sleeper.join(), Cancelled);
     EXPECT_TRUE(sleeper.done());
   });
