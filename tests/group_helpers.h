@@ -45,7 +45,11 @@ inline void await_fd_waiter(LoopGroup& group, std::size_t index) {
 // meanwhile) until loop `index` of `group` has a fiber parked on what its
 // Loop::dump() line names `waiting` ("parked" for a call to another loop,
 // such as a stream's hand-over), asking that loop for its dump every
-// 100 us; throws std::runtime_error after 10 s.
+// 100 us; throws std::runtime_error after 10 s. Not for a wait that needs
+// the caller's loop on its way: a fiber of loop 1 waiting on an Event made
+// by loop 0 first asks loop 0 to share it, so it stays "parked" until the
+// 10 s run out (and a fiber still waiting then outlives the frames the
+// exception unwinds).
 inline void block_until_parked(LoopGroup& group, std::size_t index, const std::string& waiting) {
   if (Loop::current() == &group.loop(index)) {
     throw std::logic_error("block_until_parked: loop " + std::to_string(index) +
