@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/group_helpers.h"
 #include "tests/loop_fixture.h"
 
 namespace fiberloop {
@@ -20,6 +21,7 @@ using testing::LoopTest;
 using Acceptors = LoopTest;
 
 using testing::any_port;
+using testing::await_parked;
 
 // accept() on `listener`: 0 if it returned a connection, else the errno it
 // threw.
@@ -180,7 +182,8 @@ TEST(AcceptorsAcrossLoops, TwoFibersOfAnotherLoopTakeTurnsOnAListenerTheyMoved) 
     TcpListener listener = TcpListener::bind(any_port());
     auto first = group.spawn_on(1, [&] { return listener.accept().is_open(); });
     auto second = group.spawn_on(1, [&] { return listener.accept().is_open(); });
-    this_fiber::sleep_for(20ms);  // both are waiting on loop 1 by now
+    await_parked(group, 1, "reading fd");  // one waits in accept on loop 1,
+    await_parked(group, 1, "", 2);         // and the other for its turn there
     auto a = TcpStream::connect(listener.local_address());
     auto b = TcpStream::connect(listener.local_address());
     EXPECT_TRUE(with_timeout(5s, [&] { return first.join(); }));

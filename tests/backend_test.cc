@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "fiberloop.h"
+#include "tests/syscall_probe.h"
 
 namespace fiberloop {
 namespace {
@@ -308,16 +309,20 @@ TEST_P(EachBackend, WakesForPostsAndTimers) {
   Loop loop({.backend = GetParam()});
   std::atomic<bool> posted{false};
   std::optional<Loop::KeepAlive> keep(loop.keep_alive());
+  std::atomic<bool> slept{false};
+  const pid_t loop_thread = testing::this_tid();
   std::thread other([&] {
-    std::this_thread::sleep_for(20ms);
+    while (!slept.load()) std::this_thread::sleep_for(100us);
+    testing::await_loop_wait(loop_thread);  // with no deadline: nothing left but the keep-alive
     loop.call_soon_threadsafe([&] {
       posted = true;
       keep.reset();
     });
   });
-  auto sleeper = loop.spawn([] {
+  auto sleeper = loop.spawn([&slept] {
     const auto start = Clock::now();
     this_fiber::sleep_for(5ms);
+    slept = true;
     return Clock::now() - start;
   });
   loop.run();

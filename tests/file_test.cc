@@ -19,6 +19,7 @@
 #include "fiberloop.h"
 #include "io/internal/memory_limit.h"
 #include "tests/loop_fixture.h"
+#include "tests/syscall_probe.h"
 
 namespace fiberloop {
 namespace {
@@ -299,7 +300,7 @@ TEST_F(Files, AWriteFileOpenCancelledReturnsAtOnce) {
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   run([&] {
     auto writer = spawn([&] { write_file(fifo, "x"); });
-    this_fiber::sleep_for(10ms);
+    testing::await_a_thread_blocked_in(SYS_openat);  // its worker waits in open
     writer.cancel();
     // While the worker still waits (bounded, should the open ignore the cancel).
     EXPECT_THROW(with_timeout(10s, [&] { writer.join(); }), Cancelled);
@@ -315,7 +316,7 @@ TEST_F(Files, AnOpenCancelledReturnsAtOnce) {
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   run([&] {
     auto reader = spawn([&] { return File::open(fifo, O_RDONLY); });
-    this_fiber::sleep_for(10ms);
+    testing::await_a_thread_blocked_in(SYS_openat);  // its worker waits in open
     reader.cancel();
     EXPECT_THROW(reader.join(), Cancelled);  // while the worker still waits
     EXPECT_THROW(with_timeout(10ms, [&] { File::open(fifo, O_RDONLY); }), TimeoutError);
@@ -329,7 +330,7 @@ TEST_F(Files, ReadFileCancelledReturnsAtOnce) {
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   run([&] {
     auto reader = spawn([&] { return read_file(fifo); });
-    this_fiber::sleep_for(10ms);
+    testing::await_a_thread_blocked_in(SYS_openat);  // its worker waits in open
     reader.cancel();
     EXPECT_THROW(reader.join(), Cancelled);  // while the worker still waits
     File w = File::open(fifo, O_WRONLY);     // lets it finish; its result is dropped

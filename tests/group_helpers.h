@@ -41,31 +41,27 @@ inline void await_fd_waiter(LoopGroup& group, std::size_t index) {
   }
 }
 
-// Blocks the calling thread (a loop's thread too: its loop serves nothing
-// meanwhile) until loop `index` of `group` has a fiber parked on what its
-// Loop::dump() line names `waiting` ("parked" for a call to another loop,
-// such as a stream's hand-over), asking that loop for its dump every
-// 100 us; throws std::runtime_error after 10 s. Not for a wait that needs
-// the caller's loop on its way: a fiber of loop 1 waiting on an Event made
-// by loop 0 first asks loop 0 to share it, so it stays "parked" until the
-// 10 s run out (and a fiber still waiting then outlives the frames the
-// exception unwinds).
-inline void block_until_parked(LoopGroup& group, std::size_t index, const std::string& waiting) {
-  if (Loop::current() == &group.loop(index)) {
-    throw std::logic_error("block_until_parked: loop " + std::to_string(index) +
-                           " is the caller's own, which cannot answer while it blocks");
-  }
-  // One line of the dump: "fiber N parked <time>: <waiting> ...".
-  const auto names = [&waiting](const std::string& dump) {
-    std::istringstream lines(dump);
-    for (std::string line; std::getline(lines, line);) {
-      const auto parked = line.find(" parked ");
-      if (parked != std::string::npos && line.find(": " + waiting, parked) != std::string::npos) {
-        return true;
-      }
+// How many lines of a Loop::dump() show a fiber parked on `waiting` (the
+// start of what the line says it waits for; "" for anything): lines such as
+// "fiber N parked 3 ms: reading fd 9 ...".
+inline std::size_t count_parked(const std::string& dump, const std::string& waiting) {
+  std::istringstream lines(dump);
+  std::size_t count = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const auto parked = line.find(" parked ");
+    if (parked != std::string::npos && line.find(": " + waiting, parked) != std::string::npos) {
+      ++count;
     }
-    return false;
-  };
+  }
+  return count;
+}
+
+// Asks loop `index` of `group` for its dump every 100 us, pausing with
+// `pause(100us)` between asks, until it shows `count` fibers parked on
+// `waiting` (count_parked); throws std::runtime_error after 10 s.
+template <class Pause>
+void poll_parked(LoopGroup& group, std::size_t index, const std::string& waiting, std::size_t count,
+                 Pause pause) {
   struct Answer {
     std::atomic<bool> in{false};
     std::string dump;
@@ -83,14 +79,44 @@ inline void block_until_parked(LoopGroup& group, std::size_t index, const std::s
       if (std::chrono::steady_clock::now() > give_up) {
         throw std::runtime_error("loop " + std::to_string(index) + " did not answer in 10 s");
       }
-      std::this_thread::sleep_for(std::chrono::microseconds(100));
+      pause(std::chrono::microseconds(100));
     }
-    if (names(answer->dump)) return;
+    if (count_parked(answer->dump, waiting) >= count) return;
     if (std::chrono::steady_clock::now() > give_up) {
-      throw std::runtime_error("loop " + std::to_string(index) + " has no fiber " + waiting +
-                               " after 10 s:\n" + answer->dump);
+      throw std::runtime_error("loop " + std::to_string(index) + " has fewer than " +
+                               std::to_string(count) + " fibers parked on '" + waiting +
+                               "' after 10 s:\n" + answer->dump);
     }
+    pause(std::chrono::microseconds(100));
   }
+}
+
+// Blocks the calling thread (a loop's thread too: its loop serves nothing
+// meanwhile) until loop `index` of `group` has `count` fibers parked on
+// what their Loop::dump() line names `waiting` ("parked" for a call to
+// another loop, such as a stream's hand-over; "" for anything); throws
+// std::runtime_error after 10 s. Not for a wait that needs the caller's
+// loop on its way: a fiber of loop 1 waiting on an Event made by loop 0
+// first asks loop 0 to share it, so it stays "parked" until the 10 s run
+// out (and a fiber still waiting then outlives the frames the exception
+// unwinds). await_parked() is the form whose loop keeps serving.
+inline void block_until_parked(LoopGroup& group, std::size_t index, const std::string& waiting,
+                               std::size_t count = 1) {
+  if (Loop::current() == &group.loop(index)) {
+    throw std::logic_error("block_until_parked: loop " + std::to_string(index) +
+                           " is the caller's own, which cannot answer while it blocks");
+  }
+  poll_parked(group, index, waiting, count,
+              [](std::chrono::microseconds d) { std::this_thread::sleep_for(d); });
+}
+
+// As block_until_parked(), from a fiber of the group that sleeps between
+// asks, so that its loop goes on serving (the hand-overs and shared
+// primitives of the awaited fibers).
+inline void await_parked(LoopGroup& group, std::size_t index, const std::string& waiting,
+                         std::size_t count = 1) {
+  poll_parked(group, index, waiting, count,
+              [](std::chrono::microseconds d) { this_fiber::sleep_for(d); });
 }
 
 // {the accepted end, the connecting end}, on the calling fiber's loop.

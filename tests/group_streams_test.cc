@@ -24,6 +24,7 @@ namespace {
 
 using namespace std::chrono_literals;
 using testing::await_fd_waiter;
+using testing::block_until_parked;
 using testing::connected_pair;
 using testing::open_fds;
 using testing::unpinned;
@@ -42,7 +43,7 @@ TEST(Group, AStreamMovesToAFiberOfAnotherLoop) {
     });
     TcpStream client = TcpStream::connect(listener.local_address());
     handoff.send(listener.accept());
-    this_fiber::sleep_for(5ms);  // the server parks in read() first
+    await_fd_waiter(group, 1);  // the server parks in read() first
     client.write_all("ping");
     char back[16];
     const std::size_t n = client.read(back);
@@ -266,7 +267,8 @@ TEST(Group, AReaderAndAWriterMovingOneStreamTogetherBothGetIt) {
         server.write_all(big);  // more than the socket holds: it waits, and moves it
         return "wrote";
       });
-      std::this_thread::sleep_for(20ms);  // this loop's thread busy: both hand-overs queue here
+      // This loop's thread busy until both hand-overs wait on it.
+      block_until_parked(group, 1, "parked", 2);
       client.write_all("r");
       std::vector<char> buf(64 << 10);
       std::size_t got = 0;

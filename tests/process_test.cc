@@ -221,7 +221,9 @@ TEST_F(Processes, ADroppedProcessIsReapedNotLeftAZombie) {
     {
       auto p = Process::exec({"true"});
       exited_pid = p.pid();
-      this_fiber::sleep_for(50ms);  // it has exited: a zombie until reaped
+      // It has exited: a zombie until reaped.
+      for (int i = 0; i < 10'000 && proc_state(exited_pid) != 'Z'; ++i) this_fiber::sleep_for(1ms);
+      ASSERT_EQ(proc_state(exited_pid), 'Z');
     }
   });
   EXPECT_TRUE(reaped_soon(exited_pid)) << "state " << proc_state(exited_pid);

@@ -14,20 +14,22 @@
 
 #include <atomic>
 #include <chrono>
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
 
 #include "fiberloop.h"
 #include "tests/group_helpers.h"
+#include "tests/syscall_probe.h"
 
 namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::a_thread_blocks_in;
+using testing::blocks_in;
 using testing::ReadsWhenDestroyed;
+using testing::thread_blocked_in;
 
 double seconds_since(TimePoint start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -312,28 +314,6 @@ TEST(ShutdownRun, RunMainEndsBoundedWithAStubbornFiberLeftBehind) {
   const std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_LT(took, 1.5);
   EXPECT_NE(err.find("abandoned 1 fiber"), std::string::npos) << err;
-}
-
-// The thread of this process blocked in system call `nr` now, if any (0:
-// none). A running thread's "syscall" file says "running".
-pid_t thread_blocked_in(long nr) {
-  std::error_code failed;  // (a thread may end while we look)
-  for (std::filesystem::directory_iterator task("/proc/self/task", failed), end;
-       !failed && task != end; task.increment(failed)) {
-    std::ifstream in(task->path() / "syscall");
-    long n = -1;
-    if (in >> n && n == nr) return static_cast<pid_t>(std::stol(task->path().filename()));
-  }
-  return 0;
-}
-
-bool a_thread_blocks_in(long nr) { return thread_blocked_in(nr) != 0; }
-
-// Whether thread `tid` of this process is blocked in system call `nr` now.
-bool blocks_in(pid_t tid, long nr) {
-  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/syscall");
-  long n = -1;
-  return in >> n && n == nr;
 }
 
 // Runs `loop` until a thread blocks in system call `nr` (10 s at most).

@@ -141,7 +141,7 @@ TEST(StreamLifetime, ADeadlineReachesAReaderThatMovesBetweenLoops) {
         char buf[8];
         return std::string(buf, server.read(buf));
       });
-      this_fiber::sleep_for(1ms);
+      await_fd_waiter(group, on);  // parked in its read, on loop `on`
       client.write_all("x");
       EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), "x") << "round " << round;
     }
@@ -155,7 +155,7 @@ TEST(StreamLifetime, ADeadlineReachesAReaderThatMovesBetweenLoops) {
         return "timed out";
       }
     });
-    this_fiber::sleep_for(5ms);  // parked in its read on loop 2
+    await_fd_waiter(group, 2);  // parked in its read on loop 2
     server.set_read_deadline(Clock::now());
     EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), "timed out");
   });
@@ -237,6 +237,7 @@ TEST(StreamLifetime, AReadExactLetGoOfBetweenItsCallsMakesNoMore) {
 TEST(StreamLifetime, AJobClosingAStreamOfItsClosingLoopIsAnswered) {
   std::optional<std::pair<TcpStream, TcpStream>> pair;
   std::atomic<bool> started{false};
+  std::atomic<bool> stopped{false};
   std::atomic<bool> closed{false};
   auto ended = std::async(std::launch::async, [&] {
     Loop loop;
@@ -244,6 +245,7 @@ TEST(StreamLifetime, AJobClosingAStreamOfItsClosingLoopIsAnswered) {
       pair.emplace(connected_pair());
       run_blocking([&] {
         started = true;
+        while (!stopped) std::this_thread::sleep_for(100us);
         std::this_thread::sleep_for(300ms);  // past the shutdown's grace (100 ms)
         pair->first.close();
         closed = true;
@@ -252,6 +254,7 @@ TEST(StreamLifetime, AJobClosingAStreamOfItsClosingLoopIsAnswered) {
     loop.spawn([&] {
       while (!started) this_fiber::sleep_for(1ms);
       loop.stop();  // (a job not yet started would be dropped)
+      stopped = true;
     });
     loop.run();
   });  // the Loop's end cancels the fiber; the job runs on, and is waited for

@@ -17,6 +17,7 @@
 #include "loop/internal/format.h"
 #include "loop/internal/scheduler.h"
 #include "tests/loop_fixture.h"
+#include "tests/syscall_probe.h"
 
 namespace fiberloop {
 namespace {
@@ -395,8 +396,9 @@ TEST_F(Time, ASpinningFiberDoesNotStarveASleeper) {
 TEST_F(Time, CallSoonThreadsafeWakesABlockedLoop) {
   TimePoint posted, ran_at;
   auto sleeper = loop().spawn([] { this_fiber::sleep_for(10s); });
+  const pid_t loop_thread = testing::this_tid();
   std::thread poster([&] {
-    std::this_thread::sleep_for(50ms);
+    testing::await_loop_wait(loop_thread);
     posted = Clock::now();
     loop().call_soon_threadsafe([&] {
       ran_at = Clock::now();
@@ -411,8 +413,9 @@ TEST_F(Time, CallSoonThreadsafeWakesABlockedLoop) {
 
 TEST_F(Time, StopFromAnotherThreadWakesABlockedLoop) {
   loop().spawn([] { this_fiber::sleep_for(10s); });
+  const pid_t loop_thread = testing::this_tid();
   std::thread stopper([&] {
-    std::this_thread::sleep_for(50ms);
+    testing::await_loop_wait(loop_thread);
     loop().stop();
   });
   const TimePoint start = Clock::now();
@@ -459,12 +462,13 @@ TEST_F(Time, AFiberWaitingOnAnotherThreadNeedsAKeepAlive) {
 
   // With one, the loop blocks in epoll until the other thread's post arrives.
   auto keep = std::make_unique<Loop::KeepAlive>(loop().keep_alive());
+  const pid_t loop_thread = testing::this_tid();
   std::atomic<bool> posted{false};
   int v = run([&] {
     auto& core = *internal::Scheduler::current();
     auto* self = core.running();
     std::thread poster([&] {
-      std::this_thread::sleep_for(30ms);
+      testing::await_loop_wait(loop_thread);
       loop().call_soon_threadsafe([&] { core.wake(*self); });
       posted = true;
     });
@@ -477,7 +481,7 @@ TEST_F(Time, AFiberWaitingOnAnotherThreadNeedsAKeepAlive) {
   // Dropping the last KeepAlive on another thread wakes a run() that has
   // nothing else to do, and it returns.
   std::thread dropper([&] {
-    std::this_thread::sleep_for(30ms);
+    testing::await_loop_wait(loop_thread);
     keep.reset();
   });
   const TimePoint start = Clock::now();
