@@ -37,7 +37,7 @@ bool reaped(int pidfd, bool block = false) noexcept {
 // Reaps one child on a thread of its own: when the reaper has no thread.
 void reap_on_a_thread(int pidfd, int pid) noexcept {
   try {
-    start_own_thread("a child's reaper", [pidfd] {
+    start_own_thread("a child's reaper", "fl-reaper", [pidfd] {
       reaped(pidfd, /*block=*/true);
       ::close(pidfd);
     }).detach();
@@ -94,7 +94,7 @@ class Reaper {
       return;
     }
     try {
-      start_own_thread("the child reaper", [this] { run(); }).detach();
+      start_own_thread("the child reaper", "fl-reaper", [this] { run(); }).detach();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "fiberloop: %s (a thread per child instead)\n", e.what());
       ::close(std::exchange(wake_fd_, -1));

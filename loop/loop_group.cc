@@ -144,7 +144,8 @@ LoopGroup::LoopGroup(GroupOptions options) {
       loop.reset();
     };
     try {
-      m.thread = internal::start_own_thread("LoopGroup loop " + std::to_string(i), body,
+      m.thread = internal::start_own_thread("LoopGroup loop " + std::to_string(i),
+                                            "fl-loop-" + std::to_string(i), body,
                                             /*runs_fibers=*/true);
     } catch (...) {  // the threads not started count as closed, drained
       failed = std::current_exception();

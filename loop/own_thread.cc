@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "fiber/internal/check.h"
 #include "fiber/internal/context.h"  // FIBERLOOP_TSAN
 
 namespace fiberloop::internal {
@@ -104,8 +105,9 @@ class OwnThread {
 
 }  // namespace
 
-std::thread start_own_thread(const std::string& role, std::function<void()> body,
-                             bool runs_fibers) {
+std::thread start_own_thread(const std::string& role, const std::string& name,
+                             std::function<void()> body, bool runs_fibers) {
+  FIBERLOOP_CHECK(name.size() <= 15, "start_own_thread: a thread name has at most 15 characters");
   sigset_t all, old;
   sigfillset(&all);
   for (int fault : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&all, fault);
@@ -126,6 +128,7 @@ std::thread start_own_thread(const std::string& role, std::function<void()> body
     throw;
   }
   ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  ::pthread_setname_np(t.native_handle(), name.c_str());  // named once this returns
   return t;
 }
 

@@ -53,7 +53,7 @@ StallWatchdog::StallWatchdog(Diagnostics& diagnostics, Duration threshold)
   // in the signal handler.
   void* frames[4];
   ::backtrace(frames, 4);
-  thread_ = start_own_thread("the stall watchdog", [this] { watch(); });
+  thread_ = start_own_thread("the stall watchdog", "fl-stall-watch", [this] { watch(); });
 }
 
 StallWatchdog::~StallWatchdog() {

@@ -40,8 +40,9 @@ void ThreadPool::submit(std::function<void()> job) {
     return;
   }
   try {
-    threads_.push_back(start_own_thread(
-        "run_blocking worker " + std::to_string(threads_.size() + 1), [this] { work(); }));
+    threads_.push_back(
+        start_own_thread("run_blocking worker " + std::to_string(threads_.size() + 1),
+                         "fl-blocking", [this] { work(); }));
   } catch (...) {
     if (threads_.empty()) {  // nobody would ever run the job
       jobs_.pop_back();

@@ -22,7 +22,7 @@
 #include <thread>
 
 #include "fiberloop.h"
-#include "tests/syscall_probe.h"
+#include "tests/thread_probe.h"
 
 namespace fiberloop {
 namespace {

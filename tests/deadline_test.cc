@@ -5,7 +5,7 @@
 // must end on time. Regression tests for issue 11, class 2: before the fix
 // `now + d` and `deadline - now` overflowed, and sleep_for(Duration::max())
 // froze the whole loop in epoll with a wrapped timeout.
-#include <sys/resource.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -16,6 +16,7 @@
 
 #include "loop/internal/deadline.h"
 #include "tests/loop_fixture.h"
+#include "tests/thread_probe.h"
 
 namespace fiberloop {
 namespace {
@@ -245,24 +246,19 @@ TEST_F(Deadline, SelectForBothExtremes) {
   EXPECT_EQ(outcome, "timed out got 3");
 }
 
-double cpu_seconds() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
-         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
-}
-
 TEST(DeadlineStall, AStallThresholdOfMaxIsQuietAndIdle) {
   // The watchdog thread waits a quarter of the threshold at a time: with
   // Duration::max() that wait overflowed and the watchdog spun.
   LoopOptions options;
   options.stall_threshold = Duration::max();
   Loop loop(options);
-  const double cpu_before = cpu_seconds();
-  const TimePoint start = Clock::now();
+  const pid_t watchdog = testing::thread_named("fl-stall-watch");
+  ASSERT_NE(watchdog, 0) << "no thread named fl-stall-watch";
+  const long ticks_before = testing::cpu_ticks(watchdog);
   loop.run_until_complete([] { this_fiber::sleep_for(300ms); });
-  const double wall = std::chrono::duration<double>(Clock::now() - start).count();
-  EXPECT_LT(cpu_seconds() - cpu_before, 0.5 * wall);
+  const long ticks = testing::cpu_ticks(watchdog) - ticks_before;
+  // Spinning for 300 ms would be about 30 ticks at 100 per second.
+  EXPECT_LE(ticks, ::sysconf(_SC_CLK_TCK) / 20) << "the watchdog used CPU while it waited";
 }
 
 // The conversions every wait goes through, at their edges.

@@ -19,7 +19,7 @@
 #include "fiberloop.h"
 #include "io/internal/memory_limit.h"
 #include "tests/loop_fixture.h"
-#include "tests/syscall_probe.h"
+#include "tests/thread_probe.h"
 
 namespace fiberloop {
 namespace {

@@ -14,6 +14,7 @@
 
 #include "fiberloop.h"
 #include "tests/group_helpers.h"
+#include "tests/thread_probe.h"
 
 namespace fiberloop {
 namespace {
@@ -34,8 +35,11 @@ TEST(Group, EachLoopRunsOnItsOwnThreadWithItsIndex) {
   LoopGroup group(unpinned(3));
   std::vector<std::thread::id> threads;
   for (std::size_t i = 0; i < group.size(); ++i) {
-    auto task = group.spawn_on(i, [&group] {
+    auto task = group.spawn_on(i, [&group, i] {
       EXPECT_EQ(LoopGroup::current(), &group);
+      // Named for top -H and gdb; a run_blocking worker too.
+      EXPECT_EQ(testing::this_thread_name(), "fl-loop-" + std::to_string(i));
+      EXPECT_EQ(run_blocking([] { return testing::this_thread_name(); }), "fl-blocking");
       return std::make_pair(Loop::current()->index(), std::this_thread::get_id());
     });
     auto [index, thread] = task.join();  // from a plain thread: blocks

@@ -18,6 +18,7 @@
 #include "fiberloop.h"
 #include "io/internal/reaper.h"
 #include "tests/loop_fixture.h"
+#include "tests/thread_probe.h"
 
 namespace fiberloop {
 namespace {
@@ -218,6 +219,7 @@ TEST_F(Processes, ADroppedProcessIsReapedNotLeftAZombie) {
       auto p = Process::exec({"sh", "-c", "sleep 0.2"});
       running_pid = p.pid();
     }  // still running: handed to the reaper, not killed
+    EXPECT_NE(testing::thread_named("fl-reaper"), 0) << "no thread named fl-reaper";
     {
       auto p = Process::exec({"true"});
       exited_pid = p.pid();

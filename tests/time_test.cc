@@ -17,7 +17,7 @@
 #include "loop/internal/format.h"
 #include "loop/internal/scheduler.h"
 #include "tests/loop_fixture.h"
-#include "tests/syscall_probe.h"
+#include "tests/thread_probe.h"
 
 namespace fiberloop {
 namespace {

@@ -16,13 +16,15 @@ namespace fiberloop::internal {
 // SIGBUS, SIGFPE, SIGILL, SIGTRAP and SIGSYS (faults are delivered to the
 // thread that causes them and cannot be waited for). The thread counts as
 // fiberloop's own while `body` runs.
-// `role` names the thread in the error ("a run_blocking worker").
+// `role` names the thread in the error ("a run_blocking worker"); `name`
+// is what `top -H`, `ps -L`, gdb's `info threads` and /proc show for it, at
+// most 15 characters (the kernel's limit): fiberloop's start with "fl-".
 // `runs_fibers`: the thread runs a LoopGroup's loop, whose fibers run the
 // user's code (see other_threads_exist()).
 // Throws: std::system_error if the thread cannot be started, naming `role`
 //         and the usual causes.
-std::thread start_own_thread(const std::string& role, std::function<void()> body,
-                             bool runs_fibers = false);
+std::thread start_own_thread(const std::string& role, const std::string& name,
+                             std::function<void()> body, bool runs_fibers = false);
 
 // Whether the process has a thread that is neither the calling one nor one
 // of fiberloop's own (nor, in ThreadSanitizer builds, TSan's background

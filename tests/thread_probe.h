@@ -1,7 +1,8 @@
-// What the threads of this process are blocked in, read from
-// /proc/self/task/<tid>/syscall: for tests that must act while a loop's
-// thread is blocked in its wait, or a worker in a system call, rather than
-// hope a sleep got it there (a loaded machine outlasts any sleep).
+// What the threads of this process are doing, read from /proc/self/task:
+// the system call each is blocked in, its name, its CPU time. For tests that
+// must act while a loop's thread is blocked in its wait, or a worker in a
+// system call, rather than hope a sleep got it there (a loaded machine
+// outlasts any sleep), and for tests about one thread's CPU use.
 #pragma once
 
 #include <sys/syscall.h>
@@ -11,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -80,6 +82,46 @@ inline void await_loop_wait(pid_t tid) {
     }
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
+}
+
+// The calling thread's name, as `name` below reads it.
+inline std::string this_thread_name() {
+  std::ifstream in("/proc/thread-self/comm");
+  std::string comm;
+  std::getline(in, comm);
+  return comm;
+}
+
+// The thread of this process named `name` (pthread_setname_np; fiberloop's
+// own start with "fl-"), or 0 if none.
+inline pid_t thread_named(const std::string& name) {
+  std::error_code failed;
+  for (std::filesystem::directory_iterator task("/proc/self/task", failed), end;
+       !failed && task != end; task.increment(failed)) {
+    std::ifstream in(task->path() / "comm");
+    std::string comm;
+    if (std::getline(in, comm) && comm == name) {
+      return static_cast<pid_t>(std::stol(task->path().filename()));
+    }
+  }
+  return 0;
+}
+
+// The CPU time thread `tid` has used, user and system, in clock ticks
+// (sysconf(_SC_CLK_TCK) per second); -1 if it cannot be read. Fields 14 and
+// 15 of its stat file, counted after the name, which may hold spaces.
+inline long cpu_ticks(pid_t tid) {
+  std::ifstream in("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return -1;
+  const auto name_end = stat.rfind(')');
+  if (name_end == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(name_end + 2));  // from field 3, the state
+  std::string skip;
+  for (int field = 3; field < 14; ++field) fields >> skip;
+  long user = -1, system = -1;
+  fields >> user >> system;
+  return fields ? user + system : -1;
 }
 
 }  // namespace fiberloop::testing
