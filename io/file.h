@@ -15,7 +15,8 @@
 // suspension point, as for a wake-up that came first. read_file,
 // File::open and write_file's open, which use no buffer of the caller's,
 // end at once instead (the worker's late result is dropped, an fd it opened
-// closed). Errors are
+// closed). A FIFO never holds a worker: read_file and write_file wait for
+// its other end on the loop, and File refuses it. Errors are
 // std::system_error naming the operation and the path. Every function here
 // parks the calling fiber, so each also throws std::logic_error outside a
 // fiber.
@@ -32,20 +33,27 @@
 
 namespace fiberloop {
 
-// The whole file. Throws: std::system_error naming the path ("read_file
+// The whole file. A FIFO is opened without waiting for a writer and read
+// on the loop until its writers are gone (after the first one came), like
+// a socket: no worker waits for it, and a cancel or timeout closes it at
+// once, so no reader is left to take a later writer's data.
+// Throws: std::system_error naming the path ("read_file
 // /etc/nope: No such file or directory"; ENOMEM, with its size, for a file
 // larger than the memory the process may have (the machine's, or its
 // control group's limit) or than an allocation may be: File's
 // read_at is for those); Cancelled; TimeoutError (the
 // worker stops at its next read of up to 64 KiB and drops what it read, so
-// an endless source such as a pipe or /dev/zero does not keep it);
+// an endless source such as /dev/zero does not keep it);
 // std::invalid_argument for a path with a NUL byte.
 std::string read_file(const std::string& path);
 
 // Creates or truncates `path` (mode 0644 before the umask) and writes all of
 // `data`. A cancel or timeout during the open ends it at once, writing
 // nothing (an open still under way then may create the file, empty, but
-// truncates nothing); once the writes have begun, they finish first.
+// truncates nothing); once the writes have begun, they finish first. A FIFO
+// without a reader is waited for on the loop (the kernel says nothing when a
+// reader comes, so the open is tried again, every 10 ms at the slowest): a
+// cancel or timeout leaves no open behind that a later reader would see.
 // Throws: std::system_error naming the path; Cancelled, TimeoutError;
 //         std::invalid_argument for a path with a NUL byte.
 void write_file(const std::string& path, std::string_view data);
@@ -63,10 +71,13 @@ class File {
   ~File();
 
   // open(2) with `flags` (O_RDONLY, O_WRONLY | O_CREAT | O_TRUNC, ...;
-  // O_CLOEXEC is added) and `mode` for a file it creates. An open that waits
-  // (a FIFO until its other end opens) ends at a cancel or timeout: the
-  // fiber goes at once, and the fd the open returns later is closed.
-  // Throws: std::system_error naming the path; Cancelled; TimeoutError;
+  // O_CLOEXEC is added) and `mode` for a file it creates, on a worker. An
+  // open that waits (a device, a slow file system) ends at a cancel or
+  // timeout: the fiber goes at once, and the fd the open returns later is
+  // closed. A FIFO, which has no offsets, is refused before it is opened
+  // (its other end sees nothing): read_file and write_file take FIFOs.
+  // Throws: std::system_error naming the path (ESPIPE for a FIFO, saying
+  //         what to use instead); Cancelled; TimeoutError;
   //         std::logic_error outside a fiber; std::invalid_argument for a
   //         path with a NUL byte.
   static File open(const std::string& path, int flags, mode_t mode = 0644);

@@ -8,7 +8,8 @@
 //
 // The child is started with posix_spawn (PATH lookup as in execvp), its
 // signal mask empty and every signal at its default action (a LoopGroup
-// thread blocks all signals; the child must not inherit that), and watched
+// thread blocks all signals; the child must not inherit that; glibc leaves
+// its two internal signals, 32 and 33, ignored), and watched
 // through a pidfd: wait() parks the fiber, never a thread. A pipe is one
 // end of a Unix socket pair (as libuv does), so writes to a child that has
 // gone raise no SIGPIPE: they throw EPIPE. (A child cannot reopen such a

@@ -70,7 +70,7 @@ void BlockingPool::abandon() noexcept {
 }
 
 void run_on_worker(std::function<void()> work, bool interruptible, std::string what) {
-  FiberRecord& self = running_fiber_or_throw("run_blocking");
+  FiberRecord& self = running_fiber_or_throw(what.c_str());  // "read_file /etc/x: no Loop ..."
   Scheduler& scheduler = *self.scheduler;
   LoopParts& parts = scheduler.parts();
   // Nothing new runs once the loop is closing: the fiber is cancelled here,

@@ -2,7 +2,6 @@
 // loop running on while a worker blocks, and a caller's buffer never touched
 // after the call returned (an interrupt waits for the operation).
 #include <gtest/gtest.h>
-#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,13 +12,13 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
 #include "fiberloop.h"
 #include "io/internal/memory_limit.h"
 #include "tests/loop_fixture.h"
-#include "tests/thread_probe.h"
 
 namespace fiberloop {
 namespace {
@@ -47,6 +46,26 @@ TEST_F(Files, WriteFileThenReadFileRoundTrips) {
     write_file(dir + "/empty", "");
     EXPECT_EQ(read_file(dir + "/empty"), "");
   });
+}
+
+// Outside a fiber each call says which it was (it used to say
+// "run_blocking", the pool it runs on).
+TEST(FilesOutsideAFiber, TheErrorNamesTheCallAndThePath) {
+  const auto message = [](auto call) -> std::string {
+    try {
+      call();
+    } catch (const std::logic_error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_EQ(message([] { (void)read_file("/etc/hostname"); }).rfind("read_file /etc/hostname: ", 0),
+            0u);
+  EXPECT_EQ(message([] { write_file("/tmp/x", "x"); }).rfind("write_file /tmp/x (open): ", 0), 0u);
+  EXPECT_EQ(message([] {
+              (void)File::open("/etc/hostname", O_RDONLY);
+            }).rfind("File::open /etc/hostname: ", 0),
+            0u);
 }
 
 TEST_F(Files, ErrorsNameTheOperationAndThePath) {
@@ -179,25 +198,6 @@ TEST_F(Files, AWriteToAReadOnlyFileNamesPathAndOffset) {
   });
 }
 
-// Opening a FIFO blocks until a writer opens it: on a worker, so the loop
-// runs on, and the writer is another fiber of the same loop.
-TEST_F(Files, ABlockingOpenDoesNotBlockTheLoop) {
-  const std::string dir = temp_dir();
-  const std::string fifo = dir + "/fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  run([&] {
-    auto reader = spawn([&] {
-      File f = File::open(fifo, O_RDONLY);  // blocks a worker until the writer comes
-      char buf[8];
-      const std::size_t n = f.read_at(buf, 0);  // a FIFO has no offsets
-      return n;
-    });
-    this_fiber::sleep_for(10ms);  // the loop runs
-    File w = File::open(fifo, O_WRONLY);
-    EXPECT_THROW(reader.join(), std::system_error);  // ESPIPE, after the open worked
-  });
-}
-
 // A cancel that arrives while the worker runs an operation on the caller's
 // buffer waits for it: the call returns, and the fiber is cancelled at its
 // next suspension point. (write_file's writes wait here for the FIFO's
@@ -262,78 +262,6 @@ TEST_F(OneWorkerFiles, AWriteFileThatTimesOutBeforeItsOpenRunsTruncatesNothing) 
     release = true;
     busy.join();
     EXPECT_EQ(read_file(path), "keep");  // queued behind the late open
-  });
-}
-
-// read_file of a source that never ends (a FIFO fed a byte each
-// millisecond), timed out: its worker stops at its next read, so the loop's
-// only worker is free for the next job. Before the fix it read on for as
-// long as the source gave bytes, into a string nobody would take.
-TEST_F(OneWorkerFiles, AReadFileOfAnEndlessSourceStopsOnceItsCallerHasGone) {
-  const std::string fifo = temp_dir() + "/endless";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  std::atomic<bool> stop{false};
-  std::thread feeder([&] {
-    sigset_t pipe_signal;
-    sigemptyset(&pipe_signal);
-    sigaddset(&pipe_signal, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);  // EPIPE instead, once the reader goes
-    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
-    while (fd >= 0 && !stop && ::write(fd, "x", 1) == 1) std::this_thread::sleep_for(1ms);
-    if (fd >= 0) ::close(fd);
-  });
-  run([&] {
-    EXPECT_THROW(with_timeout(50ms, [&] { read_file(fifo); }), TimeoutError);
-    int next = 0;
-    EXPECT_NO_THROW(next = with_timeout(10s, [] { return run_blocking([] { return 7; }); }));
-    EXPECT_EQ(next, 7);
-  });
-  stop = true;
-  feeder.join();
-}
-
-// write_file's open, like File::open, ends at a cancel at once (a FIFO with
-// no reader), and writes nothing.
-TEST_F(Files, AWriteFileOpenCancelledReturnsAtOnce) {
-  const std::string dir = temp_dir();
-  const std::string fifo = dir + "/fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  run([&] {
-    auto writer = spawn([&] { write_file(fifo, "x"); });
-    testing::await_a_thread_blocked_in(SYS_openat);  // its worker waits in open
-    writer.cancel();
-    // While the worker still waits (bounded, should the open ignore the cancel).
-    EXPECT_THROW(with_timeout(10s, [&] { writer.join(); }), Cancelled);
-    File r = File::open(fifo, O_RDONLY);  // lets the open finish; its fd is dropped
-  });
-}
-
-// An open that waits (a FIFO with no writer) ends at a cancel at once; the
-// fd it opens later is closed (the fixture checks that none is left open).
-TEST_F(Files, AnOpenCancelledReturnsAtOnce) {
-  const std::string dir = temp_dir();
-  const std::string fifo = dir + "/fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  run([&] {
-    auto reader = spawn([&] { return File::open(fifo, O_RDONLY); });
-    testing::await_a_thread_blocked_in(SYS_openat);  // its worker waits in open
-    reader.cancel();
-    EXPECT_THROW(reader.join(), Cancelled);  // while the worker still waits
-    EXPECT_THROW(with_timeout(10ms, [&] { File::open(fifo, O_RDONLY); }), TimeoutError);
-    File w = File::open(fifo, O_WRONLY);  // lets both opens finish; their fds are dropped
-  });
-}
-
-TEST_F(Files, ReadFileCancelledReturnsAtOnce) {
-  const std::string dir = temp_dir();
-  const std::string fifo = dir + "/fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  run([&] {
-    auto reader = spawn([&] { return read_file(fifo); });
-    testing::await_a_thread_blocked_in(SYS_openat);  // its worker waits in open
-    reader.cancel();
-    EXPECT_THROW(reader.join(), Cancelled);  // while the worker still waits
-    File w = File::open(fifo, O_WRONLY);     // lets it finish; its result is dropped
   });
 }
 

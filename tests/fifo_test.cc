@@ -1,0 +1,219 @@
+// FIFOs through read_file, write_file and File::open: a FIFO's other end may
+// never come, so none of them waits for it on a worker. read_file opens
+// without waiting and reads on the loop, write_file looks for a reader from
+// the loop, and File (which reads and writes at offsets) refuses a FIFO
+// before opening it. A call that ends (cancelled, timed out) leaves nothing
+// behind: no worker blocked in open(2), no reader to take a later writer's
+// data, no writer for a later reader to see come and go.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <thread>
+
+#include "fiberloop.h"
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using Fifos = testing::LoopTest;
+
+// A FIFO in a fresh directory under the test's temporary directory.
+std::string make_fifo() {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string dir = std::string(base != nullptr ? base : "/tmp") + "/fiberloop_fifo_XXXXXX";
+  if (::mkdtemp(dir.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  const std::string fifo = dir + "/fifo";
+  if (::mkfifo(fifo.c_str(), 0600) != 0) throw std::runtime_error("mkfifo failed");
+  return fifo;
+}
+
+// Whether the FIFO has a reader: a non-blocking open for writing succeeds
+// only then (ENXIO otherwise).
+bool has_a_reader(const std::string& fifo) {
+  const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
+// Whether this process holds the FIFO open (an fd in /proc/self/fd naming
+// it): unlike has_a_reader(), a look that its reader does not notice.
+bool held_open(const std::string& fifo) {
+  std::error_code failed;
+  for (std::filesystem::directory_iterator fd("/proc/self/fd", failed), end; !failed && fd != end;
+       fd.increment(failed)) {
+    std::error_code unreadable;
+    if (std::filesystem::read_symlink(fd->path(), unreadable) == fifo) return true;
+  }
+  return false;
+}
+
+// Writes `data` to the FIFO from a plain thread once a reader opens it
+// (a blocking open), then closes it; SIGPIPE blocked (EPIPE instead).
+std::thread write_when_read(const std::string& fifo, std::string data) {
+  return std::thread([fifo, data = std::move(data)] {
+    sigset_t pipe_signal;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+    std::string_view rest = data;
+    while (fd >= 0 && !rest.empty()) {
+      const ssize_t n = ::write(fd, rest.data(), rest.size());
+      if (n <= 0) break;
+      rest.remove_prefix(static_cast<std::size_t>(n));
+    }
+    if (fd >= 0) ::close(fd);
+  });
+}
+
+TEST_F(Fifos, ReadFileWaitsForAWriterOnTheLoopAndReadsToItsEnd) {
+  const std::string fifo = make_fifo();
+  std::string data(1 << 20, '\0');  // more than a pipe holds
+  for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 7 % 251);
+  std::thread writer;
+  run([&] {
+    auto reader = spawn([&] { return read_file(fifo); });
+    while (!held_open(fifo)) this_fiber::sleep_for(1ms);  // opened without waiting
+    writer = write_when_read(fifo, data);
+    EXPECT_TRUE(with_timeout(10s, [&] { return reader.join(); }) == data);
+  });
+  writer.join();
+}
+
+// The user's report: a read_file that timed out took the next writer's
+// data (its worker, still in open(2), read it and dropped it), so the
+// next read_file timed out with nothing. Now it leaves no reader behind.
+TEST_F(Fifos, AReadFileThatTimedOutLeavesNoReaderToTakeTheNextWritersData) {
+  const std::string fifo = make_fifo();
+  std::thread writer;
+  run([&] {
+    EXPECT_THROW(with_timeout(20ms, [&] { read_file(fifo); }), TimeoutError);
+    EXPECT_FALSE(has_a_reader(fifo)) << "a reader is left behind";
+    writer = write_when_read(fifo, "hello from the writer\n");
+    EXPECT_EQ(with_timeout(10s, [&] { return read_file(fifo); }), "hello from the writer\n");
+  });
+  writer.join();
+}
+
+TEST_F(Fifos, ACancelledReadFileReturnsAtOnceAndLeavesNoReader) {
+  const std::string fifo = make_fifo();
+  run([&] {
+    auto reader = spawn([&] { return read_file(fifo); });
+    while (!held_open(fifo)) this_fiber::sleep_for(1ms);
+    reader.cancel();
+    EXPECT_THROW(reader.join(), Cancelled);
+    EXPECT_FALSE(has_a_reader(fifo));
+  });
+}
+
+// A FIFO fed a byte each millisecond for ever: a timeout reaches the read
+// between two chunks (the loop reads it, and yields after each).
+TEST_F(Fifos, AReadFileOfAnEndlessWriterEndsAtItsTimeout) {
+  const std::string fifo = make_fifo();
+  std::atomic<bool> stop{false};
+  std::thread feeder([&] {
+    sigset_t pipe_signal;
+    sigemptyset(&pipe_signal);
+    sigaddset(&pipe_signal, SIGPIPE);
+    ::pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);  // EPIPE, once the reader goes
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+    while (fd >= 0 && !stop && ::write(fd, "x", 1) == 1) std::this_thread::sleep_for(1ms);
+    if (fd >= 0) ::close(fd);
+  });
+  run([&] { EXPECT_THROW(with_timeout(50ms, [&] { read_file(fifo); }), TimeoutError); });
+  stop = true;
+  feeder.join();
+}
+
+TEST_F(Fifos, WriteFileWaitsForAReaderOnTheLoop) {
+  const std::string fifo = make_fifo();
+  const std::string data(1 << 20, 'w');
+  std::string got;
+  std::thread reader;
+  run([&] {
+    auto writer = spawn([&] { write_file(fifo, data); });
+    this_fiber::sleep_for(5ms);  // looking for a reader
+    EXPECT_FALSE(writer.done());
+    reader = std::thread([&] {
+      const int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+      char buf[65536];
+      ssize_t n;
+      while (fd >= 0 && (n = ::read(fd, buf, sizeof buf)) > 0) got.append(buf, n);
+      if (fd >= 0) ::close(fd);
+    });
+    with_timeout(10s, [&] { writer.join(); });
+  });
+  reader.join();
+  EXPECT_TRUE(got == data) << got.size() << " bytes of " << data.size();
+}
+
+// A write_file that timed out waiting for a reader leaves no open behind:
+// a reader that comes later sees no writer come and go (no hang-up, no
+// end of file), and no worker is held.
+TEST_F(Fifos, AWriteFileThatTimedOutLeavesNoWriterForALaterReader) {
+  const std::string fifo = make_fifo();
+  run([&] {
+    EXPECT_THROW(with_timeout(20ms, [&] { write_file(fifo, "x"); }), TimeoutError);
+    const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    ASSERT_GE(reader, 0);
+    pollfd p{reader, POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 200), 0) << "revents " << p.revents;
+    ::close(reader);
+  });
+}
+
+// With one worker: FIFO calls that time out hold none, so the next job
+// runs (before, each left its worker blocked in open(2) for good, and
+// blocking_threads of them stopped every file call, resolve() and
+// run_blocking()).
+TEST(FifoWorkers, FifoCallsThatTimeOutHoldNoWorker) {
+  Loop loop({.blocking_threads = 1});
+  const std::string fifo = make_fifo();
+  loop.run_until_complete([&] {
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_THROW(with_timeout(10ms, [&] { read_file(fifo); }), TimeoutError);
+      EXPECT_THROW(with_timeout(10ms, [&] { write_file(fifo, "x"); }), TimeoutError);
+    }
+    EXPECT_EQ(with_timeout(10s, [] { return run_blocking([] { return 7; }); }), 7);
+  });
+}
+
+// File is for reads and writes at offsets, which a FIFO has not: refused
+// before the open, so its other end sees nothing (a blocked writer is not
+// let through to write into a reader that closes at once).
+TEST_F(Fifos, FileOpenRefusesAFifoWithoutOpeningIt) {
+  const std::string fifo = make_fifo();
+  run([&] {
+    for (const int flags : {O_RDONLY, O_WRONLY, O_RDWR}) {
+      try {
+        File f = File::open(fifo, flags);
+        ADD_FAILURE() << "File::open of a FIFO worked";
+      } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code().value(), ESPIPE);
+        const std::string what = e.what();
+        EXPECT_NE(what.find("File::open " + fifo + ": a FIFO"), std::string::npos) << what;
+        EXPECT_NE(what.find("read_file"), std::string::npos) << what;
+      }
+      EXPECT_FALSE(has_a_reader(fifo));
+    }
+  });
+}
+
+}  // namespace
+}  // namespace fiberloop
