@@ -19,77 +19,18 @@
 #include <utility>
 
 #include "io/internal/c_string.h"
+#include "io/internal/fifo.h"
 #include "io/internal/io_handle.h"
-#include "io/internal/memory_limit.h"
-#include "io/wait.h"
+#include "io/internal/opened_fd.h"
 #include "loop/internal/reactor.h"
 #include "loop/internal/scheduler.h"
 #include "loop/run_blocking.h"
-#include "loop/this_fiber.h"
 
 namespace fiberloop {
 namespace {
 
-[[noreturn]] void throw_file_error(int err, const std::string& what) {
-  throw std::system_error(err, std::generic_category(), what);
-}
-
-// An fd a worker opened, closed unless claimed: dropped with its job when
-// the fiber that asked stopped waiting (cancelled, timed out) meanwhile.
-struct Opened {
-  Opened() = default;
-  Opened(Opened&& other) noexcept
-      : fd(std::exchange(other.fd, -1)),
-        err(other.err),
-        seekable(other.seekable),
-        fifo(other.fifo) {}
-  Opened& operator=(Opened&&) = delete;
-  ~Opened() {
-    if (fd >= 0) ::close(fd);
-  }
-
-  int fd = -1;
-  int err = 0;            // open's errno when fd < 0
-  bool seekable = false;  // a regular file or a block device
-  bool fifo = false;      // a FIFO: read or waited for on the loop, not on a worker
-};
-
-bool path_is_fifo(const std::string& path) {
-  struct stat st {};
-  return ::stat(path.c_str(), &st) == 0 && S_ISFIFO(st.st_mode);
-}
-
-// Clears O_NONBLOCK, which an open added so as not to wait for a FIFO's
-// other end: a file or device is then read or written by a worker, blocking.
-void make_blocking(int fd) {
-  const int flags = ::fcntl(fd, F_GETFL);
-  if (flags >= 0 && (flags & O_NONBLOCK) != 0) (void)::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-}
-
-// open(2) of `path` for `flags` that never waits for a FIFO's other end:
-// with O_NONBLOCK added, and cleared again unless it is a FIFO (`fifo` set,
-// the fd left non-blocking for the loop) or the caller asked for it. A file
-// under a lease refuses a non-blocking open (EWOULDBLOCK): opened as asked
-// then, on the worker this runs on. A FIFO opened for writing that has no
-// reader fails with ENXIO and `fifo` set.
-Opened open_without_waiting(const std::string& path, int flags, mode_t mode) {
-  Opened o;
-  o.fd = ::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC, mode);
-  if (o.fd < 0 && errno == EWOULDBLOCK && (flags & O_NONBLOCK) == 0)
-    o.fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-  if (o.fd < 0) {
-    o.err = errno;
-    o.fifo = o.err == ENXIO && path_is_fifo(path);
-    return o;
-  }
-  struct stat st {};
-  if (::fstat(o.fd, &st) == 0) {
-    o.fifo = S_ISFIFO(st.st_mode);
-    o.seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
-  }
-  if (!o.fifo && (flags & O_NONBLOCK) == 0) make_blocking(o.fd);
-  return o;
-}
+using internal::Opened;
+using internal::throw_file_error;
 
 // Runs `call` on a worker and waits for it to finish even if interrupted
 // (the caller's buffer is in use until then): the interrupt stays pending.
@@ -170,178 +111,7 @@ void check_range(const char* op, const std::string& path, std::uint64_t offset, 
   }
 }
 
-[[noreturn]] void throw_too_large(const std::string& path, const std::string& why) {
-  throw_file_error(ENOMEM, "read_file " + path + ": " + why + "; read it in parts (File::read_at)");
-}
-
-// The size from which read_file asks what memory the process may have (a
-// few files to read: nothing beside reading that much).
-constexpr off_t kAskTheLimitFrom = off_t{16} << 20;
-
-// A FIFO's reads: a pipe's default capacity.
-constexpr std::size_t kFifoChunk = 64 * 1024;
-
-// A FIFO that has no reader yet, opened for writing once one comes. The
-// kernel tells nobody when a reader opens it, so the loop tries again, every
-// 100 us at first and every 10 ms at most; a cancel or timeout ends the wait
-// at once, with no worker blocked in open(2) and no open left behind to
-// reach a later reader (which would see a writer come and go).
-Opened open_fifo_for_writing(const std::string& path) {
-  Duration pause = std::chrono::microseconds(100);
-  for (;;) {
-    this_fiber::sleep_for(pause);
-    pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(10));
-    Opened o = open_without_waiting(path, O_WRONLY, 0);  // a FIFO's does not block
-    if (o.fd >= 0 || !o.fifo) return o;
-  }
-}
-
-// What read_file's worker brings back: the whole file, or a FIFO it opened
-// for the loop to read (closed with the result if nobody takes it).
-struct Whole {
-  std::string data;
-  Opened fifo;
-};
-
-// Reads `fd` to its end on the worker (a file or a device, blocking).
-std::string read_to_end(int fd, const std::string& path, const std::atomic<bool>& abandoned) {
-  struct stat st {};
-  const bool sized = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
-  // Not attempted past the memory this process may have (a sparse file
-  // can claim terabytes): the allocation could succeed, overcommitted,
-  // and the read then take the memory page by page, until the OOM killer.
-  if (sized && st.st_size > kAskTheLimitFrom) {
-    const std::uint64_t limit = internal::memory_limit();
-    if (static_cast<std::uint64_t>(st.st_size) > limit) {
-      throw_too_large(path, std::to_string(st.st_size) +
-                                " bytes are more than the memory this process may have (" +
-                                std::to_string(limit) + " bytes)");
-    }
-  }
-  std::string out;
-  try {
-    if (sized) out.reserve(static_cast<std::size_t>(st.st_size));
-    char chunk[64 * 1024];
-    for (;;) {
-      const ssize_t n = ::read(fd, chunk, sizeof chunk);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        const int err = errno;
-        throw_file_error(err, "read_file " + path);
-      }
-      if (n == 0 || abandoned.load(std::memory_order_relaxed)) return out;
-      out.append(chunk, static_cast<std::size_t>(n));
-    }
-  } catch (const std::bad_alloc&) {  // a huge (perhaps sparse) file, or an endless source
-  } catch (const std::length_error&) {
-  }
-  std::string().swap(out);  // memory back for the message
-  throw_too_large(path, sized ? std::to_string(st.st_size) + " bytes do not fit in memory"
-                              : "what it holds does not fit in memory");
-}
-
-// Reads a FIFO to its end on the loop, through the loop's readiness: it
-// waits for a writer without holding a worker, and a cancel or timeout
-// closes it at once (so no reader is left behind to take a later writer's
-// data). Its end: no writer left once one has come (the kernel reports no
-// hang-up before the first writer).
-std::string read_fifo(int fd, const std::string& path) {
-  std::string out;
-  try {
-    const auto chunk = std::make_unique<char[]>(kFifoChunk);
-    wait_readable(fd);
-    for (;;) {
-      const ssize_t n = ::read(fd, chunk.get(), kFifoChunk);
-      if (n > 0) {
-        out.append(chunk.get(), static_cast<std::size_t>(n));
-        this_fiber::yield();  // a cancel or timeout reaches it under an endless writer
-      } else if (n == 0) {
-        return out;
-      } else if (errno == EAGAIN) {
-        wait_readable(fd);
-      } else if (errno != EINTR) {
-        const int err = errno;
-        throw_file_error(err, "read_file " + path);
-      }
-    }
-  } catch (const std::bad_alloc&) {  // an endless writer
-  } catch (const std::length_error&) {
-  }
-  std::string().swap(out);
-  throw_too_large(path, "what it holds does not fit in memory");
-}
-
-std::string read_whole(const std::string& path, std::shared_ptr<std::atomic<bool>> abandoned) {
-  Whole whole = internal::run_blocking_as("read_file " + path, [path, abandoned] {
-    Whole w{std::string(), open_without_waiting(path, O_RDONLY, 0)};
-    if (w.fifo.fd < 0) throw_file_error(w.fifo.err, "read_file " + path);
-    if (w.fifo.fifo) return w;  // the loop reads it
-    const Opened file = std::move(w.fifo);
-    w.data = read_to_end(file.fd, path, *abandoned);
-    return w;
-  });
-  if (whole.fifo.fd < 0) return std::move(whole.data);
-  return read_fifo(whole.fifo.fd, path);  // `whole` closes it however this ends
-}
-
 }  // namespace
-
-std::string read_file(const std::string& path) {
-  internal::require_c_string(path, "read_file path");
-  // Set once the caller stops waiting (cancelled, timed out): the worker
-  // stops at its next chunk instead of reading an endless source (a pipe,
-  // /dev/zero) into memory nobody will take.
-  auto abandoned = std::make_shared<std::atomic<bool>>(false);
-  try {
-    return read_whole(path, abandoned);
-  } catch (...) {
-    abandoned->store(true, std::memory_order_relaxed);
-    throw;
-  }
-}
-
-void write_file(const std::string& path, std::string_view data) {
-  internal::require_c_string(path, "write_file path");
-  // The open writes into no memory of the caller's: interruptible, as
-  // File::open. No O_TRUNC: an open that ends after a cancel must not empty
-  // the file.
-  Opened first = internal::run_blocking_as("write_file " + path + " (open)", [path] {
-    return open_without_waiting(path, O_WRONLY | O_CREAT, 0644);
-  });
-  Opened opened = first.fd < 0 && first.fifo ? open_fifo_for_writing(path) : std::move(first);
-  if (opened.fd < 0) throw_file_error(opened.err, "write_file " + path + " (open)");
-  if (opened.fifo) make_blocking(opened.fd);  // written by the worker below
-  // The writes read the caller's `data`: waited out, whatever interrupts.
-  // The job closes the fd; `opened` does if it never ran.
-  int err = 0;
-  const char* failed = nullptr;
-  internal::run_on_worker(
-      [&] {
-        const int fd = std::exchange(opened.fd, -1);
-        struct stat st {};
-        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && ::ftruncate(fd, 0) != 0) {
-          err = errno, failed = "truncate";
-        }
-        std::string_view rest = failed != nullptr ? std::string_view() : data;
-        while (!rest.empty()) {
-          const ssize_t n = ::write(fd, rest.data(), rest.size());
-          if (n < 0 && errno == EINTR) continue;
-          if (n < 0) {
-            err = errno, failed = "write";
-            break;
-          }
-          if (n == 0) {  // (a device that takes nothing: would retry for ever)
-            err = EIO, failed = "write took no bytes";
-            break;
-          }
-          rest.remove_prefix(static_cast<std::size_t>(n));
-        }
-        if (::close(fd) != 0 && failed == nullptr) err = errno, failed = "close";
-      },
-      /*interruptible=*/false, "write_file " + path);
-  if (failed != nullptr)
-    throw_file_error(err, std::string("write_file ") + path + " (" + failed + ")");
-}
 
 // The open file, shared by the File and the operations in flight, so that
 // neither a close() nor a File reassigned or moved meanwhile pulls the fd
@@ -441,15 +211,25 @@ File File::open(const std::string& path, int flags, mode_t mode) {
   internal::require_c_string(path, "File::open path");
   // Interruptible: an open may wait (a device, a slow file system), and it
   // writes into no buffer of the caller's. A FIFO is refused before it is
-  // opened, so that its other end never sees an open come and go.
+  // opened, so that its other end never sees an open come and go; not for
+  // O_PATH (which opens no file) or O_CREAT | O_EXCL (EEXIST, as asked).
   Opened opened = internal::run_blocking_as("File::open " + path, [path, flags, mode] {
-    if (path_is_fifo(path)) {
-      Opened o;
+    Opened o;
+    const bool opens_the_file = (flags & O_PATH) == 0;
+    const bool only_creates = (flags & O_CREAT) != 0 && (flags & O_EXCL) != 0;
+    if (opens_the_file && !only_creates &&
+        internal::path_is_fifo(path, /*follow=*/(flags & O_NOFOLLOW) == 0)) {
       o.fifo = true;
       return o;
     }
-    Opened o = open_without_waiting(path, flags, mode);
-    if (o.fifo && o.fd >= 0) ::close(std::exchange(o.fd, -1));  // made one since it looked
+    o.fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+    struct stat st {};
+    if (o.fd < 0) {
+      o.err = errno;
+    } else if (::fstat(o.fd, &st) == 0) {
+      o.seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+      o.fifo = opens_the_file && S_ISFIFO(st.st_mode);  // made since it looked: refused too
+    }
     return o;
   });
   if (opened.fifo) {

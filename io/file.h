@@ -8,15 +8,17 @@
 //   auto log = fiberloop::File::open("/var/log/app.log", O_WRONLY | O_APPEND | O_CREAT);
 //   log.write_at(line, log.size());
 //
-// An operation on a caller's buffer (read_at, write_at, write_file) always
-// finishes before it returns, so neither a worker nor the kernel touches the
-// buffer afterwards: a
-// cancel or timeout that arrives meanwhile is delivered at the fiber's next
-// suspension point, as for a wake-up that came first. read_file,
-// File::open and write_file's open, which use no buffer of the caller's,
-// end at once instead (the worker's late result is dropped, an fd it opened
-// closed). A FIFO never holds a worker: read_file and write_file wait for
-// its other end on the loop, and File refuses it. Errors are
+// An operation on a caller's buffer (read_at, write_at, write_file's writes
+// to a file) always finishes before it returns, so neither a worker nor the
+// kernel touches the buffer afterwards: a cancel or timeout that arrives
+// meanwhile is delivered at the fiber's next suspension point, as for a
+// wake-up that came first. read_file, File::open and write_file's open,
+// which use no buffer of the caller's, end at once instead (a job still
+// queued then does nothing; a running one's late result is dropped, an fd
+// it opened closed). A FIFO never holds a worker, since its other end may
+// never come or never read: the worker only looks at the path, and the loop
+// opens, reads and writes the FIFO without blocking, so a cancel or timeout
+// ends any of it at once; File refuses a FIFO. Errors are
 // std::system_error naming the operation and the path. Every function here
 // parks the calling fiber, so each also throws std::logic_error outside a
 // fiber.
@@ -50,10 +52,13 @@ std::string read_file(const std::string& path);
 // Creates or truncates `path` (mode 0644 before the umask) and writes all of
 // `data`. A cancel or timeout during the open ends it at once, writing
 // nothing (an open still under way then may create the file, empty, but
-// truncates nothing); once the writes have begun, they finish first. A FIFO
-// without a reader is waited for on the loop (the kernel says nothing when a
-// reader comes, so the open is tried again, every 10 ms at the slowest): a
-// cancel or timeout leaves no open behind that a later reader would see.
+// truncates nothing); once the writes to a file have begun, they finish
+// first. A FIFO without a reader is waited for on the loop (the kernel says
+// nothing when a reader comes, so the open is tried again, every 10 ms at
+// the slowest), and written from the loop as its reader takes the data: a
+// cancel or timeout ends either at once (what was written stays written),
+// leaving no open behind that a later reader would see; a reader that has
+// gone is EPIPE, never SIGPIPE.
 // Throws: std::system_error naming the path; Cancelled, TimeoutError;
 //         std::invalid_argument for a path with a NUL byte.
 void write_file(const std::string& path, std::string_view data);

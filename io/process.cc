@@ -216,6 +216,9 @@ Process::~Process() {
 
 Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
   if (argv.empty()) throw std::invalid_argument("Process::exec: argv is empty (no program to run)");
+  if (argv[0].empty()) {
+    throw std::invalid_argument("Process::exec: the program name, argv[0], is empty");
+  }
   for (const std::string& arg : argv) internal::require_c_string(arg, "Process::exec argv");
   internal::require_c_string(options.cwd, "Process::exec cwd");
   if (options.env) {
@@ -345,6 +348,15 @@ std::pair<std::string, std::string> Process::communicate(std::string_view input)
     throw std::logic_error("Process::communicate: input for pid " + std::to_string(pid_) +
                            ", whose stdin is not a pipe (use Stdio::pipe)");
   }
+  // Pipes the caller closed already are left out, as Python's communicate()
+  // does: stdout or stderr gives "".
+  const auto open = [this](int i) -> Pipe* {
+    return pipes_[i] && pipes_[i]->is_open() ? pipes_[i].get() : nullptr;
+  };
+  if (!input.empty() && open(0) == nullptr) {
+    throw std::logic_error("Process::communicate: input for pid " + std::to_string(pid_) +
+                           ", whose stdin pipe was closed already");
+  }
   // Its helpers and this fiber use the Process until it returns: checked,
   // as wait() is, by ~Process and the moves (declared first, ended last).
   const Waiting waiting(waiting_);
@@ -377,7 +389,7 @@ std::pair<std::string, std::string> Process::communicate(std::string_view input)
       }
     }
   } end_helpers{{&feed, &drain_err}};
-  if (pipes_[0]) {
+  if (open(0) != nullptr) {
     feed = spawn([this, input] {
       // Closed however the feeding ends: a child reading stdin to its end
       // would otherwise never end, nor would the read of its stdout.
@@ -393,8 +405,8 @@ std::pair<std::string, std::string> Process::communicate(std::string_view input)
       }
     });
   }
-  if (pipes_[2]) drain_err = spawn([&] { drain(*pipes_[2], err); });
-  if (pipes_[1]) drain(*pipes_[1], out);
+  if (open(2) != nullptr) drain_err = spawn([&] { drain(*pipes_[2], err); });
+  if (open(1) != nullptr) drain(*pipes_[1], out);
   if (feed) feed.join();
   if (drain_err) drain_err.join();
   wait();

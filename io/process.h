@@ -69,7 +69,7 @@ class Process {
   //         file or directory"), or the cwd it cannot enter (ENOENT,
   //         ENOTDIR, EACCES), or pidfd_open's error (EMFILE, ENOSYS,
   //         EPERM; before any child starts); std::invalid_argument for an
-  //         empty argv, or
+  //         empty argv or program name (argv[0]), or
   //         a NUL byte in argv, cwd or env;
   //         std::logic_error if SIGCHLD is ignored in this process (SIG_IGN
   //         or SA_NOCLDWAIT: the kernel would discard the exit status) or
@@ -97,9 +97,11 @@ class Process {
 
   // Writes `input` to stdin and closes it, reads stdout and stderr to their
   // ends, all at once (so a child that fills one pipe while we feed another
-  // never deadlocks), then waits. Streams that are not pipes give "".
-  // Returns: {stdout, stderr}. Throws: what the streams and wait() throw;
-  // std::logic_error for input when stdin is not a pipe. A child that exits
+  // never deadlocks), then waits. Streams that are not pipes, or pipes
+  // closed already (stdout_pipe().close()), give "" (Python's communicate
+  // skips those too). Returns: {stdout, stderr}. Throws: what the streams
+  // and wait() throw; std::logic_error for input when stdin is not a pipe or
+  // was closed. A child that exits
   // without reading all its input is not an error. stdin is closed however
   // the feeding ends (a write deadline, say), so a child reading it to its
   // end still ends, and the feeding's error is thrown once it has.

@@ -63,14 +63,32 @@ bool held_open(const std::string& fifo) {
   return false;
 }
 
+// Blocks SIGPIPE for the calling thread: its writes get EPIPE once their
+// reader has gone.
+void block_sigpipe() {
+  sigset_t pipe_signal;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  ::pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+}
+
+// Keeps the loop's only worker busy until `gate` opens (10 s at most), so
+// that the next job waits in the queue. In a fiber; join the Task after.
+Task<void> occupy_the_worker(std::atomic<bool>& gate) {
+  auto busy = spawn([&gate] {
+    run_blocking([&gate] {
+      for (int i = 0; i < 1000 && !gate; ++i) std::this_thread::sleep_for(10ms);
+    });
+  });
+  this_fiber::yield();  // its job goes first
+  return busy;
+}
+
 // Writes `data` to the FIFO from a plain thread once a reader opens it
-// (a blocking open), then closes it; SIGPIPE blocked (EPIPE instead).
+// (a blocking open), then closes it; SIGPIPE blocked.
 std::thread write_when_read(const std::string& fifo, std::string data) {
   return std::thread([fifo, data = std::move(data)] {
-    sigset_t pipe_signal;
-    sigemptyset(&pipe_signal);
-    sigaddset(&pipe_signal, SIGPIPE);
-    ::pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
+    block_sigpipe();
     const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
     std::string_view rest = data;
     while (fd >= 0 && !rest.empty()) {
@@ -89,7 +107,8 @@ TEST_F(Fifos, ReadFileWaitsForAWriterOnTheLoopAndReadsToItsEnd) {
   std::thread writer;
   run([&] {
     auto reader = spawn([&] { return read_file(fifo); });
-    while (!held_open(fifo)) this_fiber::sleep_for(1ms);  // opened without waiting
+    for (int i = 0; i < 10'000 && !held_open(fifo); ++i) this_fiber::sleep_for(1ms);
+    ASSERT_TRUE(held_open(fifo)) << "read_file did not open the FIFO in 10 s";
     writer = write_when_read(fifo, data);
     EXPECT_TRUE(with_timeout(10s, [&] { return reader.join(); }) == data);
   });
@@ -115,7 +134,8 @@ TEST_F(Fifos, ACancelledReadFileReturnsAtOnceAndLeavesNoReader) {
   const std::string fifo = make_fifo();
   run([&] {
     auto reader = spawn([&] { return read_file(fifo); });
-    while (!held_open(fifo)) this_fiber::sleep_for(1ms);
+    for (int i = 0; i < 10'000 && !held_open(fifo); ++i) this_fiber::sleep_for(1ms);
+    ASSERT_TRUE(held_open(fifo)) << "read_file did not open the FIFO in 10 s";
     reader.cancel();
     EXPECT_THROW(reader.join(), Cancelled);
     EXPECT_FALSE(has_a_reader(fifo));
@@ -128,10 +148,7 @@ TEST_F(Fifos, AReadFileOfAnEndlessWriterEndsAtItsTimeout) {
   const std::string fifo = make_fifo();
   std::atomic<bool> stop{false};
   std::thread feeder([&] {
-    sigset_t pipe_signal;
-    sigemptyset(&pipe_signal);
-    sigaddset(&pipe_signal, SIGPIPE);
-    ::pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);  // EPIPE, once the reader goes
+    block_sigpipe();
     const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
     while (fd >= 0 && !stop && ::write(fd, "x", 1) == 1) std::this_thread::sleep_for(1ms);
     if (fd >= 0) ::close(fd);
@@ -178,6 +195,24 @@ TEST_F(Fifos, AWriteFileThatTimedOutLeavesNoWriterForALaterReader) {
   });
 }
 
+// A writer as fast as it can go: the read yields after each 64 KiB, so
+// the timeout reaches it even when data never runs out.
+TEST_F(Fifos, AReadFileOfAFastEndlessWriterEndsAtItsTimeout) {
+  const std::string fifo = make_fifo();
+  std::atomic<bool> stop{false};
+  std::thread feeder([&] {
+    block_sigpipe();
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+    const std::string chunk(64 * 1024, 'f');
+    while (fd >= 0 && !stop && ::write(fd, chunk.data(), chunk.size()) > 0) {
+    }
+    if (fd >= 0) ::close(fd);
+  });
+  run([&] { EXPECT_THROW(with_timeout(100ms, [&] { read_file(fifo); }), TimeoutError); });
+  stop = true;
+  feeder.join();
+}
+
 // With one worker: FIFO calls that time out hold none, so the next job
 // runs (before, each left its worker blocked in open(2) for good, and
 // blocking_threads of them stopped every file call, resolve() and
@@ -192,6 +227,74 @@ TEST(FifoWorkers, FifoCallsThatTimeOutHoldNoWorker) {
     }
     EXPECT_EQ(with_timeout(10s, [] { return run_blocking([] { return 7; }); }), 7);
   });
+}
+
+// A reader that opens the FIFO and never reads: write_file's writes wait
+// on the loop, so a timeout ends them and no worker is held (they used to
+// block a worker in write(2), deaf to the timeout, until the reader went).
+TEST(FifoWorkers, AWriteFileToAReaderThatNeverReadsEndsAtItsTimeout) {
+  Loop loop({.blocking_threads = 1});
+  const std::string fifo = make_fifo();
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    const int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+    for (int i = 0; i < 1000 && !done; ++i) std::this_thread::sleep_for(10ms);  // reads nothing
+    if (fd >= 0) ::close(fd);
+  });
+  loop.run_until_complete([&] {
+    const std::string data(1 << 20, 'w');  // far more than a FIFO holds
+    EXPECT_THROW(with_timeout(200ms, [&] { write_file(fifo, data); }), TimeoutError);
+    EXPECT_EQ(with_timeout(5s, [] { return run_blocking([] { return 7; }); }), 7);
+  });
+  done = true;
+  reader.join();
+}
+
+// A read_file or write_file whose job is still queued (the only worker is
+// busy) when the caller times out: the job, run later, opens nothing, so a
+// writer or reader waiting in open(2) is not let through to a peer that
+// closes at once.
+TEST(FifoWorkers, AQueuedCallThatTimedOutOpensNothingLater) {
+  Loop loop({.blocking_threads = 1});
+  const std::string fifo = make_fifo();
+  std::atomic<bool> writer_in{false}, reader_in{false};
+  std::thread writer([&] {  // blocks in open(2) until a reader comes
+    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+    writer_in = true;
+    if (fd >= 0) ::close(fd);
+  });
+  loop.run_until_complete([&] {
+    std::atomic<bool> gate{false};
+    auto busy = occupy_the_worker(gate);
+    EXPECT_THROW(with_timeout(20ms, [&] { read_file(fifo); }), TimeoutError);
+    gate = true;
+    busy.join();
+    run_blocking([] {});  // after the queued job, which has run by now
+    this_fiber::sleep_for(20ms);
+    EXPECT_FALSE(writer_in) << "the queued read_file opened the FIFO after its caller left";
+  });
+  const int reader = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);  // lets the writer go
+  writer.join();
+  if (reader >= 0) ::close(reader);
+
+  std::thread late_reader([&] {  // and the other way round
+    const int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+    reader_in = true;
+    if (fd >= 0) ::close(fd);
+  });
+  loop.run_until_complete([&] {
+    std::atomic<bool> gate{false};
+    auto busy = occupy_the_worker(gate);
+    EXPECT_THROW(with_timeout(20ms, [&] { write_file(fifo, "x"); }), TimeoutError);
+    gate = true;
+    busy.join();
+    run_blocking([] {});
+    this_fiber::sleep_for(20ms);
+    EXPECT_FALSE(reader_in) << "the queued write_file opened the FIFO after its caller left";
+  });
+  const int late_writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
+  late_reader.join();
+  if (late_writer >= 0) ::close(late_writer);
 }
 
 // File is for reads and writes at offsets, which a FIFO has not: refused
@@ -212,6 +315,14 @@ TEST_F(Fifos, FileOpenRefusesAFifoWithoutOpeningIt) {
       }
       EXPECT_FALSE(has_a_reader(fifo));
     }
+    // O_CREAT | O_EXCL says EEXIST, as asked; O_PATH opens no file and works.
+    try {
+      File f = File::open(fifo, O_WRONLY | O_CREAT | O_EXCL);
+      ADD_FAILURE() << "O_EXCL over a FIFO worked";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EEXIST) << e.what();
+    }
+    EXPECT_TRUE(File::open(fifo, O_PATH).is_open());
   });
 }
 

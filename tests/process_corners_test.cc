@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <stdexcept>
 #include <string>
 #include <system_error>
 #include <thread>
@@ -148,6 +149,34 @@ TEST(ProcessCorners, AForksChildReapsTheChildrenItDrops) {
   ASSERT_EQ(waited, worker);
   ASSERT_TRUE(WIFEXITED(status));
   EXPECT_EQ(WEXITSTATUS(status), 0) << "3: the dropped child was left a zombie in the worker";
+}
+
+// communicate() after the caller closed a pipe leaves that pipe out, as
+// Python's does (it threw "the socket is closed" from the closed stdout):
+// stdout gives "", stderr is still read, and the child still ends. Input
+// for a stdin closed already is a logic_error naming the pid.
+TEST(ProcessCorners, CommunicateLeavesOutPipesClosedAlready) {
+  fiberloop::run([] {
+    auto p = Process::exec({"sh", "-c", "echo err >&2; echo out"},
+                           {.in = Stdio::pipe, .out = Stdio::pipe, .err = Stdio::pipe});
+    p.stdout_pipe().close();
+    auto [out, err] = p.communicate();
+    EXPECT_EQ(out, "");
+    EXPECT_EQ(err, "err\n");
+    EXPECT_TRUE(p.returncode().has_value());
+
+    auto q = Process::exec({"cat"}, {.in = Stdio::pipe, .out = Stdio::pipe});
+    q.stdin_pipe().close();
+    try {
+      (void)q.communicate("lost");
+      ADD_FAILURE() << "no error";
+    } catch (const std::logic_error& e) {
+      EXPECT_NE(std::string(e.what()).find("stdin pipe was closed already"), std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(q.communicate().first, "");  // cat saw the end of its input
+    EXPECT_EQ(q.returncode(), 0);
+  });
 }
 
 }  // namespace

@@ -163,6 +163,7 @@ TEST_F(Processes, AProgramThatDoesNotExistIsAnErrorNamingIt) {
       EXPECT_NE(std::string(e.what()).find("/no/such/dir"), std::string::npos) << e.what();
     }
     EXPECT_THROW(Process::exec({}), std::invalid_argument);
+    EXPECT_THROW(Process::exec({""}), std::invalid_argument);  // (was ENOENT, "exec : ...")
   });
 }
 

@@ -20,6 +20,7 @@
 #include <utility>
 
 #include "fiberloop.h"
+#include "loop/run_blocking.h"
 #include "tests/group_helpers.h"
 #include "tests/thread_probe.h"
 
@@ -509,46 +510,47 @@ TEST(Shutdown, ARunBlockingJobThatNeverEndsIsGivenUpOnWithTimeoutZero) {
   ::close(fds[1]);
 }
 
-// A file operation that works on its caller's memory (write_file's writes,
-// into a FIFO whose reader does not read) is not given up on: the shutdown
-// names it once the timeout has passed and waits on until it ends (here, once
-// the reader drains the FIFO), its fiber abandoned meanwhile.
-TEST(Shutdown, AFileOperationOnItsCallersMemoryIsWaitedForAndNamed) {
-  char dir[] = "/tmp/fiberloop_shutdown_XXXXXX";
-  ASSERT_NE(::mkdtemp(dir), nullptr);
-  const std::string fifo = std::string(dir) + "/fifo";
-  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
-  const int reader = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  ASSERT_GE(reader, 0);
-  const std::string data(1 << 20, 'x');  // far more than the FIFO holds
-  std::size_t drained = 0;
-  std::thread drain;
+// A worker job that works on its caller's memory (a file operation's:
+// write_at, read_at, write_file's writes to a file) is not given up on: the
+// shutdown names it once the timeout has passed and waits on until it ends
+// (here, once the test lets it), its fiber abandoned meanwhile. The job is
+// the file operations' own kind (run_on_worker, not interruptible), made
+// to wait on a pipe that only the test writes.
+TEST(Shutdown, AWorkerJobOnItsCallersMemoryIsWaitedForAndNamed) {
+  int fds[2];
+  ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+  std::atomic<bool> started{false};
+  std::thread release;
   auto [took, err] = shut_down(
       [&](Loop& loop) {
-        loop.spawn([&] { write_file(fifo, data); });
-        run_until_a_thread_blocks_in(loop, SYS_write);
-        // Reads everything, well after the timeout.
-        drain = std::thread([&] {
+        loop.spawn([&] {
+          char c = 0;
+          internal::run_on_worker(
+              [&] {
+                started = true;
+                (void)!::read(fds[0], &c, 1);
+              },
+              /*interruptible=*/false, "a job on its caller's buffer");
+        });
+        loop.spawn([&] {
+          for (int i = 0; i < 10'000 && !started; ++i) this_fiber::sleep_for(1ms);
+          loop.stop();
+        });
+        loop.run();
+        release = std::thread([&] {  // well after the timeout
           std::this_thread::sleep_for(2s);
-          char buf[65536];
-          for (int i = 0; i < 10'000 && drained < data.size(); ++i) {
-            const ssize_t n = ::read(reader, buf, sizeof buf);
-            if (n > 0) drained += static_cast<std::size_t>(n);
-            if (n <= 0) std::this_thread::sleep_for(1ms);
-          }
+          (void)!::write(fds[1], "x", 1);
         });
       },
       LoopOptions{.blocking_shutdown_timeout = 100ms});
-  drain.join();
-  EXPECT_EQ(drained, data.size());
-  EXPECT_GE(took, 1.0);  // it waited for the drain
+  release.join();
+  EXPECT_GE(took, 1.0);  // it waited for the release
   EXPECT_NE(err.find("abandoned 1 fiber"), std::string::npos) << err;
   EXPECT_NE(err.find("keeps waiting for 1 worker job"), std::string::npos) << err;
-  EXPECT_NE(err.find("write_file " + fifo + ", for fiber"), std::string::npos) << err;
+  EXPECT_NE(err.find("a job on its caller's buffer, for fiber"), std::string::npos) << err;
   EXPECT_EQ(err.find("gave up"), std::string::npos) << err;
-  ::close(reader);
-  ::unlink(fifo.c_str());
-  ::rmdir(dir);
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 }  // namespace

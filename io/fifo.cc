@@ -1,0 +1,146 @@
+// FIFOs on the loop: see io/internal/fifo.h.
+#include "io/internal/fifo.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+
+#include "io/internal/memory_limit.h"
+#include "io/wait.h"
+#include "loop/this_fiber.h"
+
+namespace fiberloop::internal {
+namespace {
+
+// A FIFO's reads: a pipe's default capacity.
+constexpr std::size_t kChunk = 64 * 1024;
+// From this much read, read_fifo asks what memory the process may have.
+constexpr std::size_t kAskTheLimitFrom = std::size_t{16} << 20;
+
+[[noreturn]] void fail(int err, const std::string& what) {
+  throw std::system_error(err, std::generic_category(), what);
+}
+
+// write(2) with SIGPIPE blocked on this thread (a loop's thread may take
+// it, and its default ends the process): a reader that has gone is EPIPE,
+// and the SIGPIPE the write raised is taken back unless one was pending
+// already.
+ssize_t write_without_sigpipe(int fd, const char* data, std::size_t size) {
+  sigset_t pipe_signal, pending, old;
+  sigemptyset(&pipe_signal);
+  sigaddset(&pipe_signal, SIGPIPE);
+  sigpending(&pending);
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  ::pthread_sigmask(SIG_BLOCK, &pipe_signal, &old);
+  const ssize_t n = ::write(fd, data, size);
+  const int err = errno;
+  if (n < 0 && err == EPIPE && !was_pending) {
+    const timespec now{};
+    while (::sigtimedwait(&pipe_signal, nullptr, &now) < 0 && errno == EINTR) {
+    }
+  }
+  ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  errno = err;
+  return n;
+}
+
+}  // namespace
+
+bool path_is_fifo(const std::string& path, bool follow) {
+  struct stat st {};
+  const int r = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
+  return r == 0 && S_ISFIFO(st.st_mode);
+}
+
+FifoOpen open_fifo(const std::string& path, int flags, int* fd) {
+  *fd = ::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC);
+  if (*fd < 0) {
+    return errno == ENXIO && path_is_fifo(path) ? FifoOpen::kNoReader : FifoOpen::kNotAFifo;
+  }
+  struct stat st {};
+  if (::fstat(*fd, &st) == 0 && S_ISFIFO(st.st_mode)) return FifoOpen::kOpened;
+  ::close(*fd);  // replaced since it was looked at (by a file under a lease, say)
+  *fd = -1;
+  return FifoOpen::kNotAFifo;
+}
+
+int open_fifo_for_writing(const std::string& path) {
+  Duration pause = std::chrono::microseconds(100);
+  for (int fd;;) {
+    switch (open_fifo(path, O_WRONLY, &fd)) {
+      case FifoOpen::kOpened:
+        return fd;
+      case FifoOpen::kNotAFifo:
+        return -1;
+      case FifoOpen::kNoReader:
+        this_fiber::sleep_for(pause);
+        pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(10));
+    }
+  }
+}
+
+std::string read_fifo(int fd, const std::string& path) {
+  std::string out;
+  std::uint64_t limit = 0;  // asked once past kAskTheLimitFrom
+  try {
+    const auto chunk = std::make_unique_for_overwrite<char[]>(kChunk);
+    wait_readable(fd);
+    for (;;) {
+      const ssize_t n = ::read(fd, chunk.get(), kChunk);
+      if (n > 0) {
+        out.append(chunk.get(), static_cast<std::size_t>(n));
+        if (out.size() > kAskTheLimitFrom) {
+          if (limit == 0) limit = memory_limit();
+          if (out.size() > limit) {
+            std::string().swap(out);
+            fail(ENOMEM, "read_file " + path + ": its writer gave more than the memory this " +
+                             "process may have (" + std::to_string(limit) +
+                             " bytes); read it as a stream instead (open it with O_NONBLOCK "
+                             "and wait_readable)");
+          }
+        }
+        this_fiber::yield();
+      } else if (n == 0) {
+        return out;
+      } else if (errno == EAGAIN) {
+        wait_readable(fd);
+      } else if (errno != EINTR) {
+        const int err = errno;
+        fail(err, "read_file " + path);
+      }
+    }
+  } catch (const std::bad_alloc&) {
+  } catch (const std::length_error&) {
+  }
+  std::string().swap(out);
+  fail(ENOMEM, "read_file " + path + ": what its writer gave does not fit in memory");
+}
+
+void write_fifo(int fd, const std::string& path, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = write_without_sigpipe(fd, data.data(), data.size());
+    if (n > 0) {
+      data.remove_prefix(static_cast<std::size_t>(n));
+    } else if (n == 0) {  // (a pipe never takes nothing: would retry for ever)
+      fail(EIO, "write_file " + path + " (write took no bytes)");
+    } else if (errno == EAGAIN) {
+      wait_writable(fd);
+    } else if (errno != EINTR) {
+      const int err = errno;
+      fail(err, "write_file " + path + " (write)");
+    }
+  }
+}
+
+}  // namespace fiberloop::internal

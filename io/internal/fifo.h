@@ -1,0 +1,52 @@
+// FIFOs for read_file and write_file, on the loop rather than on a worker.
+// A FIFO's other end may never come, or stop reading: a worker blocked in
+// open(2) or write(2) for it could be neither cancelled nor given back, and
+// an open that ended after its caller had gone would reach a later writer
+// or reader (taking its data, or showing it an end that came and went).
+// Here every wait is the loop's, so a cancel or timeout ends it at once and
+// closes what was opened. The workers only stat the path.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace fiberloop::internal {
+
+// Whether `path` names a FIFO; through a symbolic link unless `follow` is
+// false. (A look, not a promise: the path may change before it is opened.)
+bool path_is_fifo(const std::string& path, bool follow = true);
+
+// How an open of a FIFO from the loop went.
+enum class FifoOpen {
+  kOpened,    // *fd is the FIFO, non-blocking
+  kNoReader,  // for writing, and no reader yet (ENXIO)
+  kNotAFifo,  // something else is at the path now, or nothing: the caller's
+              // worker path takes it (and reports what open(2) says)
+};
+
+// open(2) of the FIFO at `path` for O_RDONLY or O_WRONLY (`flags`),
+// non-blocking, so that it never waits for the other end.
+FifoOpen open_fifo(const std::string& path, int flags, int* fd);
+
+// The FIFO at `path` opened for writing once it has a reader, which the
+// kernel announces to nobody: tried again every 100 us at first, every
+// 10 ms at most. Returns: the fd (non-blocking), or -1 if no FIFO is at the
+// path any more. Throws: Cancelled, TimeoutError (while it waits).
+int open_fifo_for_writing(const std::string& path);
+
+// Reads the FIFO `fd` until its writers are gone (the kernel reports no
+// hang-up before a first one came), waiting for data on the loop and
+// yielding after each 64 KiB, so that a cancel or timeout reaches it under
+// an endless writer too. Throws: std::system_error naming "read_file
+// <path>" (ENOMEM past the memory the process may have); Cancelled;
+// TimeoutError.
+std::string read_fifo(int fd, const std::string& path);
+
+// Writes all of `data` to the FIFO `fd`, waiting for room on the loop. A
+// reader that has gone is EPIPE, never SIGPIPE (blocked around each write,
+// and one the write raised taken back). What was written before a cancel
+// or timeout stays written. Throws: std::system_error naming "write_file
+// <path> (write)"; Cancelled; TimeoutError.
+void write_fifo(int fd, const std::string& path, std::string_view data);
+
+}  // namespace fiberloop::internal
