@@ -66,7 +66,11 @@ bool path_is_fifo(const std::string& path, bool follow) {
 FifoOpen open_fifo(const std::string& path, int flags, int* fd) {
   *fd = ::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC);
   if (*fd < 0) {
-    return errno == ENXIO && path_is_fifo(path) ? FifoOpen::kNoReader : FifoOpen::kNotAFifo;
+    const int err = errno;
+    if (!path_is_fifo(path)) return FifoOpen::kNotAFifo;
+    if (err == ENXIO && (flags & O_ACCMODE) == O_WRONLY) return FifoOpen::kNoReader;
+    *fd = err;
+    return FifoOpen::kFailed;
   }
   struct stat st {};
   if (::fstat(*fd, &st) == 0 && S_ISFIFO(st.st_mode)) return FifoOpen::kOpened;
@@ -83,6 +87,8 @@ int open_fifo_for_writing(const std::string& path) {
         return fd;
       case FifoOpen::kNotAFifo:
         return -1;
+      case FifoOpen::kFailed:
+        fail(fd, "write_file " + path + " (open)");
       case FifoOpen::kNoReader:
         this_fiber::sleep_for(pause);
         pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(10));
@@ -132,7 +138,8 @@ void write_fifo(int fd, const std::string& path, std::string_view data) {
     const ssize_t n = write_without_sigpipe(fd, data.data(), data.size());
     if (n > 0) {
       data.remove_prefix(static_cast<std::size_t>(n));
-    } else if (n == 0) {  // (a pipe never takes nothing: would retry for ever)
+      if (!data.empty()) this_fiber::yield();  // a cancel or timeout reaches it between writes
+    } else if (n == 0) {                       // (a pipe never takes nothing: would retry for ever)
       fail(EIO, "write_file " + path + " (write took no bytes)");
     } else if (errno == EAGAIN) {
       wait_writable(fd);

@@ -213,9 +213,14 @@ File File::open(const std::string& path, int flags, mode_t mode) {
   // writes into no buffer of the caller's. A FIFO is refused before it is
   // opened, so that its other end never sees an open come and go; not for
   // O_PATH (which opens no file) or O_CREAT | O_EXCL (EEXIST, as asked).
-  Opened opened = internal::run_blocking_as("File::open " + path, [path, flags, mode] {
+  // A job still queued when the caller has gone opens nothing (O_TRUNC
+  // would empty the file after all).
+  auto abandoned = std::make_shared<std::atomic<bool>>(false);
+  const auto open_on_a_worker = [path, flags, mode, abandoned] {
     Opened o;
-    const bool opens_the_file = (flags & O_PATH) == 0;
+    if (abandoned->load(std::memory_order_relaxed)) return o;
+    // (O_DIRECTORY: the kernel refuses a FIFO before opening it, ENOTDIR.)
+    const bool opens_the_file = (flags & (O_PATH | O_DIRECTORY)) == 0;
     const bool only_creates = (flags & O_CREAT) != 0 && (flags & O_EXCL) != 0;
     if (opens_the_file && !only_creates &&
         internal::path_is_fifo(path, /*follow=*/(flags & O_NOFOLLOW) == 0)) {
@@ -231,7 +236,15 @@ File File::open(const std::string& path, int flags, mode_t mode) {
       o.fifo = opens_the_file && S_ISFIFO(st.st_mode);  // made since it looked: refused too
     }
     return o;
-  });
+  };
+  Opened opened = [&] {
+    try {
+      return internal::run_blocking_as("File::open " + path, open_on_a_worker);
+    } catch (...) {
+      abandoned->store(true, std::memory_order_relaxed);
+      throw;
+    }
+  }();
   if (opened.fifo) {
     throw_file_error(ESPIPE, "File::open " + path +
                                  ": a FIFO, which has no offsets to read or write at; read it "

@@ -43,7 +43,8 @@ namespace fiberloop {
 // /etc/nope: No such file or directory"; ENOMEM, with its size, for a file
 // larger than the memory the process may have (the machine's, or its
 // control group's limit) or than an allocation may be: File's
-// read_at is for those); Cancelled; TimeoutError (the
+// read_at is for those; for a FIFO's writer that gives more, a stream of
+// your own, O_NONBLOCK and wait_readable); Cancelled; TimeoutError (the
 // worker stops at its next read of up to 64 KiB and drops what it read, so
 // an endless source such as /dev/zero does not keep it);
 // std::invalid_argument for a path with a NUL byte.
@@ -79,8 +80,12 @@ class File {
   // O_CLOEXEC is added) and `mode` for a file it creates, on a worker. An
   // open that waits (a device, a slow file system) ends at a cancel or
   // timeout: the fiber goes at once, and the fd the open returns later is
-  // closed. A FIFO, which has no offsets, is refused before it is opened
-  // (its other end sees nothing): read_file and write_file take FIFOs.
+  // closed; one still queued then opens nothing. A FIFO, which has no
+  // offsets, is refused before it is opened (its other end sees nothing;
+  // unless one is put at the path between that look and the open, which
+  // then waits as open(2) does): read_file and write_file take FIFOs. Not
+  // refused: O_PATH (no file is opened), O_DIRECTORY (ENOTDIR), O_CREAT |
+  // O_EXCL (EEXIST); O_NOFOLLOW looks at a link itself.
   // Throws: std::system_error naming the path (ESPIPE for a FIFO, saying
   //         what to use instead); Cancelled; TimeoutError;
   //         std::logic_error outside a fiber; std::invalid_argument for a

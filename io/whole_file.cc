@@ -110,9 +110,16 @@ std::string read_file(const std::string& path) {
       });
       if (!whole.fifo) return std::move(whole.data);
       int fd;
-      if (internal::open_fifo(path, O_RDONLY, &fd) == internal::FifoOpen::kOpened) {
-        const Closer closer{fd};
-        return internal::read_fifo(fd, path);
+      switch (internal::open_fifo(path, O_RDONLY, &fd)) {
+        case internal::FifoOpen::kOpened: {
+          const Closer closer{fd};
+          return internal::read_fifo(fd, path);
+        }
+        case internal::FifoOpen::kFailed:
+          throw_file_error(fd, "read_file " + path);
+        case internal::FifoOpen::kNoReader:  // (only for writing)
+        case internal::FifoOpen::kNotAFifo:
+          break;
       }
       // No FIFO there any more: the worker looks again.
     }

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,12 +17,14 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <vector>
 
 #include "fiberloop.h"
 #include "tests/loop_fixture.h"
@@ -297,6 +300,105 @@ TEST(FifoWorkers, AQueuedCallThatTimedOutOpensNothingLater) {
   if (late_writer >= 0) ::close(late_writer);
 }
 
+// A write_file still queued when its caller timed out creates nothing
+// later (the open's job looks at `abandoned` first), and neither does a
+// File::open with O_CREAT.
+TEST(FifoWorkers, AQueuedOpenThatTimedOutCreatesNothingLater) {
+  Loop loop({.blocking_threads = 1});
+  const std::string dir = make_fifo() + "-dir";
+  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+  loop.run_until_complete([&] {
+    std::atomic<bool> gate{false};
+    auto busy = occupy_the_worker(gate);
+    EXPECT_THROW(with_timeout(20ms, [&] { write_file(dir + "/by_write_file", "x"); }),
+                 TimeoutError);
+    EXPECT_THROW(with_timeout(20ms, [&] { File::open(dir + "/by_open", O_WRONLY | O_CREAT); }),
+                 TimeoutError);
+    gate = true;
+    busy.join();
+    run_blocking([] {});  // after the queued jobs, which have run by now
+  });
+  struct stat st {};
+  EXPECT_NE(::stat((dir + "/by_write_file").c_str(), &st), 0) << "write_file created it late";
+  EXPECT_NE(::stat((dir + "/by_open").c_str(), &st), 0) << "File::open created it late";
+}
+
+// What an exception says ("no error" for none).
+std::string what(const std::exception_ptr& error) {
+  if (!error) return "no error";
+  try {
+    std::rethrow_exception(error);
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (...) {
+    return "not a std::exception";
+  }
+}
+
+// A FIFO the loop cannot open (here: no fd left, EMFILE) is an error naming
+// it, at once (it used to go back and forth between the worker's look and
+// the loop's open for ever).
+TEST_F(Fifos, AFifoThatCannotBeOpenedIsAnErrorNotALoop) {
+  const std::string fifo = make_fifo();
+  run([&] {
+    rlimit saved{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+    std::vector<int> taken;
+    rlimit few = saved;
+    few.rlim_cur = 256;
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &few), 0);
+    for (int fd; (fd = ::dup(0)) >= 0;) taken.push_back(fd);  // every fd below the limit
+    // Looked at once the fds are back: the sanitizers' checks need some.
+    std::exception_ptr read_error, write_error;
+    try {
+      with_timeout(5s, [&] { (void)read_file(fifo); });
+    } catch (...) {
+      read_error = std::current_exception();
+    }
+    try {
+      with_timeout(5s, [&] { write_file(fifo, "x"); });
+    } catch (...) {
+      write_error = std::current_exception();
+    }
+    for (int fd : taken) ::close(fd);
+    ::setrlimit(RLIMIT_NOFILE, &saved);
+    EXPECT_NE(what(read_error).find("read_file " + fifo + ": Too many open files"),
+              std::string::npos)
+        << what(read_error);
+    EXPECT_NE(what(write_error).find("write_file " + fifo + " (open): Too many open files"),
+              std::string::npos)
+        << what(write_error);
+  });
+}
+
+// A reader that takes some and goes: write_file says EPIPE, naming the
+// path, and no SIGPIPE ends the process (its default here, on the loop's
+// thread).
+TEST_F(Fifos, AReaderThatGoesIsEpipeNotSigpipe) {
+  const std::string fifo = make_fifo();
+  ASSERT_EQ(::signal(SIGPIPE, SIG_DFL), SIG_DFL);
+  std::thread reader([&] {
+    const int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
+    char buf[1024];
+    (void)!::read(fd, buf, sizeof buf);
+    ::close(fd);
+  });
+  run([&] {
+    try {
+      write_file(fifo, std::string(4 << 20, 'p'));
+      ADD_FAILURE() << "the write went through";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), EPIPE);
+      EXPECT_NE(std::string(e.what()).find("write_file " + fifo + " (write)"), std::string::npos)
+          << e.what();
+    }
+    sigset_t pending;
+    sigpending(&pending);
+    EXPECT_EQ(sigismember(&pending, SIGPIPE), 0) << "a SIGPIPE was left pending";
+  });
+  reader.join();
+}
+
 // File is for reads and writes at offsets, which a FIFO has not: refused
 // before the open, so its other end sees nothing (a blocked writer is not
 // let through to write into a reader that closes at once).
@@ -323,6 +425,21 @@ TEST_F(Fifos, FileOpenRefusesAFifoWithoutOpeningIt) {
       EXPECT_EQ(e.code().value(), EEXIST) << e.what();
     }
     EXPECT_TRUE(File::open(fifo, O_PATH).is_open());
+    try {
+      File f = File::open(fifo, O_RDONLY | O_DIRECTORY);
+      ADD_FAILURE() << "O_DIRECTORY on a FIFO worked";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ENOTDIR) << e.what();
+    }
+    // Under O_NOFOLLOW a link to a FIFO is the link: ELOOP, as open(2) says.
+    const std::string link = fifo + "-link";
+    ASSERT_EQ(::symlink(fifo.c_str(), link.c_str()), 0);
+    try {
+      File f = File::open(link, O_RDONLY | O_NOFOLLOW);
+      ADD_FAILURE() << "O_NOFOLLOW through a link worked";
+    } catch (const std::system_error& e) {
+      EXPECT_EQ(e.code().value(), ELOOP) << e.what();
+    }
   });
 }
 

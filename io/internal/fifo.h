@@ -22,6 +22,7 @@ enum class FifoOpen {
   kNoReader,  // for writing, and no reader yet (ENXIO)
   kNotAFifo,  // something else is at the path now, or nothing: the caller's
               // worker path takes it (and reports what open(2) says)
+  kFailed,    // a FIFO that open(2) refuses (EACCES, EMFILE...): *fd is the errno
 };
 
 // open(2) of the FIFO at `path` for O_RDONLY or O_WRONLY (`flags`),
@@ -31,7 +32,8 @@ FifoOpen open_fifo(const std::string& path, int flags, int* fd);
 // The FIFO at `path` opened for writing once it has a reader, which the
 // kernel announces to nobody: tried again every 100 us at first, every
 // 10 ms at most. Returns: the fd (non-blocking), or -1 if no FIFO is at the
-// path any more. Throws: Cancelled, TimeoutError (while it waits).
+// path any more. Throws: std::system_error naming "write_file <path>
+// (open)" if open(2) refuses it; Cancelled, TimeoutError (while it waits).
 int open_fifo_for_writing(const std::string& path);
 
 // Reads the FIFO `fd` until its writers are gone (the kernel reports no
