@@ -18,8 +18,6 @@
 #include <system_error>
 #include <thread>
 
-#include "fiberloop.h"
-
 namespace fiberloop::testing {
 
 // The calling thread's id, as /proc names it.
@@ -47,21 +45,6 @@ inline pid_t thread_blocked_in(long nr) {
 }
 
 inline bool a_thread_blocks_in(long nr) { return thread_blocked_in(nr) != 0; }
-
-// From a fiber: returns the thread of this process that blocks in system
-// call `nr` (a worker in a job's open, say) once one does, checking every
-// 100 us while the loop goes on; throws std::runtime_error after 10 s.
-inline pid_t await_a_thread_blocked_in(long nr) {
-  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  for (;;) {
-    if (const pid_t tid = thread_blocked_in(nr)) return tid;
-    if (std::chrono::steady_clock::now() > give_up) {
-      throw std::runtime_error("no thread blocked in system call " + std::to_string(nr) +
-                               " in 10 s");
-    }
-    this_fiber::sleep_for(std::chrono::microseconds(100));
-  }
-}
 
 // Whether thread `tid` is blocked in a loop's wait for events, on either
 // backend: epoll_wait or epoll_pwait2 (epoll), io_uring_enter (io_uring).
