@@ -6,15 +6,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <utility>
 
 #include "io/internal/memory_limit.h"
 #include "io/wait.h"
@@ -63,37 +62,45 @@ bool path_is_fifo(const std::string& path, bool follow) {
   return r == 0 && S_ISFIFO(st.st_mode);
 }
 
-FifoOpen open_fifo(const std::string& path, int flags, int* fd) {
-  *fd = ::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC);
-  if (*fd < 0) {
-    const int err = errno;
-    if (!path_is_fifo(path)) return FifoOpen::kNotAFifo;
-    if (err == ENXIO && (flags & O_ACCMODE) == O_WRONLY) return FifoOpen::kNoReader;
-    *fd = err;
-    return FifoOpen::kFailed;
-  }
+Opened open_without_waiting(const std::string& path, int flags, mode_t mode) {
+  const bool follow = (flags & O_NOFOLLOW) == 0;
   struct stat st {};
-  if (::fstat(*fd, &st) == 0 && S_ISFIFO(st.st_mode)) return FifoOpen::kOpened;
-  ::close(*fd);  // replaced since it was looked at (by a file under a lease, say)
-  *fd = -1;
-  return FifoOpen::kNotAFifo;
-}
-
-int open_fifo_for_writing(const std::string& path) {
-  Duration pause = std::chrono::microseconds(100);
-  for (int fd;;) {
-    switch (open_fifo(path, O_WRONLY, &fd)) {
-      case FifoOpen::kOpened:
-        return fd;
-      case FifoOpen::kNotAFifo:
-        return -1;
-      case FifoOpen::kFailed:
-        fail(fd, "write_file " + path + " (open)");
-      case FifoOpen::kNoReader:
-        this_fiber::sleep_for(pause);
-        pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(10));
+  const int looked = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
+  const bool device = looked == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode));
+  const bool opens_no_fifo =
+      (flags & (O_PATH | O_DIRECTORY)) != 0 || ((flags & O_CREAT) != 0 && (flags & O_EXCL) != 0);
+  const bool as_asked = device || opens_no_fifo || (flags & O_NONBLOCK) != 0;
+  Opened o;
+  o.fd = ::open(path.c_str(), flags | O_CLOEXEC | (as_asked ? 0 : O_NONBLOCK), mode);
+  if (o.fd < 0 && errno == EWOULDBLOCK && !as_asked) {
+    o.fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);  // a lease: wait for its break
+  }
+  if (o.fd < 0) {
+    o.err = errno;
+    // ENXIO for writing, non-blocking: a FIFO without a reader, though the
+    // path may have changed again since; a socket's (or a device's) own
+    // ENXIO is reported as it is.
+    const int looked_again = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
+    o.fifo = o.err == ENXIO && !as_asked && (flags & O_ACCMODE) == O_WRONLY &&
+             (looked_again != 0 ||
+              !(S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)));
+    return o;
+  }
+  if (::fstat(o.fd, &st) != 0) {
+    o.err = errno;
+    ::close(std::exchange(o.fd, -1));
+    return o;
+  }
+  o.seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+  o.fifo = S_ISFIFO(st.st_mode) && (flags & O_PATH) == 0;
+  if (!o.fifo && !as_asked) {
+    const int status = ::fcntl(o.fd, F_GETFL);
+    if (status < 0 || ::fcntl(o.fd, F_SETFL, status & ~O_NONBLOCK) != 0) {
+      o.err = errno;
+      ::close(std::exchange(o.fd, -1));
     }
   }
+  return o;
 }
 
 std::string read_fifo(int fd, const std::string& path) {

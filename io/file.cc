@@ -211,31 +211,23 @@ File File::open(const std::string& path, int flags, mode_t mode) {
   internal::require_c_string(path, "File::open path");
   // Interruptible: an open may wait (a device, a slow file system), and it
   // writes into no buffer of the caller's. A FIFO is refused before it is
-  // opened, so that its other end never sees an open come and go; not for
-  // O_PATH (which opens no file) or O_CREAT | O_EXCL (EEXIST, as asked).
-  // A job still queued when the caller has gone opens nothing (O_TRUNC
-  // would empty the file after all).
+  // opened, so that its other end never sees an open come and go (not for
+  // O_PATH, which opens no file, nor O_DIRECTORY and O_CREAT | O_EXCL, which
+  // the kernel refuses itself); one put at the path since that look is
+  // opened without waiting for its other end, and refused too. A job still
+  // queued when the caller has gone opens nothing (O_TRUNC would empty the
+  // file after all).
   auto abandoned = std::make_shared<std::atomic<bool>>(false);
   const auto open_on_a_worker = [path, flags, mode, abandoned] {
-    Opened o;
-    if (abandoned->load(std::memory_order_relaxed)) return o;
-    // (O_DIRECTORY: the kernel refuses a FIFO before opening it, ENOTDIR.)
-    const bool opens_the_file = (flags & (O_PATH | O_DIRECTORY)) == 0;
-    const bool only_creates = (flags & O_CREAT) != 0 && (flags & O_EXCL) != 0;
-    if (opens_the_file && !only_creates &&
-        internal::path_is_fifo(path, /*follow=*/(flags & O_NOFOLLOW) == 0)) {
-      o.fifo = true;
-      return o;
+    if (abandoned->load(std::memory_order_relaxed)) return Opened();
+    const bool may_be_a_fifo =
+        (flags & (O_PATH | O_DIRECTORY)) == 0 && ((flags & O_CREAT) == 0 || (flags & O_EXCL) == 0);
+    if (may_be_a_fifo && internal::path_is_fifo(path, /*follow=*/(flags & O_NOFOLLOW) == 0)) {
+      Opened refused;
+      refused.fifo = true;
+      return refused;
     }
-    o.fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-    struct stat st {};
-    if (o.fd < 0) {
-      o.err = errno;
-    } else if (::fstat(o.fd, &st) == 0) {
-      o.seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
-      o.fifo = opens_the_file && S_ISFIFO(st.st_mode);  // made since it looked: refused too
-    }
-    return o;
+    return internal::open_without_waiting(path, flags, mode);
   };
   Opened opened = [&] {
     try {

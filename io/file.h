@@ -16,9 +16,11 @@
 // which use no buffer of the caller's, end at once instead (a job still
 // queued then does nothing; a running one's late result is dropped, an fd
 // it opened closed). A FIFO never holds a worker, since its other end may
-// never come or never read: the worker only looks at the path, and the loop
-// opens, reads and writes the FIFO without blocking, so a cancel or timeout
-// ends any of it at once; File refuses a FIFO. Errors are
+// never come or never read: the worker opens what is not a device with
+// O_NONBLOCK (taken back for a file), so it never waits for a FIFO, even one
+// put at the path while it looked; the loop reads and writes the FIFO
+// without blocking, so a cancel or timeout ends any of it at once; File
+// refuses a FIFO. Errors are
 // std::system_error naming the operation and the path. Every function here
 // parks the calling fiber, so each also throws std::logic_error outside a
 // fiber.
@@ -82,8 +84,9 @@ class File {
   // timeout: the fiber goes at once, and the fd the open returns later is
   // closed; one still queued then opens nothing. A FIFO, which has no
   // offsets, is refused before it is opened (its other end sees nothing;
-  // unless one is put at the path between that look and the open, which
-  // then waits as open(2) does): read_file and write_file take FIFOs. Not
+  // one put at the path after that look is opened without waiting, then
+  // refused, unless it took a device's place: a device opens as asked):
+  // read_file and write_file take FIFOs. Not
   // refused: O_PATH (no file is opened), O_DIRECTORY (ENOTDIR), O_CREAT |
   // O_EXCL (EEXIST); O_NOFOLLOW looks at a link itself.
   // Throws: std::system_error naming the path (ESPIPE for a FIFO, saying

@@ -4,8 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -21,11 +23,11 @@
 #include "io/internal/memory_limit.h"
 #include "io/internal/opened_fd.h"
 #include "loop/run_blocking.h"
+#include "loop/this_fiber.h"
 
 namespace fiberloop {
 namespace {
 
-using internal::Closer;
 using internal::Opened;
 using internal::throw_file_error;
 
@@ -37,11 +39,11 @@ using internal::throw_file_error;
 // few files to read: nothing beside reading that much).
 constexpr off_t kAskTheLimitFrom = off_t{16} << 20;
 
-// What read_file's worker brings back: the whole file, or word that the
-// path is a FIFO, for the loop to open and read.
+// What read_file's worker brings back: the whole file, or a FIFO it
+// opened (non-blocking) for the loop to read.
 struct Whole {
   std::string data;
-  bool fifo = false;
+  Opened fifo;
 };
 
 // Reads `fd` to its end on the worker (a file or a device, blocking).
@@ -91,38 +93,20 @@ std::string read_file(const std::string& path) {
   // will take.
   auto abandoned = std::make_shared<std::atomic<bool>>(false);
   try {
-    for (;;) {
-      Whole whole = internal::run_blocking_as("read_file " + path, [path, abandoned] {
-        Whole w;
-        if (abandoned->load(std::memory_order_relaxed)) return w;
-        if (internal::path_is_fifo(path)) {
-          w.fifo = true;
-          return w;
-        }
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-          const int err = errno;  // before the message is built
-          throw_file_error(err, "read_file " + path);
-        }
-        const Closer closer{fd};
-        w.data = read_to_end(fd, path, *abandoned);
+    Whole whole = internal::run_blocking_as("read_file " + path, [path, abandoned] {
+      Whole w;
+      if (abandoned->load(std::memory_order_relaxed)) return w;
+      Opened o = internal::open_without_waiting(path, O_RDONLY, 0);
+      if (o.fd < 0) throw_file_error(o.err, "read_file " + path);
+      if (o.fifo) {
+        w.fifo = std::move(o);
         return w;
-      });
-      if (!whole.fifo) return std::move(whole.data);
-      int fd;
-      switch (internal::open_fifo(path, O_RDONLY, &fd)) {
-        case internal::FifoOpen::kOpened: {
-          const Closer closer{fd};
-          return internal::read_fifo(fd, path);
-        }
-        case internal::FifoOpen::kFailed:
-          throw_file_error(fd, "read_file " + path);
-        case internal::FifoOpen::kNoReader:  // (only for writing)
-        case internal::FifoOpen::kNotAFifo:
-          break;
       }
-      // No FIFO there any more: the worker looks again.
-    }
+      w.data = read_to_end(o.fd, path, *abandoned);
+      return w;
+    });
+    if (whole.fifo.fd < 0) return std::move(whole.data);
+    return internal::read_fifo(whole.fifo.fd, path);
   } catch (...) {
     abandoned->store(true, std::memory_order_relaxed);
     throw;
@@ -131,30 +115,25 @@ std::string read_file(const std::string& path) {
 
 namespace {
 
-// write_file's open: on a worker for a file, on the loop for a FIFO (which
-// then has `fifo` set). A job still queued when its caller has gone
-// (`abandoned`) opens nothing.
+// write_file's open, on a worker (interruptible: it writes into no memory
+// of the caller's). A FIFO without a reader is tried again until one comes,
+// which the kernel announces to nobody: every 100 us at first, every 10 ms
+// at most, the waits on the loop. A job still queued when its caller has
+// gone (`abandoned`) opens nothing. No O_TRUNC: an open that ends after a
+// cancel must not empty the file.
 Opened open_for_write_file(const std::string& path,
                            const std::shared_ptr<std::atomic<bool>>& abandoned) {
-  for (;;) {
-    // Interruptible: the open writes into no memory of the caller's. No
-    // O_TRUNC: an open that ends after a cancel must not empty the file.
-    Opened o = internal::run_blocking_as("write_file " + path + " (open)", [path, abandoned] {
-      Opened job;
-      if (abandoned->load(std::memory_order_relaxed)) return job;
-      if (internal::path_is_fifo(path)) {
-        job.fifo = true;
-        return job;
-      }
-      job.fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-      if (job.fd < 0) job.err = errno;
-      return job;
-    });
-    if (!o.fifo) return o;
-    o.fd = internal::open_fifo_for_writing(path);
-    if (o.fd >= 0) return o;
-    // No FIFO there any more: the worker looks again.
+  const auto open_once = [path, abandoned] {
+    if (abandoned->load(std::memory_order_relaxed)) return Opened();
+    return internal::open_without_waiting(path, O_WRONLY | O_CREAT, 0644);
+  };
+  Opened o = internal::run_blocking_as("write_file " + path + " (open)", open_once);
+  for (Duration pause = std::chrono::microseconds(100); o.fifo && o.fd < 0;
+       pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(10))) {
+    this_fiber::sleep_for(pause);
+    o = internal::run_blocking_as("write_file " + path + " (open)", open_once);
   }
+  return o;
 }
 
 }  // namespace

@@ -4,11 +4,16 @@
 // an open that ended after its caller had gone would reach a later writer
 // or reader (taking its data, or showing it an end that came and went).
 // Here every wait is the loop's, so a cancel or timeout ends it at once and
-// closes what was opened. The workers only stat the path.
+// closes what was opened. The workers open paths without ever waiting for
+// a FIFO (open_without_waiting), and the loop does the rest.
 #pragma once
+
+#include <sys/types.h>
 
 #include <string>
 #include <string_view>
+
+#include "io/internal/opened_fd.h"
 
 namespace fiberloop::internal {
 
@@ -16,25 +21,19 @@ namespace fiberloop::internal {
 // false. (A look, not a promise: the path may change before it is opened.)
 bool path_is_fifo(const std::string& path, bool follow = true);
 
-// How an open of a FIFO from the loop went.
-enum class FifoOpen {
-  kOpened,    // *fd is the FIFO, non-blocking
-  kNoReader,  // for writing, and no reader yet (ENXIO)
-  kNotAFifo,  // something else is at the path now, or nothing: the caller's
-              // worker path takes it (and reports what open(2) says)
-  kFailed,    // a FIFO that open(2) refuses (EACCES, EMFILE...): *fd is the errno
-};
-
-// open(2) of the FIFO at `path` for O_RDONLY or O_WRONLY (`flags`),
-// non-blocking, so that it never waits for the other end.
-FifoOpen open_fifo(const std::string& path, int flags, int* fd);
-
-// The FIFO at `path` opened for writing once it has a reader, which the
-// kernel announces to nobody: tried again every 100 us at first, every
-// 10 ms at most. Returns: the fd (non-blocking), or -1 if no FIFO is at the
-// path any more. Throws: std::system_error naming "write_file <path>
-// (open)" if open(2) refuses it; Cancelled, TimeoutError (while it waits).
-int open_fifo_for_writing(const std::string& path);
+// open(2) of `path` with `flags` (O_CLOEXEC added) and `mode`, on a worker,
+// that never waits for a FIFO's other end, not even for a FIFO put at the
+// path while it looks: a path that stat(2) does not call a device is opened
+// with O_NONBLOCK, which is taken back once fstat(2) shows no FIFO (a file
+// under a lease, EWOULDBLOCK, is then opened as asked, which waits for the
+// lease's break). A device, whose open O_NONBLOCK changes (a tty, a drive
+// without a medium), is opened as asked; so are O_PATH, O_DIRECTORY and
+// O_CREAT | O_EXCL, which open no FIFO. Returns: the fd, with `seekable`
+// set for a regular file or a block device; for a FIFO, `fifo` set and the
+// fd non-blocking, or -1 when opened for writing without a reader yet
+// (ENXIO, in `err`; the path may hold a file again by the next try);
+// else fd -1 and open's errno in `err`.
+Opened open_without_waiting(const std::string& path, int flags, mode_t mode);
 
 // Reads the FIFO `fd` until its writers are gone (the kernel reports no
 // hang-up before a first one came), waiting for data on the loop and

@@ -24,7 +24,16 @@ struct Opened {
         err(other.err),
         seekable(other.seekable),
         fifo(other.fifo) {}
-  Opened& operator=(Opened&&) = delete;
+  Opened& operator=(Opened&& other) noexcept {
+    if (this != &other) {
+      if (fd >= 0) ::close(fd);
+      fd = std::exchange(other.fd, -1);
+      err = other.err;
+      seekable = other.seekable;
+      fifo = other.fifo;
+    }
+    return *this;
+  }
   ~Opened() {
     if (fd >= 0) ::close(fd);
   }
@@ -32,13 +41,7 @@ struct Opened {
   int fd = -1;
   int err = 0;            // open's errno when fd < 0
   bool seekable = false;  // a regular file or a block device
-  bool fifo = false;      // a FIFO: the loop opens it (io/internal/fifo.h), not the worker
-};
-
-// Closes an fd as the scope ends.
-struct Closer {
-  int fd;
-  ~Closer() { ::close(fd); }
+  bool fifo = false;      // a FIFO, which the loop reads or writes (io/internal/fifo.h)
 };
 
 }  // namespace fiberloop::internal
