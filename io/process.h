@@ -99,16 +99,18 @@ class Process {
   // ends, all at once (so a child that fills one pipe while we feed another
   // never deadlocks), then waits. Streams that are not pipes, or pipes
   // closed already (stdout_pipe().close()), give "" (Python's communicate
-  // skips those too). Returns: {stdout, stderr}. Throws: what the streams
-  // and wait() throw; std::logic_error for input when stdin is not a pipe or
-  // was closed. A child that exits
-  // without reading all its input is not an error. stdin is closed however
-  // the feeding ends (a write deadline, say), so a child reading it to its
-  // end still ends, and the feeding's error is thrown once it has.
+  // skips those too); a pipe another fiber closes meanwhile ends there.
+  // Returns: {stdout, stderr}. Throws: what the streams and wait() throw;
+  // std::logic_error for input when stdin is not a pipe or was closed. A
+  // child that exits without reading all its input is not an error. stdin
+  // is closed however the feeding ends (a write deadline, say), so a child
+  // reading it to its end still ends, and the feeding's error is thrown
+  // once it has.
   std::pair<std::string, std::string> communicate(std::string_view input = {});
 
   // Sends `signo` (pidfd_send_signal: never a recycled pid). Does nothing
-  // once the child has been waited for. Throws: std::system_error.
+  // once the child has been waited for. Throws: std::system_error;
+  // std::logic_error on an empty Process (as wait() does).
   void send_signal(int signo);
   void terminate();  // SIGTERM
   void kill();       // SIGKILL

@@ -179,5 +179,38 @@ TEST(ProcessCorners, CommunicateLeavesOutPipesClosedAlready) {
   });
 }
 
+// A pipe that another fiber closes while communicate() reads or feeds it
+// ends that stream, as one closed before the call does, and communicate()
+// still waits for the child (it threw "the socket is closed" from the
+// helper's read or write, and left the child unwaited).
+TEST(ProcessCorners, APipeClosedDuringCommunicateEndsThatStream) {
+  fiberloop::run([] {
+    auto p = Process::exec({"sh", "-c", "echo err >&2; exec sleep 0.2"},
+                           {.out = Stdio::pipe, .err = Stdio::pipe});
+    // Runs once communicate() parks reading stdout, which the child never writes.
+    auto closer = spawn([&] { p.stdout_pipe().close(); });
+    auto [out, err] = with_timeout(10s, [&] { return p.communicate(); });
+    EXPECT_EQ(out, "");
+    EXPECT_EQ(err, "err\n");
+    EXPECT_EQ(p.returncode(), 0);
+    closer.join();
+
+    // stdin closed while the feeding waits for room: a child that reads
+    // only later sees the end of what it was given.
+    auto q = Process::exec({"sh", "-c", "sleep 0.1; exec wc -c"},
+                           {.in = Stdio::pipe, .out = Stdio::pipe});
+    const std::string input(4 << 20, 'i');  // far more than a pipe holds
+    auto stdin_closer = spawn([&] {
+      this_fiber::yield();  // after the feeding fiber has filled the pipe and parked
+      q.stdin_pipe().close();
+    });
+    auto [counted, nothing] = with_timeout(10s, [&] { return q.communicate(input); });
+    EXPECT_LT(std::stoul(counted), input.size());
+    EXPECT_EQ(nothing, "");
+    EXPECT_EQ(q.returncode(), 0);
+    stdin_closer.join();
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop

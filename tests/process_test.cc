@@ -285,7 +285,9 @@ TEST_F(Processes, AMovedFromProcessIsEmpty) {
     EXPECT_THROW(p.wait(), std::logic_error);
     Process empty;
     EXPECT_THROW(empty.wait(), std::logic_error);
-    empty.kill();  // nothing to signal
+    EXPECT_THROW(empty.kill(), std::logic_error);  // no child to signal, as wait() says
+    EXPECT_THROW(p.terminate(), std::logic_error);
+    q.kill();  // waited for already: nothing to do
   });
 }
 
