@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -24,8 +25,6 @@ namespace {
 
 // A FIFO's reads: a pipe's default capacity.
 constexpr std::size_t kChunk = 64 * 1024;
-// From this much read, read_fifo asks what memory the process may have.
-constexpr std::size_t kAskTheLimitFrom = std::size_t{16} << 20;
 
 [[noreturn]] void fail(int err, const std::string& what) {
   throw std::system_error(err, std::generic_category(), what);
@@ -56,72 +55,71 @@ ssize_t write_without_sigpipe(int fd, const char* data, std::size_t size) {
 
 }  // namespace
 
-bool path_is_fifo(const std::string& path, bool follow) {
-  struct stat st {};
-  const int r = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
-  return r == 0 && S_ISFIFO(st.st_mode);
+int reopen(int path_fd, const std::string& path, int flags, mode_t mode) {
+  char through[32];
+  std::snprintf(through, sizeof through, "/proc/self/fd/%d", path_fd);
+  const int fd = ::open(through, flags | O_CLOEXEC, mode);
+  // (ENOENT: no /proc, since a name of an open file never fails so.)
+  if (fd >= 0 || errno != ENOENT) return fd;
+  return ::open(path.c_str(), (flags & ~(O_CREAT | O_EXCL)) | O_CLOEXEC, mode);
 }
 
-Opened open_without_waiting(const std::string& path, int flags, mode_t mode) {
-  const bool follow = (flags & O_NOFOLLOW) == 0;
-  struct stat st {};
-  const int looked = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
-  const bool device = looked == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode));
-  const bool opens_no_fifo =
-      (flags & (O_PATH | O_DIRECTORY)) != 0 || ((flags & O_CREAT) != 0 && (flags & O_EXCL) != 0);
-  const bool as_asked = device || opens_no_fifo || (flags & O_NONBLOCK) != 0;
+Opened open_on_worker(const std::string& path, int flags, mode_t mode) {
   Opened o;
-  o.fd = ::open(path.c_str(), flags | O_CLOEXEC | (as_asked ? 0 : O_NONBLOCK), mode);
-  if (o.fd < 0 && errno == EWOULDBLOCK && !as_asked) {
-    o.fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);  // a lease: wait for its break
+  // These open no FIFO: the kernel answers them itself (O_DIRECTORY and
+  // O_TMPFILE: ENOTDIR; O_CREAT | O_EXCL: EEXIST or a new file).
+  if ((flags & (O_PATH | O_DIRECTORY)) != 0 || ((flags & O_CREAT) != 0 && (flags & O_EXCL) != 0)) {
+    o.fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  } else {
+    const int look = ::open(path.c_str(), O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW));
+    if (look < 0 && errno == ENOENT && (flags & O_CREAT) != 0) {
+      // Nothing there: created, which cannot be a FIFO (or, if something
+      // came meanwhile, EEXIST, and that is looked at instead).
+      o.fd = ::open(path.c_str(), flags | O_EXCL | O_CLOEXEC, mode);
+      if (o.fd < 0 && errno == EEXIST) return open_on_worker(path, flags & ~O_CREAT, mode);
+    } else if (look >= 0) {
+      struct stat st {};
+      if (::fstat(look, &st) != 0) {
+        o.err = errno;
+        ::close(look);
+        return o;
+      }
+      if (S_ISFIFO(st.st_mode)) {
+        o.fd = look;  // the loop opens it (reopen), when its fiber is there
+        o.fifo = true;
+        return o;
+      }
+      o.fd = S_ISLNK(st.st_mode) ? (errno = ELOOP, -1)  // O_NOFOLLOW on a link
+                                 : reopen(look, path, flags & ~(O_CREAT | O_NOFOLLOW), mode);
+      const int err = errno;
+      ::close(look);
+      errno = err;
+    }
   }
   if (o.fd < 0) {
     o.err = errno;
-    // ENXIO for writing, non-blocking: a FIFO without a reader, though the
-    // path may have changed again since; a socket's (or a device's) own
-    // ENXIO is reported as it is.
-    const int looked_again = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
-    o.fifo = o.err == ENXIO && !as_asked && (flags & O_ACCMODE) == O_WRONLY &&
-             (looked_again != 0 ||
-              !(S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)));
     return o;
   }
-  if (::fstat(o.fd, &st) != 0) {
-    o.err = errno;
-    ::close(std::exchange(o.fd, -1));
-    return o;
-  }
-  o.seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
-  o.fifo = S_ISFIFO(st.st_mode) && (flags & O_PATH) == 0;
-  if (!o.fifo && !as_asked) {
-    const int status = ::fcntl(o.fd, F_GETFL);
-    if (status < 0 || ::fcntl(o.fd, F_SETFL, status & ~O_NONBLOCK) != 0) {
-      o.err = errno;
-      ::close(std::exchange(o.fd, -1));
-    }
-  }
+  struct stat st {};
+  if (::fstat(o.fd, &st) == 0) o.seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
   return o;
 }
 
 std::string read_fifo(int fd, const std::string& path) {
   std::string out;
-  std::uint64_t limit = 0;  // asked once past kAskTheLimitFrom
+  BoundedAppend bounded;
   try {
     const auto chunk = std::make_unique_for_overwrite<char[]>(kChunk);
     wait_readable(fd);
     for (;;) {
       const ssize_t n = ::read(fd, chunk.get(), kChunk);
       if (n > 0) {
-        out.append(chunk.get(), static_cast<std::size_t>(n));
-        if (out.size() > kAskTheLimitFrom) {
-          if (limit == 0) limit = memory_limit();
-          if (out.size() > limit) {
-            std::string().swap(out);
-            fail(ENOMEM, "read_file " + path + ": its writer gave more than the memory this " +
-                             "process may have (" + std::to_string(limit) +
-                             " bytes); read it as a stream instead (open it with O_NONBLOCK "
-                             "and wait_readable)");
-          }
+        if (!bounded.append(out, chunk.get(), static_cast<std::size_t>(n))) {
+          std::string().swap(out);
+          fail(ENOMEM, "read_file " + path + ": its writer gave more than the memory this " +
+                           "process may have (" + std::to_string(bounded.limit()) +
+                           " bytes); read it as a stream instead (open it with O_NONBLOCK "
+                           "and wait_readable)");
         }
         this_fiber::yield();
       } else if (n == 0) {

@@ -210,24 +210,15 @@ const std::string& File::path() const noexcept {
 File File::open(const std::string& path, int flags, mode_t mode) {
   internal::require_c_string(path, "File::open path");
   // Interruptible: an open may wait (a device, a slow file system), and it
-  // writes into no buffer of the caller's. A FIFO is refused before it is
-  // opened, so that its other end never sees an open come and go (not for
-  // O_PATH, which opens no file, nor O_DIRECTORY and O_CREAT | O_EXCL, which
-  // the kernel refuses itself); one put at the path since that look is
-  // opened without waiting for its other end, and refused too. A job still
-  // queued when the caller has gone opens nothing (O_TRUNC would empty the
-  // file after all).
+  // writes into no buffer of the caller's. A FIFO is refused without being
+  // opened, so that its other end never sees an open come and go (O_PATH,
+  // O_DIRECTORY and O_CREAT | O_EXCL open no FIFO: the kernel answers
+  // those). A job still queued when the caller has gone opens nothing
+  // (O_TRUNC would empty the file after all).
   auto abandoned = std::make_shared<std::atomic<bool>>(false);
   const auto open_on_a_worker = [path, flags, mode, abandoned] {
     if (abandoned->load(std::memory_order_relaxed)) return Opened();
-    const bool may_be_a_fifo =
-        (flags & (O_PATH | O_DIRECTORY)) == 0 && ((flags & O_CREAT) == 0 || (flags & O_EXCL) == 0);
-    if (may_be_a_fifo && internal::path_is_fifo(path, /*follow=*/(flags & O_NOFOLLOW) == 0)) {
-      Opened refused;
-      refused.fifo = true;
-      return refused;
-    }
-    return internal::open_without_waiting(path, flags, mode);
+    return internal::open_on_worker(path, flags, mode);
   };
   Opened opened = [&] {
     try {

@@ -16,11 +16,12 @@
 // which use no buffer of the caller's, end at once instead (a job still
 // queued then does nothing; a running one's late result is dropped, an fd
 // it opened closed). A FIFO never holds a worker, since its other end may
-// never come or never read: the worker opens what is not a device with
-// O_NONBLOCK (taken back for a file), so it never waits for a FIFO, even one
-// put at the path while it looked; the loop reads and writes the FIFO
-// without blocking, so a cancel or timeout ends any of it at once; File
-// refuses a FIFO. Errors are
+// never come or never read: the worker looks the path up once (O_PATH, which
+// opens nothing) and opens what that names (through /proc/self/fd) unless it
+// is a FIFO, so a FIFO put at the path meanwhile is never what it opens; the
+// loop opens a FIFO only when its fiber is there to use it, and reads and
+// writes it without blocking, so a cancel or timeout ends any of it at
+// once; File refuses a FIFO. Errors are
 // std::system_error naming the operation and the path. Every function here
 // parks the calling fiber, so each also throws std::logic_error outside a
 // fiber.
@@ -45,8 +46,10 @@ namespace fiberloop {
 // /etc/nope: No such file or directory"; ENOMEM, with its size, for a file
 // larger than the memory the process may have (the machine's, or its
 // control group's limit) or than an allocation may be: File's
-// read_at is for those; for a FIFO's writer that gives more, a stream of
-// your own, O_NONBLOCK and wait_readable); Cancelled; TimeoutError (the
+// read_at is for those; also for a device or a FIFO's writer that gives
+// more, which is stopped there, before the string's growth passes it: for
+// those, a stream of your own, O_NONBLOCK and wait_readable); Cancelled;
+// TimeoutError (the
 // worker stops at its next read of up to 64 KiB and drops what it read, so
 // an endless source such as /dev/zero does not keep it);
 // std::invalid_argument for a path with a NUL byte.
@@ -83,9 +86,7 @@ class File {
   // open that waits (a device, a slow file system) ends at a cancel or
   // timeout: the fiber goes at once, and the fd the open returns later is
   // closed; one still queued then opens nothing. A FIFO, which has no
-  // offsets, is refused before it is opened (its other end sees nothing;
-  // one put at the path after that look is opened without waiting, then
-  // refused, unless it took a device's place: a device opens as asked):
+  // offsets, is refused without being opened (its other end sees nothing):
   // read_file and write_file take FIFOs. Not
   // refused: O_PATH (no file is opened), O_DIRECTORY (ENOTDIR), O_CREAT |
   // O_EXCL (EEXIST); O_NOFOLLOW looks at a link itself.

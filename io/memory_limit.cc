@@ -79,4 +79,25 @@ std::uint64_t memory_limit() noexcept {
   return least;
 }
 
+bool BoundedAppend::append(std::string& out, const char* data, std::size_t n) {
+  constexpr std::size_t kAskFrom = std::size_t{16} << 20;
+  const std::uint64_t need = std::uint64_t{out.size()} + n;
+  if (need > out.capacity()) {
+    std::uint64_t grown = std::max<std::uint64_t>(need, std::uint64_t{out.capacity()} * 2);
+    if (grown > kAskFrom) {
+      if (limit_ == 0) limit_ = memory_limit();
+      if (need > limit_) return false;
+      grown = std::min(grown, limit_);
+    }
+    // Into a fresh string: libstdc++'s reserve() on this one would round a
+    // growth of less than twice up to twice, past the limit.
+    std::string bigger;
+    bigger.reserve(static_cast<std::size_t>(grown));
+    bigger.append(out);
+    out.swap(bigger);
+  }
+  out.append(data, n);
+  return true;
+}
+
 }  // namespace fiberloop::internal

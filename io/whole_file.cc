@@ -39,8 +39,8 @@ using internal::throw_file_error;
 // few files to read: nothing beside reading that much).
 constexpr off_t kAskTheLimitFrom = off_t{16} << 20;
 
-// What read_file's worker brings back: the whole file, or a FIFO it
-// opened (non-blocking) for the loop to read.
+// What read_file's worker brings back: the whole file, or a FIFO's O_PATH
+// fd for the loop to open and read.
 struct Whole {
   std::string data;
   Opened fifo;
@@ -62,6 +62,9 @@ std::string read_to_end(int fd, const std::string& path, const std::atomic<bool>
     }
   }
   std::string out;
+  // A source of unknown size (a device: /dev/zero never ends) stops at that
+  // memory too, not at the OOM killer.
+  internal::BoundedAppend bounded;
   try {
     if (sized) out.reserve(static_cast<std::size_t>(st.st_size));
     char chunk[64 * 1024];
@@ -73,7 +76,11 @@ std::string read_to_end(int fd, const std::string& path, const std::atomic<bool>
         throw_file_error(err, "read_file " + path);
       }
       if (n == 0 || abandoned.load(std::memory_order_relaxed)) return out;
-      out.append(chunk, static_cast<std::size_t>(n));
+      if (!bounded.append(out, chunk, static_cast<std::size_t>(n))) {
+        std::string().swap(out);
+        throw_too_large(path, "it gives more than the memory this process may have (" +
+                                  std::to_string(bounded.limit()) + " bytes)");
+      }
     }
   } catch (const std::bad_alloc&) {  // a huge (perhaps sparse) file, or an endless source
   } catch (const std::length_error&) {
@@ -96,7 +103,7 @@ std::string read_file(const std::string& path) {
     Whole whole = internal::run_blocking_as("read_file " + path, [path, abandoned] {
       Whole w;
       if (abandoned->load(std::memory_order_relaxed)) return w;
-      Opened o = internal::open_without_waiting(path, O_RDONLY, 0);
+      Opened o = internal::open_on_worker(path, O_RDONLY, 0);
       if (o.fd < 0) throw_file_error(o.err, "read_file " + path);
       if (o.fifo) {
         w.fifo = std::move(o);
@@ -106,7 +113,15 @@ std::string read_file(const std::string& path) {
       return w;
     });
     if (whole.fifo.fd < 0) return std::move(whole.data);
-    return internal::read_fifo(whole.fifo.fd, path);
+    // Opened without waiting for a writer, now that this fiber is here to
+    // read: a timeout or cancel closes it again.
+    Opened reading;
+    reading.fd = internal::reopen(whole.fifo.fd, path, O_RDONLY | O_NONBLOCK);
+    if (reading.fd < 0) {
+      const int err = errno;
+      throw_file_error(err, "read_file " + path);
+    }
+    return internal::read_fifo(reading.fd, path);
   } catch (...) {
     abandoned->store(true, std::memory_order_relaxed);
     throw;
@@ -116,24 +131,30 @@ std::string read_file(const std::string& path) {
 namespace {
 
 // write_file's open, on a worker (interruptible: it writes into no memory
-// of the caller's). A FIFO without a reader is tried again until one comes,
-// which the kernel announces to nobody: every 100 us at first, every 10 ms
-// at most, the waits on the loop. A job still queued when its caller has
-// gone (`abandoned`) opens nothing. No O_TRUNC: an open that ends after a
-// cancel must not empty the file.
+// of the caller's). No O_TRUNC: an open that ends after a cancel must not
+// empty the file. A job still queued when its caller has gone
+// (`abandoned`) opens nothing. A FIFO is opened by the loop once it has a
+// reader, which the kernel announces to nobody: tried again every 100 us at
+// first, every 10 ms at most.
 Opened open_for_write_file(const std::string& path,
                            const std::shared_ptr<std::atomic<bool>>& abandoned) {
-  const auto open_once = [path, abandoned] {
+  Opened o = internal::run_blocking_as("write_file " + path + " (open)", [path, abandoned] {
     if (abandoned->load(std::memory_order_relaxed)) return Opened();
-    return internal::open_without_waiting(path, O_WRONLY | O_CREAT, 0644);
-  };
-  Opened o = internal::run_blocking_as("write_file " + path + " (open)", open_once);
-  for (Duration pause = std::chrono::microseconds(100); o.fifo && o.fd < 0;
+    return internal::open_on_worker(path, O_WRONLY | O_CREAT, 0644);
+  });
+  if (!o.fifo) return o;
+  Opened writing;
+  writing.fifo = true;
+  for (Duration pause = std::chrono::microseconds(100);;
        pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(10))) {
+    writing.fd = internal::reopen(o.fd, path, O_WRONLY | O_NONBLOCK);
+    if (writing.fd >= 0) return writing;
+    if (errno != ENXIO) {
+      writing.err = errno;
+      return writing;
+    }
     this_fiber::sleep_for(pause);
-    o = internal::run_blocking_as("write_file " + path + " (open)", open_once);
   }
-  return o;
 }
 
 }  // namespace

@@ -1,19 +1,23 @@
-// A FIFO put at a path between a worker's look at it (stat) and its open:
-// read_file, write_file and File::open open whatever is there without
-// waiting for a FIFO's other end, so no worker is left blocked in open(2).
-// A plain thread swaps the path between a regular file and a FIFO (link
-// and rename, each atomic) while a loop with one worker calls them with
-// short timeouts. Before the opens became non-blocking, one in a few dozen
-// landed on the FIFO after the look and held the only worker for good, so
-// run_blocking no longer answered.
+// What a worker's look at a path finds is what read_file, write_file and
+// File::open open: a FIFO put at the path after the look is never opened on
+// the worker (which would block in open(2), or let a peer waiting in its own
+// open through to an end that closes at once), and a FIFO is opened by the
+// loop only when its fiber is there to use it. A plain thread swaps a path
+// between a regular file and a FIFO (link and rename, each atomic) while a
+// loop with one worker calls them with short timeouts: before, one in a
+// few dozen landed on the FIFO after the look and held the only worker for
+// good, so run_blocking no longer answered.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <functional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <system_error>
@@ -145,6 +149,81 @@ TEST(FifoSwappedIn, FileOpenNeverLeavesAWorkerInOpen) {
     expect_the_worker_free();
   });
   EXPECT_GT(swapped.swaps(), 0);
+}
+
+// write_file calls that time out at random moments, against a reader that
+// opens the FIFO again and again: none of them shows the reader a writer
+// that came and went with nothing written (their opens, finished on a
+// worker after the caller had timed out, did so hundreds of times in 3000
+// calls). The loop opens the FIFO only when the fiber is there to write.
+TEST(FifoSwappedIn, AWriteFileThatTimesOutNeverShowsAReaderAnEmptyOpen) {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string dir = std::string(base != nullptr ? base : "/tmp") + "/fiberloop_swap_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::atomic<bool> stop{false};
+  std::atomic<int> sessions{0}, empty{0};
+  std::atomic<bool> reader_done{false};
+  std::thread reader([&] {
+    while (!stop) {
+      const int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);  // waits for a writer
+      if (fd < 0) break;
+      char buf[64];
+      ssize_t total = 0;
+      for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) total += n;
+      ::close(fd);
+      if (stop) break;
+      ++sessions;
+      if (total == 0) ++empty;
+    }
+    reader_done = true;
+  });
+  Loop loop({.blocking_threads = 1});
+  loop.run_until_complete([&] {
+    std::minstd_rand random(7);
+    for (int i = 0; i < 1000; ++i) {
+      try {
+        with_timeout(std::chrono::microseconds(random() % 300), [&] { write_file(fifo, "x"); });
+      } catch (const TimeoutError&) {
+      } catch (const std::system_error& e) {
+        // The reader closed between its end of one session and this open.
+        EXPECT_EQ(e.code().value(), EPIPE) << e.what();
+      }
+    }
+  });
+  stop = true;
+  while (!reader_done) {  // lets the reader out of a last open
+    const int release = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (release >= 0) ::close(release);
+    std::this_thread::sleep_for(1ms);
+  }
+  reader.join();
+  EXPECT_GT(sessions, 0);
+  EXPECT_EQ(empty, 0) << "of " << sessions << " opens by the reader";
+}
+
+// A path that names neither a file nor a FIFO and that open(2) refuses
+// with ENXIO (an eventfd through /proc/self/fd) is that error, at once: it
+// was taken for a FIFO without a reader, which write_file waited for until
+// its timeout and File::open refused as a FIFO.
+TEST(FifoSwappedIn, AnEnxioThatIsNoFifoIsThatError) {
+  const int event = ::eventfd(0, EFD_CLOEXEC);
+  ASSERT_GE(event, 0);
+  const std::string path = "/proc/self/fd/" + std::to_string(event);
+  fiberloop::run([&] {
+    for (const auto& call : {std::function<void()>([&] { write_file(path, "x"); }),
+                             std::function<void()>([&] { File::open(path, O_WRONLY); })}) {
+      try {
+        with_timeout(10s, call);
+        ADD_FAILURE() << "no error";
+      } catch (const std::system_error& e) {
+        EXPECT_EQ(e.code().value(), ENXIO) << e.what();
+        EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      }
+    }
+  });
+  ::close(event);
 }
 
 }  // namespace

@@ -152,6 +152,31 @@ TEST(MemoryLimit, ReadsTheLeastLimitOfEachControlGroupAndItsAncestors) {
   std::filesystem::remove_all(outside);
 }
 
+// What read_file gathers from a source of unknown size (a FIFO, a device
+// such as /dev/zero) grows no further than the memory the process may have:
+// neither the string's size nor its capacity passes the limit (the size was
+// checked only after each append, whose doubling could reserve twice the
+// limit), and the append that would pass it is refused, the string kept.
+TEST(MemoryLimit, ABoundedStringNeverGrowsPastTheLimit) {
+  constexpr std::uint64_t kLimit = (std::uint64_t{40} << 20) + 123;  // past 16 MiB, where it asks
+  internal::BoundedAppend bounded(kLimit);
+  const std::string chunk((64 << 10) + 7, 'c');
+  std::string out;
+  std::uint64_t appended = 0;
+  while (bounded.append(out, chunk.data(), chunk.size())) {
+    appended += chunk.size();
+    ASSERT_LE(out.capacity(), kLimit) << "at " << appended << " bytes";
+  }
+  EXPECT_EQ(out.size(), appended);
+  EXPECT_LE(appended, kLimit);
+  EXPECT_GT(appended + chunk.size(), kLimit);
+  EXPECT_EQ(bounded.limit(), kLimit);
+  const std::size_t room = static_cast<std::size_t>(kLimit - appended);
+  EXPECT_TRUE(bounded.append(out, chunk.data(), room));  // up to the limit exactly
+  EXPECT_FALSE(bounded.append(out, "x", 1));
+  EXPECT_EQ(out.size(), kLimit);
+}
+
 TEST_F(Files, FileReadsAndWritesAtOffsets) {
   const std::string dir = temp_dir();
   run([&] {

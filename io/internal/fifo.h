@@ -4,8 +4,9 @@
 // an open that ended after its caller had gone would reach a later writer
 // or reader (taking its data, or showing it an end that came and went).
 // Here every wait is the loop's, so a cancel or timeout ends it at once and
-// closes what was opened. The workers open paths without ever waiting for
-// a FIFO (open_without_waiting), and the loop does the rest.
+// closes what was opened. A worker looks the path up and opens anything but
+// a FIFO (open_on_worker); a FIFO is opened by the loop, through that
+// look-up, only when its fiber is there to read or write it.
 #pragma once
 
 #include <sys/types.h>
@@ -17,23 +18,26 @@
 
 namespace fiberloop::internal {
 
-// Whether `path` names a FIFO; through a symbolic link unless `follow` is
-// false. (A look, not a promise: the path may change before it is opened.)
-bool path_is_fifo(const std::string& path, bool follow = true);
-
 // open(2) of `path` with `flags` (O_CLOEXEC added) and `mode`, on a worker,
-// that never waits for a FIFO's other end, not even for a FIFO put at the
-// path while it looks: a path that stat(2) does not call a device is opened
-// with O_NONBLOCK, which is taken back once fstat(2) shows no FIFO (a file
-// under a lease, EWOULDBLOCK, is then opened as asked, which waits for the
-// lease's break). A device, whose open O_NONBLOCK changes (a tty, a drive
-// without a medium), is opened as asked; so are O_PATH, O_DIRECTORY and
-// O_CREAT | O_EXCL, which open no FIFO. Returns: the fd, with `seekable`
-// set for a regular file or a block device; for a FIFO, `fifo` set and the
-// fd non-blocking, or -1 when opened for writing without a reader yet
-// (ENXIO, in `err`; the path may hold a file again by the next try);
-// else fd -1 and open's errno in `err`.
-Opened open_without_waiting(const std::string& path, int flags, mode_t mode);
+// that never opens a FIFO, not even one put at the path while it looks:
+// the path is looked up once with O_PATH (which opens nothing: a FIFO's
+// other end sees no open), fstat(2) says what that names, and anything but
+// a FIFO is then opened as asked through that very lookup (reopen), so what
+// was looked at is what is opened. A path that does not exist is created
+// with O_CREAT | O_EXCL when `flags` has O_CREAT. O_PATH, O_DIRECTORY (and
+// O_TMPFILE) and O_CREAT | O_EXCL open no FIFO and are passed on as they
+// are. Returns: the fd, with `seekable` set for a regular file or a block
+// device; for a FIFO, `fifo` set and its O_PATH fd, for the loop to reopen
+// when its fiber is there to read or write; else fd -1 and the errno in
+// `err` (ELOOP for a link under O_NOFOLLOW).
+Opened open_on_worker(const std::string& path, int flags, mode_t mode);
+
+// open(2) of the file that the O_PATH fd `path_fd` names, through
+// /proc/self/fd (no look-up of `path` again: the same inode, and nothing on
+// a file system that could stall), with `flags` (O_CLOEXEC added) and
+// `mode`. Without /proc, `path` itself. Returns: the fd, or -1 with errno
+// set (ENXIO: a FIFO opened O_WRONLY | O_NONBLOCK without a reader).
+int reopen(int path_fd, const std::string& path, int flags, mode_t mode = 0);
 
 // Reads the FIFO `fd` until its writers are gone (the kernel reports no
 // hang-up before a first one came), waiting for data on the loop and
