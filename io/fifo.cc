@@ -64,45 +64,74 @@ int reopen(int path_fd, const std::string& path, int flags, mode_t mode) {
   return ::open(path.c_str(), (flags & ~(O_CREAT | O_EXCL)) | O_CLOEXEC, mode);
 }
 
-Opened open_on_worker(const std::string& path, int flags, mode_t mode) {
+namespace {
+
+// `fd` (or -1 with errno set) as an Opened: `seekable` and `fifo` from
+// fstat(2).
+Opened opened(int fd) {
   Opened o;
+  o.fd = fd;
+  struct stat st {};
+  if (fd < 0) {
+    o.err = errno;
+  } else if (::fstat(fd, &st) == 0) {
+    o.seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+    o.fifo = S_ISFIFO(st.st_mode);
+  }
+  return o;
+}
+
+// What the O_PATH fd `look` names, opened as asked, or `look` itself for a
+// FIFO.
+Opened open_looked_at(int look, const std::string& path, int flags, mode_t mode) {
+  struct stat st {};
+  if (::fstat(look, &st) == 0 && S_ISFIFO(st.st_mode)) {
+    Opened fifo;
+    fifo.fd = look;  // the loop opens it (reopen), when its fiber is there
+    fifo.fifo = true;
+    return fifo;
+  }
+  const int fd = S_ISLNK(st.st_mode) ? (errno = ELOOP, -1)  // O_NOFOLLOW on a link
+                                     : reopen(look, path, flags & ~(O_CREAT | O_NOFOLLOW), mode);
+  const int err = errno;
+  ::close(look);
+  errno = err;
+  return opened(fd);
+}
+
+}  // namespace
+
+Opened open_on_worker(const std::string& path, int flags, mode_t mode) {
   // These open no FIFO: the kernel answers them itself (O_DIRECTORY and
   // O_TMPFILE: ENOTDIR; O_CREAT | O_EXCL: EEXIST or a new file).
   if ((flags & (O_PATH | O_DIRECTORY)) != 0 || ((flags & O_CREAT) != 0 && (flags & O_EXCL) != 0)) {
-    o.fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
-  } else {
-    const int look = ::open(path.c_str(), O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW));
-    if (look < 0 && errno == ENOENT && (flags & O_CREAT) != 0) {
-      // Nothing there: created, which cannot be a FIFO (or, if something
-      // came meanwhile, EEXIST, and that is looked at instead).
-      o.fd = ::open(path.c_str(), flags | O_EXCL | O_CLOEXEC, mode);
-      if (o.fd < 0 && errno == EEXIST) return open_on_worker(path, flags & ~O_CREAT, mode);
-    } else if (look >= 0) {
-      struct stat st {};
-      if (::fstat(look, &st) != 0) {
-        o.err = errno;
-        ::close(look);
-        return o;
-      }
-      if (S_ISFIFO(st.st_mode)) {
-        o.fd = look;  // the loop opens it (reopen), when its fiber is there
-        o.fifo = true;
-        return o;
-      }
-      o.fd = S_ISLNK(st.st_mode) ? (errno = ELOOP, -1)  // O_NOFOLLOW on a link
-                                 : reopen(look, path, flags & ~(O_CREAT | O_NOFOLLOW), mode);
-      const int err = errno;
-      ::close(look);
-      errno = err;
-    }
-  }
-  if (o.fd < 0) {
-    o.err = errno;
+    Opened o = opened(::open(path.c_str(), flags | O_CLOEXEC, mode));
+    o.fifo = false;  // (O_PATH: no FIFO opened)
     return o;
   }
-  struct stat st {};
-  if (::fstat(o.fd, &st) == 0) o.seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
-  return o;
+  for (int looks = 1;; ++looks) {
+    const int look = ::open(path.c_str(), O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW));
+    if (look >= 0) return open_looked_at(look, path, flags, mode);
+    if (errno != ENOENT || (flags & O_CREAT) == 0) return opened(-1);
+    // Nothing there: created, with O_EXCL so that no FIFO put there
+    // meanwhile is opened instead.
+    const int created = ::open(path.c_str(), flags | O_EXCL | O_CLOEXEC, mode);
+    if (created >= 0 || errno != EEXIST) return opened(created);
+    if (looks == 1) continue;  // something came meanwhile: looked at next
+    // Twice nothing to look at, yet something that O_EXCL refuses: a
+    // symbolic link to nothing, which open(2) follows to create the file
+    // (under the kernel's own rules: fs.protected_symlinks). O_NONBLOCK, so
+    // that a FIFO put there meanwhile is not waited for: handed to the loop.
+    Opened o = opened(::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC, mode));
+    if (o.fd >= 0 && !o.fifo) {
+      const int status = ::fcntl(o.fd, F_GETFL);
+      if (status < 0 || ::fcntl(o.fd, F_SETFL, status & ~O_NONBLOCK) != 0) {
+        o.err = errno;
+        ::close(std::exchange(o.fd, -1));
+      }
+    }
+    return o;
+  }
 }
 
 std::string read_fifo(int fd, const std::string& path) {

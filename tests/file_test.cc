@@ -48,6 +48,35 @@ TEST_F(Files, WriteFileThenReadFileRoundTrips) {
   });
 }
 
+// Through symbolic links, as open(2) goes: one to nothing is where
+// write_file and File::open with O_CREAT create the file (the worker's
+// O_CREAT | O_EXCL refuses a link, and that was the error); O_NOFOLLOW
+// refuses a link (ELOOP); a directory is EISDIR for read_file.
+TEST_F(Files, SymbolicLinksAndDirectoriesAreOpenedAsOpenWould) {
+  const std::string dir = temp_dir();
+  ASSERT_EQ(::symlink("target", (dir + "/link").c_str()), 0);
+  ASSERT_EQ(::symlink("other", (dir + "/link2").c_str()), 0);
+  run([&] {
+    write_file(dir + "/link", "through");
+    EXPECT_EQ(read_file(dir + "/target"), "through");
+    write_file(dir + "/link", "again");  // the file now: truncated through the link
+    EXPECT_EQ(read_file(dir + "/target"), "again");
+    File created = File::open(dir + "/link2", O_WRONLY | O_CREAT, 0600);
+    EXPECT_EQ(created.write_at(std::string_view("x"), 0), 1u);
+    EXPECT_EQ(read_file(dir + "/other"), "x");
+    const auto error_of = [](auto call) {
+      try {
+        call();
+      } catch (const std::system_error& e) {
+        return e.code().value();
+      }
+      return 0;
+    };
+    EXPECT_EQ(error_of([&] { File::open(dir + "/link", O_RDONLY | O_NOFOLLOW); }), ELOOP);
+    EXPECT_EQ(error_of([&] { (void)read_file(dir); }), EISDIR);
+  });
+}
+
 // Outside a fiber each call says which it was (it used to say
 // "run_blocking", the pool it runs on).
 TEST(FilesOutsideAFiber, TheErrorNamesTheCallAndThePath) {

@@ -24,7 +24,8 @@ namespace fiberloop::internal {
 // other end sees no open), fstat(2) says what that names, and anything but
 // a FIFO is then opened as asked through that very lookup (reopen), so what
 // was looked at is what is opened. A path that does not exist is created
-// with O_CREAT | O_EXCL when `flags` has O_CREAT. O_PATH, O_DIRECTORY (and
+// with O_CREAT | O_EXCL when `flags` has O_CREAT (a symbolic link to
+// nothing, as open(2) does: its target). O_PATH, O_DIRECTORY (and
 // O_TMPFILE) and O_CREAT | O_EXCL open no FIFO and are passed on as they
 // are. Returns: the fd, with `seekable` set for a regular file or a block
 // device; for a FIFO, `fifo` set and its O_PATH fd, for the loop to reopen
