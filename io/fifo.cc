@@ -6,14 +6,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <utility>
 
 #include "io/internal/memory_limit.h"
@@ -55,82 +57,94 @@ ssize_t write_without_sigpipe(int fd, const char* data, std::size_t size) {
 
 }  // namespace
 
-int reopen(int path_fd, const std::string& path, int flags, mode_t mode) {
-  char through[32];
-  std::snprintf(through, sizeof through, "/proc/self/fd/%d", path_fd);
-  const int fd = ::open(through, flags | O_CLOEXEC, mode);
-  // (ENOENT: no /proc, since a name of an open file never fails so.)
-  if (fd >= 0 || errno != ENOENT) return fd;
-  return ::open(path.c_str(), (flags & ~(O_CREAT | O_EXCL)) | O_CLOEXEC, mode);
+bool path_is_fifo(const std::string& path, bool follow) {
+  struct stat st {};
+  const int r = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
+  return r == 0 && S_ISFIFO(st.st_mode);
 }
 
-namespace {
-
-// `fd` (or -1 with errno set) as an Opened: `seekable` and `fifo` from
-// fstat(2).
-Opened opened(int fd) {
+Opened open_on_worker(const std::string& path, int flags, mode_t mode) {
   Opened o;
-  o.fd = fd;
+  const bool follow = (flags & O_NOFOLLOW) == 0;
+  // These open no FIFO: the kernel answers them itself (O_DIRECTORY and
+  // O_TMPFILE: ENOTDIR; O_CREAT | O_EXCL: EEXIST or a new file).
+  const bool opens_no_fifo =
+      (flags & (O_PATH | O_DIRECTORY)) != 0 || ((flags & O_CREAT) != 0 && (flags & O_EXCL) != 0);
   struct stat st {};
-  if (fd < 0) {
+  const int looked = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
+  if (!opens_no_fifo && looked == 0 && S_ISFIFO(st.st_mode)) {
+    o.fifo = true;  // for the loop to open
+    return o;
+  }
+  const bool device = looked == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode));
+  const bool as_asked = device || opens_no_fifo || (flags & O_NONBLOCK) != 0;
+  // The path itself, with every flag asked (the kernel's rules for links
+  // and sticky directories apply), plus O_NONBLOCK for what is not a
+  // device, so that a FIFO put there since the look is not waited for.
+  for (auto pause = std::chrono::microseconds(100);;
+       pause = std::min(pause * 2, std::chrono::microseconds(10'000))) {
+    o.fd = ::open(path.c_str(), flags | O_CLOEXEC | (as_asked ? 0 : O_NONBLOCK), mode);
+    if (o.fd >= 0 || errno != EWOULDBLOCK || as_asked) break;
+    // A file under a lease: each try asks for the lease's break, which its
+    // holder gives (or the kernel takes after fs.lease-break-time).
+    std::this_thread::sleep_for(pause);
+  }
+  if (o.fd < 0) {
     o.err = errno;
-  } else if (::fstat(fd, &st) == 0) {
+    // A FIFO without a reader, put there since the look: so the path says
+    // now, or a file or nothing, which a swap back explains (the caller
+    // then looks again). A socket's, an eventfd's (through /proc) or a
+    // device's own ENXIO is reported as it is.
+    if (o.err == ENXIO && !as_asked && (flags & O_ACCMODE) == O_WRONLY) {
+      const int again = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
+      o.fifo = again == 0 ? S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode) : errno == ENOENT;
+    }
+    return o;
+  }
+  if (::fstat(o.fd, &st) == 0) {
     o.seekable = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
-    o.fifo = S_ISFIFO(st.st_mode);
+    o.fifo = S_ISFIFO(st.st_mode) && (flags & O_PATH) == 0;  // put there since the look
+  }
+  if (!o.fifo && !as_asked) {  // O_NONBLOCK taken back
+    const int status = ::fcntl(o.fd, F_GETFL);
+    if (status < 0 || ::fcntl(o.fd, F_SETFL, status & ~O_NONBLOCK) != 0) {
+      o.err = errno;
+      ::close(std::exchange(o.fd, -1));
+    }
   }
   return o;
 }
 
-// What the O_PATH fd `look` names, opened as asked, or `look` itself for a
-// FIFO.
-Opened open_looked_at(int look, const std::string& path, int flags, mode_t mode) {
-  struct stat st {};
-  if (::fstat(look, &st) == 0 && S_ISFIFO(st.st_mode)) {
-    Opened fifo;
-    fifo.fd = look;  // the loop opens it (reopen), when its fiber is there
-    fifo.fifo = true;
-    return fifo;
+FifoOpen open_fifo(const std::string& path, int flags, int* fd) {
+  *fd = ::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC);
+  if (*fd < 0) {
+    const int err = errno;
+    if (!path_is_fifo(path)) return FifoOpen::kNotAFifo;
+    if (err == ENXIO && (flags & O_ACCMODE) == O_WRONLY) return FifoOpen::kNoReader;
+    *fd = err;
+    return FifoOpen::kFailed;
   }
-  const int fd = S_ISLNK(st.st_mode) ? (errno = ELOOP, -1)  // O_NOFOLLOW on a link
-                                     : reopen(look, path, flags & ~(O_CREAT | O_NOFOLLOW), mode);
-  const int err = errno;
-  ::close(look);
-  errno = err;
-  return opened(fd);
+  struct stat st {};
+  if (::fstat(*fd, &st) == 0 && S_ISFIFO(st.st_mode)) return FifoOpen::kOpened;
+  ::close(*fd);  // replaced since it was looked at
+  *fd = -1;
+  return FifoOpen::kNotAFifo;
 }
 
-}  // namespace
-
-Opened open_on_worker(const std::string& path, int flags, mode_t mode) {
-  // These open no FIFO: the kernel answers them itself (O_DIRECTORY and
-  // O_TMPFILE: ENOTDIR; O_CREAT | O_EXCL: EEXIST or a new file).
-  if ((flags & (O_PATH | O_DIRECTORY)) != 0 || ((flags & O_CREAT) != 0 && (flags & O_EXCL) != 0)) {
-    Opened o = opened(::open(path.c_str(), flags | O_CLOEXEC, mode));
-    o.fifo = false;  // (O_PATH: no FIFO opened)
-    return o;
-  }
-  for (int looks = 1;; ++looks) {
-    const int look = ::open(path.c_str(), O_PATH | O_CLOEXEC | (flags & O_NOFOLLOW));
-    if (look >= 0) return open_looked_at(look, path, flags, mode);
-    if (errno != ENOENT || (flags & O_CREAT) == 0) return opened(-1);
-    // Nothing there: created, with O_EXCL so that no FIFO put there
-    // meanwhile is opened instead.
-    const int created = ::open(path.c_str(), flags | O_EXCL | O_CLOEXEC, mode);
-    if (created >= 0 || errno != EEXIST) return opened(created);
-    if (looks == 1) continue;  // something came meanwhile: looked at next
-    // Twice nothing to look at, yet something that O_EXCL refuses: a
-    // symbolic link to nothing, which open(2) follows to create the file
-    // (under the kernel's own rules: fs.protected_symlinks). O_NONBLOCK, so
-    // that a FIFO put there meanwhile is not waited for: handed to the loop.
-    Opened o = opened(::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC, mode));
-    if (o.fd >= 0 && !o.fifo) {
-      const int status = ::fcntl(o.fd, F_GETFL);
-      if (status < 0 || ::fcntl(o.fd, F_SETFL, status & ~O_NONBLOCK) != 0) {
-        o.err = errno;
-        ::close(std::exchange(o.fd, -1));
-      }
+int open_fifo_for_writing(const std::string& path) {
+  Duration pause = std::chrono::microseconds(100);
+  for (int fd;;) {
+    switch (open_fifo(path, O_WRONLY, &fd)) {
+      case FifoOpen::kOpened:
+        return fd;
+      case FifoOpen::kNotAFifo:
+        return -1;
+      case FifoOpen::kFailed:
+        fail(fd, "write_file " + path + " (open)");
+      case FifoOpen::kNoReader:
+        this_fiber::sleep_for(pause);
+        pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(10));
     }
-    return o;
   }
 }
 

@@ -16,12 +16,12 @@
 // which use no buffer of the caller's, end at once instead (a job still
 // queued then does nothing; a running one's late result is dropped, an fd
 // it opened closed). A FIFO never holds a worker, since its other end may
-// never come or never read: the worker looks the path up once (O_PATH, which
-// opens nothing) and opens what that names (through /proc/self/fd) unless it
-// is a FIFO, so a FIFO put at the path meanwhile is never what it opens; the
-// loop opens a FIFO only when its fiber is there to use it, and reads and
-// writes it without blocking, so a cancel or timeout ends any of it at
-// once; File refuses a FIFO. Errors are
+// never come or never read: the worker leaves a FIFO to the loop, which
+// opens it only when its fiber is there to use it, and opens anything else
+// with O_NONBLOCK added (taken back for a file), so that a FIFO put at the
+// path after its look is not waited for either; the loop reads and writes
+// a FIFO without blocking, so a cancel or timeout ends any of it at once;
+// File refuses a FIFO. Errors are
 // std::system_error naming the operation and the path. Every function here
 // parks the calling fiber, so each also throws std::logic_error outside a
 // fiber.
@@ -86,7 +86,9 @@ class File {
   // open that waits (a device, a slow file system) ends at a cancel or
   // timeout: the fiber goes at once, and the fd the open returns later is
   // closed; one still queued then opens nothing. A FIFO, which has no
-  // offsets, is refused without being opened (its other end sees nothing):
+  // offsets, is refused before it is opened (its other end sees nothing; a
+  // FIFO put at the path after that look is opened without waiting, then
+  // refused, unless it took a device's place: a device opens as asked):
   // read_file and write_file take FIFOs. Not
   // refused: O_PATH (no file is opened), O_DIRECTORY (ENOTDIR), O_CREAT |
   // O_EXCL (EEXIST); O_NOFOLLOW looks at a link itself.

@@ -4,10 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <atomic>
 #include <cerrno>
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <new>
@@ -23,7 +21,6 @@
 #include "io/internal/memory_limit.h"
 #include "io/internal/opened_fd.h"
 #include "loop/run_blocking.h"
-#include "loop/this_fiber.h"
 
 namespace fiberloop {
 namespace {
@@ -39,8 +36,9 @@ using internal::throw_file_error;
 // few files to read: nothing beside reading that much).
 constexpr off_t kAskTheLimitFrom = off_t{16} << 20;
 
-// What read_file's worker brings back: the whole file, or a FIFO's O_PATH
-// fd for the loop to open and read.
+// What read_file's worker brings back: the whole file, or a FIFO
+// (`fifo.fifo` set) for the loop to read: opened already if it was put at
+// the path after the worker's look, else for the loop to open.
 struct Whole {
   std::string data;
   Opened fifo;
@@ -100,28 +98,35 @@ std::string read_file(const std::string& path) {
   // will take.
   auto abandoned = std::make_shared<std::atomic<bool>>(false);
   try {
-    Whole whole = internal::run_blocking_as("read_file " + path, [path, abandoned] {
-      Whole w;
-      if (abandoned->load(std::memory_order_relaxed)) return w;
-      Opened o = internal::open_on_worker(path, O_RDONLY, 0);
-      if (o.fd < 0) throw_file_error(o.err, "read_file " + path);
-      if (o.fifo) {
-        w.fifo = std::move(o);
+    for (;;) {
+      Whole whole = internal::run_blocking_as("read_file " + path, [path, abandoned] {
+        Whole w;
+        if (abandoned->load(std::memory_order_relaxed)) return w;
+        Opened o = internal::open_on_worker(path, O_RDONLY, 0);
+        if (o.fifo) {
+          w.fifo = std::move(o);
+          return w;
+        }
+        if (o.fd < 0) throw_file_error(o.err, "read_file " + path);
+        w.data = read_to_end(o.fd, path, *abandoned);
         return w;
+      });
+      if (!whole.fifo.fifo) return std::move(whole.data);
+      if (whole.fifo.fd >= 0) return internal::read_fifo(whole.fifo.fd, path);
+      // Opened without waiting for a writer, now that this fiber is here
+      // to read: a cancel or timeout closes it again.
+      Opened reading;
+      switch (internal::open_fifo(path, O_RDONLY, &reading.fd)) {
+        case internal::FifoOpen::kOpened:
+          return internal::read_fifo(reading.fd, path);
+        case internal::FifoOpen::kFailed:
+          throw_file_error(std::exchange(reading.fd, -1), "read_file " + path);
+        case internal::FifoOpen::kNoReader:  // (only for writing)
+        case internal::FifoOpen::kNotAFifo:
+          break;
       }
-      w.data = read_to_end(o.fd, path, *abandoned);
-      return w;
-    });
-    if (whole.fifo.fd < 0) return std::move(whole.data);
-    // Opened without waiting for a writer, now that this fiber is here to
-    // read: a timeout or cancel closes it again.
-    Opened reading;
-    reading.fd = internal::reopen(whole.fifo.fd, path, O_RDONLY | O_NONBLOCK);
-    if (reading.fd < 0) {
-      const int err = errno;
-      throw_file_error(err, "read_file " + path);
+      // No FIFO there any more: the worker looks again.
     }
-    return internal::read_fifo(reading.fd, path);
   } catch (...) {
     abandoned->store(true, std::memory_order_relaxed);
     throw;
@@ -131,29 +136,27 @@ std::string read_file(const std::string& path) {
 namespace {
 
 // write_file's open, on a worker (interruptible: it writes into no memory
-// of the caller's). No O_TRUNC: an open that ends after a cancel must not
-// empty the file. A job still queued when its caller has gone
-// (`abandoned`) opens nothing. A FIFO is opened by the loop once it has a
-// reader, which the kernel announces to nobody: tried again every 100 us at
-// first, every 10 ms at most.
+// of the caller's), or on the loop for a FIFO (`fifo` set). No O_TRUNC: an
+// open that ends after a cancel must not empty the file. A job still
+// queued when its caller has gone (`abandoned`) opens nothing.
 Opened open_for_write_file(const std::string& path,
                            const std::shared_ptr<std::atomic<bool>>& abandoned) {
-  Opened o = internal::run_blocking_as("write_file " + path + " (open)", [path, abandoned] {
-    if (abandoned->load(std::memory_order_relaxed)) return Opened();
-    return internal::open_on_worker(path, O_WRONLY | O_CREAT, 0644);
-  });
-  if (!o.fifo) return o;
-  Opened writing;
-  writing.fifo = true;
-  for (Duration pause = std::chrono::microseconds(100);;
-       pause = std::min<Duration>(pause * 2, std::chrono::milliseconds(10))) {
-    writing.fd = internal::reopen(o.fd, path, O_WRONLY | O_NONBLOCK);
-    if (writing.fd >= 0) return writing;
-    if (errno != ENXIO) {
-      writing.err = errno;
-      return writing;
+  // (Bounded for a file system whose files say ENXIO, which the worker
+  // takes for a FIFO swapped in and out: that ENXIO is then reported.)
+  constexpr int kRounds = 1000;
+  for (int round = 1;; ++round) {
+    Opened o = internal::run_blocking_as("write_file " + path + " (open)", [path, abandoned] {
+      if (abandoned->load(std::memory_order_relaxed)) return Opened();
+      return internal::open_on_worker(path, O_WRONLY | O_CREAT, 0644);
+    });
+    if (!o.fifo || o.fd >= 0) return o;
+    if (round == kRounds && o.err == ENXIO) {
+      o.fifo = false;
+      return o;
     }
-    this_fiber::sleep_for(pause);
+    o.fd = internal::open_fifo_for_writing(path);
+    if (o.fd >= 0) return o;
+    // No FIFO there any more: the worker looks again.
   }
 }
 

@@ -226,5 +226,37 @@ TEST(FifoSwappedIn, AnEnxioThatIsNoFifoIsThatError) {
   ::close(event);
 }
 
+// A FIFO removed and made again while write_file waits for a reader (as a
+// daemon restarting does): write_file reaches the new one, since the loop
+// tries the path, not the FIFO it first found (which nobody can open any
+// more once unlinked).
+TEST(FifoSwappedIn, WriteFileReachesAFifoMadeAgainWhileItWaits) {
+  const char* base = std::getenv("TEST_TMPDIR");
+  std::string dir = std::string(base != nullptr ? base : "/tmp") + "/fiberloop_swap_XXXXXX";
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string got;
+  fiberloop::run([&] {
+    auto writer = spawn([&] { write_file(fifo, "fresh"); });
+    this_fiber::sleep_for(
+        20ms);  // (it waits with or without this; it only tries the old FIFO first)
+    ASSERT_EQ(::unlink(fifo.c_str()), 0);
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    got = with_timeout(10s, [&] {
+      return run_blocking([&] {
+        std::string data;
+        const int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);  // until the writer comes
+        char buf[64];
+        for (ssize_t n; fd >= 0 && (n = ::read(fd, buf, sizeof buf)) > 0;) data.append(buf, n);
+        if (fd >= 0) ::close(fd);
+        return data;
+      });
+    });
+    with_timeout(10s, [&] { writer.join(); });
+  });
+  EXPECT_EQ(got, "fresh");
+}
+
 }  // namespace
 }  // namespace fiberloop

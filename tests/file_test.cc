@@ -3,6 +3,7 @@
 // after the call returned (an interrupt waits for the operation).
 #include <gtest/gtest.h>
 #include <sys/ioctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -74,6 +75,49 @@ TEST_F(Files, SymbolicLinksAndDirectoriesAreOpenedAsOpenWould) {
     };
     EXPECT_EQ(error_of([&] { File::open(dir + "/link", O_RDONLY | O_NOFOLLOW); }), ELOOP);
     EXPECT_EQ(error_of([&] { (void)read_file(dir); }), EISDIR);
+    // O_CREAT reaches the kernel with the path, and with it the kernel's
+    // rules for existing files (a directory: EISDIR; a file another user
+    // left in a sticky directory: fs.protected_regular).
+    EXPECT_EQ(error_of([&] { File::open(dir, O_RDONLY | O_CREAT); }), EISDIR);
+  });
+}
+
+// Each open takes one fd: with a single one free, read_file, write_file
+// and File::open still work (a look-up held open beside the file needed
+// two).
+TEST_F(Files, AnOpenNeedsOnlyOneFreeFd) {
+  const std::string path = temp_dir() + "/one";
+  run([&] {
+    write_file(path, "one");
+    rlimit saved{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+    rlimit few = saved;
+    few.rlim_cur = 256;
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &few), 0);
+    std::vector<int> taken;
+    for (int fd; (fd = ::dup(0)) >= 0;) taken.push_back(fd);
+    ::close(taken.back());
+    taken.pop_back();
+    // Looked at once the fds are back: the sanitizers' checks need some.
+    std::string read;
+    int errors[3] = {};
+    const auto call = [](int& error, auto fn) {
+      try {
+        fn();
+      } catch (const std::system_error& e) {
+        error = e.code().value();
+      }
+    };
+    call(errors[0], [&] { read = read_file(path); });
+    call(errors[1], [&] { write_file(path, "two"); });
+    call(errors[2], [&] { File::open(path, O_RDONLY); });
+    for (int fd : taken) ::close(fd);
+    ::setrlimit(RLIMIT_NOFILE, &saved);
+    EXPECT_EQ(read, "one");
+    EXPECT_EQ(errors[0], 0);
+    EXPECT_EQ(errors[1], 0);
+    EXPECT_EQ(errors[2], 0);
+    EXPECT_EQ(read_file(path), "two");
   });
 }
 

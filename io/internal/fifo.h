@@ -4,9 +4,9 @@
 // an open that ended after its caller had gone would reach a later writer
 // or reader (taking its data, or showing it an end that came and went).
 // Here every wait is the loop's, so a cancel or timeout ends it at once and
-// closes what was opened. A worker looks the path up and opens anything but
-// a FIFO (open_on_worker); a FIFO is opened by the loop, through that
-// look-up, only when its fiber is there to read or write it.
+// closes what was opened. A worker opens anything but a FIFO
+// (open_on_worker); a FIFO is opened by the loop, only when its fiber is
+// there to read or write it.
 #pragma once
 
 #include <sys/types.h>
@@ -18,27 +18,45 @@
 
 namespace fiberloop::internal {
 
-// open(2) of `path` with `flags` (O_CLOEXEC added) and `mode`, on a worker,
-// that never opens a FIFO, not even one put at the path while it looks:
-// the path is looked up once with O_PATH (which opens nothing: a FIFO's
-// other end sees no open), fstat(2) says what that names, and anything but
-// a FIFO is then opened as asked through that very lookup (reopen), so what
-// was looked at is what is opened. A path that does not exist is created
-// with O_CREAT | O_EXCL when `flags` has O_CREAT (a symbolic link to
-// nothing, as open(2) does: its target). O_PATH, O_DIRECTORY (and
-// O_TMPFILE) and O_CREAT | O_EXCL open no FIFO and are passed on as they
-// are. Returns: the fd, with `seekable` set for a regular file or a block
-// device; for a FIFO, `fifo` set and its O_PATH fd, for the loop to reopen
-// when its fiber is there to read or write; else fd -1 and the errno in
-// `err` (ELOOP for a link under O_NOFOLLOW).
-Opened open_on_worker(const std::string& path, int flags, mode_t mode);
+// Whether `path` names a FIFO; through a symbolic link unless `follow` is
+// false. (A look, not a promise: the path may change before it is opened.)
+bool path_is_fifo(const std::string& path, bool follow = true);
 
-// open(2) of the file that the O_PATH fd `path_fd` names, through
-// /proc/self/fd (no look-up of `path` again: the same inode, and nothing on
-// a file system that could stall), with `flags` (O_CLOEXEC added) and
-// `mode`. Without /proc, `path` itself. Returns: the fd, or -1 with errno
-// set (ENXIO: a FIFO opened O_WRONLY | O_NONBLOCK without a reader).
-int reopen(int path_fd, const std::string& path, int flags, mode_t mode = 0);
+// How the loop's open of a FIFO went.
+enum class FifoOpen {
+  kOpened,    // *fd is the FIFO, non-blocking
+  kNoReader,  // for writing, and no reader yet (ENXIO)
+  kNotAFifo,  // something else is at the path now, or nothing: the caller's
+              // worker path takes it (and reports what open(2) says)
+  kFailed,    // a FIFO that open(2) refuses (EACCES, EMFILE...): *fd is the errno
+};
+
+// open(2) of the FIFO at `path` for O_RDONLY or O_WRONLY (`flags`),
+// non-blocking, so that it never waits for the other end.
+FifoOpen open_fifo(const std::string& path, int flags, int* fd);
+
+// The FIFO at `path` opened for writing once it has a reader, which the
+// kernel announces to nobody: tried again every 100 us at first, every
+// 10 ms at most. Returns: the fd (non-blocking), or -1 if no FIFO is at the
+// path any more. Throws: std::system_error naming "write_file <path>
+// (open)" if open(2) refuses it; Cancelled, TimeoutError (while it waits).
+int open_fifo_for_writing(const std::string& path);
+
+// open(2) of `path` with `flags` (O_CLOEXEC added) and `mode`, on a worker,
+// never waiting for a FIFO's other end. A FIFO is not opened at all but
+// left to the loop (`fifo` set, fd -1), which opens it when its fiber is
+// there (open_fifo). Anything else is opened by its path with every flag
+// asked (the kernel's rules for links and sticky directories apply), plus
+// O_NONBLOCK unless stat(2) calls it a device, whose open O_NONBLOCK
+// changes (a tty, a drive without a medium): a FIFO put at the path since
+// the look is then not waited for (opened, `fifo` set and the fd
+// non-blocking; or, for writing without a reader, ENXIO with `fifo` set).
+// O_NONBLOCK is taken back for the rest; a file under a lease is tried
+// again until its holder lets go. O_PATH, O_DIRECTORY (O_TMPFILE) and
+// O_CREAT | O_EXCL open no FIFO and are passed on as they are. Returns: the
+// fd, with `seekable` set for a regular file or a block device; else fd -1
+// and the errno in `err`.
+Opened open_on_worker(const std::string& path, int flags, mode_t mode);
 
 // Reads the FIFO `fd` until its writers are gone (the kernel reports no
 // hang-up before a first one came), waiting for data on the loop and
