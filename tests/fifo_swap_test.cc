@@ -36,10 +36,16 @@ constexpr int kCalls = 300;
 // `contents` and a FIFO nobody else opens.
 class SwappedPath {
  public:
-  explicit SwappedPath(const std::string& contents) {
+  // A new directory under the test's temporary directory.
+  static std::string fresh_dir() {
     const char* base = std::getenv("TEST_TMPDIR");
     std::string dir = std::string(base != nullptr ? base : "/tmp") + "/fiberloop_swap_XXXXXX";
     if (::mkdtemp(dir.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    return dir;
+  }
+
+  explicit SwappedPath(const std::string& contents) {
+    const std::string dir = fresh_dir();
     path_ = dir + "/path";
     file_ = dir + "/file";
     fifo_ = dir + "/fifo";
@@ -157,10 +163,7 @@ TEST(FifoSwappedIn, FileOpenNeverLeavesAWorkerInOpen) {
 // worker after the caller had timed out, did so hundreds of times in 3000
 // calls). The loop opens the FIFO only when the fiber is there to write.
 TEST(FifoSwappedIn, AWriteFileThatTimesOutNeverShowsAReaderAnEmptyOpen) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir = std::string(base != nullptr ? base : "/tmp") + "/fiberloop_swap_XXXXXX";
-  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
-  const std::string fifo = dir + "/fifo";
+  const std::string fifo = SwappedPath::fresh_dir() + "/fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   std::atomic<bool> stop{false};
   std::atomic<int> sessions{0}, empty{0};
@@ -231,10 +234,7 @@ TEST(FifoSwappedIn, AnEnxioThatIsNoFifoIsThatError) {
 // tries the path, not the FIFO it first found (which nobody can open any
 // more once unlinked).
 TEST(FifoSwappedIn, WriteFileReachesAFifoMadeAgainWhileItWaits) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir = std::string(base != nullptr ? base : "/tmp") + "/fiberloop_swap_XXXXXX";
-  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
-  const std::string fifo = dir + "/fifo";
+  const std::string fifo = SwappedPath::fresh_dir() + "/fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   std::string got;
   fiberloop::run([&] {
