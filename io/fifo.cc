@@ -10,6 +10,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <new>
 #include <stdexcept>
@@ -32,16 +35,35 @@ constexpr std::size_t kChunk = 64 * 1024;
   throw std::system_error(err, std::generic_category(), what);
 }
 
+// Whether SIGPIPE is pending on this thread itself, apart from the
+// process (sigpending() shows both): /proc/thread-self/status's SigPnd.
+// Without /proc, taken to be.
+bool sigpipe_pending_on_this_thread() {
+  std::FILE* status = std::fopen("/proc/thread-self/status", "re");
+  if (status == nullptr) return true;
+  bool pending = true;
+  char line[256];
+  while (std::fgets(line, sizeof line, status) != nullptr) {
+    if (std::strncmp(line, "SigPnd:", 7) == 0) {
+      pending = ((std::strtoull(line + 7, nullptr, 16) >> (SIGPIPE - 1)) & 1) != 0;
+      break;
+    }
+  }
+  std::fclose(status);
+  return pending;
+}
+
 // write(2) with SIGPIPE blocked on this thread (a loop's thread may take
 // it, and its default ends the process): a reader that has gone is EPIPE,
-// and the SIGPIPE the write raised is taken back unless one was pending
-// already.
+// and the SIGPIPE the write raised (sent to this thread) is taken back,
+// unless this thread had one pending already, which it merged with. One
+// pending for the process stays: sigtimedwait() takes the thread's first.
 ssize_t write_without_sigpipe(int fd, const char* data, std::size_t size) {
   sigset_t pipe_signal, pending, old;
   sigemptyset(&pipe_signal);
   sigaddset(&pipe_signal, SIGPIPE);
   sigpending(&pending);
-  const bool was_pending = sigismember(&pending, SIGPIPE) == 1;
+  const bool was_pending = sigismember(&pending, SIGPIPE) == 1 && sigpipe_pending_on_this_thread();
   ::pthread_sigmask(SIG_BLOCK, &pipe_signal, &old);
   const ssize_t n = ::write(fd, data, size);
   const int err = errno;
