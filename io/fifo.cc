@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -85,7 +86,8 @@ bool path_is_fifo(const std::string& path, bool follow) {
   return r == 0 && S_ISFIFO(st.st_mode);
 }
 
-Opened open_on_worker(const std::string& path, int flags, mode_t mode) {
+Opened open_on_worker(const std::string& path, int flags, mode_t mode,
+                      const std::atomic<bool>& abandoned) {
   Opened o;
   const bool follow = (flags & O_NOFOLLOW) == 0;
   // These open no FIFO: the kernel answers them itself (O_DIRECTORY and
@@ -93,7 +95,8 @@ Opened open_on_worker(const std::string& path, int flags, mode_t mode) {
   const bool opens_no_fifo =
       (flags & (O_PATH | O_DIRECTORY)) != 0 || ((flags & O_CREAT) != 0 && (flags & O_EXCL) != 0);
   struct stat st {};
-  const int looked = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
+  const auto look = [&] { return follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st); };
+  const int looked = look();
   if (!opens_no_fifo && looked == 0 && S_ISFIFO(st.st_mode)) {
     o.fifo = true;  // for the loop to open
     return o;
@@ -103,24 +106,40 @@ Opened open_on_worker(const std::string& path, int flags, mode_t mode) {
   // The path itself, with every flag asked (the kernel's rules for links
   // and sticky directories apply), plus O_NONBLOCK for what is not a
   // device, so that a FIFO put there since the look is not waited for.
-  for (auto pause = std::chrono::microseconds(100);;
-       pause = std::min(pause * 2, std::chrono::microseconds(10'000))) {
+  auto pause = std::chrono::microseconds(100);
+  for (int enxio = 0;;) {
     o.fd = ::open(path.c_str(), flags | O_CLOEXEC | (as_asked ? 0 : O_NONBLOCK), mode);
-    if (o.fd >= 0 || errno != EWOULDBLOCK || as_asked) break;
-    // A file under a lease: each try asks for the lease's break, which its
-    // holder gives (or the kernel takes after fs.lease-break-time).
-    std::this_thread::sleep_for(pause);
+    if (o.fd >= 0 || as_asked) break;
+    if (errno == EWOULDBLOCK) {
+      // A file under a lease: each try asks for the lease's break, which its
+      // holder gives (or the kernel takes after fs.lease-break-time). Not
+      // once the caller has gone: O_TRUNC would empty the file after all.
+      if (abandoned.load(std::memory_order_relaxed)) {
+        errno = ECANCELED;
+        break;
+      }
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::microseconds(10'000));
+      continue;
+    }
+    if (errno != ENXIO || (flags & O_ACCMODE) != O_WRONLY) break;
+    // ENXIO for writing: a FIFO without a reader, put there since the look,
+    // if the path shows one now or nothing (the caller then looks again).
+    // A file there may have been swapped back, or say ENXIO itself (a
+    // secret memfd through /proc, a FUSE file): tried a few times. A
+    // socket's, an eventfd's (through /proc) or a device's ENXIO is
+    // reported as it is.
+    const int again = look();
+    if (again == 0 ? S_ISFIFO(st.st_mode) : errno == ENOENT) {
+      o.err = ENXIO;
+      o.fifo = true;
+      return o;
+    }
+    errno = ENXIO;
+    if (again != 0 || !S_ISREG(st.st_mode) || ++enxio == 16) break;
   }
   if (o.fd < 0) {
     o.err = errno;
-    // A FIFO without a reader, put there since the look: so the path says
-    // now, or a file or nothing, which a swap back explains (the caller
-    // then looks again). A socket's, an eventfd's (through /proc) or a
-    // device's own ENXIO is reported as it is.
-    if (o.err == ENXIO && !as_asked && (flags & O_ACCMODE) == O_WRONLY) {
-      const int again = follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st);
-      o.fifo = again == 0 ? S_ISFIFO(st.st_mode) || S_ISREG(st.st_mode) : errno == ENOENT;
-    }
     return o;
   }
   if (::fstat(o.fd, &st) == 0) {
@@ -137,8 +156,8 @@ Opened open_on_worker(const std::string& path, int flags, mode_t mode) {
   return o;
 }
 
-FifoOpen open_fifo(const std::string& path, int flags, int* fd) {
-  *fd = ::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC);
+FifoOpen open_fifo(const std::string& path, int flags, int* fd, mode_t mode) {
+  *fd = ::open(path.c_str(), flags | O_NONBLOCK | O_CLOEXEC, mode);
   if (*fd < 0) {
     const int err = errno;
     if (!path_is_fifo(path)) return FifoOpen::kNotAFifo;
@@ -156,7 +175,9 @@ FifoOpen open_fifo(const std::string& path, int flags, int* fd) {
 int open_fifo_for_writing(const std::string& path) {
   Duration pause = std::chrono::microseconds(100);
   for (int fd;;) {
-    switch (open_fifo(path, O_WRONLY, &fd)) {
+    // O_CREAT as write_file asks: the kernel's rule for another user's FIFO
+    // in a sticky directory (fs.protected_fifos) applies to such opens.
+    switch (open_fifo(path, O_WRONLY | O_CREAT, &fd, 0644)) {
       case FifoOpen::kOpened:
         return fd;
       case FifoOpen::kNotAFifo:

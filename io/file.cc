@@ -218,7 +218,7 @@ File File::open(const std::string& path, int flags, mode_t mode) {
   auto abandoned = std::make_shared<std::atomic<bool>>(false);
   const auto open_on_a_worker = [path, flags, mode, abandoned] {
     if (abandoned->load(std::memory_order_relaxed)) return Opened();
-    return internal::open_on_worker(path, flags, mode);
+    return internal::open_on_worker(path, flags, mode, *abandoned);
   };
   Opened opened = [&] {
     try {

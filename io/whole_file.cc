@@ -102,7 +102,7 @@ std::string read_file(const std::string& path) {
       Whole whole = internal::run_blocking_as("read_file " + path, [path, abandoned] {
         Whole w;
         if (abandoned->load(std::memory_order_relaxed)) return w;
-        Opened o = internal::open_on_worker(path, O_RDONLY, 0);
+        Opened o = internal::open_on_worker(path, O_RDONLY, 0, *abandoned);
         if (o.fifo) {
           w.fifo = std::move(o);
           return w;
@@ -141,17 +141,18 @@ namespace {
 // queued when its caller has gone (`abandoned`) opens nothing.
 Opened open_for_write_file(const std::string& path,
                            const std::shared_ptr<std::atomic<bool>>& abandoned) {
-  // (Bounded for a file system whose files say ENXIO, which the worker
-  // takes for a FIFO swapped in and out: that ENXIO is then reported.)
+  // (Bounded for a path that keeps changing between a FIFO and something
+  // else: EAGAIN then.)
   constexpr int kRounds = 1000;
   for (int round = 1;; ++round) {
     Opened o = internal::run_blocking_as("write_file " + path + " (open)", [path, abandoned] {
       if (abandoned->load(std::memory_order_relaxed)) return Opened();
-      return internal::open_on_worker(path, O_WRONLY | O_CREAT, 0644);
+      return internal::open_on_worker(path, O_WRONLY | O_CREAT, 0644, *abandoned);
     });
     if (!o.fifo || o.fd >= 0) return o;
-    if (round == kRounds && o.err == ENXIO) {
+    if (round >= kRounds) {  // a path that will not stay a FIFO or a file
       o.fifo = false;
+      o.err = EAGAIN;
       return o;
     }
     o.fd = internal::open_fifo_for_writing(path);

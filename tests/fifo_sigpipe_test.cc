@@ -16,6 +16,7 @@
 #include <system_error>
 
 #include "fiberloop.h"
+#include "tests/temp_dir.h"
 
 // The child starts fiberloop's threads after a fork, which ThreadSanitizer
 // refuses by default (the parent has no threads of its own by then).
@@ -62,9 +63,7 @@ int epipe_with_a_sigpipe_pending_for_the_process(const std::string& fifo) {
 }
 
 TEST(FifoSigpipe, TheWritesSigpipeIsTakenBackAndTheProcesssStays) {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir = std::string(base != nullptr ? base : "/tmp") + "/fiberloop_sigpipe_XXXXXX";
-  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  const std::string dir = testing::temp_dir("sigpipe");
   const pid_t child = ::fork();
   ASSERT_GE(child, 0);
   if (child == 0) std::_Exit(epipe_with_a_sigpipe_pending_for_the_process(dir + "/fifo"));

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "fiberloop.h"
+#include "tests/temp_dir.h"
 
 namespace fiberloop {
 namespace {
@@ -36,16 +37,8 @@ constexpr int kCalls = 300;
 // `contents` and a FIFO nobody else opens.
 class SwappedPath {
  public:
-  // A new directory under the test's temporary directory.
-  static std::string fresh_dir() {
-    const char* base = std::getenv("TEST_TMPDIR");
-    std::string dir = std::string(base != nullptr ? base : "/tmp") + "/fiberloop_swap_XXXXXX";
-    if (::mkdtemp(dir.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    return dir;
-  }
-
   explicit SwappedPath(const std::string& contents) {
-    const std::string dir = fresh_dir();
+    const std::string dir = testing::temp_dir("swap");
     path_ = dir + "/path";
     file_ = dir + "/file";
     fifo_ = dir + "/fifo";
@@ -163,7 +156,7 @@ TEST(FifoSwappedIn, FileOpenNeverLeavesAWorkerInOpen) {
 // worker after the caller had timed out, did so hundreds of times in 3000
 // calls). The loop opens the FIFO only when the fiber is there to write.
 TEST(FifoSwappedIn, AWriteFileThatTimesOutNeverShowsAReaderAnEmptyOpen) {
-  const std::string fifo = SwappedPath::fresh_dir() + "/fifo";
+  const std::string fifo = testing::temp_dir("swap") + "/fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   std::atomic<bool> stop{false};
   std::atomic<int> sessions{0}, empty{0};
@@ -234,7 +227,7 @@ TEST(FifoSwappedIn, AnEnxioThatIsNoFifoIsThatError) {
 // tries the path, not the FIFO it first found (which nobody can open any
 // more once unlinked).
 TEST(FifoSwappedIn, WriteFileReachesAFifoMadeAgainWhileItWaits) {
-  const std::string fifo = SwappedPath::fresh_dir() + "/fifo";
+  const std::string fifo = testing::temp_dir("swap") + "/fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   std::string got;
   fiberloop::run([&] {

@@ -28,6 +28,7 @@
 
 #include "fiberloop.h"
 #include "tests/loop_fixture.h"
+#include "tests/temp_dir.h"
 
 namespace fiberloop {
 namespace {
@@ -37,10 +38,7 @@ using Fifos = testing::LoopTest;
 
 // A FIFO in a fresh directory under the test's temporary directory.
 std::string make_fifo() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string dir = std::string(base != nullptr ? base : "/tmp") + "/fiberloop_fifo_XXXXXX";
-  if (::mkdtemp(dir.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  const std::string fifo = dir + "/fifo";
+  const std::string fifo = testing::temp_dir("fifo") + "/fifo";
   if (::mkfifo(fifo.c_str(), 0600) != 0) throw std::runtime_error("mkfifo failed");
   return fifo;
 }

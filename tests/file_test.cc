@@ -20,6 +20,7 @@
 #include "fiberloop.h"
 #include "io/internal/memory_limit.h"
 #include "tests/loop_fixture.h"
+#include "tests/temp_dir.h"
 
 namespace fiberloop {
 namespace {
@@ -27,13 +28,7 @@ namespace {
 using namespace std::chrono_literals;
 using Files = testing::LoopTest;
 
-// A fresh directory under the test's temporary directory.
-std::string temp_dir() {
-  const char* base = std::getenv("TEST_TMPDIR");
-  std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/fiberloop_file_XXXXXX";
-  if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  return pattern;
-}
+std::string temp_dir() { return testing::temp_dir("file"); }
 
 TEST_F(Files, WriteFileThenReadFileRoundTrips) {
   const std::string dir = temp_dir();
@@ -46,78 +41,6 @@ TEST_F(Files, WriteFileThenReadFileRoundTrips) {
     EXPECT_EQ(read_file(dir + "/big"), "short");
     write_file(dir + "/empty", "");
     EXPECT_EQ(read_file(dir + "/empty"), "");
-  });
-}
-
-// Through symbolic links, as open(2) goes: one to nothing is where
-// write_file and File::open with O_CREAT create the file (the worker's
-// O_CREAT | O_EXCL refuses a link, and that was the error); O_NOFOLLOW
-// refuses a link (ELOOP); a directory is EISDIR for read_file.
-TEST_F(Files, SymbolicLinksAndDirectoriesAreOpenedAsOpenWould) {
-  const std::string dir = temp_dir();
-  ASSERT_EQ(::symlink("target", (dir + "/link").c_str()), 0);
-  ASSERT_EQ(::symlink("other", (dir + "/link2").c_str()), 0);
-  run([&] {
-    write_file(dir + "/link", "through");
-    EXPECT_EQ(read_file(dir + "/target"), "through");
-    write_file(dir + "/link", "again");  // the file now: truncated through the link
-    EXPECT_EQ(read_file(dir + "/target"), "again");
-    File created = File::open(dir + "/link2", O_WRONLY | O_CREAT, 0600);
-    EXPECT_EQ(created.write_at(std::string_view("x"), 0), 1u);
-    EXPECT_EQ(read_file(dir + "/other"), "x");
-    const auto error_of = [](auto call) {
-      try {
-        call();
-      } catch (const std::system_error& e) {
-        return e.code().value();
-      }
-      return 0;
-    };
-    EXPECT_EQ(error_of([&] { File::open(dir + "/link", O_RDONLY | O_NOFOLLOW); }), ELOOP);
-    EXPECT_EQ(error_of([&] { (void)read_file(dir); }), EISDIR);
-    // O_CREAT reaches the kernel with the path, and with it the kernel's
-    // rules for existing files (a directory: EISDIR; a file another user
-    // left in a sticky directory: fs.protected_regular).
-    EXPECT_EQ(error_of([&] { File::open(dir, O_RDONLY | O_CREAT); }), EISDIR);
-  });
-}
-
-// Each open takes one fd: with a single one free, read_file, write_file
-// and File::open still work (a look-up held open beside the file needed
-// two).
-TEST_F(Files, AnOpenNeedsOnlyOneFreeFd) {
-  const std::string path = temp_dir() + "/one";
-  run([&] {
-    write_file(path, "one");
-    rlimit saved{};
-    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
-    rlimit few = saved;
-    few.rlim_cur = 256;
-    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &few), 0);
-    std::vector<int> taken;
-    for (int fd; (fd = ::dup(0)) >= 0;) taken.push_back(fd);
-    ::close(taken.back());
-    taken.pop_back();
-    // Looked at once the fds are back: the sanitizers' checks need some.
-    std::string read;
-    int errors[3] = {};
-    const auto call = [](int& error, auto fn) {
-      try {
-        fn();
-      } catch (const std::system_error& e) {
-        error = e.code().value();
-      }
-    };
-    call(errors[0], [&] { read = read_file(path); });
-    call(errors[1], [&] { write_file(path, "two"); });
-    call(errors[2], [&] { File::open(path, O_RDONLY); });
-    for (int fd : taken) ::close(fd);
-    ::setrlimit(RLIMIT_NOFILE, &saved);
-    EXPECT_EQ(read, "one");
-    EXPECT_EQ(errors[0], 0);
-    EXPECT_EQ(errors[1], 0);
-    EXPECT_EQ(errors[2], 0);
-    EXPECT_EQ(read_file(path), "two");
   });
 }
 

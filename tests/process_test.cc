@@ -18,6 +18,7 @@
 #include "fiberloop.h"
 #include "io/internal/reaper.h"
 #include "tests/loop_fixture.h"
+#include "tests/temp_dir.h"
 #include "tests/thread_probe.h"
 
 namespace fiberloop {
@@ -293,12 +294,11 @@ TEST_F(Processes, AMovedFromProcessIsEmpty) {
 
 // Pipes need a loop: refused before any child exists, not after.
 TEST(ProcessesOutsideALoop, APipeWithoutALoopIsRefusedBeforeTheChildStarts) {
-  char dir[] = "/tmp/fiberloop_process_XXXXXX";
-  ASSERT_NE(::mkdtemp(dir), nullptr);
-  const std::string marker = std::string(dir) + "/ran";
+  const std::string dir = testing::temp_dir("process");
+  const std::string marker = dir + "/ran";
   EXPECT_THROW(Process::exec({"touch", marker}, {.out = Stdio::pipe}), std::logic_error);
   EXPECT_NE(::access(marker.c_str(), F_OK), 0) << "the child ran anyway";
-  ::rmdir(dir);
+  ::rmdir(dir.c_str());
 }
 
 // A communicate() cut short ends the fibers that fed stdin and drained

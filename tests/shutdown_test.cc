@@ -22,6 +22,7 @@
 #include "fiberloop.h"
 #include "loop/run_blocking.h"
 #include "tests/group_helpers.h"
+#include "tests/temp_dir.h"
 #include "tests/thread_probe.h"
 
 namespace fiberloop {
@@ -391,9 +392,8 @@ TEST(Shutdown, AFileOperationQueuedBehindABusyWorkerIsCancelledNotAbandoned) {
 // when the loop closes: the completion still reaches the fiber,
 // which then ends with the cancel, instead of being abandoned.
 TEST(Shutdown, AWorkerJobThatRanIsCompletedThenCancelledNotAbandoned) {
-  char dir[] = "/tmp/fiberloop_shutdown_XXXXXX";
-  ASSERT_NE(::mkdtemp(dir), nullptr);
-  const std::string fifo = std::string(dir) + "/fifo";
+  const std::string dir = testing::temp_dir("shutdown");
+  const std::string fifo = dir + "/fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   std::string outcome = "never resumed";
   int writer = -1;
@@ -421,7 +421,7 @@ TEST(Shutdown, AWorkerJobThatRanIsCompletedThenCancelledNotAbandoned) {
   });
   ::close(writer);
   ::unlink(fifo.c_str());
-  ::rmdir(dir);
+  ::rmdir(dir.c_str());
   EXPECT_EQ(outcome, "opened, cancelled");
   EXPECT_EQ(err.find("abandoned"), std::string::npos) << err;
 }
@@ -432,9 +432,8 @@ TEST(Shutdown, AWorkerJobThatRanIsCompletedThenCancelledNotAbandoned) {
 // names it; released later, it finishes on its detached worker without
 // touching the loop (the fd it opens is closed with the dropped result).
 TEST(Shutdown, AWorkerJobThatNeverEndsIsGivenUpOnAfterTheTimeout) {
-  char dir[] = "/tmp/fiberloop_shutdown_XXXXXX";
-  ASSERT_NE(::mkdtemp(dir), nullptr);
-  const std::string fifo = std::string(dir) + "/fifo";
+  const std::string dir = testing::temp_dir("shutdown");
+  const std::string fifo = dir + "/fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
   std::string outcome = "never resumed";
   auto [took, err] = shut_down(
@@ -465,7 +464,7 @@ TEST(Shutdown, AWorkerJobThatNeverEndsIsGivenUpOnAfterTheTimeout) {
   std::this_thread::sleep_for(50ms);  // the worker drops the completion and exits
   ::close(writer);
   ::unlink(fifo.c_str());
-  ::rmdir(dir);
+  ::rmdir(dir.c_str());
 }
 
 // The same for a run_blocking() job, with the timeout at 0: given up on as

@@ -11,6 +11,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <string>
 #include <string_view>
 
@@ -31,9 +32,10 @@ enum class FifoOpen {
   kFailed,    // a FIFO that open(2) refuses (EACCES, EMFILE...): *fd is the errno
 };
 
-// open(2) of the FIFO at `path` for O_RDONLY or O_WRONLY (`flags`),
-// non-blocking, so that it never waits for the other end.
-FifoOpen open_fifo(const std::string& path, int flags, int* fd);
+// open(2) of the FIFO at `path` for O_RDONLY or O_WRONLY (`flags`, which
+// may add O_CREAT, with `mode`), non-blocking, so that it never waits for
+// the other end. (A file it created, the FIFO gone: closed, kNotAFifo.)
+FifoOpen open_fifo(const std::string& path, int flags, int* fd, mode_t mode = 0);
 
 // The FIFO at `path` opened for writing once it has a reader, which the
 // kernel announces to nobody: tried again every 100 us at first, every
@@ -52,11 +54,13 @@ int open_fifo_for_writing(const std::string& path);
 // the look is then not waited for (opened, `fifo` set and the fd
 // non-blocking; or, for writing without a reader, ENXIO with `fifo` set).
 // O_NONBLOCK is taken back for the rest; a file under a lease is tried
-// again until its holder lets go. O_PATH, O_DIRECTORY (O_TMPFILE) and
-// O_CREAT | O_EXCL open no FIFO and are passed on as they are. Returns: the
-// fd, with `seekable` set for a regular file or a block device; else fd -1
-// and the errno in `err`.
-Opened open_on_worker(const std::string& path, int flags, mode_t mode);
+// again until its holder lets go, or until `abandoned` (the caller has
+// gone: ECANCELED). O_PATH, O_DIRECTORY (O_TMPFILE) and O_CREAT | O_EXCL
+// open no FIFO and are passed on as they are. Returns: the fd, with
+// `seekable` set for a regular file or a block device; else fd -1 and the
+// errno in `err`.
+Opened open_on_worker(const std::string& path, int flags, mode_t mode,
+                      const std::atomic<bool>& abandoned);
 
 // Reads the FIFO `fd` until its writers are gone (the kernel reports no
 // hang-up before a first one came), waiting for data on the loop and
