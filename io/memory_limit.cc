@@ -80,11 +80,10 @@ std::uint64_t memory_limit() noexcept {
 }
 
 bool BoundedAppend::append(std::string& out, const char* data, std::size_t n) {
-  constexpr std::size_t kAskFrom = std::size_t{16} << 20;
   const std::uint64_t need = std::uint64_t{out.size()} + n;
   if (need > out.capacity()) {
     std::uint64_t grown = std::max<std::uint64_t>(need, std::uint64_t{out.capacity()} * 2);
-    if (grown > kAskFrom) {
+    if (grown > kAskTheLimitFrom) {
       if (limit_ == 0) limit_ = memory_limit();
       if (need > limit_) return false;
       grown = std::min(grown, limit_);

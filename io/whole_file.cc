@@ -32,9 +32,15 @@ using internal::throw_file_error;
   throw_file_error(ENOMEM, "read_file " + path + ": " + why + "; read it in parts (File::read_at)");
 }
 
-// The size from which read_file asks what memory the process may have (a
-// few files to read: nothing beside reading that much).
-constexpr off_t kAskTheLimitFrom = off_t{16} << 20;
+// How many times a call goes between the worker (which finds a FIFO) and
+// the loop (which then finds none) before it gives up: a path that keeps
+// changing between a FIFO and something else.
+constexpr int kRounds = 1000;
+
+[[noreturn]] void throw_unsettled(const std::string& what) {
+  throw_file_error(EAGAIN, what + ": the path kept changing between a FIFO and something else (" +
+                               std::to_string(kRounds) + " looks); try again once it settles");
+}
 
 // What read_file's worker brings back: the whole file, or a FIFO
 // (`fifo.fifo` set) for the loop to read: opened already if it was put at
@@ -51,7 +57,7 @@ std::string read_to_end(int fd, const std::string& path, const std::atomic<bool>
   // Not attempted past the memory this process may have (a sparse file
   // can claim terabytes): the allocation could succeed, overcommitted,
   // and the read then take the memory page by page, until the OOM killer.
-  if (sized && st.st_size > kAskTheLimitFrom) {
+  if (sized && static_cast<std::uint64_t>(st.st_size) > internal::kAskTheLimitFrom) {
     const std::uint64_t limit = internal::memory_limit();
     if (static_cast<std::uint64_t>(st.st_size) > limit) {
       throw_too_large(path, std::to_string(st.st_size) +
@@ -98,7 +104,8 @@ std::string read_file(const std::string& path) {
   // will take.
   auto abandoned = std::make_shared<std::atomic<bool>>(false);
   try {
-    for (;;) {
+    for (int round = 1;; ++round) {
+      if (round > kRounds) throw_unsettled("read_file " + path);
       Whole whole = internal::run_blocking_as("read_file " + path, [path, abandoned] {
         Whole w;
         if (abandoned->load(std::memory_order_relaxed)) return w;
@@ -141,20 +148,13 @@ namespace {
 // queued when its caller has gone (`abandoned`) opens nothing.
 Opened open_for_write_file(const std::string& path,
                            const std::shared_ptr<std::atomic<bool>>& abandoned) {
-  // (Bounded for a path that keeps changing between a FIFO and something
-  // else: EAGAIN then.)
-  constexpr int kRounds = 1000;
   for (int round = 1;; ++round) {
+    if (round > kRounds) throw_unsettled("write_file " + path + " (open)");
     Opened o = internal::run_blocking_as("write_file " + path + " (open)", [path, abandoned] {
       if (abandoned->load(std::memory_order_relaxed)) return Opened();
       return internal::open_on_worker(path, O_WRONLY | O_CREAT, 0644, *abandoned);
     });
     if (!o.fifo || o.fd >= 0) return o;
-    if (round >= kRounds) {  // a path that will not stay a FIFO or a file
-      o.fifo = false;
-      o.err = EAGAIN;
-      return o;
-    }
     o.fd = internal::open_fifo_for_writing(path);
     if (o.fd >= 0) return o;
     // No FIFO there any more: the worker looks again.

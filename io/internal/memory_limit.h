@@ -16,6 +16,10 @@ namespace fiberloop::internal {
 // memory.limit_in_bytes. In bytes; UINT64_MAX if nothing says.
 std::uint64_t memory_limit() noexcept;
 
+// The size from which reads ask memory_limit() (a few files of this size:
+// nothing beside reading that much).
+constexpr std::uint64_t kAskTheLimitFrom = std::uint64_t{16} << 20;
+
 // Appends to a string read from a source of unknown size, growing its
 // capacity (twice what it held, as std::string does) no further than the
 // memory this process may have, which is asked once the string passes
