@@ -11,8 +11,15 @@
 #pragma once
 
 // fiberloop needs C++20: an older -std stops here, at one line that says so.
+// So does a compiler whose standard library lacks std::source_location (what
+// every spawn records), such as Clang 14 with libstdc++ 12.
 #if __cplusplus < 202002L
 #error "fiberloop needs C++20: compile with -std=c++20 (or later)"
+#else
+#include <version>
+#if !defined(__cpp_lib_source_location)
+#error \
+    "fiberloop needs std::source_location, which this compiler and standard library lack: use GCC 11 or later, or Clang 16 or later"
 #else
 
 #include "fiber/generator.h"
@@ -52,4 +59,5 @@
 #include "sync/task_group.h"
 #include "sync/wait_group.h"
 
+#endif  // std::source_location
 #endif  // C++20

@@ -1,14 +1,11 @@
-# cmake --install: the headers under include/fiberloop/ (internal ones
-# included: the public templates need them; they stay in their internal/
-# directories; cmake/install_headers.cmake), both libraries,
-# fiberloopConfig.cmake exporting
-# fiberloop::fiberloop (static) and fiberloop::fiberloop_shared, and
-# fiberloop.pc for pkg-config (the shared library).
+# cmake --install: the headers under include/fiberloop/ (the public ones
+# and the internal ones they include, with their includes of each other
+# rewritten: cmake/headers.cmake), both libraries, fiberloopConfig.cmake
+# exporting fiberloop::fiberloop (static) and fiberloop::fiberloop_shared,
+# and fiberloop.pc for pkg-config (the shared library).
 include(CMakePackageConfigHelpers)
 
-install(CODE "set(FIBERLOOP_SOURCE_DIR \"${PROJECT_SOURCE_DIR}\")
-              set(FIBERLOOP_INCLUDE_DESTINATION \"${CMAKE_INSTALL_INCLUDEDIR}\")")
-install(SCRIPT cmake/install_headers.cmake)
+install(DIRECTORY ${PROJECT_BINARY_DIR}/include/fiberloop DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 
 install(TARGETS fiberloop_static fiberloop_shared EXPORT fiberloopTargets
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
@@ -25,10 +22,12 @@ install(FILES ${PROJECT_BINARY_DIR}/fiberloopConfig.cmake
         DESTINATION ${config_dir})
 
 # pkg-config: Boost.Context is in Libs (the inline switch path calls it from
-# the program's own code); OpenSSL and liburing, used only inside the
-# library, in Requires.private (for --static).
+# the program's own code). OpenSSL and liburing, used only inside the
+# library, are in Requires.private: their own flags for a static link
+# (which pkg-config alone does not make of -lfiberloop: CMake's
+# fiberloop::fiberloop is the static library).
 set(pc_requires_private "")
-set(pc_cflags "")
+set(pc_cflags " -DFIBERLOOP_LIBRARY_SANITIZE=${FIBERLOOP_LIBRARY_SANITIZE}")
 if(FIBERLOOP_TLS_ENABLED)
   string(APPEND pc_requires_private " openssl")
 else()
@@ -38,9 +37,17 @@ if(FIBERLOOP_IO_URING_ENABLED)
   string(APPEND pc_requires_private " liburing")
 endif()
 # The prefix relative to the .pc file's directory: an install moved as a
-# whole, or installed with --prefix, still finds itself.
+# whole, or installed with --prefix, still finds itself. Directories given
+# as absolute paths stay as given.
 file(RELATIVE_PATH pc_prefix_from_pcfiledir
      "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
 string(REGEX REPLACE "/$" "" pc_prefix_from_pcfiledir "${pc_prefix_from_pcfiledir}")
+foreach(dir INCLUDEDIR LIBDIR)
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_${dir}}")
+    set(pc_${dir} "${CMAKE_INSTALL_${dir}}")
+  else()
+    set(pc_${dir} "\${prefix}/${CMAKE_INSTALL_${dir}}")
+  endif()
+endforeach()
 configure_file(cmake/fiberloop.pc.in ${PROJECT_BINARY_DIR}/fiberloop.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/fiberloop.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -6,18 +6,24 @@ include(GNUInstallDirs)
 
 # What the headers ask of whoever compiles them, this build's targets and
 # its consumers alike: C++20, the features left out (fiberloop.h and
-# io/tls.h check FIBERLOOP_NO_TLS), the dependencies. <fiberloop/...>
-# resolves in the build tree through include/fiberloop, a link to the
-# source root (for add_subdirectory users), and in an install through
-# include/ (whose headers name each other as "fiberloop/loop/loop.h").
-file(MAKE_DIRECTORY ${PROJECT_BINARY_DIR}/include)
-file(CREATE_LINK ${PROJECT_SOURCE_DIR} ${PROJECT_BINARY_DIR}/include/fiberloop SYMBOLIC)
+# io/tls.h check FIBERLOOP_NO_TLS), the sanitizer the library was built
+# with (fiber/internal/sanitizers.h stops a program that differs), the
+# dependencies. <fiberloop/...> resolves through include/, in the build
+# tree (cmake/headers.cmake) as in an install.
+include(cmake/headers.cmake)
+if(FIBERLOOP_SANITIZE STREQUAL "address")
+  set(FIBERLOOP_LIBRARY_SANITIZE 1)
+elseif(FIBERLOOP_SANITIZE STREQUAL "thread")
+  set(FIBERLOOP_LIBRARY_SANITIZE 2)
+else()
+  set(FIBERLOOP_LIBRARY_SANITIZE 0)
+endif()
 function(fiberloop_usage target)
   target_include_directories(${target} PUBLIC
     "$<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/include>"
-    "$<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>"
     "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
   target_compile_features(${target} PUBLIC cxx_std_20)
+  target_compile_definitions(${target} PUBLIC FIBERLOOP_LIBRARY_SANITIZE=${FIBERLOOP_LIBRARY_SANITIZE})
   target_link_libraries(${target} PUBLIC Boost::context Threads::Threads)
   if(FIBERLOOP_TLS_ENABLED)
     target_link_libraries(${target} PUBLIC OpenSSL::SSL OpenSSL::Crypto)
@@ -31,6 +37,8 @@ endfunction()
 
 set_target_properties(fiberloop_objects PROPERTIES POSITION_INDEPENDENT_CODE ON)
 fiberloop_usage(fiberloop_objects)
+# The library's own sources name its headers from the source root.
+target_include_directories(fiberloop_objects PRIVATE ${PROJECT_SOURCE_DIR})
 if(NOT FIBERLOOP_IO_URING_ENABLED)
   target_compile_definitions(fiberloop_objects PRIVATE FIBERLOOP_NO_IO_URING)
 endif()

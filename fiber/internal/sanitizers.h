@@ -35,6 +35,34 @@
 #define FIBERLOOP_SANITIZE_SWITCH 1
 #endif
 
+// The library and the program must agree on this: the switch path inline in
+// the program's code calls the library's sanitizer hooks. An installed
+// fiberloop says what it was built with (the CMake package and fiberloop.pc
+// define FIBERLOOP_LIBRARY_SANITIZE: 0 none, 1 address, 2 thread), so a
+// mismatch stops here rather than at a link error about internal symbols.
+#if FIBERLOOP_ASAN
+#define FIBERLOOP_SANITIZER_KIND 1
+#elif FIBERLOOP_TSAN
+#define FIBERLOOP_SANITIZER_KIND 2
+#else
+#define FIBERLOOP_SANITIZER_KIND 0
+#endif
+#if defined(FIBERLOOP_LIBRARY_SANITIZE) && FIBERLOOP_LIBRARY_SANITIZE != FIBERLOOP_SANITIZER_KIND
+#if FIBERLOOP_LIBRARY_SANITIZE == 1
+#error \
+    "this fiberloop was built with AddressSanitizer (FIBERLOOP_SANITIZE=address): compile the program with -fsanitize=address too, or use a fiberloop built without it"
+#elif FIBERLOOP_LIBRARY_SANITIZE == 2
+#error \
+    "this fiberloop was built with ThreadSanitizer (FIBERLOOP_SANITIZE=thread): compile the program with -fsanitize=thread too, or use a fiberloop built without it"
+#elif FIBERLOOP_SANITIZER_KIND == 1
+#error \
+    "the program is compiled with -fsanitize=address, and this fiberloop without it: build fiberloop with cmake -DFIBERLOOP_SANITIZE=address for such a program"
+#else
+#error \
+    "the program is compiled with -fsanitize=thread, and this fiberloop without it: build fiberloop with cmake -DFIBERLOOP_SANITIZE=thread for such a program"
+#endif
+#endif
+
 namespace fiberloop::internal {
 
 // What the sanitizers know a context by: the memory it runs on (ASan) and

@@ -67,16 +67,16 @@ class TimeoutScope : public TimerNode {
   static void fire_scope(TimerNode* node) noexcept;
 };
 
-inline TimeoutScope::TimeoutScope(Duration timeout, std::source_location where)
-    : timeout(timeout), deadline(deadline_from_now(timeout)), where(where) {
+inline TimeoutScope::TimeoutScope(Duration duration, std::source_location site)
+    : timeout(duration), deadline(deadline_from_now(duration)), where(site) {
   open("with_timeout");
 }
 
-inline TimeoutScope::TimeoutScope(TimePoint deadline, const char* label)
+inline TimeoutScope::TimeoutScope(TimePoint until, const char* name)
     : timeout(Duration::zero()),  // said only for with_timeout's scopes
-      deadline(deadline),
-      label(label) {
-  open(label != nullptr ? label : "with_timeout");
+      deadline(until),
+      label(name) {
+  open(name != nullptr ? name : "with_timeout");
 }
 
 [[gnu::always_inline]] inline void TimeoutScope::open(const char* what) {
