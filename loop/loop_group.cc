@@ -12,6 +12,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -38,12 +39,14 @@ struct LoopGroup::Member {
 
 namespace {
 
-// The CPUs of the process's affinity mask, in order.
+// The CPUs of the process's affinity mask, in order: its main thread's
+// (what taskset sets), not the calling thread's, which may be a loop of
+// another group, pinned to one CPU.
 std::vector<int> affinity_cpus() {
   cpu_set_t mask;
   CPU_ZERO(&mask);
   std::vector<int> cpus;
-  if (::sched_getaffinity(0, sizeof mask, &mask) == 0) {
+  if (::sched_getaffinity(::getpid(), sizeof mask, &mask) == 0) {
     for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
       if (CPU_ISSET(cpu, &mask)) cpus.push_back(cpu);
     }

@@ -167,6 +167,11 @@ bool leave(RemoteJoin* join) noexcept {
 // comes: a fiber of another loop parks, a plain thread blocks. Returns:
 // whether it finished. Throws: std::logic_error on a loop's thread outside
 // a fiber (it would block that loop).
+// How often a plain thread blocked in a join looks at the task's done flag
+// itself: from 1 ms, doubling, to 100 ms.
+constexpr Duration kFirstDoneLook = std::chrono::milliseconds(1);
+constexpr Duration kLastDoneLook = std::chrono::milliseconds(100);
+
 // Posts a join of `f` (not finished) to its loop, for the calling fiber or
 // plain thread (`what` names the call in the errors prepare() throws).
 RemoteJoin* post_join(FiberRecord& f, const char* what) {
@@ -188,6 +193,15 @@ RemoteJoin* post_join(FiberRecord& f, const char* what) {
 bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
   if (f.done_flag.load(std::memory_order_acquire)) return true;
   RemoteJoin* join = post_join(f, "Task::join");
+  // Finished meanwhile: the loop may have returned from run() before it
+  // took the join, and would answer it only when it runs again. (The fence
+  // pairs with the one a loop makes before it returns for want of work:
+  // either that loop sees the post, or this sees the flag.)
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (f.done_flag.load(std::memory_order_acquire)) {
+    (void)leave(join);
+    return true;
+  }
   if (join->joiner.fiber != nullptr) {
     Scheduler& here = *join->joiner.fiber->scheduler;
     const bool beyond = here.outside_group(*join->target_loop);
@@ -197,9 +211,18 @@ bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
     if (beyond) here.end_wait_beyond_group();
     here.end_remote_wait();
   } else {
-    (void)block_thread(join->joiner.state, Waiter::kWoken, deadline);
+    // A plain thread also looks at the flag now and then: a loop stopped
+    // (Loop::stop, or run_until_complete's end) just as the task finished
+    // leaves the join in its queue until it runs again.
+    Duration look = kFirstDoneLook;
+    while (!block_thread(join->joiner.state, Waiter::kWoken,
+                         std::min(deadline, Clock::now() + look))) {
+      if (f.done_flag.load(std::memory_order_acquire) || Clock::now() >= deadline) break;
+      look = std::min(look * 2, kLastDoneLook);
+    }
   }
-  return leave(join);
+  const bool notified = leave(join);
+  return notified || f.done_flag.load(std::memory_order_acquire);
 }
 
 }  // namespace

@@ -131,6 +131,9 @@ bool LoopParts::poll_for_work() {
       // Not while a post is queued: a thread may post and then drop the last
       // KeepAlive after this iteration's take_posts(). keep_alives() above
       // was an acquire, so a post made before that drop is seen here.
+      // (The fence pairs with a joiner's from another thread, which posts
+      // and then reads the finished flag: remote_task.cc.)
+      std::atomic_thread_fence(std::memory_order_seq_cst);
       if (s.closing_ || !remote.pending()) return false;
       timeout = Duration::zero();
     } else if (!other_threads_exist(/*loop_threads_count=*/group == nullptr)) {

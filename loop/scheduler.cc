@@ -38,6 +38,7 @@
 
 namespace fiberloop::internal {
 
+thread_local constinit int tls_sync_locks_held __attribute__((tls_model("initial-exec"))) = 0;
 thread_local constinit Scheduler* tls_scheduler __attribute__((tls_model("initial-exec"))) =
     nullptr;
 

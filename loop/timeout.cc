@@ -12,14 +12,32 @@
 
 namespace fiberloop::internal {
 
+void Scheduler::pass_while_closing(FiberRecord& self) noexcept {
+  FIBERLOOP_CHECK_FIBER(self, tls_sync_locks_held == 0,
+                        "a fiber switches while it holds a shared sync primitive's lock");
+  make_ready(self);
+  suspend(self);
+}
+
+void Scheduler::pass_before_sync_lock() noexcept {
+  Scheduler* const scheduler = tls_scheduler;
+  if (scheduler == nullptr || !scheduler->closing_ || scheduler->current_ == nullptr) return;
+  FiberRecord& self = *scheduler->current_;
+  if ((self.pending & FiberRecord::kCancel) != 0 && may_interrupt(self)) {
+    scheduler->pass_while_closing(self);
+  }
+}
+
 void Scheduler::throw_interrupt(FiberRecord& self) {
   if (self.pending & FiberRecord::kCancel) {
     if (Scheduler& scheduler = *self.scheduler; scheduler.closing_) {
       // Delivered again at every suspension point, and only after a pass
       // through the ready queue: a fiber that catches it in a loop still
       // comes back to the run loop, which abandons it (loop/shutdown.cc).
-      scheduler.make_ready(self);
-      scheduler.suspend(self);
+      // Not while the fiber holds a shared primitive's lock (it is thrown
+      // from inside the operation): that operation made its pass before it
+      // took the lock (SyncGuard).
+      if (tls_sync_locks_held == 0) scheduler.pass_while_closing(self);
     } else {
       self.pending &= static_cast<std::uint8_t>(~FiberRecord::kCancel);
     }

@@ -111,6 +111,8 @@ class SelectLocks {
     // A later enter() may have waited, and this loop switched an earlier
     // channel to shared meanwhile.
     for (std::size_t i = 0; i < N; ++i) shared_[i] = shared_[i] || homes_[i]->shared();
+    // A closing loop's cancel makes its pass before the locks, as SyncGuard's.
+    if (any_of_shared()) Scheduler::pass_before_sync_lock();
     lock();
   }
   bool any_shared() const noexcept { return count_ != 0; }
@@ -123,6 +125,7 @@ class SelectLocks {
   bool shared(std::size_t i) const noexcept { return shared_[i]; }
   void unlock() noexcept {
     for (std::size_t j = 0; j < count_; ++j) locks_[j]->unlock();
+    tls_sync_locks_held -= static_cast<int>(count_);
     held_ = false;
   }
   // After a park: channels of this loop may have become shared meanwhile.
@@ -149,7 +152,14 @@ class SelectLocks {
     std::sort(locks_.begin(), locks_.begin() + count_);
     count_ = std::unique(locks_.begin(), locks_.begin() + count_) - locks_.begin();
     for (std::size_t j = 0; j < count_; ++j) locks_[j]->lock();
+    tls_sync_locks_held += static_cast<int>(count_);
     held_ = true;
+  }
+  bool any_of_shared() const noexcept {
+    for (std::size_t i = 0; i < N; ++i) {
+      if (shared_[i]) return true;
+    }
+    return false;
   }
 
   std::array<SyncHome*, N> homes_;

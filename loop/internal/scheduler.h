@@ -61,6 +61,12 @@ class Scheduler {
   void check_thread(const char* what) const;
   // Whether the loop is shutting down: see loop/shutdown.cc.
   bool closing() const noexcept { return closing_; }
+  // While the loop closes, a fiber with a cancel to deliver goes once
+  // through the ready queue before the cancel is thrown (timeout.cc).
+  void pass_while_closing(FiberRecord& self) noexcept;
+  // The same, for the running fiber of this thread's loop if it has such a
+  // cancel, before it takes a shared primitive's lock (a no-op otherwise).
+  static void pass_before_sync_lock() noexcept;
 
   // The fiber on the CPU, or null while the scheduler runs.
   FiberRecord* running() const noexcept { return current_; }

@@ -10,6 +10,10 @@ namespace fiberloop::internal {
 // The scheduler of this thread's loop. initial-exec: a plain %fs-relative
 // load, even when fiberloop is linked as a shared library.
 extern thread_local constinit Scheduler* tls_scheduler __attribute__((tls_model("initial-exec")));
+// The spin locks of shared sync/ primitives this thread holds (SyncGuard
+// counts them). A fiber never switches while it holds one: the next fiber of
+// its loop to take that lock would spin for ever on the thread that holds it.
+extern thread_local constinit int tls_sync_locks_held __attribute__((tls_model("initial-exec")));
 
 inline Scheduler* Scheduler::current() noexcept { return tls_scheduler; }
 

@@ -65,13 +65,13 @@ class SyncHome {
 class SyncGuard {
  public:
   explicit SyncGuard(SyncHome& home) : lock_(home.enter() ? &home.lock() : nullptr) {
-    if (lock_ != nullptr) lock_->lock();
+    if (lock_ != nullptr) lock_shared();
   }
   // The same, for a caller that has just asked home.local_here() (with no
   // suspension since): `local` is the answer, not asked again.
   SyncGuard(SyncHome& home, bool local)
       : lock_(!local && home.enter_slow() ? &home.lock() : nullptr) {
-    if (lock_ != nullptr) lock_->lock();
+    if (lock_ != nullptr) lock_shared();
   }
   ~SyncGuard() { release(); }
   SyncGuard(const SyncGuard&) = delete;
@@ -82,7 +82,10 @@ class SyncGuard {
   void release() noexcept {
     if (!held_) return;
     held_ = false;
-    if (lock_ != nullptr) lock_->unlock();
+    if (lock_ != nullptr) {
+      lock_->unlock();
+      --tls_sync_locks_held;
+    }
   }
   // After a park: holds the primitive again, locking it if it is shared
   // now (it may have become shared while this fiber was parked on its home
@@ -90,11 +93,24 @@ class SyncGuard {
   void reacquire(SyncHome& home) noexcept {
     if (held_) return;
     if (lock_ == nullptr && home.shared()) lock_ = &home.lock();
-    if (lock_ != nullptr) lock_->lock();
+    if (lock_ != nullptr) {
+      lock_->lock();
+      ++tls_sync_locks_held;
+    }
     held_ = true;
   }
 
  private:
+  // A cancel a closing loop delivers makes its pass through the ready
+  // queue here, before the lock (Scheduler::throw_interrupt cannot, under
+  // it), so that a fiber retrying a shared primitive in a loop that catches
+  // Cancelled still comes back to the run loop.
+  void lock_shared() noexcept {
+    Scheduler::pass_before_sync_lock();
+    lock_->lock();
+    ++tls_sync_locks_held;
+  }
+
   SpinLock* lock_;
   bool held_ = true;
 };
