@@ -80,7 +80,10 @@ FiberRecord* Scheduler::create_fiber(SpawnOptions&& options, std::size_t callabl
 }
 
 void Scheduler::start_fiber_slow(FiberRecord& f) {
-  if (tls_scheduler != this) return post_task_op(f, TaskOp::kStart);
+  if (tls_scheduler != this) {
+    (void)post_task_op(f, TaskOp::kStart);
+    return;
+  }
   start_here(f);
 }
 
@@ -218,8 +221,9 @@ void Scheduler::run_until_finished(FiberRecord& f) {
 }
 
 void Scheduler::drop_task_slow(FiberRecord& f) noexcept {
-  if (f.scheduler != tls_scheduler && f.scheduler != nullptr) return post_task_op(f, TaskOp::kDrop);
-  drop_here(f);
+  const Scheduler* const home = loop_of(f).load(std::memory_order_acquire);
+  if (home != tls_scheduler && home != nullptr && post_task_op(f, TaskOp::kDrop)) return;
+  drop_here(f);  // here, or (post_task_op refused) its loop is gone
 }
 
 void Scheduler::release_to_pool(FiberRecord& f) noexcept { f.pool->release(&f); }

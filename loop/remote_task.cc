@@ -11,8 +11,11 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "loop/internal/loop_parts.h"
+#include "loop/internal/record_pool.h"
 #include "loop/internal/spin_lock.h"
 #include "loop/internal/waiter.h"
 
@@ -108,7 +111,50 @@ void give_up(RemoteJoin* join) noexcept {
 
 }  // namespace
 
-void Scheduler::post_task_op(FiberRecord& f, TaskOp op) {
+namespace {
+
+// Held to post a Task operation from another thread, and by a loop that
+// is being destroyed to stop taking them and to let go of its records: so
+// a loop read from a record under it is alive, and takes posts while it has
+// not stopped.
+std::mutex& task_posts_mutex() noexcept {
+  static std::mutex m;
+  return m;
+}
+
+// Posts `item` to `f`'s loop from another thread: a Task may be dropped,
+// cancelled or joined on one thread while its loop is destroyed on
+// another. Returns false if that loop no longer takes such posts (it is
+// being destroyed), once its ~Scheduler has let go of `f` (set its loop to
+// null): the caller then acts on `f` here.
+bool post_to_loop_of(FiberRecord& f, RemoteItem& item) {
+  {
+    std::lock_guard lock(task_posts_mutex());
+    Scheduler* const loop = loop_of(f).load(std::memory_order_acquire);
+    if (loop == nullptr) return false;
+    if (loop->takes_task_posts()) {
+      loop->post(item);
+      return true;
+    }
+  }
+  // ~Scheduler follows, and waits on no other thread.
+  while (loop_of(f).load(std::memory_order_acquire) != nullptr) std::this_thread::yield();
+  return false;
+}
+
+}  // namespace
+
+void Scheduler::stop_taking_task_posts() noexcept {
+  std::lock_guard lock(task_posts_mutex());
+  takes_task_posts_ = false;
+}
+
+void Scheduler::let_go_of_records(const std::vector<FiberRecord*>& live) noexcept {
+  std::lock_guard lock(task_posts_mutex());
+  for (FiberRecord* f : live) loop_of(*f).store(nullptr, std::memory_order_release);
+}
+
+bool Scheduler::post_task_op(FiberRecord& f, TaskOp op) {
   auto* item = new QueuedTaskOp;
   item->fiber = &f;
   item->op = static_cast<int>(op);
@@ -117,7 +163,13 @@ void Scheduler::post_task_op(FiberRecord& f, TaskOp op) {
     run_task_op(*queued->fiber, static_cast<TaskOp>(queued->op));
     delete queued;
   };
-  f.scheduler->post(*item);
+  if (op == TaskOp::kStart) {
+    f.scheduler->post(*item);
+    return true;
+  }
+  if (post_to_loop_of(f, *item)) return true;
+  delete item;
+  return false;
 }
 
 void Scheduler::run_task_op(FiberRecord& f, TaskOp op) noexcept {
@@ -137,10 +189,10 @@ void Scheduler::run_task_op(FiberRecord& f, TaskOp op) noexcept {
 void Scheduler::cancel_task(FiberRecord& f) {
   // Done: a no-op, as documented (and no post to a loop that may be closing).
   if (f.done_flag.load(std::memory_order_acquire)) return;
-  Scheduler* home = f.scheduler;
+  Scheduler* home = loop_of(f).load(std::memory_order_acquire);
   if (home == nullptr) return;  // its loop is gone: it has finished or was abandoned
   if (home == tls_scheduler) return home->cancel(f);
-  post_task_op(f, TaskOp::kCancel);
+  (void)post_task_op(f, TaskOp::kCancel);  // refused: its loop is gone, as above
 }
 
 namespace {
@@ -174,6 +226,8 @@ constexpr Duration kLastDoneLook = std::chrono::milliseconds(100);
 
 // Posts a join of `f` (not finished) to its loop, for the calling fiber or
 // plain thread (`what` names the call in the errors prepare() throws).
+// Returns null if that loop is gone (then `f` has finished or was
+// abandoned).
 RemoteJoin* post_join(FiberRecord& f, const char* what) {
   auto* join = new RemoteJoin;
   join->handle = &RemoteJoin::answer;
@@ -184,15 +238,19 @@ RemoteJoin* post_join(FiberRecord& f, const char* what) {
     delete join;
     throw;
   }
-  join->target_loop = f.scheduler;
-  join->target_serial = f.scheduler->serial();
-  f.scheduler->post(*join);
+  join->target_loop = loop_of(f).load(std::memory_order_acquire);
+  join->target_serial = f.pool->loop_serial();
+  if (!post_to_loop_of(f, *join)) {
+    delete join;
+    return nullptr;
+  }
   return join;
 }
 
 bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
   if (f.done_flag.load(std::memory_order_acquire)) return true;
   RemoteJoin* join = post_join(f, "Task::join");
+  if (join == nullptr) return true;  // its loop is gone: finished or abandoned
   // Finished meanwhile: the loop may have returned from run() before it
   // took the join, and would answer it only when it runs again. (The fence
   // pairs with the one a loop makes before it returns for want of work:
@@ -236,6 +294,7 @@ void Scheduler::wait_done_ticking(FiberRecord& f, Duration first,
   if (f.done_flag.load(std::memory_order_acquire)) return;
   // Once: the ticks post nothing to the target's loop.
   RemoteJoin* join = post_join(f, "LoopGroup::run");  // a plain thread
+  if (join == nullptr) return;
   Duration interval = first;
   try {
     while (!block_thread(join->joiner.state, Waiter::kWoken, Clock::now() + interval)) {

@@ -43,6 +43,10 @@ LoopParts::LoopParts(Loop& owner, const LoopOptions& options)
 LoopParts::~LoopParts() {
   FIBERLOOP_CHECK(scheduler.closing_, "~LoopParts before shutdown()");
   pool.join();  // while what the jobs post to still exists
+  // Task operations from other threads stop here (their posts are made
+  // under the lock this takes, so none is under way after it); those
+  // posted so far run in the drain below.
+  scheduler.stop_taking_task_posts();
   remote.wait_for_producers();
   remote.drain(true);
   callbacks.discard();

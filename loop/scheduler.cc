@@ -91,8 +91,8 @@ Scheduler::Scheduler(LoopParts& parts, Loop& owner, const LoopOptions& options)
       default_stack_(options.stack),
       stacks_(StackPool::this_thread()),
       serial_(next_serial()),
-      records_(new RecordPool),
-      foreign_records_(new RecordPool(/*shared=*/true)),
+      records_(new RecordPool(serial_)),
+      foreign_records_(new RecordPool(serial_, /*shared=*/true)),
       timers_(parts.timers),
       exception_handler_(&print_fiber_failure) {
   if (tls_scheduler != nullptr) {
@@ -110,9 +110,15 @@ Scheduler::Scheduler(LoopParts& parts, Loop& owner, const LoopOptions& options)
 
 Scheduler::~Scheduler() {
   if (tls_scheduler == this) tls_scheduler = nullptr;
-  // Tasks that outlive the loop see it gone.
-  records_->for_each_live([](FiberRecord& f) { f.scheduler = nullptr; });
-  foreign_records_->for_each_live([](FiberRecord& f) { f.scheduler = nullptr; });
+  // Tasks that outlive the loop see it gone: each record's loop becomes null
+  // last, after the pools are orphaned, since another thread that sees it
+  // null may drop the record into its orphaned pool at once
+  // (remote_task.cc, post_to_loop_of, which also reads it under the lock
+  // let_go_of_records() takes).
+  std::vector<FiberRecord*> live;
+  const auto collect = [&live](FiberRecord& f) { live.push_back(&f); };
+  records_->for_each_live(collect);
+  foreign_records_->for_each_live(collect);
   if (abandoned_fibers_) {
     // Abandoned fibers keep their records (and stacks): leaked on purpose,
     // and kept reachable here so that leak checkers see it is meant.
@@ -122,6 +128,7 @@ Scheduler::~Scheduler() {
   }
   records_->orphan();
   foreign_records_->orphan();
+  let_go_of_records(live);
 }
 
 Reactor& Scheduler::reactor() noexcept { return parts_.reactor; }

@@ -20,7 +20,8 @@ std::size_t wait_any(std::span<FiberRecord* const> fibers, std::span<DoneWaiter>
     throw std::invalid_argument("wait_any: no tasks to wait for (the vector is empty)");
   }
   for (FiberRecord* f : fibers) {
-    if (f->scheduler != nullptr && f->scheduler != Scheduler::current()) {
+    const Scheduler* const home = loop_of(*f).load(std::memory_order_acquire);
+    if (home != nullptr && home != Scheduler::current()) {
       throw std::logic_error("wait_any: " + describe_fiber(*f) +
                              " runs on another loop; wait_any and as_completed take tasks of "
                              "the caller's loop (gather and Task::join take tasks of any loop)");
@@ -70,8 +71,9 @@ void wait_elsewhere(FiberRecord& f) {
   }
 }
 
-bool local(const FiberRecord& f) noexcept {
-  return f.scheduler == nullptr || f.scheduler == Scheduler::current();
+bool local(FiberRecord& f) noexcept {
+  const Scheduler* const home = loop_of(f).load(std::memory_order_acquire);
+  return home == nullptr || home == Scheduler::current();
 }
 
 }  // namespace

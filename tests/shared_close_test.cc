@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <future>
+#include <optional>
 #include <thread>
 
 #include "fiberloop.h"
@@ -147,6 +148,47 @@ TEST(SharedCloseTest, APlainThreadsJoinEndsWhenTheLoopHasReturned) {
       ASSERT_EQ(value.wait_for(10s), std::future_status::ready) << "round " << round;
       EXPECT_EQ(value.get(), 7);
       joiner.join();
+    }
+  });
+}
+
+// Tasks dropped, cancelled and joined on plain threads at the moment their
+// loop is destroyed on its own: each either reaches the loop or, the loop
+// gone, acts on the record itself (before: a post to a null or freed loop).
+TEST(SharedCloseTest, TasksUsedElsewhereWhileTheirLoopIsDestroyed) {
+  within_bound("Task calls racing ~Loop", [] {
+    for (int round = 0; round < 3000; ++round) {
+      std::optional<Task<int>> dropped, cancelled, joined;
+      std::atomic<bool> go{false};
+      std::atomic<int> joined_value{0};
+      std::thread dropper([&] {
+        while (!go.load()) {
+        }
+        dropped.reset();
+      });
+      std::thread canceller([&] {
+        while (!go.load()) {
+        }
+        cancelled->cancel();
+      });
+      std::thread joiner([&] {
+        while (!go.load()) {
+        }
+        joined_value = joined->join();
+      });
+      {
+        Loop loop;
+        dropped.emplace(loop.spawn([] { return 1; }));
+        cancelled.emplace(loop.spawn([] { return 2; }));
+        joined.emplace(loop.spawn([] { return 3; }));
+        loop.run();
+        go = true;
+      }  // ~Loop races the three calls
+      dropper.join();
+      canceller.join();
+      joiner.join();
+      EXPECT_EQ(joined_value.load(), 3) << "round " << round;
+      EXPECT_EQ(cancelled->join(), 2);
     }
   });
 }

@@ -201,6 +201,12 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag> {
   }
 };
 
+// The loop `f` belongs to, null once that loop is gone, read from any thread:
+// its ~Scheduler stores null (release) after it is done with the record.
+inline std::atomic_ref<Scheduler*> loop_of(FiberRecord& f) noexcept {
+  return std::atomic_ref<Scheduler*>(f.scheduler);
+}
+
 // Prints the failed check about `f` (its id, name and state) and aborts.
 [[noreturn]] void fiber_check_failed(const FiberRecord& f, const char* condition,
                                      const char* message, const char* file, int line) noexcept;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <vector>
 
@@ -22,7 +23,12 @@ void handle_wake_token(RemoteItem* item, bool drop);
 // use it).
 class RecordPool {
  public:
-  explicit RecordPool(bool shared = false) noexcept : shared_(shared) {}
+  // `loop_serial`: the serial of the loop whose records these are, which
+  // another thread posts to only while that loop lives (post_if_live).
+  explicit RecordPool(std::uint64_t loop_serial, bool shared = false) noexcept
+      : loop_serial_(loop_serial), shared_(shared) {}
+
+  std::uint64_t loop_serial() const noexcept { return loop_serial_; }
 
   // A fresh record: every field at its default, refs == 0.
   FiberRecord* acquire() {
@@ -115,6 +121,7 @@ class RecordPool {
   }
 
   std::vector<std::unique_ptr<FiberRecord[]>> chunks_;
+  const std::uint64_t loop_serial_;
   FiberRecord* free_ = nullptr;
   std::size_t live_ = 0;
   bool orphaned_ = false;

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <source_location>
+#include <vector>
 
 #include "fiber/internal/check.h"
 #include "fiber/internal/context.h"
@@ -61,6 +62,13 @@ class Scheduler {
   void check_thread(const char* what) const;
   // Whether the loop is shutting down: see loop/shutdown.cc.
   bool closing() const noexcept { return closing_; }
+  // Whether other threads may post Task operations here (remote_task.cc's
+  // mutex held): until ~LoopParts stops taking them, before its last drain.
+  bool takes_task_posts() const noexcept { return takes_task_posts_; }
+  // (remote_task.cc) ~LoopParts, before its last drain; ~Scheduler, after
+  // it has orphaned the pools: null as the loop of every live record.
+  void stop_taking_task_posts() noexcept;
+  static void let_go_of_records(const std::vector<FiberRecord*>& live) noexcept;
   // While the loop closes, a fiber with a cancel to deliver goes once
   // through the ready queue before the cancel is thrown (timeout.cc).
   void pass_while_closing(FiberRecord& self) noexcept;
@@ -184,7 +192,11 @@ class Scheduler {
   // The Task operations from another thread (loop/remote_task.cc).
   static void join_from_elsewhere(FiberRecord& f);
   enum class TaskOp : std::uint8_t { kStart, kCancel, kDrop };
-  static void post_task_op(FiberRecord& f, TaskOp op);
+  // Queues `op` on `f`'s loop from another thread. A start is posted as
+  // is: the loop lives (spawn's contract). A cancel or a drop is posted
+  // only while the loop lives; returns false once that loop is gone and has
+  // let go of `f` (remote_task.cc), and then the caller acts here.
+  static bool post_task_op(FiberRecord& f, TaskOp op);
   static void run_task_op(FiberRecord& f, TaskOp op) noexcept;
   void start_here(FiberRecord& f);
   void start_fiber_slow(FiberRecord& f);  // from another thread, or while closing
@@ -250,6 +262,7 @@ class Scheduler {
   bool return_to_scheduler_ = false;
   bool in_scheduler_ = false;           // the run loop is on the stack
   bool closing_ = false;                // shutdown() has begun
+  bool takes_task_posts_ = true;        // under remote_task.cc's mutex
   bool abandoned_fibers_ = false;       // shutdown() left fibers that would not end
   std::size_t remote_waits_ = 0;        // parks another thread will end
   std::size_t closing_iterations_ = 0;  // iterations run since shutdown() began

@@ -173,7 +173,9 @@ inline void Scheduler::wake(FiberRecord& f) noexcept {
 }
 
 [[gnu::always_inline]] inline void Scheduler::join(FiberRecord& f) {
-  if (f.scheduler != tls_scheduler && f.scheduler != nullptr) [[unlikely]]
+  // (Another thread may be destroying that loop: an atomic read, plain on x86.)
+  const Scheduler* const home = loop_of(f).load(std::memory_order_relaxed);
+  if (home != tls_scheduler && home != nullptr) [[unlikely]]
     return join_from_elsewhere(f);
   if (f.joined) [[unlikely]]
     throw_joined_twice(f);
@@ -188,7 +190,7 @@ inline void Scheduler::wake(FiberRecord& f) noexcept {
 // The end of spawn(fn).join(): a joined fiber has finished and its outcome
 // was seen, so the Task's reference just goes (as drop_here() does).
 [[gnu::always_inline]] inline void Scheduler::drop_task(FiberRecord& f) noexcept {
-  if (!f.joined || f.scheduler != tls_scheduler) [[unlikely]]
+  if (!f.joined || loop_of(f).load(std::memory_order_relaxed) != tls_scheduler) [[unlikely]]
     return drop_task_slow(f);
   FIBERLOOP_CHECK_FIBER(f, f.refs > 0, "drop_task: the record has no reference left");
   if (--f.refs == 0) release_to_pool(f);
