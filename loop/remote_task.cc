@@ -251,16 +251,9 @@ bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
   if (f.done_flag.load(std::memory_order_acquire)) return true;
   RemoteJoin* join = post_join(f, "Task::join");
   if (join == nullptr) return true;  // its loop is gone: finished or abandoned
-  // Finished meanwhile: the loop may have returned from run() before it
-  // took the join, and would answer it only when it runs again. (The fence
-  // pairs with the one a loop makes before it returns for want of work:
-  // either that loop sees the post, or this sees the flag.)
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (f.done_flag.load(std::memory_order_acquire)) {
-    (void)leave(join);
-    return true;
-  }
   if (join->joiner.fiber != nullptr) {
+    // (A fiber always parks: its loop's answer names this park, and a park
+    // skipped would leave that wake-up to end the fiber's next one.)
     Scheduler& here = *join->joiner.fiber->scheduler;
     const bool beyond = here.outside_group(*join->target_loop);
     here.begin_remote_wait();
@@ -269,6 +262,15 @@ bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
     if (beyond) here.end_wait_beyond_group();
     here.end_remote_wait();
   } else {
+    // Finished meanwhile: the loop may have returned from run() before it
+    // took the join, and would answer it only when it runs again. (The
+    // fence pairs with the one a loop makes before it returns for want of
+    // work: either that loop sees the post, or this sees the flag.)
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (f.done_flag.load(std::memory_order_acquire)) {
+      (void)leave(join);
+      return true;
+    }
     // A plain thread also looks at the flag now and then: a loop stopped
     // (Loop::stop, or run_until_complete's end) just as the task finished
     // leaves the join in its queue until it runs again.
