@@ -215,10 +215,6 @@ bool leave(RemoteJoin* join) noexcept {
   return notified;
 }
 
-// Waits until `f` finishes, `deadline` passes, or (a fiber) an interrupt
-// comes: a fiber of another loop parks, a plain thread blocks. Returns:
-// whether it finished. Throws: std::logic_error on a loop's thread outside
-// a fiber (it would block that loop).
 // How often a plain thread blocked in a join looks at the task's done flag
 // itself: from 1 ms, doubling, to 100 ms.
 constexpr Duration kFirstDoneLook = std::chrono::milliseconds(1);
@@ -247,6 +243,10 @@ RemoteJoin* post_join(FiberRecord& f, const char* what) {
   return join;
 }
 
+// Waits until `f` finishes, `deadline` passes, or (a fiber) an interrupt
+// comes: a fiber of another loop parks, a plain thread blocks. Returns:
+// whether it finished. Throws: std::logic_error on a loop's thread outside
+// a fiber (it would block that loop).
 bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
   if (f.done_flag.load(std::memory_order_acquire)) return true;
   RemoteJoin* join = post_join(f, "Task::join");
@@ -299,7 +299,10 @@ void Scheduler::wait_done_ticking(FiberRecord& f, Duration first,
   if (join == nullptr) return;
   Duration interval = first;
   try {
-    while (!block_thread(join->joiner.state, Waiter::kWoken, Clock::now() + interval)) {
+    // The done flag too, as a join's plain thread reads it: a loop that
+    // stopped just as `f` finished leaves the join in its queue.
+    while (!block_thread(join->joiner.state, Waiter::kWoken, Clock::now() + interval) &&
+           !f.done_flag.load(std::memory_order_acquire)) {
       interval = tick();
     }
   } catch (...) {

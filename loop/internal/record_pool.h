@@ -23,8 +23,9 @@ void handle_wake_token(RemoteItem* item, bool drop);
 // use it).
 class RecordPool {
  public:
-  // `loop_serial`: the serial of the loop whose records these are, which
-  // another thread posts to only while that loop lives (post_if_live).
+  // `loop_serial`: the serial of the loop whose records these are, so that
+  // another thread names that loop without reading it (a join's withdrawal
+  // posts with post_if_live, which checks it).
   explicit RecordPool(std::uint64_t loop_serial, bool shared = false) noexcept
       : loop_serial_(loop_serial), shared_(shared) {}
 
