@@ -243,6 +243,47 @@ RemoteJoin* post_join(FiberRecord& f, const char* what) {
   return join;
 }
 
+// The fiber half of wait_from_elsewhere(): parks the joining fiber until
+// the join is answered, `deadline` passes, or an interrupt comes, looking
+// at the target's done flag now and then, as a plain thread does: a loop
+// stopped (Loop::stop, or run_until_complete's end) just as the target
+// finished leaves the join in its queue until it runs again.
+//
+// The answer's wake-up names the park it is for (Waiter::park), so each
+// park's number is handed to the notifier under the join's lock, and a
+// park is skipped only when no answer can come (the join is withdrawn
+// under that lock first): a wake-up for a park that never happened would
+// end the fiber's next one, whatever it waits for.
+void park_joiner(RemoteJoin& join, TimePoint deadline) {
+  FiberRecord& self = *join.joiner.fiber;
+  FiberRecord& target = *join.target;
+  if (target.done_flag.load(std::memory_order_acquire)) {
+    std::lock_guard guard(join.lock);
+    if (!join.joiner.was_notified()) {
+      join.abandoned = true;  // no answer comes now: leave() gives the join up
+      return;
+    }
+  }
+  Scheduler& here = *self.scheduler;
+  const bool beyond = here.outside_group(*join.target_loop);
+  here.begin_remote_wait();
+  if (beyond) here.begin_wait_beyond_group();
+  Duration look = kFirstDoneLook;
+  for (;;) {
+    const auto end = here.park_waiter(std::min(deadline, Clock::now() + look), WaitKind::kJoin,
+                                      static_cast<std::int64_t>(target.id));
+    if (end != Scheduler::ParkEnd::kTimedOut) break;  // answered, or interrupted
+    if (target.done_flag.load(std::memory_order_acquire) || Clock::now() >= deadline) break;
+    if (Scheduler::interrupt_due(self)) break;  // it came as the look ended the park
+    std::lock_guard guard(join.lock);
+    if (join.joiner.was_notified()) break;  // its wake-up named the park just over
+    join.joiner.park = self.park_seq;       // the next one
+    look = std::min(look * 2, kLastDoneLook);
+  }
+  if (beyond) here.end_wait_beyond_group();
+  here.end_remote_wait();
+}
+
 // Waits until `f` finishes, `deadline` passes, or (a fiber) an interrupt
 // comes: a fiber of another loop parks, a plain thread blocks. Returns:
 // whether it finished. Throws: std::logic_error on a loop's thread outside
@@ -251,29 +292,20 @@ bool wait_from_elsewhere(FiberRecord& f, TimePoint deadline) {
   if (f.done_flag.load(std::memory_order_acquire)) return true;
   RemoteJoin* join = post_join(f, "Task::join");
   if (join == nullptr) return true;  // its loop is gone: finished or abandoned
+  // Finished meanwhile? The loop may have returned from run() before it
+  // took the join, and would answer it only when it runs again. (The fence
+  // pairs with the one a loop makes before it returns for want of work:
+  // either that loop sees the post, or this sees the flag.)
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   if (join->joiner.fiber != nullptr) {
-    // (A fiber always parks: its loop's answer names this park, and a park
-    // skipped would leave that wake-up to end the fiber's next one.)
-    Scheduler& here = *join->joiner.fiber->scheduler;
-    const bool beyond = here.outside_group(*join->target_loop);
-    here.begin_remote_wait();
-    if (beyond) here.begin_wait_beyond_group();
-    (void)here.park_waiter(deadline, WaitKind::kJoin, static_cast<std::int64_t>(f.id));
-    if (beyond) here.end_wait_beyond_group();
-    here.end_remote_wait();
+    park_joiner(*join, deadline);
   } else {
-    // Finished meanwhile: the loop may have returned from run() before it
-    // took the join, and would answer it only when it runs again. (The
-    // fence pairs with the one a loop makes before it returns for want of
-    // work: either that loop sees the post, or this sees the flag.)
-    std::atomic_thread_fence(std::memory_order_seq_cst);
     if (f.done_flag.load(std::memory_order_acquire)) {
       (void)leave(join);
       return true;
     }
-    // A plain thread also looks at the flag now and then: a loop stopped
-    // (Loop::stop, or run_until_complete's end) just as the task finished
-    // leaves the join in its queue until it runs again.
+    // A plain thread blocks on the join's word, and looks at the flag now
+    // and then.
     Duration look = kFirstDoneLook;
     while (!block_thread(join->joiner.state, Waiter::kWoken,
                          std::min(deadline, Clock::now() + look))) {

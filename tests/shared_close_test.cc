@@ -1,6 +1,6 @@
 // Where a closing loop meets a primitive shared with other threads, and a
-// join from a plain thread meets a loop that has returned: each case here
-// hung before its fix.
+// join from another thread meets a loop that has halted: each case here hung
+// before its fix.
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <unistd.h>
@@ -19,6 +19,14 @@ namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
+
+// The race cases run this many times fewer rounds under the sanitizers,
+// which slow each round 10-50x.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+constexpr int kFewerUnderSanitizers = 10;
+#else
+constexpr int kFewerUnderSanitizers = 1;
+#endif
 
 // Runs `body` on a thread of its own and fails (ending the process: the
 // thread cannot be stopped) if it has not returned within 120 s.
@@ -134,22 +142,99 @@ TEST(SharedCloseTest, AFiberThatRetriesASharedWaitIsAbandoned) {
   });
 }
 
-// A plain thread joins while the loop runs its only task to the end:
-// run() may return before it takes the join, which must still answer.
-TEST(SharedCloseTest, APlainThreadsJoinEndsWhenTheLoopHasReturned) {
-  within_bound("a plain thread's join after run() returned", [] {
-    for (int round = 0; round < 2000; ++round) {
-      Loop loop;
-      Task<int> task = loop.spawn([] { return 7; });
-      std::promise<int> got;
-      std::thread joiner([&] { got.set_value(task.join()); });
-      loop.run();
-      auto value = got.get_future();
-      ASSERT_EQ(value.wait_for(10s), std::future_status::ready) << "round " << round;
-      EXPECT_EQ(value.get(), 7);
-      joiner.join();
+// How a loop comes to a halt, in the cases below: run() returns with no
+// fiber left, or run_until_complete() stops once its main fiber returns
+// (which leaves what is still in its cross-thread queue there).
+enum class Halt { kRunOutOfFibers, kMainReturned };
+
+// The rounds of join_as_the_loop_halts(), as both threads see them.
+struct Rounds {
+  // Before the fix, about one round in 5000 left a fiber's join waiting.
+  static constexpr int kCount = 20000 / kFewerUnderSanitizers;
+  std::atomic<Task<int>*> task{nullptr};  // this round's, published before it runs
+  std::atomic<int> started{-1};           // set by round r's task as it returns
+  std::atomic<int> joined{-1};            // set by the joiner once round r's join returned r
+  std::atomic<bool> stop{false};          // the test has failed: the joiner returns
+
+  // The joiner's side: joins each round's task as it returns.
+  void join_each() {
+    for (int round = 0; round < kCount; ++round) {
+      while (started.load() != round) {
+        if (stop.load()) return;
+      }
+      if (task.load()->join() != round) return;  // the test sees `joined` stop
+      joined.store(round);
     }
+  }
+};
+
+// Another thread joins a task just as it finishes and its loop halts: the
+// loop may halt before it takes the join, which must still end, on its
+// own, well before the 10 s allowed. `run_joiner(rounds)` runs on that
+// thread and calls rounds.join_each().
+template <class RunJoiner>
+void join_as_the_loop_halts(const char* what, Halt halt, RunJoiner run_joiner) {
+  within_bound(what, [&] {
+    Rounds rounds;
+    Loop loop;
+    std::thread joiner([&] { run_joiner(rounds); });
+    auto joined = [&](int round) {
+      const auto give_up = std::chrono::steady_clock::now() + 10s;
+      while (rounds.joined.load() != round) {
+        if (std::chrono::steady_clock::now() > give_up) return false;
+        std::this_thread::yield();
+      }
+      return true;
+    };
+    for (int round = 0; round < Rounds::kCount; ++round) {
+      Task<int> task = loop.spawn([&rounds, round] {
+        rounds.started.store(round);
+        return round;
+      });
+      rounds.task.store(&task);
+      if (halt == Halt::kRunOutOfFibers) {
+        loop.run();
+      } else {
+        loop.run_until_complete([] { this_fiber::yield(); });
+      }
+      if (!joined(round)) {
+        loop.run();  // answers a join left in its queue, so that the thread ends
+        const bool late = joined(round);
+        rounds.stop.store(true);
+        joiner.join();
+        FAIL() << what << ": the join was still waiting after 10 s, in round " << round
+               << (late ? " (it ended once the loop ran again)" : "");
+      }
+    }
+    joiner.join();
   });
+}
+
+void join_from_a_plain_thread(Rounds& rounds) { rounds.join_each(); }
+
+void join_from_a_fiber_of_another_loop(Rounds& rounds) {
+  Loop there;
+  there.run_until_complete([&] { rounds.join_each(); });
+}
+
+TEST(SharedCloseTest, APlainThreadsJoinEndsWhenTheLoopHasReturned) {
+  join_as_the_loop_halts("a plain thread's join as run() returns", Halt::kRunOutOfFibers,
+                         join_from_a_plain_thread);
+}
+
+TEST(SharedCloseTest, APlainThreadsJoinEndsWhenMainHasReturned) {
+  join_as_the_loop_halts("a plain thread's join as main returns", Halt::kMainReturned,
+                         join_from_a_plain_thread);
+}
+
+TEST(SharedCloseTest, AJoinFromAnotherLoopEndsWhenTheLoopHasReturned) {
+  join_as_the_loop_halts("another loop's join as run() returns", Halt::kRunOutOfFibers,
+                         join_from_a_fiber_of_another_loop);
+}
+
+TEST(SharedCloseTest, AJoinFromAnotherLoopEndsWhenMainHasReturned) {
+  join_as_the_loop_halts("another loop's join as main returns", Halt::kMainReturned,
+                         join_from_a_fiber_of_another_loop);
 }
 
 // Tasks dropped, cancelled and joined on plain threads at the moment their
@@ -157,7 +242,7 @@ TEST(SharedCloseTest, APlainThreadsJoinEndsWhenTheLoopHasReturned) {
 // gone, acts on the record itself (before: a post to a null or freed loop).
 TEST(SharedCloseTest, TasksUsedElsewhereWhileTheirLoopIsDestroyed) {
   within_bound("Task calls racing ~Loop", [] {
-    for (int round = 0; round < 3000; ++round) {
+    for (int round = 0; round < 3000 / kFewerUnderSanitizers; ++round) {
       std::optional<Task<int>> dropped, cancelled, joined;
       std::atomic<bool> go{false};
       std::atomic<int> joined_value{0};

@@ -113,6 +113,12 @@ class Scheduler {
   // As park(), but never throws: an interrupt stays pending for the next
   // suspension point. Returns true if woken by wake(), false by an interrupt.
   bool park_uninterruptible(WaitKind kind) noexcept;
+  // Whether an interrupt is pending for `self` and may be delivered now: a
+  // caller that parks again after park_waiter() ends otherwise (a timer of
+  // its own) checks it first, since park_waiter() does not.
+  static bool interrupt_due(const FiberRecord& self) noexcept {
+    return self.pending != 0 && may_interrupt(self);
+  }
   // Throws Cancelled or TimeoutError if one is pending for `self` and may
   // be delivered now (not while an exception unwinds it).
   void deliver_interrupt(FiberRecord& self);
