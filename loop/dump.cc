@@ -34,8 +34,15 @@ std::string describe_wait(const FiberRecord& f, TimePoint now) {
   const auto kind = static_cast<std::size_t>(f.waiting_on);
   std::string what = kWaitKindNames[kind];
   switch (f.waiting_on) {
-    case WaitKind::kJoin:
-      return d != 0 ? what + " fiber " + std::to_string(d) : what + " fibers";
+    case WaitKind::kJoin: {
+      if (d == 0) return what + " fibers";
+      const auto bits = static_cast<std::uint64_t>(d);
+      const std::uint64_t loop = bits >> kJoinedLoopShift;
+      what += " fiber " + std::to_string(bits & ((std::uint64_t{1} << kJoinedLoopShift) - 1));
+      if (loop == 0) return what;
+      return what + (loop == kJoinedElsewhere ? " of another loop"
+                                              : " of loop " + std::to_string(loop - 1));
+    }
     case WaitKind::kSleep: {
       const TimePoint until{Duration(d)};
       if (until == kNever) return what + " forever";

@@ -308,10 +308,6 @@ void LoopGroup::dump(std::ostream& out) {
 
 namespace internal {
 
-bool Scheduler::outside_group(const Scheduler& target) const noexcept {
-  return parts_.group != nullptr && target.parts_.group != parts_.group;
-}
-
 void Scheduler::begin_wait_beyond_group() noexcept {
   parts_.waits_beyond_group.fetch_add(1, std::memory_order_release);
 }

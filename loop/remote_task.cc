@@ -40,7 +40,14 @@ struct RemoteJoin : RemoteItem {
   FiberRecord* target = nullptr;
   Scheduler* target_loop = nullptr;  // target's loop when the join was posted,
   std::uint64_t target_serial = 0;   // and its serial (give_up posts there if it lives)
-  JoinDone done;                     // in target->done_waiters until it finishes
+  // The target's loop as the joiner sees it, read when the join is posted:
+  // in the joiner's group (that loop answers until the group is destroyed),
+  // outside a group the joiner is in (the group's deadlock rule counts the
+  // wait), and what Loop::dump() shows (join_detail()).
+  bool same_group = false;
+  bool beyond_group = false;
+  std::int64_t wait_detail = 0;
+  JoinDone done;  // in target->done_waiters until it finishes
   Waiter joiner;
   // Held around the notify and around the joiner's last look, so that the
   // joiner, however it woke (notified, cancelled, timed out), leaves only
@@ -124,15 +131,19 @@ std::mutex& task_posts_mutex() noexcept {
 
 // Posts `item` to `f`'s loop from another thread: a Task may be dropped,
 // cancelled or joined on one thread while its loop is destroyed on
-// another. Returns false if that loop no longer takes such posts (it is
-// being destroyed), once its ~Scheduler has let go of `f` (set its loop to
-// null): the caller then acts on `f` here.
-bool post_to_loop_of(FiberRecord& f, RemoteItem& item) {
+// another. `look(loop)` runs first, under the lock, where that loop is
+// alive (after it, the loop may be destroyed at any moment). Returns false
+// if that loop no longer takes such posts (it is being destroyed), once its
+// ~Scheduler has let go of `f` (set its loop to null): the caller then
+// acts on `f` here.
+template <class Look>
+bool post_to_loop_of(FiberRecord& f, RemoteItem& item, Look look) {
   {
     std::lock_guard lock(task_posts_mutex());
     Scheduler* const loop = loop_of(f).load(std::memory_order_acquire);
     if (loop == nullptr) return false;
     if (loop->takes_task_posts()) {
+      look(*loop);
       loop->post(item);
       return true;
     }
@@ -140,6 +151,10 @@ bool post_to_loop_of(FiberRecord& f, RemoteItem& item) {
   // ~Scheduler follows, and waits on no other thread.
   while (loop_of(f).load(std::memory_order_acquire) != nullptr) std::this_thread::yield();
   return false;
+}
+
+bool post_to_loop_of(FiberRecord& f, RemoteItem& item) {
+  return post_to_loop_of(f, item, [](Scheduler&) {});
 }
 
 }  // namespace
@@ -236,7 +251,15 @@ RemoteJoin* post_join(FiberRecord& f, const char* what) {
   }
   join->target_loop = loop_of(f).load(std::memory_order_acquire);
   join->target_serial = f.pool->loop_serial();
-  if (!post_to_loop_of(f, *join)) {
+  const LoopGroup* const here =
+      join->joiner.fiber != nullptr ? join->joiner.fiber->scheduler->parts().group : nullptr;
+  const auto look = [&](Scheduler& loop) {
+    const LoopParts& there = loop.parts();
+    join->same_group = here != nullptr && there.group == here;
+    join->beyond_group = here != nullptr && there.group != here;
+    join->wait_detail = join_detail(f.id, join->same_group ? there.index + 1 : kJoinedElsewhere);
+  };
+  if (!post_to_loop_of(f, *join, look)) {
     delete join;
     return nullptr;
   }
@@ -244,10 +267,15 @@ RemoteJoin* post_join(FiberRecord& f, const char* what) {
 }
 
 // The fiber half of wait_from_elsewhere(): parks the joining fiber until
-// the join is answered, `deadline` passes, or an interrupt comes, looking
-// at the target's done flag now and then, as a plain thread does: a loop
-// stopped (Loop::stop, or run_until_complete's end) just as the target
-// finished leaves the join in its queue until it runs again.
+// the join is answered, `deadline` passes, or an interrupt comes.
+//
+// A loop of the joiner's own group answers until the group is destroyed.
+// Any other loop may halt (run_until_complete's end, Loop::stop) just as
+// the target finishes, and leave the join in its queue until it runs
+// again: so the fiber also looks at the target's done flag now and then,
+// as a plain thread does. (Not in the group: the timer would keep its
+// loop from counting as stuck, and the group's deadlock rule from ever
+// holding.)
 //
 // The answer's wake-up names the park it is for (Waiter::park), so each
 // park's number is handed to the notifier under the join's lock, and a
@@ -265,13 +293,12 @@ void park_joiner(RemoteJoin& join, TimePoint deadline) {
     }
   }
   Scheduler& here = *self.scheduler;
-  const bool beyond = here.outside_group(*join.target_loop);
   here.begin_remote_wait();
-  if (beyond) here.begin_wait_beyond_group();
+  if (join.beyond_group) here.begin_wait_beyond_group();
   Duration look = kFirstDoneLook;
   for (;;) {
-    const auto end = here.park_waiter(std::min(deadline, Clock::now() + look), WaitKind::kJoin,
-                                      static_cast<std::int64_t>(target.id));
+    const TimePoint until = join.same_group ? deadline : std::min(deadline, Clock::now() + look);
+    const auto end = here.park_waiter(until, WaitKind::kJoin, join.wait_detail);
     if (end != Scheduler::ParkEnd::kTimedOut) break;  // answered, or interrupted
     if (target.done_flag.load(std::memory_order_acquire) || Clock::now() >= deadline) break;
     if (Scheduler::interrupt_due(self)) break;  // it came as the look ended the park
@@ -280,7 +307,7 @@ void park_joiner(RemoteJoin& join, TimePoint deadline) {
     join.joiner.park = self.park_seq;       // the next one
     look = std::min(look * 2, kLastDoneLook);
   }
-  if (beyond) here.end_wait_beyond_group();
+  if (join.beyond_group) here.end_wait_beyond_group();
   here.end_remote_wait();
 }
 

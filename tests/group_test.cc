@@ -1,6 +1,6 @@
 // LoopGroup: threads and loops, spawn_on and run from anywhere, Tasks used
-// from other loops and plain threads, the group's deadlock rule, its
-// introspection, and its bad input.
+// from other loops and plain threads, its introspection, and its bad input
+// (the deadlock rule: group_deadlock_test.cc).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -329,104 +329,6 @@ TEST(Group, DestroyingAGroupLoopByHandThrowsLogicError) {
   const std::string w = what.join();
   EXPECT_NE(w.find("belongs to a LoopGroup"), std::string::npos) << w;
   EXPECT_EQ(group.run([] { return 3; }), 3);  // the loop is intact
-}
-
-// ---- deadlock -------------------------------------------------------------------
-
-TEST(Group, AGroupWideDeadlockIsReportedNamingEveryParkedFiberOnEveryLoop) {
-  Event never;  // outlives the group: its fibers wait on it until ~LoopGroup
-  LoopGroup group(unpinned(2));
-  try {
-    group.run([&] {
-      auto other = group.spawn_on(1, SpawnOptions{.name = "stuck-on-1"}, [&] { never.wait(); });
-      never.wait();
-      other.join();
-    });
-    FAIL() << "no deadlock reported";
-  } catch (const std::runtime_error& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find("deadlock"), std::string::npos) << what;
-    EXPECT_NE(what.find("== loop 0"), std::string::npos) << what;
-    EXPECT_NE(what.find("== loop 1"), std::string::npos) << what;
-    EXPECT_NE(what.find("'stuck-on-1' parked"), std::string::npos) << what;
-    EXPECT_NE(what.find("waiting on an Event"), std::string::npos) << what;
-  }
-}
-
-TEST(Group, ALoopWaitingOnAnotherLoopIsNotDeadlocked) {
-  const int v = run_group(
-      [] {
-        Channel<int> ch;
-        auto producer = LoopGroup::current()->spawn_on(1, [&ch] {
-          this_fiber::sleep_for(300ms);  // loop 0 waits the whole time, with nothing to do
-          ch.send(5);
-        });
-        const int got = *ch.recv();
-        producer.join();
-        return got;
-      },
-      unpinned(2));
-  EXPECT_EQ(v, 5);
-}
-
-TEST(Group, ALoneLoopWaitingOnAGroupIsNotDeadlocked) {
-  // The group's threads are fiberloop's own, but they will end the wait.
-  const int v = fiberloop::run([] {
-    LoopGroup group(unpinned(2));
-    auto far = group.spawn_on(1, [] {
-      this_fiber::sleep_for(50ms);
-      return 9;
-    });
-    return far.join();  // parks this lone loop's fiber on the group's
-  });
-  EXPECT_EQ(v, 9);
-}
-
-// The same when the lone loop's fiber waits on a primitive the group's
-// fiber will set or send to: its first use is the wait, on the lone loop,
-// so the wait is a local one (it was reported as a deadlock at once: the
-// group's threads counted as fiberloop's own, which cannot post).
-TEST(Group, ALoneLoopWaitingOnAnEventAGroupFiberSetsIsNotDeadlocked) {
-  LoopGroup group(unpinned(1));
-  const bool set = fiberloop::run([&] {
-    Event ev;
-    auto setter = group.spawn_on(0, [&ev] {
-      this_fiber::sleep_for(50ms);
-      ev.set();
-    });
-    ev.wait();
-    setter.join();
-    return ev.is_set();
-  });
-  EXPECT_TRUE(set);
-}
-
-TEST(Group, ALoneLoopReceivingWhatAGroupFiberSendsIsNotDeadlocked) {
-  LoopGroup group(unpinned(1));
-  const int got = fiberloop::run([&] {
-    Channel<int> ch;
-    auto sender = group.spawn_on(0, [&ch] {
-      this_fiber::sleep_for(50ms);
-      ch.send(5);
-    });
-    const int v = *ch.recv();
-    sender.join();
-    return v;
-  });
-  EXPECT_EQ(got, 5);
-}
-
-// A group whose main waits on another group's task: that group's thread
-// will end the wait, so this is no deadlock (it was reported as one, and
-// main cancelled, once its loop had waited a while).
-TEST(Group, AGroupWaitingOnAnotherGroupIsNotDeadlocked) {
-  LoopGroup far_group(unpinned(1));
-  LoopGroup group(unpinned(1));
-  auto far = far_group.spawn_on(0, [] {
-    this_fiber::sleep_for(300ms);  // long past the watcher's first looks
-    return 7;
-  });
-  EXPECT_EQ(group.run([&] { return far.join(); }), 7);
 }
 
 TEST(Group, CallbacksOnTwoLoopsSharingEachOthersPrimitivesAtOnceDoNotHang) {

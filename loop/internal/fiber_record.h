@@ -53,6 +53,20 @@ enum class WaitKind : std::uint8_t {
 };
 extern const char* const kWaitKindNames[];
 
+// A join's wait detail (FiberRecord::wait_detail, for Loop::dump() and the
+// gdb script): the joined fiber's id in the low 48 bits, and in the top 16
+// `loop_tag`, which loop that fiber belongs to: 0 the joiner's own, index
+// + 1 that loop of the joiner's group, kJoinedElsewhere a loop outside it.
+// (Ids are per loop, so the loop is what tells two fibers 3 apart. An id
+// past 2^48 shows truncated.)
+inline constexpr int kJoinedLoopShift = 48;
+inline constexpr std::uint64_t kJoinedElsewhere = 0xFFFF;
+constexpr std::int64_t join_detail(std::uint64_t id, std::uint64_t loop_tag) noexcept {
+  const std::uint64_t tag = loop_tag < kJoinedElsewhere ? loop_tag : kJoinedElsewhere;
+  return static_cast<std::int64_t>((tag << kJoinedLoopShift) |
+                                   (id & ((std::uint64_t{1} << kJoinedLoopShift) - 1)));
+}
+
 enum class FiberState : std::uint8_t {
   kReady,      // in the ready queue (also: spawned, not yet started, no stack)
   kRunning,    // the one fiber on the CPU

@@ -139,10 +139,9 @@ class Scheduler {
   // group's own deadlock rule).
   void begin_remote_wait() noexcept { ++remote_waits_; }
   void end_remote_wait() noexcept { --remote_waits_; }
-  // A fiber of this loop waits for a task of `target`'s loop. Whether that
-  // loop is outside this loop's group: while such a wait lasts, the group's
-  // deadlock check waits too (loop_group.cc).
-  bool outside_group(const Scheduler& target) const noexcept;
+  // A fiber of this loop waits for a task of a loop outside this loop's
+  // group: while such a wait lasts, the group's deadlock check waits too
+  // (loop_group.cc).
   void begin_wait_beyond_group() noexcept;
   void end_wait_beyond_group() noexcept;
   // Sets an interrupt bit (FiberRecord::kCancel, kTimeout) on `f`; a parked

@@ -93,7 +93,14 @@ def _describe(f, core=None):
         if what in ("reading fd", "writing fd"):
             what += " %d" % detail
         elif what == "joining" and detail:
-            what += " fiber %d" % detail
+            # As loop/internal/fiber_record.h's join_detail() packs it.
+            bits = detail & ((1 << 64) - 1)
+            loop = bits >> 48
+            what += " fiber %d" % (bits & ((1 << 48) - 1))
+            if loop == 0xFFFF:
+                what += " of another loop"
+            elif loop:
+                what += " of loop %d" % (loop - 1)
         parked = ""
         if core is not None:
             # As Loop::dump: measured against the loop's clock at its last poll.
