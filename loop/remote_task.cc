@@ -22,9 +22,13 @@
 namespace fiberloop::internal {
 namespace {
 
-// One Task operation, queued for the fiber's loop.
+// One Task operation, queued for the fiber's loop. A start or a drop holds
+// the Task's reference to the record; a cancel holds none (the Task may be
+// dropped on the loop's thread before it runs, and the record handed to a
+// new fiber), so it names the fiber by its id too.
 struct QueuedTaskOp : RemoteItem {
   FiberRecord* fiber = nullptr;
+  FiberId id = 0;
   int op = 0;
 };
 
@@ -172,10 +176,16 @@ void Scheduler::let_go_of_records(const std::vector<FiberRecord*>& live) noexcep
 bool Scheduler::post_task_op(FiberRecord& f, TaskOp op) {
   auto* item = new QueuedTaskOp;
   item->fiber = &f;
+  item->id = f.id;
   item->op = static_cast<int>(op);
   item->handle = [](RemoteItem* base, bool /*drop: run regardless, they free records*/) {
     auto* queued = static_cast<QueuedTaskOp*>(base);
-    run_task_op(*queued->fiber, static_cast<TaskOp>(queued->op));
+    // A record stays in this loop's pools while the loop lives: free
+    // (refs 0) or reused (another id) if that fiber's Task has gone.
+    const FiberRecord& f = *queued->fiber;
+    if (f.refs != 0 && f.id == queued->id) {
+      run_task_op(*queued->fiber, static_cast<TaskOp>(queued->op));
+    }
     delete queued;
   };
   if (op == TaskOp::kStart) {

@@ -118,10 +118,15 @@ bool LoopParts::poll_for_work() {
   // Work that other threads will bring: run_blocking() jobs and KeepAlives.
   // A lone loop's fibers may also wait on another loop or thread that will
   // end their wait (a group has its own deadlock rule: loop_group.cc).
-  // Shutdown waits only for jobs, within its grace: a file operation waits
-  // out its job, and the shutdown waits for the workers afterwards anyway
-  // (bounded by LoopOptions::blocking_shutdown_timeout: shutdown.cc).
-  const bool expected = s.closing_ ? pool.outstanding() != 0 && Clock::now() < closing_deadline_
+  // Shutdown waits, within its grace, for jobs (a file operation waits out
+  // its job, and the shutdown waits for the workers afterwards anyway,
+  // bounded by LoopOptions::blocking_shutdown_timeout: shutdown.cc) and for
+  // the answers other loops owe to fibers that cannot be interrupted until
+  // they come (a primitive's first use from this loop, a condition
+  // variable's waiter taking its mutex back): those loops close too, and
+  // still answer.
+  const bool expected = s.closing_ ? (pool.outstanding() != 0 || s.remote_waits_ != 0) &&
+                                         Clock::now() < closing_deadline_
                                    : (pool.outstanding() != 0 || remote.keep_alives() != 0 ||
                                       (group == nullptr && s.remote_waits_ != 0));
   std::optional<Duration> timeout;  // none: until an fd event or a wake-up

@@ -22,6 +22,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -122,7 +123,10 @@ Scheduler::~Scheduler() {
   if (abandoned_fibers_) {
     // Abandoned fibers keep their records (and stacks): leaked on purpose,
     // and kept reachable here so that leak checkers see it is meant.
+    // (A group destroys its loops on their threads at once: under a lock.)
+    static std::mutex leaked_mutex;
     static auto* leaked = new std::vector<RecordPool*>;
+    std::lock_guard lock(leaked_mutex);
     leaked->push_back(records_);
     leaked->push_back(foreign_records_);
   }

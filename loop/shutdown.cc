@@ -22,6 +22,11 @@
 //   a destructor would end the process), so a destructor's wait can complete:
 //   for what is ready at once, and for a timer or an fd, within a grace of
 //   kShutdownGrace from the start of the shutdown.
+// - Likewise within the grace, a fiber waiting for another loop or thread
+//   (counted as a remote wait) may be woken by it: that loop may owe it an
+//   answer it cannot be interrupted before (a primitive's first use from
+//   this loop, a condition variable's waiter taking its mutex back), and a
+//   group's loops close together, answering each other meanwhile.
 // - After kShutdownIterations iterations, or once nothing is ready and the
 //   grace is over (at once, when nothing is pending that could wake a
 //   fiber), the fibers still alive are abandoned: named in one report on

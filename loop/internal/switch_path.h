@@ -173,8 +173,9 @@ inline void Scheduler::wake(FiberRecord& f) noexcept {
 }
 
 [[gnu::always_inline]] inline void Scheduler::join(FiberRecord& f) {
-  // (Another thread may be destroying that loop: an atomic read, plain on x86.)
-  const Scheduler* const home = loop_of(f).load(std::memory_order_relaxed);
+  // (Another thread may be destroying that loop: an atomic read, a plain one
+  // on x86. Acquire: seen null, the loop's last writes to `f` are seen too.)
+  const Scheduler* const home = loop_of(f).load(std::memory_order_acquire);
   if (home != tls_scheduler && home != nullptr) [[unlikely]]
     return join_from_elsewhere(f);
   if (f.joined) [[unlikely]]
@@ -190,7 +191,7 @@ inline void Scheduler::wake(FiberRecord& f) noexcept {
 // The end of spawn(fn).join(): a joined fiber has finished and its outcome
 // was seen, so the Task's reference just goes (as drop_here() does).
 [[gnu::always_inline]] inline void Scheduler::drop_task(FiberRecord& f) noexcept {
-  if (!f.joined || loop_of(f).load(std::memory_order_relaxed) != tls_scheduler) [[unlikely]]
+  if (!f.joined || loop_of(f).load(std::memory_order_acquire) != tls_scheduler) [[unlikely]]
     return drop_task_slow(f);
   FIBERLOOP_CHECK_FIBER(f, f.refs > 0, "drop_task: the record has no reference left");
   if (--f.refs == 0) release_to_pool(f);
