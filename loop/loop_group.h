@@ -88,7 +88,9 @@ class LoopGroup {
   // Throws: what `main` throws; std::runtime_error naming every parked fiber
   //         on every loop if the group deadlocks (Go's rule: no fiber can
   //         run on any loop, nothing is pending anywhere, and no thread but
-  //         fiberloop's own exists); std::logic_error once stopped.
+  //         fiberloop's own exists); std::logic_error once stopped;
+  //         Cancelled if stop() comes while `main` runs (it is cancelled
+  //         with the rest of loop 0's fibers).
   template <class F>
   auto run(F&& main, std::source_location where = std::source_location::current()) {
     auto task = spawn_on(0, std::forward<F>(main), where);
