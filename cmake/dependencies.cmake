@@ -42,9 +42,9 @@ fiberloop_optional("TLS (OpenSSL 3)" FIBERLOOP_TLS OpenSSL_FOUND
 
 find_package(PkgConfig QUIET)
 if(PkgConfig_FOUND)
-  pkg_check_modules(LIBURING QUIET IMPORTED_TARGET liburing)
+  pkg_check_modules(fiberloop_liburing QUIET IMPORTED_TARGET liburing)
 endif()
-fiberloop_optional("the io_uring backend (liburing)" FIBERLOOP_IO_URING LIBURING_FOUND
+fiberloop_optional("the io_uring backend (liburing)" FIBERLOOP_IO_URING fiberloop_liburing_FOUND
                    "On Debian: apt-get install liburing-dev pkg-config")
 
 # GoogleTest for the tests (the tutorial's test is in examples/).

@@ -31,7 +31,7 @@ function(fiberloop_usage target)
     target_compile_definitions(${target} PUBLIC FIBERLOOP_NO_TLS)
   endif()
   if(FIBERLOOP_IO_URING_ENABLED)
-    target_link_libraries(${target} PUBLIC PkgConfig::LIBURING)
+    target_link_libraries(${target} PUBLIC PkgConfig::fiberloop_liburing)
   endif()
 endfunction()
 
