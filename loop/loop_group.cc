@@ -318,6 +318,16 @@ void Scheduler::end_wait_beyond_group() noexcept {
 
 }  // namespace internal
 
+void LoopGroup::check_may_wait() {
+  internal::Scheduler* const here = internal::Scheduler::current();
+  if (here != nullptr && here->running() == nullptr) {
+    throw std::logic_error(
+        "LoopGroup::run must wait for main, but was called on a loop's thread outside any fiber "
+        "(a callback, or before or after that loop's run()): it would block that loop; call it "
+        "from a fiber of that loop, or from a thread without a Loop");
+  }
+}
+
 void LoopGroup::watch_for_deadlock(internal::FiberRecord* main) {
   if (Loop::current() != nullptr) return;  // a loop's thread: its join parks or runs the loop
   using namespace std::chrono_literals;

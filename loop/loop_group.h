@@ -90,9 +90,11 @@ class LoopGroup {
   //         run on any loop, nothing is pending anywhere, and no thread but
   //         fiberloop's own exists); std::logic_error once stopped;
   //         Cancelled if stop() comes while `main` runs (it is cancelled
-  //         with the rest of loop 0's fibers).
+  //         with the rest of loop 0's fibers); std::logic_error on a loop's
+  //         thread outside any fiber (it would block that loop).
   template <class F>
   auto run(F&& main, std::source_location where = std::source_location::current()) {
+    check_may_wait();
     auto task = spawn_on(0, std::forward<F>(main), where);
     watch_for_deadlock(internal::TaskAccess::record(task));
     return task.join();
@@ -120,6 +122,9 @@ class LoopGroup {
  private:
   struct Member;  // a loop's thread and its Loop (loop_group.cc)
   Loop& open_loop(std::size_t i, const char* what);
+  // run()'s check, before it spawns anything: throws std::logic_error on a
+  // loop's thread outside any fiber.
+  static void check_may_wait();
   // When called from outside the group: waits for `main` to finish, and
   // throws the deadlock report if the group deadlocks first.
   void watch_for_deadlock(internal::FiberRecord* main);

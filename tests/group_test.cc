@@ -331,6 +331,20 @@ TEST(Group, DestroyingAGroupLoopByHandThrowsLogicError) {
   EXPECT_EQ(group.run([] { return 3; }), 3);  // the loop is intact
 }
 
+TEST(Group, RunOnALoopsThreadOutsideAnyFiberThrowsNamingRun) {
+  LoopGroup group(unpinned(1));
+  Loop lone;  // this thread's
+  std::atomic<bool> ran{false};
+  try {
+    group.run([&ran] { ran = true; });
+    FAIL() << "no logic_error";
+  } catch (const std::logic_error& e) {
+    EXPECT_NE(std::string(e.what()).find("LoopGroup::run"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(ran);  // refused before main was spawned
+  EXPECT_EQ(lone.run_until_complete([&group] { return group.run([] { return 4; }); }), 4);
+}
+
 TEST(Group, CallbacksOnTwoLoopsSharingEachOthersPrimitivesAtOnceDoNotHang) {
   // A loop's callback (not a fiber) that uses another loop's primitive waits
   // for that loop to share it, and meanwhile answers its own queue: two
