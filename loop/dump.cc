@@ -36,9 +36,8 @@ std::string describe_wait(const FiberRecord& f, TimePoint now) {
   switch (f.waiting_on) {
     case WaitKind::kJoin: {
       if (d == 0) return what + " fibers";
-      const auto bits = static_cast<std::uint64_t>(d);
-      const std::uint64_t loop = bits >> kJoinedLoopShift;
-      what += " fiber " + std::to_string(bits & ((std::uint64_t{1} << kJoinedLoopShift) - 1));
+      const std::uint64_t loop = joined_loop_tag(d);
+      what += " fiber " + std::to_string(joined_fiber_id(d));
       if (loop == 0) return what;
       return what + (loop == kJoinedElsewhere ? " of another loop"
                                               : " of loop " + std::to_string(loop - 1));

@@ -12,18 +12,14 @@
 #include <thread>
 
 #include "fiberloop.h"
+#include "tests/group_helpers.h"
 
 namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
 
-GroupOptions two_loops() {
-  GroupOptions options;
-  options.loops = 2;
-  options.pin_threads = false;
-  return options;
-}
+using testing::unpinned;
 
 // Counts the fibers whose stacks were unwound (an abandoned fiber's never is).
 struct Unwound {
@@ -53,7 +49,7 @@ TEST(GroupClose, AFirstUseOfAPrimitiveOfAnotherLoopIsUnwound) {
     std::atomic<int> unwound{0};
     std::unique_ptr<Channel<int>> channel;
     {
-      LoopGroup group(two_loops());
+      LoopGroup group(unpinned(2));
       channel.reset(group.spawn_on(1, [] { return new Channel<int>(); }).join());
       std::atomic<bool> computing{false}, receiving{false};
       group
@@ -88,7 +84,7 @@ TEST(GroupClose, AConditionWaiterRetakingAMutexHeldOnAnotherLoopIsUnwound) {
     ConditionVariable cv;
     std::atomic<int> unwound{0};
     {
-      LoopGroup group(two_loops());
+      LoopGroup group(unpinned(2));
       std::atomic<bool> waiting{false}, holding{false};
       group
           .spawn_on(0,
@@ -121,7 +117,7 @@ TEST(GroupClose, LoopsAbandoningFibersAtOnce) {
   for (int round = 0; round < 3; ++round) {
     std::optional<Task<void>> stubborn[2];
     {
-      LoopGroup group(two_loops());
+      LoopGroup group(unpinned(2));
       std::atomic<int> started{0};
       for (std::size_t i = 0; i < 2; ++i) {
         stubborn[i].emplace(group.spawn_on(i, [&] {

@@ -66,6 +66,13 @@ constexpr std::int64_t join_detail(std::uint64_t id, std::uint64_t loop_tag) noe
   return static_cast<std::int64_t>((tag << kJoinedLoopShift) |
                                    (id & ((std::uint64_t{1} << kJoinedLoopShift) - 1)));
 }
+// The two halves of a join_detail().
+constexpr std::uint64_t joined_fiber_id(std::int64_t detail) noexcept {
+  return static_cast<std::uint64_t>(detail) & ((std::uint64_t{1} << kJoinedLoopShift) - 1);
+}
+constexpr std::uint64_t joined_loop_tag(std::int64_t detail) noexcept {
+  return static_cast<std::uint64_t>(detail) >> kJoinedLoopShift;
+}
 
 enum class FiberState : std::uint8_t {
   kReady,      // in the ready queue (also: spawned, not yet started, no stack)
