@@ -110,7 +110,7 @@ void IoHandle::move_here(const char* op) {
       Scheduler* to;
       Outcome outcome;
     } move{this, &here, Outcome::kLeftMeanwhile};
-    const bool asked = call_on_loop_if_live(
+    const bool asked = ask_loop_if_live(
         seen.loop, seen.serial,
         [](void* arg) noexcept {
           auto& m = *static_cast<Move*>(arg);

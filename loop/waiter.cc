@@ -1,5 +1,6 @@
 #include "loop/internal/waiter.h"
 
+#include "fiber/internal/check.h"
 #include "loop/internal/diagnostics.h"
 
 #include <linux/futex.h>
@@ -7,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -124,23 +126,129 @@ void call_on_loop(Scheduler& target, void (*fn)(void*) noexcept, void* arg) {
       fn, arg);
 }
 
-bool call_on_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
-                          void* arg) {
+namespace {
+
+// Posts with post_if_live() through `ask(post)`, which waits for the answer
+// (it returns whether `post` took the question). Returns: whether it was
+// answered. Refused by a closing loop, returns once that loop has run what
+// it took before (a drain of its queue, no wait on anything else): the
+// caller acts only after that.
+template <class Ask>
+bool ask_if_live(Scheduler* target, std::uint64_t serial, Ask ask) {
   PostOutcome outcome = PostOutcome::kGone;
-  if (call_through(
-          [&](RemoteItem& item) {
-            outcome = post_if_live(target, serial, item);
-            return outcome == PostOutcome::kPosted;
-          },
-          fn, arg)) {
+  if (ask([&](RemoteItem& item) {
+        outcome = post_if_live(target, serial, item);
+        return outcome == PostOutcome::kPosted;
+      })) {
     return true;
   }
-  // Closing: it runs what it took before, then counts as gone (a drain of
-  // its queue, no wait on anything else); the caller acts only after that.
   while (outcome == PostOutcome::kClosing && refusing_posts(target, serial)) {
     std::this_thread::yield();
   }
   return false;
+}
+
+// A question a fiber may withdraw: on the heap, as the fiber may leave
+// before the loop comes to it. `lock` orders the asker's withdrawal, and
+// its re-aiming of the answer's wake-up at its next park, against the loop
+// taking the question and answering it.
+struct Question : RemoteItem {
+  void (*fn)(void*) noexcept = nullptr;
+  void* arg = nullptr;
+  Waiter caller;
+  SpinLock lock;
+  bool taken = false;      // the loop runs fn (written by the loop, under lock)
+  bool withdrawn = false;  // the asker has left: the loop frees it (under lock)
+};
+
+void answer_question(RemoteItem* item, bool /*drop: answered all the same*/) {
+  auto* question = static_cast<Question*>(item);
+  {
+    std::lock_guard guard(question->lock);
+    question->taken = !question->withdrawn;
+  }
+  if (!question->taken) {
+    delete question;
+    return;
+  }
+  question->fn(question->arg);
+  Wake wake;
+  {
+    std::lock_guard guard(question->lock);
+    wake = question->caller.mark();
+  }  // the asker frees it once it sees the mark, under the lock
+  wake.run();
+}
+
+// The fiber `self` of `here` asks with `post` (which may refuse it), and
+// waits for the answer as ask_loop_if_live() says. Returns: whether `post`
+// took it.
+template <class Post>
+bool ask_withdrawably(Scheduler& here, FiberRecord& self, Post post, void (*fn)(void*) noexcept,
+                      void* arg) {
+  here.deliver_interrupt(self);  // one pending already: thrown before asking
+  auto* question = new Question;
+  question->handle = &answer_question;
+  question->fn = fn;
+  question->arg = arg;
+  question->caller.fiber = &self;
+  question->caller.park = self.park_seq;
+  if (!post(*question)) {
+    delete question;
+    return false;
+  }
+  here.begin_remote_wait();
+  bool withdrawn = false;
+  bool interruptible = true;
+  // Parks at least once even if the answer is in already: its wake-up names
+  // this park (Waiter::park), and must not end a later one.
+  for (;;) {
+    if (interruptible) {
+      (void)here.park_waiter(kNever, WaitKind::kOther);
+    } else {
+      (void)here.park_uninterruptible(WaitKind::kOther);
+    }
+    std::lock_guard guard(question->lock);
+    if (question->caller.was_notified()) break;
+    if (interruptible && Scheduler::interrupt_due(self)) {
+      if (!question->taken) {
+        question->withdrawn = true;
+        withdrawn = true;
+        break;
+      }
+      // Taken: fn is under way there, and the answer near. The interrupt
+      // waits for the next suspension point.
+      interruptible = false;
+      ++self.outer_unwinding;  // holds interrupts off (Scheduler::may_interrupt)
+    }
+    question->caller.park = self.park_seq;  // the next park: the wake-up names it
+  }
+  if (!interruptible) --self.outer_unwinding;
+  here.end_remote_wait();
+  if (withdrawn) {
+    here.deliver_interrupt(self);
+    FIBERLOOP_CHECK(false,
+                    "ask_loop_if_live: a question was withdrawn for an interrupt that was "
+                    "not delivered");
+  }
+  delete question;
+  return true;
+}
+
+}  // namespace
+
+bool call_on_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
+                          void* arg) {
+  return ask_if_live(target, serial, [&](auto post) { return call_through(post, fn, arg); });
+}
+
+bool ask_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
+                      void* arg) {
+  Scheduler* const here = Scheduler::current();
+  FiberRecord* const self = here != nullptr ? here->running() : nullptr;
+  if (self == nullptr) return call_on_loop_if_live(target, serial, fn, arg);
+  return ask_if_live(target, serial,
+                     [&](auto post) { return ask_withdrawably(*here, *self, post, fn, arg); });
 }
 
 }  // namespace fiberloop::internal

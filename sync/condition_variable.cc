@@ -41,7 +41,7 @@ bool ConditionVariable::wait_until(std::unique_lock<Mutex>& lock, TimePoint dead
   Mutex* m = lock.mutex();
   (void)lock.release();  // Relock gives it back
   Relock relock{lock, m};
-  internal::SyncGuard guard(waiters_.home());
+  internal::SyncGuard guard(waiters_.home(), internal::Entry::kInterruptible);
   // The mutex is released only once we are in the queue: a notify after it
   // reaches us, from any thread.
   return waiters_.wait(guard, deadline, "ConditionVariable::wait", &Relock::release, &relock);

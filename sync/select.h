@@ -107,7 +107,7 @@ template <std::size_t N>
 class SelectLocks {
  public:
   explicit SelectLocks(const std::array<SyncHome*, N>& homes) : homes_(homes) {
-    for (std::size_t i = 0; i < N; ++i) shared_[i] = homes_[i]->enter();
+    for (std::size_t i = 0; i < N; ++i) shared_[i] = homes_[i]->enter(Entry::kInterruptible);
     // A later enter() may have waited, and this loop switched an earlier
     // channel to shared meanwhile.
     for (std::size_t i = 0; i < N; ++i) shared_[i] = shared_[i] || homes_[i]->shared();

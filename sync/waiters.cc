@@ -24,7 +24,7 @@ Scheduler* SyncHome::loop() const noexcept {
 
 void SyncHome::become_shared() noexcept { home_.store(kShared, std::memory_order_release); }
 
-bool SyncHome::enter_slow() {
+bool SyncHome::enter_slow(Entry entry) {
   Scheduler* const here = Scheduler::current();
   Scheduler* home = home_.load(std::memory_order_acquire);
   for (;;) {
@@ -32,10 +32,12 @@ bool SyncHome::enter_slow() {
     if (home == here) return false;
     // Another loop's: that loop makes it shared between two of its fibers'
     // steps, so that none of its local operations is half done.
+    constexpr auto share = [](void* self) noexcept {
+      static_cast<SyncHome*>(self)->become_shared();
+    };
     if (home != kUnbound &&
-        call_on_loop_if_live(
-            home, 0, [](void* self) noexcept { static_cast<SyncHome*>(self)->become_shared(); },
-            this)) {
+        (entry == Entry::kInterruptible ? ask_loop_if_live(home, 0, share, this)
+                                        : call_on_loop_if_live(home, 0, share, this))) {
       return true;
     }
     // Nobody uses it locally (unbound, or its loop is gone): take it (a

@@ -19,6 +19,13 @@
 
 namespace fiberloop::internal {
 
+// How an operation's first use of a primitive of another loop waits for
+// that loop to share it. An operation that may park anyway (a lock, a recv,
+// a wait) gives that wait up for a timeout or a cancel, and throws it
+// (ask_loop_if_live); the others (an unlock, a send that never waits, a
+// notify) wait it out, and throw nothing they did not wait for.
+enum class Entry : std::uint8_t { kUninterruptible, kInterruptible };
+
 class SyncHome {
  public:
   SyncHome() noexcept;
@@ -36,12 +43,13 @@ class SyncHome {
   // it); makes a primitive of another loop shared, waiting for that loop to
   // do it (one of its iterations; uninterruptibly). A primitive whose loop
   // is gone is shared at once.
-  bool enter() {
+  // Throws: Cancelled, TimeoutError (Entry::kInterruptible only).
+  bool enter(Entry entry = Entry::kUninterruptible) {
     if (local_here()) [[likely]]
       return false;
-    return enter_slow();
+    return enter_slow(entry);
   }
-  bool enter_slow();
+  bool enter_slow(Entry entry = Entry::kUninterruptible);
   // Whether the primitive is shared (then every operation takes the lock).
   bool shared() const noexcept { return home_.load(std::memory_order_acquire) == kShared; }
   // The home loop while local; null when shared or unbound.
@@ -64,13 +72,14 @@ class SyncHome {
 // shared, nothing while it is local. Let go on every way out.
 class SyncGuard {
  public:
-  explicit SyncGuard(SyncHome& home) : lock_(home.enter() ? &home.lock() : nullptr) {
+  explicit SyncGuard(SyncHome& home, Entry entry = Entry::kUninterruptible)
+      : lock_(home.enter(entry) ? &home.lock() : nullptr) {
     if (lock_ != nullptr) lock_shared();
   }
   // The same, for a caller that has just asked home.local_here() (with no
   // suspension since): `local` is the answer, not asked again.
-  SyncGuard(SyncHome& home, bool local)
-      : lock_(!local && home.enter_slow() ? &home.lock() : nullptr) {
+  SyncGuard(SyncHome& home, bool local, Entry entry = Entry::kUninterruptible)
+      : lock_(!local && home.enter_slow(entry) ? &home.lock() : nullptr) {
     if (lock_ != nullptr) lock_shared();
   }
   ~SyncGuard() { release(); }
