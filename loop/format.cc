@@ -59,6 +59,7 @@ const char* const kWaitKindNames[] = {
     "waiting on a Future",
     "waiting for a run_blocking job",
     "waiting for file I/O",
+    "waiting for another loop's answer",
     "parked",
 };
 

@@ -100,7 +100,7 @@ bool call_through(Post post, void (*fn)(void*) noexcept, void* arg) {
     // fiber in a later one.
     ++self->outer_unwinding;  // holds interrupts off (Scheduler::may_interrupt)
     do {
-      (void)here->park_uninterruptible(WaitKind::kOther);
+      (void)here->park_uninterruptible(WaitKind::kAnswer);
     } while (!call.caller.was_notified());
     --self->outer_unwinding;
     here->end_remote_wait();
@@ -204,9 +204,9 @@ bool ask_withdrawably(Scheduler& here, FiberRecord& self, Post post, void (*fn)(
   // this park (Waiter::park), and must not end a later one.
   for (;;) {
     if (interruptible) {
-      (void)here.park_waiter(kNever, WaitKind::kOther);
+      (void)here.park_waiter(kNever, WaitKind::kAnswer);
     } else {
-      (void)here.park_uninterruptible(WaitKind::kOther);
+      (void)here.park_uninterruptible(WaitKind::kAnswer);
     }
     std::lock_guard guard(question->lock);
     if (question->caller.was_notified()) break;

@@ -93,13 +93,14 @@ void poll_parked(LoopGroup& group, std::size_t index, const std::string& waiting
 
 // Blocks the calling thread (a loop's thread too: its loop serves nothing
 // meanwhile) until loop `index` of `group` has `count` fibers parked on
-// what their Loop::dump() line names `waiting` ("parked" for a call to
-// another loop, such as a stream's hand-over; "" for anything); throws
-// std::runtime_error after 10 s. Not for a wait that needs the caller's
-// loop on its way: a fiber of loop 1 waiting on an Event made by loop 0
-// first asks loop 0 to share it, so it stays "parked" until the 10 s run
-// out (and a fiber still waiting then outlives the frames the exception
-// unwinds). await_parked() is the form whose loop keeps serving.
+// what their Loop::dump() line names `waiting` ("waiting for another loop"
+// for a question to another loop, such as a stream's hand-over; "" for
+// anything); throws std::runtime_error after 10 s. Not for a wait that
+// needs the caller's loop on its way: a fiber of loop 1 waiting on an Event
+// made by loop 0 first asks loop 0 to share it, and waits for that answer
+// until the 10 s run out (and a fiber still waiting then outlives the
+// frames the exception unwinds). await_parked() is the form whose loop
+// keeps serving.
 inline void block_until_parked(LoopGroup& group, std::size_t index, const std::string& waiting,
                                std::size_t count = 1) {
   if (Loop::current() == &group.loop(index)) {

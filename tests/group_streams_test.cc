@@ -268,7 +268,7 @@ TEST(Group, AReaderAndAWriterMovingOneStreamTogetherBothGetIt) {
         return "wrote";
       });
       // This loop's thread busy until both hand-overs wait on it.
-      block_until_parked(group, 1, "parked", 2);
+      block_until_parked(group, 1, "waiting for another loop", 2);
       client.write_all("r");
       std::vector<char> buf(64 << 10);
       std::size_t got = 0;

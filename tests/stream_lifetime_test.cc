@@ -61,7 +61,7 @@ TEST(StreamLifetime, AStreamDestroyedWhileItsHandOverIsQueuedWakesTheReader) {
       auto reader = group.spawn_on(1, [&, &s = *stream] { return read_errno(s); });
       // Loop 0's thread does not serve its queue until the stream is gone:
       // the reader stays parked in its request for the hand-over.
-      block_until_parked(group, 1, "parked");
+      block_until_parked(group, 1, "waiting for another loop");
       stream.reset();
       EXPECT_EQ(with_timeout(5s, [&] { return reader.join(); }), EBADF) << "round " << round;
     }

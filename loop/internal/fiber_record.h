@@ -49,6 +49,7 @@ enum class WaitKind : std::uint8_t {
   kFuture,
   kBlockingJob,
   kFileIo,
+  kAnswer,  // another loop's answer: a stream's hand-over, sharing a primitive
   kOther,
 };
 extern const char* const kWaitKindNames[];
