@@ -141,7 +141,7 @@ bool LoopParts::poll_for_work() {
       // KeepAlive after this iteration's take_posts(). keep_alives() above
       // was an acquire, so a post made before that drop is seen here.
       // (The fence pairs with a joiner's from another thread, which posts
-      // and then reads the finished flag: remote_task.cc.)
+      // and then reads the finished flag: remote_join.cc.)
       std::atomic_thread_fence(std::memory_order_seq_cst);
       if (s.closing_ || !remote.pending()) return false;
       timeout = Duration::zero();

@@ -114,7 +114,7 @@ Scheduler::~Scheduler() {
   // Tasks that outlive the loop see it gone: each record's loop becomes null
   // last, after the pools are orphaned, since another thread that sees it
   // null may drop the record into its orphaned pool at once
-  // (remote_task.cc, post_to_loop_of, which also reads it under the lock
+  // (task_posts.h, post_to_loop_of, which also reads it under the lock
   // let_go_of_records() takes).
   std::vector<FiberRecord*> live;
   const auto collect = [&live](FiberRecord& f) { live.push_back(&f); };

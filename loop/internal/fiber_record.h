@@ -139,7 +139,7 @@ struct FiberRecord;
 // A fiber waiting for another to finish (join, wait_any, gather), on the
 // waiter's stack. For wait_any, one per task, all naming one `winner`.
 // A join from another loop or thread sets `on_done` instead (it runs on
-// the finishing fiber's loop: loop/remote_task.cc).
+// the finishing fiber's loop: loop/remote_join.cc).
 struct DoneWaiter : ListHook<> {
   static constexpr std::size_t kNone = ~std::size_t{0};
   FiberRecord* fiber = nullptr;

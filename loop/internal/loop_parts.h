@@ -94,7 +94,7 @@ struct LoopParts {
   bool group_releases = false;
   std::atomic<bool> stuck{false};
   // Fibers of this loop joining a task of a loop outside the group: that
-  // loop's thread will end their wait (remote_task.cc).
+  // loop's thread will end their wait (remote_join.cc).
   std::atomic<std::size_t> waits_beyond_group{0};
 
   const LoopOptions options;

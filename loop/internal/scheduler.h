@@ -62,10 +62,10 @@ class Scheduler {
   void check_thread(const char* what) const;
   // Whether the loop is shutting down: see loop/shutdown.cc.
   bool closing() const noexcept { return closing_; }
-  // Whether other threads may post Task operations here (remote_task.cc's
+  // Whether other threads may post Task operations here (task_posts_mutex()
   // mutex held): until ~LoopParts stops taking them, before its last drain.
   bool takes_task_posts() const noexcept { return takes_task_posts_; }
-  // (remote_task.cc) ~LoopParts, before its last drain; ~Scheduler, after
+  // (task_posts.h) ~LoopParts, before its last drain; ~Scheduler, after
   // it has orphaned the pools: null as the loop of every live record.
   void stop_taking_task_posts() noexcept;
   static void let_go_of_records(const std::vector<FiberRecord*>& live) noexcept;
@@ -158,7 +158,7 @@ class Scheduler {
 
   // Waits until `f` finishes (a fiber parks; outside any fiber, the loop
   // runs until then; a plain thread blocks), marks its outcome observed,
-  // rethrows its error. Any thread (loop/remote_task.cc).
+  // rethrows its error. Any thread (loop/remote_join.cc).
   static void join(FiberRecord& f);
   // Waits until `f` finishes, without observing its outcome. Its loop only.
   static void wait_for_finish(FiberRecord& f);
@@ -194,8 +194,9 @@ class Scheduler {
   [[noreturn]] static void throw_joined_twice(const FiberRecord& f);
   [[noreturn]] static void throw_self_join(const FiberRecord& f);
   [[noreturn]] static void throw_abandoned(const FiberRecord& f);
-  // The Task operations from another thread (loop/remote_task.cc).
+  // A join from another thread (loop/remote_join.cc).
   static void join_from_elsewhere(FiberRecord& f);
+  // The other Task operations from another thread (loop/remote_task.cc).
   enum class TaskOp : std::uint8_t { kStart, kCancel, kDrop };
   // Queues `op` on `f`'s loop from another thread. A start is posted as
   // is: the loop lives (spawn's contract). A cancel or a drop is posted
@@ -267,7 +268,7 @@ class Scheduler {
   bool return_to_scheduler_ = false;
   bool in_scheduler_ = false;           // the run loop is on the stack
   bool closing_ = false;                // shutdown() has begun
-  bool takes_task_posts_ = true;        // under remote_task.cc's mutex
+  bool takes_task_posts_ = true;        // under task_posts_mutex()
   bool abandoned_fibers_ = false;       // shutdown() left fibers that would not end
   std::size_t remote_waits_ = 0;        // parks another thread will end
   std::size_t closing_iterations_ = 0;  // iterations run since shutdown() began

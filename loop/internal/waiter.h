@@ -2,7 +2,7 @@
 // thread (or fiber) to hand it something and wake it. The node lives on the
 // waiter's stack; whoever notifies it has unlinked it from its list first.
 // sync/internal/waiters.h builds the primitives' wait lists on it; a Task
-// joined from another loop or thread uses it too (loop/remote_task.cc).
+// joined from another loop or thread uses it too (loop/remote_join.cc).
 #pragma once
 
 #include <atomic>
