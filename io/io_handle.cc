@@ -110,7 +110,7 @@ void IoHandle::move_here(const char* op) {
       Scheduler* to;
       Outcome outcome;
     } move{this, &here, Outcome::kLeftMeanwhile};
-    const bool asked = ask_loop_if_live(
+    const Asked asked = ask_loop_if_live(
         seen.loop, seen.serial,
         [](void* arg) noexcept {
           auto& m = *static_cast<Move*>(arg);
@@ -130,7 +130,7 @@ void IoHandle::move_here(const char* op) {
           }
         },
         &move);
-    if (!asked) continue;  // its loop closed meanwhile
+    if (asked != Asked::kAnswered) continue;  // its loop closed meanwhile
     switch (move.outcome) {
       case Outcome::kMoved:
       case Outcome::kClosed:

@@ -172,20 +172,21 @@ void answer_question(RemoteItem* item, bool /*drop: answered all the same*/) {
     return;
   }
   question->fn(question->arg);
-  Wake wake;
-  {
-    std::lock_guard guard(question->lock);
-    wake = question->caller.mark();
-  }  // the asker frees it once it sees the mark, under the lock
-  wake.run();
+  // Marked and woken under the lock: an asker that a timeout or an
+  // interrupt has made ready sees the mark only under it, and may leave,
+  // free the question, and end with its loop right after; the wake-up
+  // (a lock-free push to that loop) is done by then.
+  std::lock_guard guard(question->lock);
+  question->caller.mark().run();
 }
 
 // The fiber `self` of `here` asks with `post` (which may refuse it), and
 // waits for the answer as ask_loop_if_live() says. Returns: whether `post`
-// took it.
+// took it; `timed_out` says whether `deadline` passed before the loop took
+// it (then withdrawn).
 template <class Post>
 bool ask_withdrawably(Scheduler& here, FiberRecord& self, Post post, void (*fn)(void*) noexcept,
-                      void* arg) {
+                      void* arg, TimePoint deadline, bool& timed_out) {
   here.deliver_interrupt(self);  // one pending already: thrown before asking
   auto* question = new Question;
   question->handle = &answer_question;
@@ -198,40 +199,45 @@ bool ask_withdrawably(Scheduler& here, FiberRecord& self, Post post, void (*fn)(
     return false;
   }
   here.begin_remote_wait();
-  bool withdrawn = false;
-  bool interruptible = true;
+  bool interrupted = false;
+  bool may_leave = true;
   // Parks at least once even if the answer is in already: its wake-up names
   // this park (Waiter::park), and must not end a later one.
   for (;;) {
-    if (interruptible) {
-      (void)here.park_waiter(kNever, WaitKind::kAnswer);
+    bool due = false;
+    if (may_leave) {
+      due = here.park_waiter(deadline, WaitKind::kAnswer) == Scheduler::ParkEnd::kTimedOut;
     } else {
       (void)here.park_uninterruptible(WaitKind::kAnswer);
     }
     std::lock_guard guard(question->lock);
     if (question->caller.was_notified()) break;
-    if (interruptible && Scheduler::interrupt_due(self)) {
-      if (!question->taken) {
-        question->withdrawn = true;
-        withdrawn = true;
-        break;
+    if (may_leave) {
+      interrupted = Scheduler::interrupt_due(self);
+      timed_out = !interrupted && (due || (deadline != kNever && Clock::now() >= deadline));
+      if (interrupted || timed_out) {
+        if (!question->taken) {
+          question->withdrawn = true;
+          break;
+        }
+        // Taken: fn is under way there, and the answer near. An interrupt
+        // waits for the next suspension point; the operation goes on.
+        interrupted = timed_out = false;
+        may_leave = false;
+        ++self.outer_unwinding;  // holds interrupts off (Scheduler::may_interrupt)
       }
-      // Taken: fn is under way there, and the answer near. The interrupt
-      // waits for the next suspension point.
-      interruptible = false;
-      ++self.outer_unwinding;  // holds interrupts off (Scheduler::may_interrupt)
     }
     question->caller.park = self.park_seq;  // the next park: the wake-up names it
   }
-  if (!interruptible) --self.outer_unwinding;
+  if (!may_leave) --self.outer_unwinding;
   here.end_remote_wait();
-  if (withdrawn) {
+  if (interrupted) {
     here.deliver_interrupt(self);
     FIBERLOOP_CHECK(false,
                     "ask_loop_if_live: a question was withdrawn for an interrupt that was "
                     "not delivered");
   }
-  delete question;
+  if (!timed_out) delete question;  // (withdrawn: the loop frees it)
   return true;
 }
 
@@ -242,13 +248,19 @@ bool call_on_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(vo
   return ask_if_live(target, serial, [&](auto post) { return call_through(post, fn, arg); });
 }
 
-bool ask_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
-                      void* arg) {
+Asked ask_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
+                       void* arg, TimePoint deadline) {
   Scheduler* const here = Scheduler::current();
   FiberRecord* const self = here != nullptr ? here->running() : nullptr;
-  if (self == nullptr) return call_on_loop_if_live(target, serial, fn, arg);
-  return ask_if_live(target, serial,
-                     [&](auto post) { return ask_withdrawably(*here, *self, post, fn, arg); });
+  if (self == nullptr) {
+    return call_on_loop_if_live(target, serial, fn, arg) ? Asked::kAnswered : Asked::kGone;
+  }
+  bool timed_out = false;
+  const bool answered = ask_if_live(target, serial, [&](auto post) {
+    return ask_withdrawably(*here, *self, post, fn, arg, deadline, timed_out);
+  });
+  if (timed_out) return Asked::kTimedOut;
+  return answered ? Asked::kAnswered : Asked::kGone;
 }
 
 }  // namespace fiberloop::internal

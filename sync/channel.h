@@ -78,7 +78,7 @@ class Channel {
   // Inline, as the waits below: no function return above the switch
   // (fiber/internal/context.h).
   [[gnu::always_inline]] void send(T value) {
-    internal::SyncGuard guard(home_, internal::Entry::kInterruptible);
+    internal::SyncGuard guard(home_, internal::Entry::waiting());
     if (try_send_from(value, guard.shared())) return;
     internal::ChannelOp op;
     op.value = &value;
@@ -103,7 +103,7 @@ class Channel {
     if constexpr (!kNothrowMove) {
       return recv_in_place();
     } else {
-      internal::SyncGuard guard(home_, internal::Entry::kInterruptible);
+      internal::SyncGuard guard(home_, internal::Entry::waiting());
       bool done = false;
       if (std::optional<T> now = take_now(guard.shared(), done); done) return now;
       std::optional<T> out;
@@ -171,7 +171,7 @@ class Channel {
   // once and returned in place (NRVO), so no move can throw after the value
   // has left the channel.
   [[gnu::always_inline]] std::optional<T> recv_in_place() {
-    internal::SyncGuard guard(home_, internal::Entry::kInterruptible);
+    internal::SyncGuard guard(home_, internal::Entry::waiting());
     std::optional<T> out;
     if (!take_into(out, guard.shared())) wait_recv(guard, out);
     return out;

@@ -41,7 +41,9 @@ bool ConditionVariable::wait_until(std::unique_lock<Mutex>& lock, TimePoint dead
   Mutex* m = lock.mutex();
   (void)lock.release();  // Relock gives it back
   Relock relock{lock, m};
-  internal::SyncGuard guard(waiters_.home(), internal::Entry::kInterruptible);
+  internal::SyncGuard guard(waiters_.home(), internal::Entry::waiting(deadline));
+  if (guard.timed_out())
+    return false;  // its loop did not share it in time: the mutex is still held
   // The mutex is released only once we are in the queue: a notify after it
   // reaches us, from any thread.
   return waiters_.wait(guard, deadline, "ConditionVariable::wait", &Relock::release, &relock);

@@ -21,7 +21,8 @@ bool Event::wait_for(Duration timeout) { return wait_until(internal::deadline_fr
 bool Event::wait_until(TimePoint deadline) {
   const bool local = waiters_.home().local_here();
   if (local && is_set()) return true;
-  internal::SyncGuard guard(waiters_.home(), local, internal::Entry::kInterruptible);
+  internal::SyncGuard guard(waiters_.home(), local, internal::Entry::waiting(deadline));
+  if (guard.timed_out()) return is_set();  // its loop did not share it in time
   if (set_.load(std::memory_order_relaxed)) return true;
   return waiters_.wait(guard, deadline, "Event::wait");
 }

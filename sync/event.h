@@ -43,7 +43,7 @@ class Event {
   [[gnu::always_inline]] void wait() {
     const bool local = waiters_.home().local_here();
     if (local && is_set()) return;
-    internal::SyncGuard guard(waiters_.home(), local, internal::Entry::kInterruptible);
+    internal::SyncGuard guard(waiters_.home(), local, internal::Entry::waiting());
     if (!set_.load(std::memory_order_relaxed))
       waiters_.wait(guard, internal::kNever, "Event::wait");
   }

@@ -118,7 +118,7 @@ class Future {
   internal::FutureState<T>& wait_ready() const {
     auto& s = state("get");
     if (!s.ready()) {
-      internal::SyncGuard guard(s.waiters.home(), internal::Entry::kInterruptible);
+      internal::SyncGuard guard(s.waiters.home(), internal::Entry::waiting());
       if (!s.ready()) s.waiters.wait(guard, internal::kNever, "Future::get");
     }
     if (s.error) std::rethrow_exception(s.error);

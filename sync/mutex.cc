@@ -5,7 +5,7 @@
 namespace fiberloop {
 
 void Mutex::lock_slow() {
-  internal::SyncGuard guard(waiters_.home(), internal::Entry::kInterruptible);
+  internal::SyncGuard guard(waiters_.home(), internal::Entry::waiting());
   const void* self = internal::caller_identity();
   if (owner_ == nullptr) {
     owner_ = self;

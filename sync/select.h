@@ -106,8 +106,17 @@ std::optional<std::size_t> first_case_where(Fn fn, Cases&... cases) {
 template <std::size_t N>
 class SelectLocks {
  public:
-  explicit SelectLocks(const std::array<SyncHome*, N>& homes) : homes_(homes) {
-    for (std::size_t i = 0; i < N; ++i) shared_[i] = homes_[i]->enter(Entry::kInterruptible);
+  // Past `deadline` before every channel's loop shared it, takes nothing:
+  // timed_out() says so.
+  SelectLocks(const std::array<SyncHome*, N>& homes, TimePoint deadline) : homes_(homes) {
+    for (std::size_t i = 0; i < N; ++i) {
+      const Entered entered = homes_[i]->enter(Entry::waiting(deadline));
+      if (entered == Entered::kTimedOut) {
+        timed_out_ = true;
+        return;
+      }
+      shared_[i] = entered == Entered::kShared;
+    }
     // A later enter() may have waited, and this loop switched an earlier
     // channel to shared meanwhile.
     for (std::size_t i = 0; i < N; ++i) shared_[i] = shared_[i] || homes_[i]->shared();
@@ -116,6 +125,7 @@ class SelectLocks {
     lock();
   }
   bool any_shared() const noexcept { return count_ != 0; }
+  bool timed_out() const noexcept { return timed_out_; }
   ~SelectLocks() {
     if (held_) unlock();
   }
@@ -167,6 +177,7 @@ class SelectLocks {
   std::array<SpinLock*, N> locks_{};
   std::size_t count_ = 0;
   bool held_ = false;
+  bool timed_out_ = false;
 };
 
 // Parks on every case until one completes or `deadline` passes (kNever:
@@ -175,7 +186,8 @@ template <class... Cases>
 std::optional<std::size_t> select_until(TimePoint deadline, Cases&... cases) {
   constexpr std::size_t kCases = sizeof...(Cases);
   static_assert(kCases > 0, "select needs at least one case (Go's empty select blocks for ever)");
-  SelectLocks<kCases> locks({&cases.home()...});
+  SelectLocks<kCases> locks({&cases.home()...}, deadline);
+  if (locks.timed_out()) return std::nullopt;  // a channel's loop did not share it in time
   // First, whatever can complete at once, in order.
   if (auto now = first_case_where(
           [&](std::size_t i, auto& c) { return c.try_now(locks.shared(i)); }, cases...)) {

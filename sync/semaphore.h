@@ -29,7 +29,7 @@ class Semaphore {
   //         when it must wait on a loop's thread outside a fiber.
   // Inline, as Mutex::lock: no function return above the switch.
   [[gnu::always_inline]] void acquire() {
-    internal::SyncGuard guard(waiters_.home(), internal::Entry::kInterruptible);
+    internal::SyncGuard guard(waiters_.home(), internal::Entry::waiting());
     const std::size_t permits = permits_.load(std::memory_order_relaxed);
     if (permits > 0 && waiters_.empty()) {
       permits_.store(permits - 1, std::memory_order_relaxed);

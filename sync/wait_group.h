@@ -38,7 +38,7 @@ class WaitGroup {
   [[gnu::always_inline]] void wait() {
     const bool local = waiters_.home().local_here();
     if (local && count() == 0) return;
-    internal::SyncGuard guard(waiters_.home(), local, internal::Entry::kInterruptible);
+    internal::SyncGuard guard(waiters_.home(), local, internal::Entry::waiting());
     if (count_.load(std::memory_order_relaxed) != 0) {
       waiters_.wait(guard, internal::kNever, "WaitGroup::wait");
     }

@@ -24,27 +24,36 @@ Scheduler* SyncHome::loop() const noexcept {
 
 void SyncHome::become_shared() noexcept { home_.store(kShared, std::memory_order_release); }
 
-bool SyncHome::enter_slow(Entry entry) {
+Entered SyncHome::enter_slow(Entry entry) {
   Scheduler* const here = Scheduler::current();
   Scheduler* home = home_.load(std::memory_order_acquire);
   for (;;) {
-    if (home == kShared) return true;
-    if (home == here) return false;
+    if (home == kShared) return Entered::kShared;
+    if (home == here) return Entered::kLocal;
     // Another loop's: that loop makes it shared between two of its fibers'
     // steps, so that none of its local operations is half done.
-    constexpr auto share = [](void* self) noexcept {
-      static_cast<SyncHome*>(self)->become_shared();
-    };
-    if (home != kUnbound &&
-        (entry == Entry::kInterruptible ? ask_loop_if_live(home, 0, share, this)
-                                        : call_on_loop_if_live(home, 0, share, this))) {
-      return true;
+    if (home != kUnbound) {
+      constexpr auto share = [](void* self) noexcept {
+        static_cast<SyncHome*>(self)->become_shared();
+      };
+      if (!entry.interruptible) {
+        if (call_on_loop_if_live(home, 0, share, this)) return Entered::kShared;
+      } else {
+        switch (ask_loop_if_live(home, 0, share, this, entry.deadline)) {
+          case Asked::kAnswered:
+            return Entered::kShared;
+          case Asked::kTimedOut:
+            return Entered::kTimedOut;
+          case Asked::kGone:
+            break;
+        }
+      }
     }
     // Nobody uses it locally (unbound, or its loop is gone): take it (a
     // loop), or share it (a plain thread).
     Scheduler* const next = here != nullptr && home == kUnbound ? here : kShared;
     if (home_.compare_exchange_weak(home, next, std::memory_order_acq_rel)) {
-      return next == kShared;
+      return next == kShared ? Entered::kShared : Entered::kLocal;
     }
     // (`home` reloaded)
   }

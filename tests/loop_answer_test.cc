@@ -111,6 +111,46 @@ TEST(LoopAnswer, ATimeoutEndsAWaitForABusyLoopToShareAPrimitive) {
   });
 }
 
+// A wait's own deadline ends the wait for the loop that must share the
+// primitive first: the wait times out as if nothing came (it returned
+// only after the computing, before).
+TEST(LoopAnswer, AWaitsOwnDeadlineEndsAWaitForABusyLoopToShareAPrimitive) {
+  LoopGroup group(unpinned(2));
+  struct Made {
+    Event event;
+    Mutex mutex;
+    ConditionVariable cv;
+    Channel<int> channel{1};
+  };
+  auto made = group
+                  .spawn_on(1,
+                            [] {
+                              auto m = std::make_shared<Made>();
+                              m->event.clear();  // binds each to loop 1
+                              m->cv.notify_one();
+                              (void)m->channel.try_recv();
+                              return m;
+                            })
+                  .join();
+  group.run([&] {
+    Mutex mutex;  // this loop's
+    Busy busy(group, 1);
+    EXPECT_FALSE(made->event.wait_for(50ms));
+    {
+      std::unique_lock lock(mutex);
+      EXPECT_FALSE(made->cv.wait_for(lock, 50ms));
+      EXPECT_TRUE(lock.owns_lock());
+    }
+    std::optional<int> value;
+    EXPECT_EQ(select_for(50ms, made->channel.recv_case(value)), std::nullopt);
+    busy.release();
+    EXPECT_TRUE(busy.held()) << "the waits timed out only after loop 1 had computed for 10 s";
+    made->channel.send(3);  // shared now
+    EXPECT_EQ(select_for(1s, made->channel.recv_case(value)), std::optional<std::size_t>(0));
+    EXPECT_EQ(value, 3);
+  });
+}
+
 // A Loop on a thread of its own whose run() has returned, and which exists
 // until release(): it answers nothing meanwhile, then drains what it was
 // asked as it is destroyed.
@@ -158,6 +198,22 @@ TEST(LoopAnswer, ATimeoutEndsAWaitForALoopThatNoLongerRuns) {
     EXPECT_TRUE(old.release()) << "the timeout came only after the old loop was destroyed";
     client.write_all("y");
     EXPECT_EQ(read_byte(server), 'y');
+  });
+}
+
+// The same for an Event of such a loop, and the Event's own deadline.
+TEST(LoopAnswer, AWaitsOwnDeadlineEndsAWaitForALoopThatNoLongerRuns) {
+  std::shared_ptr<Event> event;
+  StoppedLoop old([&] {
+    event = std::make_shared<Event>();
+    event->clear();  // binds it to that loop
+  });
+  LoopGroup group(unpinned(1));
+  group.run([&] {
+    EXPECT_FALSE(event->wait_for(50ms));
+    EXPECT_TRUE(old.release()) << "the wait timed out only after the old loop was destroyed";
+    event->set();
+    EXPECT_TRUE(event->wait_for(1s));
   });
 }
 

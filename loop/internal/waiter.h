@@ -132,14 +132,20 @@ bool call_on_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(vo
 // call_on_loop_if_live() for a fiber that may give up waiting: where the
 // operation that asks may throw Cancelled or TimeoutError anyway (a cancel
 // reaches a fiber at any suspension point, as asyncio's reaches a task at
-// any await). An interrupt that comes before `target` takes the question
-// withdraws it, and is thrown here (`target` frees it unanswered when it
-// comes to it); one that comes after waits for the answer (fn is under way
-// there) and stays pending. So a loop that is busy, or that exists but no
-// longer runs, keeps no fiber past its timeout or its cancel. Outside a
-// fiber, it is call_on_loop_if_live(). Throws: Cancelled, TimeoutError.
-bool ask_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
-                      void* arg);
+// any await), or has a deadline of its own (`deadline`, an Event's
+// wait_until; kNever: none). An interrupt, or the deadline, that comes
+// before `target` takes the question withdraws it (`target` frees it
+// unanswered when it comes to it); one that comes after waits for the
+// answer (fn is under way there), and an interrupt then stays pending. So
+// a loop that is busy, or that exists but no longer runs, keeps no fiber
+// past its timeout, its deadline or its cancel. Outside a fiber, it is
+// call_on_loop_if_live() (no deadline).
+// Returns: kAnswered (fn ran there), kGone (as call_on_loop_if_live()'s
+//          false), kTimedOut (`deadline` passed first; fn did not run).
+// Throws: Cancelled, TimeoutError (withdrawn for it; fn did not run).
+enum class Asked : std::uint8_t { kAnswered, kGone, kTimedOut };
+Asked ask_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
+                       void* arg, TimePoint deadline = kNever);
 
 // Blocks a plain thread until `word` is at least `until` or `deadline`
 // passes. Returns: whether it got there.

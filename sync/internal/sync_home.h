@@ -21,10 +21,20 @@ namespace fiberloop::internal {
 
 // How an operation's first use of a primitive of another loop waits for
 // that loop to share it. An operation that may park anyway (a lock, a recv,
-// a wait) gives that wait up for a timeout or a cancel, and throws it
-// (ask_loop_if_live); the others (an unlock, a send that never waits, a
-// notify) wait it out, and throw nothing they did not wait for.
-enum class Entry : std::uint8_t { kUninterruptible, kInterruptible };
+// a wait) gives that wait up for a timeout or a cancel, and throws it, or
+// at its own deadline, and times out (ask_loop_if_live): Entry::waiting().
+// The others (an unlock, a send that never waits, a notify) wait it out,
+// and throw nothing they did not wait for: Entry{}.
+struct Entry {
+  bool interruptible = false;
+  TimePoint deadline = kNever;
+  static constexpr Entry waiting(TimePoint deadline = kNever) noexcept { return {true, deadline}; }
+};
+
+// What entering a primitive found: local to the caller's loop (no lock),
+// shared (its lock), or the entry's deadline passed first (the operation
+// times out, touching nothing).
+enum class Entered : std::uint8_t { kLocal, kShared, kTimedOut };
 
 class SyncHome {
  public:
@@ -37,19 +47,19 @@ class SyncHome {
   bool local_here() const noexcept {
     return home_.load(std::memory_order_relaxed) == Scheduler::current();
   }
-  // Makes the primitive usable by the caller: local to the caller's loop
-  // (returns false) or shared (returns true; the caller then takes lock()).
-  // Binds an unbound primitive to the caller's loop (a plain thread shares
-  // it); makes a primitive of another loop shared, waiting for that loop to
-  // do it (one of its iterations; uninterruptibly). A primitive whose loop
-  // is gone is shared at once.
-  // Throws: Cancelled, TimeoutError (Entry::kInterruptible only).
-  bool enter(Entry entry = Entry::kUninterruptible) {
+  // Makes the primitive usable by the caller: local to the caller's loop,
+  // or shared (the caller then takes lock()). Binds an unbound primitive to
+  // the caller's loop (a plain thread shares it); makes a primitive of
+  // another loop shared, waiting for that loop to do it (one of its
+  // iterations) as `entry` says. A primitive whose loop is gone is shared
+  // at once.
+  // Throws: Cancelled, TimeoutError (Entry::waiting() only).
+  Entered enter(Entry entry = {}) {
     if (local_here()) [[likely]]
-      return false;
+      return Entered::kLocal;
     return enter_slow(entry);
   }
-  bool enter_slow(Entry entry = Entry::kUninterruptible);
+  Entered enter_slow(Entry entry = {});
   // Whether the primitive is shared (then every operation takes the lock).
   bool shared() const noexcept { return home_.load(std::memory_order_acquire) == kShared; }
   // The home loop while local; null when shared or unbound.
@@ -72,21 +82,27 @@ class SyncHome {
 // shared, nothing while it is local. Let go on every way out.
 class SyncGuard {
  public:
-  explicit SyncGuard(SyncHome& home, Entry entry = Entry::kUninterruptible)
-      : lock_(home.enter(entry) ? &home.lock() : nullptr) {
-    if (lock_ != nullptr) lock_shared();
+  // Inline, the local case first: the same-loop path.
+  explicit SyncGuard(SyncHome& home, Entry entry = {}) {
+    if (home.local_here()) [[likely]]
+      return;
+    take(home, home.enter_slow(entry));
   }
   // The same, for a caller that has just asked home.local_here() (with no
   // suspension since): `local` is the answer, not asked again.
-  SyncGuard(SyncHome& home, bool local, Entry entry = Entry::kUninterruptible)
-      : lock_(!local && home.enter_slow(entry) ? &home.lock() : nullptr) {
-    if (lock_ != nullptr) lock_shared();
+  SyncGuard(SyncHome& home, bool local, Entry entry = {}) {
+    if (local) [[likely]]
+      return;
+    take(home, home.enter_slow(entry));
   }
   ~SyncGuard() { release(); }
   SyncGuard(const SyncGuard&) = delete;
   SyncGuard& operator=(const SyncGuard&) = delete;
 
   bool shared() const noexcept { return lock_ != nullptr; }
+  // The entry's deadline passed before the primitive's loop shared it: the
+  // guard holds nothing, and the operation times out at once.
+  bool timed_out() const noexcept { return timed_out_; }
   // Lets go around a park: unlocks a shared primitive.
   void release() noexcept {
     if (!held_) return;
@@ -110,6 +126,17 @@ class SyncGuard {
   }
 
  private:
+  void take(SyncHome& home, Entered entered) noexcept {
+    if (entered == Entered::kTimedOut) {
+      timed_out_ = true;
+      held_ = false;
+      return;
+    }
+    if (entered == Entered::kShared) {
+      lock_ = &home.lock();
+      lock_shared();
+    }
+  }
   // A cancel a closing loop delivers makes its pass through the ready
   // queue here, before the lock (Scheduler::throw_interrupt cannot, under
   // it), so that a fiber retrying a shared primitive in a loop that catches
@@ -120,8 +147,9 @@ class SyncGuard {
     ++tls_sync_locks_held;
   }
 
-  SpinLock* lock_;
+  SpinLock* lock_ = nullptr;
   bool held_ = true;
+  bool timed_out_ = false;
 };
 
 }  // namespace fiberloop::internal
