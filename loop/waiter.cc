@@ -241,6 +241,37 @@ bool ask_withdrawably(Scheduler& here, FiberRecord& self, Post post, void (*fn)(
   return true;
 }
 
+// A plain thread asks with `post`, and blocks for the answer until
+// `deadline`: then it withdraws the question unless the loop has taken it
+// (`timed_out`), as ask_withdrawably() does for a fiber. Returns: whether
+// `post` took it.
+template <class Post>
+bool ask_from_thread(Post post, void (*fn)(void*) noexcept, void* arg, TimePoint deadline,
+                     bool& timed_out) {
+  auto* question = new Question;
+  question->handle = &answer_question;
+  question->fn = fn;
+  question->arg = arg;
+  if (!post(*question)) {
+    delete question;
+    return false;
+  }
+  TimePoint until = deadline;
+  for (;;) {
+    (void)block_thread(question->caller.state, Waiter::kWoken, until);
+    std::lock_guard guard(question->lock);
+    if (question->caller.state.load(std::memory_order_acquire) == Waiter::kWoken) break;
+    if (!question->taken) {
+      question->withdrawn = true;  // the loop frees it
+      timed_out = true;
+      return true;
+    }
+    until = kNever;  // taken: the answer is under way
+  }
+  delete question;
+  return true;
+}
+
 }  // namespace
 
 bool call_on_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*) noexcept,
@@ -252,13 +283,19 @@ Asked ask_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(void*
                        void* arg, TimePoint deadline) {
   Scheduler* const here = Scheduler::current();
   FiberRecord* const self = here != nullptr ? here->running() : nullptr;
-  if (self == nullptr) {
-    return call_on_loop_if_live(target, serial, fn, arg) ? Asked::kAnswered : Asked::kGone;
-  }
   bool timed_out = false;
-  const bool answered = ask_if_live(target, serial, [&](auto post) {
-    return ask_withdrawably(*here, *self, post, fn, arg, deadline, timed_out);
-  });
+  bool answered = false;
+  if (self != nullptr) {
+    answered = ask_if_live(target, serial, [&](auto post) {
+      return ask_withdrawably(*here, *self, post, fn, arg, deadline, timed_out);
+    });
+  } else if (here == nullptr && deadline != kNever) {
+    answered = ask_if_live(target, serial, [&](auto post) {
+      return ask_from_thread(post, fn, arg, deadline, timed_out);
+    });
+  } else {
+    answered = call_on_loop_if_live(target, serial, fn, arg);
+  }
   if (timed_out) return Asked::kTimedOut;
   return answered ? Asked::kAnswered : Asked::kGone;
 }

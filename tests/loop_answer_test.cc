@@ -143,6 +143,9 @@ TEST(LoopAnswer, AWaitsOwnDeadlineEndsAWaitForABusyLoopToShareAPrimitive) {
     }
     std::optional<int> value;
     EXPECT_EQ(select_for(50ms, made->channel.recv_case(value)), std::nullopt);
+    bool set_seen = true;  // a plain thread's wait_for, blocked the same way
+    std::thread([&] { set_seen = made->event.wait_for(50ms); }).join();
+    EXPECT_FALSE(set_seen);
     busy.release();
     EXPECT_TRUE(busy.held()) << "the waits timed out only after loop 1 had computed for 10 s";
     made->channel.send(3);  // shared now

@@ -138,8 +138,9 @@ bool call_on_loop_if_live(Scheduler* target, std::uint64_t serial, void (*fn)(vo
 // unanswered when it comes to it); one that comes after waits for the
 // answer (fn is under way there), and an interrupt then stays pending. So
 // a loop that is busy, or that exists but no longer runs, keeps no fiber
-// past its timeout, its deadline or its cancel. Outside a fiber, it is
-// call_on_loop_if_live() (no deadline).
+// past its timeout, its deadline or its cancel. A plain thread blocks,
+// and withdraws the question at `deadline` in the same way; a loop's
+// thread outside any fiber calls call_on_loop_if_live() (no deadline).
 // Returns: kAnswered (fn ran there), kGone (as call_on_loop_if_live()'s
 //          false), kTimedOut (`deadline` passed first; fn did not run).
 // Throws: Cancelled, TimeoutError (withdrawn for it; fn did not run).
