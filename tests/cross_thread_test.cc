@@ -190,7 +190,9 @@ TEST(CrossThread, APromiseSetOnOneLoopCompletesFuturesEverywhere) {
     f.add_done_callback([&called](const Future<int>& done) { called = done.get(); });
     this_fiber::sleep_for(2ms);
     group.spawn_on(1, [&p] { p.set_value(9); }).join();
-    this_fiber::sleep_for(2ms);  // the callback runs on this loop
+    // The callback runs on this loop, soon: wait for it (bounded).
+    const TimePoint give_up = Clock::now() + 10s;
+    while (called == 0 && Clock::now() < give_up) this_fiber::sleep_for(100us);
   });
   EXPECT_EQ(on_one.join(), 9);
   plain.join();

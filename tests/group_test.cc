@@ -21,6 +21,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
+using testing::await_parked;
 using testing::block_until_parked;
 using testing::unpinned;
 
@@ -104,7 +105,7 @@ TEST(Group, AJoinerOnAnotherLoopCanBeCancelledWhileItWaits) {
       return 7;
     });
     auto joiner = spawn([&worker] { return worker.join(); });
-    this_fiber::sleep_for(5ms);
+    await_parked(group, 0, "joining");  // the join waits: the cancel reaches a waiter
     joiner.cancel();
     EXPECT_THROW(joiner.join(), Cancelled);
     release.set();                // from loop 0, for a waiter on loop 1
@@ -287,7 +288,7 @@ TEST(Group, DumpAndStatsCoverEveryLoop) {
   group.run([&group] {
     auto sleeper =
         group.spawn_on(1, SpawnOptions{.name = "sleeper-on-1"}, [] { this_fiber::sleep_for(1h); });
-    this_fiber::sleep_for(2ms);
+    await_parked(group, 1, "sleeping");
     std::ostringstream out;
     group.dump(out);
     EXPECT_NE(out.str().find("== loop 0 of 2"), std::string::npos) << out.str();
