@@ -23,9 +23,14 @@
 
 #include "bench/loadgen.h"
 #include "bench/net_report.h"
+#include "bench/report_rows.h"
 #include "bench/svg_chart.h"
 
 namespace {
+
+using fiberloop::bench::Peer;
+using fiberloop::bench::Row;
+using fiberloop::bench::rows;
 
 // Keeps the median of each benchmark, as ns per item or a named counter.
 class Collector : public benchmark::ConsoleReporter {
@@ -45,216 +50,6 @@ class Collector : public benchmark::ConsoleReporter {
   std::map<std::string, double> ns_per_item;
   std::map<std::string, double> counters;
 };
-
-struct Peer {
-  const char* label;
-  const char* bench;
-};
-
-struct Row {
-  const char* operation;
-  const char* bench;    // fiberloop's benchmark
-  const char* counter;  // a counter to show instead of ns per item, or null
-  const char* unit;
-  const char* target;
-  std::vector<Peer> peers;
-};
-
-const std::vector<Row>& rows() {
-  static const std::vector<Row> table = {
-      {"yield between 2 fibers",
-       "BM_fiberloop_yield/2",
-       nullptr,
-       "ns",
-       "<= 15 ns, <= 2.5x raw",
-       {{"raw jump_fcontext", "BM_raw_jump_fcontext"},
-        {"fiber::resume", "BM_raw_fiber_resume"},
-        {"swapcontext", "BM_swapcontext"},
-        {"Boost.Fiber yield", "BM_boost_fiber_yield"}}},
-      {"yield, 1M fibers ready",
-       "BM_fiberloop_yield_many/1000000",
-       nullptr,
-       "ns",
-       "<= 3x the 2-fiber yield",
-       {{"fiberloop, 2 ready", "BM_fiberloop_yield/2"},
-        {"fiberloop, 10 ready", "BM_fiberloop_yield_many/10"},
-        {"fiberloop, 1000 ready", "BM_fiberloop_yield_many/1000"},
-        {"fiberloop, 100k ready", "BM_fiberloop_yield_many/100000"}}},
-      {"spawn + join, warm pool",
-       "BM_fiberloop_spawn_join",
-       nullptr,
-       "ns",
-       "<= 60 ns",
-       {{"Boost.Context pooled", "BM_boost_context_create_run"},
-        {"Boost.Fiber", "BM_boost_fiber_spawn_join"},
-        {"std::thread", "BM_std_thread_create_join"}}},
-      {"spawn 100k + join, cold",
-       "BM_fiberloop_spawn_100k_cold/iterations:3/manual_time",
-       nullptr,
-       "ns/fiber",
-       "<= 500 ns",
-       {{"Boost.Fiber", "BM_boost_fiber_spawn_100k_cold/iterations:1/manual_time"}}},
-      {"RSS per parked fiber, 100k",
-       "BM_fiberloop_rss_per_parked_fiber/100000/iterations:1/repeats:1",
-       "rss_per_fiber_bytes",
-       "B",
-       "<= 4608 B",
-       {{"Boost.Fiber (30k)", "BM_boost_fiber_rss_per_parked_fiber/30000/iterations:1/repeats:1"}}},
-      {"RSS per parked fiber, 1M",
-       "BM_fiberloop_rss_per_parked_fiber/1000000/iterations:1/repeats:1",
-       "rss_per_fiber_bytes",
-       "B",
-       "<= 4608 B",
-       {}},
-      // Time (issue 3)
-      {"timer insert, 1M pending",
-       "BM_timer_insert/1000000",
-       nullptr,
-       "ns",
-       "<= 50 ns",
-       {{"std::priority_queue push", "BM_priority_queue_push/1000000/iterations:20"},
-        {"timer insert, 1k pending", "BM_timer_insert/1000"}}},
-      {"timer cancel, 1M pending",
-       "BM_timer_cancel/1000000",
-       nullptr,
-       "ns",
-       "<= 50 ns",
-       {{"timer cancel, 1k pending", "BM_timer_cancel/1000"}}},
-      {"call_later + cancel, 1M pending",
-       "BM_fiberloop_call_later_cancel",
-       nullptr,
-       "ns",
-       "(public API)",
-       {}},
-      {"100k fibers sleep 10 ms, warm",
-       "BM_fiberloop_sleepers_10ms/100000/iterations:3/manual_time",
-       nullptr,
-       "ns/fiber",
-       "<= 1500 ns (150 ms)",
-       {{"fiberloop, cold", "BM_fiberloop_sleepers_10ms_cold/100000/iterations:1/manual_time"},
-        {"Boost.Fiber (30k)", "BM_boost_fiber_sleepers_10ms/30000/iterations:1/manual_time"}}},
-      {"1M fibers sleep 10 ms, warm",
-       "BM_fiberloop_sleepers_10ms/1000000/iterations:3/manual_time",
-       nullptr,
-       "ns/fiber",
-       "<= 1500 ns (1.5 s)",
-       {}},
-      {"1M sleepers: process RSS",
-       "BM_fiberloop_sleepers_10ms/1000000/iterations:3/manual_time",
-       "process_rss_MiB",
-       "MiB",
-       "<= 5120 MiB",
-       {}},
-      {"with_timeout(yield), no fire",
-       "BM_fiberloop_with_timeout_yield",
-       nullptr,
-       "ns",
-       "<= 60 ns over yield",
-       {{"yield alone", "BM_fiberloop_yield_alone"}}},
-      {"call_soon_threadsafe round trip, 1 CPU",
-       "BM_call_soon_threadsafe_round_trip/0/real_time",
-       nullptr,
-       "ns",
-       "measure",
-       {{"condvar hand-off", "BM_condvar_round_trip/0/real_time"}}},
-      {"call_soon_threadsafe round trip, 2 CPUs",
-       "BM_call_soon_threadsafe_round_trip/1/real_time",
-       nullptr,
-       "ns",
-       "measure",
-       {{"condvar hand-off", "BM_condvar_round_trip/1/real_time"}}},
-      // Synchronization (issue 5)
-      {"unbuffered channel ping-pong",
-       "BM_fiberloop_unbuffered_ping_pong/0",
-       nullptr,
-       "ns/msg",
-       "<= 40 ns",
-       {{"Boost.Fiber unbuffered_channel", "BM_boost_fiber_unbuffered_ping_pong"}}},
-      {"buffered(2) channel ping-pong",
-       "BM_fiberloop_buffered_ping_pong/2",
-       nullptr,
-       "ns/msg",
-       "<= 0.5x Boost.Fiber",
-       {{"Boost.Fiber buffered_channel(2)", "BM_boost_fiber_buffered_ping_pong"}}},
-      {"buffered(64) producer/consumer",
-       "BM_fiberloop_buffered_throughput",
-       nullptr,
-       "ns/msg",
-       "<= 0.5x Boost.Fiber",
-       {{"Boost.Fiber buffered_channel(64)", "BM_boost_fiber_buffered_throughput"}}},
-      {"Mutex lock+unlock, uncontended",
-       "BM_fiberloop_mutex_uncontended",
-       nullptr,
-       "ns",
-       "<= 5 ns",
-       {{"Boost.Fiber mutex", "BM_boost_fiber_mutex_uncontended"}}},
-      {"Mutex hand-off between 2 fibers",
-       "BM_fiberloop_mutex_handoff",
-       nullptr,
-       "ns",
-       "<= 30 ns",
-       {{"Boost.Fiber mutex", "BM_boost_fiber_mutex_handoff"}}},
-      {"Event set -> waiter resumed", "BM_fiberloop_event_wake", nullptr, "ns", "<= 30 ns", {}},
-      {"call_soon_threadsafe into a busy loop, 2 CPUs",
-       "BM_call_soon_threadsafe_busy/1/real_time",
-       nullptr,
-       "ns",
-       "no allocation",
-       {}},
-      // The stream layer (issue 14)
-      {"BufferedReader::read_line, 64 MiB of 64 B lines",
-       "BM_buffered_reader_read_line",
-       nullptr,
-       "ns/line",
-       "<= 1.25x (>= 0.8x speed)",
-       {{"read + memchr loop", "BM_read_memchr_loop"}}},
-      {"Process spawn + wait of /bin/true",
-       "BM_process_spawn_wait/real_time",
-       nullptr,
-       "ns",
-       "<= 1.2x",
-       {{"posix_spawn + waitpid", "BM_posix_spawn_waitpid/real_time"}}},
-      // Every core (issue 13): two loops on CPUs 0 and 1
-      {"cross-loop channel round trip, loops busy",
-       "BM_cores_channel_round_trip/1/real_time",
-       nullptr,
-       "ns",
-       "<= 0.1x condvar",
-       {{"mutex+condvar, 2 threads", "BM_cores_condvar_round_trip/real_time"},
-        {"Boost.Fiber channel, 2 threads", "BM_cores_boost_fiber_channel_round_trip/real_time"},
-        {"fiberloop, loops idle", "BM_cores_channel_round_trip/0/real_time"}}},
-      {"cross-loop channel round trip, loops idle",
-       "BM_cores_channel_round_trip/0/real_time",
-       nullptr,
-       "ns",
-       "<= 1.2x condvar",
-       {{"mutex+condvar, 2 threads", "BM_cores_condvar_round_trip/real_time"},
-        {"Boost.Fiber channel, 2 threads", "BM_cores_boost_fiber_channel_round_trip/real_time"}}},
-      {"buffered(64) channel, loop to loop",
-       "BM_cores_buffered_throughput/real_time",
-       nullptr,
-       "ns/msg",
-       "<= 0.5x Boost.Fiber",
-       {{"Boost.Fiber buffered_channel", "BM_cores_boost_fiber_buffered_throughput/real_time"},
-        {"mutex+deque+condvar", "BM_cores_mutex_deque_throughput/real_time"}}},
-      {"skynet 1M leaves, 2 loops",
-       "BM_cores_skynet/2/iterations:3/repeats:3/real_time",
-       nullptr,
-       "ns/leaf",
-       "<= 0.6x 1 loop",
-       {{"fiberloop, 1 loop", "BM_cores_skynet/1/iterations:3/repeats:3/real_time"},
-        {"Boost.Fiber work_stealing, 2 threads",
-         "BM_cores_boost_fiber_skynet/iterations:1/repeats:1/real_time"}}},
-      // Files (issue 15)
-      {"random 4 KiB reads of a 1 GiB file, 64 fibers, io_uring",
-       "BM_file_random_reads/io_uring/real_time",
-       nullptr,
-       "ns/read",
-       "<= 0.67x the thread pool (>= 1.5x its rate)",
-       {{"thread pool (epoll loop)", "BM_file_random_reads/thread_pool/real_time"}}},
-  };
-  return table;
-}
 
 bool lookup(const Collector& c, const char* bench, const char* counter, double* value) {
   if (counter != nullptr) {
@@ -415,6 +210,18 @@ void pin_to_one_cpu() {
   }
 }
 
+// The number after a flag's `=` (at `at`), which must be positive: else
+// says which flag and exits 2.
+double positive_flag(const std::string& arg, std::size_t at) {
+  char* end = nullptr;
+  const double value = std::strtod(arg.c_str() + at, &end);
+  if (end == arg.c_str() + at || *end != '\0' || !(value > 0)) {
+    std::fprintf(stderr, "report: %s: expected a positive number after '='\n", arg.c_str());
+    std::exit(2);
+  }
+  return value;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -429,9 +236,9 @@ int main(int argc, char** argv) {
     if (a == "--no-net") {
       net = false;
     } else if (a.rfind("--net_seconds=", 0) == 0) {
-      net_seconds = std::stod(a.substr(14));
+      net_seconds = positive_flag(a, 14);
     } else if (a.rfind("--net_rounds=", 0) == 0) {
-      net_rounds = std::stoi(a.substr(13));
+      net_rounds = static_cast<int>(positive_flag(a, 13));
     } else if (a.rfind("--out_dir=", 0) == 0) {
       out_flag = a.substr(10);
     } else {
