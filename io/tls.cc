@@ -1,3 +1,6 @@
+// TlsStream: the handshake, reads and writes driven through OpenSSL, parking
+// the fiber while OpenSSL waits for the socket. TlsContext is in
+// tls_context.cc.
 #include "io/tls.h"
 
 #include <arpa/inet.h>
@@ -20,55 +23,18 @@
 #include "io/internal/c_string.h"
 #include "io/internal/tls_bio.h"
 #include "io/internal/tls_claim.h"
+#include "io/internal/tls_context_state.h"
 #include "loop/errors.h"
 #include "loop/internal/deadline.h"
 
 namespace fiberloop {
 
-struct TlsContext::State {
-  ~State() { SSL_CTX_free(ctx); }
-  SSL_CTX* ctx = nullptr;
-  bool server = false;
-  std::vector<unsigned char> alpn;  // ALPN wire format: length-prefixed names
-};
-
 namespace {
 
 using internal::openssl_reasons;
 
-[[noreturn]] void context_error(const std::string& what) {
-  const std::string reasons = openssl_reasons();
-  throw TlsError("TlsContext: " + what + (reasons.empty() ? "" : ": " + reasons));
-}
-
-std::shared_ptr<TlsContext::State> new_context(bool server) {
-  auto state = std::make_shared<TlsContext::State>();
-  state->server = server;
-  state->ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
-  if (state->ctx == nullptr) context_error("SSL_CTX_new");
-  SSL_CTX_set_min_proto_version(state->ctx, TLS1_2_VERSION);
-  // A peer's TCP end without close_notify reads as end of stream (the
-  // stream's read returns 0), as Python's ssl module does by default.
-  SSL_CTX_set_options(state->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
-  // No TLS 1.2 renegotiation, either way (Go's default): it makes a read
-  // write and a write read, which one reader and one writer parked at once
-  // cannot do; TLS 1.3 has none.
-  SSL_CTX_set_options(state->ctx, SSL_OP_NO_RENEGOTIATION);
-  SSL_CTX_set_mode(state->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE);
-  return state;
-}
-
-int select_alpn(SSL*, const unsigned char** out, unsigned char* out_length,
-                const unsigned char* offered, unsigned offered_length, void* arg) {
-  const auto& ours = static_cast<TlsContext::State*>(arg)->alpn;
-  unsigned char* chosen = nullptr;
-  if (SSL_select_next_proto(&chosen, out_length, ours.data(), static_cast<unsigned>(ours.size()),
-                            offered, offered_length) != OPENSSL_NPN_NEGOTIATED) {
-    return SSL_TLSEXT_ERR_NOACK;  // nothing in common: go on without ALPN
-  }
-  *out = chosen;
-  return SSL_TLSEXT_ERR_OK;
-}
+// The most plaintext one TLS record carries: a write_some takes at most this.
+constexpr std::size_t kMaxRecord = SSL3_RT_MAX_PLAIN_LENGTH;
 
 // Whether `name` is an IPv4 or IPv6 address rather than a host name.
 bool is_ip_address(const std::string& name) {
@@ -78,70 +44,6 @@ bool is_ip_address(const std::string& name) {
 }
 
 }  // namespace
-
-// ---- TlsContext --------------------------------------------------------------
-
-TlsContext TlsContext::client() {
-  TlsContext c(new_context(false));
-  if (SSL_CTX_set_default_verify_paths(c.state_->ctx) != 1) context_error("the system's CAs");
-  c.set_verify_peer(true);
-  return c;
-}
-
-TlsContext TlsContext::server(const std::string& cert_chain_pem, const std::string& key_pem) {
-  TlsContext c(new_context(true));
-  c.load_cert_chain(cert_chain_pem, key_pem);
-  return c;
-}
-
-void TlsContext::load_verify_file(const std::string& ca_pem) {
-  if (SSL_CTX_load_verify_locations(state_->ctx, ca_pem.c_str(), nullptr) != 1) {
-    context_error("load_verify_file " + ca_pem);
-  }
-}
-
-void TlsContext::load_cert_chain(const std::string& cert_chain_pem, const std::string& key_pem) {
-  if (SSL_CTX_use_certificate_chain_file(state_->ctx, cert_chain_pem.c_str()) != 1) {
-    context_error("the certificate chain " + cert_chain_pem);
-  }
-  if (SSL_CTX_use_PrivateKey_file(state_->ctx, key_pem.c_str(), SSL_FILETYPE_PEM) != 1) {
-    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
-      context_error("the private key " + key_pem + " does not match " + cert_chain_pem);
-    }
-    context_error("the private key " + key_pem);
-  }
-  if (SSL_CTX_check_private_key(state_->ctx) != 1) {
-    context_error("the private key " + key_pem + " does not match " + cert_chain_pem);
-  }
-}
-
-void TlsContext::set_verify_peer(bool verify) {
-  int mode = SSL_VERIFY_NONE;
-  if (verify)
-    mode = state_->server ? SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT : SSL_VERIFY_PEER;
-  SSL_CTX_set_verify(state_->ctx, mode, nullptr);
-}
-
-void TlsContext::set_alpn(std::vector<std::string> protocols) {
-  std::vector<unsigned char> wire;
-  for (std::size_t i = 0; i < protocols.size(); ++i) {
-    const std::string& p = protocols[i];
-    if (p.empty() || p.size() > 255) {
-      throw std::invalid_argument("TlsContext::set_alpn: protocol " + std::to_string(i) + " (of " +
-                                  std::to_string(protocols.size()) + ") is " +
-                                  std::to_string(p.size()) + " bytes; a name is 1 to 255 bytes");
-    }
-    wire.push_back(static_cast<unsigned char>(p.size()));
-    wire.insert(wire.end(), p.begin(), p.end());
-  }
-  state_->alpn = std::move(wire);
-  if (state_->server) {
-    SSL_CTX_set_alpn_select_cb(state_->ctx, select_alpn, state_.get());
-  } else if (SSL_CTX_set_alpn_protos(state_->ctx, state_->alpn.data(),
-                                     static_cast<unsigned>(state_->alpn.size())) != 0) {
-    context_error("set_alpn");
-  }
-}
 
 // ---- TlsStream ---------------------------------------------------------------
 
@@ -243,7 +145,8 @@ void TlsStream::handshake() {
   const auto step = [this] {
     // With SSL_OP_IGNORE_UNEXPECTED_EOF a TCP end reads as a clean end of
     // stream, which mid-handshake is no connection at all.
-    if (drive("handshake", [this] { return SSL_do_handshake(ssl_); }) == 0) {
+    if (drive(
+            "handshake", [this] { return SSL_do_handshake(ssl_); }, Output::kSendAll) == 0) {
       throw TlsError("TLS handshake with " + peer_ +
                      ": the peer closed the connection before the handshake finished");
     }
@@ -262,45 +165,69 @@ void TlsStream::handshake() {
       [] { return std::string(); }, step);
 }
 
-template <class Call>
-int TlsStream::drive(const char* op, Call call, bool breaks_writes) {
+void TlsStream::check_open(const char* op) const {
   if (ssl_ == nullptr || !tcp_.is_open()) {
     throw std::system_error(EBADF, std::generic_category(),
                             std::string("TLS ") + op + " with " + peer_ +
                                 ": the stream is closed (or empty: moved from)");
   }
+}
+
+void TlsStream::send_unsent(const internal::TlsClaim& claim, const char* op, bool wait) {
+  BIO* bio = SSL_get_wbio(ssl_);
+  while (internal::bio_has_unsent(bio)) {
+    const int err = internal::bio_send_unsent(bio);
+    if (err == 0) return;
+    // A read leaves an error to the next write, which reports it.
+    if (!wait) return;
+    if (err != EAGAIN) {
+      throw std::system_error(err, std::generic_category(),
+                              std::string("TLS ") + op + " with " + peer_);
+    }
+    tcp_.wait_writable();
+    if (!claim.holds()) internal::throw_let_go((std::string("TLS ") + op).c_str());
+  }
+}
+
+template <class Call>
+int TlsStream::drive(const char* op, Call call, Output output, bool breaks_writes) {
+  check_open(op);
   // One thread's fibers at a time (a loop's, or a thread's without a
   // loop): OpenSSL's connection state is one thread's, and a fiber parked
   // in an operation is still in the middle of it.
   const internal::TlsClaim claim(claims_, op, peer_);
+  const bool send_all = output == Output::kSendAll;
   try {
     for (;;) {
       ERR_clear_error();
       errno = 0;  // so that an SSL_ERROR_SYSCALL without a failed call shows none
       const int r = call();
-      if (r > 0) return r;
       const int saved_errno = errno;
-      const int e = SSL_get_error(ssl_, r);
-      if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-        if (e == SSL_ERROR_WANT_READ) {
-          tcp_.wait_readable();
-        } else {
-          tcp_.wait_writable();
-        }
-        // Let go of while it waited (the stream moved from, or destroyed
-        // with its socket gone elsewhere): no more SSL calls on it.
-        if (!claim.holds()) internal::throw_let_go((std::string("TLS ") + op).c_str());
-      } else if (e == SSL_ERROR_ZERO_RETURN) {
-        return 0;
+      const int e = r > 0 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
+      if (e == SSL_ERROR_NONE || e == SSL_ERROR_ZERO_RETURN) {
+        send_unsent(claim, op, send_all);
+        return r > 0 ? r : 0;
+      }
+      if (e == SSL_ERROR_WANT_READ) {
+        // What this step wrote goes out before it waits for the answer (a
+        // handshake's flight); a read's reply to the peer (a KeyUpdate's)
+        // goes when the socket takes it.
+        send_unsent(claim, op, send_all);
+        tcp_.wait_readable();
+      } else if (e == SSL_ERROR_WANT_WRITE) {  // (the BIO takes every write: not seen)
+        tcp_.wait_writable();
       } else {
         fail(op, e, saved_errno);
       }
+      // Let go of while it waited (the stream moved from, or destroyed
+      // with its socket gone elsewhere): no more SSL calls on it.
+      if (!claim.holds()) internal::throw_let_go((std::string("TLS ") + op).c_str());
     }
   } catch (const Cancelled&) {
-    // Interrupted while OpenSSL may hold part of a record made from the
-    // caller's bytes: a later write with other bytes would send the rest of
-    // this one in their place. (An error of the connection itself OpenSSL
-    // reports again.) Not if the stream let go of this operation meanwhile.
+    // Interrupted after OpenSSL took the caller's bytes into records the
+    // socket has not all taken: how many of them the peer will get is
+    // unknown. (An error of the connection itself OpenSSL reports again.)
+    // Not if the stream let go of this operation meanwhile.
     if (breaks_writes && claim.holds()) write_broken_ = true;
     throw;
   } catch (const TimeoutError&) {
@@ -328,8 +255,8 @@ void TlsStream::fail(const char* op, int ssl_error, int sys_errno) {
 std::size_t TlsStream::read_some(std::span<char> buf) {
   if (buf.empty()) return 0;
   const int length = static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX));
-  return static_cast<std::size_t>(
-      drive("read", [&] { return SSL_read(ssl_, buf.data(), length); }));
+  return static_cast<std::size_t>(drive(
+      "read", [&] { return SSL_read(ssl_, buf.data(), length); }, Output::kWhenAble));
 }
 
 std::size_t TlsStream::write_some(std::span<const char> buf) {
@@ -339,9 +266,19 @@ std::size_t TlsStream::write_some(std::span<const char> buf) {
                    ": an earlier write was interrupted (cancelled or timed out) in the middle of "
                    "a record, so the stream can no longer be written (as in Go); close it");
   }
-  const int length = static_cast<int>(std::min<std::size_t>(buf.size(), INT_MAX));
+  // What a read wrote and the socket did not take yet goes first: an
+  // interrupt while it waits costs this call none of its bytes.
+  check_open("write");
+  {
+    const internal::TlsClaim claim(claims_, "write", peer_);
+    send_unsent(claim, "write", /*wait=*/true);
+  }
+  // One record at a time: the BIO keeps what the socket does not take,
+  // and this bounds it.
+  const int length = static_cast<int>(std::min<std::size_t>(buf.size(), kMaxRecord));
   const int n = drive(
-      "write", [&] { return SSL_write(ssl_, buf.data(), length); }, /*breaks_writes=*/true);
+      "write", [&] { return SSL_write(ssl_, buf.data(), length); }, Output::kSendAll,
+      /*breaks_writes=*/true);
   if (n == 0) {  // the peer's close_notify came while we wrote
     throw std::system_error(EPIPE, std::generic_category(), "TLS write with " + peer_);
   }
@@ -349,10 +286,9 @@ std::size_t TlsStream::write_some(std::span<const char> buf) {
 }
 
 void TlsStream::shutdown_write() {
-  // Our own record of it: OpenSSL marks close_notify sent when it queues
-  // it, so after an interrupted call its flag says sent while the alert
-  // waits in OpenSSL's buffer, and only another SSL_shutdown flushes it.
-  if (close_notify_sent_) return;
+  // Sent once the alert is queued and the socket took every byte: a call
+  // after an interrupted one sends what is left (the BIO keeps it).
+  if (close_notify_sent_ && !internal::bio_has_unsent(SSL_get_wbio(ssl_))) return;
   if (write_broken_) {
     throw TlsError("TLS shutdown with " + peer_ +
                    ": an earlier write was interrupted in the middle of a record, and "
@@ -367,11 +303,15 @@ void TlsStream::shutdown_write() {
         // the peer's), 1 if the peer's came first; < 0 to retry. The flag is
         // set under the claim: once drive() gives it back, a destroyer on
         // another thread may free the stream.
-        s.drive("shutdown", [&s] {
-          const int r = SSL_shutdown(s.ssl_);
-          if (r >= 0) s.close_notify_sent_ = true;
-          return r >= 0 ? 1 : r;
-        });
+        s.drive(
+            "shutdown",
+            [&s] {
+              if (s.close_notify_sent_) return 1;  // queued: what is left goes below
+              const int r = SSL_shutdown(s.ssl_);
+              if (r >= 0) s.close_notify_sent_ = true;
+              return r >= 0 ? 1 : r;
+            },
+            Output::kSendAll);
       },
       this);
 }

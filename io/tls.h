@@ -155,22 +155,35 @@ class TlsStream final : public Stream {
 
  protected:
   // A peer's TCP end without close_notify reads as end of stream, as in
-  // Python's ssl module (suppress_ragged_eofs). A write interrupted by a
-  // cancel or a deadline may leave part of a record unsent: every later
-  // write then throws TlsError (Go's rule), since OpenSSL would finish the
-  // old record with the new bytes.
+  // Python's ssl module (suppress_ragged_eofs). A write takes at most one
+  // record (16 KiB) of `buf`. A write interrupted by a cancel or a deadline
+  // after it took its bytes, while the socket had not taken them all,
+  // leaves how many will arrive unknown: every later write then throws
+  // TlsError (Go's rule); reads go on. A read may write (the answer to a
+  // peer's TLS 1.3 KeyUpdate) while a writer waits for the socket.
   std::size_t read_some(std::span<char> buf) override;
   std::size_t write_some(std::span<const char> buf) override;
 
  private:
   TlsStream(TcpStream tcp, const TlsContext& context, std::string peer_name);
   void handshake();
+  // What an operation does with the bytes OpenSSL wrote that the socket
+  // has not taken (the BIO keeps them, in order): kSendAll parks until the
+  // socket took them all (a handshake step before it waits for the peer, a
+  // write or shutdown before it returns); kWhenAble sends what the socket
+  // takes now (a read, which must not wait on the writer's direction).
+  enum class Output { kSendAll, kWhenAble };
+  // Throws system_error(EBADF) naming `op` if the stream is closed or empty.
+  void check_open(const char* op) const;
   // Runs an SSL call until it makes progress, parking while OpenSSL wants
   // the socket; returns its result (> 0), or 0 at a clean end.
   // With `breaks_writes`, an interrupt (cancel, timeout) after the first
   // call marks the stream unwritable (write_broken_).
   template <class Call>
-  int drive(const char* op, Call call, bool breaks_writes = false);
+  int drive(const char* op, Call call, Output output, bool breaks_writes = false);
+  // Sends what the BIO kept, as `output` says (wait: kSendAll), under
+  // `claim`. Throws the send's error (when waiting), and a let-go stream's.
+  void send_unsent(const internal::TlsClaim& claim, const char* op, bool wait);
   // Throws what `ssl_error` (SSL_get_error's) means; `sys_errno` is errno
   // as the failed call left it (0 if it set none).
   [[noreturn]] void fail(const char* op, int ssl_error, int sys_errno);

@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <new>
 #include <string>
 #include <system_error>
+#include <utility>
 
 namespace fiberloop::internal {
 
@@ -40,19 +42,30 @@ std::string openssl_reasons() {
 
 namespace {
 
+// Unsent bytes already sent are dropped from the front of the buffer once
+// they are this many (until then only an offset moves).
+constexpr std::size_t kCompactAfter = 64 * 1024;
+
 // The BIO between OpenSSL and the socket: fiberloop's own non-blocking
-// calls (send with MSG_NOSIGNAL), EAGAIN reported as "retry", so that
-// OpenSSL returns WANT_READ / WANT_WRITE and the fiber parks. Each call
-// goes through the socket's IoHandle::with_fd, as every socket call does:
-// from a fiber of another loop than the socket's, it holds the fd, so a
-// close meanwhile cannot hand its number to another file under it (a
-// closed socket is EBADF here, an exception never crosses OpenSSL's
-// frames). It remembers the TCP end of stream for BIO_CTRL_EOF, which is
-// how OpenSSL tells a ragged end (no close_notify) from a broken
-// connection.
+// calls (send with MSG_NOSIGNAL). A read that finds nothing is "retry", so
+// that OpenSSL returns WANT_READ and the fiber parks. A write is always
+// taken whole: what the socket does not take now is kept here, in order,
+// for TlsStream to send (bio_send_unsent). So OpenSSL never holds half a
+// record between calls, and a read that must write (the reply to a peer's
+// TLS 1.3 KeyUpdate) can do so while a writer waits for the socket: with
+// OpenSSL holding the writer's half record, that read failed the
+// connection ("bad length"). Each call goes through the socket's
+// IoHandle::with_fd, as every socket call does: from a fiber of another
+// loop than the socket's, it holds the fd, so a close meanwhile cannot hand
+// its number to another file under it (a closed socket is EBADF here, an
+// exception never crosses OpenSSL's frames). It remembers the TCP end of
+// stream for BIO_CTRL_EOF, which is how OpenSSL tells a ragged end (no
+// close_notify) from a broken connection.
 struct BioState {
   IoHandle* socket = nullptr;
   bool eof = false;
+  std::string unsent;    // written by OpenSSL, not yet taken by the socket
+  std::size_t sent = 0;  // of `unsent`, the bytes taken since (a prefix)
 };
 
 BioState& state_of(BIO* bio) { return *static_cast<BioState*>(BIO_get_data(bio)); }
@@ -73,14 +86,49 @@ ssize_t on_socket(BIO* bio, const char* op, Call call) noexcept {
   }
 }
 
+ssize_t send_on(BIO* bio, const char* data, std::size_t length) noexcept {
+  return on_socket(bio, "TLS write",
+                   [&](int fd) { return ::send(fd, data, length, MSG_NOSIGNAL); });
+}
+
+// Sends what it can of the unsent bytes. Returns 0 once none is left, else
+// errno (EAGAIN: the socket is full).
+int send_some_unsent(BIO* bio) noexcept {
+  BioState& st = state_of(bio);
+  while (st.sent < st.unsent.size()) {
+    const ssize_t n = send_on(bio, st.unsent.data() + st.sent, st.unsent.size() - st.sent);
+    if (n < 0) {
+      const int err = errno == EWOULDBLOCK ? EAGAIN : errno;
+      // (A long wait behind a full socket: the sent prefix goes.)
+      if (st.sent >= kCompactAfter) st.unsent.erase(0, std::exchange(st.sent, 0));
+      return err;
+    }
+    st.sent += static_cast<std::size_t>(n);
+  }
+  st.unsent.clear();  // (its capacity stays: no allocation per record)
+  st.sent = 0;
+  return 0;
+}
+
 int bio_write(BIO* bio, const char* data, int length) {
   BIO_clear_retry_flags(bio);
-  const ssize_t n = on_socket(bio, "TLS write", [&](int fd) {
-    return ::send(fd, data, static_cast<std::size_t>(length), MSG_NOSIGNAL);
-  });
-  if (n >= 0) return static_cast<int>(n);
-  if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(bio);
-  return -1;
+  BioState& st = state_of(bio);
+  const auto size = static_cast<std::size_t>(length);
+  std::size_t taken = 0;
+  if (st.unsent.empty()) {  // else these bytes go after those, sent by TlsStream
+    const ssize_t n = send_on(bio, data, size);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -1;  // OpenSSL reports errno
+    taken = n < 0 ? 0 : static_cast<std::size_t>(n);
+  }
+  if (taken < size) {
+    try {
+      st.unsent.append(data + taken, size - taken);
+    } catch (const std::bad_alloc&) {
+      errno = ENOMEM;
+      return -1;
+    }
+  }
+  return length;
 }
 
 int bio_read(BIO* bio, char* data, int length) {
@@ -128,5 +176,12 @@ BIO_METHOD* socket_bio() {
 }
 
 void set_bio_socket(BIO* bio, IoHandle* socket) { state_of(bio).socket = socket; }
+
+bool bio_has_unsent(BIO* bio) {
+  const BioState& st = state_of(bio);
+  return st.sent < st.unsent.size();
+}
+
+int bio_send_unsent(BIO* bio) { return send_some_unsent(bio); }
 
 }  // namespace fiberloop::internal

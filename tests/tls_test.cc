@@ -1,6 +1,6 @@
 // TLS with real OpenSSL handshakes over loopback, certificates made at test
 // time: verification (chain, host name, expiry), client certificates, ALPN,
-// close_notify, large transfers both ways, and the bad input a server meets
+// close_notify, and the bad input a server meets
 // (a plaintext peer, a deadline mid-handshake), with no fd left open.
 #include <gtest/gtest.h>
 #include <openssl/err.h>
@@ -14,42 +14,16 @@
 #include <vector>
 
 #include "fiberloop.h"
-#include "tests/loop_fixture.h"
-#include "tests/tls_certs.h"
+#include "tests/tls_fixture.h"
 
 namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
-
-class Tls : public testing::LoopTest {
- protected:
-  static void SetUpTestSuite() { certs_ = new testing::TestCerts(); }
-  static void TearDownTestSuite() { delete certs_; }
-  static const testing::TestCerts& certs() { return *certs_; }
-
-  // A client context that trusts the test CA.
-  static TlsContext trusting_client() {
-    TlsContext c = TlsContext::client();
-    c.load_verify_file(certs().cert("ca"));
-    return c;
-  }
-
-  static inline testing::TestCerts* certs_ = nullptr;
-};
-
 using testing::any_port;
-
-// What a failed call threw, as text.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
+using testing::error_of;
+using testing::Tls;
+using testing::tls_pair;
 
 TEST_F(Tls, HandshakeVerifyEchoAndCloseNotify) {
   run([] {
@@ -208,30 +182,6 @@ TEST_F(Tls, AlpnPicksTheServersFirstChoiceTheClientOffers) {
   });
 }
 
-TEST_F(Tls, EightMegabytesEachWayAtOnce) {
-  run([] {
-    auto listener = TcpListener::bind(any_port());
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
-    const std::string payload(8 << 20, 'p');
-    auto server = spawn([&] {
-      TlsStream s = TlsStream::accept(listener.accept(), server_ctx);
-      auto writer = spawn([&] { s.write_all(payload); });  // while it reads
-      std::string got(payload.size(), '\0');
-      s.read_exact(got);
-      writer.join();
-      return got == payload;
-    });
-    TlsContext ctx = trusting_client();
-    TlsStream c = TlsStream::connect("localhost", listener.local_address().port(), ctx);
-    auto writer = spawn([&] { c.write_all(payload); });
-    std::string got(payload.size(), '\0');
-    c.read_exact(got);
-    writer.join();
-    EXPECT_TRUE(got == payload);
-    EXPECT_TRUE(server.join());
-  });
-}
-
 TEST_F(Tls, APlaintextPeerIsATlsErrorOnEitherSide) {
   run([] {
     auto listener = TcpListener::bind(any_port());
@@ -293,13 +243,6 @@ TEST_F(Tls, ContextErrorsNameTheFile) {
 }
 
 // A pair of connected TLS streams over loopback (client, server).
-std::pair<TlsStream, TlsStream> tls_pair(TlsContext& client_ctx, TlsContext& server_ctx) {
-  auto listener = TcpListener::bind(any_port());
-  auto server = spawn([&] { return TlsStream::accept(listener.accept(), server_ctx); });
-  TlsStream c = TlsStream::connect("localhost", listener.local_address().port(), client_ctx);
-  return {std::move(c), server.join()};
-}
-
 // No close_notify, only the TCP end: end of stream, as Python reads it.
 TEST_F(Tls, APeerThatClosesWithoutCloseNotifyReadsAsEndOfStream) {
   run([] {
@@ -311,57 +254,6 @@ TEST_F(Tls, APeerThatClosesWithoutCloseNotifyReadsAsEndOfStream) {
     char buf[8];
     EXPECT_EQ(c.read(buf), 2u);
     EXPECT_EQ(c.read(buf), 0u);
-  });
-}
-
-// A write cut off mid-record leaves OpenSSL holding part of it: later
-// writes must fail, not send the old record's rest as the new bytes.
-TEST_F(Tls, AWriteInterruptedMidRecordBreaksLaterWritesInsteadOfCorruptingThem) {
-  run([] {
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
-    TlsContext ctx = trusting_client();
-    auto [c, s] = tls_pair(ctx, server_ctx);
-    const std::string chunk(64 << 10, 'A');
-    c.set_write_deadline(Clock::now() + 50ms);
-    EXPECT_THROW(
-        {
-          for (;;)
-            (void)c.write(chunk);  // the server does not read: buffers fill, then the deadline
-        },
-        TimeoutError);
-    c.set_write_deadline(TimePoint::max());
-    const std::string what = error_of([&] { c.write_all("B"); });
-    EXPECT_NE(what.find("interrupted"), std::string::npos) << what;
-    // close_notify would have to follow the unfinished record: refused too,
-    // rather than waiting on a socket the peer does not drain.
-    const std::string shutdown_what =
-        error_of([&] { with_timeout(5s, [&] { c.shutdown_write(); }); });
-    EXPECT_NE(shutdown_what.find("interrupted"), std::string::npos) << shutdown_what;
-  });
-}
-
-// close_notify is a write: refused, before any SSL call, while another
-// fiber is in the middle of one, and the write completes. (Before, the
-// shutdown reached SSL_shutdown and was refused only when it had to wait
-// for the socket, by the fd's one-waiter rule.)
-TEST_F(Tls, AShutdownWhileAnotherFiberWritesIsRefusedAndTheWriteCompletes) {
-  run([] {
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
-    TlsContext ctx = trusting_client();
-    auto [c, s] = tls_pair(ctx, server_ctx);
-    const std::string big(32 << 20, 'A');
-    auto writer = spawn([&] { c.write_all(big); });
-    this_fiber::sleep_for(20ms);  // the server does not read yet: the writer parks
-    ASSERT_FALSE(writer.done());
-    const std::string what = error_of([&] { c.shutdown_write(); });
-    EXPECT_NE(what.find("another fiber is already writing"), std::string::npos) << what;
-    std::string got(big.size(), '\0');
-    s.read_exact(got);
-    EXPECT_TRUE(got == big);
-    writer.join();
-    c.shutdown_write();
-    char one;
-    EXPECT_EQ(s.read({&one, 1}), 0u);  // close_notify: end of stream
   });
 }
 
@@ -516,29 +408,6 @@ TEST_F(Tls, AStreamInUseOnOneLoopIsRefusedToAnotherUntilItsOperationEnds) {
     EXPECT_EQ(on_another_loop("later"), "(no exception)");
     char buf[16];
     EXPECT_EQ(std::string(buf, s.read(buf)), "later");
-  });
-}
-
-// A write that failed on the connection (the peer went) is not an
-// interruption: neither it nor a later shutdown_write() says so.
-TEST_F(Tls, AWriteThatFailedOnTheConnectionIsNotCalledInterrupted) {
-  run([] {
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
-    TlsContext ctx = trusting_client();
-    auto [c, s] = tls_pair(ctx, server_ctx);
-    s.close();
-    const std::string chunk(16 << 10, 'x');
-    const std::string what = error_of([&] {
-      with_timeout(5s, [&] {
-        for (;;) c.write_all(chunk);  // until the reset comes back
-      });
-    });
-    EXPECT_EQ(what.find("interrupted"), std::string::npos) << what;
-    EXPECT_EQ(what.find("with_timeout"), std::string::npos) << what;
-    const std::string shutdown_what =
-        error_of([&] { with_timeout(5s, [&] { c.shutdown_write(); }); });
-    EXPECT_EQ(shutdown_what.find("interrupted"), std::string::npos) << shutdown_what;
-    EXPECT_EQ(shutdown_what.find("with_timeout"), std::string::npos) << shutdown_what;
   });
 }
 

@@ -1,8 +1,9 @@
 // OpenSSL's side of TlsStream (io/tls_bio.cc): the BIO through which
 // OpenSSL reaches the socket, with fiberloop's own non-blocking calls (send
-// with MSG_NOSIGNAL: a closed peer is EPIPE, never SIGPIPE), EAGAIN
-// reported as "retry" so that OpenSSL returns WANT_READ / WANT_WRITE and the
-// fiber parks; and OpenSSL's error queue as text. OpenSSL's types are only
+// with MSG_NOSIGNAL: a closed peer is EPIPE, never SIGPIPE). A read that
+// finds nothing is "retry", so that OpenSSL returns WANT_READ and the fiber
+// parks; a write is taken whole, and what the socket does not take yet is
+// kept for TlsStream to send; and OpenSSL's error queue as text. OpenSSL's types are only
 // declared here, so the header compiles without OpenSSL's.
 #pragma once
 
@@ -24,5 +25,11 @@ class IoHandle;
 // IoHandle::with_fd), and remembers the TCP end of stream for BIO_CTRL_EOF.
 bio_method_st* socket_bio();
 void set_bio_socket(bio_st* bio, IoHandle* socket);
+
+// Whether bytes OpenSSL wrote through `bio` wait for the socket to take them.
+bool bio_has_unsent(bio_st* bio);
+// Sends what the socket takes of them now, without waiting. Returns 0 once
+// none is left, EAGAIN if the socket is full, or the send's errno.
+int bio_send_unsent(bio_st* bio);
 
 }  // namespace fiberloop::internal

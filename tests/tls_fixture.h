@@ -1,0 +1,52 @@
+// The TLS tests' fixture: a Loop per test, certificates made once per
+// suite (a CA, a server, an expired server, a client), and helpers.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+
+#include "fiberloop.h"
+#include "tests/loop_fixture.h"
+#include "tests/tls_certs.h"
+
+namespace fiberloop::testing {
+
+class Tls : public LoopTest {
+ protected:
+  static void SetUpTestSuite() { certs_ = new TestCerts(); }
+  static void TearDownTestSuite() { delete certs_; }
+  static const TestCerts& certs() { return *certs_; }
+
+  // A client context that trusts the test CA.
+  static TlsContext trusting_client() {
+    TlsContext c = TlsContext::client();
+    c.load_verify_file(certs().cert("ca"));
+    return c;
+  }
+
+  static inline TestCerts* certs_ = nullptr;
+};
+
+// What a failed call threw, as text.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
+// {client, server}: a handshake over loopback with these contexts, the
+// client verifying "localhost".
+inline std::pair<TlsStream, TlsStream> tls_pair(TlsContext& client_ctx, TlsContext& server_ctx) {
+  auto listener = TcpListener::bind(any_port());
+  auto server = spawn([&] { return TlsStream::accept(listener.accept(), server_ctx); });
+  TlsStream c = TlsStream::connect("localhost", listener.local_address().port(), client_ctx);
+  return {std::move(c), server.join()};
+}
+
+}  // namespace fiberloop::testing
