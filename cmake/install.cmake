@@ -28,6 +28,12 @@ install(FILES ${PROJECT_BINARY_DIR}/fiberloopConfig.cmake
 # fiberloop::fiberloop is the static library).
 set(pc_requires_private "")
 set(pc_cflags " -DFIBERLOOP_LIBRARY_SANITIZE=${FIBERLOOP_LIBRARY_SANITIZE}")
+set(pc_libs "")  # the sanitizers' runtimes, as the CMake targets add them
+if(FIBERLOOP_LIBRARY_SANITIZE EQUAL 1)
+  set(pc_libs " -fsanitize=address,undefined")
+elseif(FIBERLOOP_LIBRARY_SANITIZE EQUAL 2)
+  set(pc_libs " -fsanitize=thread")
+endif()
 if(FIBERLOOP_TLS_ENABLED)
   string(APPEND pc_requires_private " openssl")
 else()

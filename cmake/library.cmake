@@ -24,6 +24,14 @@ function(fiberloop_usage target)
     "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>")
   target_compile_features(${target} PUBLIC cxx_std_20)
   target_compile_definitions(${target} PUBLIC FIBERLOOP_LIBRARY_SANITIZE=${FIBERLOOP_LIBRARY_SANITIZE})
+  # The sanitizers' runtimes, for a consumer that links the static library
+  # (which calls into them) with only -fsanitize=address: UBSan's is needed
+  # too.
+  if(FIBERLOOP_LIBRARY_SANITIZE EQUAL 1)
+    target_link_options(${target} INTERFACE -fsanitize=address,undefined)
+  elseif(FIBERLOOP_LIBRARY_SANITIZE EQUAL 2)
+    target_link_options(${target} INTERFACE -fsanitize=thread)
+  endif()
   target_link_libraries(${target} PUBLIC Boost::context Threads::Threads)
   if(FIBERLOOP_TLS_ENABLED)
     target_link_libraries(${target} PUBLIC OpenSSL::SSL OpenSSL::Crypto)

@@ -50,7 +50,7 @@
 #if defined(FIBERLOOP_LIBRARY_SANITIZE) && FIBERLOOP_LIBRARY_SANITIZE != FIBERLOOP_SANITIZER_KIND
 #if FIBERLOOP_LIBRARY_SANITIZE == 1
 #error \
-    "this fiberloop was built with AddressSanitizer (FIBERLOOP_SANITIZE=address): compile the program with -fsanitize=address too, or use a fiberloop built without it"
+    "this fiberloop was built with AddressSanitizer and UBSan (FIBERLOOP_SANITIZE=address): compile the program with -fsanitize=address too (and link it with -fsanitize=address,undefined, which the CMake targets and fiberloop.pc add), or use a fiberloop built without it"
 #elif FIBERLOOP_LIBRARY_SANITIZE == 2
 #error \
     "this fiberloop was built with ThreadSanitizer (FIBERLOOP_SANITIZE=thread): compile the program with -fsanitize=thread too, or use a fiberloop built without it"
