@@ -55,8 +55,10 @@ std::size_t by_deadline(const Stream& stream, internal::StreamDirection& directi
       op);
 }
 
-constexpr const char* kReadDeadline = "Stream: the read deadline (set_read_deadline)";
-constexpr const char* kWriteDeadline = "Stream: the write deadline (set_write_deadline)";
+constexpr const char* kReadDeadline =
+    "Stream: the read deadline (set_read_deadline or set_deadline)";
+constexpr const char* kWriteDeadline =
+    "Stream: the write deadline (set_write_deadline or set_deadline)";
 
 // The stream lets go of the operation under way (on the operation's loop):
 // it finds `home` null, and never touches the stream again.
