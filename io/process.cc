@@ -166,6 +166,7 @@ Process::Process(Process&& other) noexcept {
   pid_ = std::exchange(other.pid_, -1);
   pidfd_ = std::exchange(other.pidfd_, -1);
   returncode_ = std::exchange(other.returncode_, std::nullopt);
+  own_group_ = std::exchange(other.own_group_, false);
   for (int i = 0; i < 3; ++i) pipes_[i] = std::move(other.pipes_[i]);
 }
 
@@ -178,6 +179,7 @@ Process& Process::operator=(Process&& other) noexcept {
     pid_ = std::exchange(other.pid_, -1);
     pidfd_ = std::exchange(other.pidfd_, -1);
     returncode_ = std::exchange(other.returncode_, std::nullopt);
+    own_group_ = std::exchange(other.own_group_, false);
     for (int i = 0; i < 3; ++i) pipes_[i] = std::move(other.pipes_[i]);
   }
   return *this;
@@ -240,7 +242,14 @@ Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
   sigfillset(&all);
   posix_spawnattr_setsigmask(&setup.attr, &none);
   posix_spawnattr_setsigdefault(&setup.attr, &all);
-  posix_spawnattr_setflags(&setup.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  if (options.start_new_session) {
+    flags |= POSIX_SPAWN_SETSID;
+  } else if (options.new_process_group) {
+    flags |= POSIX_SPAWN_SETPGROUP;  // group 0: the child's own pid
+    posix_spawnattr_setpgroup(&setup.attr, 0);
+  }
+  posix_spawnattr_setflags(&setup.attr, flags);
 
   std::vector<char*> args;
   for (std::string& a : argv) args.push_back(a.data());
@@ -263,6 +272,7 @@ Process Process::exec(std::vector<std::string> argv, ProcessOptions options) {
   Process p;
   p.program_ = program;
   p.pid_ = pid;
+  p.own_group_ = options.new_process_group || options.start_new_session;
   pidfd_fd.release();
   p.pidfd_ = pidfd_open(pid);
   if (p.pidfd_ < 0) {
@@ -333,6 +343,26 @@ void Process::send_signal(int signo) {
     const int err = errno;  // before the message is built
     fail(err, "send signal " + std::to_string(signo) + " to pid " + std::to_string(pid_) + " (" +
                   program_ + ")");
+  }
+}
+
+void Process::send_signal_to_group(int signo) {
+  const std::string what = "Process::send_signal_to_group(" + std::to_string(signo) + ")";
+  if (pid_ < 0) {
+    throw std::logic_error(what + ": an empty Process (moved from, or default-made): no child");
+  }
+  if (!own_group_) {
+    throw std::logic_error(what + ": pid " + std::to_string(pid_) + " (" + program_ +
+                           ") shares this process's group; start it with "
+                           "ProcessOptions::new_process_group (or start_new_session)");
+  }
+  // Not waited for, the child is alive or a zombie: its pid, which is the
+  // group's id, is not reused meanwhile.
+  if (returncode_) return;
+  if (::killpg(pid_, signo) != 0 && errno != ESRCH) {
+    const int err = errno;  // before the message is built
+    fail(err, "send signal " + std::to_string(signo) + " to the process group of pid " +
+                  std::to_string(pid_) + " (" + program_ + ")");
   }
 }
 

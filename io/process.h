@@ -49,6 +49,15 @@ struct ProcessOptions {
   Stdio err = Stdio::inherit;
   std::string cwd{};                              // "" = the parent's
   std::optional<std::vector<std::string>> env{};  // "NAME=value" each; nullopt = the parent's
+  // The child leads a process group of its own (its group id is its pid),
+  // as Go's SysProcAttr.Setpgid and Python's process_group=0 do: then
+  // send_signal_to_group() reaches what it starts too (a shell's children),
+  // and a terminal's Ctrl-C no longer reaches it.
+  bool new_process_group = false;
+  // The child leads a new session (setsid(2)), as Python's
+  // start_new_session does: no controlling terminal, and a process group of
+  // its own as with new_process_group.
+  bool start_new_session = false;
 };
 
 class Process {
@@ -114,6 +123,14 @@ class Process {
   void send_signal(int signo);
   void terminate();  // SIGTERM
   void kill();       // SIGKILL
+  // Sends `signo` to the child's process group (killpg(2)): the child and
+  // every process it started that stayed in the group, which kill() alone
+  // leaves running (`sh -c "a | b"`). Does nothing once the child has been
+  // waited for (its group id may name another group by then): signal the
+  // group first, then wait. Throws: std::logic_error on an empty Process,
+  // or one started without new_process_group or start_new_session;
+  // std::system_error.
+  void send_signal_to_group(int signo);
 
  private:
   class Pipe;
@@ -127,6 +144,7 @@ class Process {
   pid_t pid_ = -1;
   int pidfd_ = -1;
   std::optional<int> returncode_;
+  bool own_group_ = false;  // started with a process group of its own
   int waiting_ = 0;  // fibers in wait() or communicate(), which use this Process when they wake
   std::unique_ptr<Pipe> pipes_[3];
 };
