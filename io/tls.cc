@@ -184,9 +184,29 @@ void TlsStream::send_unsent(const internal::TlsClaim& claim, const char* op, boo
       throw std::system_error(err, std::generic_category(),
                               std::string("TLS ") + op + " with " + peer_);
     }
-    tcp_.wait_writable();
-    if (!claim.holds()) internal::throw_let_go((std::string("TLS ") + op).c_str());
+    wait_socket(claim, op, /*readable=*/false);
   }
+}
+
+void TlsStream::wait_socket(const internal::TlsClaim& claim, const char* op, bool readable) {
+  try {
+    if (readable) {
+      tcp_.wait_readable();
+    } else {
+      tcp_.wait_writable();
+    }
+  } catch (const std::system_error& e) {
+    if (e.code().value() != EBADF) throw;
+    // Closed while it waited. Let go of (destroyed, moved from): the stream
+    // may be gone, so say so without touching it.
+    if (!claim.holds()) internal::throw_let_go((std::string("TLS ") + op).c_str());
+    throw std::system_error(EBADF, std::generic_category(),
+                            std::string("TLS ") + op + " with " + peer_ +
+                                ": the stream was closed while this operation waited");
+  }
+  // Let go of while it waited (the stream moved from, or destroyed with its
+  // socket gone elsewhere): no more SSL calls on it.
+  if (!claim.holds()) internal::throw_let_go((std::string("TLS ") + op).c_str());
 }
 
 template <class Call>
@@ -213,15 +233,12 @@ int TlsStream::drive(const char* op, Call call, Output output, bool breaks_write
         // handshake's flight); a read's reply to the peer (a KeyUpdate's)
         // goes when the socket takes it.
         send_unsent(claim, op, send_all);
-        tcp_.wait_readable();
+        wait_socket(claim, op, /*readable=*/true);
       } else if (e == SSL_ERROR_WANT_WRITE) {  // (the BIO takes every write: not seen)
-        tcp_.wait_writable();
+        wait_socket(claim, op, /*readable=*/false);
       } else {
         fail(op, e, saved_errno);
       }
-      // Let go of while it waited (the stream moved from, or destroyed
-      // with its socket gone elsewhere): no more SSL calls on it.
-      if (!claim.holds()) internal::throw_let_go((std::string("TLS ") + op).c_str());
     }
   } catch (const Cancelled&) {
     // Interrupted after OpenSSL took the caller's bytes into records the

@@ -184,6 +184,10 @@ class TlsStream final : public Stream {
   // Sends what the BIO kept, as `output` says (wait: kSendAll), under
   // `claim`. Throws the send's error (when waiting), and a let-go stream's.
   void send_unsent(const internal::TlsClaim& claim, const char* op, bool wait);
+  // Parks until the socket is readable (else writable), under `claim`. A
+  // close meanwhile throws system_error(EBADF) naming `op` and the peer; a
+  // stream that let go of the operation throws without touching it.
+  void wait_socket(const internal::TlsClaim& claim, const char* op, bool readable);
   // Throws what `ssl_error` (SSL_get_error's) means; `sys_errno` is errno
   // as the failed call left it (0 if it set none).
   [[noreturn]] void fail(const char* op, int ssl_error, int sys_errno);

@@ -62,15 +62,16 @@ bool await_flag(const std::atomic<bool>& flag) {
   return flag;
 }
 
-// Waits (10 s at most) until a fiber of this loop is parked writing.
-void await_parked_writer() {
+// Waits (10 s at most) until a fiber of this loop is parked on `waiting`
+// ("writing fd", "reading fd").
+void await_parked_here(const std::string& waiting) {
   for (int i = 0; i < 10'000; ++i) {
     std::ostringstream dump;
     Loop::current()->dump(dump);
-    if (count_parked(dump.str(), "writing fd") > 0) return;
+    if (count_parked(dump.str(), waiting) > 0) return;
     this_fiber::sleep_for(1ms);
   }
-  FAIL() << "no fiber parked writing after 10 s";
+  FAIL() << "no fiber parked on '" << waiting << "' after 10 s";
 }
 
 // The peer rekeys `updates` times, asking us to rekey too, each followed by
@@ -123,7 +124,7 @@ TEST_F(TlsDuplex, APeersKeyUpdateWhileOurWriterWaitsForTheSocketKeepsTheConnecti
       s.write_all(payload);
       s.shutdown_write();  // the peer's reads end
     });
-    await_parked_writer();
+    await_parked_here("writing fd");
     writer_parked = true;
     with_timeout(20s, [&] { writer.join(); });
     EXPECT_EQ(with_timeout(20s, [&] { return reader.join(); }), expected_lines(kUpdates));
@@ -273,6 +274,29 @@ TEST_F(TlsDuplex, AWriteThatFailedOnTheConnectionIsNotCalledInterrupted) {
         error_of([&] { with_timeout(5s, [&] { c.shutdown_write(); }); });
     EXPECT_EQ(shutdown_what.find("interrupted"), std::string::npos) << shutdown_what;
     EXPECT_EQ(shutdown_what.find("with_timeout"), std::string::npos) << shutdown_what;
+  });
+}
+
+// A close while a TLS read waits ends the read with an error that names
+// the TLS operation and the peer (it named wait_readable, a call the user
+// never made, and no stream).
+TEST_F(TlsDuplex, ACloseWhileAReadWaitsEndsItNamingTheTlsStream) {
+  run([] {
+    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext ctx = trusting_client();
+    auto [c, s] = tls_pair(ctx, server_ctx);
+    auto reader = spawn([&c] {
+      return error_of([&c] {
+        char buf[8];
+        (void)c.read(buf);
+      });
+    });
+    await_parked_here("reading fd");
+    c.close();
+    const std::string what = reader.join();
+    EXPECT_NE(what.find("TLS read with 127.0.0.1"), std::string::npos) << what;
+    EXPECT_NE(what.find("closed while"), std::string::npos) << what;
+    EXPECT_EQ(what.find("wait_readable"), std::string::npos) << what;
   });
 }
 
