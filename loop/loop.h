@@ -72,9 +72,9 @@ class Loop {
   // Any other arguments (spawn(f, 21), the std::thread habit): one compile
   // error that says to capture them in a lambda.
   template <class... Args>
-  requires(!internal::kValidSpawn<Args...>) Task<void> spawn(Args&&...) {
+  requires(!internal::kValidSpawn<Args...>) auto spawn(Args&&...) {
     internal::reject_spawn_arguments<Args...>();
-    return {};
+    return Task<void>{};
   }
 
   // Spawns `fn`, runs the loop until it finishes, returns its value or
@@ -242,9 +242,9 @@ TaskFor<F> spawn(SpawnOptions options, F&& fn,
 }
 // Any other arguments: see Loop::spawn.
 template <class... Args>
-requires(!internal::kValidSpawn<Args...>) Task<void> spawn(Args&&...) {
+requires(!internal::kValidSpawn<Args...>) auto spawn(Args&&...) {
   internal::reject_spawn_arguments<Args...>();
-  return {};
+  return Task<void>{};
 }
 
 // asyncio.run: creates a fresh Loop on this thread, runs `main` in a fiber

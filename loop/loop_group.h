@@ -77,9 +77,9 @@ class LoopGroup {
   // Any other arguments (spawn_on(i, f, 21)): one compile error that says
   // to capture them in a lambda, as Loop::spawn's.
   template <class... Args>
-  requires(!internal::kValidSpawn<Args...>) Task<void> spawn_on(std::size_t, Args&&...) {
+  requires(!internal::kValidSpawn<Args...>) auto spawn_on(std::size_t, Args&&...) {
     internal::reject_spawn_arguments<Args...>();
-    return {};
+    return Task<void>{};
   }
 
   // Runs `main` on loop 0 and waits for it (a plain thread blocks; a fiber

@@ -62,7 +62,7 @@ class Nursery {
   }
   // Any other arguments: see Loop::spawn.
   template <class... Args>
-  requires(!internal::kValidSpawn<Args...>) void spawn(Args&&...) {
+  requires(!internal::kValidSpawn<Args...>) auto spawn(Args&&...) {
     internal::reject_spawn_arguments<Args...>();
   }
 

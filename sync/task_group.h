@@ -66,8 +66,7 @@ class TaskGroup {
 
   // Any other arguments: see Loop::spawn.
   template <class... Args>
-  requires(!internal::kValidSpawn<Args...>) Task<void>
-  &spawn(Args&&...) {
+  requires(!internal::kValidSpawn<Args...>) auto& spawn(Args&&...) {
     internal::reject_spawn_arguments<Args...>();
     static Task<void> none;
     return none;

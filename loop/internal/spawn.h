@@ -59,8 +59,11 @@ inline constexpr bool kValidSpawn = ValidSpawn<Args...>::value;
 // one message they get.
 template <class... Args>
 inline constexpr bool kSpawnMisuse = false;
+// (Its return type, like the spawns' that call it, is deduced: a call then
+// instantiates it at once, so this message comes before any error in the
+// caller's use of the result.)
 template <class... Args>
-void reject_spawn_arguments() {
+auto reject_spawn_arguments() {
   static_assert(kSpawnMisuse<Args...>,
                 "spawn takes a callable with no arguments (and optionally SpawnOptions "
                 "first); capture the arguments in a lambda instead: spawn([=] { f(21); })");
