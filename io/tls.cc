@@ -305,7 +305,9 @@ std::size_t TlsStream::write_some(std::span<const char> buf) {
 void TlsStream::shutdown_write() {
   // Sent once the alert is queued and the socket took every byte: a call
   // after an interrupted one sends what is left (the BIO keeps it).
-  if (close_notify_sent_ && !internal::bio_has_unsent(SSL_get_wbio(ssl_))) return;
+  if (close_notify_sent_ && ssl_ != nullptr && !internal::bio_has_unsent(SSL_get_wbio(ssl_))) {
+    return;
+  }
   if (write_broken_) {
     throw TlsError("TLS shutdown with " + peer_ +
                    ": an earlier write was interrupted in the middle of a record, and "

@@ -330,6 +330,13 @@ TEST_F(Tls, ShutdownTwiceAndUseAfterCloseAreHarmless) {
     }
     char buf[4];
     EXPECT_THROW((void)c.read(buf), std::system_error);
+    // A stream moved from after its close_notify: EBADF, as every other
+    // call on it (not a crash in OpenSSL on the missing connection).
+    auto [c2, s2] = tls_pair(ctx, server_ctx);
+    c2.shutdown_write();
+    TlsStream taken = std::move(c2);
+    EXPECT_THROW(c2.shutdown_write(), std::system_error);  // NOLINT(bugprone-use-after-move)
+    taken.shutdown_write();                                // sent already: nothing
   });
 }
 
