@@ -35,6 +35,9 @@ using internal::openssl_reasons;
 
 // The most plaintext one TLS record carries: a write_some takes at most this.
 constexpr std::size_t kMaxRecord = SSL3_RT_MAX_PLAIN_LENGTH;
+// The most a read lets wait unsent (KeyUpdate answers to a peer that does
+// not read) before it gives the connection up.
+constexpr std::size_t kMaxUnsentByReads = std::size_t{1} << 20;
 
 // Whether `name` is an IPv4 or IPv6 address rather than a host name.
 bool is_ip_address(const std::string& name) {
@@ -77,8 +80,8 @@ TlsStream::TlsStream(TlsStream&& other) noexcept
       ssl_(std::exchange(other.ssl_, nullptr)),
       context_(std::move(other.context_)),
       peer_(std::move(other.peer_)),
-      write_broken_(other.write_broken_),
-      close_notify_sent_(other.close_notify_sent_) {}
+      write_broken_(std::exchange(other.write_broken_, false)),
+      close_notify_sent_(std::exchange(other.close_notify_sent_, false)) {}
 
 TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
   if (this != &other) {
@@ -90,8 +93,8 @@ TlsStream& TlsStream::operator=(TlsStream&& other) noexcept {
     ssl_ = std::exchange(other.ssl_, nullptr);
     context_ = std::move(other.context_);
     peer_ = std::move(other.peer_);
-    write_broken_ = other.write_broken_;
-    close_notify_sent_ = other.close_notify_sent_;
+    write_broken_ = std::exchange(other.write_broken_, false);
+    close_notify_sent_ = std::exchange(other.close_notify_sent_, false);
   }
   return *this;
 }
@@ -178,8 +181,18 @@ void TlsStream::send_unsent(const internal::TlsClaim& claim, const char* op, boo
   while (internal::bio_has_unsent(bio)) {
     const int err = internal::bio_send_unsent(bio);
     if (err == 0) return;
-    // A read leaves an error to the next write, which reports it.
-    if (!wait) return;
+    if (!wait) {
+      // A read: a failed send is kept, and the read reports it when it
+      // finds the connection's end (tls_bio.cc). Answers to a peer that asks
+      // for key updates but never reads them pile up: bounded.
+      if (internal::bio_unsent_bytes(bio) > kMaxUnsentByReads) {
+        throw TlsError("TLS " + std::string(op) + " with " + peer_ +
+                       ": the peer asks for key updates and does not read the answers (" +
+                       std::to_string(kMaxUnsentByReads >> 20) +
+                       " MiB unsent); the connection is given up");
+      }
+      return;
+    }
     if (err != EAGAIN) {
       throw std::system_error(err, std::generic_category(),
                               std::string("TLS ") + op + " with " + peer_);

@@ -66,6 +66,10 @@ struct BioState {
   bool eof = false;
   std::string unsent;    // written by OpenSSL, not yet taken by the socket
   std::size_t sent = 0;  // of `unsent`, the bytes taken since (a prefix)
+  // The first send of kept bytes that failed for good (ECONNRESET, EPIPE).
+  // The kernel reports a reset once, to whichever call comes first: a read
+  // that later finds the TCP end reports this instead of a clean end.
+  int send_error = 0;
 };
 
 BioState& state_of(BIO* bio) { return *static_cast<BioState*>(BIO_get_data(bio)); }
@@ -99,13 +103,20 @@ int send_some_unsent(BIO* bio) noexcept {
     const ssize_t n = send_on(bio, st.unsent.data() + st.sent, st.unsent.size() - st.sent);
     if (n < 0) {
       const int err = errno == EWOULDBLOCK ? EAGAIN : errno;
+      if (err != EAGAIN && st.send_error == 0) st.send_error = err;
       // (A long wait behind a full socket: the sent prefix goes.)
       if (st.sent >= kCompactAfter) st.unsent.erase(0, std::exchange(st.sent, 0));
       return err;
     }
     st.sent += static_cast<std::size_t>(n);
   }
-  st.unsent.clear();  // (its capacity stays: no allocation per record)
+  // Its capacity stays (no allocation per record), unless a long wait grew
+  // it past what records need.
+  if (st.unsent.capacity() > kCompactAfter) {
+    std::string().swap(st.unsent);
+  } else {
+    st.unsent.clear();
+  }
   st.sent = 0;
   return 0;
 }
@@ -135,7 +146,13 @@ int bio_read(BIO* bio, char* data, int length) {
   BIO_clear_retry_flags(bio);
   const ssize_t n = on_socket(
       bio, "TLS read", [&](int fd) { return ::read(fd, data, static_cast<std::size_t>(length)); });
-  if (n == 0) state_of(bio).eof = true;
+  if (n == 0) {
+    if (const int err = state_of(bio).send_error) {  // a reset, not an end
+      errno = err;
+      return -1;
+    }
+    state_of(bio).eof = true;
+  }
   if (n >= 0) return static_cast<int>(n);
   if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(bio);
   return -1;
@@ -180,6 +197,11 @@ void set_bio_socket(BIO* bio, IoHandle* socket) { state_of(bio).socket = socket;
 bool bio_has_unsent(BIO* bio) {
   const BioState& st = state_of(bio);
   return st.sent < st.unsent.size();
+}
+
+std::size_t bio_unsent_bytes(BIO* bio) {
+  const BioState& st = state_of(bio);
+  return st.unsent.size() - st.sent;
 }
 
 int bio_send_unsent(BIO* bio) { return send_some_unsent(bio); }

@@ -300,5 +300,58 @@ TEST_F(TlsDuplex, ACloseWhileAReadWaitsEndsItNamingTheTlsStream) {
   });
 }
 
+// A peer that asks for key updates but does not read, then resets the
+// connection: our reader, whose answers wait unsent, ends with the reset.
+// Before, the send of those answers took the reset (the kernel reports it
+// once), and the read then found the TCP end: a clean end of stream, with
+// the peer's last data lost silently.
+TEST_F(TlsDuplex, APeersResetWhileKeyUpdateAnswersWaitIsAnErrorNotAnEnd) {
+  std::jthread peer;
+  run([&] {
+    auto listener = TcpListener::bind(any_port());
+    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    const std::uint16_t port = listener.local_address().port();
+    peer = std::jthread([port] {
+      SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+      SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      const int small = 4096;  // our answers soon find its window shut
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+      const timeval bound{10, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound);
+      const SocketAddress to = SocketAddress::from_ip("127.0.0.1", port);
+      SSL* ssl = SSL_new(ctx);
+      if (::connect(fd, to.get(), to.size()) == 0 && (SSL_set_fd(ssl, fd), SSL_connect(ssl)) == 1) {
+        for (int k = 0; k < 2000; ++k) {
+          if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) != 1 ||
+              SSL_write(ssl, "0123456789", 10) != 10)
+            break;
+        }
+        std::this_thread::sleep_for(200ms);
+        const linger reset{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      }
+      ::close(fd);  // with SO_LINGER 0: a reset
+      SSL_free(ssl);
+      SSL_CTX_free(ctx);
+    });
+    TcpStream tcp = listener.accept();
+    const int small = 4096;
+    ::setsockopt(tcp.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+    TlsStream s = TlsStream::accept(std::move(tcp), server_ctx);
+    std::size_t got = 0;
+    const std::string what = error_of([&] {
+      with_timeout(20s, [&] {
+        char buf[1000];
+        while (std::size_t n = s.read(buf)) {
+          got += n;
+          this_fiber::sleep_for(100us);  // slower than the peer: its data waits for us
+        }
+      });
+    });
+    EXPECT_NE(what.find("reset"), std::string::npos) << what << " after " << got << " bytes";
+  });
+}
+
 }  // namespace
 }  // namespace fiberloop

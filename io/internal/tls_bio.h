@@ -7,6 +7,7 @@
 // declared here, so the header compiles without OpenSSL's.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 struct bio_st;         // OpenSSL's BIO
@@ -28,6 +29,8 @@ void set_bio_socket(bio_st* bio, IoHandle* socket);
 
 // Whether bytes OpenSSL wrote through `bio` wait for the socket to take them.
 bool bio_has_unsent(bio_st* bio);
+// How many such bytes.
+std::size_t bio_unsent_bytes(bio_st* bio);
 // Sends what the socket takes of them now, without waiting. Returns 0 once
 // none is left, EAGAIN if the socket is full, or the send's errno.
 int bio_send_unsent(bio_st* bio);
