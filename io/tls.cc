@@ -178,7 +178,7 @@ void TlsStream::check_open(const char* op) const {
 
 void TlsStream::send_unsent(const internal::TlsClaim& claim, const char* op, bool wait) {
   BIO* bio = SSL_get_wbio(ssl_);
-  while (internal::bio_has_unsent(bio)) {
+  while (internal::bio_unsent_bytes(bio) != 0) {
     const int err = internal::bio_send_unsent(bio);
     if (err == 0) return;
     if (!wait) {
@@ -318,7 +318,8 @@ std::size_t TlsStream::write_some(std::span<const char> buf) {
 void TlsStream::shutdown_write() {
   // Sent once the alert is queued and the socket took every byte: a call
   // after an interrupted one sends what is left (the BIO keeps it).
-  if (close_notify_sent_ && ssl_ != nullptr && !internal::bio_has_unsent(SSL_get_wbio(ssl_))) {
+  if (close_notify_sent_ && ssl_ != nullptr &&
+      internal::bio_unsent_bytes(SSL_get_wbio(ssl_)) == 0) {
     return;
   }
   if (write_broken_) {

@@ -194,11 +194,6 @@ BIO_METHOD* socket_bio() {
 
 void set_bio_socket(BIO* bio, IoHandle* socket) { state_of(bio).socket = socket; }
 
-bool bio_has_unsent(BIO* bio) {
-  const BioState& st = state_of(bio);
-  return st.sent < st.unsent.size();
-}
-
 std::size_t bio_unsent_bytes(BIO* bio) {
   const BioState& st = state_of(bio);
   return st.unsent.size() - st.sent;

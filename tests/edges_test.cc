@@ -15,15 +15,15 @@
 #include <thread>
 
 #include "fiberloop.h"
+#include "tests/shutdown_helpers.h"
 
 namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
 
-double seconds_since(TimePoint start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+using testing::seconds_since;
+using testing::shut_down;
 
 // ---- a generator body's deadlines and unwinding ------------------------------
 
@@ -270,22 +270,6 @@ TEST(TaskThreads, WaitAnyOnATaskOfAnotherLoopIsRefused) {
 }
 
 // ---- shutdown corners ------------------------------------------------------------
-
-// Destroys a Loop set up by `body` on a thread of its own; returns how long
-// that took (s) and what it printed on stderr.
-template <class F>
-std::pair<double, std::string> shut_down(F body) {
-  double took = 0;
-  ::testing::internal::CaptureStderr();
-  std::thread([&] {
-    auto loop = std::make_unique<Loop>();
-    body(*loop);
-    const TimePoint start = Clock::now();
-    loop.reset();
-    took = seconds_since(start);
-  }).join();
-  return {took, ::testing::internal::GetCapturedStderr()};
-}
 
 TEST(ShutdownCorners, ARunBlockingJobAskedForByACleanupNeitherRunsNorHoldsUpTheLoop) {
   std::atomic<bool> ran{false};

@@ -105,7 +105,7 @@ TEST_F(TlsDuplex, APeersKeyUpdateWhileOurWriterWaitsForTheSocketKeepsTheConnecti
   std::jthread peer;
   run([&] {
     auto listener = TcpListener::bind(any_port());
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     peer = openssl_peer(listener.local_address().port(), [&](SSL* ssl) {
       if (!await_flag(writer_parked)) return;
       rekey_and_send(ssl, kUpdates);
@@ -144,7 +144,7 @@ TEST_F(TlsDuplex, AfterAnInterruptedWriteReadsGoOnThroughThePeersKeyUpdates) {
   std::jthread peer;
   run([&] {
     auto listener = TcpListener::bind(any_port());
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     peer = openssl_peer(listener.local_address().port(), [&](SSL* ssl) {
       if (!await_flag(write_cut)) return;
       rekey_and_send(ssl, kUpdates);
@@ -181,7 +181,7 @@ TEST_F(TlsDuplex, AfterAnInterruptedWriteReadsGoOnThroughThePeersKeyUpdates) {
 TEST_F(TlsDuplex, EightMegabytesEachWayAtOnce) {
   run([] {
     auto listener = TcpListener::bind(any_port());
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     const std::string payload(8 << 20, 'p');
     auto server = spawn([&] {
       TlsStream s = TlsStream::accept(listener.accept(), server_ctx);
@@ -207,9 +207,7 @@ TEST_F(TlsDuplex, EightMegabytesEachWayAtOnce) {
 // rather than go on as if the stream were whole.
 TEST_F(TlsDuplex, AWriteInterruptedBeforeTheSocketTookItBreaksLaterWritesOnly) {
   run([] {
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
-    TlsContext ctx = trusting_client();
-    auto [c, s] = tls_pair(ctx, server_ctx);
+    auto [c, s] = connected();
     const std::string chunk(64 << 10, 'A');
     c.set_write_deadline(Clock::now() + 50ms);
     EXPECT_THROW(
@@ -235,9 +233,7 @@ TEST_F(TlsDuplex, AWriteInterruptedBeforeTheSocketTookItBreaksLaterWritesOnly) {
 // for the socket, by the fd's one-waiter rule.)
 TEST_F(TlsDuplex, AShutdownWhileAnotherFiberWritesIsRefusedAndTheWriteCompletes) {
   run([] {
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
-    TlsContext ctx = trusting_client();
-    auto [c, s] = tls_pair(ctx, server_ctx);
+    auto [c, s] = connected();
     const std::string big(32 << 20, 'A');
     auto writer = spawn([&] { c.write_all(big); });
     this_fiber::sleep_for(20ms);  // the server does not read yet: the writer parks
@@ -258,9 +254,7 @@ TEST_F(TlsDuplex, AShutdownWhileAnotherFiberWritesIsRefusedAndTheWriteCompletes)
 // interruption: neither it nor a later shutdown_write() says so.
 TEST_F(TlsDuplex, AWriteThatFailedOnTheConnectionIsNotCalledInterrupted) {
   run([] {
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
-    TlsContext ctx = trusting_client();
-    auto [c, s] = tls_pair(ctx, server_ctx);
+    auto [c, s] = connected();
     s.close();
     const std::string chunk(16 << 10, 'x');
     const std::string what = error_of([&] {
@@ -282,9 +276,7 @@ TEST_F(TlsDuplex, AWriteThatFailedOnTheConnectionIsNotCalledInterrupted) {
 // never made, and no stream).
 TEST_F(TlsDuplex, ACloseWhileAReadWaitsEndsItNamingTheTlsStream) {
   run([] {
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
-    TlsContext ctx = trusting_client();
-    auto [c, s] = tls_pair(ctx, server_ctx);
+    auto [c, s] = connected();
     auto reader = spawn([&c] {
       return error_of([&c] {
         char buf[8];
@@ -309,7 +301,7 @@ TEST_F(TlsDuplex, APeersResetWhileKeyUpdateAnswersWaitIsAnErrorNotAnEnd) {
   std::jthread peer;
   run([&] {
     auto listener = TcpListener::bind(any_port());
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     const std::uint16_t port = listener.local_address().port();
     peer = std::jthread([port] {
       SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());

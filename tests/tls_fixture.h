@@ -26,6 +26,16 @@ class Tls : public LoopTest {
     return c;
   }
 
+  // The test server's context: its certificate for "localhost", signed by
+  // the test CA.
+  static TlsContext server_context() {
+    return TlsContext::server(certs().cert("server"), certs().key("server"));
+  }
+
+  // {client, server}: a handshake over loopback between trusting_client()
+  // and server_context() (the streams keep their contexts).
+  static std::pair<TlsStream, TlsStream> connected();
+
   static inline TestCerts* certs_ = nullptr;
 };
 
@@ -47,6 +57,12 @@ inline std::pair<TlsStream, TlsStream> tls_pair(TlsContext& client_ctx, TlsConte
   auto server = spawn([&] { return TlsStream::accept(listener.accept(), server_ctx); });
   TlsStream c = TlsStream::connect("localhost", listener.local_address().port(), client_ctx);
   return {std::move(c), server.join()};
+}
+
+inline std::pair<TlsStream, TlsStream> Tls::connected() {
+  TlsContext client_ctx = trusting_client();
+  TlsContext server_ctx = server_context();
+  return tls_pair(client_ctx, server_ctx);
 }
 
 }  // namespace fiberloop::testing

@@ -28,7 +28,7 @@ using testing::tls_pair;
 TEST_F(Tls, HandshakeVerifyEchoAndCloseNotify) {
   run([] {
     auto listener = TcpListener::bind(any_port());
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     auto server = spawn([&] {
       TlsStream s = TlsStream::accept(listener.accept(), server_ctx);
       BufferedReader in(s);
@@ -54,7 +54,7 @@ TEST_F(Tls, HandshakeVerifyEchoAndCloseNotify) {
 TEST_F(Tls, AnIpAddressIsVerifiedAgainstTheCertificate) {
   run([] {
     auto listener = TcpListener::bind(any_port());
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     auto server = spawn([&] { TlsStream::accept(listener.accept(), server_ctx).write_all("ok"); });
     TlsContext ctx = trusting_client();
     TlsStream c = TlsStream::connect("127.0.0.1", listener.local_address().port(), ctx);
@@ -112,7 +112,7 @@ TEST_F(Tls, VerificationOffAcceptsAnyCertificateOnlyWhenAsked) {
 TEST_F(Tls, AVerifyingClientWithoutAHostNameIsRefused) {
   run([] {
     auto listener = TcpListener::bind(any_port());
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     auto server =
         spawn([&] { EXPECT_THROW(TlsStream::accept(listener.accept(), server_ctx), TlsError); });
     TlsContext ctx = trusting_client();
@@ -133,7 +133,7 @@ TEST_F(Tls, AVerifyingClientWithoutAHostNameIsRefused) {
 TEST_F(Tls, ClientCertificatesAreRequiredWhenTheServerVerifies) {
   run([] {
     auto listener = TcpListener::bind(any_port());
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     server_ctx.load_verify_file(certs().cert("ca"));
     server_ctx.set_verify_peer(true);
     auto server = spawn([&] {
@@ -161,7 +161,7 @@ TEST_F(Tls, ClientCertificatesAreRequiredWhenTheServerVerifies) {
 TEST_F(Tls, AlpnPicksTheServersFirstChoiceTheClientOffers) {
   run([] {
     auto listener = TcpListener::bind(any_port());
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     server_ctx.set_alpn({"h2", "http/1.1"});
     auto server = spawn([&] {
       for (int i = 0; i < 2; ++i) {
@@ -196,7 +196,7 @@ TEST_F(Tls, APlaintextPeerIsATlsErrorOnEitherSide) {
     EXPECT_NE(what.find("TLS handshake with"), std::string::npos) << what;
     plain_server.join();
 
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     auto tls_server =
         spawn([&] { return error_of([&] { TlsStream::accept(listener.accept(), server_ctx); }); });
     auto plain_client = TcpStream::connect(listener.local_address());
@@ -246,9 +246,7 @@ TEST_F(Tls, ContextErrorsNameTheFile) {
 // No close_notify, only the TCP end: end of stream, as Python reads it.
 TEST_F(Tls, APeerThatClosesWithoutCloseNotifyReadsAsEndOfStream) {
   run([] {
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
-    TlsContext ctx = trusting_client();
-    auto [c, s] = tls_pair(ctx, server_ctx);
+    auto [c, s] = connected();
     s.write_all("hi");
     s.close();
     char buf[8];
@@ -316,9 +314,7 @@ TEST_F(Tls, AServersRenegotiationIsRefused) {
 
 TEST_F(Tls, ShutdownTwiceAndUseAfterCloseAreHarmless) {
   run([] {
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
-    TlsContext ctx = trusting_client();
-    auto [c, s] = tls_pair(ctx, server_ctx);
+    auto [c, s] = connected();
     c.shutdown_write();
     with_timeout(5s, [&] { c.shutdown_write(); });  // does nothing, at once
     c.close();
@@ -332,7 +328,7 @@ TEST_F(Tls, ShutdownTwiceAndUseAfterCloseAreHarmless) {
     EXPECT_THROW((void)c.read(buf), std::system_error);
     // A stream moved from after its close_notify: EBADF, as every other
     // call on it (not a crash in OpenSSL on the missing connection).
-    auto [c2, s2] = tls_pair(ctx, server_ctx);
+    auto [c2, s2] = connected();
     c2.shutdown_write();
     TlsStream taken = std::move(c2);
     EXPECT_THROW(c2.shutdown_write(), std::system_error);  // NOLINT(bugprone-use-after-move)
@@ -358,7 +354,7 @@ TEST_F(Tls, APeerThatClosesMidHandshakeIsATlsErrorOnEitherSide) {
         << what;
     closing_server.join();
 
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     auto tls_server =
         spawn([&] { return error_of([&] { TlsStream::accept(listener.accept(), server_ctx); }); });
     TcpStream::connect(listener.local_address()).close();
@@ -373,7 +369,7 @@ TEST_F(Tls, APeerThatClosesMidHandshakeIsATlsErrorOnEitherSide) {
 // error is not about the certificate and must not say so.
 TEST_F(Tls, ACertificateVerdictIsNotAddedToErrorsAfterTheHandshake) {
   run([] {
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
+    TlsContext server_ctx = server_context();
     TlsContext ctx = TlsContext::client();  // the system's CAs: the test CA is unknown
     ctx.set_verify_peer(false);
     auto [c, s] = tls_pair(ctx, server_ctx);
@@ -393,9 +389,7 @@ TEST_F(Tls, ACertificateVerdictIsNotAddedToErrorsAfterTheHandshake) {
 // it has ended, the stream may be used from the other loop.
 TEST_F(Tls, AStreamInUseOnOneLoopIsRefusedToAnotherUntilItsOperationEnds) {
   run([] {
-    TlsContext server_ctx = TlsContext::server(certs().cert("server"), certs().key("server"));
-    TlsContext ctx = trusting_client();
-    auto [c, s] = tls_pair(ctx, server_ctx);
+    auto [c, s] = connected();
     auto reader = spawn([&] {
       char buf[8];
       return std::string(buf, c.read(buf));

@@ -27,9 +27,7 @@ class IoHandle;
 bio_method_st* socket_bio();
 void set_bio_socket(bio_st* bio, IoHandle* socket);
 
-// Whether bytes OpenSSL wrote through `bio` wait for the socket to take them.
-bool bio_has_unsent(bio_st* bio);
-// How many such bytes.
+// How many bytes OpenSSL wrote through `bio` wait for the socket to take them.
 std::size_t bio_unsent_bytes(bio_st* bio);
 // Sends what the socket takes of them now, without waiting. Returns 0 once
 // none is left, EAGAIN if the socket is full, or the send's errno.
