@@ -138,6 +138,7 @@ void IoHandle::wait_here(Direction dir, const char* op) {
   waiter.fiber = &self;
   slot = &waiter;
   loop()->reactor().add_waiter();
+  self.wait_call = op;
   try {
     loop()->park(dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite,
                  dump_fd_ >= 0 ? dump_fd_ : fd());
@@ -186,12 +187,13 @@ int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
   slot = &waiter;
   const WaitKind kind = dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite;
   const std::int64_t detail = dump_fd_ >= 0 ? dump_fd_ : fd();
+  self.wait_call = name;
   if (loop.park_waiter(kNever, kind, detail) != Scheduler::ParkEnd::kWoken || !waiter.done) {
     // Interrupted (or closed, which cancelled it): the kernel still owns
     // the operation's memory, on this stack. Cancel it and wait, whatever
     // else comes, for its one completion.
     if (!waiter.done) loop.reactor().cancel(op);
-    while (!waiter.done) (void)loop.park_uninterruptible(kind);
+    while (!waiter.done) (void)loop.park_uninterruptible(kind, detail);
   }
   if (waiter.closed) {
     // close() emptied the slot. A connection accepted meanwhile is closed

@@ -34,8 +34,9 @@ IoHandle::Turn::Turn(IoHandle& h, const char* op) : handle_(&h) {
   const int fd = h.dump_fd_ >= 0 ? h.dump_fd_ : h.fd();
   // A close (end_turns) empties handle_, queued or handed the turn: from
   // then on the handle may be gone.
+  w.fiber->wait_call = op;
   try {
-    while (!w.granted && handle_ != nullptr) loop.park(WaitKind::kRead, fd);
+    while (!w.granted && handle_ != nullptr) loop.park(WaitKind::kTurn, fd);
   } catch (...) {
     if (handle_ == nullptr) throw;
     if (w.granted) {

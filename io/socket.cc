@@ -141,14 +141,14 @@ std::size_t Socket::writev_some(std::span<const std::string_view> buffers) {
       [&](int err) { fail_on(h, err, "write"); }, 0, &send));
 }
 
-void Socket::wait_readable() {
-  check_open("wait_readable");
-  handle_->wait(Direction::kRead, "wait_readable");
+void Socket::wait_readable(const char* op) {
+  check_open(op);
+  handle_->wait(Direction::kRead, op);
 }
 
-void Socket::wait_writable() {
-  check_open("wait_writable");
-  handle_->wait(Direction::kWrite, "wait_writable");
+void Socket::wait_writable(const char* op) {
+  check_open(op);
+  handle_->wait(Direction::kWrite, op);
 }
 
 int Socket::accept() {

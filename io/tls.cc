@@ -46,6 +46,15 @@ bool is_ip_address(const std::string& name) {
          ::inet_pton(AF_INET6, name.c_str(), addr) == 1;
 }
 
+// What Loop::dump() names a TLS operation's wait on its socket by ("TLS
+// read"): a string literal, as the dump keeps it.
+const char* tls_call(std::string_view op) {
+  for (const char* call : {"TLS handshake", "TLS read", "TLS write", "TLS shutdown"}) {
+    if (op == call + 4) return call;
+  }
+  return "TLS";
+}
+
 }  // namespace
 
 // ---- TlsStream ---------------------------------------------------------------
@@ -204,9 +213,9 @@ void TlsStream::send_unsent(const internal::TlsClaim& claim, const char* op, boo
 void TlsStream::wait_socket(const internal::TlsClaim& claim, const char* op, bool readable) {
   try {
     if (readable) {
-      tcp_.wait_readable();
+      tcp_.socket_.wait_readable(tls_call(op));
     } else {
-      tcp_.wait_writable();
+      tcp_.socket_.wait_writable(tls_call(op));
     }
   } catch (const std::system_error& e) {
     if (e.code().value() != EBADF) throw;

@@ -49,7 +49,9 @@ std::string describe_wait(const FiberRecord& f, TimePoint now) {
     }
     case WaitKind::kRead:
     case WaitKind::kWrite:
-      return what + " " + std::to_string(d);
+    case WaitKind::kTurn:
+      what += " " + std::to_string(d);
+      return f.wait_call != nullptr ? what + " in " + f.wait_call : what;
     default:
       return what;
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <iterator>
 
 namespace fiberloop::internal {
 namespace {
@@ -60,8 +61,11 @@ const char* const kWaitKindNames[] = {
     "waiting for a run_blocking job",
     "waiting for file I/O",
     "waiting for another loop's answer",
+    "waiting its turn on fd",
     "parked",
 };
+static_assert(std::size(kWaitKindNames) == static_cast<std::size_t>(WaitKind::kOther) + 1,
+              "a WaitKind without its name");
 
 std::size_t format_fiber(char* buf, std::size_t cap, FiberId id, std::string_view name) noexcept {
   Writer w(buf, cap);

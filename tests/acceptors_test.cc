@@ -182,8 +182,8 @@ TEST(AcceptorsAcrossLoops, TwoFibersOfAnotherLoopTakeTurnsOnAListenerTheyMoved) 
     TcpListener listener = TcpListener::bind(any_port());
     auto first = group.spawn_on(1, [&] { return listener.accept().is_open(); });
     auto second = group.spawn_on(1, [&] { return listener.accept().is_open(); });
-    await_parked(group, 1, "reading fd");  // one waits in accept on loop 1,
-    await_parked(group, 1, "", 2);         // and the other for its turn there
+    await_parked(group, 1, "reading fd");              // one waits in accept on loop 1,
+    await_parked(group, 1, "waiting its turn on fd");  // and the other for its turn there
     auto a = TcpStream::connect(listener.local_address());
     auto b = TcpStream::connect(listener.local_address());
     EXPECT_TRUE(with_timeout(5s, [&] { return first.join(); }));

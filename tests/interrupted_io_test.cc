@@ -200,27 +200,10 @@ TEST_P(InterruptedIo, ATimedOutWriteLosesAndDuplicatesNoByte) {
 
 TEST_P(InterruptedIo, AConnectThatCannotFinishTimesOutAndLeavesNothingBehind) {
   run([] {
-    // A listener that never accepts, with a backlog of one: once it is
-    // full the kernel drops further handshakes and a connect waits.
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ASSERT_GE(fd, 0);
-    SocketAddress addr = any_port();
-    ASSERT_EQ(::bind(fd, addr.get(), addr.size()), 0);
-    ASSERT_EQ(::listen(fd, 0), 0);
-    sockaddr_storage bound{};
-    socklen_t len = sizeof bound;
-    ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len), 0);
-    addr = SocketAddress(reinterpret_cast<sockaddr*>(&bound), len);
     std::vector<TcpStream> queued;
-    bool timed_out = false;
-    for (int i = 0; i < 8 && !timed_out; ++i) {
-      try {
-        queued.push_back(with_timeout(200ms, [&] { return TcpStream::connect(addr); }));
-      } catch (const TimeoutError&) {
-        timed_out = true;
-      }
-    }
-    EXPECT_TRUE(timed_out) << "every connect finished: the backlog never filled";
+    const auto [fd, addr] = testing::listener_with_full_backlog(queued);
+    EXPECT_THROW(with_timeout(200ms, [&, to = addr] { return TcpStream::connect(to); }),
+                 TimeoutError);
     ::close(fd);
   });
 }

@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <dirent.h>
+#include <sys/socket.h>
 
+#include <chrono>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -61,6 +63,31 @@ inline std::function<void(std::exception_ptr, const FiberInfo&)> collect_whats(
 
 // 127.0.0.1 with port 0: bind picks a free port (local_address() says which).
 inline SocketAddress any_port() { return SocketAddress::parse("127.0.0.1:0"); }
+
+// A listener on loopback that never accepts, its backlog (of one) full,
+// so that a connect to it waits: the kernel drops further handshakes. The
+// connections that filled it go to `queued`. From a fiber. Returns {its fd,
+// for the caller to close; its address}.
+inline std::pair<int, SocketAddress> listener_with_full_backlog(std::vector<TcpStream>& queued) {
+  using namespace std::chrono_literals;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  SocketAddress addr = any_port();
+  EXPECT_EQ(::bind(fd, addr.get(), addr.size()), 0);
+  EXPECT_EQ(::listen(fd, 0), 0);
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len), 0);
+  addr = SocketAddress(reinterpret_cast<sockaddr*>(&bound), len);
+  for (int i = 0; i < 8; ++i) {
+    try {
+      queued.push_back(with_timeout(200ms, [&] { return TcpStream::connect(addr); }));
+    } catch (const TimeoutError&) {
+      return {fd, addr};
+    }
+  }
+  ADD_FAILURE() << "every connect finished: the backlog never filled";
+  return {fd, addr};
+}
 
 // The fds this process has open now (/proc/self/fd), the directory's own
 // excluded.

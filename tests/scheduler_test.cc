@@ -250,7 +250,9 @@ TEST(Dump, NamesEveryFiberItsStateAndWhatItWaitsOn) {
   EXPECT_GE(in_ms ? amount : amount * 1000, 250) << text;
   EXPECT_NE(text.find("'sleeper' parked "), std::string::npos) << text;
   EXPECT_NE(text.find("sleeping, 60 min to go"), std::string::npos) << text;
-  EXPECT_NE(text.find("reading fd " + std::to_string(pipe_fds[0])), std::string::npos) << text;
+  EXPECT_NE(text.find("reading fd " + std::to_string(pipe_fds[0]) + " in wait_readable"),
+            std::string::npos)
+      << text;
   EXPECT_NE(text.find("'joiner' parked"), std::string::npos) << text;
   EXPECT_NE(text.find("joining fiber " + std::to_string(sleeper_id)), std::string::npos) << text;
   EXPECT_NE(text.find(" running, stack used"), std::string::npos) << text;

@@ -284,6 +284,9 @@ TEST_F(TlsDuplex, ACloseWhileAReadWaitsEndsItNamingTheTlsStream) {
       });
     });
     await_parked_here("reading fd");
+    std::ostringstream dump;
+    Loop::current()->dump(dump);  // the call it waits in, not the socket's wait_readable
+    EXPECT_NE(dump.str().find(" in TLS read"), std::string::npos) << dump.str();
     c.close();
     const std::string what = reader.join();
     EXPECT_NE(what.find("TLS read with 127.0.0.1"), std::string::npos) << what;

@@ -93,7 +93,8 @@ class IoHandle : public ReadinessTarget {
   // that to the kernel and returns its result. With `wait_first`, waits
   // before the first attempt (the readiness cache says it would see
   // EAGAIN). Any other errno goes to `fail(errno)`, which throws. `op`
-  // names the operation in errors ("read").
+  // names the operation in errors ("read"), and in Loop::dump() while the
+  // fiber waits: a string literal (so for every `op` below).
   // Throws: what `fail` throws; what wait() and perform() throw.
   template <class Attempt, class Fail>
   auto retry(Direction dir, const char* op, Attempt attempt, Fail fail, int also_retry = 0,

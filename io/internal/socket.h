@@ -55,9 +55,11 @@ class Socket {
   std::size_t send_to(std::span<const char> buf, const SocketAddress* to);
   void shutdown_write();
   // Parks until the fd may be readable (writable): for a protocol layered
-  // on the socket that does its own I/O (TLS). Throws: as read_some.
-  void wait_readable();
-  void wait_writable();
+  // on the socket that does its own I/O (TLS). `op`, a string literal,
+  // names the caller's operation in errors and in Loop::dump().
+  // Throws: as read_some.
+  void wait_readable(const char* op = "wait_readable");
+  void wait_writable(const char* op = "wait_writable");
 
   SocketAddress local_address() const;
   SocketAddress peer_address() const;

@@ -32,7 +32,7 @@ class RecordPool;
 class TimeoutScope;
 
 // What a parked fiber waits on, for Loop::dump(). Set by each park site.
-// kWaitKindNames (fiber_record.cc) says each in words, for dump() and for
+// kWaitKindNames (loop/format.cc) says each in words, for dump() and for
 // tools/gdb/fiberloop.py, which reads that array from the process.
 enum class WaitKind : std::uint8_t {
   kNothing,
@@ -50,6 +50,7 @@ enum class WaitKind : std::uint8_t {
   kBlockingJob,
   kFileIo,
   kAnswer,  // another loop's answer: a stream's hand-over, sharing a primitive
+  kTurn,    // another fiber's turn on the fd (two acceptors of one listener)
   kOther,
 };
 extern const char* const kWaitKindNames[];
@@ -195,10 +196,13 @@ struct alignas(64) FiberRecord : ContextEntry, ListHook<AllFibersTag> {
   std::source_location spawned_at;
   FiberRecord* next_free = nullptr;  // the pool's free list
   // For Loop::dump(), set when the fiber parks: when (by the loop's coarse
-  // clock) and exactly what for: the fd (kRead, kWrite), the joined fiber's
+  // clock) and exactly what for: the fd (kRead, kWrite, kTurn), the joined fiber's
   // id (kJoin), the deadline in Clock ticks (kSleep).
   TimePoint parked_at;
   std::int64_t wait_detail = 0;
+  // For kRead, kWrite and kTurn, the call that waits on the fd ("accept",
+  // "wait_signal", "TLS read"): a string literal, set by io/'s park sites.
+  const char* wait_call = nullptr;
   std::uint32_t park_seq = 0;   // counts the fiber's parks: what a remote wake names
   bool woken_remotely = false;  // its last park ended by a remote wake
   WakeToken wake_token;         // another thread's wake (Scheduler::remote_wake)

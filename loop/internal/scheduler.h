@@ -112,7 +112,7 @@ class Scheduler {
   bool park_until(TimePoint deadline, WaitKind kind, std::int64_t detail = 0);
   // As park(), but never throws: an interrupt stays pending for the next
   // suspension point. Returns true if woken by wake(), false by an interrupt.
-  bool park_uninterruptible(WaitKind kind) noexcept;
+  bool park_uninterruptible(WaitKind kind, std::int64_t detail = 0) noexcept;
   // Whether an interrupt is pending for `self` and may be delivered now: a
   // caller that parks again after park_waiter() ends otherwise (a timer of
   // its own) checks it first, since park_waiter() does not.

@@ -150,9 +150,9 @@ inline void Scheduler::deliver_interrupt(FiberRecord& self) {
   if (!self.notified) deliver_interrupt(self);
 }
 
-inline bool Scheduler::park_uninterruptible(WaitKind kind) noexcept {
+inline bool Scheduler::park_uninterruptible(WaitKind kind, std::int64_t detail) noexcept {
   FiberRecord& self = *current_;
-  suspend_parked(self, kind, 0);
+  suspend_parked(self, kind, detail);
   return self.notified;
 }
 

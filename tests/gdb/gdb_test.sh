@@ -30,7 +30,7 @@ gdb -nx -batch \
 grep -q "fibers alive" "$live" || fail "no fiber listing" "$live"
 grep -Eq "fiber 2 'event-waiter' parked [0-9]+ ms: waiting on an Event \(spawned at tests/gdb/gdb_target.cc:" "$live" ||
   fail "the event waiter is not listed as parked on an Event" "$live"
-grep -Eq "fiber 3 'pipe-reader' parked [0-9]+ ms: reading fd [0-9]+" "$live" ||
+grep -Eq "fiber 3 'pipe-reader' parked [0-9]+ ms: reading fd [0-9]+ in wait_readable" "$live" ||
   fail "the pipe reader is not listed as reading its fd" "$live"
 grep -q "fiber 1 running" "$live" || fail "the main fiber is not listed as running" "$live"
 grep -q "^loop 1 on thread" "$live" || fail "the group's loop 1 is not listed with its index" "$live"

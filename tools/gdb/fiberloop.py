@@ -90,8 +90,11 @@ def _describe(f, core=None):
         wait = int(f["waiting_on"])
         what = waits[wait] if wait < len(waits) else "parked"
         detail = int(f["wait_detail"])
-        if what in ("reading fd", "writing fd"):
+        if what in ("reading fd", "writing fd", "waiting its turn on fd"):
             what += " %d" % detail
+            call = f["wait_call"]
+            if int(call) != 0:
+                what += " in " + call.string()
         elif what == "joining" and detail:
             # As loop/internal/fiber_record.h's join_detail() packs it.
             bits = detail & ((1 << 64) - 1)

@@ -1,0 +1,125 @@
+// Loop::dump() names the call a fiber waits in on an fd, on both backends:
+// "reading fd 7 in accept", "writing fd 9 in connect", "reading fd 11 in
+// wait_signal", and a second acceptor "waiting its turn on fd 7 in accept".
+// The direction alone ("reading fd 7") left a user to guess whether the
+// fiber was in accept, read, wait_signal or Process::wait.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/loop_fixture.h"
+
+namespace fiberloop {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::any_port;
+
+class DumpCalls : public testing::LoopTest, public ::testing::WithParamInterface<Backend> {
+ protected:
+  DumpCalls() : LoopTest(LoopOptions{.backend = GetParam()}) {}
+};
+
+// The first line of this loop's dump that contains every one of `parts`,
+// once some fiber shows it (10 s at most); "" if none does by then.
+std::string await_line(const std::vector<std::string>& parts) {
+  for (int i = 0; i < 10'000; ++i) {
+    std::ostringstream dump;
+    Loop::current()->dump(dump);
+    std::istringstream lines(dump.str());
+    for (std::string line; std::getline(lines, line);) {
+      bool all = true;
+      for (const std::string& part : parts) all = all && line.find(part) != std::string::npos;
+      if (all) return line;
+    }
+    this_fiber::sleep_for(1ms);
+  }
+  return "";
+}
+
+TEST_P(DumpCalls, NamesTheCallEachFdWaitIsIn) {
+  run([] {
+    std::vector<Task<void>> waiters;
+    // Two acceptors: one in accept, the other waiting for its turn.
+    auto listener = TcpListener::bind(any_port());
+    const std::string listener_fd = std::to_string(listener.fd());
+    for (int i = 0; i < 2; ++i) waiters.push_back(spawn([&] { (void)listener.accept(); }));
+    // A reader of a connection, and a writer to one whose peer never reads.
+    auto pairs = TcpListener::bind(any_port());
+    auto client = TcpStream::connect(pairs.local_address());
+    auto server = pairs.accept();
+    auto quiet = TcpStream::connect(pairs.local_address());
+    auto quiet_server = pairs.accept();
+    waiters.push_back(spawn([&] {
+      char buf[16];
+      (void)client.read(buf);
+    }));
+    waiters.push_back(spawn([&] { quiet.write_all(std::string(64 << 20, 'x')); }));
+    // A connect that cannot finish, a signal, a child, a pipe.
+    std::vector<TcpStream> queued;
+    const auto [full_fd, full_address] = testing::listener_with_full_backlog(queued);
+    waiters.push_back(spawn([&, to = full_address] { (void)TcpStream::connect(to); }));
+    waiters.push_back(spawn([] { (void)wait_signal({SIGUSR2}); }));
+    auto child = Process::exec({"sleep", "60"});
+    waiters.push_back(spawn([&] { (void)child.wait(); }));
+    int pipe_fds[2];
+    ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+    waiters.push_back(spawn([&] { wait_readable(pipe_fds[0]); }));
+
+    EXPECT_NE(await_line({": reading fd " + listener_fd + " in accept"}), "");
+    EXPECT_NE(await_line({": waiting its turn on fd " + listener_fd + " in accept"}), "");
+    EXPECT_NE(await_line({": reading fd " + std::to_string(client.fd()) + " in read"}), "");
+    EXPECT_NE(await_line({": writing fd " + std::to_string(quiet.fd()) + " in write"}), "");
+    EXPECT_NE(await_line({": writing fd ", " in connect"}), "");
+    EXPECT_NE(await_line({": reading fd ", " in wait_signal"}), "");
+    EXPECT_NE(await_line({": reading fd ", " in Process::wait"}), "");
+    EXPECT_NE(await_line({": reading fd " + std::to_string(pipe_fds[0]) + " in wait_readable"}),
+              "");
+
+    for (auto& waiter : waiters) waiter.cancel();
+    for (auto& waiter : waiters) EXPECT_THROW(waiter.join(), Cancelled);
+    child.kill();
+    EXPECT_EQ(child.wait(), -SIGKILL);
+    ::close(full_fd);
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+  });
+}
+
+// A read cancelled on io_uring parks again until the kernel answers the
+// cancel: meanwhile the dump still shows its fd and call (it said "fd 0").
+TEST_P(DumpCalls, ACancelledKernelReadStillShowsItsFdWhileTheKernelAnswers) {
+  run([this] {
+    auto listener = TcpListener::bind(any_port());
+    auto client = TcpStream::connect(listener.local_address());
+    auto server = listener.accept();
+    SpawnOptions options;
+    options.name = "reader";
+    auto reader = spawn(options, [&] {
+      char buf[16];
+      (void)client.read(buf);
+    });
+    const std::string waiting = ": reading fd " + std::to_string(client.fd()) + " in read";
+    ASSERT_NE(await_line({"'reader' parked", waiting}), "");
+    reader.cancel();
+    this_fiber::yield();  // the reader runs, asks the kernel to cancel, parks again
+    std::ostringstream dump;
+    Loop::current()->dump(dump);
+    if (GetParam() == Backend::io_uring) {
+      EXPECT_NE(dump.str().find(waiting), std::string::npos) << dump.str();
+    } else {
+      EXPECT_EQ(dump.str().find("'reader' parked"), std::string::npos) << dump.str();
+    }
+    EXPECT_THROW(reader.join(), Cancelled);
+  });
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, DumpCalls, ::testing::Values(Backend::epoll, Backend::io_uring),
+                         [](const auto& info) { return std::string(to_string(info.param)); });
+
+}  // namespace
+}  // namespace fiberloop
