@@ -295,6 +295,49 @@ TEST_F(TlsDuplex, ACloseWhileAReadWaitsEndsItNamingTheTlsStream) {
   });
 }
 
+// A TLS 1.3 client (plain blocking OpenSSL, on a thread) with a 4 KiB
+// receive buffer, that never reads: it asks us for a key update and sends
+// 10 bytes, `rounds` times or until a write fails, then closes; with a
+// reset (SO_LINGER 0) 200 ms later if `reset`. Our answers soon find its
+// window shut and wait unsent.
+std::jthread rekeying_peer_that_never_reads(std::uint16_t port, int rounds, bool reset) {
+  return std::jthread([port, rounds, reset] {
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    const int small = 4096;
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    const timeval bound{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound);
+    const SocketAddress to = SocketAddress::from_ip("127.0.0.1", port);
+    SSL* ssl = SSL_new(ctx);
+    if (::connect(fd, to.get(), to.size()) == 0 && (SSL_set_fd(ssl, fd), SSL_connect(ssl)) == 1) {
+      for (int k = 0; k < rounds; ++k) {
+        if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) != 1 ||
+            SSL_write(ssl, "0123456789", 10) != 10)
+          break;
+      }
+      if (reset) {
+        std::this_thread::sleep_for(200ms);
+        const linger now{1, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+      }
+    }
+    ::close(fd);
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+  });
+}
+
+// Accepts one connection on `listener` with a 4 KiB send buffer, and a TLS
+// server on it.
+TlsStream accept_with_a_small_send_buffer(TcpListener& listener, const TlsContext& context) {
+  TcpStream tcp = listener.accept();
+  const int small = 4096;
+  ::setsockopt(tcp.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  return TlsStream::accept(std::move(tcp), context);
+}
+
 // A peer that asks for key updates but does not read, then resets the
 // connection: our reader, whose answers wait unsent, ends with the reset.
 // Before, the send of those answers took the reset (the kernel reports it
@@ -306,34 +349,8 @@ TEST_F(TlsDuplex, APeersResetWhileKeyUpdateAnswersWaitIsAnErrorNotAnEnd) {
     auto listener = TcpListener::bind(any_port());
     TlsContext server_ctx = server_context();
     const std::uint16_t port = listener.local_address().port();
-    peer = std::jthread([port] {
-      SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
-      SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
-      const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      const int small = 4096;  // our answers soon find its window shut
-      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-      const timeval bound{10, 0};
-      ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &bound, sizeof bound);
-      const SocketAddress to = SocketAddress::from_ip("127.0.0.1", port);
-      SSL* ssl = SSL_new(ctx);
-      if (::connect(fd, to.get(), to.size()) == 0 && (SSL_set_fd(ssl, fd), SSL_connect(ssl)) == 1) {
-        for (int k = 0; k < 2000; ++k) {
-          if (SSL_key_update(ssl, SSL_KEY_UPDATE_REQUESTED) != 1 ||
-              SSL_write(ssl, "0123456789", 10) != 10)
-            break;
-        }
-        std::this_thread::sleep_for(200ms);
-        const linger reset{1, 0};
-        ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
-      }
-      ::close(fd);  // with SO_LINGER 0: a reset
-      SSL_free(ssl);
-      SSL_CTX_free(ctx);
-    });
-    TcpStream tcp = listener.accept();
-    const int small = 4096;
-    ::setsockopt(tcp.fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
-    TlsStream s = TlsStream::accept(std::move(tcp), server_ctx);
+    peer = rekeying_peer_that_never_reads(port, 2000, /*reset=*/true);
+    TlsStream s = accept_with_a_small_send_buffer(listener, server_ctx);
     std::size_t got = 0;
     const std::string what = error_of([&] {
       with_timeout(20s, [&] {
@@ -345,6 +362,31 @@ TEST_F(TlsDuplex, APeersResetWhileKeyUpdateAnswersWaitIsAnErrorNotAnEnd) {
       });
     });
     EXPECT_NE(what.find("reset"), std::string::npos) << what << " after " << got << " bytes";
+  });
+}
+
+// A peer that asks for key updates and never reads our answers: they wait
+// unsent, bounded (1 MiB, about 40000 answers), and then the read gives the
+// connection up, saying why. Without the bound they grew without end.
+TEST_F(TlsDuplex, APeerThatAsksForKeyUpdatesAndNeverReadsIsGivenUpAtTheBound) {
+  std::jthread peer;
+  run([&] {
+    auto listener = TcpListener::bind(any_port());
+    TlsContext server_ctx = server_context();
+    peer = rekeying_peer_that_never_reads(listener.local_address().port(), 1'000'000,
+                                          /*reset=*/false);
+    TlsStream s = accept_with_a_small_send_buffer(listener, server_ctx);
+    std::size_t got = 0;
+    const std::string what = error_of([&] {
+      with_timeout(60s, [&] {
+        char buf[4096];
+        while (std::size_t n = s.read(buf)) got += n;
+      });
+    });
+    EXPECT_NE(what.find("does not read the answers (1 MiB unsent)"), std::string::npos)
+        << what << " after " << got << " bytes";
+    EXPECT_GT(got, 100'000u) << "given up early";
+    s.close();  // the peer's next write fails, and it ends
   });
 }
 
