@@ -139,9 +139,9 @@ void IoHandle::wait_here(Direction dir, const char* op) {
   slot = &waiter;
   loop()->reactor().add_waiter();
   self.wait_call = op;
+  const int fd_number = dump_fd_ >= 0 ? dump_fd_ : fd();
   try {
-    loop()->park(dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite,
-                 dump_fd_ >= 0 ? dump_fd_ : fd());
+    loop()->park(dir == Direction::kRead ? WaitKind::kRead : WaitKind::kWrite, fd_number);
   } catch (...) {
     // Interrupted: leave the slot (only if it still names us: the handle is
     // alive then, as close() would have emptied it).
@@ -153,8 +153,7 @@ void IoHandle::wait_here(Direction dir, const char* op) {
   }
   // Closed while waiting, even after a readiness report: the handle may be
   // gone, and the fd number another file's.
-  if (waiter.closed)
-    throw_io_error(EBADF, std::string(op) + ": the socket was closed while waiting");
+  if (waiter.closed) throw_closed_while_waiting(op, fd_number);
   FIBERLOOP_CHECK(slot == &waiter, "IoHandle::wait_here: a woken waiter left its slot");
   slot = nullptr;
 }
@@ -199,7 +198,7 @@ int IoHandle::perform(Direction dir, KernelOp& op, const char* name) {
     // close() emptied the slot. A connection accepted meanwhile is closed
     // too: nobody will receive it.
     if (op.kind == KernelOp::Kind::kAccept && op.result >= 0) ::close(op.result);
-    throw_io_error(EBADF, std::string(name) + ": the socket was closed while waiting");
+    throw_closed_while_waiting(name, detail);
   }
   slot = nullptr;
   if (op.result == -ECANCELED) loop.deliver_interrupt(self);  // ended by the interrupt: throws
@@ -275,6 +274,11 @@ void IoHandle::close_here() noexcept {
 }
 
 void IoHandle::throw_closed(const char* op) { internal::throw_closed(op); }
+
+void IoHandle::throw_closed_while_waiting(const char* op, std::int64_t fd) {
+  throw_io_error(EBADF, std::string(op) + " fd " + std::to_string(fd) +
+                            ": the socket was closed while waiting");
+}
 
 std::string IoHandle::closed_what(const char* op) const {
   return std::string(op) + (label_.empty() ? "" : " " + label_) + ": the socket is closed";

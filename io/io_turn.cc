@@ -46,9 +46,7 @@ IoHandle::Turn::Turn(IoHandle& h, const char* op) : handle_(&h) {
     }
     throw;
   }
-  if (handle_ == nullptr) {
-    throw_io_error(EBADF, std::string(op) + ": the socket was closed while waiting");
-  }
+  if (handle_ == nullptr) IoHandle::throw_closed_while_waiting(op, fd);
 }
 #if defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 12
 #pragma GCC diagnostic pop

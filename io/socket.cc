@@ -50,6 +50,17 @@ namespace {
   if (handle != nullptr) handle->fail_closed(op);  // names its label
   throw_io_error(EBADF, std::string(op) + ": the socket is closed");
 }
+
+// What a failed datagram send adds to its message: what to do.
+std::string datagram_hint(int err, std::size_t bytes) {
+  if (err == EDESTADDRREQ) return " (no peer: connect() the socket first, or use send_to())";
+  if (err == EMSGSIZE) {
+    return " (" + std::to_string(bytes) +
+           " bytes is more than one datagram carries: at most 65507 over IPv4 UDP, 65527 over "
+           "IPv6, less for a Unix socket's send buffer; send less per datagram)";
+  }
+  return "";
+}
 }  // namespace
 
 void Socket::set_label(std::string label) noexcept { handle_->set_label(std::move(label)); }
@@ -249,9 +260,7 @@ std::size_t Socket::send_to(std::span<const char> buf, const SocketAddress* to) 
       [&](int err) {
         throw_io_error(err, "send fd " + std::to_string(handle_->fd()) +
                                 (to ? " to " + to->to_string() : std::string()) +
-                                (err == EDESTADDRREQ
-                                     ? " (no peer: connect() the socket first, or use send_to())"
-                                     : ""));
+                                datagram_hint(err, buf.size()));
       }));
 }
 

@@ -6,7 +6,9 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <type_traits>
+#include <typeinfo>
 
 #include "io/internal/by_deadline.h"
 #include "loop/errors.h"
@@ -16,6 +18,24 @@
 
 namespace fiberloop {
 namespace {
+
+// Rethrows the error a composite operation (read_exact, write_all) met
+// after `done` of its `total` bytes, saying so: "read fd 7 (read_exact,
+// after 2 of 4 bytes): Connection reset by peer" (those bytes are gone from
+// the stream, or reached it). Only a std::system_error itself, and only
+// once some bytes went: anything else is rethrown as it is.
+[[noreturn]] void rethrow_with_progress(const char* op, std::size_t done, std::size_t total) {
+  try {
+    throw;
+  } catch (const std::system_error& e) {
+    if (done == 0 || typeid(e) != typeid(std::system_error)) throw;
+    std::string what = e.what();
+    const std::string reason = ": " + e.code().message();
+    if (what.ends_with(reason)) what.resize(what.size() - reason.size());
+    throw std::system_error(e.code(), what + " (" + op + ", after " + std::to_string(done) +
+                                          " of " + std::to_string(total) + " bytes)");
+  }
+}
 
 bool in_fiber() noexcept {
   const internal::Scheduler* s = internal::Scheduler::current();
@@ -157,7 +177,12 @@ void Stream::read_exact(std::span<char> buf) {
     std::size_t got = 0;
     while (got < buf.size()) {
       if (got != 0 && self.home == nullptr) internal::throw_let_go("read_exact");
-      const std::size_t n = read_some(buf.subspan(got));
+      std::size_t n = 0;
+      try {
+        n = read_some(buf.subspan(got));
+      } catch (...) {
+        rethrow_with_progress("read_exact", got, buf.size());
+      }
       if (n == 0) {
         if (self.home == nullptr) internal::throw_let_go("read_exact");  // (no describe())
         throw EndOfStream("read_exact " + describe() + ": end of stream after " +
@@ -172,9 +197,14 @@ void Stream::read_exact(std::span<char> buf) {
 void Stream::write_all(std::string_view data) {
   if (data.empty()) return;
   by_deadline(*this, write_, kWriteDeadline, "write", [&](const internal::DeadlineOp& self) {
+    const std::size_t total = data.size();
     for (bool first = true; !data.empty(); first = false) {
       if (!first && self.home == nullptr) internal::throw_let_go("write_all");
-      data.remove_prefix(write_some(data));
+      try {
+        data.remove_prefix(write_some(data));
+      } catch (...) {
+        rethrow_with_progress("write_all", total - data.size(), total);
+      }
     }
     return std::size_t{0};
   });
@@ -189,12 +219,20 @@ void Stream::write_all(std::span<const std::string_view> buffers) {
     constexpr std::size_t kWindow = 64;
     std::array<std::string_view, kWindow> window;
     std::size_t taken = 0;  // of buffers.front()
+    std::size_t total = 0, sent = 0;
+    for (std::string_view b : buffers) total += b.size();
     for (bool first = true; !buffers.empty(); first = false) {
       if (!first && self.home == nullptr) internal::throw_let_go("write_all");
       const std::size_t count = std::min(buffers.size(), kWindow);
       std::copy_n(buffers.begin(), count, window.begin());
       window[0].remove_prefix(taken);
-      std::size_t n = writev_some(std::span<const std::string_view>(window.data(), count));
+      std::size_t n = 0;
+      try {
+        n = writev_some(std::span<const std::string_view>(window.data(), count));
+      } catch (...) {
+        rethrow_with_progress("write_all", sent, total);
+      }
+      sent += n;
       // Skip what went: whole buffers, then part of the next.
       n += taken;
       while (!buffers.empty() && n >= buffers.front().size()) {

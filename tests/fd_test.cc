@@ -87,7 +87,7 @@ TEST_F(Fd, UnixConnectErrorNamesThePath) {
 
 // Errors a user causes with Unix and UDP sockets say what to do: a stale
 // socket file, a full backlog (a Unix connect is not queued past it), a
-// send on an unconnected UDP socket.
+// send on an unconnected UDP socket, a datagram too large to send.
 TEST_F(Fd, UnixAndUdpErrorsSayWhatToDo) {
   const std::string path = temp_socket_path("advice");
   ::unlink(path.c_str());
@@ -112,6 +112,9 @@ TEST_F(Fd, UnixAndUdpErrorsSayWhatToDo) {
     auto udp = UdpSocket::bind(SocketAddress::parse("127.0.0.1:0"));
     what = what_of([&] { udp.send(std::string_view("x")); });
     EXPECT_NE(what.find("connect() the socket first, or use send_to()"), std::string::npos) << what;
+    what = what_of([&] { udp.send_to(std::string(70000, 'x'), udp.local_address()); });
+    EXPECT_NE(what.find("70000 bytes is more than one datagram carries"), std::string::npos)
+        << what;
   });
   ::unlink(path.c_str());
 }

@@ -3,9 +3,11 @@
 // Go's per-stream deadlines. BufferedReader over real loopback connections
 // is tests/buffered_reader_test.cc.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <string>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -276,6 +278,53 @@ TEST_F(Streams, SettingADeadlineStopsAnOperationWaitingWithoutOne) {
     this_fiber::sleep_for(20ms);
     a.set_write_deadline(Clock::now() + 10ms);
     EXPECT_THROW(writer.join(), TimeoutError);
+  });
+}
+
+// A read_exact or write_all that fails after some bytes went says how many
+// (the error named only the call under it: "read fd 7: Connection reset by
+// peer"). The peer resets (SO_LINGER 0) after reading or sending a little.
+TEST_F(Streams, ACompositeOperationThatFailsMidwaySaysHowFarItGot) {
+  run([] {
+    const auto reset = [](TcpStream& s) {
+      const linger now{1, 0};
+      ::setsockopt(s.fd(), SOL_SOCKET, SO_LINGER, &now, sizeof now);
+      s.close();
+    };
+    const auto what_of = [](auto call) -> std::string {
+      try {
+        call();
+      } catch (const std::system_error& e) {
+        return e.what();
+      }
+      return "(no error)";
+    };
+    auto [a, b] = tcp_pair();
+    const std::string a_fd = std::to_string(a.fd());
+    b.write_all("ab");
+    auto peer = spawn([&] {
+      this_fiber::sleep_for(20ms);  // a's read_exact has its 2 bytes by now
+      reset(b);
+    });
+    char four[4];
+    std::string what = what_of([&] { a.read_exact(four); });
+    EXPECT_NE(what.find("read fd " + a_fd + " (read_exact, after 2 of 4 bytes): "),
+              std::string::npos)
+        << what;
+    peer.join();
+
+    auto [c, d] = tcp_pair();
+    peer = spawn([&] {
+      char buf[1000];
+      (void)d.read(buf);  // c's write_all has sent some
+      reset(d);
+    });
+    const std::string big(32 << 20, 'x');
+    what = what_of([&] { c.write_all(big); });
+    EXPECT_NE(what.find("(write_all, after "), std::string::npos) << what;
+    EXPECT_NE(what.find(" of " + std::to_string(big.size()) + " bytes): "), std::string::npos)
+        << what;
+    peer.join();
   });
 }
 

@@ -155,13 +155,18 @@ TEST_F(Tcp, ClosingAnFdWakesTheFiberParkedOnIt) {
       conn.read(buf);  // parks: nothing was sent
     });
     this_fiber::yield();
+    const std::string fd = std::to_string(conn.fd());
     conn.close();
     try {
       reader.join();
       ADD_FAILURE() << "the parked reader was not woken";
     } catch (const std::system_error& e) {
       EXPECT_EQ(e.code().value(), EBADF);
-      EXPECT_NE(std::string(e.what()).find("closed while waiting"), std::string::npos) << e.what();
+      // The fd it waited on, named (it said "read: the socket was closed...").
+      EXPECT_NE(
+          std::string(e.what()).find("read fd " + fd + ": the socket was closed while waiting"),
+          std::string::npos)
+          << e.what();
     }
   });
 }

@@ -244,6 +244,8 @@ class IoHandle : public ReadinessTarget {
     int fd = -1;
   };
   [[noreturn]] static void throw_closed(const char* op);
+  // EBADF for `op`, parked on fd `fd` when another fiber closed it.
+  [[noreturn]] static void throw_closed_while_waiting(const char* op, std::int64_t fd);
 
   // Whether the fd is this loop's and registered with it: then wait_here()
   // and perform() may use its state.
