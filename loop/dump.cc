@@ -26,14 +26,10 @@
 #include "loop/loop.h"
 
 namespace fiberloop::internal {
-namespace {
 
-// What a parked fiber waits for, with the detail its park site left.
-std::string describe_wait(const FiberRecord& f, TimePoint now) {
-  const std::int64_t d = f.wait_detail;
-  const auto kind = static_cast<std::size_t>(f.waiting_on);
-  std::string what = kWaitKindNames[kind];
-  switch (f.waiting_on) {
+std::string describe_wait(WaitKind kind, std::int64_t d, const char* call, TimePoint now) {
+  std::string what = kWaitKindNames[static_cast<std::size_t>(kind)];
+  switch (kind) {
     case WaitKind::kJoin: {
       if (d == 0) return what + " fibers";
       const std::uint64_t loop = joined_loop_tag(d);
@@ -51,11 +47,13 @@ std::string describe_wait(const FiberRecord& f, TimePoint now) {
     case WaitKind::kWrite:
     case WaitKind::kTurn:
       what += " " + std::to_string(d);
-      return f.wait_call != nullptr ? what + " in " + f.wait_call : what;
+      return call != nullptr ? what + " in " + call : what;
     default:
       return what;
   }
 }
+
+namespace {
 
 // Loops that dump on a signal. The handler runs on any thread, so it only
 // flags them (atomics) and wakes them (an eventfd write).
@@ -84,7 +82,8 @@ void describe_fiber_line(std::ostream& out, const FiberRecord& f, TimePoint now)
       out << (f.context == nullptr ? " ready (not started)" : " ready");
       break;
     case FiberState::kParked:
-      out << " parked " << format_duration(now - f.parked_at) << ": " << describe_wait(f, now);
+      out << " parked " << format_duration(now - f.parked_at) << ": "
+          << describe_wait(f.waiting_on, f.wait_detail, f.wait_call, now);
       break;
     default:
       out << " " << kFiberStateNames[static_cast<std::size_t>(f.state)];

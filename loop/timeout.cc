@@ -50,6 +50,10 @@ void Scheduler::throw_interrupt(FiberRecord& self) {
   } else if (scope != nullptr) {
     what += format_duration(scope->timeout) + " elapsed (the timeout set at " +
             scope->where.file_name() + ":" + std::to_string(scope->where.line()) + ")";
+    if (scope->fired_on != WaitKind::kNothing) {
+      what += " while " +
+              describe_wait(scope->fired_on, scope->fired_detail, scope->fired_call, Clock::now());
+    }
   } else {
     what += "deadline passed";
   }
@@ -59,7 +63,13 @@ void Scheduler::throw_interrupt(FiberRecord& self) {
 void TimeoutScope::fire_scope(TimerNode* node) noexcept {
   auto& scope = *static_cast<TimeoutScope*>(node);
   scope.fired = true;  // a generator body between resumes takes it when resumed
-  if (scope.fiber != nullptr) scope.scheduler->interrupt(*scope.fiber, FiberRecord::kTimeout);
+  if (scope.fiber == nullptr) return;
+  if (const FiberRecord& f = *scope.fiber; f.state == FiberState::kParked) {
+    scope.fired_on = f.waiting_on;
+    scope.fired_detail = f.wait_detail;
+    scope.fired_call = f.wait_call;
+  }
+  scope.scheduler->interrupt(*scope.fiber, FiberRecord::kTimeout);
 }
 
 void TimeoutScope::move_to(TimePoint at) {

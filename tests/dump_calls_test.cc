@@ -1,4 +1,5 @@
-// Loop::dump() names the call a fiber waits in on an fd, on both backends:
+// Loop::dump() names the call a fiber waits in on an fd, on both backends
+// (and a TimeoutError what its fiber waited on):
 // "reading fd 7 in accept", "writing fd 9 in connect", "reading fd 11 in
 // wait_signal", and a second acceptor "waiting its turn on fd 7 in accept".
 // The direction alone ("reading fd 7") left a user to guess whether the
@@ -115,6 +116,41 @@ TEST_P(DumpCalls, ACancelledKernelReadStillShowsItsFdWhileTheKernelAnswers) {
       EXPECT_EQ(dump.str().find("'reader' parked"), std::string::npos) << dump.str();
     }
     EXPECT_THROW(reader.join(), Cancelled);
+  });
+}
+
+// A with_timeout that fires while its fiber is parked says on what: the
+// message named only the scope ("with_timeout: 20 ms elapsed (the timeout
+// set at ...)"), not whether the fiber was reading, connecting or joining.
+TEST_P(DumpCalls, ATimeoutSaysWhatTheFiberWaitedFor) {
+  run([] {
+    auto listener = TcpListener::bind(any_port());
+    auto client = TcpStream::connect(listener.local_address());
+    auto server = listener.accept();
+    std::string what;
+    try {
+      with_timeout(20ms, [&] {
+        char buf[16];
+        (void)client.read(buf);
+      });
+    } catch (const TimeoutError& e) {
+      what = e.what();
+    }
+    EXPECT_NE(what.find("with_timeout: 20 ms elapsed (the timeout set at "), std::string::npos)
+        << what;
+    EXPECT_NE(what.find(") while reading fd " + std::to_string(client.fd()) + " in read"),
+              std::string::npos)
+        << what;
+    auto sleeper = spawn([] { this_fiber::sleep_for(10s); });
+    try {
+      with_timeout(20ms, [&] { sleeper.join(); });
+    } catch (const TimeoutError& e) {
+      what = e.what();
+    }
+    EXPECT_NE(what.find(") while joining fiber " + std::to_string(sleeper.id())), std::string::npos)
+        << what;
+    sleeper.cancel();
+    EXPECT_THROW(sleeper.join(), Cancelled);
   });
 }
 

@@ -78,6 +78,7 @@ TEST_F(Time, WithTimeoutAroundASleep) {
     } catch (const TimeoutError& e) {
       EXPECT_NE(std::string(e.what()).find("50 ms"), std::string::npos) << e.what();
       EXPECT_NE(std::string(e.what()).find("timeout_test.cc"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(") while sleeping, "), std::string::npos) << e.what();
     }
     EXPECT_GE(elapsed_since(start), 50ms);
     EXPECT_LT(elapsed_since(start), 2s);

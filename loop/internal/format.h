@@ -27,6 +27,10 @@ std::string format_duration(Duration d);
 // The default exception handler: one line on stderr naming the fiber, where
 // it was spawned and what it threw.
 void print_fiber_failure(std::exception_ptr error, const FiberInfo& info);
+// What a fiber parked on `kind` waits for, with its park site's `detail`
+// and `call` (FiberRecord::wait_detail, wait_call): "reading fd 7 in read",
+// "sleeping, 2 s to go" (by the loop's clock `now`), "joining fiber 5".
+std::string describe_wait(WaitKind kind, std::int64_t detail, const char* call, TimePoint now);
 // One line of Loop::dump() for `f`: its state, what it waits on and for how
 // long (by the loop's clock `now`), its stack, where it was spawned.
 void describe_fiber_line(std::ostream& out, const FiberRecord& f, TimePoint now);

@@ -55,6 +55,11 @@ class TimeoutScope : public TimerNode {
   // the body runs outside any fiber passes the slot to its outer scope.
   void** held_by = nullptr;
   bool fired = false;
+  // What the fiber was parked on when the scope fired (kNothing: it was not
+  // parked), for the TimeoutError: "... while reading fd 7 in read".
+  WaitKind fired_on = WaitKind::kNothing;
+  std::int64_t fired_detail = 0;
+  const char* fired_call = nullptr;
 
  private:
   // Both constructors' end: links the scope into the running fiber's chain
