@@ -43,11 +43,19 @@ if(FIBERLOOP_IO_URING_ENABLED)
   string(APPEND pc_requires_private " liburing")
 endif()
 # The prefix relative to the .pc file's directory: an install moved as a
-# whole, or installed with --prefix, still finds itself. Directories given
-# as absolute paths stay as given.
-file(RELATIVE_PATH pc_prefix_from_pcfiledir
-     "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
-string(REGEX REPLACE "/$" "" pc_prefix_from_pcfiledir "${pc_prefix_from_pcfiledir}")
+# whole, or installed with --prefix, still finds itself. An absolute
+# LIBDIR puts the .pc file where its place says nothing of the prefix: then
+# the prefix is named, as the install makes it (--prefix included), by a
+# second substitution at install time. Directories given as absolute paths
+# stay as given.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+  set(pc_prefix "@CMAKE_INSTALL_PREFIX@")
+else()
+  file(RELATIVE_PATH pc_prefix_from_pcfiledir
+       "/prefix/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/prefix")
+  string(REGEX REPLACE "/$" "" pc_prefix_from_pcfiledir "${pc_prefix_from_pcfiledir}")
+  set(pc_prefix "\${pcfiledir}/${pc_prefix_from_pcfiledir}")
+endif()
 foreach(dir INCLUDEDIR LIBDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${dir}}")
     set(pc_${dir} "${CMAKE_INSTALL_${dir}}")
@@ -55,5 +63,7 @@ foreach(dir INCLUDEDIR LIBDIR)
     set(pc_${dir} "\${prefix}/${CMAKE_INSTALL_${dir}}")
   endif()
 endforeach()
-configure_file(cmake/fiberloop.pc.in ${PROJECT_BINARY_DIR}/fiberloop.pc @ONLY)
+configure_file(cmake/fiberloop.pc.in ${PROJECT_BINARY_DIR}/fiberloop.pc.install @ONLY)
+install(CODE "configure_file(\"${PROJECT_BINARY_DIR}/fiberloop.pc.install\"
+                             \"${PROJECT_BINARY_DIR}/fiberloop.pc\" @ONLY)")
 install(FILES ${PROJECT_BINARY_DIR}/fiberloop.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -43,7 +43,11 @@ function(fiberloop_usage target)
   endif()
 endfunction()
 
-set_target_properties(fiberloop_objects PROPERTIES POSITION_INDEPENDENT_CODE ON)
+# Every symbol visible, whatever a parent project that builds fiberloop
+# with add_subdirectory sets for its own code (a hidden preset left the
+# shared library exporting nothing of fiberloop's).
+set_target_properties(fiberloop_objects PROPERTIES POSITION_INDEPENDENT_CODE ON
+  CXX_VISIBILITY_PRESET default VISIBILITY_INLINES_HIDDEN OFF)
 fiberloop_usage(fiberloop_objects)
 # The library's own sources name its headers from the source root.
 target_include_directories(fiberloop_objects PRIVATE ${PROJECT_SOURCE_DIR})

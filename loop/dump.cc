@@ -27,27 +27,31 @@
 
 namespace fiberloop::internal {
 
+// (Appended piece by piece: GCC 12 at -O3 warns, wrongly, of an overlapping
+// copy in `" " + std::to_string(n)`, which a -Werror build cannot take.)
 std::string describe_wait(WaitKind kind, std::int64_t d, const char* call, TimePoint now) {
   std::string what = kWaitKindNames[static_cast<std::size_t>(kind)];
   switch (kind) {
     case WaitKind::kJoin: {
-      if (d == 0) return what + " fibers";
+      if (d == 0) return what.append(" fibers");
       const std::uint64_t loop = joined_loop_tag(d);
-      what += " fiber " + std::to_string(joined_fiber_id(d));
-      if (loop == 0) return what;
-      return what + (loop == kJoinedElsewhere ? " of another loop"
-                                              : " of loop " + std::to_string(loop - 1));
+      what.append(" fiber ").append(std::to_string(joined_fiber_id(d)));
+      if (loop == kJoinedElsewhere) return what.append(" of another loop");
+      if (loop != 0) what.append(" of loop ").append(std::to_string(loop - 1));
+      return what;
     }
     case WaitKind::kSleep: {
       const TimePoint until{Duration(d)};
-      if (until == kNever) return what + " forever";
-      return until > now ? what + ", " + format_duration(until - now) + " to go" : what + ", due";
+      if (until == kNever) return what.append(" forever");
+      if (until <= now) return what.append(", due");
+      return what.append(", ").append(format_duration(until - now)).append(" to go");
     }
     case WaitKind::kRead:
     case WaitKind::kWrite:
     case WaitKind::kTurn:
-      what += " " + std::to_string(d);
-      return call != nullptr ? what + " in " + call : what;
+      what.append(" ").append(std::to_string(d));
+      if (call != nullptr) what.append(" in ").append(call);
+      return what;
     default:
       return what;
   }

@@ -24,6 +24,13 @@
 #if defined(__SANITIZE_THREAD__) && !defined(FIBERLOOP_TSAN)
 #define FIBERLOOP_TSAN 1
 #endif
+// 0 otherwise, defined: a program compiled with -Wundef includes this.
+#ifndef FIBERLOOP_ASAN
+#define FIBERLOOP_ASAN 0
+#endif
+#ifndef FIBERLOOP_TSAN
+#define FIBERLOOP_TSAN 0
+#endif
 #if FIBERLOOP_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
@@ -33,6 +40,8 @@
 // Builds whose sanitizer must be told about every switch.
 #if FIBERLOOP_ASAN || FIBERLOOP_TSAN
 #define FIBERLOOP_SANITIZE_SWITCH 1
+#else
+#define FIBERLOOP_SANITIZE_SWITCH 0
 #endif
 
 // The library and the program must agree on this: the switch path inline in
