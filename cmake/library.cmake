@@ -32,14 +32,19 @@ function(fiberloop_usage target)
   elseif(FIBERLOOP_LIBRARY_SANITIZE EQUAL 2)
     target_link_options(${target} INTERFACE -fsanitize=thread)
   endif()
+  # Boost.Context is the program's too (the inline switch path calls it).
+  # OpenSSL and liburing are the library's own (no installed header includes
+  # theirs): private, so a program linking the shared library is not linked
+  # with them; the static library's consumers still link them (CMake passes
+  # a static library's private dependencies on, link-only).
   target_link_libraries(${target} PUBLIC Boost::context Threads::Threads)
   if(FIBERLOOP_TLS_ENABLED)
-    target_link_libraries(${target} PUBLIC OpenSSL::SSL OpenSSL::Crypto)
+    target_link_libraries(${target} PRIVATE OpenSSL::SSL OpenSSL::Crypto)
   else()
     target_compile_definitions(${target} PUBLIC FIBERLOOP_NO_TLS)
   endif()
   if(FIBERLOOP_IO_URING_ENABLED)
-    target_link_libraries(${target} PUBLIC PkgConfig::fiberloop_liburing)
+    target_link_libraries(${target} PRIVATE PkgConfig::fiberloop_liburing)
   endif()
 endfunction()
 

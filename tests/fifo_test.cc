@@ -4,7 +4,8 @@
 // the loop, and File (which reads and writes at offsets) refuses a FIFO
 // before opening it. A call that ends (cancelled, timed out) leaves nothing
 // behind: no worker blocked in open(2), no reader to take a later writer's
-// data, no writer for a later reader to see come and go.
+// data, no writer for a later reader to see come and go. (With one worker,
+// queued and running: tests/fifo_workers_test.cc.)
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -26,21 +27,15 @@
 #include <vector>
 
 #include "fiberloop.h"
+#include "tests/fifo_helpers.h"
 #include "tests/loop_fixture.h"
-#include "tests/temp_dir.h"
 
 namespace fiberloop {
 namespace {
 
 using namespace std::chrono_literals;
 using Fifos = testing::LoopTest;
-
-// A FIFO in a fresh directory under the test's temporary directory.
-std::string make_fifo() {
-  const std::string fifo = testing::temp_dir("fifo") + "/fifo";
-  if (::mkfifo(fifo.c_str(), 0600) != 0) throw std::runtime_error("mkfifo failed");
-  return fifo;
-}
+using testing::make_fifo;
 
 // Whether the FIFO has a reader: a non-blocking open for writing succeeds
 // only then (ENXIO otherwise).
@@ -70,18 +65,6 @@ void block_sigpipe() {
   sigemptyset(&pipe_signal);
   sigaddset(&pipe_signal, SIGPIPE);
   ::pthread_sigmask(SIG_BLOCK, &pipe_signal, nullptr);
-}
-
-// Keeps the loop's only worker busy until `gate` opens (10 s at most), so
-// that the next job waits in the queue. In a fiber; join the Task after.
-Task<void> occupy_the_worker(std::atomic<bool>& gate) {
-  auto busy = spawn([&gate] {
-    run_blocking([&gate] {
-      for (int i = 0; i < 1000 && !gate; ++i) std::this_thread::sleep_for(10ms);
-    });
-  });
-  this_fiber::yield();  // its job goes first
-  return busy;
 }
 
 // Writes `data` to the FIFO from a plain thread once a reader opens it
@@ -211,113 +194,6 @@ TEST_F(Fifos, AReadFileOfAFastEndlessWriterEndsAtItsTimeout) {
   run([&] { EXPECT_THROW(with_timeout(100ms, [&] { read_file(fifo); }), TimeoutError); });
   stop = true;
   feeder.join();
-}
-
-// With one worker: FIFO calls that time out hold none, so the next job
-// runs (before, each left its worker blocked in open(2) for good, and
-// blocking_threads of them stopped every file call, resolve() and
-// run_blocking()).
-TEST(FifoWorkers, FifoCallsThatTimeOutHoldNoWorker) {
-  Loop loop({.blocking_threads = 1});
-  const std::string fifo = make_fifo();
-  loop.run_until_complete([&] {
-    for (int i = 0; i < 3; ++i) {
-      EXPECT_THROW(with_timeout(10ms, [&] { read_file(fifo); }), TimeoutError);
-      EXPECT_THROW(with_timeout(10ms, [&] { write_file(fifo, "x"); }), TimeoutError);
-    }
-    EXPECT_EQ(with_timeout(10s, [] { return run_blocking([] { return 7; }); }), 7);
-  });
-}
-
-// A reader that opens the FIFO and never reads: write_file's writes wait
-// on the loop, so a timeout ends them and no worker is held (they used to
-// block a worker in write(2), deaf to the timeout, until the reader went).
-TEST(FifoWorkers, AWriteFileToAReaderThatNeverReadsEndsAtItsTimeout) {
-  Loop loop({.blocking_threads = 1});
-  const std::string fifo = make_fifo();
-  std::atomic<bool> done{false};
-  std::thread reader([&] {
-    const int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
-    for (int i = 0; i < 1000 && !done; ++i) std::this_thread::sleep_for(10ms);  // reads nothing
-    if (fd >= 0) ::close(fd);
-  });
-  loop.run_until_complete([&] {
-    const std::string data(1 << 20, 'w');  // far more than a FIFO holds
-    EXPECT_THROW(with_timeout(200ms, [&] { write_file(fifo, data); }), TimeoutError);
-    EXPECT_EQ(with_timeout(5s, [] { return run_blocking([] { return 7; }); }), 7);
-  });
-  done = true;
-  reader.join();
-}
-
-// A read_file or write_file whose job is still queued (the only worker is
-// busy) when the caller times out: the job, run later, opens nothing, so a
-// writer or reader waiting in open(2) is not let through to a peer that
-// closes at once.
-TEST(FifoWorkers, AQueuedCallThatTimedOutOpensNothingLater) {
-  Loop loop({.blocking_threads = 1});
-  const std::string fifo = make_fifo();
-  std::atomic<bool> writer_in{false}, reader_in{false};
-  std::thread writer([&] {  // blocks in open(2) until a reader comes
-    const int fd = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
-    writer_in = true;
-    if (fd >= 0) ::close(fd);
-  });
-  loop.run_until_complete([&] {
-    std::atomic<bool> gate{false};
-    auto busy = occupy_the_worker(gate);
-    EXPECT_THROW(with_timeout(20ms, [&] { read_file(fifo); }), TimeoutError);
-    gate = true;
-    busy.join();
-    run_blocking([] {});  // after the queued job, which has run by now
-    this_fiber::sleep_for(20ms);
-    EXPECT_FALSE(writer_in) << "the queued read_file opened the FIFO after its caller left";
-  });
-  const int reader = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);  // lets the writer go
-  writer.join();
-  if (reader >= 0) ::close(reader);
-
-  std::thread late_reader([&] {  // and the other way round
-    const int fd = ::open(fifo.c_str(), O_RDONLY | O_CLOEXEC);
-    reader_in = true;
-    if (fd >= 0) ::close(fd);
-  });
-  loop.run_until_complete([&] {
-    std::atomic<bool> gate{false};
-    auto busy = occupy_the_worker(gate);
-    EXPECT_THROW(with_timeout(20ms, [&] { write_file(fifo, "x"); }), TimeoutError);
-    gate = true;
-    busy.join();
-    run_blocking([] {});
-    this_fiber::sleep_for(20ms);
-    EXPECT_FALSE(reader_in) << "the queued write_file opened the FIFO after its caller left";
-  });
-  const int late_writer = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
-  late_reader.join();
-  if (late_writer >= 0) ::close(late_writer);
-}
-
-// A write_file still queued when its caller timed out creates nothing
-// later (the open's job looks at `abandoned` first), and neither does a
-// File::open with O_CREAT.
-TEST(FifoWorkers, AQueuedOpenThatTimedOutCreatesNothingLater) {
-  Loop loop({.blocking_threads = 1});
-  const std::string dir = make_fifo() + "-dir";
-  ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
-  loop.run_until_complete([&] {
-    std::atomic<bool> gate{false};
-    auto busy = occupy_the_worker(gate);
-    EXPECT_THROW(with_timeout(20ms, [&] { write_file(dir + "/by_write_file", "x"); }),
-                 TimeoutError);
-    EXPECT_THROW(with_timeout(20ms, [&] { File::open(dir + "/by_open", O_WRONLY | O_CREAT); }),
-                 TimeoutError);
-    gate = true;
-    busy.join();
-    run_blocking([] {});  // after the queued jobs, which have run by now
-  });
-  struct stat st {};
-  EXPECT_NE(::stat((dir + "/by_write_file").c_str(), &st), 0) << "write_file created it late";
-  EXPECT_NE(::stat((dir + "/by_open").c_str(), &st), 0) << "File::open created it late";
 }
 
 // What an exception says ("no error" for none).
