@@ -2,8 +2,11 @@
 // their caller's frame, so that no function return sits between a fiber's
 // code and the switch (see fiber/internal/context.h on what such returns
 // cost). Every FiberState transition here is checked, in every build.
-// Included at the end of scheduler.h only.
+// Included at the end of scheduler.h, which it completes (a file that
+// includes this one alone gets scheduler.h first).
 #pragma once
+
+#include "loop/internal/scheduler.h"
 
 namespace fiberloop::internal {
 
