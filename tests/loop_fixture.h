@@ -61,6 +61,17 @@ inline std::function<void(std::exception_ptr, const FiberInfo&)> collect_whats(
   };
 }
 
+// What a failed call threw, as text.
+template <class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "(no exception)";
+}
+
 // 127.0.0.1 with port 0: bind picks a free port (local_address() says which).
 inline SocketAddress any_port() { return SocketAddress::parse("127.0.0.1:0"); }
 

@@ -7,7 +7,6 @@
 
 #include <chrono>
 #include <string>
-#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -291,14 +290,6 @@ TEST_F(Streams, ACompositeOperationThatFailsMidwaySaysHowFarItGot) {
       ::setsockopt(s.fd(), SOL_SOCKET, SO_LINGER, &now, sizeof now);
       s.close();
     };
-    const auto what_of = [](auto call) -> std::string {
-      try {
-        call();
-      } catch (const std::system_error& e) {
-        return e.what();
-      }
-      return "(no error)";
-    };
     auto [a, b] = tcp_pair();
     const std::string a_fd = std::to_string(a.fd());
     b.write_all("ab");
@@ -307,7 +298,7 @@ TEST_F(Streams, ACompositeOperationThatFailsMidwaySaysHowFarItGot) {
       reset(b);
     });
     char four[4];
-    std::string what = what_of([&] { a.read_exact(four); });
+    std::string what = testing::error_of([&] { a.read_exact(four); });
     EXPECT_NE(what.find("read fd " + a_fd + " (read_exact, after 2 of 4 bytes): "),
               std::string::npos)
         << what;
@@ -320,7 +311,7 @@ TEST_F(Streams, ACompositeOperationThatFailsMidwaySaysHowFarItGot) {
       reset(d);
     });
     const std::string big(32 << 20, 'x');
-    what = what_of([&] { c.write_all(big); });
+    what = testing::error_of([&] { c.write_all(big); });
     EXPECT_NE(what.find("(write_all, after "), std::string::npos) << what;
     EXPECT_NE(what.find(" of " + std::to_string(big.size()) + " bytes): "), std::string::npos)
         << what;

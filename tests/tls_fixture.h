@@ -39,17 +39,6 @@ class Tls : public LoopTest {
   static inline TestCerts* certs_ = nullptr;
 };
 
-// What a failed call threw, as text.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "(no exception)";
-}
-
 // {client, server}: a handshake over loopback with these contexts, the
 // client verifying "localhost".
 inline std::pair<TlsStream, TlsStream> tls_pair(TlsContext& client_ctx, TlsContext& server_ctx) {
