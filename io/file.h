@@ -36,6 +36,8 @@
 #include <string>
 #include <string_view>
 
+#include "io/internal/text_bytes.h"
+
 namespace fiberloop {
 
 // The whole file. A FIFO is opened without waiting for a writer and read
@@ -106,17 +108,12 @@ class File {
   // pwrite: all of `data` at byte `offset` (several writes if the kernel
   // takes less). Returns: data.size(). Throws: std::system_error.
   std::size_t write_at(std::span<const char> data, std::uint64_t offset);
-  // The same for text: write_at("abc", 0) writes 3 bytes (a span of the
-  // literal would take its terminating NUL too).
-  std::size_t write_at(std::string_view data, std::uint64_t offset) {
-    return write_at(std::span<const char>(data.data(), data.size()), offset);
-  }
-  std::size_t write_at(const char* text, std::uint64_t offset) {
-    return write_at(std::string_view(text), offset);
-  }
-  // (A std::string converts to both a span and a string_view: this picks.)
-  std::size_t write_at(const std::string& text, std::uint64_t offset) {
-    return write_at(std::string_view(text), offset);
+  // A string literal without its terminating NUL (write_at("abc", 0)
+  // writes 3 bytes); a mutable char array whole. A std::string or
+  // std::string_view converts to the span.
+  template <internal::CharArrayElement C, std::size_t N>
+  std::size_t write_at(C (&text)[N], std::uint64_t offset) {
+    return write_at(internal::text_bytes(text), offset);
   }
   // The size in bytes: fstat's, or for a block device the device's
   // (BLKGETSIZE64; fstat says 0). Throws: std::system_error.

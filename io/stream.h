@@ -28,6 +28,7 @@
 #include <string>
 #include <string_view>
 
+#include "io/internal/text_bytes.h"
 #include "loop/options.h"  // TimePoint
 
 namespace fiberloop {
@@ -61,6 +62,9 @@ class Stream {
 
   // Reads what is available (at least one byte), waiting until something is.
   // Returns: the byte count; 0 at end of stream (the peer shut down writing).
+  // An empty `buf` returns 0 at once without reading (as Rust's Read does):
+  // a loop that reads into what is left of a buffer must stop when it is
+  // full, not take that 0 for the end of the stream.
   // Throws: std::system_error naming the stream (ECONNRESET, EBADF if closed
   //         while waiting...); TimeoutError past the read deadline;
   //         Cancelled; TimeoutError from with_timeout(); std::logic_error
@@ -80,11 +84,17 @@ class Stream {
   void read_exact(std::span<char> buf);
 
   // Writes some of `buf` (at least one byte), waiting for room.
-  // Returns: the byte count.
+  // Returns: the byte count; 0 for an empty `buf`, at once.
   // Throws: std::system_error naming the stream (EPIPE, ECONNRESET...);
   //         TimeoutError past the write deadline; Cancelled; TimeoutError;
   //         std::logic_error while another fiber writes it.
   std::size_t write(std::span<const char> buf);
+  // A string literal without its terminating NUL (write("abc") writes up to
+  // 3 bytes); a mutable char array whole (see internal/text_bytes.h).
+  template <internal::CharArrayElement C, std::size_t N>
+  std::size_t write(C (&text)[N]) {
+    return write(internal::text_bytes(text));
+  }
   // Writes some of `buffers`, in order, in one system call where the stream
   // can (writev). Returns: the byte count, at least one unless every buffer
   // is empty. Throws: what write() throws.

@@ -9,6 +9,7 @@
 #include <span>
 
 #include "io/internal/socket.h"
+#include "io/internal/text_bytes.h"
 #include "io/socket_address.h"
 
 namespace fiberloop {
@@ -30,6 +31,11 @@ class UdpSocket {
   // Sends one datagram. Returns: bytes sent.
   // Throws: std::system_error naming the fd and address; Cancelled; TimeoutError.
   std::size_t send_to(std::span<const char> data, const SocketAddress& to);
+  // A string literal without its terminating NUL; a mutable char array whole.
+  template <internal::CharArrayElement C, std::size_t N>
+  std::size_t send_to(C (&text)[N], const SocketAddress& to) {
+    return send_to(internal::text_bytes(text), to);
+  }
   // Waits for one datagram; a longer one is truncated to buf.size().
   // Throws: std::system_error naming the fd; Cancelled; TimeoutError.
   Received recv_from(std::span<char> buf);
@@ -41,6 +47,10 @@ class UdpSocket {
   // To and from the connect()ed peer: one datagram each, parking until the
   // socket is ready. Throws: std::system_error naming the fd; Cancelled, TimeoutError.
   std::size_t send(std::span<const char> data);
+  template <internal::CharArrayElement C, std::size_t N>
+  std::size_t send(C (&text)[N]) {
+    return send(internal::text_bytes(text));
+  }
   std::size_t recv(std::span<char> buf);
 
   // The bound address. Throws: std::system_error naming the fd.
