@@ -154,7 +154,15 @@ void GroupCore::close(int exceptions_at_start, const char* name) noexcept {
   wait_children(false, name);
   joined_ = true;
   // Nobody can receive it now (the owner did not join).
-  if (first_error_) report_first_error(std::string(" of a ") + name + " that was not joined");
+  if (!first_error_) return;
+  if (cancelled_owner_ && std::uncaught_exceptions() > exceptions_at_start) {
+    // The owner left the scope with the Cancelled this failure sent it.
+    report_first_error(std::string(" of a ") + name +
+                       ", which cancelled the owner (with_task_group() and with_nursery() "
+                       "throw such a failure to the owner instead of that Cancelled)");
+  } else {
+    report_first_error(std::string(" of a ") + name + " that was not joined");
+  }
 }
 
 void GroupCore::report_first_error(const std::string& why) noexcept {

@@ -13,7 +13,9 @@
 // exception; the other children's failures go to the loop's exception
 // handler. A child that is cancelled has not failed. If the owner is not yet
 // in join() (a server still accepting), it is cancelled too, as asyncio's
-// TaskGroup does, and the failure is reported naming the child. So a
+// TaskGroup does: that Cancelled leaves the nursery's scope and the failure
+// is reported naming the child, or, through with_nursery() (below), the
+// failure itself is thrown to the owner. So a
 // server's connection handler catches what one connection may end with (a
 // peer's reset, a deadline, a TLS error) and lets only real bugs escape.
 // join() rethrows the failure, not the Cancelled it sent the owner (a
@@ -27,12 +29,15 @@
 // what a connection produces, it sends somewhere itself.
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <exception>
 #include <source_location>
+#include <type_traits>
 #include <utility>
 
 #include "loop/loop.h"
+#include "sync/internal/group_body.h"
 #include "sync/internal/group_core.h"
 
 namespace fiberloop {
@@ -77,8 +82,31 @@ class Nursery {
   std::size_t running() const noexcept { return core_.running(); }
 
  private:
+  friend struct internal::GroupAccess;
+
   internal::GroupCore core_;
   int exceptions_at_start_ = std::uncaught_exceptions();
 };
+
+// Trio's `async with trio.open_nursery() as nursery:` as a call: runs
+// body(nursery) on a new Nursery, joins it, and returns what body returns.
+// If a child fails while body waits (a server in accept()), the nursery
+// cancels body, and the Cancelled that ends it is replaced by the child's
+// failure, as Trio and asyncio raise it from the `async with` (a Nursery
+// object can only let that Cancelled leave its scope):
+//
+//   fiberloop::with_nursery([&](fiberloop::Nursery& connections) {
+//     for (;;) connections.spawn([c = listener.accept()]() mutable { serve(c); });
+//   });
+//
+// Throws: the first child's failure; what body throws otherwise (the
+//         children cancelled and waited for first); Cancelled or
+//         TimeoutError from elsewhere; std::logic_error outside a fiber.
+template <class Body>
+requires std::invocable<Body&, Nursery&> std::invoke_result_t<Body&, Nursery&> with_nursery(
+    Body&& body) {
+  Nursery nursery;
+  return internal::run_group_body(nursery, body);
+}
 
 }  // namespace fiberloop

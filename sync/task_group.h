@@ -12,7 +12,10 @@
 // (not the Cancelled it sent the owner, which join() takes back if it is
 // still pending; a cancel from elsewhere while join() waits stays a
 // Cancelled, and the failure goes to the exception handler); the other
-// children's failures go to the loop's exception handler. Cancelling the
+// children's failures go to the loop's exception handler. An owner that
+// the failure cancelled in its body leaves the group's scope with that
+// Cancelled, the failure reported; with_task_group() (below) throws it the
+// failure instead, as asyncio's `async with` does. Cancelling the
 // fiber that owns the group while it waits in join() or in the destructor
 // (or a with_timeout() expiring there, or an exception leaving the group's
 // scope) cancels the children first.
@@ -24,15 +27,18 @@
 // connections (that is Nursery).
 #pragma once
 
+#include <concepts>
 #include <cstddef>
 #include <deque>
 #include <exception>
 #include <memory>
 #include <source_location>
+#include <type_traits>
 #include <utility>
 
 #include "loop/errors.h"
 #include "loop/loop.h"
+#include "sync/internal/group_body.h"
 #include "sync/internal/group_core.h"
 
 namespace fiberloop {
@@ -99,10 +105,34 @@ class TaskGroup {
     std::unique_ptr<Task<R>> task;
   };
   void mark_observed() noexcept;
+  friend struct internal::GroupAccess;
 
   internal::GroupCore core_;
   std::deque<std::unique_ptr<HolderBase>> children_;
   int exceptions_at_start_;
 };
+
+// asyncio's `async with asyncio.TaskGroup() as tg:` as a call: runs
+// body(group) on a new TaskGroup, joins it, and returns what body returns.
+// Unlike a TaskGroup object, if a child fails while body waits (the group
+// cancels body, asyncio's rule), the Cancelled that ends body is replaced
+// by the child's failure, as asyncio raises it from the `async with`:
+//
+//   auto [a, b] = fiberloop::with_task_group([](fiberloop::TaskGroup& g) {
+//     auto& a = g.spawn([] { return fetch("a"); });
+//     auto& b = g.spawn([] { return fetch("b"); });
+//     g.join();
+//     return std::pair(a.join(), b.join());
+//   });
+//
+// Throws: the first child's failure; what body throws otherwise (the
+//         children cancelled and waited for first); Cancelled or
+//         TimeoutError from elsewhere; std::logic_error outside a fiber.
+template <class Body>
+requires std::invocable<Body&, TaskGroup&> std::invoke_result_t<Body&, TaskGroup&> with_task_group(
+    Body&& body) {
+  TaskGroup group;
+  return internal::run_group_body(group, body);
+}
 
 }  // namespace fiberloop

@@ -53,6 +53,9 @@ class GroupCore {
   void close(int exceptions_at_start, const char* name) noexcept;
   void cancel() noexcept;
   bool joined() const noexcept { return joined_; }
+  // A failure cancelled the owner before it joined (asyncio's rule), and
+  // join() has not run since.
+  bool failure_cancelled_owner() const noexcept { return cancelled_owner_; }
 
  private:
   // A running child: in its fiber's done-waiters and in `children_`.
