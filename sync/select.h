@@ -8,8 +8,10 @@
 //   }
 //   if (auto i = fiberloop::select_for(100ms, results.send_case(r))) ... else timed out
 //
-// Cases are tried in the order given; if none can complete at once, the fiber
-// parks on all of them and the first channel to complete one wins. The
+// The cases that can complete at once are tried in a random order, as in
+// Go, so that a busy channel never starves another ready case (a quit
+// channel beside a work queue); if none can, the fiber parks on all of them
+// and the first channel to complete one wins. The
 // others' channels are left untouched (a losing recv leaves its slot empty;
 // a losing send case drops the value send_case() took: keep a copy, or send
 // a move-only value with send() after the select, to keep it). A channel
@@ -21,6 +23,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstdint>
 #include <optional>
 #include <type_traits>
 #include <utility>
@@ -98,6 +101,41 @@ std::optional<std::size_t> first_case_where(Fn& fn, std::index_sequence<I...>, C
 template <class Fn, class... Cases>
 std::optional<std::size_t> first_case_where(Fn fn, Cases&... cases) {
   return first_case_where(fn, std::index_sequence_for<Cases...>{}, cases...);
+}
+
+// A number below `n`, from this thread's xorshift32 (Go's cheaprandn: fast
+// and good enough to spread choices, not for anything else).
+inline std::size_t select_random_below(std::size_t n) noexcept {
+  thread_local std::uint32_t state = 0x9e3779b9u;
+  state ^= state << 13;
+  state ^= state >> 17;
+  state ^= state << 5;
+  return static_cast<std::size_t>((static_cast<std::uint64_t>(state) * n) >> 32);
+}
+
+template <class Fn, class... Cases, std::size_t... I>
+bool call_case(std::size_t index, Fn& fn, std::index_sequence<I...>, Cases&... cases) {
+  bool done = false;
+  ((I == index ? (done = fn(I, cases), 0) : 0), ...);
+  return done;
+}
+
+// As first_case_where, visiting the cases in a random order (a shuffle, so
+// that of any cases for which fn is true each is equally likely first: Go's
+// pollorder).
+template <class Fn, class... Cases>
+std::optional<std::size_t> random_case_where(Fn fn, Cases&... cases) {
+  constexpr std::size_t kCases = sizeof...(Cases);
+  std::array<std::size_t, kCases> order{};  // order[0] = 0
+  for (std::size_t i = 1; i < kCases; ++i) {
+    const std::size_t j = select_random_below(i + 1);  // Fisher-Yates, inside out
+    order[i] = order[j];
+    order[j] = i;
+  }
+  for (std::size_t index : order) {
+    if (call_case(index, fn, std::index_sequence_for<Cases...>{}, cases...)) return index;
+  }
+  return std::nullopt;
 }
 
 // The channels of a select(): each entered (local to this loop, or shared),
@@ -188,8 +226,8 @@ std::optional<std::size_t> select_until(TimePoint deadline, Cases&... cases) {
   static_assert(kCases > 0, "select needs at least one case (Go's empty select blocks for ever)");
   SelectLocks<kCases> locks({&cases.home()...}, deadline);
   if (locks.timed_out()) return std::nullopt;  // a channel's loop did not share it in time
-  // First, whatever can complete at once, in order.
-  if (auto now = first_case_where(
+  // First, whatever can complete at once, in a random order.
+  if (auto now = random_case_where(
           [&](std::size_t i, auto& c) { return c.try_now(locks.shared(i)); }, cases...)) {
     return now;
   }
