@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "fiberloop.h"
+#include <fiberloop/fiberloop.h>
 
 int main() {
   return fiberloop::run([] {

@@ -4,7 +4,7 @@
 // fills in FIBERLOOP). Three fibers pass a token round a ring of channels.
 #include <cstdio>
 
-#include "fiberloop.h"
+#include <fiberloop/fiberloop.h>
 
 int main() {
   return fiberloop::run([] {

@@ -1,7 +1,7 @@
 // Tutorial step 1: a generator produces values one at a time, when asked.
 #include <cstdio>
 
-#include "fiberloop.h"
+#include <fiberloop/fiberloop.h>
 
 using fiberloop::Generator;
 

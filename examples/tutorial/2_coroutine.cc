@@ -1,7 +1,7 @@
 // Tutorial step 2: a coroutine that receives values (Python's send()).
 #include <cstdio>
 
-#include "fiberloop.h"
+#include <fiberloop/fiberloop.h>
 
 // Receives numbers and yields the running average after each.
 using Averager = fiberloop::Generator<double, double>;

@@ -3,7 +3,7 @@
 #include <cstdio>
 #include <stdexcept>
 
-#include "fiberloop.h"
+#include <fiberloop/fiberloop.h>
 
 using namespace fiberloop;
 

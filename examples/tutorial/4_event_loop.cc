@@ -4,7 +4,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "fiberloop.h"
+#include <fiberloop/fiberloop.h>
 
 using namespace std::chrono_literals;
 

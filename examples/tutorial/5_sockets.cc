@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <string>
 
-#include "fiberloop.h"
+#include <fiberloop/fiberloop.h>
 
 using namespace fiberloop;
 

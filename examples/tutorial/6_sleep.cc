@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <vector>
 
-#include "fiberloop.h"
+#include <fiberloop/fiberloop.h>
 
 using namespace fiberloop;
 using namespace std::chrono_literals;
