@@ -19,10 +19,18 @@ class Task;
 
 namespace fiberloop::internal {
 
-// A callable spawn() can run: invocable with no arguments (its arguments,
-// if any, are captured).
+// Invocable with no arguments (its arguments, if any, are captured).
 template <class F>
-concept Spawnable = std::is_invocable_v<std::decay_t<F> &&>;
+concept InvocableAlone = std::is_invocable_v<std::decay_t<F> &&>;
+// Such a callable whose result is a reference, which a fiber cannot return
+// (what it refers to may be gone when the Task is joined).
+template <class F>
+concept ReturnsReference =
+    InvocableAlone<F> && std::is_reference_v<std::invoke_result_t<std::decay_t<F> &&>>;
+// A callable spawn() can run. A reference result takes spawn's rejecting
+// overload, as wrong arguments do, so that its message is the only error.
+template <class F>
+concept Spawnable = InvocableAlone<F> && !ReturnsReference<F>;
 
 // The Task a spawn of F returns, with the return type checked first.
 template <class F>
@@ -63,8 +71,14 @@ inline constexpr bool kSpawnMisuse = false;
 // instantiates it at once, so this message comes before any error in the
 // caller's use of the result.)
 template <class... Args>
+inline constexpr bool kReturnsReference = (ReturnsReference<Args> || ...);
+template <class... Args>
 auto reject_spawn_arguments() {
-  static_assert(kSpawnMisuse<Args...>,
+  // One of the two fails, and says what to do.
+  static_assert(!kReturnsReference<Args...>,
+                "a fiber cannot return a reference; return a value, or a pointer or "
+                "std::reference_wrapper to what outlives the fiber");
+  static_assert(kReturnsReference<Args...> || kSpawnMisuse<Args...>,
                 "spawn takes a callable with no arguments (and optionally SpawnOptions "
                 "first); capture the arguments in a lambda instead: spawn([=] { f(21); })");
 }

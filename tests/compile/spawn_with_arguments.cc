@@ -1,4 +1,4 @@
-// expect: error spawn takes a callable with no arguments
+// expect: one-error spawn takes a callable with no arguments
 // The std::thread habit: spawn(f, 21) stops at one message saying what to do.
 #include "fiberloop.h"
 
