@@ -14,6 +14,8 @@
 #include <array>
 #include <atomic>
 #include <cerrno>
+#include <cstdint>
+#include <cstdio>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -29,6 +31,17 @@ namespace fiberloop::internal {
 
 // (Appended piece by piece: GCC 12 at -O3 warns, wrongly, of an overlapping
 // copy in `" " + std::to_string(n)`, which a -Werror build cannot take.)
+namespace {
+
+std::string hex_address(std::int64_t address) {
+  char text[2 + 16 + 1];
+  std::snprintf(text, sizeof text, "0x%llx",
+                static_cast<unsigned long long>(static_cast<std::uint64_t>(address)));
+  return text;
+}
+
+}  // namespace
+
 std::string describe_wait(WaitKind kind, std::int64_t d, const char* call, TimePoint now) {
   std::string what = kWaitKindNames[static_cast<std::size_t>(kind)];
   switch (kind) {
@@ -51,6 +64,17 @@ std::string describe_wait(WaitKind kind, std::int64_t d, const char* call, TimeP
     case WaitKind::kTurn:
       what.append(" ").append(std::to_string(d));
       if (call != nullptr) what.append(" in ").append(call);
+      return what;
+    case WaitKind::kEvent:
+    case WaitKind::kMutex:
+    case WaitKind::kConditionVariable:
+    case WaitKind::kSemaphore:
+    case WaitKind::kWaitGroup:
+    case WaitKind::kChannel:
+    case WaitKind::kFuture:
+      // The primitive's address (of its wait state inside it), the same for
+      // every fiber that waits on it; none for a select.
+      if (d != 0) what.append(" ").append(hex_address(d));
       return what;
     default:
       return what;

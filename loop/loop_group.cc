@@ -254,12 +254,12 @@ LoopGroup* LoopGroup::current() noexcept {
 // ---- introspection ----------------------------------------------------------
 
 std::vector<LoopStats> LoopGroup::stats_per_loop() {
+  check_may_wait("stats", "for the other loops' answers");
   std::vector<LoopStats> all;
   for (std::size_t i = 0; i < size(); ++i) {
-    Loop& l = loop(i);
-    all.push_back(Loop::current() == &l ? l.stats() : spawn_on(i, [] {
-                                                        return Loop::current()->stats();
-                                                      }).join());
+    Loop& l = open_loop(i, "stats");
+    all.push_back(Loop::current() == &l ? l.stats()
+                                        : l.spawn([] { return Loop::current()->stats(); }).join());
   }
   return all;
 }
@@ -297,11 +297,18 @@ std::string dump_here() {
 }  // namespace
 
 void LoopGroup::dump(std::ostream& out) {
+  check_may_wait("dump", "for the other loops' answers");
+  std::string all;
   for (std::size_t i = 0; i < size(); ++i) {
-    Loop& l = loop(i);
-    out << "== loop " << i << " of " << size() << "\n";
-    out << (Loop::current() == &l ? dump_here() : spawn_on(i, [] { return dump_here(); }).join());
+    Loop& l = open_loop(i, "dump");
+    all += "== loop " + std::to_string(i) + " of " + std::to_string(size()) + "\n";
+    // Named: the dump shows the fiber that writes it.
+    all +=
+        Loop::current() == &l
+            ? dump_here()
+            : l.spawn(SpawnOptions{.name = "LoopGroup::dump"}, [] { return dump_here(); }).join();
   }
+  out << all;
 }
 
 // ---- deadlock ---------------------------------------------------------------
@@ -318,13 +325,13 @@ void Scheduler::end_wait_beyond_group() noexcept {
 
 }  // namespace internal
 
-void LoopGroup::check_may_wait() {
+void LoopGroup::check_may_wait(const char* what, const char* for_what) {
   internal::Scheduler* const here = internal::Scheduler::current();
   if (here != nullptr && here->running() == nullptr) {
-    throw std::logic_error(
-        "LoopGroup::run must wait for main, but was called on a loop's thread outside any fiber "
-        "(a callback, or before or after that loop's run()): it would block that loop; call it "
-        "from a fiber of that loop, or from a thread without a Loop");
+    throw std::logic_error(std::string("LoopGroup::") + what + " must wait " + for_what +
+                           ", but was called on a loop's thread outside any fiber (a callback, "
+                           "or before or after that loop's run()): it would block that loop; "
+                           "call it from a fiber of that loop, or from a thread without a Loop");
   }
 }
 

@@ -94,8 +94,8 @@ class LoopGroup {
   //         thread outside any fiber (it would block that loop).
   template <class F>
   auto run(F&& main, std::source_location where = std::source_location::current()) {
-    check_may_wait();
-    auto task = spawn_on(0, std::forward<F>(main), where);
+    check_may_wait("run", "for main");
+    auto task = open_loop(0, "run").spawn(std::forward<F>(main), where);
     watch_for_deadlock(internal::TaskAccess::record(task));
     return task.join();
   }
@@ -108,9 +108,13 @@ class LoopGroup {
   void stop() noexcept;
 
   // Loop::dump() of every loop, one after the other, each headed by its
-  // index. Any thread but a loop's outside a fiber (a fiber parks meanwhile;
-  // a plain thread blocks). Throws: std::logic_error on a loop's thread
-  // outside a fiber (as Task::join); Cancelled or TimeoutError in a fiber.
+  // index; each loop writes its own, in a fiber spawned there. Any thread
+  // but a loop's outside a fiber (a fiber parks meanwhile; a plain thread
+  // blocks). Nothing is written unless every loop answered.
+  // Throws: std::logic_error on a loop's thread outside a fiber (it would
+  //         block that loop), or once the group is stopped (its loops take
+  //         no more work: dump before stop()); Cancelled or TimeoutError in
+  //         a fiber.
   void dump(std::ostream& out);
   // Loop::stats() of every loop, by index, and their sum. As dump().
   std::vector<LoopStats> stats_per_loop();
@@ -122,9 +126,10 @@ class LoopGroup {
  private:
   struct Member;  // a loop's thread and its Loop (loop_group.cc)
   Loop& open_loop(std::size_t i, const char* what);
-  // run()'s check, before it spawns anything: throws std::logic_error on a
-  // loop's thread outside any fiber.
-  static void check_may_wait();
+  // The check of run(), dump() and stats(), before they spawn anything:
+  // throws std::logic_error on a loop's thread outside any fiber, naming
+  // LoopGroup::`what` and what it would wait `for_what`.
+  static void check_may_wait(const char* what, const char* for_what);
   // When called from outside the group: waits for `main` to finish, and
   // throws the deadlock report if the group deadlocks first.
   void watch_for_deadlock(internal::FiberRecord* main);

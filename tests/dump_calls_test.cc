@@ -3,11 +3,13 @@
 // "reading fd 7 in accept", "writing fd 9 in connect", "reading fd 11 in
 // wait_signal", and a second acceptor "waiting its turn on fd 7 in accept".
 // The direction alone ("reading fd 7") left a user to guess whether the
-// fiber was in accept, read, wait_signal or Process::wait.
+// fiber was in accept, read, wait_signal or Process::wait. A wait on a
+// sync primitive names the primitive by its address.
 #include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <mutex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -151,6 +153,36 @@ TEST_P(DumpCalls, ATimeoutSaysWhatTheFiberWaitedFor) {
         << what;
     sleeper.cancel();
     EXPECT_THROW(sleeper.join(), Cancelled);
+  });
+}
+
+// A wait on a sync primitive names the primitive: the fibers waiting on the
+// same Mutex show the same address, another primitive another ("waiting on
+// a Mutex" alone did not say which fibers wait on which lock).
+TEST_P(DumpCalls, SyncWaitsNameThePrimitive) {
+  run([] {
+    Mutex lock;
+    Event never;
+    lock.lock();
+    auto a = spawn(SpawnOptions{.name = "locker-a"}, [&] { std::lock_guard hold(lock); });
+    auto b = spawn(SpawnOptions{.name = "locker-b"}, [&] { std::lock_guard hold(lock); });
+    auto c = spawn(SpawnOptions{.name = "event-waiter"}, [&] { never.wait(); });
+    const auto address = [](const std::string& line, const std::string& after) {
+      const std::size_t at = line.find(after);
+      if (at == std::string::npos) return std::string("(none in: " + line + ")");
+      const std::size_t start = at + after.size();
+      return line.substr(start, line.find(' ', start) - start);
+    };
+    const std::string la = await_line({"'locker-a'", "waiting on a Mutex 0x"});
+    const std::string lb = await_line({"'locker-b'", "waiting on a Mutex 0x"});
+    const std::string lc = await_line({"'event-waiter'", "waiting on an Event 0x"});
+    EXPECT_EQ(address(la, "Mutex "), address(lb, "Mutex ")) << la << "\n" << lb;
+    EXPECT_NE(address(la, "Mutex "), address(lc, "Event ")) << la << "\n" << lc;
+    lock.unlock();
+    a.join();
+    b.join();
+    c.cancel();
+    EXPECT_THROW(c.join(), Cancelled);
   });
 }
 

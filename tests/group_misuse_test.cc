@@ -1,11 +1,13 @@
 // LoopGroup's bad input: spawn_on past the size, more loops than CPUs,
-// destroying a group loop by hand, run() on a loop's thread outside a
-// fiber, and callbacks of two loops sharing each other's primitives at
-// once (the rest of the group: group_test.cc).
+// destroying a group loop by hand, run(), dump() and stats() on a loop's
+// thread outside a fiber and after stop(), and callbacks of two loops sharing each other's
+// primitives at once (the rest of the group: group_test.cc).
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>
+#include <future>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -13,6 +15,7 @@
 
 #include "fiberloop.h"
 #include "tests/group_helpers.h"
+#include "tests/loop_fixture.h"
 
 namespace fiberloop {
 namespace {
@@ -82,6 +85,47 @@ TEST(Group, RunOnALoopsThreadOutsideAnyFiberThrowsNamingRun) {
   }
   EXPECT_FALSE(ran);  // refused before main was spawned
   EXPECT_EQ(lone.run_until_complete([&group] { return group.run([] { return 4; }); }), 4);
+}
+
+// dump() and stats() wait for every loop's answer: refused where that
+// would block a loop, and once the group is stopped, each naming itself
+// (they said "Task::join must wait" and "LoopGroup::spawn_on"), and dump()
+// writes nothing unless every loop answered (it wrote "== loop 0 of 2").
+TEST(Group, DumpStatsAndRunRefusedWhereTheyCannotWaitNameThemselves) {
+  LoopGroup group(unpinned(2));
+  std::promise<std::vector<std::string>> in_callback;
+  group.loop(1).call_soon_threadsafe([&] {
+    std::ostringstream out;
+    in_callback.set_value({testing::error_of([&] { group.dump(out); }),
+                           testing::error_of([&] { (void)group.stats(); }), out.str()});
+  });
+  const std::vector<std::string> refused = in_callback.get_future().get();
+  EXPECT_NE(refused[0].find("LoopGroup::dump must wait for the other loops' answers, but was "
+                            "called on a loop's thread outside any fiber"),
+            std::string::npos)
+      << refused[0];
+  EXPECT_NE(refused[1].find("LoopGroup::stats must wait"), std::string::npos) << refused[1];
+  EXPECT_EQ(refused[2], "");
+
+  std::ostringstream out;
+  group.dump(out);  // from this plain thread: every loop, and the fiber that wrote each
+  EXPECT_NE(out.str().find("== loop 1 of 2"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("'LoopGroup::dump' running"), std::string::npos) << out.str();
+
+  group.stop();
+  std::ostringstream after;
+  EXPECT_NE(testing::error_of([&] {
+              group.dump(after);
+            }).find("LoopGroup::dump: the group was stopped (LoopGroup::stop)"),
+            std::string::npos);
+  EXPECT_EQ(after.str(), "");
+  EXPECT_NE(testing::error_of([&] {
+              (void)group.stats();
+            }).find("LoopGroup::stats: the group was stopped"),
+            std::string::npos);
+  EXPECT_NE(
+      testing::error_of([&] { group.run([] {}); }).find("LoopGroup::run: the group was stopped"),
+      std::string::npos);
 }
 
 TEST(Group, CallbacksOnTwoLoopsSharingEachOthersPrimitivesAtOnceDoNotHang) {

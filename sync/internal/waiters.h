@@ -69,7 +69,10 @@ WaitEnd settle_wait(const Waiter& waiter, WaitEnd end) noexcept;
   if (waiter.fiber != nullptr) [[likely]] {
     Scheduler& scheduler = *waiter.fiber->scheduler;
     if (shared) scheduler.begin_remote_wait();
-    const Scheduler::ParkEnd parked = scheduler.park_waiter(deadline, kind);
+    // The detail names the primitive (its home's address), so that a dump
+    // shows which fibers wait on the same one.
+    const Scheduler::ParkEnd parked =
+        scheduler.park_waiter(deadline, kind, reinterpret_cast<std::intptr_t>(&home));
     if (shared) scheduler.end_remote_wait();
     switch (parked) {
       case Scheduler::ParkEnd::kWoken:

@@ -28,7 +28,7 @@ gdb -nx -batch \
   "$target" >"$live" 2>&1 || fail "gdb exited with an error" "$live"
 
 grep -q "fibers alive" "$live" || fail "no fiber listing" "$live"
-grep -Eq "fiber 2 'event-waiter' parked [0-9]+ ms: waiting on an Event \(spawned at tests/gdb/gdb_target.cc:" "$live" ||
+grep -Eq "fiber 2 'event-waiter' parked [0-9]+ ms: waiting on an Event 0x[0-9a-f]+ \(spawned at tests/gdb/gdb_target.cc:" "$live" ||
   fail "the event waiter is not listed as parked on an Event" "$live"
 grep -Eq "fiber 3 'pipe-reader' parked [0-9]+ ms: reading fd [0-9]+ in wait_readable" "$live" ||
   fail "the pipe reader is not listed as reading its fd" "$live"

@@ -95,6 +95,9 @@ def _describe(f, core=None):
             call = f["wait_call"]
             if int(call) != 0:
                 what += " in " + call.string()
+        elif what.startswith("waiting on a") and detail:
+            # The primitive's address, as Loop::dump shows it.
+            what += " %#x" % (detail & ((1 << 64) - 1))
         elif what == "joining" and detail:
             # As loop/internal/fiber_record.h's join_detail() packs it.
             bits = detail & ((1 << 64) - 1)
