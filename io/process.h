@@ -85,6 +85,10 @@ class Process {
   //         if a pipe is asked for on a thread without a Loop.
   static Process exec(std::vector<std::string> argv, ProcessOptions options = {});
 
+  // The child's process id; -1 for an empty or moved-from Process. Stays
+  // the same after wait() reaped the child (the kernel may give the number
+  // to another process then: signal the child through send_signal(), which
+  // knows, not ::kill(pid())).
   int pid() const noexcept { return pid_; }
 
   // The parent's end of each pipe. Throws: std::logic_error unless that

@@ -71,7 +71,10 @@ class TlsError : public std::runtime_error {
 };
 
 // A TLS configuration, shared by the streams made with it (copies share
-// it too). Configure it before the first handshake.
+// it too). Configure it before the first stream is made with it: OpenSSL
+// copies some settings into each connection as it is made, and takes no
+// lock for a change, so a change while a stream is being made on another
+// loop is a data race, and one made later may reach only later streams.
 class TlsContext {
  public:
   // A client's: TLS 1.2 or 1.3; verifies the peer's chain against the

@@ -78,7 +78,9 @@ class Loop {
   }
 
   // Spawns `fn`, runs the loop until it finishes, returns its value or
-  // rethrows its exception (asyncio's run_until_complete).
+  // rethrows its exception (asyncio's run_until_complete). From one of the
+  // loop's own fibers, the loop is running already: it spawns `fn` and
+  // joins it (the caller parks meanwhile).
   // Throws: what `fn` throws; std::runtime_error if the loop stops or
   //         deadlocks first.
   template <class F>
@@ -157,9 +159,12 @@ class Loop {
   //         device without poll support: on either backend), EEXIST for a
   //         fiberloop socket's fd; std::logic_error from another thread.
   void add_reader(int fd, std::function<void()> fn);
-  // Returns: whether a reader callback was registered for `fd`.
+  // Removes the reader callback of `fd` (asyncio's remove_reader); call it
+  // before closing the fd. Returns: whether one was registered (false for
+  // an fd without one). Throws: std::logic_error from another thread.
   bool remove_reader(int fd);
-  // As add_reader(), for writability.
+  // As add_reader() and remove_reader(), for writability: `fn` runs in each
+  // iteration in which `fd` is writable.
   void add_writer(int fd, std::function<void()> fn);
   bool remove_writer(int fd);
 

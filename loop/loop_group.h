@@ -45,7 +45,9 @@ struct GroupOptions {
 class LoopGroup {
  public:
   // Starts size() threads, each running a Loop that waits for work. The
-  // threads block every signal (see own_thread.h).
+  // threads block every signal, so that a process-wide signal goes to a
+  // thread of yours (wait for it with wait_signal() on a loop, or sigwait
+  // in a thread that unblocks it).
   // Throws: std::system_error if a thread cannot be started; what a Loop's
   //         constructor throws.
   explicit LoopGroup(GroupOptions options = {});

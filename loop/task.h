@@ -61,7 +61,9 @@ class Task {
     if constexpr (!std::is_void_v<T>) return fiber_->result.template take<T>();
   }
   // True once the fiber has finished (returned, thrown, or been cancelled).
-  // Any thread.
+  // Also true for an empty Task (default-made, moved from, or detached),
+  // which has no fiber to wait for: join() and cancel() on it throw
+  // std::logic_error. Any thread.
   bool done() const noexcept {
     return fiber_ == nullptr || fiber_->done_flag.load(std::memory_order_acquire);
   }

@@ -25,7 +25,9 @@ class TimerHandle {
   // Throws: std::logic_error from a thread other than the loop's.
   void cancel();
 
-  // True while the callback waits to run (false while it runs).
+  // True while the callback waits to run (false while it runs, and once it
+  // has run, been cancelled, or its loop is gone). On the loop's thread, as
+  // cancel(): from another thread the answer may be stale when it returns.
   bool active() const noexcept;
 
  private:

@@ -40,6 +40,8 @@ class Semaphore {
   // Takes a permit if one is free. Returns: whether it took one.
   bool try_acquire();
   // Returns a permit: to the longest waiter if any, else to the pool.
+  // Unbounded, as asyncio's Semaphore (not its BoundedSemaphore): a release
+  // without an acquire adds a permit beyond the initial count.
   void release();
 
   // Permits available now.

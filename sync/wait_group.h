@@ -22,7 +22,8 @@ class WaitGroup {
   WaitGroup(const WaitGroup&) = delete;
   WaitGroup& operator=(const WaitGroup&) = delete;
 
-  // Adds `n` outstanding jobs.
+  // Adds `n` outstanding jobs. Unlike Go's Add, `n` is a count, not a delta:
+  // a job ends with done(), not add(-1).
   void add(std::size_t n = 1);
   // Marks one job done; at zero, wakes every waiter.
   // Throws: std::logic_error if no job is outstanding.
