@@ -94,6 +94,9 @@ class Channel {
     internal::SyncGuard guard(home_);
     return try_send_from(value, guard.shared());
   }
+  // The same for a temporary or std::move(v): try_send(make_job()), as
+  // send() takes one. `value` is moved from only if it was sent.
+  bool try_send(T&& value) { return try_send(value); }
 
   // The next value, parking until there is one; nullopt once the channel is
   // closed and drained.

@@ -119,6 +119,13 @@ TEST_F(ChannelTest, TrySendAndTryRecv) {
     EXPECT_EQ(w, 6);  // not moved from on failure
     EXPECT_EQ(ch.try_recv(), 5);
     EXPECT_EQ(ch.try_recv(), std::nullopt);
+    // A temporary, as send() takes one; std::move(x) keeps x on failure.
+    Channel<std::string> text(1);
+    EXPECT_TRUE(text.try_send(std::string("temporary")));
+    std::string kept = "kept";
+    EXPECT_FALSE(text.try_send(std::move(kept)));
+    EXPECT_EQ(kept, "kept");
+    EXPECT_EQ(text.try_recv(), "temporary");
   });
 }
 
