@@ -113,9 +113,11 @@ ContextHandle make_context(void* stack_top, std::size_t size) noexcept;
 // *exceptions, and resumes `to`, which runs on `to_stack` with the exception
 // state `their_exceptions`, passing `entry` (read only when `to` is fresh).
 // Returns when another context switches to *save.
-inline void switch_context(ContextHandle* save, ExceptionState* exceptions, ContextHandle to,
-                           const ExceptionState& their_exceptions, ContextEntry* entry,
-                           [[maybe_unused]] StackRange to_stack) noexcept {
+[[gnu::always_inline]] inline void switch_context(ContextHandle* save, ExceptionState* exceptions,
+                                                  ContextHandle to,
+                                                  const ExceptionState& their_exceptions,
+                                                  ContextEntry* entry,
+                                                  [[maybe_unused]] StackRange to_stack) noexcept {
   swap_exception_state(exceptions, their_exceptions);
 #if FIBERLOOP_ASAN
   Handoff handoff{save, entry, to_stack};

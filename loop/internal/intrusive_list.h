@@ -59,7 +59,7 @@ class IntrusiveList {
   bool empty() const noexcept { return head_.next_ == &head_; }
 
   // Requires (checked): `item` is in no list of this tag.
-  void push_back(T& item) noexcept {
+  [[gnu::always_inline]] void push_back(T& item) noexcept {
     FIBERLOOP_CHECK(!static_cast<Hook&>(item).linked(),
                     "IntrusiveList::push_back of an item already in a list");
     Hook& h = item;
@@ -76,7 +76,7 @@ class IntrusiveList {
   }
 
   // Unlinks and returns the first item. Requires (checked): !empty().
-  T& pop_front() noexcept {
+  [[gnu::always_inline]] T& pop_front() noexcept {
     T& item = front();
     static_cast<Hook&>(item).unlink();
     return item;

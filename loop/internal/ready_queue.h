@@ -19,12 +19,12 @@ class ReadyQueue {
   bool empty() const noexcept { return head_ == tail_; }
   std::size_t size() const noexcept { return tail_ - head_; }
 
-  void push_back(FiberRecord* f) {
+  [[gnu::always_inline]] void push_back(FiberRecord* f) {
     if (tail_ - head_ == capacity_) grow();
     slots_[tail_++ & (capacity_ - 1)] = f;
   }
 
-  FiberRecord* pop_front() noexcept {
+  [[gnu::always_inline]] FiberRecord* pop_front() noexcept {
     FIBERLOOP_CHECK(!empty(), "ReadyQueue::pop_front on an empty queue");
     return slots_[head_++ & (capacity_ - 1)];
   }

@@ -68,7 +68,15 @@ inline FiberRecord& Scheduler::running_fiber(const char* what) {
   ready_.push_back(&f);
 }
 
-inline void Scheduler::suspend(FiberRecord& self) noexcept { switch_to(self, pick_next()); }
+// The whole same-loop hand-off is always inline, down to the queues' push
+// and pop, the SyncGuard and switch_context(): GCC budgets inlining per
+// translation unit, so one more function in a user's file (a benchmark's,
+// in session 19) left suspend, make_ready, the guard and the waiter's
+// prepare out of line, and a Mutex hand-off took 1.8x the time (177
+// instructions per switch instead of 88; bench/RESULTS.md).
+[[gnu::always_inline]] inline void Scheduler::suspend(FiberRecord& self) noexcept {
+  switch_to(self, pick_next());
+}
 
 // To `next`, or to the run loop for null; `self` goes on if it is `next`.
 [[gnu::always_inline]] inline void Scheduler::switch_to(FiberRecord& self,
@@ -95,14 +103,14 @@ inline void Scheduler::suspend(FiberRecord& self) noexcept { switch_to(self, pic
 
 // To the ready queue: from running (a yield), parked (a wake or an
 // interrupt), or spawned and not yet started.
-inline void Scheduler::make_ready(FiberRecord& f) noexcept {
+[[gnu::always_inline]] inline void Scheduler::make_ready(FiberRecord& f) noexcept {
   FIBERLOOP_CHECK_FIBER(f, f.state == FiberState::kRunning || f.state == FiberState::kParked,
                         "make_ready: only a running or parked fiber becomes ready");
   f.state = FiberState::kReady;
   ready_.push_back(&f);
 }
 
-inline void Scheduler::deliver_interrupt(FiberRecord& self) {
+[[gnu::always_inline]] inline void Scheduler::deliver_interrupt(FiberRecord& self) {
   if (self.pending && may_interrupt(self)) [[unlikely]]
     throw_interrupt(self);
 }

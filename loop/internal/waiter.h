@@ -68,7 +68,7 @@ struct Waiter : ListHook<> {
   // may wait: throws a pending Cancelled or TimeoutError when
   // `interruptible`; std::logic_error naming `what` on a loop's thread
   // outside a fiber (a wait there would block the loop).
-  void prepare(const char* what, bool interruptible) {
+  [[gnu::always_inline]] void prepare(const char* what, bool interruptible) {
     Scheduler* const scheduler = Scheduler::current();
     FiberRecord* const self = scheduler != nullptr ? scheduler->running() : nullptr;
     if (self == nullptr) [[unlikely]]

@@ -83,19 +83,19 @@ class SyncHome {
 class SyncGuard {
  public:
   // Inline, the local case first: the same-loop path.
-  explicit SyncGuard(SyncHome& home, Entry entry = {}) {
+  [[gnu::always_inline]] explicit SyncGuard(SyncHome& home, Entry entry = {}) {
     if (home.local_here()) [[likely]]
       return;
     take(home, home.enter_slow(entry));
   }
   // The same, for a caller that has just asked home.local_here() (with no
   // suspension since): `local` is the answer, not asked again.
-  SyncGuard(SyncHome& home, bool local, Entry entry = {}) {
+  [[gnu::always_inline]] SyncGuard(SyncHome& home, bool local, Entry entry = {}) {
     if (local) [[likely]]
       return;
     take(home, home.enter_slow(entry));
   }
-  ~SyncGuard() { release(); }
+  [[gnu::always_inline]] ~SyncGuard() { release(); }
   SyncGuard(const SyncGuard&) = delete;
   SyncGuard& operator=(const SyncGuard&) = delete;
 
@@ -104,7 +104,7 @@ class SyncGuard {
   // guard holds nothing, and the operation times out at once.
   bool timed_out() const noexcept { return timed_out_; }
   // Lets go around a park: unlocks a shared primitive.
-  void release() noexcept {
+  [[gnu::always_inline]] void release() noexcept {
     if (!held_) return;
     held_ = false;
     if (lock_ != nullptr) {
@@ -115,7 +115,7 @@ class SyncGuard {
   // After a park: holds the primitive again, locking it if it is shared
   // now (it may have become shared while this fiber was parked on its home
   // loop). A no-op while held.
-  void reacquire(SyncHome& home) noexcept {
+  [[gnu::always_inline]] void reacquire(SyncHome& home) noexcept {
     if (held_) return;
     if (lock_ == nullptr && home.shared()) lock_ = &home.lock();
     if (lock_ != nullptr) {
