@@ -109,7 +109,7 @@ class File {
   // takes less). Returns: data.size(). Throws: std::system_error.
   std::size_t write_at(std::span<const char> data, std::uint64_t offset);
   // A string literal without its terminating NUL (write_at("abc", 0)
-  // writes 3 bytes); a mutable char array whole. A std::string or
+  // writes 3 bytes); not a mutable char buffer. A std::string or
   // std::string_view converts to the span.
   template <internal::CharArrayElement C, std::size_t N>
   std::size_t write_at(C (&text)[N], std::uint64_t offset) {

@@ -90,7 +90,7 @@ class Stream {
   //         std::logic_error while another fiber writes it.
   std::size_t write(std::span<const char> buf);
   // A string literal without its terminating NUL (write("abc") writes up to
-  // 3 bytes); a mutable char array whole (see internal/text_bytes.h).
+  // 3 bytes); a mutable char buffer does not compile (internal/text_bytes.h).
   template <internal::CharArrayElement C, std::size_t N>
   std::size_t write(C (&text)[N]) {
     return write(internal::text_bytes(text));

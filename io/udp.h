@@ -31,7 +31,7 @@ class UdpSocket {
   // Sends one datagram. Returns: bytes sent.
   // Throws: std::system_error naming the fd and address; Cancelled; TimeoutError.
   std::size_t send_to(std::span<const char> data, const SocketAddress& to);
-  // A string literal without its terminating NUL; a mutable char array whole.
+  // A string literal without its terminating NUL; not a mutable char buffer.
   template <internal::CharArrayElement C, std::size_t N>
   std::size_t send_to(C (&text)[N], const SocketAddress& to) {
     return send_to(internal::text_bytes(text), to);

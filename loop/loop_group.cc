@@ -253,13 +253,19 @@ LoopGroup* LoopGroup::current() noexcept {
 
 // ---- introspection ----------------------------------------------------------
 
+// The caller's own loop answers at once; another loop is asked with a
+// fiber spawned there, which needs a caller that may wait and a group that
+// still takes work.
 std::vector<LoopStats> LoopGroup::stats_per_loop() {
-  check_may_wait("stats", "for the other loops' answers");
   std::vector<LoopStats> all;
   for (std::size_t i = 0; i < size(); ++i) {
-    Loop& l = open_loop(i, "stats");
-    all.push_back(Loop::current() == &l ? l.stats()
-                                        : l.spawn([] { return Loop::current()->stats(); }).join());
+    Loop& l = loop(i);
+    if (Loop::current() == &l) {
+      all.push_back(l.stats());
+      continue;
+    }
+    check_may_wait("stats", "for the other loops' answers");
+    all.push_back(open_loop(i, "stats").spawn([] { return Loop::current()->stats(); }).join());
   }
   return all;
 }
@@ -297,16 +303,18 @@ std::string dump_here() {
 }  // namespace
 
 void LoopGroup::dump(std::ostream& out) {
-  check_may_wait("dump", "for the other loops' answers");
-  std::string all;
+  std::string all;  // written once every loop answered
   for (std::size_t i = 0; i < size(); ++i) {
-    Loop& l = open_loop(i, "dump");
     all += "== loop " + std::to_string(i) + " of " + std::to_string(size()) + "\n";
+    if (Loop::current() == &loop(i)) {
+      all += dump_here();
+      continue;
+    }
+    check_may_wait("dump", "for the other loops' answers");
     // Named: the dump shows the fiber that writes it.
-    all +=
-        Loop::current() == &l
-            ? dump_here()
-            : l.spawn(SpawnOptions{.name = "LoopGroup::dump"}, [] { return dump_here(); }).join();
+    all += open_loop(i, "dump")
+               .spawn(SpawnOptions{.name = "LoopGroup::dump"}, [] { return dump_here(); })
+               .join();
   }
   out << all;
 }

@@ -127,6 +127,7 @@ void GroupCore::join(const char* op) {
     cancel();
     wait_children(false, op);
     joined_ = true;
+    if (first_error_) report_first_error(std::string(" (its ") + op + " timed out)");
     throw;
   }
   joined_ = true;

@@ -167,6 +167,12 @@ TEST_P(DumpCalls, SyncWaitsNameThePrimitive) {
     auto a = spawn(SpawnOptions{.name = "locker-a"}, [&] { std::lock_guard hold(lock); });
     auto b = spawn(SpawnOptions{.name = "locker-b"}, [&] { std::lock_guard hold(lock); });
     auto c = spawn(SpawnOptions{.name = "event-waiter"}, [&] { never.wait(); });
+    // A group's join is a join, not a primitive: no address read as a fiber.
+    auto d = spawn(SpawnOptions{.name = "group-owner"}, [&] {
+      TaskGroup g;
+      g.spawn([&] { never.wait(); });
+      g.join();
+    });
     const auto address = [](const std::string& line, const std::string& after) {
       const std::size_t at = line.find(after);
       if (at == std::string::npos) return std::string("(none in: " + line + ")");
@@ -178,11 +184,15 @@ TEST_P(DumpCalls, SyncWaitsNameThePrimitive) {
     const std::string lc = await_line({"'event-waiter'", "waiting on an Event 0x"});
     EXPECT_EQ(address(la, "Mutex "), address(lb, "Mutex ")) << la << "\n" << lb;
     EXPECT_NE(address(la, "Mutex "), address(lc, "Event ")) << la << "\n" << lc;
+    const std::string ld = await_line({"'group-owner'", "joining"});
+    EXPECT_NE(ld.find("joining fibers"), std::string::npos) << ld;
     lock.unlock();
     a.join();
     b.join();
     c.cancel();
     EXPECT_THROW(c.join(), Cancelled);
+    d.cancel();
+    EXPECT_THROW(d.join(), Cancelled);
   });
 }
 

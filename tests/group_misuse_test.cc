@@ -128,6 +128,21 @@ TEST(Group, DumpStatsAndRunRefusedWhereTheyCannotWaitNameThemselves) {
       std::string::npos);
 }
 
+// A group of one loop, asked from that loop's own callback: nothing to
+// wait for, so dump() and stats() answer (helper-74).
+TEST(Group, DumpAndStatsOfTheCallersOwnLoopNeedNoWait) {
+  LoopGroup group(unpinned(1));
+  std::promise<std::string> answer;
+  group.loop(0).call_soon_threadsafe([&] {
+    std::ostringstream out;
+    group.dump(out);
+    answer.set_value(out.str() + " fibers=" + std::to_string(group.stats().fibers_alive));
+  });
+  const std::string got = answer.get_future().get();
+  EXPECT_NE(got.find("== loop 0 of 1"), std::string::npos) << got;
+  EXPECT_NE(got.find(" fibers="), std::string::npos) << got;
+}
+
 TEST(Group, CallbacksOnTwoLoopsSharingEachOthersPrimitivesAtOnceDoNotHang) {
   // A loop's callback (not a fiber) that uses another loop's primitive waits
   // for that loop to share it, and meanwhile answers its own queue: two

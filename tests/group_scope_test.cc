@@ -100,6 +100,46 @@ TEST_F(GroupScope, WithTaskGroupThrowsTheFailureThatCancelledTheBody) {
   EXPECT_TRUE(reported.empty()) << reported[0];
 }
 
+// A body that joins the group itself and handles the failure: the call
+// does not join again (which rethrew it: helper-74).
+TEST_F(GroupScope, ABodyThatJoinsAndHandlesTheFailureReturns) {
+  run([] {
+    const int got = with_task_group([](TaskGroup& g) {
+      g.spawn([] { throw std::runtime_error("handled"); });
+      try {
+        g.join();
+      } catch (const std::runtime_error&) {
+        return 0;
+      }
+      return 1;
+    });
+    EXPECT_EQ(got, 0);
+  });
+}
+
+// A join that times out after a failure: the failure is reported, not lost.
+TEST_F(GroupScope, AJoinThatTimesOutReportsTheFailure) {
+  std::vector<std::string> reported;
+  loop().set_exception_handler(testing::collect_whats(reported));
+  run([] {
+    TaskGroup g;
+    g.spawn([] {
+      this_fiber::sleep_for(1ms);  // the sibling is asleep by then
+      throw std::runtime_error("lost before");
+    });
+    g.spawn([] {
+      try {
+        this_fiber::sleep_for(1h);
+      } catch (const Cancelled&) {
+        this_fiber::sleep_for(1h);  // slow to stop: the owner's join times out
+      }
+    });
+    EXPECT_THROW(with_timeout(5ms, [&] { g.join(); }), TimeoutError);
+  });
+  ASSERT_EQ(reported.size(), 1u);
+  EXPECT_NE(reported[0].find("lost before"), std::string::npos) << reported[0];
+}
+
 // What the body throws itself leaves as it came, the children cancelled
 // first; a cancel from elsewhere stays a Cancelled.
 TEST_F(GroupScope, TheBodysOwnExceptionAndAnOutsideCancelPassThrough) {

@@ -1,8 +1,8 @@
 // The calls that take data (Stream::write, UdpSocket::send_to and send,
 // File::write_at) given text: a string literal goes without its terminating
-// NUL, a mutable char array goes whole, and std::string, std::string_view
-// and std::vector<char> convert to the span. And empty buffers: a read or a
-// write of nothing returns 0 at once, on an idle connection too.
+// NUL, a mutable char array must say which bytes (a compile error), and
+// std::string, std::string_view and std::vector<char> convert to the span. And empty buffers: a
+// read or a write of nothing returns 0 at once, on an idle connection too.
 #include <fcntl.h>
 
 #include <string>
@@ -39,12 +39,14 @@ std::string received_by_peer(void (*write)(Stream& out)) {
 TEST_F(TextData, StreamWriteOfALiteralSendsNoNul) {
   run([] {
     EXPECT_EQ(received_by_peer([](Stream& out) { EXPECT_EQ(out.write("abc"), 3u); }), "abc");
-    // A mutable buffer goes whole, a final zero byte included.
+    // A mutable buffer says which bytes (a bare char array does not
+    // compile: tests/compile/write_of_a_char_buffer.cc).
     EXPECT_EQ(received_by_peer([](Stream& out) {
                 char buf[4] = {'x', 'y', 'z', '\0'};
-                EXPECT_EQ(out.write(buf), 4u);
+                EXPECT_EQ(out.write(std::span<const char>(buf, 4)), 4u);
+                EXPECT_EQ(out.write(std::string_view(buf)), 3u);
               }),
-              std::string("xyz\0", 4));
+              std::string("xyz\0xyz", 7));
     // A const array without a final NUL goes whole too.
     EXPECT_EQ(received_by_peer([](Stream& out) {
                 static const char kNoNul[3] = {'1', '2', '3'};
@@ -72,8 +74,8 @@ TEST_F(TextData, UdpSendOfALiteralSendsNoNul) {
     EXPECT_EQ(client.send("de"), 2u);
     EXPECT_EQ(server.recv(buf), 2u);
     EXPECT_EQ(std::string_view(buf, 2), "de");
-    char whole[3] = {'f', 'g', '\0'};
-    EXPECT_EQ(client.send(whole), 3u);
+    char bytes[3] = {'f', 'g', '\0'};
+    EXPECT_EQ(client.send(std::span<const char>(bytes, 3)), 3u);
     EXPECT_EQ(server.recv(buf), 3u);
   });
 }
@@ -83,10 +85,10 @@ TEST_F(TextData, FileWriteAtOfALiteralWritesNoNul) {
   run([&] {
     File f = File::open(path, O_RDWR | O_CREAT | O_TRUNC);
     EXPECT_EQ(f.write_at("abc", 0), 3u);
-    // A mutable char array is a buffer: all of it, not up to a NUL (the
-    // overload set once took it as a C string and read past its end).
+    // A mutable char buffer says which bytes (the overload set once took
+    // it for a C string and read past the end of one without a NUL).
     char buf[4] = {'w', 'x', 'y', 'z'};
-    EXPECT_EQ(f.write_at(buf, 3), 4u);
+    EXPECT_EQ(f.write_at(std::span<const char>(buf, 4), 3), 4u);
     EXPECT_EQ(f.write_at(std::string("S"), 7), 1u);
     EXPECT_EQ(f.write_at(std::string_view("V"), 8), 1u);
     EXPECT_EQ(read_file(path), "abcwxyzSV");

@@ -13,15 +13,25 @@ namespace fiberloop::internal {
 
 // A const char array is text: a string literal's characters without the
 // terminating NUL (write("abc") writes 3 bytes). A final NUL is dropped
-// only if there is one; binary data goes through std::span.
+// only if there is one, so binary data that may end in a zero byte (a
+// const array, or a member read through a const reference) goes through
+// std::span.
 template <std::size_t N>
 constexpr std::span<const char> text_bytes(const char (&text)[N]) noexcept {
   return {text, (N > 0 && text[N - 1] == '\0') ? N - 1 : N};
 }
 
-// A mutable char array is a buffer: all of it.
+// A mutable char array is refused, with this one message: whether all of
+// it is meant or the text up to its first NUL (a buffer snprintf filled)
+// cannot be told, and each guess has sent wrong bytes.
+template <std::size_t N>
+inline constexpr bool kAcceptMutableCharArray = false;  // false, once instantiated
 template <std::size_t N>
 constexpr std::span<const char> text_bytes(char (&buf)[N]) noexcept {
+  static_assert(kAcceptMutableCharArray<N>,
+                "a char buffer's length is ambiguous (all of it, or up to its first NUL?): "
+                "pass std::span<const char>(buf, n) for bytes, or std::string_view(buf) for "
+                "the text in it");
   return {buf, N};
 }
 

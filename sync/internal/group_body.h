@@ -31,13 +31,15 @@ std::invoke_result_t<Body&, Group&> run_group_body(Group& group, Body& body) {
   using R = std::invoke_result_t<Body&, Group&>;
   std::exception_ptr cancelled;
   try {
+    // A body may join the group itself (and handle its failure): then it is
+    // not joined again, which would rethrow that failure.
     if constexpr (std::is_void_v<R>) {
       body(group);
-      group.join();
+      if (!GroupAccess::core(group).joined()) group.join();
       return;
     } else {
       R result = body(group);
-      group.join();
+      if (!GroupAccess::core(group).joined()) group.join();
       return result;
     }
   } catch (const Cancelled&) {

@@ -70,9 +70,11 @@ WaitEnd settle_wait(const Waiter& waiter, WaitEnd end) noexcept;
     Scheduler& scheduler = *waiter.fiber->scheduler;
     if (shared) scheduler.begin_remote_wait();
     // The detail names the primitive (its home's address), so that a dump
-    // shows which fibers wait on the same one.
-    const Scheduler::ParkEnd parked =
-        scheduler.park_waiter(deadline, kind, reinterpret_cast<std::intptr_t>(&home));
+    // shows which fibers wait on the same one; none for a group's join,
+    // whose detail would be read as a fiber's id.
+    const std::intptr_t detail =
+        kind == WaitKind::kJoin ? 0 : reinterpret_cast<std::intptr_t>(&home);
+    const Scheduler::ParkEnd parked = scheduler.park_waiter(deadline, kind, detail);
     if (shared) scheduler.end_remote_wait();
     switch (parked) {
       case Scheduler::ParkEnd::kWoken:
