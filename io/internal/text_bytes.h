@@ -4,7 +4,6 @@
 // File::write_at) also take char arrays, through these.
 #pragma once
 
-#include <concepts>
 #include <cstddef>
 #include <span>
 #include <type_traits>
@@ -37,7 +36,6 @@ constexpr std::span<const char> text_bytes(char (&buf)[N]) noexcept {
 
 // A char or const char array, for the data calls' overloads.
 template <class C>
-concept CharArrayElement = std::same_as < std::remove_const_t<C>,
-char > ;
+concept CharArrayElement = (std::is_same_v<std::remove_const_t<C>, char>);
 
 }  // namespace fiberloop::internal
